@@ -1,0 +1,97 @@
+"""The ``notify`` task: deliver one outbox row to its channel, retrying until it lands or is dead.
+
+Why it is safe to run twice: the delivery's event id is the receiver's idempotency key, a delivery
+already sent is skipped, and the task acknowledges late so a worker killed mid-send re-runs it.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import Task
+
+from alerting.backoff import retry_delay
+from alerting.channels import build_channel
+from alerting.channels.email import SmtpConfig
+from alerting.events import build_event
+from core.alert_view import alert_to_dict
+from core.celery_app import app
+from core.db import open_database
+from core.models import Alert, Delivery, Subscription, utcnow
+from core.settings import Settings, load_settings
+
+__all__ = ["deliver", "notify", "smtp_config"]
+
+log = logging.getLogger(__name__)
+
+
+def smtp_config(settings: Settings) -> SmtpConfig:
+    return SmtpConfig(
+        host=settings.smtp_host,
+        port=settings.smtp_port,
+        username=settings.smtp_username or None,
+        password=settings.smtp_password or None,
+        starttls=settings.smtp_starttls,  # type: ignore[arg-type]
+        ssl=settings.smtp_ssl,
+        sender=settings.smtp_sender,
+    )
+
+
+def deliver(settings: Settings, delivery_id: int) -> tuple[str, float | None]:
+    """Try one delivery once; returns (new status, retry delay or None)."""
+    db = open_database(settings)
+    with db.session() as sess:
+        delivery = sess.get(Delivery, delivery_id)
+        if delivery is None or delivery.status in {"sent", "dead"}:
+            return (delivery.status if delivery else "missing", None)
+        alert = sess.get(Alert, delivery.alert_id)
+        sub = sess.get(Subscription, delivery.subscription_id)
+        if alert is None or sub is None:
+            delivery.status = "dead"
+            delivery.last_error = "alert or subscription deleted"
+            return ("dead", None)
+        view = alert_to_dict(sess, alert, with_findings=True)
+        console = f"{settings.public_url.rstrip('/')}/alerts/{alert.id}"
+        event = build_event(view, event_id=delivery.event_id, console_url=console)
+        channel_kind, target, secret = sub.channel, sub.target, sub.secret
+        event_id = delivery.event_id
+    try:
+        channel = build_channel(channel_kind, target, secret, allow_private=settings.private_targets_allowed,
+                                smtp=smtp_config(settings))
+        result = channel.send(event, event_id=event_id)
+        ok, retryable, error = result.ok, result.retryable, result.error or (f"HTTP {result.status}" if result.status else None)
+    except Exception as exc:  # a channel bug or refused target must not lose the delivery silently
+        ok, retryable, error = False, False, f"{type(exc).__name__}: {exc}"
+    with db.session() as sess:
+        delivery = sess.get(Delivery, delivery_id)
+        if delivery is None:
+            return ("missing", None)
+        delivery.attempts += 1
+        if ok:
+            delivery.status = "sent"
+            delivery.sent_at = utcnow()
+            delivery.last_error = None
+            return ("sent", None)
+        delivery.last_error = (error or "failed")[:2000]
+        if retryable and delivery.attempts < settings.delivery_max_attempts:
+            delivery.status = "queued"
+            delivery.queued_at = utcnow()
+            delay = retry_delay(delivery.attempts, base_s=settings.delivery_backoff_base_s,
+                                max_s=settings.delivery_backoff_max_s,
+                                visibility_timeout_s=settings.broker_visibility_timeout_s)
+            return ("queued", delay)
+        delivery.status = "dead"
+        return ("dead", None)
+
+
+@app.task(name="alerting.notify", bind=True, acks_late=True, max_retries=None)
+def notify(self: Task, delivery_id: int) -> str:
+    settings = load_settings()
+    status, delay = deliver(settings, delivery_id)
+    if status == "queued" and delay is not None:
+        log.info("delivery %s failed; retrying in %.1f s", delivery_id, delay)
+        raise self.retry(countdown=delay)
+    return status
+
+

@@ -1,0 +1,54 @@
+"""How an alert is shown: the contract's ``alerts list`` object, also the base of alert events.
+
+Why one function: the CLI, the API and the notification events must describe an alert identically.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core.models import Alert, Finding, Source, Tenant
+
+__all__ = ["alert_to_dict"]
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def alert_to_dict(sess: Session, alert: Alert, *, with_findings: bool = False) -> dict[str, Any]:
+    tenant = sess.get(Tenant, alert.tenant_id)
+    posting = alert.posting
+    source = sess.get(Source, posting.source_id) if posting is not None else None
+    out: dict[str, Any] = {
+        "id": alert.id,
+        "tenant": tenant.name if tenant else str(alert.tenant_id),
+        "severity": alert.severity,
+        "status": alert.status,
+        "kinds": list(alert.kinds or []),
+        "records": alert.records,
+        "new_records": alert.new_records,
+        "url": posting.url if posting is not None else None,
+        "source": source.name if source else None,
+        "first_seen": _iso(alert.first_seen),
+        "last_seen": _iso(alert.last_seen),
+        "sightings": [s.url for s in alert.sightings],
+    }
+    if with_findings:
+        rows = sess.scalars(select(Finding).where(Finding.alert_id == alert.id).order_by(Finding.id))
+        out["findings"] = [
+            {
+                "kind": f.kind,
+                "record_key": f.record_key,
+                "fields": list(f.fields or []),
+                "watch": f.watch,
+                "line": f.line,
+                "severity": f.severity,
+                "masked": f.masked,
+            }
+            for f in rows
+        ]
+    return out

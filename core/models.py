@@ -1,0 +1,289 @@
+"""The domain model: tenants and what they watch, sources and what was crawled, alerts and deliveries.
+
+Why these shapes: registered data is stored only as keyed hashes with the company's opaque record
+key; an alert is one row per (tenant, leak) that later sightings join; deliveries are the outbox rows
+written in the posting's transaction, so nothing is lost between "found" and "delivered".
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.types import TypeDecorator
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+__all__ = [
+    "SEVERITIES",
+    "Alert",
+    "ApiKey",
+    "AuditLog",
+    "Base",
+    "CrawlJob",
+    "Delivery",
+    "Finding",
+    "Posting",
+    "RecordHash",
+    "Sighting",
+    "Source",
+    "Subscription",
+    "Tenant",
+    "WatchItem",
+    "utcnow",
+]
+
+SEVERITIES = ("low", "medium", "high", "critical")
+ALERT_STATUSES = ("new", "acked", "resolved", "false_positive")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware datetimes on every backend (SQLite forgets the zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value
+
+    def process_result_value(self, value: Any, dialect: Any) -> datetime | None:
+        if isinstance(value, datetime) and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class Tenant(Base):
+    __tablename__ = "tenants"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    regions: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    watch_items: Mapped[list[WatchItem]] = relationship(back_populates="tenant", cascade="all, delete-orphan")
+
+
+class ApiKey(Base):
+    """API keys are stored as SHA-256 digests; the clear key is shown once, at creation."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant_id: Mapped[int | None] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    role: Mapped[str] = mapped_column(String(32))  # operator, analyst, tenant_admin, tenant_viewer
+    prefix: Mapped[str] = mapped_column(String(16))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class WatchItem(Base):
+    __tablename__ = "watch_items"
+    __table_args__ = (UniqueConstraint("tenant_id", "kind", "value", name="uq_watch_tenant_kind_value"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # records, domain, keyword, regex, document
+    #: The domain, keyword or regex; for records and documents a digest of what was registered.
+    value: Mapped[str] = mapped_column(String(512))
+    name: Mapped[str | None] = mapped_column(String(128))
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    tenant: Mapped[Tenant] = relationship(back_populates="watch_items")
+
+
+class RecordHash(Base):
+    """One keyed hash of one field of one registered record."""
+
+    __tablename__ = "record_hashes"
+    __table_args__ = (
+        Index("ix_record_hashes_hash", "hash"),
+        UniqueConstraint("tenant_id", "record_key", "field_type", "hash", name="uq_record_field_hash"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    watch_id: Mapped[int] = mapped_column(ForeignKey("watch_items.id", ondelete="CASCADE"), index=True)
+    record_key: Mapped[str] = mapped_column(String(256))
+    field_type: Mapped[str] = mapped_column(String(16))
+    hash: Mapped[str] = mapped_column(String(64))
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class Source(Base):
+    __tablename__ = "sources"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    url: Mapped[str] = mapped_column(String(2048))
+    schedule: Mapped[str | None] = mapped_column(String(128))  # "every 5m" or "cron */5 * * * *"
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    render: Mapped[bool] = mapped_column(Boolean, default=False)
+    proxy: Mapped[str | None] = mapped_column(String(2048))
+    options: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    cursor: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    last_run: Mapped[datetime | None] = mapped_column()
+    last_status: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CrawlJob(Base):
+    __tablename__ = "crawl_jobs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id", ondelete="CASCADE"), index=True)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column()
+    status: Mapped[str] = mapped_column(String(16), default="running")  # running, ok, failed
+    stats: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class Posting(Base):
+    __tablename__ = "postings"
+    __table_args__ = (UniqueConstraint("source_id", "url", name="uq_posting_source_url"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id", ondelete="CASCADE"), index=True)
+    url: Mapped[str] = mapped_column(String(2048))
+    title: Mapped[str | None] = mapped_column(String(512))
+    author: Mapped[str | None] = mapped_column(String(256))
+    published: Mapped[datetime | None] = mapped_column()
+    fetched: Mapped[datetime] = mapped_column(default=utcnow)
+    #: SHA-256 of the normalised text: the exact-duplicate fingerprint.
+    content_hash: Mapped[str] = mapped_column(String(64), index=True)
+    #: 64-bit SimHash of the text's shingles: the near-duplicate fingerprint.
+    simhash: Mapped[int | None] = mapped_column(BigInteger)
+    #: SHA-256 of the raw bytes; the evidence file is stored under that name.
+    evidence_sha256: Mapped[str | None] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(Integer, default=0)
+    text: Mapped[str] = mapped_column(Text, default="")
+    #: Keyed hashes of every candidate found, so newly registered records are matched retroactively.
+    candidate_hashes: Mapped[bytes | None] = mapped_column(LargeBinary)
+
+
+class Finding(Base):
+    __tablename__ = "findings"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    posting_id: Mapped[int] = mapped_column(ForeignKey("postings.id", ondelete="CASCADE"), index=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    alert_id: Mapped[int | None] = mapped_column(ForeignKey("alerts.id", ondelete="SET NULL"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    record_key: Mapped[str | None] = mapped_column(String(256))
+    fields: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    watch: Mapped[str | None] = mapped_column(String(512))
+    watch_id: Mapped[int | None] = mapped_column(Integer)
+    overlap: Mapped[float | None] = mapped_column(Float)
+    line: Mapped[int | None] = mapped_column(Integer)
+    severity: Mapped[str] = mapped_column(String(16))
+    masked: Mapped[str | None] = mapped_column(String(256))
+
+
+class Alert(Base):
+    """One alert per (tenant, leak); reposts join it as sightings."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (UniqueConstraint("tenant_id", "posting_id", name="uq_alert_tenant_posting"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    #: The first posting of the leak.
+    posting_id: Mapped[int] = mapped_column(ForeignKey("postings.id", ondelete="CASCADE"), index=True)
+    severity: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), default="new")
+    kinds: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    records: Mapped[int] = mapped_column(Integer, default=0)
+    new_records: Mapped[int] = mapped_column(Integer, default=0)
+    first_seen: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen: Mapped[datetime] = mapped_column(default=utcnow)
+
+    tenant: Mapped[Tenant] = relationship()
+    posting: Mapped[Posting] = relationship()
+    sightings: Mapped[list[Sighting]] = relationship(
+        back_populates="alert", order_by="Sighting.id", cascade="all, delete-orphan"
+    )
+
+
+class Sighting(Base):
+    __tablename__ = "sightings"
+    __table_args__ = (UniqueConstraint("alert_id", "posting_id", name="uq_sighting_alert_posting"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id", ondelete="CASCADE"), index=True)
+    posting_id: Mapped[int] = mapped_column(ForeignKey("postings.id", ondelete="CASCADE"))
+    url: Mapped[str] = mapped_column(String(2048))
+    seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    alert: Mapped[Alert] = relationship(back_populates="sightings")
+
+
+class Subscription(Base):
+    __tablename__ = "subscriptions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    channel: Mapped[str] = mapped_column(String(16))  # webhook, email
+    target: Mapped[str] = mapped_column(String(2048))
+    secret: Mapped[str | None] = mapped_column(String(256))
+    min_severity: Mapped[str] = mapped_column(String(16), default="low")
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Delivery(Base):
+    """The outbox: one row per (alert event, subscription), written with the alert."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (Index("ix_deliveries_status", "status"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id", ondelete="CASCADE"), index=True)
+    subscription_id: Mapped[int] = mapped_column(ForeignKey("subscriptions.id", ondelete="CASCADE"), index=True)
+    #: The idempotency key, stable across retries (X-Leaksentinel-Event-Id).
+    event_id: Mapped[str] = mapped_column(String(64), unique=True)
+    event_type: Mapped[str] = mapped_column(String(32), default="alert.created")
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending, queued, sent, dead
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    queued_at: Mapped[datetime | None] = mapped_column()
+    sent_at: Mapped[datetime | None] = mapped_column()
+
+
+class AuditLog(Base):
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    actor: Mapped[str] = mapped_column(String(128))
+    action: Mapped[str] = mapped_column(String(64))
+    object_type: Mapped[str] = mapped_column(String(32))
+    object_id: Mapped[str | None] = mapped_column(String(64))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

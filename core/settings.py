@@ -1,0 +1,188 @@
+"""Every setting leaksentinel reads, with its default, in one place.
+
+Why one place: the embedded default and the distributed setup run the same code and differ only in
+the URLs set here. Precedence, lowest first: defaults < TOML file (``--config`` or
+``$LEAKSENTINEL_HOME/config.toml``) < ``LEAKSENTINEL_*`` environment variables.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from core.errors import BadInput
+
+__all__ = ["Settings", "default_home", "load_settings", "settings_env"]
+
+ENV_PREFIX = "LEAKSENTINEL_"
+
+
+def default_home() -> Path:
+    """``$LEAKSENTINEL_HOME`` or ``~/.local/share/leaksentinel``."""
+    env = os.environ.get(ENV_PREFIX + "HOME")
+    if env:
+        return Path(env).expanduser()
+    return Path.home() / ".local" / "share" / "leaksentinel"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved configuration; a value object passed down, never a global."""
+
+    home: Path = field(default_factory=default_home)
+    #: SQLAlchemy URL; empty means a SQLite file in the home.
+    database_url: str = ""
+    #: Redis URL for broker, schedule and locks; empty means a private embedded redis-server.
+    redis_url: str = ""
+    #: Elasticsearch URL; empty means a tantivy index in the home.
+    search_url: str = ""
+    #: Whether subscriptions and crawls may target loopback/private networks. None: allowed only in the
+    #: embedded default (no server URLs configured).
+    allow_private_targets: bool | None = None
+    #: Base URL of the console, put into alert messages as a link.
+    public_url: str = "http://127.0.0.1:8000"
+    # SMTP for the email channel.
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 25
+    smtp_username: str = ""
+    smtp_password: str = ""
+    smtp_starttls: str = "auto"
+    smtp_ssl: bool = False
+    smtp_sender: str = "leaksentinel@localhost"
+    # Delivery.
+    delivery_max_attempts: int = 8
+    delivery_backoff_base_s: float = 2.0
+    delivery_backoff_max_s: float = 300.0
+    #: Redis visibility timeout; every retry delay stays below it (a longer ETA re-runs the task in a loop).
+    broker_visibility_timeout_s: int = 3600
+    relay_interval_s: float = 0.5
+    #: A delivery queued but not acknowledged for this long is handed to the broker again.
+    relay_requeue_after_s: float = 120.0
+    # Crawling.
+    crawl_timeout_s: int = 600
+    crawl_max_response_bytes: int = 20_000_000
+    crawl_user_agent: str = "leaksentinel/0.1 (+https://github.com/leaksentinel)"
+    chromium_path: str = "/usr/bin/chromium"
+    scheduler_tick_s: float = 1.0
+    # Detection.
+    max_posting_bytes: int = 50_000_000
+    # Service.
+    host: str = "127.0.0.1"
+    port: int = 8000
+    worker_concurrency: int = 2
+
+    @property
+    def sqlite_path(self) -> Path:
+        return self.home / "leaksentinel.db"
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.sqlite_path}"
+
+    @property
+    def embedded(self) -> bool:
+        """True when no server URL is configured: the laptop setup."""
+        return not (self.database_url or self.redis_url or self.search_url)
+
+    @property
+    def private_targets_allowed(self) -> bool:
+        if self.allow_private_targets is not None:
+            return self.allow_private_targets
+        return self.embedded
+
+    @property
+    def key_path(self) -> Path:
+        return self.home / "hash.key"
+
+    @property
+    def evidence_dir(self) -> Path:
+        return self.home / "evidence"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.home / "run"
+
+    def with_(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+
+def _coerce(name: str, raw: Any, target: Any) -> Any:
+    """Convert a TOML or environment value to the type of the field's default."""
+    kind = target if isinstance(target, type) else type(target)
+    if name == "home":
+        return Path(str(raw)).expanduser()
+    if name == "allow_private_targets":
+        if raw is None or raw == "":
+            return None
+        return _to_bool(name, raw)
+    if kind is bool:
+        return _to_bool(name, raw)
+    try:
+        if kind is int:
+            return int(raw)
+        if kind is float:
+            return float(raw)
+    except (TypeError, ValueError):
+        raise BadInput(f"setting {name}: expected a number, got {raw!r}") from None
+    return str(raw)
+
+
+def _to_bool(name: str, raw: Any) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw).strip().lower()
+    if text in {"1", "true", "yes", "on"}:
+        return True
+    if text in {"0", "false", "no", "off"}:
+        return False
+    raise BadInput(f"setting {name}: expected true/false, got {raw!r}")
+
+
+def load_settings(config: Path | None = None, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
+    """Build the settings from defaults, the TOML file, the environment and explicit overrides."""
+    env = os.environ if environ is None else environ
+    defaults = Settings(home=Path(env[ENV_PREFIX + "HOME"]).expanduser() if env.get(ENV_PREFIX + "HOME") else default_home())
+    known = {f.name: f for f in fields(Settings)}
+    values: dict[str, Any] = {}
+
+    path = config or (Path(env[ENV_PREFIX + "CONFIG"]) if env.get(ENV_PREFIX + "CONFIG") else None)
+    if path is None and (defaults.home / "config.toml").is_file():
+        path = defaults.home / "config.toml"
+    if path is not None:
+        try:
+            data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise BadInput(f"config file not found: {path}") from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise BadInput(f"config file {path} is not valid TOML: {exc}") from None
+        section = data.get("leaksentinel", data)
+        for key, raw in section.items():
+            if key not in known:
+                raise BadInput(f"config file {path}: unknown setting {key!r}")
+            values[key] = _coerce(key, raw, getattr(defaults, key))
+
+    for key in known:
+        env_key = ENV_PREFIX + key.upper()
+        if env_key in env and key != "home":
+            values[key] = _coerce(key, env[env_key], getattr(defaults, key))
+    for key, raw in overrides.items():
+        if raw is not None:
+            values[key] = _coerce(key, raw, getattr(defaults, key))
+    if "home" not in values:
+        values["home"] = defaults.home
+    return Settings(**values)
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The ``LEAKSENTINEL_*`` variables that make a child process load these same settings."""
+    env: dict[str, str] = {}
+    for f in fields(Settings):
+        value = getattr(settings, f.name)
+        if value is None:
+            continue
+        env[ENV_PREFIX + f.name.upper()] = str(value).lower() if isinstance(value, bool) else str(value)
+    return env

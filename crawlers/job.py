@@ -1,0 +1,125 @@
+"""Run one crawl of a source as a child process, with a timeout, a lock, and a job record.
+
+Why the parent does the bookkeeping: a run that hangs or crashes must still be recorded as failed, the
+cursor must only advance after a run that finished, and two runs of one source must never overlap.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from core.db import open_database
+from core.errors import NotFound, OperationalError
+from core.models import CrawlJob, Source, utcnow
+from core.settings import Settings, settings_env
+
+__all__ = ["find_source", "run_crawl"]
+
+SUMMARY_KEYS = ("source", "fetched", "postings", "new", "matches", "alerts", "errors", "seconds")
+
+
+def find_source(settings: Settings, name_or_id: str) -> Source:
+    db = open_database(settings)
+    with db.session() as sess:
+        query = select(Source).where(Source.name == name_or_id)
+        source = sess.scalar(query)
+        if source is None and name_or_id.isdigit():
+            source = sess.get(Source, int(name_or_id))
+        if source is None:
+            raise NotFound(f"unknown source: {name_or_id}")
+        sess.expunge(source)
+        return source
+
+
+class SourceLock:
+    """An exclusive, non-blocking per-source lock (a file lock in the home's run directory)."""
+
+    def __init__(self, run_dir: Path, source_id: int) -> None:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        self.path = run_dir / f"crawl-{source_id}.lock"
+        self.fd: int | None = None
+
+    def acquire(self) -> bool:
+        fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        self.fd = fd
+        return True
+
+    def release(self) -> None:
+        if self.fd is not None:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            os.close(self.fd)
+            self.fd = None
+
+
+def run_crawl(settings: Settings, name_or_id: str, *, timeout_s: float | None = None,
+              stderr: Any = None) -> dict[str, Any]:
+    """Crawl a source once, now; returns the run summary (the contract's JSON)."""
+    source = find_source(settings, name_or_id)
+    lock = SourceLock(settings.run_dir, source.id)
+    if not lock.acquire():
+        raise OperationalError(f"source {source.name} is already being crawled")
+    db = open_database(settings)
+    try:
+        with db.session() as sess:
+            job = CrawlJob(source_id=source.id, status="running")
+            sess.add(job)
+            sess.flush()
+            job_id = job.id
+        started = time.monotonic()
+        env = {**os.environ, **settings_env(settings), "PYTHONUNBUFFERED": "1"}
+        cmd = [sys.executable, "-m", "crawlers.run", "--source", str(source.id)]
+        summary: dict[str, Any] | None = None
+        error: str | None = None
+        try:
+            proc = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=stderr,
+                                  timeout=timeout_s or settings.crawl_timeout_s, check=False)
+            lines = proc.stdout.decode("utf-8", errors="replace").strip().splitlines()
+            if lines:
+                try:
+                    summary = json.loads(lines[-1])
+                except ValueError:
+                    summary = None
+            if proc.returncode != 0 or summary is None:
+                error = f"crawl process exited with {proc.returncode}"
+        except subprocess.TimeoutExpired:
+            error = f"crawl timed out after {timeout_s or settings.crawl_timeout_s} s"
+        seconds = round(time.monotonic() - started, 3)
+        if summary is None:
+            summary = {k: 0 for k in SUMMARY_KEYS} | {"source": source.name, "errors": 1}
+        summary["seconds"] = seconds
+        failed = error is not None or (summary.get("fetched", 0) == 0 and summary.get("errors", 0) > 0)
+        status = "failed" if failed else "ok"
+        cursor = summary.pop("cursor", None)
+        with db.session() as sess:
+            job_row = sess.get(CrawlJob, job_id)
+            src = sess.get(Source, source.id)
+            if job_row is not None:
+                job_row.finished_at = utcnow()
+                job_row.status = status
+                job_row.stats = summary
+                job_row.error = error
+            if src is not None:
+                src.last_run = utcnow()
+                src.last_status = status
+                if not failed and isinstance(cursor, dict):
+                    src.cursor = cursor
+        if error:
+            summary["error"] = error
+        summary["status"] = status
+        return summary
+    finally:
+        lock.release()

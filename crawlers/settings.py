@@ -1,0 +1,42 @@
+"""Scrapy settings for every leaksentinel crawl (``scrapy.cfg`` points here).
+
+Why here: Scrapy wires the item pipelines into a crawl by dotted path, so crawlers never import
+pipelines; per-source values (proxy, render, budgets) are applied by crawlers.run on top of these.
+"""
+
+BOT_NAME = "leaksentinel"
+SPIDER_MODULES = ["crawlers.spiders"]
+NEWSPIDER_MODULE = "crawlers.spiders"
+
+ITEM_PIPELINES = {
+    "pipelines.normalize.NormalizePipeline": 100,
+    "pipelines.fingerprint.FingerprintPipeline": 200,
+    "pipelines.detect.DetectPipeline": 300,
+    "pipelines.store.StorePipeline": 400,
+}
+
+USER_AGENT = "leaksentinel/0.1"
+ROBOTSTXT_OBEY = True
+CONCURRENT_REQUESTS = 8
+CONCURRENT_REQUESTS_PER_DOMAIN = 4
+DOWNLOAD_DELAY = 0.0
+DOWNLOAD_TIMEOUT = 30
+DOWNLOAD_MAXSIZE = 20_000_000
+DOWNLOAD_WARNSIZE = 5_000_000
+RETRY_ENABLED = True
+RETRY_TIMES = 3
+RETRY_HTTP_CODES = [500, 502, 503, 504, 522, 524, 408, 429]
+AUTOTHROTTLE_ENABLED = True
+AUTOTHROTTLE_START_DELAY = 0.0
+AUTOTHROTTLE_MAX_DELAY = 30.0
+AUTOTHROTTLE_TARGET_CONCURRENCY = 2.0
+COOKIES_ENABLED = False
+TELNETCONSOLE_ENABLED = False
+LOG_LEVEL = "INFO"
+LOG_FORMAT = "%(asctime)s [%(name)s] %(levelname)s: %(message)s"
+REQUEST_FINGERPRINTER_IMPLEMENTATION = "2.7"
+TWISTED_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
+FEED_EXPORT_ENCODING = "utf-8"
+# A crawl run's page budget; 0 is unlimited.
+CLOSESPIDER_PAGECOUNT = 0
+LEAKSENTINEL_PASTEBIN_LIMIT = 100

@@ -1,0 +1,5 @@
+"""``python -m leaksentinel``."""
+
+from leaksentinel.cli.main import entry
+
+entry()

@@ -1,0 +1,44 @@
+"""Alerts: listing and triage (new, acked, resolved, false_positive)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+
+from core.alert_view import alert_to_dict
+from core.db import Database
+from core.errors import BadInput, NotFound
+from core.models import ALERT_STATUSES, Alert, AuditLog
+from leaksentinel.actions.tenants import find_tenant
+
+__all__ = ["list_alerts", "set_alert_status"]
+
+
+def list_alerts(db: Database, tenant_ref: str | None = None, status: str | None = None) -> list[dict[str, Any]]:
+    if status is not None and status not in ALERT_STATUSES:
+        raise BadInput(f"unknown status {status!r}: one of {', '.join(ALERT_STATUSES)}")
+    with db.session() as sess:
+        query = select(Alert).order_by(Alert.id)
+        if tenant_ref is not None:
+            query = query.where(Alert.tenant_id == find_tenant(sess, tenant_ref).id)
+        if status is not None:
+            query = query.where(Alert.status == status)
+        return [alert_to_dict(sess, a) for a in sess.scalars(query)]
+
+
+def set_alert_status(db: Database, alert_id: str, status: str, *, tenant_id: int | None = None,
+                     actor: str = "cli") -> dict[str, Any]:
+    if status not in ALERT_STATUSES:
+        raise BadInput(f"unknown status {status!r}")
+    if not str(alert_id).isdigit():
+        raise BadInput(f"alert id must be a number, got {alert_id!r}")
+    with db.session() as sess:
+        alert = sess.get(Alert, int(alert_id))
+        if alert is None or (tenant_id is not None and alert.tenant_id != tenant_id):
+            raise NotFound(f"unknown alert: {alert_id}")
+        before = alert.status
+        alert.status = status
+        sess.add(AuditLog(actor=actor, action=f"alert.{status}", object_type="alert", object_id=str(alert.id),
+                          detail={"from": before, "to": status}))
+        return alert_to_dict(sess, alert)

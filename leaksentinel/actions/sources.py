@@ -1,0 +1,107 @@
+"""Sources: where the crawlers look, and on what schedule."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core.db import Database
+from core.errors import BadInput, NotFound
+from core.models import AuditLog, Source
+from crawlers.schedule import schedule_from_options
+from leaksentinel.actions.naming import check_slug
+
+__all__ = ["KINDS", "add_source", "find_source", "list_sources", "set_source", "source_to_dict"]
+
+KINDS = ("pastebin", "gists", "discourse", "phpbb", "xenforo", "telegram", "rss", "generic")
+
+
+def check_url(url: str, what: str = "URL", schemes: tuple[str, ...] = ("http", "https")) -> str:
+    parts = urlsplit(url or "")
+    if parts.scheme.lower() not in schemes or not parts.hostname:
+        raise BadInput(f"{what} must be an {'/'.join(schemes)} URL with a host, got {url!r}")
+    return url
+
+
+def find_source(sess: Session, name_or_id: str) -> Source:
+    source = sess.scalar(select(Source).where(Source.name == name_or_id))
+    if source is None and str(name_or_id).isdigit():
+        source = sess.get(Source, int(name_or_id))
+    if source is None:
+        raise NotFound(f"unknown source: {name_or_id}")
+    return source
+
+
+def source_to_dict(source: Source) -> dict[str, Any]:
+    return {
+        "id": source.id,
+        "name": source.name,
+        "kind": source.kind,
+        "url": source.url,
+        "schedule": source.schedule,
+        "enabled": source.enabled,
+        "render": source.render,
+        "proxy": source.proxy,
+        "last_run": source.last_run.isoformat() if source.last_run else None,
+        "last_status": source.last_status,
+    }
+
+
+def add_source(db: Database, name: str, kind: str, url: str, *, every: str | None = None, cron: str | None = None,
+               render: bool = False, proxy: str | None = None, options: dict[str, Any] | None = None,
+               actor: str = "cli") -> dict[str, Any]:
+    check_slug(name, "source")
+    if kind not in KINDS:
+        raise BadInput(f"unknown source kind {kind!r}: one of {', '.join(KINDS)}")
+    check_url(url, "source URL")
+    if proxy:
+        check_url(proxy, "proxy URL", ("http", "https"))
+    schedule = schedule_from_options(every, cron)
+    with db.session() as sess:
+        if sess.scalar(select(Source).where(Source.name == name)) is not None:
+            raise BadInput(f"source {name!r} already exists")
+        source = Source(name=name, kind=kind, url=url, schedule=schedule, enabled=True, render=render,
+                        proxy=proxy, options=dict(options or {}), cursor={})
+        sess.add(source)
+        sess.flush()
+        sess.add(AuditLog(actor=actor, action="source.add", object_type="source", object_id=str(source.id),
+                          detail={"name": name, "kind": kind, "url": url, "schedule": schedule}))
+        return source_to_dict(source)
+
+
+def list_sources(db: Database) -> list[dict[str, Any]]:
+    with db.session() as sess:
+        return [source_to_dict(s) for s in sess.scalars(select(Source).where(Source.kind != "local").order_by(Source.id))]
+
+
+def set_source(db: Database, name: str, *, every: str | None = None, cron: str | None = None,
+               pause: bool = False, resume: bool = False, url: str | None = None, proxy: str | None = None,
+               render: bool | None = None, actor: str = "cli") -> dict[str, Any]:
+    if pause and resume:
+        raise BadInput("give either --pause or --resume, not both")
+    schedule = schedule_from_options(every, cron)
+    if url:
+        check_url(url, "source URL")
+    if proxy:
+        check_url(proxy, "proxy URL")
+    with db.session() as sess:
+        source = find_source(sess, name)
+        changes: dict[str, Any] = {}
+        if schedule:
+            source.schedule = changes["schedule"] = schedule
+        if pause:
+            source.enabled = changes["enabled"] = False
+        if resume:
+            source.enabled = changes["enabled"] = True
+        if url:
+            source.url = changes["url"] = url
+        if proxy is not None:
+            source.proxy = changes["proxy"] = proxy or None
+        if render is not None:
+            source.render = changes["render"] = render
+        sess.add(AuditLog(actor=actor, action="source.set", object_type="source", object_id=str(source.id),
+                          detail=changes))
+        return source_to_dict(source)

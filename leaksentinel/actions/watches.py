@@ -1,0 +1,176 @@
+"""Watch items: registered records (as keyed hashes), domains, and later keywords, regexes, documents.
+
+Why streamed: a company registers millions of records; the JSON Lines file is read line by line and
+inserted in batches, so memory stays flat, and re-registering the same records changes nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from core.canonical import FIELD_TYPES
+from core.db import Database
+from core.errors import BadInput, NotFound
+from core.hashing import SCHEME_VERSION
+from core.models import AuditLog, RecordHash, WatchItem
+from leaksentinel.actions.tenants import check_domain, check_region, find_tenant
+
+__all__ = ["add_domain_watch", "add_records", "list_watches", "parse_record_lines", "remove_watch"]
+
+_HEX = re.compile(r"^[0-9a-f]{16,128}$")
+BATCH = 2000
+
+
+def parse_record_lines(lines: Iterable[str], origin: str) -> Iterator[tuple[str, str, str, int, str | None]]:
+    """Validate `leaksentinel hash` output; yields (record_key, field_type, hash, version, region)."""
+    for number, line in enumerate(lines, 1):
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            raise BadInput(f"{origin}:{number}: not a JSON object (expected `leaksentinel hash` output)") from None
+        if not isinstance(obj, dict) or not isinstance(obj.get("fields"), dict) or "record_key" not in obj:
+            raise BadInput(f"{origin}:{number}: expected {{\"record_key\", \"fields\", \"v\"}}")
+        version = obj.get("v", SCHEME_VERSION)
+        if version != SCHEME_VERSION:
+            raise BadInput(f"{origin}:{number}: hash scheme v{version} is not this deployment's v{SCHEME_VERSION}")
+        region = obj.get("region")
+        if region is not None:
+            region = check_region(str(region))
+        key = str(obj["record_key"])
+        if not key or len(key) > 256:
+            raise BadInput(f"{origin}:{number}: record_key must be 1 to 256 characters")
+        for field_type, value in obj["fields"].items():
+            if field_type not in FIELD_TYPES:
+                raise BadInput(f"{origin}:{number}: unknown field type {field_type!r}")
+            for digest in value if isinstance(value, list) else [value]:
+                if not isinstance(digest, str) or not _HEX.match(digest):
+                    raise BadInput(f"{origin}:{number}: field {field_type} is not a hex hash")
+                yield key, field_type, digest, int(version), region
+
+
+def _insert_ignore(sess: Session, rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    dialect = sess.get_bind().dialect.name
+    if dialect == "postgresql":
+        stmt = postgresql.insert(RecordHash).values(rows).on_conflict_do_nothing()
+    else:
+        stmt = sqlite.insert(RecordHash).values(rows).on_conflict_do_nothing()
+    sess.execute(stmt)
+
+
+def _watch(sess: Session, tenant_id: int, kind: str, value: str, name: str | None = None) -> tuple[WatchItem, bool]:
+    item = sess.scalar(
+        select(WatchItem).where(WatchItem.tenant_id == tenant_id, WatchItem.kind == kind, WatchItem.value == value)
+    )
+    if item is not None:
+        return item, False
+    item = WatchItem(tenant_id=tenant_id, kind=kind, value=value, name=name, data={})
+    sess.add(item)
+    sess.flush()
+    return item, True
+
+
+def add_records(db: Database, tenant_ref: str, path: Path | str, stream: IO[str] | None = None,
+                actor: str = "cli") -> dict[str, Any]:
+    """Register `leaksentinel hash` output. Validates the whole file first, so bad input changes nothing."""
+    origin = str(path)
+    if stream is None:
+        try:
+            with open(path, encoding="utf-8") as fh:
+                for _ in parse_record_lines(fh, origin):
+                    pass
+        except FileNotFoundError:
+            raise BadInput(f"no such file: {path}") from None
+        except UnicodeDecodeError:
+            raise BadInput(f"{path}: not UTF-8 text") from None
+    with db.session() as sess:
+        tenant = find_tenant(sess, tenant_ref)
+        tenant_id = tenant.id
+        item, _ = _watch(sess, tenant_id, "records", "records", "registered records")
+        watch_id = item.id
+    regions: set[str] = set()
+    records: set[str] = set()
+    hashes = 0
+    fh = stream or open(path, encoding="utf-8")  # noqa: SIM115 - closed below
+    try:
+        batch: list[dict[str, Any]] = []
+        for key, field_type, digest, version, region in parse_record_lines(fh, origin):
+            records.add(key)
+            hashes += 1
+            if region:
+                regions.add(region)
+            batch.append({"tenant_id": tenant_id, "watch_id": watch_id, "record_key": key,
+                          "field_type": field_type, "hash": digest, "version": version})
+            if len(batch) >= BATCH:
+                with db.session() as sess:
+                    _insert_ignore(sess, batch)
+                batch = []
+        with db.session() as sess:
+            _insert_ignore(sess, batch)
+            tenant = find_tenant(sess, str(tenant_id))
+            if regions - set(tenant.regions or []):
+                tenant.regions = sorted(set(tenant.regions or []) | regions)
+            total = sess.scalar(select(func.count()).select_from(RecordHash).where(RecordHash.watch_id == watch_id))
+            sess.add(AuditLog(actor=actor, action="watch.add", object_type="watch", object_id=str(watch_id),
+                              detail={"kind": "records", "records": len(records), "hashes": hashes}))
+    finally:
+        if stream is None:
+            fh.close()
+    return {"id": watch_id, "tenant": tenant.name, "kind": "records", "records": len(records),
+            "hashes": hashes, "total_hashes": int(total or 0), "regions": sorted(regions)}
+
+
+def add_domain_watch(db: Database, tenant_ref: str, domain: str, actor: str = "cli") -> dict[str, Any]:
+    value = check_domain(domain)
+    with db.session() as sess:
+        tenant = find_tenant(sess, tenant_ref)
+        item, created = _watch(sess, tenant.id, "domain", value)
+        if created:
+            sess.add(AuditLog(actor=actor, action="watch.add", object_type="watch", object_id=str(item.id),
+                              detail={"kind": "domain", "value": value}))
+        return {"id": item.id, "tenant": tenant.name, "kind": "domain", "value": value, "created": created}
+
+
+def list_watches(db: Database, tenant_ref: str) -> list[dict[str, Any]]:
+    with db.session() as sess:
+        tenant = find_tenant(sess, tenant_ref)
+        out = []
+        for item in sess.scalars(select(WatchItem).where(WatchItem.tenant_id == tenant.id).order_by(WatchItem.id)):
+            row: dict[str, Any] = {"id": item.id, "tenant": tenant.name, "kind": item.kind, "value": item.value,
+                                   "name": item.name, "created_at": item.created_at.isoformat()}
+            if item.kind == "records":
+                row["hashes"] = int(sess.scalar(
+                    select(func.count()).select_from(RecordHash).where(RecordHash.watch_id == item.id)) or 0)
+                row["records"] = int(sess.scalar(
+                    select(func.count(func.distinct(RecordHash.record_key))).where(RecordHash.watch_id == item.id)) or 0)
+            out.append(row)
+        return out
+
+
+def remove_watch(db: Database, tenant_ref: str, watch_id: str, actor: str = "cli") -> dict[str, Any]:
+    if not str(watch_id).isdigit():
+        raise BadInput(f"watch id must be a number, got {watch_id!r}")
+    with db.session() as sess:
+        tenant = find_tenant(sess, tenant_ref)
+        item = sess.get(WatchItem, int(watch_id))
+        if item is None or item.tenant_id != tenant.id:
+            raise NotFound(f"tenant {tenant.name} has no watch {watch_id}")
+        sess.execute(delete(RecordHash).where(RecordHash.watch_id == item.id))
+        sess.delete(item)
+        sess.add(AuditLog(actor=actor, action="watch.remove", object_type="watch", object_id=str(watch_id), detail={}))
+        return {"id": int(watch_id), "tenant": tenant.name, "removed": True}
+
+

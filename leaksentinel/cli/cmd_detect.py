@@ -1,0 +1,118 @@
+"""``hash``, ``watch add/list/remove`` and ``scan``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from core.errors import BadInput
+from core.hashing import load_or_create_key
+from leaksentinel.actions.tenants import check_region
+from leaksentinel.actions.watches import add_domain_watch, add_records, list_watches, remove_watch
+from leaksentinel.cli.context import state
+from leaksentinel.cli.output import emit_list, emit_object
+from leaksentinel.company_hash import hash_csv, hash_values
+from leaksentinel.scanning import scan_paths
+
+JSON = Annotated[bool, typer.Option("--json", help="Machine output (JSON).")]
+
+
+def _write_lines(objs: object) -> None:
+    out = sys.stdout
+    for obj in objs:  # type: ignore[attr-defined]
+        out.write(json.dumps(obj, ensure_ascii=False) + "\n")
+    out.flush()
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("hash")
+    def _hash(
+        file: Annotated[str | None, typer.Argument(help="With --type: a file of values, one per line, or - for stdin.")] = None,
+        csv_file: Annotated[Path | None, typer.Option("--csv", help="CSV whose header names each column's field type.")] = None,
+        key_column: Annotated[str | None, typer.Option("--key-column", help="Column copied as the opaque record_key.")] = None,
+        field_type: Annotated[str | None, typer.Option("--type", help="Field type of every value (with FILE or -).")] = None,
+        document: Annotated[Path | None, typer.Option("--document", help="Fingerprint a confidential document.")] = None,
+        region: Annotated[str | None, typer.Option("--region", help="Default country for national phone numbers.")] = None,
+    ) -> None:
+        """Hash your data locally with the deployment's key (nothing is sent anywhere)."""
+        modes = [m for m in (csv_file, field_type, document) if m is not None]
+        if len(modes) != 1:
+            raise BadInput("give exactly one of --csv FILE, --type TYPE [FILE|-], --document FILE")
+        reg = check_region(region) if region else None
+        key = load_or_create_key(state.settings.key_path)
+        if csv_file is not None:
+            _write_lines(hash_csv(csv_file, key, key_column=key_column, region=reg))
+        elif field_type is not None:
+            if file in (None, "-"):
+                _write_lines(hash_values(sys.stdin, key, field_type, region=reg))
+            else:
+                path = Path(file)
+                if not path.is_file():
+                    raise BadInput(f"no such file: {file}")
+                with path.open(encoding="utf-8", errors="replace") as fh:
+                    _write_lines(hash_values(fh, key, field_type, region=reg))
+        else:
+            raise BadInput("--document fingerprints are not available in this version yet")
+
+    watch = typer.Typer(help="What a tenant watches: records, domains, keywords, regexes, documents.",
+                        no_args_is_help=True)
+    app.add_typer(watch, name="watch")
+
+    @watch.command("add")
+    def _watch_add(
+        tenant: Annotated[str, typer.Option("--tenant", help="Tenant name or id.")],
+        records: Annotated[Path | None, typer.Option("--records", help="JSON Lines from `leaksentinel hash`.")] = None,
+        domain: Annotated[str | None, typer.Option("--domain")] = None,
+        keyword: Annotated[str | None, typer.Option("--keyword")] = None,
+        regex: Annotated[str | None, typer.Option("--regex")] = None,
+        document: Annotated[Path | None, typer.Option("--document")] = None,
+        name: Annotated[str | None, typer.Option("--name", help="Name of a document watch.")] = None,
+        as_json: JSON = False,
+    ) -> None:
+        """Add a watch item (adding one that exists is not an error)."""
+        chosen = [x for x in (records, domain, keyword, regex, document) if x is not None]
+        if len(chosen) != 1:
+            raise BadInput("give exactly one of --records, --domain, --keyword, --regex, --document")
+        if records is not None:
+            out = add_records(state.db, tenant, records)
+            human = f"registered {out['records']} records ({out['hashes']} hashes) for {out['tenant']}"
+        elif domain is not None:
+            out = add_domain_watch(state.db, tenant, domain)
+            human = f"watching domain {out['value']} for {out['tenant']} (watch {out['id']})"
+        else:
+            raise BadInput("keyword, regex and document watches are not available in this version yet")
+        emit_object(out, as_json, human=human)
+
+    @watch.command("list")
+    def _watch_list(tenant: Annotated[str, typer.Option("--tenant")], as_json: JSON = False) -> None:
+        """List a tenant's watch items."""
+        emit_list(list_watches(state.db, tenant), as_json, ["id", "kind", "value", "name", "records"], title="watch items")
+
+    @watch.command("remove")
+    def _watch_remove(watch_id: str, tenant: Annotated[str, typer.Option("--tenant")], as_json: JSON = False) -> None:
+        """Remove a watch item (and its registered hashes)."""
+        emit_object(remove_watch(state.db, tenant, watch_id), as_json)
+
+    @app.command("scan")
+    def _scan(
+        paths: Annotated[list[str], typer.Argument(help="Files; each is one posting.")],
+        store: Annotated[bool, typer.Option("--store", help="Keep each file as a posting of source `local` and raise alerts.")] = False,
+        as_json: JSON = False,
+    ) -> None:
+        """Run the crawl pipeline's detection on local files."""
+        findings = scan_paths(state.settings, paths, store=store)
+        if as_json:
+            _write_lines(findings)
+            return
+        count = 0
+        for f in findings:
+            count += 1
+            what = f.get("record_key") or f.get("watch") or ""
+            fields = ",".join(f.get("fields", []))
+            sys.stdout.write(f"{f['posting']}:{f['line']}  {f['severity']:<8} {f['tenant']}  {f['kind']} {what} "
+                             f"{fields} {f.get('masked') or ''}".rstrip() + "\n")
+        sys.stdout.write(f"{count} finding(s)\n")

@@ -1,0 +1,109 @@
+"""``leaksentinel run``: broker, workers, relay, scheduler and HTTP API in one supervised service.
+
+Why one supervisor: on a laptop everything must start with one command and stop, all of it, on
+SIGTERM or Ctrl-C within 20 seconds; with server URLs the same parts connect to the shared servers.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from types import FrameType
+from typing import IO
+
+import uvicorn
+
+from alerting.relay import Relay
+from core.celery_app import announce_embedded_redis, make_celery
+from core.db import open_database
+from core.redis_embedded import EmbeddedRedis
+from core.settings import Settings
+from crawlers.scheduler import Scheduler
+from leaksentinel.api.app import create_app
+from leaksentinel.processes import WorkerProcess
+
+__all__ = ["Service"]
+
+log = logging.getLogger(__name__)
+CRAWL_TASK = "crawlers.crawl"
+
+
+class Service:
+    def __init__(self, settings: Settings, *, host: str | None = None, port: int | None = None,
+                 http: bool = True, scheduler: bool = True, worker_log: IO[bytes] | None = None) -> None:
+        self.settings = settings
+        self.host = host or settings.host
+        self.port = port if port is not None else settings.port
+        self.http = http
+        self.with_scheduler = scheduler
+        self.worker_log = worker_log
+        self.redis: EmbeddedRedis | None = None
+        self.broker_url = settings.redis_url
+        self.worker: WorkerProcess | None = None
+        self.relay: Relay | None = None
+        self.scheduler: Scheduler | None = None
+        self._server: uvicorn.Server | None = None
+        self._server_thread: threading.Thread | None = None
+        self.stopped = threading.Event()
+
+    def start(self) -> Service:
+        db = open_database(self.settings)
+        if not self.broker_url:
+            self.redis = EmbeddedRedis(workdir=self.settings.run_dir / "redis")
+            self.broker_url = self.redis.start()
+            announce_embedded_redis(self.settings, self.broker_url)
+        celery = make_celery(self.settings, self.broker_url)
+        self.worker = WorkerProcess(self.settings, self.broker_url, log=self.worker_log).start()
+        self.relay = Relay(db, celery, self.settings)
+        self.relay.start()
+        if self.with_scheduler:
+            def fire(name: str) -> None:
+                celery.send_task(CRAWL_TASK, args=[name], queue="crawl")
+
+            self.scheduler = Scheduler(db, fire, tick_s=self.settings.scheduler_tick_s)
+            self.scheduler.start()
+        if self.http:
+            config = uvicorn.Config(create_app(self.settings), host=self.host, port=self.port, log_level="warning",
+                                    lifespan="off")
+            self._server = uvicorn.Server(config)
+            self._server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+            self._server_thread = threading.Thread(target=self._server.run, name="leaksentinel-http", daemon=True)
+            self._server_thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop everything; each part gets a bounded time so the whole stays under 20 s."""
+        if self._server is not None:
+            self._server.should_exit = True
+        if self.scheduler is not None:
+            self.scheduler.stop(2)
+        if self.relay is not None:
+            self.relay.stop(2)
+        if self.worker is not None:
+            self.worker.stop(8)
+        if self._server_thread is not None:
+            self._server_thread.join(3)
+        if self.redis is not None:
+            announce_embedded_redis(self.settings, None)
+            self.redis.stop(3)
+        self.stopped.set()
+
+    def serve_forever(self) -> None:
+        """Run until SIGTERM or SIGINT."""
+        done = threading.Event()
+
+        def on_signal(signum: int, _frame: FrameType | None) -> None:
+            done.set()
+
+        previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            self.start()
+            while not done.wait(0.5):
+                if self.worker is not None and not self.worker.alive():
+                    log.warning("worker exited; restarting it")
+                    self.worker.start()
+        finally:
+            self.stop()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)

@@ -1,0 +1,260 @@
+"""A loopback paste site speaking Pastebin's scraping API, for the demo and the crawler tests.
+
+Standard library only (ThreadingHTTPServer in a daemon thread): it starts in milliseconds,
+needs no event loop and so can run beside Scrapy's Twisted reactor or inside a pytest test.
+
+Endpoints, as the real API answers them (errors are plain text with HTTP 200):
+  GET /api_scraping.php?limit=N[&lang=X]  JSON list, newest first (limit default 50, max 250)
+  GET /api_scrape_item.php?i=KEY          raw text, or an error sentinel
+  GET /api_scrape_item_meta.php?i=KEY     JSON list with the paste's metadata
+  GET /KEY                                an HTML page;  GET /robots.txt  allow all
+
+    with PastebinSite(make_pastes(make_demo_company())) as site:
+        httpx.get(f"{site.base_url}/api_scraping.php?limit=10").json()
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from leaksentinel.sim.postings import SimPaste
+
+__all__ = [
+    "ITEM_NOT_FOUND",
+    "ITEM_NOT_READY",
+    "NOT_WHITELISTED",
+    "PastebinSite",
+]
+
+# The real scraping API's answers (HTTP 200, text/plain) for a deleted/unknown paste, a paste
+# still being processed, and a client IP that is not whitelisted.
+ITEM_NOT_FOUND = "Error, we cannot find this paste."
+ITEM_NOT_READY = "File is not ready for scraping yet. Try again in 1 minute."
+NOT_WHITELISTED = (
+    "YOUR IP: {ip} DOES NOT HAVE ACCESS. VISIT: https://pastebin.com/doc_scraping_api TO GET ACCESS!"
+)
+
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 250
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    site: PastebinSite
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    server_version = "SimPastebin/1.0"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Silenced: tests and the demo print their own output."""
+
+    def do_GET(self) -> None:
+        self.server.site._dispatch(self)
+
+    def send_body(
+        self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None
+    ) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+
+class PastebinSite:
+    """The simulated Pastebin; thread-safe so tests can publish pastes while a crawl runs.
+
+    Knobs for the unhappy paths a crawler must survive: `not_ready` (keys answered with the
+    not-ready sentinel), `whitelisted = False` (every API call answers the IP sentinel), and
+    `fail_next(n, status)` (the next n requests answer an HTTP error, 429 with Retry-After).
+    """
+
+    def __init__(self, pastes: list[SimPaste], host: str = "127.0.0.1", port: int = 0) -> None:
+        self.host = host
+        self.port = port
+        self.requests: list[str] = []
+        self.not_ready: set[str] = set()
+        self.whitelisted = True
+        self._pastes: dict[str, SimPaste] = {}
+        self._lock = threading.Lock()
+        self._fail: list[int] = []
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        for p in pastes:
+            self._pastes[p.key] = p
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def start(self) -> str:
+        """Bind and serve in a daemon thread; returns the base URL."""
+        if self._server is not None:
+            return self.base_url
+        server = _Server((self.host, self.port), _Handler)
+        server.site = self
+        self._server = server
+        self.port = server.server_address[1]
+        self._thread = threading.Thread(
+            target=server.serve_forever, args=(0.05,), name="sim-pastebin", daemon=True
+        )
+        self._thread.start()
+        return self.base_url
+
+    def stop(self) -> None:
+        """Stop serving and release the port; safe to call twice."""
+        server, self._server = self._server, None
+        if server is None:
+            return
+        server.shutdown()
+        server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def __enter__(self) -> PastebinSite:
+        self.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    @property
+    def base_url(self) -> str:
+        """`http://host:port` once started (what `source add --kind pastebin --url` takes)."""
+        if self._server is None:
+            raise RuntimeError("PastebinSite is not started")
+        return f"http://{self.host}:{self.port}"
+
+    # -- content ---------------------------------------------------------------------------
+    @property
+    def pastes(self) -> list[SimPaste]:
+        """A snapshot of the published pastes, oldest first."""
+        with self._lock:
+            return sorted(self._pastes.values(), key=lambda p: p.date)
+
+    def add(self, paste: SimPaste) -> None:
+        """Publish a paste (or replace one with the same key) while running."""
+        with self._lock:
+            self._pastes[paste.key] = paste
+
+    def fail_next(self, n: int, status: int = 429) -> None:
+        """Answer the next `n` requests with `status` (a 429 carries `Retry-After: 1`)."""
+        with self._lock:
+            self._fail.extend([status] * n)
+
+    def metadata(self, paste: SimPaste) -> dict[str, str]:
+        """The listing/meta entry of a paste: every value a string, as the real API sends."""
+        base = self.base_url
+        return {
+            "scrape_url": f"{base}/api_scrape_item.php?i={paste.key}",
+            "full_url": f"{base}/{paste.key}",
+            "date": str(paste.date),
+            "key": paste.key,
+            "size": str(paste.size),
+            "expire": "0",
+            "title": paste.title,
+            "syntax": paste.syntax,
+            "user": paste.user,
+        }
+
+    # -- HTTP ------------------------------------------------------------------------------
+    def _dispatch(self, req: _Handler) -> None:
+        with self._lock:
+            self.requests.append(req.path)
+            failure = self._fail.pop(0) if self._fail else None
+        if failure is not None:
+            headers = {"Retry-After": "1"} if failure == 429 else {}
+            req.send_body(failure, f"HTTP {failure}\n".encode(), "text/plain; charset=utf-8", headers)
+            return
+        url = urlsplit(req.path)
+        query = {k: v[-1] for k, v in parse_qs(url.query).items()}
+        path = url.path
+        if (
+            path in ("/api_scraping.php", "/api_scrape_item.php", "/api_scrape_item_meta.php")
+            and not self.whitelisted
+        ):
+            self._text(req, NOT_WHITELISTED.format(ip=req.client_address[0]))
+        elif path == "/api_scraping.php":
+            self._listing(req, query)
+        elif path == "/api_scrape_item.php":
+            self._item(req, query.get("i", ""))
+        elif path == "/api_scrape_item_meta.php":
+            self._meta(req, query.get("i", ""))
+        elif path == "/robots.txt":
+            self._text(req, "User-agent: *\nAllow: /\n")
+        elif path == "/":
+            self._html(req, 200, "Pastebin (simulated)", "<p>Simulated paste site.</p>")
+        else:
+            self._page(req, path.lstrip("/"))
+
+    def _listing(self, req: _Handler, query: dict[str, str]) -> None:
+        try:
+            limit = int(query.get("limit", DEFAULT_LIMIT))
+        except ValueError:
+            limit = DEFAULT_LIMIT
+        limit = max(1, min(limit, MAX_LIMIT))
+        lang = query.get("lang")
+        with self._lock:
+            ordered = sorted(self._pastes.values(), key=lambda p: p.date, reverse=True)
+        if lang:
+            ordered = [p for p in ordered if p.syntax == lang]
+        self._json(req, [self.metadata(p) for p in ordered[:limit]])
+
+    def _lookup(self, key: str) -> SimPaste | None:
+        with self._lock:
+            return self._pastes.get(key)
+
+    def _item(self, req: _Handler, key: str) -> None:
+        if key in self.not_ready:
+            self._text(req, ITEM_NOT_READY)
+            return
+        paste = self._lookup(key)
+        self._text(req, paste.text if paste is not None else ITEM_NOT_FOUND)
+
+    def _meta(self, req: _Handler, key: str) -> None:
+        paste = self._lookup(key)
+        if paste is None:
+            self._text(req, ITEM_NOT_FOUND)
+        else:
+            self._json(req, [self.metadata(paste)])
+
+    def _page(self, req: _Handler, key: str) -> None:
+        paste = self._lookup(key)
+        if paste is None:
+            self._html(req, 404, "Not Found (#404)", "<p>This page is no longer available.</p>")
+            return
+        body = (
+            f'<div class="info-top"><h1>{html.escape(paste.title or "Untitled")}</h1>'
+            f'<div class="username">{html.escape(paste.user or "a guest")}</div></div>\n'
+            f'<textarea class="textarea" readonly>{html.escape(paste.text)}</textarea>'
+        )
+        self._html(req, 200, f"{paste.title or 'Untitled'} - Pastebin.com", body)
+
+    @staticmethod
+    def _text(req: _Handler, text: str) -> None:
+        req.send_body(200, text.encode("utf-8"), "text/plain; charset=utf-8")
+
+    @staticmethod
+    def _json(req: _Handler, data: object) -> None:
+        req.send_body(
+            200, json.dumps(data, ensure_ascii=False).encode("utf-8"), "application/json; charset=utf-8"
+        )
+
+    @staticmethod
+    def _html(req: _Handler, status: int, title: str, body: str) -> None:
+        page = (
+            '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+            f"<title>{html.escape(title)}</title></head>\n<body>{body}</body></html>\n"
+        )
+        req.send_body(status, page.encode("utf-8"), "text/html; charset=utf-8")

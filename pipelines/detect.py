@@ -1,0 +1,35 @@
+"""Pipeline stage 3: detection, the engine run on each posting's text."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from core.db import open_database
+from core.hashing import load_or_create_key
+from core.posting import PostingDraft
+from core.settings import Settings, load_settings
+from pipelines.detection.engine import Detector
+
+__all__ = ["DetectPipeline", "detect_draft"]
+
+
+def detect_draft(detector: Detector, draft: PostingDraft) -> PostingDraft:
+    result = detector.detect(draft.text)
+    draft.findings = result.findings
+    draft.candidate_hashes = result.candidate_hashes
+    return draft
+
+
+class DetectPipeline:
+    def __init__(self, settings: Settings) -> None:
+        db = open_database(settings)
+        self.detector = Detector.from_database(db, load_or_create_key(settings.key_path))
+
+    @classmethod
+    def from_crawler(cls, crawler: Any) -> DetectPipeline:
+        return cls(load_settings())
+
+    def process_item(self, item: Any, spider: Any = None) -> Any:
+        if isinstance(item, PostingDraft):
+            detect_draft(self.detector, item)
+        return item

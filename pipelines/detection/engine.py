@@ -1,0 +1,221 @@
+"""The detection engine: from a posting's text to findings per tenant.
+
+Why this shape: candidates are extracted once, canonicalised and keyed-hashed exactly as the company's
+``leaksentinel hash`` did, and looked up by hash, so the cost is one lookup per candidate whatever the
+number of registered values; the findings are grouped to one per (posting, tenant, record).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from sqlalchemy import select
+
+from core.canonical import CORROBORATING, IDENTIFYING
+from core.db import Database
+from core.hashing import keyed_hash
+from core.masking import mask
+from core.models import RecordHash, Tenant, WatchItem
+from pipelines.detection.extract import Candidate, extract_candidates
+from pipelines.detection.severity import record_severity
+
+__all__ = ["DbHashLookup", "DetectionResult", "Detector", "Finding", "WatchSnapshot"]
+
+_COMBO = re.compile(r"^\s*[^\s:;|,]+@[^\s:;|,]+\s*[:;|]\s*\S")
+
+
+@dataclass(frozen=True)
+class Finding:
+    tenant_id: int
+    tenant: str
+    kind: str
+    line: int
+    severity: str
+    record_key: str | None = None
+    fields: tuple[str, ...] = ()
+    watch: str | None = None
+    watch_id: int | None = None
+    overlap: float | None = None
+    masked: str | None = None
+
+    def as_json(self, posting: str) -> dict[str, object]:
+        """The contract's `scan --json` object."""
+        out: dict[str, object] = {"posting": posting, "tenant": self.tenant, "kind": self.kind}
+        if self.kind == "record":
+            out["record_key"] = self.record_key
+            out["fields"] = list(self.fields)
+        if self.watch is not None:
+            out["watch"] = self.watch
+        if self.overlap is not None:
+            out["overlap"] = round(self.overlap, 3)
+        out["line"] = self.line
+        out["severity"] = self.severity
+        if self.masked is not None:
+            out["masked"] = self.masked
+        return out
+
+
+@dataclass(frozen=True)
+class Hit:
+    tenant_id: int
+    record_key: str
+    field_type: str
+    hash: str
+    watch_id: int
+
+
+class HashLookup(Protocol):
+    def lookup(self, hashes: Sequence[str]) -> list[Hit]: ...
+
+
+class DbHashLookup:
+    """Looks hashes up in the database's indexed record_hashes table."""
+
+    CHUNK = 500
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def lookup(self, hashes: Sequence[str]) -> list[Hit]:
+        hits: list[Hit] = []
+        unique = sorted(set(hashes))
+        with self.db.session() as sess:
+            for i in range(0, len(unique), self.CHUNK):
+                rows = sess.execute(
+                    select(
+                        RecordHash.tenant_id,
+                        RecordHash.record_key,
+                        RecordHash.field_type,
+                        RecordHash.hash,
+                        RecordHash.watch_id,
+                    ).where(RecordHash.hash.in_(unique[i : i + self.CHUNK]))
+                ).all()
+                hits.extend(Hit(*row) for row in rows)
+        return hits
+
+
+@dataclass
+class WatchSnapshot:
+    """What the tenants watch besides records, read once per detector."""
+
+    tenants: dict[int, str] = field(default_factory=dict)
+    regions: tuple[str, ...] = ()
+    domains: list[tuple[int, str, int]] = field(default_factory=list)  # tenant_id, domain, watch_id
+
+    @classmethod
+    def load(cls, db: Database) -> WatchSnapshot:
+        snap = cls()
+        regions: set[str] = set()
+        with db.session() as sess:
+            for tenant in sess.scalars(select(Tenant)):
+                snap.tenants[tenant.id] = tenant.name
+                regions.update(str(r).upper() for r in (tenant.regions or []))
+            for item in sess.scalars(select(WatchItem).where(WatchItem.kind == "domain")):
+                snap.domains.append((item.tenant_id, item.value.lower(), item.id))
+        snap.regions = tuple(sorted(regions))
+        return snap
+
+
+@dataclass
+class DetectionResult:
+    findings: list[Finding]
+    candidate_hashes: bytes
+
+
+class Detector:
+    """Finds every tenant's registered records and watched domains in a text."""
+
+    def __init__(self, key: bytes, lookup: HashLookup, snapshot: WatchSnapshot) -> None:
+        self.key = key
+        self.lookup = lookup
+        self.snapshot = snapshot
+
+    @classmethod
+    def from_database(cls, db: Database, key: bytes) -> Detector:
+        return cls(key, DbHashLookup(db), WatchSnapshot.load(db))
+
+    def detect(self, text: str) -> DetectionResult:
+        candidates = list(extract_candidates(text, self.snapshot.regions))
+        by_hash: dict[str, list[Candidate]] = defaultdict(list)
+        for cand in candidates:
+            by_hash[keyed_hash(self.key, cand.field_type, cand.canonical)].append(cand)
+        findings = self._records(by_hash, text)
+        findings += self._domains(candidates, text)
+        packed = b"".join(bytes.fromhex(h) for h in sorted(by_hash))
+        return DetectionResult(findings=findings, candidate_hashes=packed)
+
+    def _records(self, by_hash: dict[str, list[Candidate]], text: str) -> list[Finding]:
+        if not by_hash:
+            return []
+        hits = self.lookup.lookup(list(by_hash))
+        # (tenant, record) -> field type -> candidates that matched it
+        per_record: dict[tuple[int, str], dict[str, list[Candidate]]] = defaultdict(lambda: defaultdict(list))
+        for hit in hits:
+            for cand in by_hash.get(hit.hash, []):
+                if cand.field_type == hit.field_type:
+                    per_record[(hit.tenant_id, hit.record_key)][hit.field_type].append(cand)
+        lines = text.split("\n") if per_record else []
+        findings: list[Finding] = []
+        for (tenant_id, record_key), matched in per_record.items():
+            accepted = _accepted_fields(matched)
+            if not accepted:
+                continue
+            first = min((c for f in accepted for c in matched[f]), key=lambda c: (c.field_type not in IDENTIFYING, c.line))
+            with_password = any(
+                c.field_type == "email" and 0 < c.line <= len(lines) and _COMBO.match(lines[c.line - 1])
+                for c in matched.get("email", [])
+            )
+            findings.append(
+                Finding(
+                    tenant_id=tenant_id,
+                    tenant=self.snapshot.tenants.get(tenant_id, str(tenant_id)),
+                    kind="record",
+                    record_key=record_key,
+                    fields=tuple(sorted(accepted)),
+                    line=min(c.line for f in accepted for c in matched[f]),
+                    severity=record_severity(accepted, with_password=with_password),
+                    masked=mask(first.field_type, first.raw),
+                )
+            )
+        findings.sort(key=lambda f: (f.tenant, f.line, f.record_key or ""))
+        return findings
+
+    def _domains(self, candidates: Iterable[Candidate], text: str) -> list[Finding]:
+        if not self.snapshot.domains:
+            return []
+        seen: dict[tuple[int, int], Finding] = {}
+        for cand in candidates:
+            if cand.field_type != "email":
+                continue
+            host = cand.canonical.rpartition("@")[2]
+            for tenant_id, domain, watch_id in self.snapshot.domains:
+                if (host == domain or host.endswith("." + domain)) and (tenant_id, watch_id) not in seen:
+                    seen[(tenant_id, watch_id)] = Finding(
+                        tenant_id=tenant_id,
+                        tenant=self.snapshot.tenants.get(tenant_id, str(tenant_id)),
+                        kind="domain",
+                        watch=domain,
+                        watch_id=watch_id,
+                        line=cand.line,
+                        severity="low",
+                        masked=mask("email", cand.raw),
+                    )
+        return sorted(seen.values(), key=lambda f: (f.tenant, f.line))
+
+
+def _accepted_fields(matched: dict[str, list[Candidate]]) -> set[str]:
+    """A record is found by one identifying field, or two corroborating fields on one line."""
+    identifying = {f for f in matched if f in IDENTIFYING}
+    if identifying:
+        return set(matched)
+    lines: dict[int, set[str]] = defaultdict(set)
+    for field_type, cands in matched.items():
+        if field_type in CORROBORATING:
+            for cand in cands:
+                lines[cand.line].add(field_type)
+    together = set().union(*(types for types in lines.values() if len(types) >= 2)) if lines else set()
+    return together

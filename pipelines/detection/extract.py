@@ -1,0 +1,478 @@
+"""Candidate extraction: the typed values a posting might hold, in their canonical forms.
+
+Why: matching hashes every candidate and looks it up, so extraction decides what can ever be found.
+It errs towards recall (a false candidate costs one lookup, a missed one is a missed leak) and is
+bounded everywhere, because every posting is hostile: a 50 MB single line, binary junk and deeply
+nested JSON are normal input. Guarantees: linear work (RE2 for the scans over untrusted text, bounded
+patterns on short fields), caps per segment, a deadline after which it stops and keeps what it found.
+
+Usage::
+
+    for c in extract_candidates(text, regions=("CN",)):
+        lookup(keyed_hash(key, c.field_type, c.canonical), c.line)
+
+Two families of candidates:
+- typed: emails, phones, cards, IBANs, Chinese ids, US SSNs (NNN-NN-NNNN only), IPv4 addresses and
+  dates, found by one RE2 scan anywhere in the text (digit runs are cut into groups and the
+  plausible group spans are checked: Luhn, libphonenumber, GB 11643...);
+- delimited fields: each line is split on ``: ; | , tab``, full-width ``：；，、`` and runs of 2+ spaces,
+  ``key=value`` is split too, SQL INSERT string literals and JSON-line string values are pulled
+  out; each value is tried as username, name, api_key (when token-like), dob, passport and text.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import json
+import re
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+import phonenumbers
+import re2
+
+from core.canonical import (
+    IBAN_LENGTHS,
+    MAX_VALUE_CHARS,
+    MDY_REGIONS,
+    canonicalize,
+    canonicalize_folded,
+    fold,
+    luhn_ok,
+)
+
+__all__ = ["Candidate", "extract_candidates"]
+
+SEGMENT_CHARS = 65_536  # long lines are scanned in pieces of this size
+MAX_FIELDS_PER_SEGMENT = 1024
+MAX_PHONE_PARSES_PER_SEGMENT = 512
+MAX_TOKENS_PER_FIELD = 16
+FIELD_MAX_CHARS = 256
+JSON_MAX_CHARS = 1_000_000
+JSON_MAX_VALUES = 20_000
+JSON_MAX_DEPTH = 64
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A value found in a posting: its type, canonical form, text as written and 1-based line."""
+
+    field_type: str
+    canonical: str
+    raw: str
+    line: int
+
+
+# --------------------------------------------------------------------------- patterns
+
+# RE2 is linear whatever the pattern, so these need no bounds; lengths are checked afterwards.
+_EMAIL = r"[A-Za-z0-9._%+\-]+@(?:[\pL\pN\-]+\.)+[A-Za-z]{2,24}"
+_CJK_DATE = r"\d{4} ?年 ?\d\d? ?月 ?\d\d? ?[日号]?"
+_IBAN = r"[A-Za-z]{2}\d\d(?: ?[A-Za-z0-9]{1,4})+"
+_NUM = r"\+?\(?\d+[Xx]?(?:(?: ?[\-./] ?| ?\( ?| ?\) ?| )\d+[Xx]?)*\)?"
+# One RE2 pass finds all typed shapes; alternatives are tried leftmost-first in this order.
+_TYPED = re2.compile(f"({_EMAIL})|({_CJK_DATE})|({_IBAN})|({_NUM})")
+_GROUP_EMAIL, _GROUP_CJK_DATE, _GROUP_IBAN, _GROUP_NUM = 1, 2, 3, 4
+
+_DIGIT_GROUP = re.compile(r"\d+[Xx]?")
+_DELIMITERS = re.compile(r"[:;|,\t：；，、]| {2,}")
+_SQL_STRING = re2.compile(r"'((?:[^'\\]|\\.|'')*)'")
+# `key=value`, `key: value`, `姓名：张三` inside free text (values end at whitespace or a delimiter).
+_LABELLED = re2.compile(r"[\pL\pN_.\-]+ ?[=:：] ?(\"[^\"]*\"|'[^']*'|[^\s\"',;|&：:=]+)")
+_SQL_HINT = re.compile(r"\binsert\s+into\b", re.IGNORECASE)
+_KEY = re.compile(r"[\w.\-]{1,40}")
+_TOKEN = re.compile(r"[A-Za-z0-9_\-.+/=~]{16,512}")
+_NOT_A_NAME = re.compile(r"[0-9@_/\\=<>#$%&*+~^|\[\]{}]")
+_DOB_HINT = re.compile(r"\d{1,4}\s*[\-/.年]|\d{8}$|[A-Za-z]{3}")
+_IPV4_SHAPE = re.compile(r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}")
+_QUOTES = "\"'`“”‘’"
+
+
+# --------------------------------------------------------------------------- per-call state
+
+
+@dataclass(slots=True)
+class _Context:
+    """What one `extract_candidates` call carries between lines and segments."""
+
+    regions: tuple[str, ...]
+    dob_regions: tuple[str | None, ...]
+    deadline: float
+    line: int = 0
+    seen: set[tuple[str, str]] = field(default_factory=set)
+    phone_budget: int = 0
+    field_budget: int = 0
+
+    def start_segment(self) -> None:
+        self.phone_budget = MAX_PHONE_PARSES_PER_SEGMENT
+        self.field_budget = MAX_FIELDS_PER_SEGMENT
+
+    def emit(self, field_type: str, canonical: str | None, raw: str) -> Iterator[Candidate]:
+        """Yield a candidate once per (type, canonical) on a line."""
+        if canonical is None:
+            return
+        key = (field_type, canonical)
+        if key not in self.seen:
+            self.seen.add(key)
+            yield Candidate(field_type, canonical, raw, self.line)
+
+
+def extract_candidates(
+    text: str,
+    regions: Iterable[str] = (),
+    *,
+    max_bytes: int = 50_000_000,
+    deadline_s: float = 30.0,
+) -> Iterator[Candidate]:
+    """Yield the candidates in `text`, deduplicated per (field_type, canonical, line).
+
+    `regions` are the countries whose national phone numbers (no `+`) are read; `+`/`00` numbers are
+    always read. Text beyond `max_bytes` (UTF-8) is ignored; after `deadline_s` seconds it stops.
+    """
+    ctx = _Context(
+        regions=_phone_regions(regions),
+        dob_regions=_dob_regions(regions),
+        deadline=time.monotonic() + deadline_s,
+    )
+    for lineno, line in _lines(_bounded(text, max_bytes)):
+        if time.monotonic() > ctx.deadline:
+            return
+        if lineno != ctx.line:
+            ctx.line = lineno
+            ctx.seen.clear()
+        yield from _scan_line(line, ctx)
+
+
+def _phone_regions(regions: Iterable[str]) -> tuple[str, ...]:
+    supported = phonenumbers.SUPPORTED_REGIONS
+    out: list[str] = []
+    for region in regions:
+        code = str(region).strip().upper()
+        if code in supported and code not in out:
+            out.append(code)
+    return tuple(out)
+
+
+def _dob_regions(regions: Iterable[str]) -> tuple[str | None, ...]:
+    """Ambiguous dates are read D/M/Y, and also M/D/Y when a watching region writes them so."""
+    if any(str(r).strip().upper() in MDY_REGIONS for r in regions):
+        return (None, "US")
+    return (None,)
+
+
+def _bounded(text: str, max_bytes: int) -> str:
+    """At most `max_bytes` of UTF-8; lone surrogates (bytes decoded with surrogateescape) replaced."""
+    try:
+        data = text.encode("utf-8")
+    except UnicodeEncodeError:
+        data = text.encode("utf-8", "replace")
+    else:
+        if len(data) <= max_bytes:
+            return text
+    return data[: max(0, max_bytes)].decode("utf-8", "ignore")
+
+
+def _lines(text: str) -> Iterator[tuple[int, str]]:
+    """(1-based number, line) split on "\\n" only, so numbers agree with any line-based viewer."""
+    start, number, size = 0, 1, len(text)
+    while start <= size:
+        end = text.find("\n", start)
+        if end < 0:
+            end = size
+        yield number, text[start:end].rstrip("\r")
+        start, number = end + 1, number + 1
+
+
+def _segments(text: str) -> Iterator[str]:
+    """Pieces of at most SEGMENT_CHARS, cut at a delimiter near the end when there is one."""
+    start, size = 0, len(text)
+    while start < size:
+        end = min(start + SEGMENT_CHARS, size)
+        if end < size:
+            cut = max(text.rfind(sep, end - 256, end) for sep in (" ", "\t", ",", ";", "|"))
+            end = cut + 1 if cut > start else end
+        yield text[start:end]
+        start = end
+
+
+# --------------------------------------------------------------------------- one line
+
+
+def _scan_line(line: str, ctx: _Context) -> Iterator[Candidate]:
+    stripped = line.lstrip()
+    if stripped[:1] in ("{", "[") and len(line) <= JSON_MAX_CHARS:
+        values = _json_values(stripped)
+        if values is not None:
+            yield from _scan_text("\t".join(values), ctx, sql=False)
+            return
+    sql = "'" in line and (_SQL_HINT.search(line[:512]) is not None or stripped.startswith("("))
+    yield from _scan_text(line, ctx, sql=sql)
+
+
+def _scan_text(text: str, ctx: _Context, *, sql: bool) -> Iterator[Candidate]:
+    for segment in _segments(text):
+        if time.monotonic() > ctx.deadline:
+            return
+        ctx.start_segment()
+        yield from _typed(segment, ctx)
+        values = _sql_values(segment) if sql else _delimited(segment)
+        for value in itertools.chain(values, _labelled(segment)):
+            if ctx.field_budget <= 0:
+                break
+            yield from _field(value, ctx)
+
+
+def _json_values(line: str) -> list[str] | None:
+    """The scalar values of a JSON line (bounded count and depth), or None if it is not JSON."""
+    try:
+        doc = json.loads(line)
+    except (ValueError, RecursionError):
+        return None
+    values: list[str] = []
+    stack: list[tuple[object, int]] = [(doc, 0)]
+    while stack and len(values) < JSON_MAX_VALUES:
+        node, depth = stack.pop()
+        if isinstance(node, str):
+            values.append(node.replace("\n", " "))
+        elif isinstance(node, bool) or node is None:
+            continue
+        elif isinstance(node, int | float):
+            values.append(str(node))
+        elif depth < JSON_MAX_DEPTH:
+            children = node.values() if isinstance(node, dict) else node
+            if isinstance(children, Iterable):
+                stack.extend((child, depth + 1) for child in reversed(list(children)))
+    return values
+
+
+def _sql_values(segment: str) -> Iterator[str]:
+    for match in _SQL_STRING.finditer(segment):
+        yield match.group(1).replace("\\'", "'").replace("''", "'")
+
+
+def _labelled(segment: str) -> Iterator[str]:
+    if "=" in segment or ":" in segment or "：" in segment:
+        for match in _LABELLED.finditer(segment):
+            yield match.group(1)
+
+
+def _delimited(segment: str) -> list[str]:
+    return _DELIMITERS.split(segment, maxsplit=MAX_FIELDS_PER_SEGMENT)
+
+
+# --------------------------------------------------------------------------- typed scan
+
+
+def _typed(segment: str, ctx: _Context) -> Iterator[Candidate]:
+    for match in _TYPED.finditer(segment):
+        raw = match.group()
+        if match.start(_GROUP_EMAIL) >= 0:
+            yield from ctx.emit("email", canonicalize("email", raw), raw)
+        elif match.start(_GROUP_CJK_DATE) >= 0:
+            yield from ctx.emit("dob", canonicalize("dob", raw), raw)
+        elif match.start(_GROUP_IBAN) >= 0:
+            yield from _iban(raw, ctx)
+        else:
+            start, end = match.span()
+            if (start and segment[start - 1].isdigit()) or (end < len(segment) and segment[end].isdigit()):
+                continue  # a window into a longer digit run, not a value
+            yield from _number_run(raw, ctx)
+
+
+def _iban(raw: str, ctx: _Context) -> Iterator[Candidate]:
+    """The greedy match may run into following words: cut to the country's registered length."""
+    compact = "".join(raw.split()).upper()
+    length = IBAN_LENGTHS.get(compact[:2])
+    if length:
+        compact = compact[:length]
+        raw = _prefix_with_chars(raw, length)
+    yield from ctx.emit("iban", canonicalize("iban", compact), raw)
+
+
+def _prefix_with_chars(raw: str, count: int) -> str:
+    """The shortest prefix of `raw` holding `count` non-space characters."""
+    seen = 0
+    for index, char in enumerate(raw):
+        if not char.isspace():
+            seen += 1
+            if seen == count:
+                return raw[: index + 1]
+    return raw
+
+
+@dataclass(frozen=True, slots=True)
+class _Group:
+    start: int  # where the value may start (a '+' or '(' before the digits included)
+    end: int
+    digits: int
+
+
+def _number_run(run: str, ctx: _Context) -> Iterator[Candidate]:
+    """Check the plausible spans of a digit run as ip, date, cn_id, ssn, card and phone."""
+    groups = [_Group(_value_start(run, m.start()), m.end(), m.end() - m.start()) for m in _DIGIT_GROUP.finditer(run)]
+    if sum(g.digits for g in groups) < 7 and len(groups) < 3:
+        return
+    if _IPV4_SHAPE.fullmatch(run):
+        yield from ctx.emit("ip", canonicalize("ip", run), run)
+        return
+    yield from _dates(run, groups, ctx)
+    for g in groups:
+        if g.digits == 18:
+            yield from ctx.emit("cn_id", canonicalize("cn_id", run[g.start : g.end]), run[g.start : g.end])
+    yield from _ssns(run, groups, ctx)
+    yield from _cards(run, groups, ctx)
+    yield from _phones(run, groups, ctx)
+
+
+def _value_start(run: str, digits_start: int) -> int:
+    start = digits_start
+    while start > 0 and run[start - 1] in "+(":
+        start -= 1
+    return start
+
+
+def _separator(run: str, left: _Group, right: _Group) -> str:
+    return run[left.end : right.start].strip() or " "
+
+
+def _dates(run: str, groups: list[_Group], ctx: _Context) -> Iterator[Candidate]:
+    for i in range(len(groups) - 2):
+        a, b, c = groups[i : i + 3]
+        if (a.digits == 4 and b.digits <= 2 and c.digits <= 2) or (a.digits <= 2 and b.digits <= 2 and c.digits == 4):
+            raw = run[a.start : c.end]
+            for region in ctx.dob_regions:
+                yield from ctx.emit("dob", canonicalize("dob", raw, region), raw)
+
+
+def _ssns(run: str, groups: list[_Group], ctx: _Context) -> Iterator[Candidate]:
+    for i in range(len(groups) - 2):
+        a, b, c = groups[i : i + 3]
+        if (a.digits, b.digits, c.digits) == (3, 2, 4) and run[a.end : b.start] == run[b.end : c.start] == "-":
+            raw = run[a.start : c.end]
+            yield from ctx.emit("ssn", canonicalize("ssn", raw), raw)
+
+
+def _cards(run: str, groups: list[_Group], ctx: _Context) -> Iterator[Candidate]:
+    """Spans of space- or dash-separated groups holding 12..19 digits, longest first, Luhn-checked."""
+    i = 0
+    while i < len(groups):
+        found = 0
+        total, j = 0, i
+        ends: list[int] = []
+        while j < len(groups) and total + groups[j].digits <= 19:
+            if j > i and _separator(run, groups[j - 1], groups[j]) not in (" ", "-"):
+                break
+            total += groups[j].digits
+            if total >= 12:
+                ends.append(j)
+            j += 1
+        for j in reversed(ends):
+            raw = run[groups[i].start : groups[j].end].lstrip("+(")
+            digits = raw.replace(" ", "").replace("-", "")
+            if digits.isdigit() and luhn_ok(digits):
+                yield from ctx.emit("card", canonicalize("card", raw), raw)
+                found = j - i + 1
+                break
+        i += found or 1
+
+
+def _phones(run: str, groups: list[_Group], ctx: _Context) -> Iterator[Candidate]:
+    """Spans of groups that libphonenumber accepts as valid, longest first, within a parse budget."""
+    i = 0
+    while i < len(groups) and ctx.phone_budget > 0:
+        found = 0
+        for j in _phone_span_ends(groups, i):
+            raw = run[groups[i].start : groups[j].end]
+            phone = _first_phone(raw, ctx)
+            if phone is not None:
+                yield from ctx.emit("phone", phone, raw)
+                found = j - i + 1
+                break
+        i += found or 1
+
+
+def _phone_span_ends(groups: list[_Group], i: int) -> list[int]:
+    ends, total = [], 0
+    for j in range(i, len(groups)):
+        total += groups[j].digits
+        if total > 17:
+            break
+        if total >= 7:
+            ends.append(j)
+    return ends[::-1]
+
+
+def _first_phone(raw: str, ctx: _Context) -> str | None:
+    international = raw.startswith(("+", "00"))
+    for region in (None,) if international else ctx.regions:
+        digits = sum(c.isdigit() for c in raw)
+        if not international and not _possible_length(region, digits):
+            continue
+        ctx.phone_budget -= 1
+        phone = _phone(raw, region)
+        if phone is not None:
+            return phone
+    return None
+
+
+@functools.lru_cache(maxsize=65_536)
+def _phone(raw: str, region: str | None) -> str | None:
+    return canonicalize("phone", raw, region)
+
+
+@functools.lru_cache(maxsize=1024)
+def _national_lengths(region: str) -> frozenset[int]:
+    """Digit counts a national number of `region` can have as written (with or without trunk prefix)."""
+    meta = phonenumbers.PhoneMetadata.metadata_for_region(region)
+    lengths = set(meta.general_desc.possible_length or ()) if meta and meta.general_desc else set()
+    if not lengths:
+        return frozenset(range(4, 18))
+    prefix = len(meta.national_prefix or "") if meta else 0
+    return frozenset(lengths | {n + prefix for n in lengths})
+
+
+def _possible_length(region: str | None, digits: int) -> bool:
+    return region is not None and digits in _national_lengths(region)
+
+
+# --------------------------------------------------------------------------- delimited fields
+
+
+def _field(value: str, ctx: _Context) -> Iterator[Candidate]:
+    """A delimited value as the generic types, plus its `key=value` value and its words."""
+    value = value.strip().strip(_QUOTES).strip()
+    if not value or len(value) > FIELD_MAX_CHARS:
+        return
+    ctx.field_budget -= 1
+    yield from _generic(value, ctx)
+    key, eq, rest = value.partition("=")
+    if eq and _KEY.fullmatch(key.strip()):
+        yield from _generic(rest.strip().strip(_QUOTES).strip(), ctx)
+    words = value.split()
+    if 1 < len(words) <= MAX_TOKENS_PER_FIELD:
+        for word in words:
+            yield from _generic(word.strip(_QUOTES), ctx)
+
+
+def _generic(value: str, ctx: _Context) -> Iterator[Candidate]:
+    if not value or len(value) > MAX_VALUE_CHARS:
+        return
+    folded = fold(value)
+    yield from ctx.emit("text", canonicalize_folded("text", folded), value)
+    if 3 <= len(value) <= 64:
+        yield from ctx.emit("username", canonicalize_folded("username", folded), value)
+    if not _NOT_A_NAME.search(value):
+        yield from ctx.emit("name", canonicalize_folded("name", folded), value)
+    if len(value) >= 16 and _TOKEN.fullmatch(value) and _has_letter_and_digit(value):
+        yield from ctx.emit("api_key", canonicalize("api_key", value), value)
+    if 6 <= len(value) <= 12 and value.isascii() and value.isalnum():
+        yield from ctx.emit("passport", canonicalize("passport", value), value)
+    if 6 <= len(value) <= 40 and _DOB_HINT.match(value):
+        for region in ctx.dob_regions:
+            yield from ctx.emit("dob", canonicalize("dob", value, region), value)
+
+
+def _has_letter_and_digit(value: str) -> bool:
+    return any(c.isdigit() for c in value) and any(c.isalpha() for c in value)

@@ -1,0 +1,64 @@
+"""Pipeline stage 2: exact and near-duplicate fingerprints of a posting's text.
+
+Why: a posting already stored must not be stored or alerted again (exact: SHA-256 of the text with
+white space folded), and a repost with small edits must join the first leak's alert (near: a 64-bit
+SimHash over word shingles, CJK characters counted as words).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import Any
+
+from core.posting import PostingDraft
+
+__all__ = ["FingerprintPipeline", "content_hash", "hamming", "simhash"]
+
+_TOKEN = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uf900-\ufaff]|[^\W_]+", re.UNICODE)
+_MASK64 = (1 << 64) - 1
+_SHINGLE = 3
+_MAX_TOKENS = 50_000
+
+
+def content_hash(text: str) -> str:
+    folded = " ".join(text.split()).casefold()
+    return hashlib.sha256(folded.encode("utf-8")).hexdigest()
+
+
+def simhash(text: str) -> int:
+    """Charikar's SimHash over 3-token shingles; returned as a signed 64-bit int (fits BIGINT)."""
+    tokens = [t.casefold() for t in _TOKEN.findall(text[:2_000_000])[:_MAX_TOKENS]]
+    if len(tokens) < _SHINGLE:
+        tokens = tokens + [""] * (_SHINGLE - len(tokens))
+    weights = [0] * 64
+    for i in range(len(tokens) - _SHINGLE + 1):
+        shingle = "\x1f".join(tokens[i : i + _SHINGLE]).encode("utf-8")
+        h = int.from_bytes(hashlib.blake2b(shingle, digest_size=8).digest(), "big")
+        for bit in range(64):
+            weights[bit] += 1 if h >> bit & 1 else -1
+    value = 0
+    for bit in range(64):
+        if weights[bit] > 0:
+            value |= 1 << bit
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
+def hamming(a: int, b: int) -> int:
+    return ((a & _MASK64) ^ (b & _MASK64)).bit_count()
+
+
+class FingerprintPipeline:
+    @classmethod
+    def from_crawler(cls, crawler: Any) -> FingerprintPipeline:
+        return cls()
+
+    def process_item(self, item: Any, spider: Any = None) -> Any:
+        if isinstance(item, PostingDraft):
+            self.apply(item)
+        return item
+
+    def apply(self, draft: PostingDraft) -> PostingDraft:
+        draft.content_hash = content_hash(draft.text)
+        draft.simhash = simhash(draft.text)
+        return draft

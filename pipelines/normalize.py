@@ -1,0 +1,66 @@
+"""Pipeline stage 1: raw bytes to clean text.
+
+Why: every later stage (fingerprints, extraction, the index) must see the same text whatever the
+page's encoding; hostile input is cut to the size limit and stripped of NULs and control characters.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from typing import Any
+
+from core.posting import PostingDraft
+from core.settings import Settings, load_settings
+
+__all__ = ["NormalizePipeline", "decode_bytes", "normalize_text"]
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_FALLBACKS = ("utf-8", "gb18030", "big5", "shift_jis", "cp1251", "latin-1")
+
+
+def decode_bytes(raw: bytes, declared: str | None = None) -> str:
+    """Decode with the declared charset, else detect: BOM, strict UTF-8, then common CJK and legacy codecs."""
+    if raw.startswith(b"\xef\xbb\xbf"):
+        return raw[3:].decode("utf-8", errors="replace")
+    if raw[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        return raw.decode("utf-16", errors="replace")
+    candidates = ([declared] if declared else []) + list(_FALLBACKS)
+    for codec in candidates:
+        name = "gb18030" if codec.lower() in {"gbk", "gb2312", "gb18030"} else codec
+        try:
+            return raw.decode(name)
+        except (UnicodeDecodeError, LookupError):
+            continue
+    return raw.decode("utf-8", errors="replace")
+
+
+def normalize_text(text: str, max_chars: int) -> str:
+    """NFC, unified newlines, no control characters, at most ``max_chars``."""
+    if len(text) > max_chars:
+        text = text[:max_chars]
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    text = _CONTROL.sub(" ", text)
+    return unicodedata.normalize("NFC", text)
+
+
+class NormalizePipeline:
+    def __init__(self, settings: Settings) -> None:
+        self.max_chars = settings.max_posting_bytes
+
+    @classmethod
+    def from_crawler(cls, crawler: Any) -> NormalizePipeline:
+        return cls(load_settings())
+
+    def process_item(self, item: Any, spider: Any = None) -> Any:
+        if isinstance(item, PostingDraft):
+            self.apply(item)
+        return item
+
+    def apply(self, draft: PostingDraft) -> PostingDraft:
+        raw = draft.raw[: self.max_chars]
+        text = draft.text or decode_bytes(raw, draft.encoding)
+        draft.text = normalize_text(text, self.max_chars)
+        if draft.title:
+            draft.title = normalize_text(draft.title, 512).strip()
+        return draft

@@ -1,0 +1,180 @@
+"""Pipeline stage 4: store the posting, its findings and alerts, and the outbox, in one transaction.
+
+Why one transaction: an alert and its delivery rows exist if and only if the posting does, so a crash
+between "found" and "delivered" loses nothing (the relay picks the outbox up) and a posting is never
+alerted twice (its (source, URL) is unique).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from core.db import Database, open_database
+from core.models import Alert, Delivery, Finding, Posting, Sighting, Source, Subscription, utcnow
+from core.posting import PostingDraft
+from core.settings import Settings, load_settings
+from pipelines.detection.engine import Finding as DetectedFinding
+from pipelines.detection.severity import alert_severity, at_least
+
+__all__ = ["StorePipeline", "StoreResult", "store_posting", "write_evidence"]
+
+LOCAL_SOURCE = "local"
+
+
+@dataclass(frozen=True)
+class StoreResult:
+    posting_id: int
+    new: bool
+    alerts: int
+    findings: int
+
+
+def write_evidence(evidence_dir: Path, raw: bytes) -> str:
+    """Keep the raw bytes content-addressed (``ab/abcdef...``); returns the SHA-256."""
+    digest = hashlib.sha256(raw).hexdigest()
+    path = evidence_dir / digest[:2] / digest
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{digest}.{os.getpid()}.tmp")
+        tmp.write_bytes(raw)
+        os.replace(tmp, path)
+    return digest
+
+
+def _source_id(sess: Session, name: str) -> int:
+    source = sess.scalar(select(Source).where(Source.name == name))
+    if source is None:
+        if name != LOCAL_SOURCE:
+            raise LookupError(f"unknown source {name!r}")
+        source = Source(name=LOCAL_SOURCE, kind="local", url="file:", schedule=None, enabled=False)
+        sess.add(source)
+        sess.flush()
+    return source.id
+
+
+def store_posting(db: Database, settings: Settings, draft: PostingDraft) -> StoreResult:
+    raw = draft.raw or draft.text.encode("utf-8")
+    evidence = write_evidence(settings.evidence_dir, raw)
+    try:
+        with db.session() as sess:
+            source_id = _source_id(sess, draft.source)
+            existing = sess.scalar(select(Posting.id).where(Posting.source_id == source_id, Posting.url == draft.url))
+            if existing is not None:
+                return StoreResult(existing, False, 0, 0)
+            posting = Posting(
+                source_id=source_id,
+                url=draft.url,
+                title=draft.title,
+                author=draft.author,
+                published=draft.published,
+                fetched=draft.fetched,
+                content_hash=draft.content_hash,
+                simhash=draft.simhash,
+                evidence_sha256=evidence,
+                size=len(raw),
+                text=draft.text,
+                candidate_hashes=draft.candidate_hashes or None,
+            )
+            sess.add(posting)
+            sess.flush()
+            alerts = _raise_alerts(sess, posting, draft.findings)
+            return StoreResult(posting.id, True, alerts, len(draft.findings))
+    except IntegrityError:  # a concurrent run stored the same (source, url) first
+        with db.session() as sess:
+            source_id = _source_id(sess, draft.source)
+            pid = sess.scalar(select(Posting.id).where(Posting.source_id == source_id, Posting.url == draft.url))
+        return StoreResult(int(pid or 0), False, 0, 0)
+
+
+def _raise_alerts(sess: Session, posting: Posting, findings: list[DetectedFinding]) -> int:
+    by_tenant: dict[int, list[DetectedFinding]] = defaultdict(list)
+    for found in findings:
+        by_tenant[found.tenant_id].append(found)
+    created = 0
+    for tenant_id, found in by_tenant.items():
+        record_keys = {f.record_key for f in found if f.kind == "record" and f.record_key}
+        seen_before = set(
+            sess.scalars(
+                select(Finding.record_key).where(
+                    Finding.tenant_id == tenant_id,
+                    Finding.kind == "record",
+                    Finding.record_key.in_(record_keys),
+                )
+            )
+        ) if record_keys else set()
+        kinds = sorted({f.kind for f in found})
+        alert = Alert(
+            tenant_id=tenant_id,
+            posting_id=posting.id,
+            severity=alert_severity((f.severity for f in found), len(record_keys), kinds),
+            status="new",
+            kinds=kinds,
+            records=len(record_keys),
+            new_records=len(record_keys - seen_before),
+            first_seen=posting.fetched or utcnow(),
+            last_seen=posting.fetched or utcnow(),
+        )
+        sess.add(alert)
+        sess.flush()
+        sess.add(Sighting(alert_id=alert.id, posting_id=posting.id, url=posting.url, seen_at=alert.first_seen))
+        for f in found:
+            sess.add(
+                Finding(
+                    posting_id=posting.id,
+                    tenant_id=tenant_id,
+                    alert_id=alert.id,
+                    kind=f.kind,
+                    record_key=f.record_key,
+                    fields=list(f.fields),
+                    watch=f.watch,
+                    watch_id=f.watch_id,
+                    overlap=f.overlap,
+                    line=f.line,
+                    severity=f.severity,
+                    masked=f.masked,
+                )
+            )
+        subs = sess.scalars(
+            select(Subscription).where(Subscription.tenant_id == tenant_id, Subscription.enabled.is_(True))
+        )
+        for sub in subs:
+            if at_least(alert.severity, sub.min_severity):
+                sess.add(Delivery(alert_id=alert.id, subscription_id=sub.id, event_id=str(uuid.uuid4())))
+        created += 1
+    return created
+
+
+class StorePipeline:
+    def __init__(self, settings: Settings, stats: Any = None) -> None:
+        self.settings = settings
+        self.db = open_database(settings)
+        self.stats = stats
+
+    @classmethod
+    def from_crawler(cls, crawler: Any) -> StorePipeline:
+        return cls(load_settings(), crawler.stats)
+
+    def process_item(self, item: Any, spider: Any = None) -> Any:
+        if not isinstance(item, PostingDraft):
+            return item
+        result = store_posting(self.db, self.settings, item)
+        item.posting_id = result.posting_id
+        item.is_new = result.new
+        item.alerts_created = result.alerts
+        if self.stats is not None:
+            self.stats.inc_value("leaksentinel/postings")
+            if result.new:
+                self.stats.inc_value("leaksentinel/new")
+                self.stats.inc_value("leaksentinel/matches", result.findings)
+                self.stats.inc_value("leaksentinel/alerts", result.alerts)
+        return item

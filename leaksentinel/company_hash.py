@@ -40,9 +40,9 @@ class ColumnPlan:
                 continue
             field_type = name.lower()
             if field_type not in FIELD_TYPES:
-                raise UnknownFieldType(
-                    f"unknown field type {name!r} in CSV column {index + 1}: one of {', '.join(FIELD_TYPES)}"
-                    + ("" if key_column else " (name the record key column with --key-column)")
+                hint = "" if key_column else "; name the record key column with --key-column"
+                raise BadInput(
+                    f"unknown field type {name!r} in CSV column {index + 1} (known: {', '.join(FIELD_TYPES)}{hint})"
                 )
             self.types.append((index, field_type))
         self.width = len(names)
@@ -124,7 +124,7 @@ def hash_csv(path: Path | str, key: bytes, *, key_column: str | None = None, reg
 def hash_values(lines: Iterable[str], key: bytes, field_type: str, *, region: str | None = None) -> Iterator[dict[str, Any]]:
     """``hash --type T``: one value per line; the line number is the record key."""
     if field_type not in FIELD_TYPES:
-        raise UnknownFieldType(f"unknown field type {field_type!r}: one of {', '.join(FIELD_TYPES)}")
+        raise UnknownFieldType(field_type)
     for number, line in enumerate(lines, 1):
         value = line.rstrip("\r\n")
         if not value.strip():

@@ -12,7 +12,6 @@ from rich.table import Table
 
 __all__ = ["emit_list", "emit_object", "err"]
 
-_err = Console(stderr=True, highlight=False)
 
 
 def _json(obj: Any) -> str:
@@ -56,4 +55,6 @@ def _cell(value: Any) -> str:
 
 
 def err(message: str) -> None:
-    _err.print(message, markup=False)
+    """One line on stderr, never wrapped (scripts read it)."""
+    sys.stderr.write(" ".join(message.split()) + "\n")
+    sys.stderr.flush()

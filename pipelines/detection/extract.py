@@ -48,7 +48,7 @@ __all__ = ["Candidate", "extract_candidates"]
 SEGMENT_CHARS = 65_536  # long lines are scanned in pieces of this size
 MAX_FIELDS_PER_SEGMENT = 1024
 MAX_PHONE_PARSES_PER_SEGMENT = 512
-MAX_TOKENS_PER_FIELD = 16
+MAX_TOKENS_PER_FIELD = 4
 FIELD_MAX_CHARS = 256
 JSON_MAX_CHARS = 1_000_000
 JSON_MAX_VALUES = 20_000
@@ -85,7 +85,7 @@ _SQL_HINT = re.compile(r"\binsert\s+into\b", re.IGNORECASE)
 _KEY = re.compile(r"[\w.\-]{1,40}")
 _TOKEN = re.compile(r"[A-Za-z0-9_\-.+/=~]{16,512}")
 _NOT_A_NAME = re.compile(r"[0-9@_/\\=<>#$%&*+~^|\[\]{}]")
-_DOB_HINT = re.compile(r"\d{1,4}\s*[\-/.年]|\d{8}$|[A-Za-z]{3}")
+_DOB_HINT = re.compile(r"\d{1,4}\s*[\-/.年]|\d{8}$|\d{1,2}\s*[a-z]|(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)", re.I)
 _IPV4_SHAPE = re.compile(r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}")
 _QUOTES = "\"'`“”‘’"
 
@@ -102,21 +102,30 @@ class _Context:
     deadline: float
     line: int = 0
     seen: set[tuple[str, str]] = field(default_factory=set)
+    seen_fields: set[str] = field(default_factory=set)
+    found: list[Candidate] = field(default_factory=list)
     phone_budget: int = 0
     field_budget: int = 0
+
+    def start_line(self, number: int) -> None:
+        if number != self.line:
+            self.line = number
+            self.seen.clear()
+            self.seen_fields.clear()
 
     def start_segment(self) -> None:
         self.phone_budget = MAX_PHONE_PARSES_PER_SEGMENT
         self.field_budget = MAX_FIELDS_PER_SEGMENT
 
-    def emit(self, field_type: str, canonical: str | None, raw: str) -> Iterator[Candidate]:
-        """Yield a candidate once per (type, canonical) on a line."""
-        if canonical is None:
-            return
-        key = (field_type, canonical)
-        if key not in self.seen:
-            self.seen.add(key)
-            yield Candidate(field_type, canonical, raw, self.line)
+    def add(self, field_type: str, canonical: str | None, raw: str) -> None:
+        """Keep a candidate once per (type, canonical) on a line."""
+        if canonical is not None and (field_type, canonical) not in self.seen:
+            self.seen.add((field_type, canonical))
+            self.found.append(Candidate(field_type, canonical, raw, self.line))
+
+    def take(self) -> list[Candidate]:
+        found, self.found = self.found, []
+        return found
 
 
 def extract_candidates(
@@ -139,9 +148,7 @@ def extract_candidates(
     for lineno, line in _lines(_bounded(text, max_bytes)):
         if time.monotonic() > ctx.deadline:
             return
-        if lineno != ctx.line:
-            ctx.line = lineno
-            ctx.seen.clear()
+        ctx.start_line(lineno)
         yield from _scan_line(line, ctx)
 
 
@@ -216,12 +223,13 @@ def _scan_text(text: str, ctx: _Context, *, sql: bool) -> Iterator[Candidate]:
         if time.monotonic() > ctx.deadline:
             return
         ctx.start_segment()
-        yield from _typed(segment, ctx)
+        _typed(segment, ctx)
         values = _sql_values(segment) if sql else _delimited(segment)
         for value in itertools.chain(values, _labelled(segment)):
             if ctx.field_budget <= 0:
                 break
-            yield from _field(value, ctx)
+            _field(value, ctx)
+        yield from ctx.take()
 
 
 def _json_values(line: str) -> list[str] | None:
@@ -265,30 +273,30 @@ def _delimited(segment: str) -> list[str]:
 # --------------------------------------------------------------------------- typed scan
 
 
-def _typed(segment: str, ctx: _Context) -> Iterator[Candidate]:
+def _typed(segment: str, ctx: _Context) -> None:
     for match in _TYPED.finditer(segment):
         raw = match.group()
         if match.start(_GROUP_EMAIL) >= 0:
-            yield from ctx.emit("email", canonicalize("email", raw), raw)
+            ctx.add("email", canonicalize("email", raw), raw)
         elif match.start(_GROUP_CJK_DATE) >= 0:
-            yield from ctx.emit("dob", canonicalize("dob", raw), raw)
+            ctx.add("dob", canonicalize("dob", raw), raw)
         elif match.start(_GROUP_IBAN) >= 0:
-            yield from _iban(raw, ctx)
+            _iban(raw, ctx)
         else:
             start, end = match.span()
             if (start and segment[start - 1].isdigit()) or (end < len(segment) and segment[end].isdigit()):
                 continue  # a window into a longer digit run, not a value
-            yield from _number_run(raw, ctx)
+            _number_run(raw, ctx)
 
 
-def _iban(raw: str, ctx: _Context) -> Iterator[Candidate]:
+def _iban(raw: str, ctx: _Context) -> None:
     """The greedy match may run into following words: cut to the country's registered length."""
     compact = "".join(raw.split()).upper()
     length = IBAN_LENGTHS.get(compact[:2])
     if length:
         compact = compact[:length]
         raw = _prefix_with_chars(raw, length)
-    yield from ctx.emit("iban", canonicalize("iban", compact), raw)
+    ctx.add("iban", canonicalize("iban", compact), raw)
 
 
 def _prefix_with_chars(raw: str, count: int) -> str:
@@ -309,21 +317,21 @@ class _Group:
     digits: int
 
 
-def _number_run(run: str, ctx: _Context) -> Iterator[Candidate]:
+def _number_run(run: str, ctx: _Context) -> None:
     """Check the plausible spans of a digit run as ip, date, cn_id, ssn, card and phone."""
     groups = [_Group(_value_start(run, m.start()), m.end(), m.end() - m.start()) for m in _DIGIT_GROUP.finditer(run)]
     if sum(g.digits for g in groups) < 7 and len(groups) < 3:
         return
     if _IPV4_SHAPE.fullmatch(run):
-        yield from ctx.emit("ip", canonicalize("ip", run), run)
+        ctx.add("ip", canonicalize("ip", run), run)
         return
-    yield from _dates(run, groups, ctx)
+    _dates(run, groups, ctx)
     for g in groups:
         if g.digits == 18:
-            yield from ctx.emit("cn_id", canonicalize("cn_id", run[g.start : g.end]), run[g.start : g.end])
-    yield from _ssns(run, groups, ctx)
-    yield from _cards(run, groups, ctx)
-    yield from _phones(run, groups, ctx)
+            ctx.add("cn_id", canonicalize("cn_id", run[g.start : g.end]), run[g.start : g.end])
+    _ssns(run, groups, ctx)
+    _cards(run, groups, ctx)
+    _phones(run, groups, ctx)
 
 
 def _value_start(run: str, digits_start: int) -> int:
@@ -337,24 +345,24 @@ def _separator(run: str, left: _Group, right: _Group) -> str:
     return run[left.end : right.start].strip() or " "
 
 
-def _dates(run: str, groups: list[_Group], ctx: _Context) -> Iterator[Candidate]:
+def _dates(run: str, groups: list[_Group], ctx: _Context) -> None:
     for i in range(len(groups) - 2):
         a, b, c = groups[i : i + 3]
         if (a.digits == 4 and b.digits <= 2 and c.digits <= 2) or (a.digits <= 2 and b.digits <= 2 and c.digits == 4):
             raw = run[a.start : c.end]
             for region in ctx.dob_regions:
-                yield from ctx.emit("dob", canonicalize("dob", raw, region), raw)
+                ctx.add("dob", canonicalize("dob", raw, region), raw)
 
 
-def _ssns(run: str, groups: list[_Group], ctx: _Context) -> Iterator[Candidate]:
+def _ssns(run: str, groups: list[_Group], ctx: _Context) -> None:
     for i in range(len(groups) - 2):
         a, b, c = groups[i : i + 3]
         if (a.digits, b.digits, c.digits) == (3, 2, 4) and run[a.end : b.start] == run[b.end : c.start] == "-":
             raw = run[a.start : c.end]
-            yield from ctx.emit("ssn", canonicalize("ssn", raw), raw)
+            ctx.add("ssn", canonicalize("ssn", raw), raw)
 
 
-def _cards(run: str, groups: list[_Group], ctx: _Context) -> Iterator[Candidate]:
+def _cards(run: str, groups: list[_Group], ctx: _Context) -> None:
     """Spans of space- or dash-separated groups holding 12..19 digits, longest first, Luhn-checked."""
     i = 0
     while i < len(groups):
@@ -372,13 +380,13 @@ def _cards(run: str, groups: list[_Group], ctx: _Context) -> Iterator[Candidate]
             raw = run[groups[i].start : groups[j].end].lstrip("+(")
             digits = raw.replace(" ", "").replace("-", "")
             if digits.isdigit() and luhn_ok(digits):
-                yield from ctx.emit("card", canonicalize("card", raw), raw)
+                ctx.add("card", canonicalize("card", raw), raw)
                 found = j - i + 1
                 break
         i += found or 1
 
 
-def _phones(run: str, groups: list[_Group], ctx: _Context) -> Iterator[Candidate]:
+def _phones(run: str, groups: list[_Group], ctx: _Context) -> None:
     """Spans of groups that libphonenumber accepts as valid, longest first, within a parse budget."""
     i = 0
     while i < len(groups) and ctx.phone_budget > 0:
@@ -387,7 +395,7 @@ def _phones(run: str, groups: list[_Group], ctx: _Context) -> Iterator[Candidate
             raw = run[groups[i].start : groups[j].end]
             phone = _first_phone(raw, ctx)
             if phone is not None:
-                yield from ctx.emit("phone", phone, raw)
+                ctx.add("phone", phone, raw)
                 found = j - i + 1
                 break
         i += found or 1
@@ -440,38 +448,50 @@ def _possible_length(region: str | None, digits: int) -> bool:
 # --------------------------------------------------------------------------- delimited fields
 
 
-def _field(value: str, ctx: _Context) -> Iterator[Candidate]:
-    """A delimited value as the generic types, plus its `key=value` value and its words."""
+def _field(value: str, ctx: _Context) -> None:
+    """A delimited value as the generic types, plus its `key=value` value and the words of a short one."""
     value = value.strip().strip(_QUOTES).strip()
-    if not value or len(value) > FIELD_MAX_CHARS:
+    if not value or len(value) > FIELD_MAX_CHARS or value in ctx.seen_fields:
         return
+    ctx.seen_fields.add(value)
     ctx.field_budget -= 1
-    yield from _generic(value, ctx)
+    _generic(value, ctx, whole=True)
     key, eq, rest = value.partition("=")
     if eq and _KEY.fullmatch(key.strip()):
-        yield from _generic(rest.strip().strip(_QUOTES).strip(), ctx)
+        _field(rest, ctx)
     words = value.split()
     if 1 < len(words) <= MAX_TOKENS_PER_FIELD:
         for word in words:
-            yield from _generic(word.strip(_QUOTES), ctx)
+            word = word.strip(_QUOTES)
+            if word and word not in ctx.seen_fields:
+                ctx.seen_fields.add(word)
+                _generic(word, ctx, whole=False)
 
 
-def _generic(value: str, ctx: _Context) -> Iterator[Candidate]:
-    if not value or len(value) > MAX_VALUE_CHARS:
-        return
+def _generic(value: str, ctx: _Context, *, whole: bool) -> None:
+    """The generic types of one value; `text` only for whole fields (a word is not a text)."""
     folded = fold(value)
-    yield from ctx.emit("text", canonicalize_folded("text", folded), value)
-    if 3 <= len(value) <= 64:
-        yield from ctx.emit("username", canonicalize_folded("username", folded), value)
+    if whole:
+        ctx.add("text", canonicalize_folded("text", folded), value)
+    size = len(value)
+    if 3 <= size <= 64:
+        ctx.add("username", canonicalize_folded("username", folded), value)
     if not _NOT_A_NAME.search(value):
-        yield from ctx.emit("name", canonicalize_folded("name", folded), value)
-    if len(value) >= 16 and _TOKEN.fullmatch(value) and _has_letter_and_digit(value):
-        yield from ctx.emit("api_key", canonicalize("api_key", value), value)
-    if 6 <= len(value) <= 12 and value.isascii() and value.isalnum():
-        yield from ctx.emit("passport", canonicalize("passport", value), value)
-    if 6 <= len(value) <= 40 and _DOB_HINT.match(value):
-        for region in ctx.dob_regions:
-            yield from ctx.emit("dob", canonicalize("dob", value, region), value)
+        ctx.add("name", canonicalize_folded("name", folded), value)
+        if size >= 6 and _DOB_HINT.match(value):  # month names: "2 Jan 1990", "January 2, 1990"
+            _dob(value, ctx)
+        return
+    if size >= 16 and _TOKEN.fullmatch(value) and _has_letter_and_digit(value):
+        ctx.add("api_key", canonicalize("api_key", value), value)
+    if 6 <= size <= 12 and value.isascii() and value.isalnum():
+        ctx.add("passport", canonicalize("passport", value), value)
+    if 6 <= size <= 40 and _DOB_HINT.match(value):
+        _dob(value, ctx)
+
+
+def _dob(value: str, ctx: _Context) -> None:
+    for region in ctx.dob_regions:
+        ctx.add("dob", canonicalize("dob", value, region), value)
 
 
 def _has_letter_and_digit(value: str) -> bool:

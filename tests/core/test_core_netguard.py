@@ -114,7 +114,10 @@ def test_allow_private_lets_loopback_through_without_resolving(monkeypatch: pyte
 
 def test_public_target_is_normalised(monkeypatch: pytest.MonkeyPatch) -> None:
     fake_dns(monkeypatch, {"hooks.example.com": ["93.184.216.34"], "xn--bcher-kva.example": ["8.8.8.8"]})
-    assert check_url("HTTPS://Hooks.Example.COM/a?b=1#frag", allow_private=False) == "https://hooks.example.com/a?b=1"
+    assert (
+        check_url("HTTPS://Hooks.Example.COM/a?b=1#frag", allow_private=False)
+        == "https://hooks.example.com/a?b=1"
+    )
     assert check_url("https://bücher.example", allow_private=False) == "https://xn--bcher-kva.example/"
 
 
@@ -170,21 +173,34 @@ def echo_port() -> Iterator[int]:
 def test_guarded_transport_refuses_loopback_at_connect_time(echo_port: int) -> None:
     with httpx.Client(transport=guarded_transport(allow_private=True)) as client:
         assert client.get(f"http://127.0.0.1:{echo_port}/").status_code == 200
-    with httpx.Client(transport=guarded_transport(allow_private=False)) as client, pytest.raises(UnsafeTarget):
+    with (
+        httpx.Client(transport=guarded_transport(allow_private=False)) as client,
+        pytest.raises(UnsafeTarget),
+    ):
         client.get(f"http://127.0.0.1:{echo_port}/")
-    with httpx.Client(transport=guarded_transport(allow_private=False)) as client, pytest.raises(UnsafeTarget):
+    with (
+        httpx.Client(transport=guarded_transport(allow_private=False)) as client,
+        pytest.raises(UnsafeTarget),
+    ):
         client.get(f"http://localhost:{echo_port}/")
 
 
-def test_dns_rebinding_between_check_and_connect_is_caught(monkeypatch: pytest.MonkeyPatch, echo_port: int) -> None:
+def test_dns_rebinding_between_check_and_connect_is_caught(
+    monkeypatch: pytest.MonkeyPatch, echo_port: int
+) -> None:
     answers = iter([["93.184.216.34"], ["127.0.0.1"]])  # public when checked, loopback when connecting
     monkeypatch.setattr(
         netguard.socket,
         "getaddrinfo",
-        lambda host, port, *a, **k: [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (ip, port)) for ip in next(answers)],
+        lambda host, port, *a, **k: [
+            (socket.AF_INET, socket.SOCK_STREAM, 6, "", (ip, port)) for ip in next(answers)
+        ],
     )
     url = check_url(f"http://rebind.example:{echo_port}/", allow_private=False)
-    with httpx.Client(transport=guarded_transport(allow_private=False)) as client, pytest.raises(UnsafeTarget):
+    with (
+        httpx.Client(transport=guarded_transport(allow_private=False)) as client,
+        pytest.raises(UnsafeTarget),
+    ):
         client.get(url)
 
 
@@ -197,10 +213,16 @@ def test_guarded_transport_connects_to_the_checked_ip_and_keeps_the_host_header(
     with httpx.Client(transport=guarded_transport(allow_private=False)) as client:
         response = client.get(f"http://hook.example:{echo_port}/")
     assert response.text == f"hook.example:{echo_port}"
-    assert asked == ["hook.example", "127.0.0.1"]  # the name is resolved once, by the guard; the socket gets the IP
+    assert asked == [
+        "hook.example",
+        "127.0.0.1",
+    ]  # the name is resolved once, by the guard; the socket gets the IP
 
 
 def test_unresolvable_host_is_a_connect_error_at_send_time(monkeypatch: pytest.MonkeyPatch) -> None:
     fake_dns(monkeypatch, {})
-    with httpx.Client(transport=guarded_transport(allow_private=False)) as client, pytest.raises(httpx.ConnectError):
+    with (
+        httpx.Client(transport=guarded_transport(allow_private=False)) as client,
+        pytest.raises(httpx.ConnectError),
+    ):
         client.get("http://nowhere.invalid/")

@@ -37,6 +37,8 @@ class WorkerProcess:
 
     def start(self) -> WorkerProcess:
         env = {**os.environ, **settings_env(self.settings), "LEAKSENTINEL_REDIS_URL": self.broker_url,
+               # Resolved here: the worker sees a Redis URL and would otherwise think it is distributed.
+               "LEAKSENTINEL_ALLOW_PRIVATE_TARGETS": str(self.settings.private_targets_allowed).lower(),
                "PYTHONUNBUFFERED": "1"}
         cmd = [sys.executable, "-m", "celery", "-A", "core.celery_app", "worker", "-Q", self.queues,
                "-c", str(self.concurrency), "-n", f"{self.name}-{os.getpid()}-{time.monotonic_ns()}@%h",

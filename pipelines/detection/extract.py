@@ -27,11 +27,11 @@ import itertools
 import json
 import re
 import time
+import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 import phonenumbers
-import re2
 
 from core.canonical import (
     IBAN_LENGTHS,
@@ -67,20 +67,24 @@ class Candidate:
 
 # --------------------------------------------------------------------------- patterns
 
-# RE2 is linear whatever the pattern, so these need no bounds; lengths are checked afterwards.
-_EMAIL = r"[A-Za-z0-9._%+\-]+@(?:[\pL\pN\-]+\.)+[A-Za-z]{2,24}"
+# Fixed patterns over untrusted text run on Python's `re`, written so that no match attempt can scan far
+# and fail repeatedly (what makes backtracking quadratic): every run that may fail is bounded, and a
+# lookbehind lets a run be tried only where it starts. Linear-time is checked by the hostile-input
+# tests. (Patterns that tenants write, regex watches, go to RE2 elsewhere.)
+_EMAIL = r"(?<![A-Za-z0-9._%+\-])[A-Za-z0-9._%+\-]{1,64}@(?:[^\W_][\w\-]{0,62}\.){1,8}[A-Za-z]{2,24}"
 _CJK_DATE = r"\d{4} ?年 ?\d\d? ?月 ?\d\d? ?[日号]?"
-_IBAN = r"[A-Za-z]{2}\d\d(?: ?[A-Za-z0-9]{1,4})+"
+_IBAN = r"(?<![A-Za-z0-9])[A-Z]{2}\d\d(?: ?[A-Za-z0-9]{1,4}){3,9}"
 _NUM = r"\+?\(?\d+[Xx]?(?:(?: ?[\-./] ?| ?\( ?| ?\) ?| )\d+[Xx]?)*\)?"
-# One RE2 pass finds all typed shapes; alternatives are tried leftmost-first in this order.
-_TYPED = re2.compile(f"({_EMAIL})|({_CJK_DATE})|({_IBAN})|({_NUM})")
-_GROUP_EMAIL, _GROUP_CJK_DATE, _GROUP_IBAN, _GROUP_NUM = 1, 2, 3, 4
+_EMAIL_RE = re.compile(_EMAIL)
+_CJK_DATE_RE = re.compile(_CJK_DATE)
+_IBAN_RE = re.compile(_IBAN)
+_NUM_RE = re.compile(_NUM)
 
 _DIGIT_GROUP = re.compile(r"\d+[Xx]?")
 _DELIMITERS = re.compile(r"[:;|,\t：；，、]| {2,}")
-_SQL_STRING = re2.compile(r"'((?:[^'\\]|\\.|'')*)'")
+_SQL_STRING = re.compile(r"'((?:[^'\\]|\\.|''){0,1024})'")
 # `key=value`, `key: value`, `姓名：张三` inside free text (values end at whitespace or a delimiter).
-_LABELLED = re2.compile(r"[\pL\pN_.\-]+ ?[=:：] ?(\"[^\"]*\"|'[^']*'|[^\s\"',;|&：:=]+)")
+_LABELLED = re.compile(r"(?<![\w.\-])[\w.\-]{1,40} ?[=:：] ?(\"[^\"\n]{0,256}\"|'[^'\n]{0,256}'|[^\s\"',;|&：:=]{1,256})")
 _SQL_HINT = re.compile(r"\binsert\s+into\b", re.IGNORECASE)
 _KEY = re.compile(r"[\w.\-]{1,40}")
 _TOKEN = re.compile(r"[A-Za-z0-9_\-.+/=~]{16,512}")
@@ -274,19 +278,23 @@ def _delimited(segment: str) -> list[str]:
 
 
 def _typed(segment: str, ctx: _Context) -> None:
-    for match in _TYPED.finditer(segment):
-        raw = match.group()
-        if match.start(_GROUP_EMAIL) >= 0:
+    """One pass per shape; the cheap `in` tests skip passes that cannot match."""
+    if "@" in segment:
+        for match in _EMAIL_RE.finditer(segment):
+            raw = match.group()
             ctx.add("email", canonicalize("email", raw), raw)
-        elif match.start(_GROUP_CJK_DATE) >= 0:
+    if "年" in segment:
+        for match in _CJK_DATE_RE.finditer(segment):
+            raw = match.group()
             ctx.add("dob", canonicalize("dob", raw), raw)
-        elif match.start(_GROUP_IBAN) >= 0:
-            _iban(raw, ctx)
-        else:
-            start, end = match.span()
-            if (start and segment[start - 1].isdigit()) or (end < len(segment) and segment[end].isdigit()):
-                continue  # a window into a longer digit run, not a value
-            _number_run(raw, ctx)
+    for match in _IBAN_RE.finditer(segment):
+        _iban(match.group(), ctx)
+    size = len(segment)
+    for match in _NUM_RE.finditer(segment):
+        start, end = match.span()
+        if (start and segment[start - 1].isdigit()) or (end < size and segment[end].isdigit()):
+            continue  # a window into a longer digit run, not a value
+        _number_run(match.group(), ctx)
 
 
 def _iban(raw: str, ctx: _Context) -> None:
@@ -325,13 +333,18 @@ def _number_run(run: str, ctx: _Context) -> None:
     if _IPV4_SHAPE.fullmatch(run):
         ctx.add("ip", canonicalize("ip", run), run)
         return
-    _dates(run, groups, ctx)
+    if _dates(run, groups, ctx) and len(groups) == 3:
+        return  # just a date: not worth a phone parse
     for g in groups:
         if g.digits == 18:
             ctx.add("cn_id", canonicalize("cn_id", run[g.start : g.end]), run[g.start : g.end])
     _ssns(run, groups, ctx)
     _cards(run, groups, ctx)
     _phones(run, groups, ctx)
+
+
+def _nfkc(text: str) -> str:
+    return text if text.isascii() else unicodedata.normalize("NFKC", text)
 
 
 def _value_start(run: str, digits_start: int) -> int:
@@ -345,13 +358,18 @@ def _separator(run: str, left: _Group, right: _Group) -> str:
     return run[left.end : right.start].strip() or " "
 
 
-def _dates(run: str, groups: list[_Group], ctx: _Context) -> None:
+def _dates(run: str, groups: list[_Group], ctx: _Context) -> bool:
+    """Date-shaped triples (Y-M-D, D/M/Y, M/D/Y) as dob candidates; True when there was one."""
+    found = False
     for i in range(len(groups) - 2):
         a, b, c = groups[i : i + 3]
         if (a.digits == 4 and b.digits <= 2 and c.digits <= 2) or (a.digits <= 2 and b.digits <= 2 and c.digits == 4):
             raw = run[a.start : c.end]
             for region in ctx.dob_regions:
-                ctx.add("dob", canonicalize("dob", raw, region), raw)
+                canonical = canonicalize("dob", raw, region)
+                found = found or canonical is not None
+                ctx.add("dob", canonical, raw)
+    return found
 
 
 def _ssns(run: str, groups: list[_Group], ctx: _Context) -> None:
@@ -378,8 +396,8 @@ def _cards(run: str, groups: list[_Group], ctx: _Context) -> None:
             j += 1
         for j in reversed(ends):
             raw = run[groups[i].start : groups[j].end].lstrip("+(")
-            digits = raw.replace(" ", "").replace("-", "")
-            if digits.isdigit() and luhn_ok(digits):
+            digits = _nfkc(raw.replace(" ", "").replace("-", ""))
+            if digits.isascii() and digits.isdigit() and luhn_ok(digits):
                 ctx.add("card", canonicalize("card", raw), raw)
                 found = j - i + 1
                 break
@@ -469,29 +487,33 @@ def _field(value: str, ctx: _Context) -> None:
 
 
 def _generic(value: str, ctx: _Context, *, whole: bool) -> None:
-    """The generic types of one value; `text` only for whole fields (a word is not a text)."""
+    for field_type, canonical in _generic_forms(value, whole, ctx.dob_regions):
+        ctx.add(field_type, canonical, value)
+
+
+@functools.lru_cache(maxsize=65_536)
+def _generic_forms(value: str, whole: bool, dob_regions: tuple[str | None, ...]) -> tuple[tuple[str, str], ...]:
+    """The generic types of one value; `text` only for whole fields (a word is not a text).
+
+    Cached: field values repeat a lot across lines and postings (statuses, domains, passwords).
+    """
+    forms: list[tuple[str, str | None]] = []
     folded = fold(value)
     if whole:
-        ctx.add("text", canonicalize_folded("text", folded), value)
+        forms.append(("text", canonicalize_folded("text", folded)))
     size = len(value)
     if 3 <= size <= 64:
-        ctx.add("username", canonicalize_folded("username", folded), value)
+        forms.append(("username", canonicalize_folded("username", folded)))
     if not _NOT_A_NAME.search(value):
-        ctx.add("name", canonicalize_folded("name", folded), value)
-        if size >= 6 and _DOB_HINT.match(value):  # month names: "2 Jan 1990", "January 2, 1990"
-            _dob(value, ctx)
-        return
-    if size >= 16 and _TOKEN.fullmatch(value) and _has_letter_and_digit(value):
-        ctx.add("api_key", canonicalize("api_key", value), value)
-    if 6 <= size <= 12 and value.isascii() and value.isalnum():
-        ctx.add("passport", canonicalize("passport", value), value)
-    if 6 <= size <= 40 and _DOB_HINT.match(value):
-        _dob(value, ctx)
-
-
-def _dob(value: str, ctx: _Context) -> None:
-    for region in ctx.dob_regions:
-        ctx.add("dob", canonicalize("dob", value, region), value)
+        forms.append(("name", canonicalize_folded("name", folded)))
+    else:
+        if size >= 16 and _TOKEN.fullmatch(value) and _has_letter_and_digit(value):
+            forms.append(("api_key", canonicalize("api_key", value)))
+        if 6 <= size <= 12 and value.isascii() and value.isalnum():
+            forms.append(("passport", canonicalize("passport", value)))
+    if 6 <= size <= 40 and _DOB_HINT.match(value):  # month names too: "2 Jan 1990"
+        forms.extend(("dob", canonicalize("dob", value, region)) for region in dob_regions)
+    return tuple((t, c) for t, c in forms if c is not None)
 
 
 def _has_letter_and_digit(value: str) -> bool:

@@ -20,27 +20,22 @@ from crawlers.spiders.base import SourceSpider
 
 __all__ = ["PastebinSpider", "is_sentinel"]
 
-_SENTINELS = (
-    "error, we cannot find this paste",
-    "error, this paste is not ready",
-    "error, your ip",
-    "your ip ",
-    "this paste is not ready",
-    "error: paste not found",
-    "please slow down",
-)
+_NOT_READY = ("not ready", "try again in")
+_NOT_FOUND = ("cannot find this paste", "paste not found", "paste has been removed")
+_NO_ACCESS = ("does not have access", "not whitelisted", "please slow down", "scraping api")
 
 
 def is_sentinel(body: bytes) -> str | None:
-    """Which sentinel a scrape answer is, or None for a real paste."""
+    """Which sentinel a scrape answer is (not_ready, not_found, no_access), or None for a real paste."""
     if len(body) > 400:
         return None
-    text = body.decode("utf-8", errors="replace").strip().lower()
-    if "not ready" in text:
+    text = " ".join(body.decode("utf-8", errors="replace").split()).lower()
+    if any(marker in text for marker in _NOT_READY):
         return "not_ready"
-    for marker in _SENTINELS:
-        if text.startswith(marker) or (marker in text and len(text) < 200 and text.startswith("error")):
-            return "not_found" if "find" in marker or "not found" in marker else "no_access"
+    if text.startswith("error") and any(marker in text for marker in _NOT_FOUND):
+        return "not_found"
+    if ("your ip" in text or text.startswith("error")) and any(marker in text for marker in _NO_ACCESS):
+        return "no_access"
     return None
 
 

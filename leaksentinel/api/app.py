@@ -4,8 +4,9 @@ Why bearer keys stored hashed: a stolen database must not hand out working API k
 sees only its own tenant's objects, and another tenant's object answers 404, never 403.
 """
 
-from __future__ import annotations
 
+# No `from __future__ import annotations` here: FastAPI resolves the dependency annotations of the
+# closures below at runtime.
 import hashlib
 import html
 from typing import Annotated, Any

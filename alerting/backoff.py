@@ -11,8 +11,14 @@ import random
 __all__ = ["retry_delay"]
 
 
-def retry_delay(attempt: int, *, base_s: float, max_s: float, visibility_timeout_s: float,
-                rng: random.Random | None = None) -> float:
+def retry_delay(
+    attempt: int,
+    *,
+    base_s: float,
+    max_s: float,
+    visibility_timeout_s: float,
+    rng: random.Random | None = None,
+) -> float:
     """Delay before retry number ``attempt`` (1-based)."""
     cap = min(max_s, visibility_timeout_s / 2)
     ceiling = min(cap, base_s * (2 ** max(0, attempt - 1)))

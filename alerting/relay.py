@@ -41,13 +41,18 @@ class Relay:
         now = utcnow()
         due_clause = or_(
             Delivery.status == "pending",
-            (Delivery.status == "queued") & (Delivery.queued_at < now - timedelta(seconds=self.settings.relay_requeue_after_s)),
+            (Delivery.status == "queued")
+            & (Delivery.queued_at < now - timedelta(seconds=self.settings.relay_requeue_after_s)),
         )
         with self.db.session() as sess:
             ids = list(sess.scalars(select(Delivery.id).where(due_clause).order_by(Delivery.id).limit(batch)))
             if not ids:
                 return 0
-            sess.execute(update(Delivery).where(Delivery.id.in_(ids), due_clause).values(status="queued", queued_at=now))
+            sess.execute(
+                update(Delivery)
+                .where(Delivery.id.in_(ids), due_clause)
+                .values(status="queued", queued_at=now)
+            )
         published = 0
         for delivery_id in ids:
             try:

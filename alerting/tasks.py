@@ -7,7 +7,6 @@ already sent is skipped, and the task acknowledges late so a worker killed mid-s
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from celery import Task
 
@@ -57,10 +56,19 @@ def deliver(settings: Settings, delivery_id: int) -> tuple[str, float | None]:
         channel_kind, target, secret = sub.channel, sub.target, sub.secret
         event_id = delivery.event_id
     try:
-        channel = build_channel(channel_kind, target, secret, allow_private=settings.private_targets_allowed,
-                                smtp=smtp_config(settings))
+        channel = build_channel(
+            channel_kind,
+            target,
+            secret,
+            allow_private=settings.private_targets_allowed,
+            smtp=smtp_config(settings),
+        )
         result = channel.send(event, event_id=event_id)
-        ok, retryable, error = result.ok, result.retryable, result.error or (f"HTTP {result.status}" if result.status else None)
+        ok, retryable, error = (
+            result.ok,
+            result.retryable,
+            result.error or (f"HTTP {result.status}" if result.status else None),
+        )
     except Exception as exc:  # a channel bug or refused target must not lose the delivery silently
         ok, retryable, error = False, False, f"{type(exc).__name__}: {exc}"
     with db.session() as sess:
@@ -77,9 +85,12 @@ def deliver(settings: Settings, delivery_id: int) -> tuple[str, float | None]:
         if retryable and delivery.attempts < settings.delivery_max_attempts:
             delivery.status = "queued"
             delivery.queued_at = utcnow()
-            delay = retry_delay(delivery.attempts, base_s=settings.delivery_backoff_base_s,
-                                max_s=settings.delivery_backoff_max_s,
-                                visibility_timeout_s=settings.broker_visibility_timeout_s)
+            delay = retry_delay(
+                delivery.attempts,
+                base_s=settings.delivery_backoff_base_s,
+                max_s=settings.delivery_backoff_max_s,
+                visibility_timeout_s=settings.broker_visibility_timeout_s,
+            )
             return ("queued", delay)
         delivery.status = "dead"
         return ("dead", None)
@@ -93,5 +104,3 @@ def notify(self: Task, delivery_id: int) -> str:
         log.info("delivery %s failed; retrying in %.1f s", delivery_id, delay)
         raise self.retry(countdown=delay)
     return status
-
-

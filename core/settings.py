@@ -142,10 +142,14 @@ def _to_bool(name: str, raw: Any) -> bool:
     raise BadInput(f"setting {name}: expected true/false, got {raw!r}")
 
 
-def load_settings(config: Path | None = None, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
+def load_settings(
+    config: Path | None = None, environ: dict[str, str] | None = None, **overrides: Any
+) -> Settings:
     """Build the settings from defaults, the TOML file, the environment and explicit overrides."""
     env = os.environ if environ is None else environ
-    defaults = Settings(home=Path(env[ENV_PREFIX + "HOME"]).expanduser() if env.get(ENV_PREFIX + "HOME") else default_home())
+    defaults = Settings(
+        home=Path(env[ENV_PREFIX + "HOME"]).expanduser() if env.get(ENV_PREFIX + "HOME") else default_home()
+    )
     known = {f.name: f for f in fields(Settings)}
     values: dict[str, Any] = {}
 

@@ -65,8 +65,9 @@ class SourceLock:
             self.fd = None
 
 
-def run_crawl(settings: Settings, name_or_id: str, *, timeout_s: float | None = None,
-              stderr: Any = None) -> dict[str, Any]:
+def run_crawl(
+    settings: Settings, name_or_id: str, *, timeout_s: float | None = None, stderr: Any = None
+) -> dict[str, Any]:
     """Crawl a source once, now; returns the run summary (the contract's JSON)."""
     source = find_source(settings, name_or_id)
     lock = SourceLock(settings.run_dir, source.id)
@@ -85,8 +86,14 @@ def run_crawl(settings: Settings, name_or_id: str, *, timeout_s: float | None = 
         summary: dict[str, Any] | None = None
         error: str | None = None
         try:
-            proc = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=stderr,
-                                  timeout=timeout_s or settings.crawl_timeout_s, check=False)
+            proc = subprocess.run(
+                cmd,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+                timeout=timeout_s or settings.crawl_timeout_s,
+                check=False,
+            )
             lines = proc.stdout.decode("utf-8", errors="replace").strip().splitlines()
             if lines:
                 try:

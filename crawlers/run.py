@@ -32,8 +32,11 @@ def scrapy_settings_for(settings: Settings, source: Source) -> ScrapySettings:
     opts = source.options or {}
     if opts.get("robots") is False:
         s.set("ROBOTSTXT_OBEY", False, priority="cmdline")
-    for key, setting in (("delay", "DOWNLOAD_DELAY"), ("concurrency", "CONCURRENT_REQUESTS_PER_DOMAIN"),
-                         ("max_pages", "CLOSESPIDER_PAGECOUNT")):
+    for key, setting in (
+        ("delay", "DOWNLOAD_DELAY"),
+        ("concurrency", "CONCURRENT_REQUESTS_PER_DOMAIN"),
+        ("max_pages", "CLOSESPIDER_PAGECOUNT"),
+    ):
         if opts.get(key) is not None:
             s.set(setting, opts[key], priority="cmdline")
     return s
@@ -52,7 +55,9 @@ def summarize(stats: dict[str, Any], seconds: float, source: str) -> dict[str, A
         "seconds": round(seconds, 3),
         "bytes": int(stats.get("downloader/response_bytes", 0)),
         "status_counts": {
-            k.rsplit("/", 1)[1]: int(v) for k, v in stats.items() if k.startswith("downloader/response_status_count/")
+            k.rsplit("/", 1)[1]: int(v)
+            for k, v in stats.items()
+            if k.startswith("downloader/response_status_count/")
         },
         "finish_reason": str(stats.get("finish_reason", "")),
     }

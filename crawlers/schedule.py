@@ -43,8 +43,14 @@ def schedule_from_options(every: str | None, cron: str | None) -> str | None:
     return None
 
 
-def next_due(schedule: str | None, last_run: datetime | None, now: datetime, *, jitter_s: float = 0.0,
-             rng: random.Random | None = None) -> datetime | None:
+def next_due(
+    schedule: str | None,
+    last_run: datetime | None,
+    now: datetime,
+    *,
+    jitter_s: float = 0.0,
+    rng: random.Random | None = None,
+) -> datetime | None:
     """When a source with this schedule is next due; None if it has none."""
     if not schedule:
         return None

@@ -36,7 +36,9 @@ class Scheduler:
         now = now or utcnow()
         fired: list[str] = []
         with self.db.session() as sess:
-            sources = sess.scalars(select(Source).where(Source.enabled.is_(True), Source.schedule.is_not(None))).all()
+            sources = sess.scalars(
+                select(Source).where(Source.enabled.is_(True), Source.schedule.is_not(None))
+            ).all()
             plan = [(s.id, s.name, s.schedule, s.last_run) for s in sources]
         for source_id, name, schedule, last_run in plan:
             anchor = max(filter(None, [last_run, self._last_fired.get(source_id)]), default=None)

@@ -71,12 +71,20 @@ def check_csv(stream: IO[str], origin: str, key_column: str | None) -> ColumnPla
     plan = ColumnPlan(first[1], key_column)
     for line, row in rows:
         if row and len(row) != plan.width:
-            raise BadInput(f"{origin}: malformed CSV at line {line}: {len(row)} columns, the header has {plan.width}")
+            raise BadInput(
+                f"{origin}: malformed CSV at line {line}: {len(row)} columns, the header has {plan.width}"
+            )
     return plan
 
 
-def hash_csv(path: Path | str, key: bytes, *, key_column: str | None = None, region: str | None = None,
-             stream: IO[str] | None = None) -> Iterator[dict[str, Any]]:
+def hash_csv(
+    path: Path | str,
+    key: bytes,
+    *,
+    key_column: str | None = None,
+    region: str | None = None,
+    stream: IO[str] | None = None,
+) -> Iterator[dict[str, Any]]:
     """Yield one output object per data row; the file is validated completely first."""
     origin = str(path)
     if stream is None:
@@ -121,7 +129,9 @@ def hash_csv(path: Path | str, key: bytes, *, key_column: str | None = None, reg
             fh2.close()
 
 
-def hash_values(lines: Iterable[str], key: bytes, field_type: str, *, region: str | None = None) -> Iterator[dict[str, Any]]:
+def hash_values(
+    lines: Iterable[str], key: bytes, field_type: str, *, region: str | None = None
+) -> Iterator[dict[str, Any]]:
     """``hash --type T``: one value per line; the line number is the record key."""
     if field_type not in FIELD_TYPES:
         raise UnknownFieldType(field_type)

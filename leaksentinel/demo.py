@@ -58,8 +58,11 @@ def run_demo(settings: Settings, out: IO[str] = sys.stdout, *, timeout_s: float 
         registered = add_records(db, company.name, hashed, actor="demo")
         sub = add_subscription(db, demo, company.name, webhook=receiver.url, actor="demo")
         add_source(db, "paste-site", "pastebin", underground.base_url, actor="demo")
-        _say(out, f"  registered {registered['records']} records of {company.name} as keyed hashes "
-                  f"(nothing in clear leaves the company)")
+        _say(
+            out,
+            f"  registered {registered['records']} records of {company.name} as keyed hashes "
+            f"(nothing in clear leaves the company)",
+        )
         service = Service(demo, http=False, scheduler=False).start()
         try:
             summary = run_crawl(demo, "paste-site", stderr=subprocess.DEVNULL)
@@ -68,8 +71,14 @@ def run_demo(settings: Settings, out: IO[str] = sys.stdout, *, timeout_s: float 
             deadline = time.monotonic() + timeout_s
             while time.monotonic() < deadline:
                 with db.session() as sess:
-                    sent = int(sess.scalar(select(func.count()).select_from(Delivery).where(
-                        Delivery.status.in_(("sent", "dead")))) or 0)
+                    sent = int(
+                        sess.scalar(
+                            select(func.count())
+                            .select_from(Delivery)
+                            .where(Delivery.status.in_(("sent", "dead")))
+                        )
+                        or 0
+                    )
                 if sent >= expected:
                     break
                 time.sleep(0.2)
@@ -77,17 +86,33 @@ def run_demo(settings: Settings, out: IO[str] = sys.stdout, *, timeout_s: float 
             service.stop()
         alerts = list_alerts(db, company.name)
         events = [r for r in receiver.received if r.status == 200]
-        valid = sum(1 for r in events if verify(sub["secret"], r.body, r.headers.get("x-leaksentinel-signature", "")))
+        valid = sum(
+            1 for r in events if verify(sub["secret"], r.body, r.headers.get("x-leaksentinel-signature", ""))
+        )
     seconds = time.monotonic() - started
     leaked = sum(a["records"] for a in alerts)
-    _say(out, f"  crawled   {summary['postings']} postings in {summary['seconds']:.1f} s "
-              f"({summary['fetched']} pages fetched, {summary['errors']} errors)")
+    _say(
+        out,
+        f"  crawled   {summary['postings']} postings in {summary['seconds']:.1f} s "
+        f"({summary['fetched']} pages fetched, {summary['errors']} errors)",
+    )
     _say(out, f"  found     {len(alerts)} leaks of {company.name}'s data, {leaked} record sightings")
-    _say(out, f"  delivered {len(events)} alert events to the company's webhook, {valid} with valid signatures")
+    _say(
+        out, f"  delivered {len(events)} alert events to the company's webhook, {valid} with valid signatures"
+    )
     for alert in alerts:
-        _say(out, f"    alert {alert['id']:>3}  {alert['severity']:<8} {alert['records']:>3} records "
-                  f"({alert['new_records']} new)  {alert['url']}")
+        _say(
+            out,
+            f"    alert {alert['id']:>3}  {alert['severity']:<8} {alert['records']:>3} records "
+            f"({alert['new_records']} new)  {alert['url']}",
+        )
     _say(out, f"  done in {seconds:.1f} s; nothing is left running.")
     _say(out, f"  look next: LEAKSENTINEL_HOME={home} leaksentinel alerts list")
-    return {"alerts": len(alerts), "delivered": len(events), "valid_signatures": valid,
-            "postings": summary["postings"], "seconds": round(seconds, 1), "home": str(home)}
+    return {
+        "alerts": len(alerts),
+        "delivered": len(events),
+        "valid_signatures": valid,
+        "postings": summary["postings"],
+        "seconds": round(seconds, 1),
+        "home": str(home),
+    }

@@ -23,9 +23,17 @@ __all__ = ["WorkerProcess"]
 class WorkerProcess:
     """A Celery worker on the given queues, as a child process."""
 
-    def __init__(self, settings: Settings, broker_url: str, *, queues: str = "notify,crawl",
-                 concurrency: int | None = None, name: str = "worker", log: IO[bytes] | None = None,
-                 loglevel: str = "WARNING") -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        broker_url: str,
+        *,
+        queues: str = "notify,crawl",
+        concurrency: int | None = None,
+        name: str = "worker",
+        log: IO[bytes] | None = None,
+        loglevel: str = "WARNING",
+    ) -> None:
         self.settings = settings
         self.broker_url = broker_url
         self.queues = queues
@@ -36,16 +44,41 @@ class WorkerProcess:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> WorkerProcess:
-        env = {**os.environ, **settings_env(self.settings), "LEAKSENTINEL_REDIS_URL": self.broker_url,
-               # Resolved here: the worker sees a Redis URL and would otherwise think it is distributed.
-               "LEAKSENTINEL_ALLOW_PRIVATE_TARGETS": str(self.settings.private_targets_allowed).lower(),
-               "PYTHONUNBUFFERED": "1"}
-        cmd = [sys.executable, "-m", "celery", "-A", "core.celery_app", "worker", "-Q", self.queues,
-               "-c", str(self.concurrency), "-n", f"{self.name}-{os.getpid()}-{time.monotonic_ns()}@%h",
-               "--loglevel", self.loglevel, "--without-gossip", "--without-mingle", "--without-heartbeat"]
-        self.proc = subprocess.Popen(cmd, env=env, stdout=self.log or subprocess.DEVNULL,
-                                     stderr=self.log or subprocess.DEVNULL, preexec_fn=die_with_parent,
-                                     start_new_session=True)
+        env = {
+            **os.environ,
+            **settings_env(self.settings),
+            "LEAKSENTINEL_REDIS_URL": self.broker_url,
+            # Resolved here: the worker sees a Redis URL and would otherwise think it is distributed.
+            "LEAKSENTINEL_ALLOW_PRIVATE_TARGETS": str(self.settings.private_targets_allowed).lower(),
+            "PYTHONUNBUFFERED": "1",
+        }
+        cmd = [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "core.celery_app",
+            "worker",
+            "-Q",
+            self.queues,
+            "-c",
+            str(self.concurrency),
+            "-n",
+            f"{self.name}-{os.getpid()}-{time.monotonic_ns()}@%h",
+            "--loglevel",
+            self.loglevel,
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+        ]
+        self.proc = subprocess.Popen(
+            cmd,
+            env=env,
+            stdout=self.log or subprocess.DEVNULL,
+            stderr=self.log or subprocess.DEVNULL,
+            preexec_fn=die_with_parent,
+            start_new_session=True,
+        )
         return self
 
     @property
@@ -71,10 +104,8 @@ class WorkerProcess:
         if proc.poll() is None:
             with suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGTERM)
-            try:
+            with suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                pass
         with suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
         with suppress(subprocess.TimeoutExpired):

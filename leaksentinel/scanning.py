@@ -44,8 +44,9 @@ def scan_paths(settings: Settings, paths: list[str], *, store: bool = False) -> 
     normalize = NormalizePipeline(settings)
     fingerprint = FingerprintPipeline()
     for path in paths:
-        draft = PostingDraft(source=LOCAL_SOURCE, url=path, raw=_read(path, settings.max_posting_bytes),
-                             title=Path(path).name)
+        draft = PostingDraft(
+            source=LOCAL_SOURCE, url=path, raw=_read(path, settings.max_posting_bytes), title=Path(path).name
+        )
         normalize.apply(draft)
         fingerprint.apply(draft)
         detect_draft(detector, draft)

@@ -30,8 +30,16 @@ CRAWL_TASK = "crawlers.crawl"
 
 
 class Service:
-    def __init__(self, settings: Settings, *, host: str | None = None, port: int | None = None,
-                 http: bool = True, scheduler: bool = True, worker_log: IO[bytes] | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        host: str | None = None,
+        port: int | None = None,
+        http: bool = True,
+        scheduler: bool = True,
+        worker_log: IO[bytes] | None = None,
+    ) -> None:
         self.settings = settings
         self.host = host or settings.host
         self.port = port if port is not None else settings.port
@@ -58,17 +66,21 @@ class Service:
         self.relay = Relay(db, celery, self.settings)
         self.relay.start()
         if self.with_scheduler:
+
             def fire(name: str) -> None:
                 celery.send_task(CRAWL_TASK, args=[name], queue="crawl")
 
             self.scheduler = Scheduler(db, fire, tick_s=self.settings.scheduler_tick_s)
             self.scheduler.start()
         if self.http:
-            config = uvicorn.Config(create_app(self.settings), host=self.host, port=self.port, log_level="warning",
-                                    lifespan="off")
+            config = uvicorn.Config(
+                create_app(self.settings), host=self.host, port=self.port, log_level="warning", lifespan="off"
+            )
             self._server = uvicorn.Server(config)
-            self._server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
-            self._server_thread = threading.Thread(target=self._server.run, name="leaksentinel-http", daemon=True)
+            # Served from a thread: uvicorn leaves signals to the main thread (serve_forever).
+            self._server_thread = threading.Thread(
+                target=self._server.run, name="leaksentinel-http", daemon=True
+            )
             self._server_thread.start()
         return self
 

@@ -68,7 +68,9 @@ def store_posting(db: Database, settings: Settings, draft: PostingDraft) -> Stor
     try:
         with db.session() as sess:
             source_id = _source_id(sess, draft.source)
-            existing = sess.scalar(select(Posting.id).where(Posting.source_id == source_id, Posting.url == draft.url))
+            existing = sess.scalar(
+                select(Posting.id).where(Posting.source_id == source_id, Posting.url == draft.url)
+            )
             if existing is not None:
                 return StoreResult(existing, False, 0, 0)
             posting = Posting(
@@ -92,26 +94,32 @@ def store_posting(db: Database, settings: Settings, draft: PostingDraft) -> Stor
     except IntegrityError:  # a concurrent run stored the same (source, url) first
         with db.session() as sess:
             source_id = _source_id(sess, draft.source)
-            pid = sess.scalar(select(Posting.id).where(Posting.source_id == source_id, Posting.url == draft.url))
+            pid = sess.scalar(
+                select(Posting.id).where(Posting.source_id == source_id, Posting.url == draft.url)
+            )
         return StoreResult(int(pid or 0), False, 0, 0)
 
 
 def _raise_alerts(sess: Session, posting: Posting, findings: list[DetectedFinding]) -> int:
     by_tenant: dict[int, list[DetectedFinding]] = defaultdict(list)
-    for found in findings:
-        by_tenant[found.tenant_id].append(found)
+    for finding in findings:
+        by_tenant[finding.tenant_id].append(finding)
     created = 0
     for tenant_id, found in by_tenant.items():
         record_keys = {f.record_key for f in found if f.kind == "record" and f.record_key}
-        seen_before = set(
-            sess.scalars(
-                select(Finding.record_key).where(
-                    Finding.tenant_id == tenant_id,
-                    Finding.kind == "record",
-                    Finding.record_key.in_(record_keys),
+        seen_before = (
+            set(
+                sess.scalars(
+                    select(Finding.record_key).where(
+                        Finding.tenant_id == tenant_id,
+                        Finding.kind == "record",
+                        Finding.record_key.in_(record_keys),
+                    )
                 )
             )
-        ) if record_keys else set()
+            if record_keys
+            else set()
+        )
         kinds = sorted({f.kind for f in found})
         alert = Alert(
             tenant_id=tenant_id,
@@ -126,7 +134,9 @@ def _raise_alerts(sess: Session, posting: Posting, findings: list[DetectedFindin
         )
         sess.add(alert)
         sess.flush()
-        sess.add(Sighting(alert_id=alert.id, posting_id=posting.id, url=posting.url, seen_at=alert.first_seen))
+        sess.add(
+            Sighting(alert_id=alert.id, posting_id=posting.id, url=posting.url, seen_at=alert.first_seen)
+        )
         for f in found:
             sess.add(
                 Finding(

@@ -16,8 +16,14 @@ __all__ = ["SourceSpider"]
 class SourceSpider(scrapy.Spider):
     """Spiders are started with ``-a source_url=... -a source_name=... -a cursor=<json>``."""
 
-    def __init__(self, source_name: str = "", source_url: str = "", cursor: dict[str, Any] | None = None,
-                 options: dict[str, Any] | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        source_name: str = "",
+        source_url: str = "",
+        cursor: dict[str, Any] | None = None,
+        options: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.source_name = source_name
         self.source_url = source_url.rstrip("/")

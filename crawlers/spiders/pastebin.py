@@ -44,8 +44,9 @@ class PastebinSpider(SourceSpider):
 
     async def start(self) -> AsyncIterator[Any]:
         limit = int(self.options.get("limit") or self.settings.getint("LEAKSENTINEL_PASTEBIN_LIMIT", 100))
-        yield scrapy.Request(f"{self.source_url}/api_scraping.php?limit={limit}", callback=self.parse_listing,
-                             dont_filter=True)
+        yield scrapy.Request(
+            f"{self.source_url}/api_scraping.php?limit={limit}", callback=self.parse_listing, dont_filter=True
+        )
 
     def parse_listing(self, response: Response) -> Iterator[Any]:
         try:
@@ -70,7 +71,9 @@ class PastebinSpider(SourceSpider):
         # Set before any paste is read: their callbacks only add or remove pending keys.
         self.new_cursor = {"date": newest, "pending": []}
         for entry in wanted:
-            yield response.follow(str(entry["scrape_url"]), callback=self.parse_paste, cb_kwargs={"entry": entry})
+            yield response.follow(
+                str(entry["scrape_url"]), callback=self.parse_paste, cb_kwargs={"entry": entry}
+            )
 
     def parse_paste(self, response: Response, entry: dict[str, Any]) -> Iterator[Any]:
         sentinel = is_sentinel(response.body)

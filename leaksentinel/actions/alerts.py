@@ -15,7 +15,9 @@ from leaksentinel.actions.tenants import find_tenant
 __all__ = ["list_alerts", "set_alert_status"]
 
 
-def list_alerts(db: Database, tenant_ref: str | None = None, status: str | None = None) -> list[dict[str, Any]]:
+def list_alerts(
+    db: Database, tenant_ref: str | None = None, status: str | None = None
+) -> list[dict[str, Any]]:
     if status is not None and status not in ALERT_STATUSES:
         raise BadInput(f"unknown status {status!r}: one of {', '.join(ALERT_STATUSES)}")
     with db.session() as sess:
@@ -27,8 +29,9 @@ def list_alerts(db: Database, tenant_ref: str | None = None, status: str | None 
         return [alert_to_dict(sess, a) for a in sess.scalars(query)]
 
 
-def set_alert_status(db: Database, alert_id: str, status: str, *, tenant_id: int | None = None,
-                     actor: str = "cli") -> dict[str, Any]:
+def set_alert_status(
+    db: Database, alert_id: str, status: str, *, tenant_id: int | None = None, actor: str = "cli"
+) -> dict[str, Any]:
     if status not in ALERT_STATUSES:
         raise BadInput(f"unknown status {status!r}")
     if not str(alert_id).isdigit():
@@ -39,6 +42,13 @@ def set_alert_status(db: Database, alert_id: str, status: str, *, tenant_id: int
             raise NotFound(f"unknown alert: {alert_id}")
         before = alert.status
         alert.status = status
-        sess.add(AuditLog(actor=actor, action=f"alert.{status}", object_type="alert", object_id=str(alert.id),
-                          detail={"from": before, "to": status}))
+        sess.add(
+            AuditLog(
+                actor=actor,
+                action=f"alert.{status}",
+                object_type="alert",
+                object_id=str(alert.id),
+                detail={"from": before, "to": status},
+            )
+        )
         return alert_to_dict(sess, alert)

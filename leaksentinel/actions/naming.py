@@ -13,5 +13,7 @@ _SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
 def check_slug(name: str, what: str) -> str:
     if not _SLUG.match(name or ""):
-        raise BadInput(f"{what} name {name!r} is not a slug (lower-case letters, digits, '-' and '_', at most 64)")
+        raise BadInput(
+            f"{what} name {name!r} is not a slug (lower-case letters, digits, '-' and '_', at most 64)"
+        )
     return name

@@ -50,9 +50,19 @@ def source_to_dict(source: Source) -> dict[str, Any]:
     }
 
 
-def add_source(db: Database, name: str, kind: str, url: str, *, every: str | None = None, cron: str | None = None,
-               render: bool = False, proxy: str | None = None, options: dict[str, Any] | None = None,
-               actor: str = "cli") -> dict[str, Any]:
+def add_source(
+    db: Database,
+    name: str,
+    kind: str,
+    url: str,
+    *,
+    every: str | None = None,
+    cron: str | None = None,
+    render: bool = False,
+    proxy: str | None = None,
+    options: dict[str, Any] | None = None,
+    actor: str = "cli",
+) -> dict[str, Any]:
     check_slug(name, "source")
     if kind not in KINDS:
         raise BadInput(f"unknown source kind {kind!r}: one of {', '.join(KINDS)}")
@@ -63,23 +73,52 @@ def add_source(db: Database, name: str, kind: str, url: str, *, every: str | Non
     with db.session() as sess:
         if sess.scalar(select(Source).where(Source.name == name)) is not None:
             raise BadInput(f"source {name!r} already exists")
-        source = Source(name=name, kind=kind, url=url, schedule=schedule, enabled=True, render=render,
-                        proxy=proxy, options=dict(options or {}), cursor={})
+        source = Source(
+            name=name,
+            kind=kind,
+            url=url,
+            schedule=schedule,
+            enabled=True,
+            render=render,
+            proxy=proxy,
+            options=dict(options or {}),
+            cursor={},
+        )
         sess.add(source)
         sess.flush()
-        sess.add(AuditLog(actor=actor, action="source.add", object_type="source", object_id=str(source.id),
-                          detail={"name": name, "kind": kind, "url": url, "schedule": schedule}))
+        sess.add(
+            AuditLog(
+                actor=actor,
+                action="source.add",
+                object_type="source",
+                object_id=str(source.id),
+                detail={"name": name, "kind": kind, "url": url, "schedule": schedule},
+            )
+        )
         return source_to_dict(source)
 
 
 def list_sources(db: Database) -> list[dict[str, Any]]:
     with db.session() as sess:
-        return [source_to_dict(s) for s in sess.scalars(select(Source).where(Source.kind != "local").order_by(Source.id))]
+        return [
+            source_to_dict(s)
+            for s in sess.scalars(select(Source).where(Source.kind != "local").order_by(Source.id))
+        ]
 
 
-def set_source(db: Database, name: str, *, every: str | None = None, cron: str | None = None,
-               pause: bool = False, resume: bool = False, url: str | None = None, proxy: str | None = None,
-               render: bool | None = None, actor: str = "cli") -> dict[str, Any]:
+def set_source(
+    db: Database,
+    name: str,
+    *,
+    every: str | None = None,
+    cron: str | None = None,
+    pause: bool = False,
+    resume: bool = False,
+    url: str | None = None,
+    proxy: str | None = None,
+    render: bool | None = None,
+    actor: str = "cli",
+) -> dict[str, Any]:
     if pause and resume:
         raise BadInput("give either --pause or --resume, not both")
     schedule = schedule_from_options(every, cron)
@@ -102,6 +141,13 @@ def set_source(db: Database, name: str, *, every: str | None = None, cron: str |
             source.proxy = changes["proxy"] = proxy or None
         if render is not None:
             source.render = changes["render"] = render
-        sess.add(AuditLog(actor=actor, action="source.set", object_type="source", object_id=str(source.id),
-                          detail=changes))
+        sess.add(
+            AuditLog(
+                actor=actor,
+                action="source.set",
+                object_type="source",
+                object_id=str(source.id),
+                detail=changes,
+            )
+        )
         return source_to_dict(source)

@@ -54,7 +54,9 @@ def find_tenant(sess: Session, name_or_id: str) -> Tenant:
     return tenant
 
 
-def add_tenant(db: Database, name: str, domains: list[str], regions: list[str], actor: str = "cli") -> dict[str, Any]:
+def add_tenant(
+    db: Database, name: str, domains: list[str], regions: list[str], actor: str = "cli"
+) -> dict[str, Any]:
     check_slug(name, "tenant")
     clean_domains = [check_domain(d) for d in domains]
     clean_regions = sorted({check_region(r) for r in regions})
@@ -68,10 +70,22 @@ def add_tenant(db: Database, name: str, domains: list[str], regions: list[str], 
             sess.add(WatchItem(tenant_id=tenant.id, kind="domain", value=domain, data={}))
         clear, prefix, digest = new_api_key()
         sess.add(ApiKey(tenant_id=tenant.id, role="tenant_admin", prefix=prefix, key_hash=digest))
-        sess.add(AuditLog(actor=actor, action="tenant.add", object_type="tenant", object_id=str(tenant.id),
-                          detail={"name": name, "domains": clean_domains, "regions": clean_regions}))
-        return {"id": tenant.id, "name": name, "domains": list(dict.fromkeys(clean_domains)),
-                "regions": clean_regions, "api_key": clear}
+        sess.add(
+            AuditLog(
+                actor=actor,
+                action="tenant.add",
+                object_type="tenant",
+                object_id=str(tenant.id),
+                detail={"name": name, "domains": clean_domains, "regions": clean_regions},
+            )
+        )
+        return {
+            "id": tenant.id,
+            "name": name,
+            "domains": list(dict.fromkeys(clean_domains)),
+            "regions": clean_regions,
+            "api_key": clear,
+        }
 
 
 def list_tenants(db: Database) -> list[dict[str, Any]]:
@@ -81,6 +95,13 @@ def list_tenants(db: Database) -> list[dict[str, Any]]:
             domains = sess.scalars(
                 select(WatchItem.value).where(WatchItem.tenant_id == tenant.id, WatchItem.kind == "domain")
             ).all()
-            out.append({"id": tenant.id, "name": tenant.name, "domains": list(domains),
-                        "regions": list(tenant.regions or []), "created_at": tenant.created_at.isoformat()})
+            out.append(
+                {
+                    "id": tenant.id,
+                    "name": tenant.name,
+                    "domains": list(domains),
+                    "regions": list(tenant.regions or []),
+                    "created_at": tenant.created_at.isoformat(),
+                }
+            )
         return out

@@ -6,7 +6,6 @@ inserted in batches, so memory stays flat, and re-registering the same records c
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from collections.abc import Iterable, Iterator
@@ -39,12 +38,16 @@ def parse_record_lines(lines: Iterable[str], origin: str) -> Iterator[tuple[str,
         try:
             obj = json.loads(line)
         except ValueError:
-            raise BadInput(f"{origin}:{number}: not a JSON object (expected `leaksentinel hash` output)") from None
+            raise BadInput(
+                f"{origin}:{number}: not a JSON object (expected `leaksentinel hash` output)"
+            ) from None
         if not isinstance(obj, dict) or not isinstance(obj.get("fields"), dict) or "record_key" not in obj:
-            raise BadInput(f"{origin}:{number}: expected {{\"record_key\", \"fields\", \"v\"}}")
+            raise BadInput(f'{origin}:{number}: expected {{"record_key", "fields", "v"}}')
         version = obj.get("v", SCHEME_VERSION)
         if version != SCHEME_VERSION:
-            raise BadInput(f"{origin}:{number}: hash scheme v{version} is not this deployment's v{SCHEME_VERSION}")
+            raise BadInput(
+                f"{origin}:{number}: hash scheme v{version} is not this deployment's v{SCHEME_VERSION}"
+            )
         region = obj.get("region")
         if region is not None:
             region = check_region(str(region))
@@ -64,6 +67,7 @@ def _insert_ignore(sess: Session, rows: list[dict[str, Any]]) -> None:
     if not rows:
         return
     dialect = sess.get_bind().dialect.name
+    stmt: Any
     if dialect == "postgresql":
         stmt = postgresql.insert(RecordHash).values(rows).on_conflict_do_nothing()
     else:
@@ -71,9 +75,13 @@ def _insert_ignore(sess: Session, rows: list[dict[str, Any]]) -> None:
     sess.execute(stmt)
 
 
-def _watch(sess: Session, tenant_id: int, kind: str, value: str, name: str | None = None) -> tuple[WatchItem, bool]:
+def _watch(
+    sess: Session, tenant_id: int, kind: str, value: str, name: str | None = None
+) -> tuple[WatchItem, bool]:
     item = sess.scalar(
-        select(WatchItem).where(WatchItem.tenant_id == tenant_id, WatchItem.kind == kind, WatchItem.value == value)
+        select(WatchItem).where(
+            WatchItem.tenant_id == tenant_id, WatchItem.kind == kind, WatchItem.value == value
+        )
     )
     if item is not None:
         return item, False
@@ -83,14 +91,15 @@ def _watch(sess: Session, tenant_id: int, kind: str, value: str, name: str | Non
     return item, True
 
 
-def add_records(db: Database, tenant_ref: str, path: Path | str, stream: IO[str] | None = None,
-                actor: str = "cli") -> dict[str, Any]:
+def add_records(
+    db: Database, tenant_ref: str, path: Path | str, stream: IO[str] | None = None, actor: str = "cli"
+) -> dict[str, Any]:
     """Register `leaksentinel hash` output. Validates the whole file first, so bad input changes nothing."""
     origin = str(path)
     if stream is None:
         try:
-            with open(path, encoding="utf-8") as fh:
-                for _ in parse_record_lines(fh, origin):
+            with open(path, encoding="utf-8") as check:
+                for _ in parse_record_lines(check, origin):
                     pass
         except FileNotFoundError:
             raise BadInput(f"no such file: {path}") from None
@@ -104,7 +113,7 @@ def add_records(db: Database, tenant_ref: str, path: Path | str, stream: IO[str]
     regions: set[str] = set()
     records: set[str] = set()
     hashes = 0
-    fh = stream or open(path, encoding="utf-8")  # noqa: SIM115 - closed below
+    fh: IO[str] = stream or open(path, encoding="utf-8")  # noqa: SIM115 - closed below
     try:
         batch: list[dict[str, Any]] = []
         for key, field_type, digest, version, region in parse_record_lines(fh, origin):
@@ -112,8 +121,16 @@ def add_records(db: Database, tenant_ref: str, path: Path | str, stream: IO[str]
             hashes += 1
             if region:
                 regions.add(region)
-            batch.append({"tenant_id": tenant_id, "watch_id": watch_id, "record_key": key,
-                          "field_type": field_type, "hash": digest, "version": version})
+            batch.append(
+                {
+                    "tenant_id": tenant_id,
+                    "watch_id": watch_id,
+                    "record_key": key,
+                    "field_type": field_type,
+                    "hash": digest,
+                    "version": version,
+                }
+            )
             if len(batch) >= BATCH:
                 with db.session() as sess:
                     _insert_ignore(sess, batch)
@@ -123,14 +140,30 @@ def add_records(db: Database, tenant_ref: str, path: Path | str, stream: IO[str]
             tenant = find_tenant(sess, str(tenant_id))
             if regions - set(tenant.regions or []):
                 tenant.regions = sorted(set(tenant.regions or []) | regions)
-            total = sess.scalar(select(func.count()).select_from(RecordHash).where(RecordHash.watch_id == watch_id))
-            sess.add(AuditLog(actor=actor, action="watch.add", object_type="watch", object_id=str(watch_id),
-                              detail={"kind": "records", "records": len(records), "hashes": hashes}))
+            total = sess.scalar(
+                select(func.count()).select_from(RecordHash).where(RecordHash.watch_id == watch_id)
+            )
+            sess.add(
+                AuditLog(
+                    actor=actor,
+                    action="watch.add",
+                    object_type="watch",
+                    object_id=str(watch_id),
+                    detail={"kind": "records", "records": len(records), "hashes": hashes},
+                )
+            )
     finally:
         if stream is None:
             fh.close()
-    return {"id": watch_id, "tenant": tenant.name, "kind": "records", "records": len(records),
-            "hashes": hashes, "total_hashes": int(total or 0), "regions": sorted(regions)}
+    return {
+        "id": watch_id,
+        "tenant": tenant.name,
+        "kind": "records",
+        "records": len(records),
+        "hashes": hashes,
+        "total_hashes": int(total or 0),
+        "regions": sorted(regions),
+    }
 
 
 def add_domain_watch(db: Database, tenant_ref: str, domain: str, actor: str = "cli") -> dict[str, Any]:
@@ -139,8 +172,15 @@ def add_domain_watch(db: Database, tenant_ref: str, domain: str, actor: str = "c
         tenant = find_tenant(sess, tenant_ref)
         item, created = _watch(sess, tenant.id, "domain", value)
         if created:
-            sess.add(AuditLog(actor=actor, action="watch.add", object_type="watch", object_id=str(item.id),
-                              detail={"kind": "domain", "value": value}))
+            sess.add(
+                AuditLog(
+                    actor=actor,
+                    action="watch.add",
+                    object_type="watch",
+                    object_id=str(item.id),
+                    detail={"kind": "domain", "value": value},
+                )
+            )
         return {"id": item.id, "tenant": tenant.name, "kind": "domain", "value": value, "created": created}
 
 
@@ -148,14 +188,32 @@ def list_watches(db: Database, tenant_ref: str) -> list[dict[str, Any]]:
     with db.session() as sess:
         tenant = find_tenant(sess, tenant_ref)
         out = []
-        for item in sess.scalars(select(WatchItem).where(WatchItem.tenant_id == tenant.id).order_by(WatchItem.id)):
-            row: dict[str, Any] = {"id": item.id, "tenant": tenant.name, "kind": item.kind, "value": item.value,
-                                   "name": item.name, "created_at": item.created_at.isoformat()}
+        for item in sess.scalars(
+            select(WatchItem).where(WatchItem.tenant_id == tenant.id).order_by(WatchItem.id)
+        ):
+            row: dict[str, Any] = {
+                "id": item.id,
+                "tenant": tenant.name,
+                "kind": item.kind,
+                "value": item.value,
+                "name": item.name,
+                "created_at": item.created_at.isoformat(),
+            }
             if item.kind == "records":
-                row["hashes"] = int(sess.scalar(
-                    select(func.count()).select_from(RecordHash).where(RecordHash.watch_id == item.id)) or 0)
-                row["records"] = int(sess.scalar(
-                    select(func.count(func.distinct(RecordHash.record_key))).where(RecordHash.watch_id == item.id)) or 0)
+                row["hashes"] = int(
+                    sess.scalar(
+                        select(func.count()).select_from(RecordHash).where(RecordHash.watch_id == item.id)
+                    )
+                    or 0
+                )
+                row["records"] = int(
+                    sess.scalar(
+                        select(func.count(func.distinct(RecordHash.record_key))).where(
+                            RecordHash.watch_id == item.id
+                        )
+                    )
+                    or 0
+                )
             out.append(row)
         return out
 
@@ -170,7 +228,9 @@ def remove_watch(db: Database, tenant_ref: str, watch_id: str, actor: str = "cli
             raise NotFound(f"tenant {tenant.name} has no watch {watch_id}")
         sess.execute(delete(RecordHash).where(RecordHash.watch_id == item.id))
         sess.delete(item)
-        sess.add(AuditLog(actor=actor, action="watch.remove", object_type="watch", object_id=str(watch_id), detail={}))
+        sess.add(
+            AuditLog(
+                actor=actor, action="watch.remove", object_type="watch", object_id=str(watch_id), detail={}
+            )
+        )
         return {"id": int(watch_id), "tenant": tenant.name, "removed": True}
-
-

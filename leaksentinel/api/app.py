@@ -4,7 +4,6 @@ Why bearer keys stored hashed: a stolen database must not hand out working API k
 sees only its own tenant's objects, and another tenant's object answers 404, never 403.
 """
 
-
 # No `from __future__ import annotations` here: FastAPI resolves the dependency annotations of the
 # closures below at runtime.
 import hashlib
@@ -53,7 +52,9 @@ def create_app(settings: Settings) -> FastAPI:
         return {"status": "ok"}
 
     @app.get("/api/v1/alerts")
-    def alerts(who: Annotated[Principal, Depends(principal)], status: str | None = None) -> list[dict[str, Any]]:
+    def alerts(
+        who: Annotated[Principal, Depends(principal)], status: str | None = None
+    ) -> list[dict[str, Any]]:
         try:
             return list_alerts(db, str(who.tenant_id) if who.tenant_id else None, status)
         except BadInput as exc:
@@ -65,7 +66,9 @@ def create_app(settings: Settings) -> FastAPI:
         if status is None:
             raise HTTPException(404, "unknown action")
         try:
-            return set_alert_status(db, str(alert_id), status, tenant_id=who.tenant_id, actor=f"api:{who.role}")
+            return set_alert_status(
+                db, str(alert_id), status, tenant_id=who.tenant_id, actor=f"api:{who.role}"
+            )
         except NotFound:
             raise HTTPException(404, "unknown alert") from None
 

@@ -18,15 +18,26 @@ def register(app: typer.Typer) -> None:
     @app.command("subscribe")
     def _subscribe(
         tenant: Annotated[str, typer.Option("--tenant")],
-        webhook: Annotated[str | None, typer.Option("--webhook", help="http(s) URL receiving signed JSON events.")] = None,
-        secret: Annotated[str | None, typer.Option("--secret", help="Signing secret (generated when omitted).")] = None,
+        webhook: Annotated[
+            str | None, typer.Option("--webhook", help="http(s) URL receiving signed JSON events.")
+        ] = None,
+        secret: Annotated[
+            str | None, typer.Option("--secret", help="Signing secret (generated when omitted).")
+        ] = None,
         email: Annotated[str | None, typer.Option("--email")] = None,
         min_severity: Annotated[str, typer.Option("--min-severity")] = "low",
         as_json: JSON = False,
     ) -> None:
         """Deliver a tenant's alerts to a webhook or an email address."""
-        out = add_subscription(state.db, state.settings, tenant, webhook=webhook, secret=secret, email=email,
-                               min_severity=min_severity)
+        out = add_subscription(
+            state.db,
+            state.settings,
+            tenant,
+            webhook=webhook,
+            secret=secret,
+            email=email,
+            min_severity=min_severity,
+        )
         emit_object(out, as_json)
 
     alerts = typer.Typer(help="Alerts: one per company per leak.", no_args_is_help=True)
@@ -35,18 +46,24 @@ def register(app: typer.Typer) -> None:
     @alerts.command("list")
     def _list(
         tenant: Annotated[str | None, typer.Option("--tenant")] = None,
-        status: Annotated[str | None, typer.Option("--status", help="new, acked, resolved, false_positive")] = None,
+        status: Annotated[
+            str | None, typer.Option("--status", help="new, acked, resolved, false_positive")
+        ] = None,
         as_json: JSON = False,
     ) -> None:
         """List alerts."""
-        emit_list(list_alerts(state.db, tenant, status), as_json,
-                  ["id", "tenant", "severity", "status", "kinds", "records", "new_records", "source", "url"],
-                  title="alerts")
+        emit_list(
+            list_alerts(state.db, tenant, status),
+            as_json,
+            ["id", "tenant", "severity", "status", "kinds", "records", "new_records", "source", "url"],
+            title="alerts",
+        )
 
     def _status_command(command: str, status: str, doc: str) -> None:
         def handler(alert_id: str, as_json: JSON = False) -> None:
-            emit_object(set_alert_status(state.db, alert_id, status), as_json,
-                        human=f"alert {alert_id}: {status}")
+            emit_object(
+                set_alert_status(state.db, alert_id, status), as_json, human=f"alert {alert_id}: {status}"
+            )
 
         handler.__doc__ = doc
         alerts.command(command)(handler)

@@ -31,12 +31,24 @@ def _write_lines(objs: object) -> None:
 def register(app: typer.Typer) -> None:
     @app.command("hash")
     def _hash(
-        file: Annotated[str | None, typer.Argument(help="With --type: a file of values, one per line, or - for stdin.")] = None,
-        csv_file: Annotated[Path | None, typer.Option("--csv", help="CSV whose header names each column's field type.")] = None,
-        key_column: Annotated[str | None, typer.Option("--key-column", help="Column copied as the opaque record_key.")] = None,
-        field_type: Annotated[str | None, typer.Option("--type", help="Field type of every value (with FILE or -).")] = None,
-        document: Annotated[Path | None, typer.Option("--document", help="Fingerprint a confidential document.")] = None,
-        region: Annotated[str | None, typer.Option("--region", help="Default country for national phone numbers.")] = None,
+        file: Annotated[
+            str | None, typer.Argument(help="With --type: a file of values, one per line, or - for stdin.")
+        ] = None,
+        csv_file: Annotated[
+            Path | None, typer.Option("--csv", help="CSV whose header names each column's field type.")
+        ] = None,
+        key_column: Annotated[
+            str | None, typer.Option("--key-column", help="Column copied as the opaque record_key.")
+        ] = None,
+        field_type: Annotated[
+            str | None, typer.Option("--type", help="Field type of every value (with FILE or -).")
+        ] = None,
+        document: Annotated[
+            Path | None, typer.Option("--document", help="Fingerprint a confidential document.")
+        ] = None,
+        region: Annotated[
+            str | None, typer.Option("--region", help="Default country for national phone numbers.")
+        ] = None,
     ) -> None:
         """Hash your data locally with the deployment's key (nothing is sent anywhere)."""
         modes = [m for m in (csv_file, field_type, document) if m is not None]
@@ -58,14 +70,17 @@ def register(app: typer.Typer) -> None:
         else:
             raise BadInput("--document fingerprints are not available in this version yet")
 
-    watch = typer.Typer(help="What a tenant watches: records, domains, keywords, regexes, documents.",
-                        no_args_is_help=True)
+    watch = typer.Typer(
+        help="What a tenant watches: records, domains, keywords, regexes, documents.", no_args_is_help=True
+    )
     app.add_typer(watch, name="watch")
 
     @watch.command("add")
     def _watch_add(
         tenant: Annotated[str, typer.Option("--tenant", help="Tenant name or id.")],
-        records: Annotated[Path | None, typer.Option("--records", help="JSON Lines from `leaksentinel hash`.")] = None,
+        records: Annotated[
+            Path | None, typer.Option("--records", help="JSON Lines from `leaksentinel hash`.")
+        ] = None,
         domain: Annotated[str | None, typer.Option("--domain")] = None,
         keyword: Annotated[str | None, typer.Option("--keyword")] = None,
         regex: Annotated[str | None, typer.Option("--regex")] = None,
@@ -90,17 +105,27 @@ def register(app: typer.Typer) -> None:
     @watch.command("list")
     def _watch_list(tenant: Annotated[str, typer.Option("--tenant")], as_json: JSON = False) -> None:
         """List a tenant's watch items."""
-        emit_list(list_watches(state.db, tenant), as_json, ["id", "kind", "value", "name", "records"], title="watch items")
+        emit_list(
+            list_watches(state.db, tenant),
+            as_json,
+            ["id", "kind", "value", "name", "records"],
+            title="watch items",
+        )
 
     @watch.command("remove")
-    def _watch_remove(watch_id: str, tenant: Annotated[str, typer.Option("--tenant")], as_json: JSON = False) -> None:
+    def _watch_remove(
+        watch_id: str, tenant: Annotated[str, typer.Option("--tenant")], as_json: JSON = False
+    ) -> None:
         """Remove a watch item (and its registered hashes)."""
         emit_object(remove_watch(state.db, tenant, watch_id), as_json)
 
     @app.command("scan")
     def _scan(
         paths: Annotated[list[str], typer.Argument(help="Files; each is one posting.")],
-        store: Annotated[bool, typer.Option("--store", help="Keep each file as a posting of source `local` and raise alerts.")] = False,
+        store: Annotated[
+            bool,
+            typer.Option("--store", help="Keep each file as a posting of source `local` and raise alerts."),
+        ] = False,
         as_json: JSON = False,
     ) -> None:
         """Run the crawl pipeline's detection on local files."""
@@ -113,6 +138,9 @@ def register(app: typer.Typer) -> None:
             count += 1
             what = f.get("record_key") or f.get("watch") or ""
             fields = ",".join(f.get("fields", []))
-            sys.stdout.write(f"{f['posting']}:{f['line']}  {f['severity']:<8} {f['tenant']}  {f['kind']} {what} "
-                             f"{fields} {f.get('masked') or ''}".rstrip() + "\n")
+            sys.stdout.write(
+                f"{f['posting']}:{f['line']}  {f['severity']:<8} {f['tenant']}  {f['kind']} {what} "
+                f"{fields} {f.get('masked') or ''}".rstrip()
+                + "\n"
+            )
         sys.stdout.write(f"{count} finding(s)\n")

@@ -26,7 +26,9 @@ def register(app: typer.Typer) -> None:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
         settings = state.settings
         service = Service(settings, host=host, port=port)
-        err(f"leaksentinel: serving http://{service.host}:{service.port} (home {settings.home}); Ctrl-C stops")
+        err(
+            f"leaksentinel: serving http://{service.host}:{service.port} (home {settings.home}); Ctrl-C stops"
+        )
         service.serve_forever()
 
     @app.command("demo")

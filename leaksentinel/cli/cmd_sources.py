@@ -21,29 +21,57 @@ def register(app: typer.Typer) -> None:
     @source.command("add")
     def _add(
         name: str,
-        kind: Annotated[str, typer.Option("--kind", help="pastebin, gists, discourse, phpbb, xenforo, telegram, rss, generic")],
+        kind: Annotated[
+            str,
+            typer.Option("--kind", help="pastebin, gists, discourse, phpbb, xenforo, telegram, rss, generic"),
+        ],
         url: Annotated[str, typer.Option("--url")],
         every: Annotated[str | None, typer.Option("--every", help="Interval such as 5m.")] = None,
-        cron: Annotated[str | None, typer.Option("--cron", help='Cron expression such as "*/5 * * * *".')] = None,
-        render: Annotated[bool, typer.Option("--render", help="Fetch pages through a headless browser.")] = False,
-        proxy: Annotated[str | None, typer.Option("--proxy", help="HTTP(S) proxy URL for this source.")] = None,
-        item: Annotated[str | None, typer.Option("--item", help="generic: CSS selector of each posting on a page.")] = None,
-        link: Annotated[str | None, typer.Option("--link", help="generic: CSS selector of links to postings.")] = None,
-        content: Annotated[str | None, typer.Option("--content", help="generic: CSS selector of a followed page's posting.")] = None,
-        next_: Annotated[str | None, typer.Option("--next", help="generic: CSS selector of the next page link.")] = None,
+        cron: Annotated[
+            str | None, typer.Option("--cron", help='Cron expression such as "*/5 * * * *".')
+        ] = None,
+        render: Annotated[
+            bool, typer.Option("--render", help="Fetch pages through a headless browser.")
+        ] = False,
+        proxy: Annotated[
+            str | None, typer.Option("--proxy", help="HTTP(S) proxy URL for this source.")
+        ] = None,
+        item: Annotated[
+            str | None, typer.Option("--item", help="generic: CSS selector of each posting on a page.")
+        ] = None,
+        link: Annotated[
+            str | None, typer.Option("--link", help="generic: CSS selector of links to postings.")
+        ] = None,
+        content: Annotated[
+            str | None, typer.Option("--content", help="generic: CSS selector of a followed page's posting.")
+        ] = None,
+        next_: Annotated[
+            str | None, typer.Option("--next", help="generic: CSS selector of the next page link.")
+        ] = None,
         as_json: JSON = False,
     ) -> None:
         """Add a source."""
-        options: dict[str, Any] = {k: v for k, v in
-                                   (("item", item), ("link", link), ("content", content), ("next", next_)) if v}
-        out = add_source(state.db, name, kind, url, every=every, cron=cron, render=render, proxy=proxy, options=options)
-        emit_object(out, as_json, human=f"source {out['name']} ({out['kind']}) added, schedule: {out['schedule'] or 'none'}")
+        options: dict[str, Any] = {
+            k: v for k, v in (("item", item), ("link", link), ("content", content), ("next", next_)) if v
+        }
+        out = add_source(
+            state.db, name, kind, url, every=every, cron=cron, render=render, proxy=proxy, options=options
+        )
+        emit_object(
+            out,
+            as_json,
+            human=f"source {out['name']} ({out['kind']}) added, schedule: {out['schedule'] or 'none'}",
+        )
 
     @source.command("list")
     def _list(as_json: JSON = False) -> None:
         """List sources with their schedule and last run."""
-        emit_list(list_sources(state.db), as_json,
-                  ["name", "kind", "url", "schedule", "enabled", "last_run", "last_status"], title="sources")
+        emit_list(
+            list_sources(state.db),
+            as_json,
+            ["name", "kind", "url", "schedule", "enabled", "last_run", "last_status"],
+            title="sources",
+        )
 
     @source.command("set")
     def _set(
@@ -58,10 +86,23 @@ def register(app: typer.Typer) -> None:
         as_json: JSON = False,
     ) -> None:
         """Change a source; a running service picks the change up without a restart."""
-        out = set_source(state.db, name, every=every, cron=cron, pause=pause, resume=resume, url=url, proxy=proxy,
-                         render=render)
-        emit_object(out, as_json, human=f"source {out['name']}: schedule {out['schedule'] or 'none'}, "
-                                        f"{'enabled' if out['enabled'] else 'paused'}")
+        out = set_source(
+            state.db,
+            name,
+            every=every,
+            cron=cron,
+            pause=pause,
+            resume=resume,
+            url=url,
+            proxy=proxy,
+            render=render,
+        )
+        emit_object(
+            out,
+            as_json,
+            human=f"source {out['name']}: schedule {out['schedule'] or 'none'}, "
+            f"{'enabled' if out['enabled'] else 'paused'}",
+        )
 
     @app.command("crawl")
     def _crawl(name: str, as_json: JSON = False) -> None:
@@ -71,8 +112,13 @@ def register(app: typer.Typer) -> None:
         line = {k: summary.get(k) for k in keys} | {k: v for k, v in summary.items() if k not in keys}
         if summary.get("status") == "failed":
             err(f"leaksentinel: crawl of {name} failed: {summary.get('error') or 'no page could be fetched'}")
-        emit_object(line, as_json, human=(
-            f"{line['source']}: fetched {line['fetched']}, postings {line['postings']}, new {line['new']}, "
-            f"matches {line['matches']}, alerts {line['alerts']}, errors {line['errors']} in {line['seconds']} s"))
+        emit_object(
+            line,
+            as_json,
+            human=(
+                f"{line['source']}: fetched {line['fetched']}, postings {line['postings']}, new {line['new']}, "
+                f"matches {line['matches']}, alerts {line['alerts']}, errors {line['errors']} in {line['seconds']} s"
+            ),
+        )
         if summary.get("status") == "failed":
             raise typer.Exit(1)

@@ -20,13 +20,22 @@ def register(app: typer.Typer) -> None:
     @tenant.command("add")
     def _add(
         name: str,
-        domain: Annotated[list[str] | None, typer.Option("--domain", help="A domain of the company (also watched).")] = None,
-        region: Annotated[list[str] | None, typer.Option("--region", help="Country whose bare national phone numbers are read.")] = None,
+        domain: Annotated[
+            list[str] | None, typer.Option("--domain", help="A domain of the company (also watched).")
+        ] = None,
+        region: Annotated[
+            list[str] | None,
+            typer.Option("--region", help="Country whose bare national phone numbers are read."),
+        ] = None,
         as_json: JSON = False,
     ) -> None:
         """Add a tenant; prints its API key once."""
         out = add_tenant(state.db, name, domain or [], region or [])
-        emit_object(out, as_json, human=f"tenant {out['name']} (id {out['id']}) added\napi key (shown once): {out['api_key']}")
+        emit_object(
+            out,
+            as_json,
+            human=f"tenant {out['name']} (id {out['id']}) added\napi key (shown once): {out['api_key']}",
+        )
 
     @tenant.command("list")
     def _list(as_json: JSON = False) -> None:

@@ -13,7 +13,6 @@ from rich.table import Table
 __all__ = ["emit_list", "emit_object", "err"]
 
 
-
 def _json(obj: Any) -> str:
     return json.dumps(obj, ensure_ascii=False, default=str)
 
@@ -30,7 +29,9 @@ def _human(obj: dict[str, Any]) -> str:
     return "\n".join(f"{k}: {v if not isinstance(v, list | dict) else _json(v)}" for k, v in obj.items())
 
 
-def emit_list(rows: Iterable[dict[str, Any]], as_json: bool, columns: Sequence[str], title: str | None = None) -> None:
+def emit_list(
+    rows: Iterable[dict[str, Any]], as_json: bool, columns: Sequence[str], title: str | None = None
+) -> None:
     if as_json:
         for row in rows:
             sys.stdout.write(_json(row) + "\n")

@@ -164,7 +164,10 @@ class Detector:
             accepted = _accepted_fields(matched)
             if not accepted:
                 continue
-            first = min((c for f in accepted for c in matched[f]), key=lambda c: (c.field_type not in IDENTIFYING, c.line))
+            first = min(
+                (c for f in accepted for c in matched[f]),
+                key=lambda c: (c.field_type not in IDENTIFYING, c.line),
+            )
             with_password = any(
                 c.field_type == "email" and 0 < c.line <= len(lines) and _COMBO.match(lines[c.line - 1])
                 for c in matched.get("email", [])

@@ -35,7 +35,6 @@ import phonenumbers
 
 from core.canonical import (
     IBAN_LENGTHS,
-    MAX_VALUE_CHARS,
     MDY_REGIONS,
     canonicalize,
     canonicalize_folded,
@@ -46,8 +45,13 @@ from core.canonical import (
 __all__ = ["Candidate", "extract_candidates"]
 
 SEGMENT_CHARS = 65_536  # long lines are scanned in pieces of this size
-MAX_FIELDS_PER_SEGMENT = 1024
-MAX_PHONE_PARSES_PER_SEGMENT = 512
+# Work budgets per segment: a field or a digit run costs 1, each phone parse 1 more. A line's first
+# FULL_SEGMENTS segments get the full budget, later ones REDUCED_SHARE of it, so that a 50 MB single
+# line of junk takes seconds while a real dump of ordinary lines is read in full.
+SEGMENT_WORK = 2048
+FULL_SEGMENTS = 16
+REDUCED_SHARE = 8
+MAX_PHONE_PARSES_PER_RUN = 24
 MAX_TOKENS_PER_FIELD = 4
 FIELD_MAX_CHARS = 256
 JSON_MAX_CHARS = 1_000_000
@@ -74,7 +78,7 @@ class Candidate:
 _EMAIL = r"(?<![A-Za-z0-9._%+\-])[A-Za-z0-9._%+\-]{1,64}@(?:[^\W_][\w\-]{0,62}\.){1,8}[A-Za-z]{2,24}"
 _CJK_DATE = r"\d{4} ?年 ?\d\d? ?月 ?\d\d? ?[日号]?"
 _IBAN = r"(?<![A-Za-z0-9])[A-Z]{2}\d\d(?: ?[A-Za-z0-9]{1,4}){3,9}"
-_NUM = r"\+?\(?\d+[Xx]?(?:(?: ?[\-./] ?| ?\( ?| ?\) ?| )\d+[Xx]?)*\)?"
+_NUM = r"\+?\(?\d+[Xx]?(?:(?: ?[\-./] ?| ?\( ?| ?\) ?| )\d+[Xx]?){0,11}\)?"  # <= 12 groups
 _EMAIL_RE = re.compile(_EMAIL)
 _CJK_DATE_RE = re.compile(_CJK_DATE)
 _IBAN_RE = re.compile(_IBAN)
@@ -84,12 +88,16 @@ _DIGIT_GROUP = re.compile(r"\d+[Xx]?")
 _DELIMITERS = re.compile(r"[:;|,\t：；，、]| {2,}")
 _SQL_STRING = re.compile(r"'((?:[^'\\]|\\.|''){0,1024})'")
 # `key=value`, `key: value`, `姓名：张三` inside free text (values end at whitespace or a delimiter).
-_LABELLED = re.compile(r"(?<![\w.\-])[\w.\-]{1,40} ?[=:：] ?(\"[^\"\n]{0,256}\"|'[^'\n]{0,256}'|[^\s\"',;|&：:=]{1,256})")
+_LABELLED = re.compile(
+    r"(?<![\w.\-])[\w.\-]{1,40} ?[=:：] ?(\"[^\"\n]{0,256}\"|'[^'\n]{0,256}'|[^\s\"',;|&：:=]{1,256})"
+)
 _SQL_HINT = re.compile(r"\binsert\s+into\b", re.IGNORECASE)
 _KEY = re.compile(r"[\w.\-]{1,40}")
 _TOKEN = re.compile(r"[A-Za-z0-9_\-.+/=~]{16,512}")
 _NOT_A_NAME = re.compile(r"[0-9@_/\\=<>#$%&*+~^|\[\]{}]")
-_DOB_HINT = re.compile(r"\d{1,4}\s*[\-/.年]|\d{8}$|\d{1,2}\s*[a-z]|(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)", re.I)
+_DOB_HINT = re.compile(
+    r"\d{1,4}\s*[\-/.年]|\d{8}$|\d{1,2}\s*[a-z]|(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)", re.I
+)
 _IPV4_SHAPE = re.compile(r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}")
 _QUOTES = "\"'`“”‘’"
 
@@ -108,18 +116,22 @@ class _Context:
     seen: set[tuple[str, str]] = field(default_factory=set)
     seen_fields: set[str] = field(default_factory=set)
     found: list[Candidate] = field(default_factory=list)
-    phone_budget: int = 0
-    field_budget: int = 0
+    segment: int = 0
+    work: int = 0
 
     def start_line(self, number: int) -> None:
         if number != self.line:
             self.line = number
+            self.segment = 0
             self.seen.clear()
             self.seen_fields.clear()
 
     def start_segment(self) -> None:
-        self.phone_budget = MAX_PHONE_PARSES_PER_SEGMENT
-        self.field_budget = MAX_FIELDS_PER_SEGMENT
+        full = self.segment < FULL_SEGMENTS
+        self.segment += 1
+        self.work = SEGMENT_WORK if full else SEGMENT_WORK // REDUCED_SHARE
+        if len(self.seen_fields) > 100_000:
+            self.seen_fields.clear()
 
     def add(self, field_type: str, canonical: str | None, raw: str) -> None:
         """Keep a candidate once per (type, canonical) on a line."""
@@ -230,7 +242,7 @@ def _scan_text(text: str, ctx: _Context, *, sql: bool) -> Iterator[Candidate]:
         _typed(segment, ctx)
         values = _sql_values(segment) if sql else _delimited(segment)
         for value in itertools.chain(values, _labelled(segment)):
-            if ctx.field_budget <= 0:
+            if ctx.work <= 0:
                 break
             _field(value, ctx)
         yield from ctx.take()
@@ -271,14 +283,14 @@ def _labelled(segment: str) -> Iterator[str]:
 
 
 def _delimited(segment: str) -> list[str]:
-    return _DELIMITERS.split(segment, maxsplit=MAX_FIELDS_PER_SEGMENT)
+    return _DELIMITERS.split(segment, maxsplit=SEGMENT_WORK)
 
 
 # --------------------------------------------------------------------------- typed scan
 
 
 def _typed(segment: str, ctx: _Context) -> None:
-    """One pass per shape; the cheap `in` tests skip passes that cannot match."""
+    """One pass per shape; cheap `in` tests skip passes that cannot match; runs cost budget units."""
     if "@" in segment:
         for match in _EMAIL_RE.finditer(segment):
             raw = match.group()
@@ -288,13 +300,17 @@ def _typed(segment: str, ctx: _Context) -> None:
             raw = match.group()
             ctx.add("dob", canonicalize("dob", raw), raw)
     for match in _IBAN_RE.finditer(segment):
+        ctx.work -= 1
+        if ctx.work <= 0:
+            return
         _iban(match.group(), ctx)
-    size = len(segment)
     for match in _NUM_RE.finditer(segment):
-        start, end = match.span()
-        if (start and segment[start - 1].isdigit()) or (end < size and segment[end].isdigit()):
-            continue  # a window into a longer digit run, not a value
-        _number_run(match.group(), ctx)
+        if ctx.work <= 0:
+            return
+        forms, cost = _run_forms(match.group(), ctx.regions, ctx.dob_regions)
+        ctx.work -= cost
+        for field_type, canonical, raw in forms:
+            ctx.add(field_type, canonical, raw)
 
 
 def _iban(raw: str, ctx: _Context) -> None:
@@ -318,29 +334,60 @@ def _prefix_with_chars(raw: str, count: int) -> str:
     return raw
 
 
+_Form = tuple[str, str, str]  # field_type, canonical, raw
+_RUN_CACHE: dict[tuple[str, tuple[str, ...], tuple[str | None, ...]], tuple[_Form, ...]] = {}
+_RUN_CACHE_SIZE = 65_536
+
+
+def _run_forms(
+    run: str, regions: tuple[str, ...], dob_regions: tuple[str | None, ...]
+) -> tuple[tuple[_Form, ...], int]:
+    """The candidates in one digit run and their cost in work units (1 when cached)."""
+    key = (run, regions, dob_regions)
+    cached = _RUN_CACHE.get(key)
+    if cached is not None:
+        return cached, 1
+    forms: list[_Form] = []
+    cost = _number_run(run, regions, dob_regions, forms)
+    result = tuple(forms)
+    if len(_RUN_CACHE) >= _RUN_CACHE_SIZE:
+        _RUN_CACHE.clear()
+    _RUN_CACHE[key] = result
+    return result, cost
+
+
 @dataclass(frozen=True, slots=True)
 class _Group:
     start: int  # where the value may start (a '+' or '(' before the digits included)
     end: int
-    digits: int
+    digits: int  # characters of the group (an id's trailing X counts)
 
 
-def _number_run(run: str, ctx: _Context) -> None:
-    """Check the plausible spans of a digit run as ip, date, cn_id, ssn, card and phone."""
-    groups = [_Group(_value_start(run, m.start()), m.end(), m.end() - m.start()) for m in _DIGIT_GROUP.finditer(run)]
+def _number_run(
+    run: str, regions: tuple[str, ...], dob_regions: tuple[str | None, ...], out: list[_Form]
+) -> int:
+    """Check the plausible spans of a digit run as ip, date, cn_id, ssn, card and phone; returns the cost."""
+    groups = [
+        _Group(_value_start(run, m.start()), m.end(), m.end() - m.start()) for m in _DIGIT_GROUP.finditer(run)
+    ]
     if sum(g.digits for g in groups) < 7 and len(groups) < 3:
-        return
+        return 1
     if _IPV4_SHAPE.fullmatch(run):
-        ctx.add("ip", canonicalize("ip", run), run)
-        return
-    if _dates(run, groups, ctx) and len(groups) == 3:
-        return  # just a date: not worth a phone parse
+        _add(out, "ip", canonicalize("ip", run), run)
+        return 1
+    if _dates(run, groups, dob_regions, out) and len(groups) == 3:
+        return 1  # just a date: not worth a phone parse
     for g in groups:
         if g.digits == 18:
-            ctx.add("cn_id", canonicalize("cn_id", run[g.start : g.end]), run[g.start : g.end])
-    _ssns(run, groups, ctx)
-    _cards(run, groups, ctx)
-    _phones(run, groups, ctx)
+            _add(out, "cn_id", canonicalize("cn_id", run[g.start : g.end]), run[g.start : g.end])
+    _ssns(run, groups, out)
+    _cards(run, groups, out)
+    return 1 + _phones(run, groups, regions, out)
+
+
+def _add(out: list[_Form], field_type: str, canonical: str | None, raw: str) -> None:
+    if canonical is not None:
+        out.append((field_type, canonical, raw))
 
 
 def _nfkc(text: str) -> str:
@@ -358,29 +405,33 @@ def _separator(run: str, left: _Group, right: _Group) -> str:
     return run[left.end : right.start].strip() or " "
 
 
-def _dates(run: str, groups: list[_Group], ctx: _Context) -> bool:
+def _dates(run: str, groups: list[_Group], dob_regions: tuple[str | None, ...], out: list[_Form]) -> bool:
     """Date-shaped triples (Y-M-D, D/M/Y, M/D/Y) as dob candidates; True when there was one."""
     found = False
     for i in range(len(groups) - 2):
         a, b, c = groups[i : i + 3]
-        if (a.digits == 4 and b.digits <= 2 and c.digits <= 2) or (a.digits <= 2 and b.digits <= 2 and c.digits == 4):
+        if (a.digits == 4 and b.digits <= 2 and c.digits <= 2) or (
+            a.digits <= 2 and b.digits <= 2 and c.digits == 4
+        ):
             raw = run[a.start : c.end]
-            for region in ctx.dob_regions:
+            for region in dob_regions:
                 canonical = canonicalize("dob", raw, region)
                 found = found or canonical is not None
-                ctx.add("dob", canonical, raw)
+                _add(out, "dob", canonical, raw)
     return found
 
 
-def _ssns(run: str, groups: list[_Group], ctx: _Context) -> None:
+def _ssns(run: str, groups: list[_Group], out: list[_Form]) -> None:
     for i in range(len(groups) - 2):
         a, b, c = groups[i : i + 3]
-        if (a.digits, b.digits, c.digits) == (3, 2, 4) and run[a.end : b.start] == run[b.end : c.start] == "-":
+        if (a.digits, b.digits, c.digits) == (3, 2, 4) and run[a.end : b.start] == run[
+            b.end : c.start
+        ] == "-":
             raw = run[a.start : c.end]
-            ctx.add("ssn", canonicalize("ssn", raw), raw)
+            _add(out, "ssn", canonicalize("ssn", raw), raw)
 
 
-def _cards(run: str, groups: list[_Group], ctx: _Context) -> None:
+def _cards(run: str, groups: list[_Group], out: list[_Form]) -> None:
     """Spans of space- or dash-separated groups holding 12..19 digits, longest first, Luhn-checked."""
     i = 0
     while i < len(groups):
@@ -398,25 +449,27 @@ def _cards(run: str, groups: list[_Group], ctx: _Context) -> None:
             raw = run[groups[i].start : groups[j].end].lstrip("+(")
             digits = _nfkc(raw.replace(" ", "").replace("-", ""))
             if digits.isascii() and digits.isdigit() and luhn_ok(digits):
-                ctx.add("card", canonicalize("card", raw), raw)
+                _add(out, "card", canonicalize("card", raw), raw)
                 found = j - i + 1
                 break
         i += found or 1
 
 
-def _phones(run: str, groups: list[_Group], ctx: _Context) -> None:
-    """Spans of groups that libphonenumber accepts as valid, longest first, within a parse budget."""
-    i = 0
-    while i < len(groups) and ctx.phone_budget > 0:
+def _phones(run: str, groups: list[_Group], regions: tuple[str, ...], out: list[_Form]) -> int:
+    """Spans of groups that libphonenumber accepts as valid, longest first; returns the parses made."""
+    parses, i = 0, 0
+    while i < len(groups) and parses < MAX_PHONE_PARSES_PER_RUN:
         found = 0
         for j in _phone_span_ends(groups, i):
             raw = run[groups[i].start : groups[j].end]
-            phone = _first_phone(raw, ctx)
+            phone, tried = _first_phone(raw, regions)
+            parses += tried
             if phone is not None:
-                ctx.add("phone", phone, raw)
+                out.append(("phone", phone, raw))
                 found = j - i + 1
                 break
         i += found or 1
+    return parses
 
 
 def _phone_span_ends(groups: list[_Group], i: int) -> list[int]:
@@ -430,17 +483,19 @@ def _phone_span_ends(groups: list[_Group], i: int) -> list[int]:
     return ends[::-1]
 
 
-def _first_phone(raw: str, ctx: _Context) -> str | None:
+def _first_phone(raw: str, regions: tuple[str, ...]) -> tuple[str | None, int]:
+    """The first region's valid reading of `raw` (international forms need none) and the parses tried."""
     international = raw.startswith(("+", "00"))
-    for region in (None,) if international else ctx.regions:
-        digits = sum(c.isdigit() for c in raw)
+    digits = sum(c.isdigit() for c in raw)
+    tried = 0
+    for region in (None,) if international else regions:
         if not international and not _possible_length(region, digits):
             continue
-        ctx.phone_budget -= 1
+        tried += 1
         phone = _phone(raw, region)
         if phone is not None:
-            return phone
-    return None
+            return phone, tried
+    return None, tried
 
 
 @functools.lru_cache(maxsize=65_536)
@@ -472,7 +527,7 @@ def _field(value: str, ctx: _Context) -> None:
     if not value or len(value) > FIELD_MAX_CHARS or value in ctx.seen_fields:
         return
     ctx.seen_fields.add(value)
-    ctx.field_budget -= 1
+    ctx.work -= 1
     _generic(value, ctx, whole=True)
     key, eq, rest = value.partition("=")
     if eq and _KEY.fullmatch(key.strip()):
@@ -492,7 +547,9 @@ def _generic(value: str, ctx: _Context, *, whole: bool) -> None:
 
 
 @functools.lru_cache(maxsize=65_536)
-def _generic_forms(value: str, whole: bool, dob_regions: tuple[str | None, ...]) -> tuple[tuple[str, str], ...]:
+def _generic_forms(
+    value: str, whole: bool, dob_regions: tuple[str | None, ...]
+) -> tuple[tuple[str, str], ...]:
     """The generic types of one value; `text` only for whole fields (a word is not a text).
 
     Cached: field values repeat a lot across lines and postings (statuses, domains, passwords).

@@ -13,7 +13,9 @@ from core.models import SEVERITIES
 __all__ = ["alert_severity", "at_least", "record_severity"]
 
 _SENSITIVE = frozenset({"card", "iban", "cn_id", "ssn", "api_key"})
-_IDENTIFYING = frozenset({"email", "phone", "card", "iban", "cn_id", "ssn", "username", "api_key", "passport"})
+_IDENTIFYING = frozenset(
+    {"email", "phone", "card", "iban", "cn_id", "ssn", "username", "api_key", "passport"}
+)
 
 
 def rank(level: str) -> int:

@@ -20,7 +20,9 @@ def test_defaults_live_in_the_home(tmp_path: Path) -> None:
 
 def test_precedence_toml_then_environment_then_overrides(tmp_path: Path) -> None:
     cfg = tmp_path / "c.toml"
-    cfg.write_text('[leaksentinel]\nsmtp_port = 2525\nsmtp_host = "mail.example"\ndelivery_max_attempts = 3\n')
+    cfg.write_text(
+        '[leaksentinel]\nsmtp_port = 2525\nsmtp_host = "mail.example"\ndelivery_max_attempts = 3\n'
+    )
     env = {"LEAKSENTINEL_HOME": str(tmp_path), "LEAKSENTINEL_SMTP_PORT": "2626"}
     s = load_settings(cfg, environ=env, delivery_max_attempts=5)
     assert (s.smtp_host, s.smtp_port, s.delivery_max_attempts) == ("mail.example", 2626, 5)
@@ -35,7 +37,11 @@ def test_home_config_toml_is_read(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("text", "message"),
-    [("smtp_port = 'x'", "expected a number"), ("nonsense = 1", "unknown setting"), ("= broken", "not valid TOML")],
+    [
+        ("smtp_port = 'x'", "expected a number"),
+        ("nonsense = 1", "unknown setting"),
+        ("= broken", "not valid TOML"),
+    ],
 )
 def test_bad_config_is_bad_input(tmp_path: Path, text: str, message: str) -> None:
     cfg = tmp_path / "c.toml"
@@ -50,7 +56,9 @@ def test_missing_config_file_is_bad_input(tmp_path: Path) -> None:
 
 
 def test_settings_env_round_trips(tmp_path: Path) -> None:
-    s = load_settings(environ={"LEAKSENTINEL_HOME": str(tmp_path)}, smtp_port=2525, allow_private_targets=False)
+    s = load_settings(
+        environ={"LEAKSENTINEL_HOME": str(tmp_path)}, smtp_port=2525, allow_private_targets=False
+    )
     again = load_settings(environ=settings_env(s))
     assert again == s
     assert isinstance(Settings().home, Path)

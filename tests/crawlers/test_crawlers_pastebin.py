@@ -17,7 +17,11 @@ from leaksentinel.sim.pastebin import ITEM_NOT_FOUND, ITEM_NOT_READY, NOT_WHITEL
 
 @pytest.mark.parametrize(
     ("body", "kind"),
-    [(ITEM_NOT_FOUND, "not_found"), (ITEM_NOT_READY, "not_ready"), (NOT_WHITELISTED.format(ip="1.2.3.4"), "no_access")],
+    [
+        (ITEM_NOT_FOUND, "not_found"),
+        (ITEM_NOT_READY, "not_ready"),
+        (NOT_WHITELISTED.format(ip="1.2.3.4"), "no_access"),
+    ],
 )
 def test_sentinels_are_recognised(body: str, kind: str) -> None:
     assert is_sentinel(body.encode()) == kind
@@ -47,7 +51,10 @@ def test_crawl_stores_every_paste_with_metadata_and_refetches_not_ready_later() 
         assert row.title == sample.title and row.author == (sample.user or None)
         assert row.text.strip() == sample.text.strip()
         assert row.published is not None and int(row.published.timestamp()) == sample.date
-        assert row.evidence_sha256 and (settings.evidence_dir / row.evidence_sha256[:2] / row.evidence_sha256).is_file()
+        assert (
+            row.evidence_sha256
+            and (settings.evidence_dir / row.evidence_sha256[:2] / row.evidence_sha256).is_file()
+        )
 
         # The paste becomes ready: the next run fetches it and nothing else.
         site.site.not_ready.discard(late.key)

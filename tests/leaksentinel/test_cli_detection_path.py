@@ -44,8 +44,14 @@ def test_scan_finds_upper_case_email_and_reformatted_cn_phone(cli, tmp_path: Pat
     assert ("1", ("phone",)) in records_found
     email_finding = next(f for f in findings if f.get("record_key") == "c-1")
     assert email_finding == {
-        "posting": str(posting), "tenant": "acme", "kind": "record", "record_key": "c-1", "fields": ["email"],
-        "line": 2, "severity": email_finding["severity"], "masked": email_finding["masked"],
+        "posting": str(posting),
+        "tenant": "acme",
+        "kind": "record",
+        "record_key": "c-1",
+        "fields": ["email"],
+        "line": 2,
+        "severity": email_finding["severity"],
+        "masked": email_finding["masked"],
     }
     assert email_finding["severity"] in {"medium", "high"}
     assert "jane.doe" not in email_finding["masked"].lower()
@@ -57,8 +63,9 @@ def test_scan_finds_upper_case_email_and_reformatted_cn_phone(cli, tmp_path: Pat
 
 def test_scan_store_raises_one_alert_per_posting(cli, tmp_path: Path, database_url: str) -> None:  # type: ignore[no-untyped-def]
     cli("tenant", "add", "acme")
-    records = _register(cli, tmp_path, "id,email,phone\nr1,a@acme.example,13800138000\nr2,b@acme.example,\n",
-                        "--region", "CN")
+    records = _register(
+        cli, tmp_path, "id,email,phone\nr1,a@acme.example,13800138000\nr2,b@acme.example,\n", "--region", "CN"
+    )
     cli("watch", "add", "--tenant", "acme", "--records", str(records))
     posting = tmp_path / "leak.csv"
     posting.write_text("email,phone\nA@acme.example,+8613800138000\nb@ACME.example,\n", encoding="utf-8")
@@ -71,8 +78,19 @@ def test_scan_store_raises_one_alert_per_posting(cli, tmp_path: Path, database_u
     alert = alerts[0]
     assert alert["tenant"] == "acme" and alert["records"] == 2 and alert["new_records"] == 2
     assert alert["source"] == "local" and alert["sightings"] == [str(posting)] and alert["status"] == "new"
-    assert set(alert) >= {"id", "tenant", "severity", "status", "kinds", "records", "new_records", "url", "source",
-                          "first_seen", "sightings"}
+    assert set(alert) >= {
+        "id",
+        "tenant",
+        "severity",
+        "status",
+        "kinds",
+        "records",
+        "new_records",
+        "url",
+        "source",
+        "first_seen",
+        "sightings",
+    }
     # Storing the same file again is not a new posting and raises nothing.
     cli("scan", "--store", str(posting))
     assert len(cli("alerts", "list", "--json").jsonl()) == 1
@@ -81,8 +99,18 @@ def test_scan_store_raises_one_alert_per_posting(cli, tmp_path: Path, database_u
 
 
 def test_tenant_add_and_list(cli, database_url: str) -> None:  # type: ignore[no-untyped-def]
-    added = cli("tenant", "add", "acme-bank", "--domain", "acme.example", "--domain", "acme.test", "--region", "cn",
-                "--json")
+    added = cli(
+        "tenant",
+        "add",
+        "acme-bank",
+        "--domain",
+        "acme.example",
+        "--domain",
+        "acme.test",
+        "--region",
+        "cn",
+        "--json",
+    )
     assert added.code == 0, added.err
     obj = added.json()
     assert obj["name"] == "acme-bank" and obj["domains"] == ["acme.example", "acme.test"]
@@ -124,13 +152,18 @@ def _snapshot(home: Path) -> dict[str, object]:
         (["crawl", "no-such-source"], "unknown source"),
     ],
 )
-def test_bad_input_is_one_line_exit_2_and_changes_nothing(cli, tmp_path: Path, home: Path, args: list[str],  # type: ignore[no-untyped-def]
-                                                           message: str) -> None:
+def test_bad_input_is_one_line_exit_2_and_changes_nothing(
+    cli,
+    tmp_path: Path,
+    home: Path,
+    args: list[str],  # type: ignore[no-untyped-def]
+    message: str,
+) -> None:
     cli("tenant", "add", "acme")
     files = {
         "bad_csv": 'id,email\n1,"a@b.example\n2,c@d.example,extra\n',
         "unknown_type_csv": "id,email,shoe_size\n1,a@b.example,44\n",
-        "bad_records": "{\"record_key\": \"1\", \"fields\": {\"email\": \"" + "ab" * 16 + "\"}}\nnot json\n",
+        "bad_records": '{"record_key": "1", "fields": {"email": "' + "ab" * 16 + '"}}\nnot json\n',
     }
     paths = {}
     for name, text in files.items():
@@ -150,8 +183,13 @@ def test_bad_input_through_the_console_script_has_no_traceback(tmp_path: Path) -
     env = {**os.environ, "LEAKSENTINEL_HOME": str(tmp_path / "h")}
     bad = tmp_path / "bad.csv"
     bad.write_text("id,email\n1,a@b.example,x\n", encoding="utf-8")
-    proc = subprocess.run([sys.executable, "-m", "leaksentinel", "hash", "--csv", str(bad)], env=env,
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "leaksentinel", "hash", "--csv", str(bad)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 2
     assert proc.stdout == ""
     assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr

@@ -30,8 +30,13 @@ def _ours(home: Path) -> list[psutil.Process]:
 def test_demo_delivers_alerts_and_leaves_nothing_running(tmp_path: Path) -> None:
     home = tmp_path / "fresh-home"
     env = {**os.environ, "LEAKSENTINEL_HOME": str(home)}
-    proc = subprocess.run([sys.executable, "-m", "leaksentinel", "demo", "--json"], env=env, capture_output=True,
-                          text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "leaksentinel", "demo", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.strip().splitlines()
     result = json.loads(lines[-1])
@@ -42,6 +47,11 @@ def test_demo_delivers_alerts_and_leaves_nothing_running(tmp_path: Path) -> None
     assert len(lines) <= 16  # readable in ten seconds
     assert _ours(home) == []
     # A second run starts from scratch and gives the same story.
-    again = subprocess.run([sys.executable, "-m", "leaksentinel", "demo", "--json"], env=env, capture_output=True,
-                           text=True, timeout=120)
+    again = subprocess.run(
+        [sys.executable, "-m", "leaksentinel", "demo", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert json.loads(again.stdout.strip().splitlines()[-1])["alerts"] == 4

@@ -36,7 +36,7 @@ class _Inbox:
     def __init__(self) -> None:
         self.messages: list[bytes] = []
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd API
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         self.messages.append(envelope.content)
         return "250 OK"
 
@@ -50,8 +50,9 @@ def _wait(predicate: Any, timeout: float) -> bool:
     return predicate()
 
 
-def test_crawl_delivers_each_alert_once_signed_by_webhook_and_email(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                                       database_url: str) -> None:
+def test_crawl_delivers_each_alert_once_signed_by_webhook_and_email(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, database_url: str
+) -> None:
     inbox = _Inbox()
     smtp_port = free_port()
     controller = Controller(inbox, hostname="127.0.0.1", port=smtp_port)
@@ -68,21 +69,29 @@ def test_crawl_delivers_each_alert_once_signed_by_webhook_and_email(tmp_path: Pa
             csv_path.write_text(company_csv(company), encoding="utf-8")
             hashed = tmp_path / "company.jsonl"
             key = load_or_create_key(settings.key_path)
-            hashed.write_text("".join(json.dumps(r) + "\n" for r in hash_csv(csv_path, key, key_column="id",
-                                                                              region=company.region)))
+            hashed.write_text(
+                "".join(
+                    json.dumps(r) + "\n"
+                    for r in hash_csv(csv_path, key, key_column="id", region=company.region)
+                )
+            )
             add_records(db, company.name, hashed)
             sub = add_subscription(db, settings, company.name, webhook=receiver.url, secret="s3cret")
             add_subscription(db, settings, company.name, email="soc@acme-bank.example")
             add_source(db, "pastes", "pastebin", site.base_url)
 
-            service = Service(settings, http=False, scheduler=False, worker_log=open(tmp_path / "worker.log", "wb")).start()
+            service = Service(
+                settings, http=False, scheduler=False, worker_log=open(tmp_path / "worker.log", "wb")
+            ).start()  # noqa: SIM115
             try:
                 summary = run_crawl(settings, "pastes")
                 assert summary["status"] == "ok", summary
                 assert summary["postings"] == len(site.pastes) and summary["new"] == len(site.pastes)
                 leaking = [p for p in site.pastes if p.leaked_keys]
                 assert summary["alerts"] == len(leaking)
-                assert _wait(lambda: len(receiver.received) >= len(leaking) and len(inbox.messages) >= len(leaking), 60)
+                assert _wait(
+                    lambda: len(receiver.received) >= len(leaking) and len(inbox.messages) >= len(leaking), 60
+                )
                 time.sleep(1.0)  # nothing more may arrive
             except AssertionError:
                 with db.session() as sess:
@@ -107,7 +116,9 @@ def test_crawl_delivers_each_alert_once_signed_by_webhook_and_email(tmp_path: Pa
             for paste in leaking:
                 alert = next(a for url, a in by_url.items() if url.endswith(paste.key))
                 assert alert["records"] == len(set(paste.leaked_keys))
-                assert {f["record_key"] for f in alert["findings"] if f["kind"] == "record"} == set(paste.leaked_keys)
+                assert {f["record_key"] for f in alert["findings"] if f["kind"] == "record"} == set(
+                    paste.leaked_keys
+                )
             assert len(alert_ids) == len(set(alert_ids))
 
             # No full value ever leaves the service, on either channel.

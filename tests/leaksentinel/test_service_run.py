@@ -20,15 +20,21 @@ pytestmark = pytest.mark.slow
 
 
 def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "leaksentinel", *args], env=env, capture_output=True, text=True,
-                          timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "leaksentinel", *args], env=env, capture_output=True, text=True, timeout=60
+    )
 
 
 def test_run_serves_and_stops_on_sigterm_leaving_nothing(tmp_path: Path) -> None:
     env = {**os.environ, "LEAKSENTINEL_HOME": str(tmp_path / "home")}
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "leaksentinel", "run", "--port", str(port)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "leaksentinel", "run", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
     try:
         base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 30

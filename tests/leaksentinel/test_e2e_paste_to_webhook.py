@@ -80,9 +80,7 @@ def test_crawl_delivers_each_alert_once_signed_by_webhook_and_email(
             add_subscription(db, settings, company.name, email="soc@acme-bank.example")
             add_source(db, "pastes", "pastebin", site.base_url)
 
-            service = Service(
-                settings, http=False, scheduler=False, worker_log=open(tmp_path / "worker.log", "wb")
-            ).start()  # noqa: SIM115
+            service = Service(settings, http=False, scheduler=False).start()
             try:
                 summary = run_crawl(settings, "pastes")
                 assert summary["status"] == "ok", summary

@@ -91,13 +91,13 @@ def _nfkc(value: str) -> str:
 
 
 def fold(value: str) -> str:
-    """NFKC + case-fold, iterated to a fixed point so that folding a folded value changes nothing."""
+    """NFKC + case-fold, repeated until stable so that folding a folded value changes nothing."""
     if value.isascii():
         return value.lower()
     for _ in range(4):
-        folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", value).casefold())
-        if folded == value:
-            break
+        folded = unicodedata.normalize("NFKC", value).casefold()
+        if unicodedata.is_normalized("NFKC", folded) and folded.casefold() == folded:
+            return folded
         value = folded
     return value
 

@@ -99,6 +99,7 @@ _DOB_HINT = re.compile(
     r"\d{1,4}\s*[\-/.年]|\d{8}$|\d{1,2}\s*[a-z]|(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)", re.I
 )
 _IPV4_SHAPE = re.compile(r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}")
+_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x9f]")
 _QUOTES = "\"'`“”‘’"
 
 
@@ -293,12 +294,15 @@ def _typed(segment: str, ctx: _Context) -> None:
     """One pass per shape; cheap `in` tests skip passes that cannot match; runs cost budget units."""
     if "@" in segment:
         for match in _EMAIL_RE.finditer(segment):
+            ctx.work -= 1
+            if ctx.work <= 0:
+                return
             raw = match.group()
-            ctx.add("email", canonicalize("email", raw), raw)
+            ctx.add("email", _canonical("email", raw), raw)
     if "年" in segment:
         for match in _CJK_DATE_RE.finditer(segment):
             raw = match.group()
-            ctx.add("dob", canonicalize("dob", raw), raw)
+            ctx.add("dob", _canonical("dob", raw), raw)
     for match in _IBAN_RE.finditer(segment):
         ctx.work -= 1
         if ctx.work <= 0:
@@ -320,7 +324,13 @@ def _iban(raw: str, ctx: _Context) -> None:
     if length:
         compact = compact[:length]
         raw = _prefix_with_chars(raw, length)
-    ctx.add("iban", canonicalize("iban", compact), raw)
+    ctx.add("iban", _canonical("iban", compact), raw)
+
+
+@functools.lru_cache(maxsize=65_536)
+def _canonical(field_type: str, value: str) -> str | None:
+    """`canonicalize` without a region, cached: the same addresses recur across a dump."""
+    return canonicalize(field_type, value)
 
 
 def _prefix_with_chars(raw: str, count: int) -> str:
@@ -523,11 +533,11 @@ def _possible_length(region: str | None, digits: int) -> bool:
 
 def _field(value: str, ctx: _Context) -> None:
     """A delimited value as the generic types, plus its `key=value` value and the words of a short one."""
-    value = value.strip().strip(_QUOTES).strip()
-    if not value or len(value) > FIELD_MAX_CHARS or value in ctx.seen_fields:
-        return
-    ctx.seen_fields.add(value)
     ctx.work -= 1
+    value = value.strip().strip(_QUOTES).strip()
+    if not value or len(value) > FIELD_MAX_CHARS or value in ctx.seen_fields or _CONTROL.search(value):
+        return  # control characters: binary junk, not a value anyone registered
+    ctx.seen_fields.add(value)
     _generic(value, ctx, whole=True)
     key, eq, rest = value.partition("=")
     if eq and _KEY.fullmatch(key.strip()):

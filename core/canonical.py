@@ -333,6 +333,18 @@ def name_from_folded(folded: str) -> str | None:
     """Name rule on a folded value: punctuation dropped, letters only, no spaces between CJK."""
     if folded.isascii():
         return _ascii_name(folded)
+    out = _unicode_name(folded)
+    for _ in range(3):  # dropping an apostrophe can let a letter and a mark compose: refold to a fixed point
+        if out is None:
+            return None
+        again = _unicode_name(fold(out))
+        if again == out:
+            return out
+        out = again
+    return out
+
+
+def _unicode_name(folded: str) -> str | None:
     chars = []
     for char in folded.translate(_APOSTROPHES):
         category = unicodedata.category(char)

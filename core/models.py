@@ -37,6 +37,7 @@ __all__ = [
     "Delivery",
     "Finding",
     "Posting",
+    "PostingBand",
     "RecordHash",
     "Sighting",
     "Source",
@@ -289,3 +290,16 @@ class AuditLog(Base):
     object_type: Mapped[str] = mapped_column(String(32))
     object_id: Mapped[str | None] = mapped_column(String(64))
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class PostingBand(Base):
+    """One 16-bit band of a posting's SimHash: near duplicates share a band, so finding them is an
+    indexed lookup, not a scan of every posting."""
+
+    __tablename__ = "posting_bands"
+    __table_args__ = (Index("ix_posting_bands_band_value", "band", "value"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    posting_id: Mapped[int] = mapped_column(ForeignKey("postings.id", ondelete="CASCADE"), index=True)
+    band: Mapped[int] = mapped_column(Integer)
+    value: Mapped[int] = mapped_column(Integer)

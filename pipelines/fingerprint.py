@@ -19,6 +19,8 @@ _TOKEN = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uf900-\ufaff]|[^\W_]+", re.UNI
 _MASK64 = (1 << 64) - 1
 _SHINGLE = 3
 _MAX_TOKENS = 50_000
+#: Below this many tokens a SimHash says little; such postings are matched as exact duplicates only.
+MIN_TOKENS = 12
 
 
 def content_hash(text: str) -> str:
@@ -26,11 +28,11 @@ def content_hash(text: str) -> str:
     return hashlib.sha256(folded.encode("utf-8")).hexdigest()
 
 
-def simhash(text: str) -> int:
-    """Charikar's SimHash over 3-token shingles; returned as a signed 64-bit int (fits BIGINT)."""
+def simhash(text: str) -> int | None:
+    """Charikar's SimHash over 3-token shingles, as a signed 64-bit int (fits BIGINT); None for short texts."""
     tokens = [t.casefold() for t in _TOKEN.findall(text[:2_000_000])[:_MAX_TOKENS]]
-    if len(tokens) < _SHINGLE:
-        tokens = tokens + [""] * (_SHINGLE - len(tokens))
+    if len(tokens) < MIN_TOKENS:
+        return None
     weights = [0] * 64
     for i in range(len(tokens) - _SHINGLE + 1):
         shingle = "\x1f".join(tokens[i : i + _SHINGLE]).encode("utf-8")

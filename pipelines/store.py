@@ -25,6 +25,7 @@ from core.posting import PostingDraft
 from core.settings import Settings, load_settings
 from pipelines.detection.engine import Finding as DetectedFinding
 from pipelines.detection.severity import alert_severity, at_least
+from pipelines.neardup import add_bands, near_duplicates
 
 __all__ = ["StorePipeline", "StoreResult", "store_posting", "write_evidence"]
 
@@ -87,9 +88,11 @@ def store_posting(db: Database, settings: Settings, draft: PostingDraft) -> Stor
                 text=draft.text,
                 candidate_hashes=draft.candidate_hashes or None,
             )
+            reposted = near_duplicates(sess, draft.simhash, draft.content_hash)
             sess.add(posting)
             sess.flush()
-            alerts = _raise_alerts(sess, posting, draft.findings)
+            add_bands(sess, posting.id, draft.simhash)
+            alerts = _raise_alerts(sess, posting, draft.findings, reposted)
             return StoreResult(posting.id, True, alerts, len(draft.findings))
     except IntegrityError:  # a concurrent run stored the same (source, url) first
         with db.session() as sess:
@@ -100,12 +103,53 @@ def store_posting(db: Database, settings: Settings, draft: PostingDraft) -> Stor
         return StoreResult(int(pid or 0), False, 0, 0)
 
 
-def _raise_alerts(sess: Session, posting: Posting, findings: list[DetectedFinding]) -> int:
+def _existing_leak(sess: Session, tenant_id: int, reposted: list[int]) -> Alert | None:
+    """The tenant's alert for the leak this posting reposts, if any."""
+    if not reposted:
+        return None
+    return sess.scalar(
+        select(Alert)
+        .join(Sighting, Sighting.alert_id == Alert.id)
+        .where(Alert.tenant_id == tenant_id, Sighting.posting_id.in_(reposted))
+        .order_by(Alert.id)
+        .limit(1)
+    )
+
+
+def _add_findings(sess: Session, posting_id: int, tenant_id: int, alert_id: int, found: list[DetectedFinding]) -> None:
+    for f in found:
+        sess.add(
+            Finding(
+                posting_id=posting_id,
+                tenant_id=tenant_id,
+                alert_id=alert_id,
+                kind=f.kind,
+                record_key=f.record_key,
+                fields=list(f.fields),
+                watch=f.watch,
+                watch_id=f.watch_id,
+                overlap=f.overlap,
+                line=f.line,
+                severity=f.severity,
+                masked=f.masked,
+            )
+        )
+
+
+def _raise_alerts(sess: Session, posting: Posting, findings: list[DetectedFinding], reposted: list[int]) -> int:
+    """One alert per (tenant, leak): a repost joins the leak's alert as a sighting and notifies no one again."""
     by_tenant: dict[int, list[DetectedFinding]] = defaultdict(list)
     for finding in findings:
         by_tenant[finding.tenant_id].append(finding)
     created = 0
     for tenant_id, found in by_tenant.items():
+        existing = _existing_leak(sess, tenant_id, reposted)
+        if existing is not None:
+            seen_at = posting.fetched or utcnow()
+            sess.add(Sighting(alert_id=existing.id, posting_id=posting.id, url=posting.url, seen_at=seen_at))
+            existing.last_seen = seen_at
+            _add_findings(sess, posting.id, tenant_id, existing.id, found)
+            continue
         record_keys = {f.record_key for f in found if f.kind == "record" and f.record_key}
         seen_before = (
             set(
@@ -137,23 +181,7 @@ def _raise_alerts(sess: Session, posting: Posting, findings: list[DetectedFindin
         sess.add(
             Sighting(alert_id=alert.id, posting_id=posting.id, url=posting.url, seen_at=alert.first_seen)
         )
-        for f in found:
-            sess.add(
-                Finding(
-                    posting_id=posting.id,
-                    tenant_id=tenant_id,
-                    alert_id=alert.id,
-                    kind=f.kind,
-                    record_key=f.record_key,
-                    fields=list(f.fields),
-                    watch=f.watch,
-                    watch_id=f.watch_id,
-                    overlap=f.overlap,
-                    line=f.line,
-                    severity=f.severity,
-                    masked=f.masked,
-                )
-            )
+        _add_findings(sess, posting.id, tenant_id, alert.id, found)
         subs = sess.scalars(
             select(Subscription).where(Subscription.tenant_id == tenant_id, Subscription.enabled.is_(True))
         )

@@ -3,8 +3,9 @@
 Why: matching hashes every candidate and looks it up, so extraction decides what can ever be found.
 It errs towards recall (a false candidate costs one lookup, a missed one is a missed leak) and is
 bounded everywhere, because every posting is hostile: a 50 MB single line, binary junk and deeply
-nested JSON are normal input. Guarantees: linear work (RE2 for the scans over untrusted text, bounded
-patterns on short fields), caps per segment, a deadline after which it stops and keeps what it found.
+nested JSON are normal input. Guarantees: linear-time patterns (see "patterns" below), lines cut into
+64 KiB segments, a work budget per segment (smaller after a line's first MiB), a deadline after which
+it stops and keeps what it found. Lines are split on "\n" only; line numbers are 1-based.
 
 Usage::
 
@@ -13,11 +14,12 @@ Usage::
 
 Two families of candidates:
 - typed: emails, phones, cards, IBANs, Chinese ids, US SSNs (NNN-NN-NNNN only), IPv4 addresses and
-  dates, found by one RE2 scan anywhere in the text (digit runs are cut into groups and the
+  dates, found by regex scans anywhere in the text (digit runs are cut into groups and the
   plausible group spans are checked: Luhn, libphonenumber, GB 11643...);
 - delimited fields: each line is split on ``: ; | , tab``, full-width ``：；，、`` and runs of 2+ spaces,
   ``key=value`` is split too, SQL INSERT string literals and JSON-line string values are pulled
-  out; each value is tried as username, name, api_key (when token-like), dob, passport and text.
+  out; each value is tried as username, name, api_key (when token-like), dob, passport and text;
+  the words of a value of 2..4 words are tried too (``姓名：张三 电话：...`` gives 张三).
 """
 
 from __future__ import annotations

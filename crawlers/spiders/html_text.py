@@ -1,0 +1,157 @@
+"""HTML to text and date parsing shared by the HTML spiders.
+
+Why one helper: every HTML source must give the pipelines the same kind of text (no scripts, one line
+per block, tidy whitespace) so that fingerprints and detectors behave alike whichever forum a posting
+came from. The walk is iterative, so a hostile page nested ten thousand levels deep cannot blow the stack,
+and it never changes the tree it reads (a Scrapy selector's tree is shared with other queries).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import lxml.html
+from lxml import etree
+from parsel import Selector, SelectorList
+
+__all__ = ["html_to_text", "parse_datetime", "strip_query_params"]
+
+_SKIP = frozenset({"script", "style", "noscript", "template", "head", "title", "iframe", "object", "svg"})
+_BLOCK = frozenset(
+    {
+        "address", "article", "aside", "blockquote", "caption", "dd", "details", "dialog", "div", "dl",
+        "dt", "fieldset", "figcaption", "figure", "footer", "form", "h1", "h2", "h3", "h4", "h5", "h6",
+        "header", "hgroup", "hr", "li", "main", "nav", "ol", "p", "pre", "section", "summary", "table",
+        "tbody", "thead", "tfoot", "tr", "ul", "option", "legend", "body", "html",
+    }
+)  # fmt: skip
+_CELL = frozenset({"td", "th"})
+_SPACES = re.compile(r"[ \t\f\v\r\u00a0\u2000-\u200b\u202f\u205f\u3000]+")
+_ANY_SPACE = re.compile(r"\s+")
+_BLANKS = re.compile(r"\n{3,}")
+_NL = "\x00NL\x00"  # a hard line break, kept apart from source newlines until the end
+
+
+def _roots(source: Any) -> Iterable[Any]:
+    """The lxml elements to read from an HTML string, bytes, element, Selector or SelectorList."""
+    if isinstance(source, SelectorList):
+        for sel in source:
+            yield from _roots(sel)
+        return
+    if isinstance(source, Selector):
+        root = source.root
+        if isinstance(root, str):  # a selector of text or an attribute value
+            yield root
+        elif root is not None:
+            yield root
+        return
+    if isinstance(source, bytes):
+        source = source.decode("utf-8", errors="replace")
+    if isinstance(source, str):
+        if not source.strip():
+            return
+        try:
+            yield lxml.html.document_fromstring(source)
+        except (etree.ParserError, ValueError):
+            yield source
+        return
+    if source is not None:
+        yield source
+
+
+def html_to_text(source: Any) -> str:
+    """Visible text of HTML: scripts and styles dropped, blocks and ``<br>`` as line breaks, spaces tidied.
+
+    ``<pre>`` keeps its own line breaks; elsewhere source newlines are spaces, as a browser shows them.
+    """
+    parts: list[str] = []
+    for root in _roots(source):
+        if isinstance(root, str):
+            parts.append(root)
+        else:
+            _walk(root, parts)
+        parts.append(_NL)
+    return _tidy("".join(parts))
+
+
+def _walk(root: Any, parts: list[str]) -> None:
+    # Stack entries: ("open", element, in_pre) or ("close", element, in_pre) or ("tail", text, in_pre).
+    stack: list[tuple[str, Any, bool]] = [("open", root, False)]
+    while stack:
+        action, node, in_pre = stack.pop()
+        if action == "tail":
+            parts.append(_flow(node, in_pre))
+            continue
+        tag = node.tag.lower() if isinstance(node.tag, str) else ""
+        if action == "close":
+            if tag in _BLOCK:
+                parts.append(_NL)
+            elif tag in _CELL:
+                parts.append(" ")
+            continue
+        # "open"
+        if tag == "br":
+            parts.append(_NL)
+            continue
+        if not tag or tag in _SKIP:  # comments, processing instructions, scripts: no text of their own
+            continue
+        if tag in _BLOCK:
+            parts.append(_NL)
+        pre = in_pre or tag in {"pre", "textarea", "plaintext", "xmp", "listing"}
+        if node.text:
+            parts.append(_flow(node.text, pre))
+        stack.append(("close", node, in_pre))
+        for child in reversed(list(node)):
+            if child.tail:
+                stack.append(("tail", child.tail, pre))
+            stack.append(("open", child, pre))
+
+
+def _flow(text: str, in_pre: bool) -> str:
+    if in_pre:
+        return text.replace("\r\n", "\n").replace("\r", "\n").replace("\n", _NL)
+    return _ANY_SPACE.sub(" ", text)
+
+
+def _tidy(text: str) -> str:
+    text = text.replace(_NL, "\n")
+    lines = [_SPACES.sub(" ", line).strip() for line in text.split("\n")]
+    return _BLANKS.sub("\n\n", "\n".join(lines)).strip()
+
+
+def parse_datetime(value: Any) -> datetime | None:
+    """An ISO 8601 date-time (``Z``, ``+00:00`` or XenForo's ``+0000``) or Unix seconds, as aware UTC.
+
+    A time without a zone is taken as UTC: forums that omit it rarely say which zone they mean.
+    """
+    if value is None:
+        return None
+    text = str(value).strip()
+    if not text:
+        return None
+    if re.fullmatch(r"\d{9,11}(\.\d+)?", text):
+        try:
+            return datetime.fromtimestamp(float(text), UTC)
+        except (OverflowError, OSError, ValueError):
+            return None
+    try:
+        parsed = datetime.fromisoformat(text.replace("z", "Z"))
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def strip_query_params(url: str, names: Iterable[str]) -> str:
+    """The URL without the given query parameters (session ids would make every run's URLs differ)."""
+    parts = urlsplit(url)
+    if not parts.query:
+        return url
+    drop = {n.lower() for n in names}
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k.lower() not in drop]
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), parts.fragment))

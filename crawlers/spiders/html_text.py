@@ -33,7 +33,9 @@ _CELL = frozenset({"td", "th"})
 _SPACES = re.compile(r"[ \t\f\v\r\u00a0\u2000-\u200b\u202f\u205f\u3000]+")
 _ANY_SPACE = re.compile(r"\s+")
 _BLANKS = re.compile(r"\n{3,}")
-_NL = "\x00NL\x00"  # a hard line break, kept apart from source newlines until the end
+_NL = "\x00NL\x00"  # a hard line break (``<br>``, ``<pre>``), kept apart from source newlines
+_BLK = "\x00BK\x00"  # a block boundary: consecutive ones make a single line break
+_BLK_RUN = re.compile(r"(?:\x00BK\x00[ \t\n\r\f\v\u00a0]*)+")
 
 
 def _roots(source: Any) -> Iterable[Any]:
@@ -74,7 +76,7 @@ def html_to_text(source: Any) -> str:
             parts.append(root)
         else:
             _walk(root, parts)
-        parts.append(_NL)
+        parts.append(_BLK)
     return _tidy("".join(parts))
 
 
@@ -89,7 +91,7 @@ def _walk(root: Any, parts: list[str]) -> None:
         tag = node.tag.lower() if isinstance(node.tag, str) else ""
         if action == "close":
             if tag in _BLOCK:
-                parts.append(_NL)
+                parts.append(_BLK)
             elif tag in _CELL:
                 parts.append(" ")
             continue
@@ -100,7 +102,7 @@ def _walk(root: Any, parts: list[str]) -> None:
         if not tag or tag in _SKIP:  # comments, processing instructions, scripts: no text of their own
             continue
         if tag in _BLOCK:
-            parts.append(_NL)
+            parts.append(_BLK)
         pre = in_pre or tag in {"pre", "textarea", "plaintext", "xmp", "listing"}
         if node.text:
             parts.append(_flow(node.text, pre))
@@ -118,7 +120,7 @@ def _flow(text: str, in_pre: bool) -> str:
 
 
 def _tidy(text: str) -> str:
-    text = text.replace(_NL, "\n")
+    text = _BLK_RUN.sub("\n", text).replace(_NL, "\n")
     lines = [_SPACES.sub(" ", line).strip() for line in text.split("\n")]
     return _BLANKS.sub("\n\n", "\n".join(lines)).strip()
 

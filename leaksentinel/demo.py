@@ -97,8 +97,11 @@ def run_demo(settings: Settings, out: IO[str] = sys.stdout, *, timeout_s: float 
         f"({summary['fetched']} pages fetched, {summary['errors']} errors)",
     )
     reposts = sum(len(a["sightings"]) - 1 for a in alerts)
-    _say(out, f"  found     {len(alerts)} leaks of {company.name}'s data ({leaked} records; "
-              f"{reposts} repost(s) joined their leak's alert)")
+    _say(
+        out,
+        f"  found     {len(alerts)} leaks of {company.name}'s data ({leaked} records; "
+        f"{reposts} repost(s) joined their leak's alert)",
+    )
     _say(
         out, f"  delivered {len(events)} alert events to the company's webhook, {valid} with valid signatures"
     )

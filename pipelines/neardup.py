@@ -31,7 +31,9 @@ def add_bands(sess: Session, posting_id: int, simhash: int | None) -> None:
         sess.add(PostingBand(posting_id=posting_id, band=band, value=value))
 
 
-def near_duplicates(sess: Session, simhash: int | None, content_hash: str, *, exclude: int | None = None) -> list[int]:
+def near_duplicates(
+    sess: Session, simhash: int | None, content_hash: str, *, exclude: int | None = None
+) -> list[int]:
     """Ids of stored postings with the same text or a SimHash within MAX_DISTANCE, oldest first."""
     found: set[int] = set(sess.scalars(select(Posting.id).where(Posting.content_hash == content_hash)))
     if simhash is not None:
@@ -43,6 +45,8 @@ def near_duplicates(sess: Session, simhash: int | None, content_hash: str, *, ex
             .distinct()
             .limit(5000)
         ).all()
-        found.update(pid for pid, other in rows if other is not None and hamming(simhash, other) <= MAX_DISTANCE)
+        found.update(
+            pid for pid, other in rows if other is not None and hamming(simhash, other) <= MAX_DISTANCE
+        )
     found.discard(exclude or -1)
     return sorted(found)

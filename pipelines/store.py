@@ -116,7 +116,9 @@ def _existing_leak(sess: Session, tenant_id: int, reposted: list[int]) -> Alert 
     )
 
 
-def _add_findings(sess: Session, posting_id: int, tenant_id: int, alert_id: int, found: list[DetectedFinding]) -> None:
+def _add_findings(
+    sess: Session, posting_id: int, tenant_id: int, alert_id: int, found: list[DetectedFinding]
+) -> None:
     for f in found:
         sess.add(
             Finding(
@@ -136,7 +138,9 @@ def _add_findings(sess: Session, posting_id: int, tenant_id: int, alert_id: int,
         )
 
 
-def _raise_alerts(sess: Session, posting: Posting, findings: list[DetectedFinding], reposted: list[int]) -> int:
+def _raise_alerts(
+    sess: Session, posting: Posting, findings: list[DetectedFinding], reposted: list[int]
+) -> int:
     """One alert per (tenant, leak): a repost joins the leak's alert as a sighting and notifies no one again."""
     by_tenant: dict[int, list[DetectedFinding]] = defaultdict(list)
     for finding in findings:

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from leaksentinel.actions.alerts import list_alerts, set_alert_status
+from leaksentinel.actions.deliveries import list_deliveries, retry_deliveries
 from leaksentinel.actions.subscriptions import add_subscription
 from leaksentinel.cli.context import state
 from leaksentinel.cli.output import emit_list, emit_object
@@ -71,3 +72,33 @@ def register(app: typer.Typer) -> None:
     _status_command("ack", "acked", "Acknowledge an alert.")
     _status_command("resolve", "resolved", "Mark an alert resolved.")
     _status_command("false-positive", "false_positive", "Mark an alert a false positive.")
+
+    deliveries = typer.Typer(help="Alert deliveries and the dead-letter list.", no_args_is_help=True)
+    app.add_typer(deliveries, name="deliveries")
+
+    @deliveries.command("list")
+    def _deliveries_list(
+        status: Annotated[str | None, typer.Option("--status", help="pending, queued, sent, dead")] = None,
+        as_json: JSON = False,
+    ) -> None:
+        """List deliveries (`--status dead`: the dead-letter list)."""
+        emit_list(
+            list_deliveries(state.db, status),
+            as_json,
+            ["id", "alert", "tenant", "channel", "target", "status", "attempts", "last_error"],
+            title="deliveries",
+        )
+
+    @deliveries.command("retry")
+    def _deliveries_retry(
+        ids: Annotated[list[str] | None, typer.Argument(help="Delivery ids.")] = None,
+        all_dead: Annotated[bool, typer.Option("--all-dead", help="Every dead delivery.")] = False,
+        as_json: JSON = False,
+    ) -> None:
+        """Redeliver dead deliveries (a running service picks them up at once)."""
+        out = retry_deliveries(state.db, ids or [], all_dead=all_dead)
+        emit_object(
+            {"retried": len(out), "deliveries": [d["id"] for d in out]},
+            as_json,
+            human=f"{len(out)} deliveries back in the outbox",
+        )

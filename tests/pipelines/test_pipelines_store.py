@@ -63,7 +63,12 @@ def test_three_reposts_on_three_sources_make_one_alert_with_three_sightings(tmp_
     settings = _setup(tmp_path)
     body = _combo(_emails(40), "== fresh acme combo ==", 1)
     _post(settings, "site-a", "http://site-a.example/1", body)
-    _post(settings, "site-b", "http://site-b.example/x", body.replace("== fresh acme combo ==", "reupload, enjoy"))
+    _post(
+        settings,
+        "site-b",
+        "http://site-b.example/x",
+        body.replace("== fresh acme combo ==", "reupload, enjoy"),
+    )
     _post(settings, "site-c", "http://site-c.example/p/9", body + "\nmirror of site-a\n")
     db = open_database(settings)
     with db.session() as sess:

@@ -103,6 +103,10 @@ class Settings:
         return self.home / "evidence"
 
     @property
+    def index_dir(self) -> Path:
+        return self.home / "index"
+
+    @property
     def run_dir(self) -> Path:
         return self.home / "run"
 

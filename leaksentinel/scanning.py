@@ -40,7 +40,7 @@ def scan_paths(settings: Settings, paths: list[str], *, store: bool = False) -> 
         if not Path(path).is_file():
             _read(path, 0)
     db = open_database(settings)
-    detector = Detector.from_database(db, load_or_create_key(settings.key_path))
+    detector = Detector.from_database(db, load_or_create_key(settings.key_path), settings.index_dir)
     normalize = NormalizePipeline(settings)
     fingerprint = FingerprintPipeline()
     for path in paths:

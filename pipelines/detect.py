@@ -23,7 +23,7 @@ def detect_draft(detector: Detector, draft: PostingDraft) -> PostingDraft:
 class DetectPipeline:
     def __init__(self, settings: Settings) -> None:
         db = open_database(settings)
-        self.detector = Detector.from_database(db, load_or_create_key(settings.key_path))
+        self.detector = Detector.from_database(db, load_or_create_key(settings.key_path), settings.index_dir)
 
     @classmethod
     def from_crawler(cls, crawler: Any) -> DetectPipeline:

@@ -11,6 +11,7 @@ import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
 from sqlalchemy import select
@@ -21,6 +22,7 @@ from core.hashing import keyed_hash
 from core.masking import mask
 from core.models import RecordHash, Tenant, WatchItem
 from pipelines.detection.extract import Candidate, extract_candidates
+from pipelines.detection.index import MatchIndex
 from pipelines.detection.severity import record_severity
 
 __all__ = ["DbHashLookup", "DetectionResult", "Detector", "Finding", "WatchSnapshot"]
@@ -73,16 +75,21 @@ class HashLookup(Protocol):
 
 
 class DbHashLookup:
-    """Looks hashes up in the database's indexed record_hashes table."""
+    """Filters candidates through the memory-mapped match index, then fetches the few hits' records."""
 
     CHUNK = 500
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, index: MatchIndex | None = None) -> None:
         self.db = db
+        self.index = index
 
     def lookup(self, hashes: Sequence[str]) -> list[Hit]:
         hits: list[Hit] = []
         unique = sorted(set(hashes))
+        if self.index is not None:
+            unique = self.index.filter(unique)
+        if not unique:
+            return hits
         with self.db.session() as sess:
             for i in range(0, len(unique), self.CHUNK):
                 rows = sess.execute(
@@ -135,8 +142,13 @@ class Detector:
         self.snapshot = snapshot
 
     @classmethod
-    def from_database(cls, db: Database, key: bytes) -> Detector:
-        return cls(key, DbHashLookup(db), WatchSnapshot.load(db))
+    def from_database(cls, db: Database, key: bytes, index_dir: Path | None = None) -> Detector:
+        """A detector over the database; with ``index_dir``, candidates go through the match index first."""
+        index = None
+        if index_dir is not None:
+            index = MatchIndex(index_dir)
+            index.sync(db)
+        return cls(key, DbHashLookup(db, index), WatchSnapshot.load(db))
 
     def detect(self, text: str) -> DetectionResult:
         candidates = list(extract_candidates(text, self.snapshot.regions))

@@ -1,0 +1,148 @@
+"""The match index: a memory-mapped sorted array of 64-bit hash prefixes of every registered value.
+
+Why this structure: a candidate costs one binary search in a shared, read-only mapping (8 bytes per
+registered value, whatever the number of tenants), and only the rare hits go to the database for the
+record key. Registering records merges their prefixes into a new file (written aside, then renamed),
+so readers never see a half-written index and never block.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlalchemy import func, select
+
+from core.db import Database
+from core.models import RecordHash
+
+__all__ = ["MatchIndex", "prefixes_of"]
+
+_DTYPE = np.dtype("<u8")
+_lock = threading.Lock()
+
+
+def prefixes_of(hex_hashes: Iterable[str]) -> np.ndarray:
+    """The first 8 bytes of each hex hash, as unsigned 64-bit integers."""
+    values = [int(h[:16], 16) for h in hex_hashes]
+    return np.asarray(values, dtype=_DTYPE)
+
+
+class MatchIndex:
+    """``MatchIndex(dir).contains(prefixes)``: which candidates may be registered (no false negatives)."""
+
+    FILE = "records.u64"
+    META = "records.json"
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._array: np.ndarray | None = None
+        self._generation = -1
+
+    @property
+    def path(self) -> Path:
+        return self.directory / self.FILE
+
+    def _meta(self) -> dict[str, int]:
+        try:
+            data = json.loads((self.directory / self.META).read_text())
+            return {
+                "generation": int(data["generation"]),
+                "count": int(data["count"]),
+                "max_id": int(data.get("max_id", -1)),
+                "rows": int(data.get("rows", -1)),
+            }
+        except (OSError, ValueError, KeyError):
+            return {"generation": -1, "count": 0, "max_id": -1, "rows": -1}
+
+    def exists(self) -> bool:
+        return self.path.is_file() and self._meta()["generation"] >= 0
+
+    def load(self) -> np.ndarray:
+        """The current mapping; re-mapped when another process published a newer generation."""
+        meta = self._meta()
+        if self._array is None or meta["generation"] != self._generation:
+            if not self.path.is_file() or meta["count"] == 0:
+                self._array = np.zeros(0, dtype=_DTYPE)
+            else:
+                self._array = np.memmap(self.path, dtype=_DTYPE, mode="r")
+            self._generation = meta["generation"]
+        return self._array
+
+    def __len__(self) -> int:
+        return int(self.load().shape[0])
+
+    def contains(self, prefixes: np.ndarray) -> np.ndarray:
+        """A boolean mask: True where the prefix is in the index."""
+        array = self.load()
+        if array.shape[0] == 0 or prefixes.shape[0] == 0:
+            return np.zeros(prefixes.shape[0], dtype=bool)
+        pos = np.searchsorted(array, prefixes)
+        pos[pos >= array.shape[0]] = array.shape[0] - 1
+        return np.asarray(array[pos] == prefixes)
+
+    def _publish(self, values: np.ndarray, *, max_id: int = -1, rows: int = -1) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        generation = self._meta()["generation"] + 1
+        tmp = self.directory / f".{self.FILE}.{os.getpid()}.tmp"
+        values.astype(_DTYPE).tofile(tmp)
+        os.replace(tmp, self.path)
+        meta_tmp = self.directory / f".{self.META}.{os.getpid()}.tmp"
+        meta_tmp.write_text(
+            json.dumps(
+                {"generation": generation, "count": int(values.shape[0]), "max_id": max_id, "rows": rows}
+            )
+        )
+        os.replace(meta_tmp, self.directory / self.META)
+        self._array = None
+
+    def merge(self, prefixes: np.ndarray) -> int:
+        """Add prefixes in this process (tests, benchmarks); registrations go through ``sync``."""
+        with _lock:
+            current = np.array(self.load()) if self.exists() else np.zeros(0, dtype=_DTYPE)
+            merged = np.union1d(current, prefixes.astype(_DTYPE))
+            self._publish(merged)
+            return int(merged.shape[0])
+
+    def sync(self, db: Database, batch: int = 200_000) -> int:
+        """Bring the index level with the database: merge rows added since the last sync, or rebuild
+        when rows were removed. Cheap when nothing changed (two indexed aggregate queries)."""
+        with db.session() as sess:
+            max_id = int(sess.scalar(select(func.max(RecordHash.id))) or 0)
+            rows = int(sess.scalar(select(func.count()).select_from(RecordHash)) or 0)
+        meta = self._meta()
+        if self.exists() and meta["max_id"] == max_id and meta["rows"] == rows:
+            return meta["count"]
+        if not self.exists() or meta["max_id"] < 0 or rows < meta["rows"] or meta["max_id"] > max_id:
+            return self._rebuild(db, max_id, rows, batch)
+        new = self._read(db, RecordHash.id > meta["max_id"], batch)
+        with _lock:
+            merged = np.union1d(np.array(self.load()), new)
+            self._publish(merged, max_id=max_id, rows=rows)
+        return int(merged.shape[0])
+
+    def _read(self, db: Database, where: Any, batch: int) -> np.ndarray:
+        chunks: list[np.ndarray] = []
+        with db.session() as sess:
+            result = sess.execute(select(RecordHash.hash).where(where).execution_options(yield_per=batch))
+            for part in result.scalars().partitions(batch):
+                chunks.append(prefixes_of(part))
+        return np.unique(np.concatenate(chunks)) if chunks else np.zeros(0, dtype=_DTYPE)
+
+    def _rebuild(self, db: Database, max_id: int, rows: int, batch: int) -> int:
+        values = self._read(db, RecordHash.id <= max_id, batch)
+        with _lock:
+            self._publish(values, max_id=max_id, rows=rows)
+        return int(values.shape[0])
+
+    def filter(self, hex_hashes: Sequence[str]) -> list[str]:
+        """The hashes that may be registered (the rest certainly are not)."""
+        if not hex_hashes:
+            return []
+        mask = self.contains(prefixes_of(hex_hashes))
+        return [h for h, hit in zip(hex_hashes, mask, strict=True) if hit]

@@ -16,6 +16,7 @@ from core.hashing import load_or_create_key
 from core.posting import PostingDraft
 from core.settings import Settings
 from pipelines.detect import detect_draft
+from pipelines.detection.candidates import CandidateIndex
 from pipelines.detection.engine import Detector
 from pipelines.fingerprint import FingerprintPipeline
 from pipelines.normalize import NormalizePipeline
@@ -41,6 +42,7 @@ def scan_paths(settings: Settings, paths: list[str], *, store: bool = False) -> 
             _read(path, 0)
     db = open_database(settings)
     detector = Detector.from_database(db, load_or_create_key(settings.key_path), settings.index_dir)
+    candidates = CandidateIndex(settings.index_dir / "candidates")
     normalize = NormalizePipeline(settings)
     fingerprint = FingerprintPipeline()
     for path in paths:
@@ -51,6 +53,9 @@ def scan_paths(settings: Settings, paths: list[str], *, store: bool = False) -> 
         fingerprint.apply(draft)
         detect_draft(detector, draft)
         if store:
-            store_posting(db, settings, draft)
+            result = store_posting(db, settings, draft)
+            if result.new:
+                candidates.add(result.posting_id, draft.candidate_hashes)
+                candidates.flush()
         for finding in draft.findings:
             yield finding.as_json(path)

@@ -23,6 +23,7 @@ from core.db import Database, open_database
 from core.models import Alert, Delivery, Finding, Posting, Sighting, Source, Subscription, utcnow
 from core.posting import PostingDraft
 from core.settings import Settings, load_settings
+from pipelines.detection.candidates import CandidateIndex
 from pipelines.detection.engine import Finding as DetectedFinding
 from pipelines.detection.severity import alert_severity, at_least
 from pipelines.neardup import add_bands, near_duplicates
@@ -201,6 +202,10 @@ class StorePipeline:
         self.settings = settings
         self.db = open_database(settings)
         self.stats = stats
+        self.candidates = CandidateIndex(settings.index_dir / "candidates")
+
+    def close_spider(self, spider: Any = None) -> None:
+        self.candidates.flush()
 
     @classmethod
     def from_crawler(cls, crawler: Any) -> StorePipeline:
@@ -213,6 +218,8 @@ class StorePipeline:
         item.posting_id = result.posting_id
         item.is_new = result.new
         item.alerts_created = result.alerts
+        if result.new:
+            self.candidates.add(result.posting_id, item.candidate_hashes)
         if self.stats is not None:
             self.stats.inc_value("leaksentinel/postings")
             if result.new:

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
+import numpy as np
 from sqlalchemy import delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
@@ -21,7 +22,10 @@ from core.db import Database
 from core.errors import BadInput, NotFound
 from core.hashing import SCHEME_VERSION
 from core.models import AuditLog, RecordHash, WatchItem
+from core.settings import Settings
 from leaksentinel.actions.tenants import check_domain, check_region, find_tenant
+from pipelines.detection.index import MatchIndex, prefixes_of
+from pipelines.retro import retro_match
 
 __all__ = ["add_domain_watch", "add_records", "list_watches", "parse_record_lines", "remove_watch"]
 
@@ -92,7 +96,12 @@ def _watch(
 
 
 def add_records(
-    db: Database, tenant_ref: str, path: Path | str, stream: IO[str] | None = None, actor: str = "cli"
+    db: Database,
+    tenant_ref: str,
+    path: Path | str,
+    stream: IO[str] | None = None,
+    actor: str = "cli",
+    settings: Settings | None = None,
 ) -> dict[str, Any]:
     """Register `leaksentinel hash` output. Validates the whole file first, so bad input changes nothing."""
     origin = str(path)
@@ -112,6 +121,7 @@ def add_records(
         watch_id = item.id
     regions: set[str] = set()
     records: set[str] = set()
+    prefixes: list[np.ndarray] = []
     hashes = 0
     fh: IO[str] = stream or open(path, encoding="utf-8")  # noqa: SIM115 - closed below
     try:
@@ -134,7 +144,9 @@ def add_records(
             if len(batch) >= BATCH:
                 with db.session() as sess:
                     _insert_ignore(sess, batch)
+                prefixes.append(prefixes_of(row["hash"] for row in batch))
                 batch = []
+        prefixes.append(prefixes_of(row["hash"] for row in batch))
         with db.session() as sess:
             _insert_ignore(sess, batch)
             tenant = find_tenant(sess, str(tenant_id))
@@ -155,7 +167,7 @@ def add_records(
     finally:
         if stream is None:
             fh.close()
-    return {
+    out: dict[str, Any] = {
         "id": watch_id,
         "tenant": tenant.name,
         "kind": "records",
@@ -164,6 +176,12 @@ def add_records(
         "total_hashes": int(total or 0),
         "regions": sorted(regions),
     }
+    if settings is not None:
+        MatchIndex(settings.index_dir).sync(db)
+        new = np.concatenate(prefixes) if prefixes else np.zeros(0, dtype="<u8")
+        retro = retro_match(db, settings, tenant_id, new)
+        out["retro"] = {"postings": retro.postings, "findings": retro.findings, "alerts": retro.alerts}
+    return out
 
 
 def add_domain_watch(db: Database, tenant_ref: str, domain: str, actor: str = "cli") -> dict[str, Any]:

@@ -93,8 +93,13 @@ def register(app: typer.Typer) -> None:
         if len(chosen) != 1:
             raise BadInput("give exactly one of --records, --domain, --keyword, --regex, --document")
         if records is not None:
-            out = add_records(state.db, tenant, records)
+            out = add_records(state.db, tenant, records, settings=state.settings)
             human = f"registered {out['records']} records ({out['hashes']} hashes) for {out['tenant']}"
+            if out.get("retro", {}).get("findings"):
+                human += (
+                    f"; already leaked: {out['retro']['findings']} findings in {out['retro']['postings']} "
+                    f"stored postings, {out['retro']['alerts']} new alerts"
+                )
         elif domain is not None:
             out = add_domain_watch(state.db, tenant, domain)
             human = f"watching domain {out['value']} for {out['tenant']} (watch {out['id']})"

@@ -30,6 +30,8 @@ def scrapy_settings_for(settings: Settings, source: Source) -> ScrapySettings:
     s.set("USER_AGENT", settings.crawl_user_agent, priority="project")
     s.set("DOWNLOAD_MAXSIZE", settings.crawl_max_response_bytes, priority="project")
     opts = source.options or {}
+    if source.render:
+        apply_render_settings(s, settings)
     if opts.get("robots") is False:
         s.set("ROBOTSTXT_OBEY", False, priority="cmdline")
     for key, setting in (
@@ -40,6 +42,39 @@ def scrapy_settings_for(settings: Settings, source: Source) -> ScrapySettings:
         if opts.get(key) is not None:
             s.set(setting, opts[key], priority="cmdline")
     return s
+
+
+def _block_heavy(request: Any) -> bool:
+    """Images, fonts and media are never needed to read a posting."""
+    return bool(request.resource_type in {"image", "font", "media"})
+
+
+def apply_render_settings(s: ScrapySettings, settings: Settings) -> None:
+    """Fetch through scrapy-playwright driving the system Chromium (never a downloaded browser)."""
+    handler = "scrapy_playwright.handler.ScrapyPlaywrightDownloadHandler"
+    s.set("DOWNLOAD_HANDLERS", {"http": handler, "https": handler}, priority="cmdline")
+    s.set("PLAYWRIGHT_BROWSER_TYPE", "chromium", priority="cmdline")
+    s.set(
+        "PLAYWRIGHT_LAUNCH_OPTIONS",
+        {
+            "executable_path": settings.chromium_path,
+            "headless": True,
+            "args": [
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        },
+        priority="cmdline",
+    )
+    s.set("PLAYWRIGHT_MAX_PAGES_PER_CONTEXT", 4, priority="cmdline")
+    s.set("PLAYWRIGHT_MAX_CONTEXTS", 2, priority="cmdline")
+    s.set("PLAYWRIGHT_DEFAULT_NAVIGATION_TIMEOUT", 30_000, priority="cmdline")
+    s.set("PLAYWRIGHT_ABORT_REQUEST", _block_heavy, priority="cmdline")
 
 
 def summarize(stats: dict[str, Any], seconds: float, source: str) -> dict[str, Any]:

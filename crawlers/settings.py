@@ -15,6 +15,14 @@ ITEM_PIPELINES = {
     "pipelines.store.StorePipeline": 400,
 }
 
+DOWNLOADER_MIDDLEWARES = {
+    "crawlers.middlewares.source_options.SourceOptionsMiddleware": 50,
+    # Before Scrapy's RetryMiddleware (550) sees the response, so a Retry-After wait is not a failure.
+    "crawlers.middlewares.retry_after.RetryAfterMiddleware": 560,
+}
+LEAKSENTINEL_RETRY_AFTER_MAX_S = 120.0
+LEAKSENTINEL_RETRY_AFTER_TIMES = 3
+
 USER_AGENT = "leaksentinel/0.1"
 ROBOTSTXT_OBEY = True
 CONCURRENT_REQUESTS = 8

@@ -325,7 +325,9 @@ def _is_cjk(char: str) -> bool:
 _APOSTROPHES = str.maketrans("", "", "'\u2019\u02bc`")
 
 
-_ASCII_NOT_NAME = re.compile(r"[^a-z\s!\"#%&'()*,\-./:;?@\[\\\]_{}]")
+# Names: the punctuation ! " ' ( ) , - . : ; ? separates words; other ASCII punctuation (@ # _ / ...) means "not a name".
+_ASCII_NOT_NAME = re.compile(r"[^a-z\s!\"'(),\-.:;?]")
+_NAME_REJECT = frozenset("#%&*/@[\\]_{}")
 _ASCII_NOT_LETTER = re.compile(r"[^a-z]+")
 
 
@@ -350,7 +352,7 @@ def _unicode_name(folded: str) -> str | None:
         category = unicodedata.category(char)
         if category[0] in "LM":
             chars.append(char)
-        elif category[0] in "PZ" or char.isspace():
+        elif (category[0] in "PZ" and char not in _NAME_REJECT) or char.isspace():
             chars.append(" ")
         else:
             return None  # digits, symbols, controls: not a name

@@ -34,6 +34,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 import phonenumbers
+import re2
 
 from core.canonical import (
     IBAN_LENGTHS,
@@ -88,7 +89,8 @@ _NUM_RE = re.compile(_NUM)
 
 _DIGIT_GROUP = re.compile(r"\d+[Xx]?")
 _DELIMITERS = re.compile(r"[:;|,\t：；，、]| {2,}")
-_SQL_STRING = re.compile(r"'((?:[^'\\]|\\.|''){0,1024})'")
+# Escaped quotes let a failed string scan restart at every later quote (quadratic in `re`): RE2 is linear.
+_SQL_STRING = re2.compile(r"'((?:[^'\\]|\\.|'')*)'")
 # `key=value`, `key: value`, `姓名：张三` inside free text (values end at whitespace or a delimiter).
 _LABELLED = re.compile(
     r"(?<![\w.\-])[\w.\-]{1,40} ?[=:：] ?(\"[^\"\n]{0,256}\"|'[^'\n]{0,256}'|[^\s\"',;|&：:=]{1,256})"
@@ -294,7 +296,7 @@ def _delimited(segment: str) -> list[str]:
 
 def _typed(segment: str, ctx: _Context) -> None:
     """One pass per shape; cheap `in` tests skip passes that cannot match; runs cost budget units."""
-    if "@" in segment:
+    if "@" in segment and "." in segment:
         for match in _EMAIL_RE.finditer(segment):
             ctx.work -= 1
             if ctx.work <= 0:

@@ -254,7 +254,9 @@ def test_dob_ambiguity_rule() -> None:
     assert canonicalize("dob", "01/13/1990", "GB") == "1990-01-13"
 
 
-@pytest.mark.parametrize("bad", ["1990-02-30", "1990-13-01", "31/31/1990", "90-01-02", "1850-01-01", "birthday"])
+@pytest.mark.parametrize(
+    "bad", ["1990-02-30", "1990-13-01", "31/31/1990", "90-01-02", "1850-01-01", "birthday"]
+)
 def test_impossible_dates(bad: str) -> None:
     assert canonicalize("dob", bad) is None
 
@@ -280,7 +282,9 @@ SAMPLES = st.one_of(
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(field_type=st.sampled_from(FIELD_TYPES), value=SAMPLES, region=st.sampled_from([None, "CN", "US", "DE"]))
+@given(
+    field_type=st.sampled_from(FIELD_TYPES), value=SAMPLES, region=st.sampled_from([None, "CN", "US", "DE"])
+)
 def test_canonicalize_is_idempotent(field_type: str, value: str, region: str | None) -> None:
     once = canonicalize(field_type, value, region)
     if once is not None:

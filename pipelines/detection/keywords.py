@@ -1,0 +1,134 @@
+"""Keyword watches: every tenant's keywords found in one pass over a posting.
+
+Why one automaton: the cost of a scan must not grow with the number of tenants or keywords, so all
+keywords of all tenants go into a single Aho-Corasick automaton and each posting line is read once.
+Keywords and text are folded the same way (NFKC + case-fold, ``core.canonical.fold``), which makes the
+match case-insensitive and width-insensitive (``ＡＣＭＥ`` finds ``acme``). ASCII keywords match on word
+boundaries (``acme`` does not fire inside ``acmeplex``); CJK keywords, written without spaces, match anywhere.
+
+Usage::
+
+    matcher = KeywordMatcher([(tenant_id, watch_id, "Acme"), (tenant_id, 8, "客户数据")])
+    matcher.find(posting_text)  # [KeywordHit(tenant_id, watch_id, "Acme", line, excerpt), ...]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import ahocorasick
+
+from core.canonical import fold
+from core.errors import BadInput
+
+__all__ = [
+    "EXCERPT_CHARS",
+    "MAX_KEYWORD_CHARS",
+    "MAX_TEXT_CHARS",
+    "KeywordHit",
+    "KeywordMatcher",
+    "normalize_keyword",
+]
+
+MAX_KEYWORD_CHARS = 256
+MAX_TEXT_CHARS = 50_000_000  # text beyond this is not read: a posting is hostile input
+EXCERPT_CHARS = 60
+
+
+@dataclass(frozen=True)
+class KeywordHit:
+    """A keyword watch's first occurrence in a posting (1-based line, up to 60 chars of context)."""
+
+    tenant_id: int
+    watch_id: int
+    keyword: str
+    line: int
+    excerpt: str
+
+
+@dataclass(frozen=True)
+class _Entry:
+    tenant_id: int
+    watch_id: int
+    keyword: str
+
+
+def normalize_keyword(keyword: str) -> str:
+    """The folded form a keyword is matched in; raises BadInput for an empty or overlong keyword."""
+    stripped = keyword.strip()
+    if not stripped:
+        raise BadInput("keyword is empty")
+    if len(stripped) > MAX_KEYWORD_CHARS:
+        raise BadInput(f"keyword longer than {MAX_KEYWORD_CHARS} characters")
+    return fold(stripped)
+
+
+def _is_word_char(ch: str) -> bool:
+    return ch.isascii() and ch.isalnum()
+
+
+def _on_boundaries(norm_line: str, start: int, end: int, folded: str) -> bool:
+    """True unless an ASCII-alphanumeric end of the keyword touches another ASCII letter or digit."""
+    if _is_word_char(folded[0]) and start > 0 and _is_word_char(norm_line[start - 1]):
+        return False
+    return not (_is_word_char(folded[-1]) and end < len(norm_line) and _is_word_char(norm_line[end]))
+
+
+def _excerpt(line: str, norm_line: str, start: int, end: int) -> str:
+    """About 60 characters of the original line around the match.
+
+    Folding can change a line's length (``ß`` → ``ss``), so offsets in the folded line are mapped back
+    proportionally: exact for ASCII and full-width text, close enough for the rest.
+    """
+    if len(norm_line) != len(line) and norm_line:
+        ratio = len(line) / len(norm_line)
+        start, end = int(start * ratio), max(int(start * ratio) + 1, round(end * ratio))
+    if end - start >= EXCERPT_CHARS:
+        return line[start : start + EXCERPT_CHARS].strip()
+    pad = (EXCERPT_CHARS - (end - start)) // 2
+    lo = max(0, start - pad)
+    hi = min(len(line), lo + EXCERPT_CHARS)
+    lo = max(0, hi - EXCERPT_CHARS)
+    return line[lo:hi].strip()
+
+
+class KeywordMatcher:
+    """All tenants' keyword watches in one Aho-Corasick automaton over folded text."""
+
+    def __init__(self, items: Iterable[tuple[int, int, str]]) -> None:
+        self._automaton = ahocorasick.Automaton()
+        entries: dict[str, list[_Entry]] = {}
+        for tenant_id, watch_id, keyword in items:
+            bucket = entries.setdefault(normalize_keyword(keyword), [])
+            entry = _Entry(tenant_id, watch_id, keyword)
+            if entry not in bucket:
+                bucket.append(entry)
+        for folded, bucket in entries.items():
+            self._automaton.add_word(folded, (folded, tuple(bucket)))
+        self._size = len(entries)
+        if self._size:
+            self._automaton.make_automaton()
+
+    def __len__(self) -> int:
+        """Number of distinct folded keywords."""
+        return self._size
+
+    def find(self, text: str) -> list[KeywordHit]:
+        """One hit per (tenant, watch): the first line its keyword appears on."""
+        if not self._size or not text:
+            return []
+        hits: list[KeywordHit] = []
+        done: set[str] = set()
+        for lineno, line in enumerate(text[:MAX_TEXT_CHARS].split("\n"), 1):
+            norm_line = fold(line)
+            for end_index, (folded, bucket) in self._automaton.iter(norm_line):
+                start, end = end_index - len(folded) + 1, end_index + 1
+                if folded in done or not _on_boundaries(norm_line, start, end, folded):
+                    continue
+                done.add(folded)
+                excerpt = _excerpt(line, norm_line, start, end)
+                hits.extend(KeywordHit(e.tenant_id, e.watch_id, e.keyword, lineno, excerpt) for e in bucket)
+            if len(done) == self._size:
+                break
+        return hits

@@ -1,0 +1,208 @@
+"""Regex watches: tenants' patterns, run with RE2 so no pattern can take more than linear time.
+
+Why RE2 and a Set: a tenant-supplied regex is hostile input (``(a+)+$`` would stall a backtracking
+engine for ever); RE2 runs in time linear in the text, and rejects what it cannot do that way
+(backreferences, lookaround). An ``re2.Set`` tells which patterns match a line in one pass, so the
+individual patterns only run on the lines where they are known to match.
+
+Semantics: patterns see one line at a time (split on "\\n", a trailing "\\r" dropped), so ``^`` and ``$``
+anchor at line ends. Lines longer than 1 MB are read in overlapping 1 MB chunks.
+
+Usage::
+
+    compile_watch_regex(r"ACME-\\d{6}")          # a compiled RE2 pattern, or BadInput
+    RegexMatcher([(tenant_id, watch_id, r"ACME-\\d{6}")]).find(text)  # [RegexHit(...), ...]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import re2
+
+from core.errors import BadInput
+
+__all__ = [
+    "CHUNK_CHARS",
+    "MAX_MATCHED_CHARS",
+    "MAX_PATTERN_CHARS",
+    "MAX_TEXT_CHARS",
+    "LineChunk",
+    "RegexHit",
+    "RegexMatcher",
+    "compile_watch_regex",
+    "first_match",
+    "iter_line_chunks",
+    "re2_options",
+    "scrub",
+]
+
+MAX_PATTERN_CHARS = 1024
+MAX_TEXT_CHARS = 50_000_000
+CHUNK_CHARS = 1_000_000  # longer lines are scanned in chunks of this size...
+CHUNK_OVERLAP = 4096  # ...overlapping so a match across a chunk border is usually still seen
+MAX_MATCHED_CHARS = 200  # a reported match is cut to this (``.*`` can match a whole line)
+PATTERN_MAX_MEM = 8 << 20  # RE2 memory bound for one compiled pattern
+SET_MAX_MEM = 64 << 20  # and for one Set (its DFA); a Set that runs out silently misses matches...
+SET_SHARD = 256  # ...so patterns are spread over Sets of at most this many
+
+Pattern = Any  # re2 ships no type information
+
+
+@dataclass(frozen=True)
+class RegexHit:
+    """A regex watch's first match in a posting: 1-based line and the matched text (cut to 200 chars)."""
+
+    tenant_id: int
+    watch_id: int
+    pattern: str
+    line: int
+    matched: str
+
+
+def re2_options(max_mem: int = PATTERN_MAX_MEM) -> Any:
+    """RE2 options with a memory bound and no logging to stderr (a rejected pattern is not an error here)."""
+    options = re2.Options()
+    options.max_mem = max_mem
+    options.log_errors = False
+    return options
+
+
+def _reason(error: Exception) -> str:
+    """RE2's message without the bytes repr the binding wraps it in."""
+    arg = error.args[0] if error.args else error
+    return arg.decode("utf-8", "replace") if isinstance(arg, bytes) else str(arg)
+
+
+def compile_watch_regex(pattern: str) -> Pattern:
+    """Compile a tenant's pattern with RE2, or raise BadInput saying why it cannot be a watch."""
+    if not pattern:
+        raise BadInput("regex is empty")
+    if len(pattern) > MAX_PATTERN_CHARS:
+        raise BadInput(f"regex rejected by RE2: longer than {MAX_PATTERN_CHARS} characters")
+    try:
+        compiled = re2.compile(pattern, re2_options())
+    except re2.error as exc:
+        raise BadInput(f"regex rejected by RE2: {_reason(exc)}") from None
+    if compiled.search("") is not None:
+        raise BadInput("regex rejected: it matches the empty string, so it would fire on every posting")
+    return compiled
+
+
+def scrub(text: str) -> str:
+    """`text` made encodable as UTF-8 (lone surrogates replaced), which RE2 needs."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace").decode("utf-8")
+    return text
+
+
+@dataclass(frozen=True)
+class LineChunk:
+    """A line, or a piece of a very long one; `cut_start`/`cut_end` say the piece was cut there."""
+
+    line: int
+    text: str
+    cut_start: bool = False
+    cut_end: bool = False
+
+    def holds(self, start: int, end: int) -> bool:
+        """False for a match touching a cut: ``^``, ``$`` or ``\\b`` may have matched only because of
+        the cut, and a genuine match there is also seen whole in the overlapping neighbour piece."""
+        return not ((self.cut_start and start == 0) or (self.cut_end and end == len(self.text)))
+
+
+def iter_line_chunks(text: str, max_chars: int = MAX_TEXT_CHARS) -> Iterator[LineChunk]:
+    """Lines split on "\\n" (a trailing "\\r" dropped), very long ones as overlapping chunks."""
+    for lineno, line in enumerate(scrub(text[:max_chars]).split("\n"), 1):
+        if line.endswith("\r"):
+            line = line[:-1]
+        if len(line) <= CHUNK_CHARS:
+            yield LineChunk(lineno, line)
+            continue
+        for start in range(0, len(line), CHUNK_CHARS):
+            lo, hi = max(0, start - CHUNK_OVERLAP), start + CHUNK_CHARS
+            yield LineChunk(lineno, line[lo:hi], cut_start=lo > 0, cut_end=hi < len(line))
+
+
+def first_match(compiled: Pattern, chunk: LineChunk) -> Any:
+    """The first match of `compiled` in `chunk` that does not owe itself to a cut, or None."""
+    match = compiled.search(chunk.text)
+    if match is not None and not chunk.holds(match.start(), match.end()) and match.start() == 0:
+        match = compiled.search(chunk.text, 1)
+    if match is None or not chunk.holds(match.start(), match.end()):
+        return None
+    return match
+
+
+def build_sets(patterns: list[str], options: Any) -> list[tuple[int, Any]]:
+    """Compiled ``re2.Set`` shards as (index of the shard's first pattern, set)."""
+    shards = []
+    for base in range(0, len(patterns), SET_SHARD):
+        regex_set = re2.Set.SearchSet(options)
+        for pattern in patterns[base : base + SET_SHARD]:
+            regex_set.Add(pattern)
+        regex_set.Compile()
+        shards.append((base, regex_set))
+    return shards
+
+
+def set_matches(shards: list[tuple[int, Any]], text: str) -> list[int]:
+    """Indices of the patterns that match somewhere in `text`."""
+    found: list[int] = []
+    for base, regex_set in shards:
+        found.extend(base + i for i in regex_set.Match(text) or ())
+    return found
+
+
+@dataclass(frozen=True)
+class _Watch:
+    tenant_id: int
+    watch_id: int
+    pattern: str
+
+
+class RegexMatcher:
+    """All tenants' regex watches: a Set to find the matching lines, then each pattern for its text."""
+
+    def __init__(self, items: Iterable[tuple[int, int, str]]) -> None:
+        by_pattern: dict[str, list[_Watch]] = {}
+        for tenant_id, watch_id, pattern in items:
+            bucket = by_pattern.setdefault(pattern, [])
+            watch = _Watch(tenant_id, watch_id, pattern)
+            if watch not in bucket:
+                bucket.append(watch)
+        self._patterns = list(by_pattern)
+        self._watches = [tuple(by_pattern[p]) for p in self._patterns]
+        self._compiled = [compile_watch_regex(p) for p in self._patterns]
+        self._shards = build_sets(self._patterns, re2_options(SET_MAX_MEM)) if self._patterns else []
+
+    def __len__(self) -> int:
+        """Number of distinct patterns."""
+        return len(self._patterns)
+
+    def find(self, text: str) -> list[RegexHit]:
+        """One hit per (tenant, watch): the first line its pattern matches, with the matched text."""
+        if not self._patterns or not text:
+            return []
+        hits: list[RegexHit] = []
+        done: set[int] = set()
+        for chunk in iter_line_chunks(text):
+            for index in set_matches(self._shards, chunk.text):
+                if index in done:
+                    continue
+                match = first_match(self._compiled[index], chunk)
+                if match is None:
+                    continue
+                done.add(index)
+                matched = match.group(0)[:MAX_MATCHED_CHARS]
+                hits.extend(
+                    RegexHit(w.tenant_id, w.watch_id, w.pattern, chunk.line, matched)
+                    for w in self._watches[index]
+                )
+            if len(done) == len(self._patterns):
+                break
+        return hits

@@ -6,6 +6,7 @@ inserted in batches, so memory stays flat, and re-registering the same records c
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Iterable, Iterator
@@ -24,10 +25,22 @@ from core.hashing import SCHEME_VERSION
 from core.models import AuditLog, RecordHash, WatchItem
 from core.settings import Settings
 from leaksentinel.actions.tenants import check_domain, check_region, find_tenant
+from pipelines.detection.documents import read_document_fingerprint
 from pipelines.detection.index import MatchIndex, prefixes_of
+from pipelines.detection.keywords import normalize_keyword
+from pipelines.detection.regexes import compile_watch_regex
 from pipelines.retro import retro_match
 
-__all__ = ["add_domain_watch", "add_records", "list_watches", "parse_record_lines", "remove_watch"]
+__all__ = [
+    "add_document_watch",
+    "add_domain_watch",
+    "add_keyword_watch",
+    "add_records",
+    "add_regex_watch",
+    "list_watches",
+    "parse_record_lines",
+    "remove_watch",
+]
 
 _HEX = re.compile(r"^[0-9a-f]{16,128}$")
 BATCH = 2000
@@ -200,6 +213,70 @@ def add_domain_watch(db: Database, tenant_ref: str, domain: str, actor: str = "c
                 )
             )
         return {"id": item.id, "tenant": tenant.name, "kind": "domain", "value": value, "created": created}
+
+
+def _add_simple_watch(
+    db: Database, tenant_ref: str, kind: str, value: str, name: str | None, data: dict[str, Any], actor: str
+) -> dict[str, Any]:
+    with db.session() as sess:
+        tenant = find_tenant(sess, tenant_ref)
+        item, created = _watch(sess, tenant.id, kind, value, name)
+        if created and data:
+            item.data = data
+        if created:
+            sess.add(
+                AuditLog(
+                    actor=actor,
+                    action="watch.add",
+                    object_type="watch",
+                    object_id=str(item.id),
+                    detail={"kind": kind, "value": value if kind != "document" else name},
+                )
+            )
+        out: dict[str, Any] = {"id": item.id, "tenant": tenant.name, "kind": kind, "created": created}
+        out["value" if kind != "document" else "name"] = value if kind != "document" else name
+        return out
+
+
+def add_keyword_watch(db: Database, tenant_ref: str, keyword: str, actor: str = "cli") -> dict[str, Any]:
+    """Keywords are stored normalised (NFKC, case-folded), so matching ignores case and CJK width."""
+    return _add_simple_watch(db, tenant_ref, "keyword", normalize_keyword(keyword), None, {}, actor)
+
+
+def add_regex_watch(db: Database, tenant_ref: str, pattern: str, actor: str = "cli") -> dict[str, Any]:
+    """Only RE2 syntax is accepted: matching time stays linear on hostile postings."""
+    compile_watch_regex(pattern)
+    return _add_simple_watch(db, tenant_ref, "regex", pattern, None, {}, actor)
+
+
+def add_document_watch(
+    db: Database, tenant_ref: str, path: Path, name: str, actor: str = "cli"
+) -> dict[str, Any]:
+    """Register a `leaksentinel hash --document` fingerprint (no text of the document is stored)."""
+    if not name or len(name) > 128:
+        raise BadInput("a document watch needs --name (at most 128 characters)")
+    try:
+        lines = [line for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+    except FileNotFoundError:
+        raise BadInput(f"no such file: {path}") from None
+    except UnicodeDecodeError:
+        raise BadInput(f"{path}: not UTF-8 text") from None
+    if len(lines) != 1:
+        raise BadInput(f"{path}: expected one JSON line from `leaksentinel hash --document`")
+    try:
+        obj = json.loads(lines[0])
+    except ValueError:
+        raise BadInput(f"{path}: not JSON (expected `leaksentinel hash --document` output)") from None
+    if not isinstance(obj, dict):
+        raise BadInput(f"{path}: expected a JSON object")
+    fps = read_document_fingerprint(obj)
+    if not obj.get("keyed"):
+        raise BadInput(f"{path}: the fingerprint was not made with this deployment's key")
+    hexes = sorted(f"{fp:016x}" for fp in fps)
+    digest = hashlib.sha256("".join(hexes).encode()).hexdigest()
+    out = _add_simple_watch(db, tenant_ref, "document", digest, name, {"fingerprints": hexes}, actor)
+    out["fingerprints"] = len(hexes)
+    return out
 
 
 def list_watches(db: Database, tenant_ref: str) -> list[dict[str, Any]]:

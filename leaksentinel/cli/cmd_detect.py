@@ -12,11 +12,23 @@ import typer
 from core.errors import BadInput
 from core.hashing import load_or_create_key
 from leaksentinel.actions.tenants import check_region
-from leaksentinel.actions.watches import add_domain_watch, add_records, list_watches, remove_watch
+from leaksentinel.actions.watches import (
+    add_document_watch,
+    add_domain_watch,
+    add_keyword_watch,
+    add_records,
+    add_regex_watch,
+    list_watches,
+    remove_watch,
+)
 from leaksentinel.cli.context import state
 from leaksentinel.cli.output import emit_list, emit_object
 from leaksentinel.company_hash import hash_csv, hash_values
 from leaksentinel.scanning import scan_paths
+from pipelines.detection.documents import document_fingerprint
+from pipelines.normalize import decode_bytes
+
+MAX_DOCUMENT_BYTES = 50_000_000
 
 JSON = Annotated[bool, typer.Option("--json", help="Machine output (JSON).")]
 
@@ -68,7 +80,15 @@ def register(app: typer.Typer) -> None:
                 with path.open(encoding="utf-8", errors="replace") as fh:
                     _write_lines(hash_values(fh, key, field_type, region=reg))
         else:
-            raise BadInput("--document fingerprints are not available in this version yet")
+            assert document is not None
+            if not document.is_file():
+                raise BadInput(f"no such file: {document}")
+            with document.open("rb") as fh:
+                raw = fh.read(MAX_DOCUMENT_BYTES + 1)
+            if len(raw) > MAX_DOCUMENT_BYTES:
+                raise BadInput(f"{document}: larger than {MAX_DOCUMENT_BYTES // 1_000_000} MB")
+            text = decode_bytes(raw)
+            _write_lines([document_fingerprint(text, name=document.name, key=key)])
 
     watch = typer.Typer(
         help="What a tenant watches: records, domains, keywords, regexes, documents.", no_args_is_help=True
@@ -103,8 +123,18 @@ def register(app: typer.Typer) -> None:
         elif domain is not None:
             out = add_domain_watch(state.db, tenant, domain)
             human = f"watching domain {out['value']} for {out['tenant']} (watch {out['id']})"
+        elif keyword is not None:
+            out = add_keyword_watch(state.db, tenant, keyword)
+            human = f"watching keyword {out['value']!r} for {out['tenant']} (watch {out['id']})"
+        elif regex is not None:
+            out = add_regex_watch(state.db, tenant, regex)
+            human = f"watching regex {out['value']!r} for {out['tenant']} (watch {out['id']})"
         else:
-            raise BadInput("keyword, regex and document watches are not available in this version yet")
+            assert document is not None
+            out = add_document_watch(state.db, tenant, document, name or "")
+            human = (
+                f"watching document {out['name']!r} ({out['fingerprints']} fingerprints) for {out['tenant']}"
+            )
         emit_object(out, as_json, human=human)
 
     @watch.command("list")

@@ -21,8 +21,12 @@ from core.db import Database
 from core.hashing import keyed_hash
 from core.masking import mask
 from core.models import RecordHash, Tenant, WatchItem
+from pipelines.detection.documents import DocumentMatcher
 from pipelines.detection.extract import Candidate, extract_candidates
 from pipelines.detection.index import MatchIndex
+from pipelines.detection.keywords import KeywordMatcher
+from pipelines.detection.regexes import RegexMatcher
+from pipelines.detection.secrets import find_secrets
 from pipelines.detection.severity import record_severity
 
 __all__ = ["DbHashLookup", "DetectionResult", "Detector", "Finding", "WatchSnapshot"]
@@ -112,6 +116,9 @@ class WatchSnapshot:
     tenants: dict[int, str] = field(default_factory=dict)
     regions: tuple[str, ...] = ()
     domains: list[tuple[int, str, int]] = field(default_factory=list)  # tenant_id, domain, watch_id
+    keywords: list[tuple[int, int, str]] = field(default_factory=list)  # tenant_id, watch_id, keyword
+    regexes: list[tuple[int, int, str]] = field(default_factory=list)  # tenant_id, watch_id, pattern
+    documents: list[tuple[int, int, str, set[int]]] = field(default_factory=list)  # ..., name, fingerprints
 
     @classmethod
     def load(cls, db: Database) -> WatchSnapshot:
@@ -121,8 +128,16 @@ class WatchSnapshot:
             for tenant in sess.scalars(select(Tenant)):
                 snap.tenants[tenant.id] = tenant.name
                 regions.update(str(r).upper() for r in (tenant.regions or []))
-            for item in sess.scalars(select(WatchItem).where(WatchItem.kind == "domain")):
-                snap.domains.append((item.tenant_id, item.value.lower(), item.id))
+            for item in sess.scalars(select(WatchItem).where(WatchItem.kind != "records")):
+                if item.kind == "domain":
+                    snap.domains.append((item.tenant_id, item.value.lower(), item.id))
+                elif item.kind == "keyword":
+                    snap.keywords.append((item.tenant_id, item.id, item.value))
+                elif item.kind == "regex":
+                    snap.regexes.append((item.tenant_id, item.id, item.value))
+                elif item.kind == "document":
+                    fps = {int(h, 16) for h in (item.data or {}).get("fingerprints", [])}
+                    snap.documents.append((item.tenant_id, item.id, item.name or item.value, fps))
         snap.regions = tuple(sorted(regions))
         return snap
 
@@ -140,6 +155,9 @@ class Detector:
         self.key = key
         self.lookup = lookup
         self.snapshot = snapshot
+        self.keywords = KeywordMatcher(snapshot.keywords) if snapshot.keywords else None
+        self.regexes = RegexMatcher(snapshot.regexes) if snapshot.regexes else None
+        self.documents = DocumentMatcher(snapshot.documents) if snapshot.documents else None
 
     @classmethod
     def from_database(cls, db: Database, key: bytes, index_dir: Path | None = None) -> Detector:
@@ -156,7 +174,10 @@ class Detector:
         for cand in candidates:
             by_hash[keyed_hash(self.key, cand.field_type, cand.canonical)].append(cand)
         findings = self._records(by_hash, text)
-        findings += self._domains(candidates, text)
+        domains = self._domains(candidates, text)
+        findings += domains
+        findings += self._watches(text)
+        findings += self._secrets(text)
         packed = b"".join(bytes.fromhex(h) for h in sorted(by_hash))
         return DetectionResult(findings=findings, candidate_hashes=packed)
 
@@ -220,6 +241,79 @@ class Detector:
                         masked=mask("email", cand.raw),
                     )
         return sorted(seen.values(), key=lambda f: (f.tenant, f.line))
+
+    def _name(self, tenant_id: int) -> str:
+        return self.snapshot.tenants.get(tenant_id, str(tenant_id))
+
+    def _watches(self, text: str) -> list[Finding]:
+        """Keyword, regex and document watches: each its own kind, independent of records."""
+        out: list[Finding] = []
+        if self.keywords is not None:
+            for k in self.keywords.find(text):
+                out.append(
+                    Finding(
+                        tenant_id=k.tenant_id,
+                        tenant=self._name(k.tenant_id),
+                        kind="keyword",
+                        watch=k.keyword,
+                        watch_id=k.watch_id,
+                        line=k.line,
+                        severity="medium",
+                    )
+                )
+        if self.regexes is not None:
+            for r in self.regexes.find(text):
+                out.append(
+                    Finding(
+                        tenant_id=r.tenant_id,
+                        tenant=self._name(r.tenant_id),
+                        kind="regex",
+                        watch=r.pattern,
+                        watch_id=r.watch_id,
+                        line=r.line,
+                        severity="medium",
+                        masked=mask("text", r.matched),
+                    )
+                )
+        if self.documents is not None:
+            for d in self.documents.find(text, key=self.key):
+                out.append(
+                    Finding(
+                        tenant_id=d.tenant_id,
+                        tenant=self._name(d.tenant_id),
+                        kind="document",
+                        watch=d.name,
+                        watch_id=d.watch_id,
+                        line=d.line,
+                        overlap=d.overlap,
+                        severity="critical" if d.overlap >= 0.5 else "high",
+                    )
+                )
+        return out
+
+    def _secrets(self, text: str) -> list[Finding]:
+        """Built-in secret detectors; a secret is reported to the tenants whose domains the posting names."""
+        if not self.snapshot.domains:
+            return []
+        lowered = text.lower()
+        owners = {tid for tid, domain, _ in self.snapshot.domains if domain in lowered}
+        if not owners:
+            return []
+        out: list[Finding] = []
+        for hit in find_secrets(text):
+            for tenant_id in sorted(owners):
+                out.append(
+                    Finding(
+                        tenant_id=tenant_id,
+                        tenant=self._name(tenant_id),
+                        kind="secret",
+                        watch=hit.detector,
+                        line=hit.line,
+                        severity="high",
+                        masked=mask("api_key", hit.matched),
+                    )
+                )
+        return out
 
 
 def _accepted_fields(matched: dict[str, list[Candidate]]) -> set[str]:

@@ -15,13 +15,14 @@ from celery import Celery
 from sqlalchemy import or_, select, update
 
 from core.db import Database
-from core.models import Delivery, utcnow
+from core.models import Delivery, OperatorEvent, utcnow
 from core.settings import Settings
 
 __all__ = ["Relay"]
 
 log = logging.getLogger(__name__)
 NOTIFY_TASK = "alerting.notify"
+OPERATOR_TASK = "alerting.notify_operator"
 
 
 class Relay:
@@ -69,6 +70,34 @@ class Relay:
             published += 1
         return published
 
+    def run_operator_events(self, batch: int = 50) -> int:
+        """Publish pending operator events (unhealthy or recovered sources)."""
+        now = utcnow()
+        stale = now - timedelta(seconds=self.settings.relay_requeue_after_s)
+        due = or_(
+            OperatorEvent.status == "pending", (OperatorEvent.status == "queued") & (OperatorEvent.at < stale)
+        )
+        with self.db.session() as sess:
+            ids = list(
+                sess.scalars(select(OperatorEvent.id).where(due).order_by(OperatorEvent.id).limit(batch))
+            )
+            if not ids:
+                return 0
+            sess.execute(update(OperatorEvent).where(OperatorEvent.id.in_(ids), due).values(status="queued"))
+        for event_id in ids:
+            try:
+                self.celery.send_task(OPERATOR_TASK, args=[event_id], queue="notify")
+            except Exception as exc:
+                log.warning("relay: broker unavailable for operator events (%s)", exc)
+                with self.db.session() as sess:
+                    sess.execute(
+                        update(OperatorEvent)
+                        .where(OperatorEvent.id.in_(ids), OperatorEvent.status == "queued")
+                        .values(status="pending")
+                    )
+                return 0
+        return len(ids)
+
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="leaksentinel-relay", daemon=True)
         self._thread.start()
@@ -77,6 +106,7 @@ class Relay:
         while not self._stop.is_set():
             try:
                 self.run_once()
+                self.run_operator_events()
             except Exception:
                 log.exception("relay tick failed")
             self._stop.wait(self.settings.relay_interval_s)

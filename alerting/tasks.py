@@ -17,7 +17,7 @@ from alerting.events import build_event
 from core.alert_view import alert_to_dict
 from core.celery_app import app
 from core.db import open_database
-from core.models import Alert, Delivery, Subscription, utcnow
+from core.models import Alert, Delivery, OperatorEvent, Subscription, utcnow
 from core.settings import Settings, load_settings
 
 __all__ = ["deliver", "notify", "smtp_config"]
@@ -104,3 +104,56 @@ def notify(self: Task, delivery_id: int) -> str:
         log.info("delivery %s failed; retrying in %.1f s", delivery_id, delay)
         raise self.retry(countdown=delay)
     return status
+
+
+def deliver_operator_event(settings: Settings, event_id: int) -> str:
+    """Send an operator event to the operator channels configured in the settings."""
+    db = open_database(settings)
+    with db.session() as sess:
+        row = sess.get(OperatorEvent, event_id)
+        if row is None or row.status in {"sent", "dead", "unrouted"}:
+            return row.status if row else "missing"
+        event_key = row.event_id
+        payload = {
+            "event_id": event_key,
+            "type": row.kind,
+            "message": row.message,
+            "source_id": row.source_id,
+            "at": row.at.isoformat(),
+        }
+    targets: list[tuple[str, str, str | None]] = []
+    if settings.operator_webhook:
+        targets.append(("webhook", settings.operator_webhook, settings.operator_webhook_secret or "operator"))
+    errors = []
+    for kind, target, secret in targets:
+        try:
+            channel = build_channel(
+                kind,
+                target,
+                secret,
+                allow_private=settings.private_targets_allowed,
+                smtp=smtp_config(settings),
+            )
+            result = channel.send(payload, event_id=event_key)
+            if not result.ok:
+                errors.append(result.error or f"HTTP {result.status}")
+        except Exception as exc:
+            errors.append(f"{type(exc).__name__}: {exc}")
+    with db.session() as sess:
+        row = sess.get(OperatorEvent, event_id)
+        if row is None:
+            return "missing"
+        row.attempts += 1
+        if not targets:
+            row.status, row.last_error = "unrouted", "no operator channel configured"
+        elif errors:
+            row.last_error = "; ".join(errors)[:2000]
+            row.status = "pending" if row.attempts < settings.delivery_max_attempts else "dead"
+        else:
+            row.status, row.last_error = "sent", None
+        return row.status
+
+
+@app.task(name="alerting.notify_operator", acks_late=True)
+def notify_operator(event_id: int) -> str:
+    return deliver_operator_event(load_settings(), event_id)

@@ -36,6 +36,7 @@ __all__ = [
     "CrawlJob",
     "Delivery",
     "Finding",
+    "OperatorEvent",
     "Posting",
     "PostingBand",
     "RecordHash",
@@ -151,6 +152,11 @@ class Source(Base):
     cursor: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     last_run: Mapped[datetime | None] = mapped_column()
     last_status: Mapped[str | None] = mapped_column(String(32))
+    last_success: Mapped[datetime | None] = mapped_column()
+    #: healthy, unhealthy (see crawlers.health), or unknown before the first run.
+    health: Mapped[str] = mapped_column(String(16), default="unknown")
+    health_reason: Mapped[str | None] = mapped_column(String(256))
+    failures_in_row: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -303,3 +309,21 @@ class PostingBand(Base):
     posting_id: Mapped[int] = mapped_column(ForeignKey("postings.id", ondelete="CASCADE"), index=True)
     band: Mapped[int] = mapped_column(Integer)
     value: Mapped[int] = mapped_column(Integer)
+
+
+class OperatorEvent(Base):
+    """An event for the operators (a source turned unhealthy or recovered): an outbox of its own,
+    delivered by the relay to the operator channels from the settings."""
+
+    __tablename__ = "operator_events"
+    __table_args__ = (Index("ix_operator_events_status", "status"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    kind: Mapped[str] = mapped_column(String(32))  # source.unhealthy, source.recovered
+    source_id: Mapped[int | None] = mapped_column(ForeignKey("sources.id", ondelete="CASCADE"))
+    message: Mapped[str] = mapped_column(Text)
+    event_id: Mapped[str] = mapped_column(String(64), unique=True)
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending, queued, sent, dead
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)

@@ -53,6 +53,9 @@ class Settings:
     smtp_starttls: str = "auto"
     smtp_ssl: bool = False
     smtp_sender: str = "leaksentinel@localhost"
+    # Operator alerts (unhealthy or recovered sources): a signed webhook.
+    operator_webhook: str = ""
+    operator_webhook_secret: str = ""
     # Delivery.
     delivery_max_attempts: int = 8
     delivery_backoff_base_s: float = 2.0

@@ -12,15 +12,18 @@ import os
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from core.db import open_database
 from core.errors import NotFound, OperationalError
-from core.models import CrawlJob, Source, utcnow
+from core.models import CrawlJob, OperatorEvent, Posting, Source, utcnow
 from core.settings import Settings, settings_env
+from crawlers.health import assess_run
 
 __all__ = ["find_source", "run_crawl"]
 
@@ -63,6 +66,27 @@ class SourceLock:
             fcntl.flock(self.fd, fcntl.LOCK_UN)
             os.close(self.fd)
             self.fd = None
+
+
+def _record_health(sess: Session, src: Source, summary: dict[str, Any], failed: bool) -> None:
+    """Judge the run; a change to unhealthy (or back) becomes an operator event in the same transaction."""
+    ever = bool(sess.scalar(select(func.count()).select_from(Posting).where(Posting.source_id == src.id)))
+    verdict = assess_run(
+        summary,
+        failed=failed,
+        failures_in_row=src.failures_in_row or 0,
+        ever_produced=ever and not summary.get("new"),
+    )
+    before = src.health
+    src.failures_in_row = verdict.failures_in_row
+    if verdict.health == "unhealthy" or before != "unhealthy":
+        src.health, src.health_reason = verdict.health, verdict.reason
+    elif not failed:  # an unhealthy source that succeeds again has recovered
+        src.health, src.health_reason = "healthy", None
+    if src.health != before and (src.health == "unhealthy" or before == "unhealthy"):
+        kind = "source.unhealthy" if src.health == "unhealthy" else "source.recovered"
+        message = f"source {src.name} ({src.kind}): " + (src.health_reason or "recovered")
+        sess.add(OperatorEvent(kind=kind, source_id=src.id, message=message, event_id=str(uuid.uuid4())))
 
 
 def run_crawl(
@@ -111,6 +135,8 @@ def run_crawl(
         failed = error is not None or (summary.get("fetched", 0) == 0 and summary.get("errors", 0) > 0)
         status = "failed" if failed else "ok"
         cursor = summary.pop("cursor", None)
+        if error:
+            summary["error"] = error
         with db.session() as sess:
             job_row = sess.get(CrawlJob, job_id)
             src = sess.get(Source, source.id)
@@ -122,10 +148,11 @@ def run_crawl(
             if src is not None:
                 src.last_run = utcnow()
                 src.last_status = status
-                if not failed and isinstance(cursor, dict):
-                    src.cursor = cursor
-        if error:
-            summary["error"] = error
+                if not failed:
+                    src.last_success = src.last_run
+                    if isinstance(cursor, dict):
+                        src.cursor = cursor
+                _record_health(sess, src, summary, failed)
         summary["status"] = status
         return summary
     finally:

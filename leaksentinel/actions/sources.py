@@ -10,7 +10,8 @@ from sqlalchemy.orm import Session
 
 from core.db import Database
 from core.errors import BadInput, NotFound
-from core.models import AuditLog, Source
+from core.models import AuditLog, Source, utcnow
+from crawlers.health import is_stale
 from crawlers.schedule import schedule_from_options
 from leaksentinel.actions.naming import check_slug
 
@@ -47,7 +48,19 @@ def source_to_dict(source: Source) -> dict[str, Any]:
         "proxy": source.proxy,
         "last_run": source.last_run.isoformat() if source.last_run else None,
         "last_status": source.last_status,
+        "last_success": source.last_success.isoformat() if source.last_success else None,
+        "health": _health(source),
+        "health_reason": source.health_reason
+        or ("stale: no successful run for several intervals" if _health(source) == "unhealthy" else None),
     }
+
+
+def _health(source: Source) -> str:
+    if source.health != "unhealthy" and is_stale(
+        source.schedule, source.enabled, source.last_success, source.created_at, utcnow()
+    ):
+        return "unhealthy"
+    return source.health or "unknown"
 
 
 def add_source(

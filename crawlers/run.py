@@ -32,12 +32,15 @@ def scrapy_settings_for(settings: Settings, source: Source) -> ScrapySettings:
     opts = source.options or {}
     if source.render:
         apply_render_settings(s, settings)
-    if opts.get("robots") is False:
+    # APIs used as their owners intend (Pastebin's IP-whitelisted scraping API, GitHub's REST API) are not
+    # crawled pages: their robots.txt (GitHub's disallows everything) is not consulted unless asked.
+    api_kind = source.kind in {"pastebin", "gists"}
+    if opts.get("robots") is False or (api_kind and opts.get("robots") is not True):
         s.set("ROBOTSTXT_OBEY", False, priority="cmdline")
     for key, setting in (
         ("delay", "DOWNLOAD_DELAY"),
         ("concurrency", "CONCURRENT_REQUESTS_PER_DOMAIN"),
-        ("max_pages", "CLOSESPIDER_PAGECOUNT"),
+        ("page_budget", "CLOSESPIDER_PAGECOUNT"),
     ):
         if opts.get(key) is not None:
             s.set(setting, opts[key], priority="cmdline")

@@ -14,7 +14,7 @@ from croniter import croniter
 
 from core.errors import BadInput
 
-__all__ = ["next_due", "parse_every", "schedule_from_options"]
+__all__ = ["jitter_for", "next_due", "parse_every", "schedule_from_options"]
 
 _EVERY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d)?\s*$", re.IGNORECASE)
 _UNITS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
@@ -43,22 +43,26 @@ def schedule_from_options(every: str | None, cron: str | None) -> str | None:
     return None
 
 
+def jitter_for(source_id: int, schedule: str | None, max_s: float = 30.0) -> float:
+    """A stable per-source delay (up to 10% of the interval, at most ``max_s``): sources on the same
+    schedule do not all fire in the same second, and the delay does not change from tick to tick."""
+    if not schedule or not schedule.startswith("every "):
+        return 0.0
+    window = min(max_s, int(schedule.split()[1]) * 0.1)
+    return random.Random(source_id).uniform(0, window)
+
+
 def next_due(
-    schedule: str | None,
-    last_run: datetime | None,
-    now: datetime,
-    *,
-    jitter_s: float = 0.0,
-    rng: random.Random | None = None,
+    schedule: str | None, last_run: datetime | None, now: datetime, *, jitter_s: float = 0.0
 ) -> datetime | None:
     """When a source with this schedule is next due; None if it has none."""
     if not schedule:
         return None
     kind, _, expr = schedule.partition(" ")
-    jitter = timedelta(seconds=(rng or random).uniform(0, jitter_s)) if jitter_s else timedelta()
+    jitter = timedelta(seconds=jitter_s)
     if kind == "every":
         if last_run is None:
-            return now
+            return now + jitter
         return last_run + timedelta(seconds=int(expr)) + jitter
     if kind == "cron":
         base = last_run or (now - timedelta(seconds=1))

@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from core.db import Database
 from core.models import Source, utcnow
-from crawlers.schedule import next_due
+from crawlers.schedule import jitter_for, next_due
 
 __all__ = ["Scheduler"]
 
@@ -23,10 +23,20 @@ log = logging.getLogger(__name__)
 
 
 class Scheduler:
-    def __init__(self, db: Database, fire: Callable[[str], None], *, tick_s: float = 1.0) -> None:
+    def __init__(
+        self,
+        db: Database,
+        fire: Callable[[str], None],
+        *,
+        tick_s: float = 1.0,
+        leader: Callable[[], bool] | None = None,
+        jitter: bool = True,
+    ) -> None:
         self.db = db
         self.fire = fire
         self.tick_s = tick_s
+        self.leader = leader or (lambda: True)
+        self.jitter = jitter
         self.fired: list[tuple[str, datetime]] = []
         self._last_fired: dict[int, datetime] = {}
         self._stop = threading.Event()
@@ -35,6 +45,8 @@ class Scheduler:
     def tick(self, now: datetime | None = None) -> list[str]:
         now = now or utcnow()
         fired: list[str] = []
+        if not self.leader():  # another service instance schedules the fleet
+            return fired
         with self.db.session() as sess:
             sources = sess.scalars(
                 select(Source).where(Source.enabled.is_(True), Source.schedule.is_not(None))
@@ -42,7 +54,9 @@ class Scheduler:
             plan = [(s.id, s.name, s.schedule, s.last_run) for s in sources]
         for source_id, name, schedule, last_run in plan:
             anchor = max(filter(None, [last_run, self._last_fired.get(source_id)]), default=None)
-            due = next_due(schedule, anchor, now)
+            due = next_due(
+                schedule, anchor, now, jitter_s=jitter_for(source_id, schedule) if self.jitter else 0.0
+            )
             if due is not None and due <= now:
                 try:
                     self.fire(name)
@@ -70,3 +84,32 @@ class Scheduler:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout_s)
+
+
+class RedisLeader:
+    """Leader election for the scheduler: the instance holding a short-lived Redis key fires crawls."""
+
+    KEY = "leaksentinel:scheduler:leader"
+
+    def __init__(self, redis_url: str, ttl_s: float = 5.0) -> None:
+        import os
+        import socket
+
+        import redis
+
+        self.client = redis.Redis.from_url(redis_url, socket_timeout=2)
+        self.ttl_ms = int(ttl_s * 1000)
+        self.me = f"{socket.gethostname()}:{os.getpid()}"
+
+    def __call__(self) -> bool:
+        try:
+            if self.client.set(self.KEY, self.me, nx=True, px=self.ttl_ms):
+                return True
+            holder = self.client.get(self.KEY)
+            if (holder.decode() if isinstance(holder, bytes) else str(holder or "")) == self.me:
+                self.client.pexpire(self.KEY, self.ttl_ms)
+                return True
+            return False
+        except Exception as exc:  # Redis unreachable: do not fire blind
+            log.warning("scheduler: leader check failed: %s", exc)
+            return False

@@ -26,7 +26,10 @@ class SourceSpider(scrapy.Spider):
     ) -> None:
         super().__init__(**kwargs)
         self.source_name = source_name
-        self.source_url = source_url.rstrip("/")
+        #: The URL exactly as the source was added (a feed at ``/feed/`` keeps its slash).
+        self.source_url = source_url
+        #: The URL as a base for API paths (``base_url + "/latest.json"``).
+        self.base_url = source_url.rstrip("/")
         self.cursor: dict[str, Any] = dict(cursor or {})
         self.options: dict[str, Any] = dict(options or {})
         self.new_cursor: dict[str, Any] = dict(self.cursor)

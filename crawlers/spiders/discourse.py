@@ -128,7 +128,7 @@ class DiscourseSpider(SourceSpider):
             self._queued.add(topic_id)
             yield self._topic_request(topic_id, slug, {})
         yield scrapy.Request(
-            f"{self.source_url}/latest.json",
+            f"{self.base_url}/latest.json",
             headers=_HEADERS,
             callback=self.parse_latest,
             cb_kwargs={"page": 1},
@@ -205,7 +205,7 @@ class DiscourseSpider(SourceSpider):
         for chunk in chunks:
             query = "&".join(f"post_ids[]={i}" for i in chunk)
             yield scrapy.Request(
-                f"{self.source_url}/t/{topic_id}/posts.json?{query}",
+                f"{self.base_url}/t/{topic_id}/posts.json?{query}",
                 headers=_HEADERS,
                 callback=self.parse_posts,
                 errback=self.topic_failed,
@@ -276,7 +276,7 @@ class DiscourseSpider(SourceSpider):
 
     def _topic_request(self, topic_id: str, slug: str, listed: dict[str, Any]) -> scrapy.Request:
         return scrapy.Request(
-            f"{self.source_url}/t/{slug}/{topic_id}.json",
+            f"{self.base_url}/t/{slug}/{topic_id}.json",
             headers=_HEADERS,
             callback=self.parse_topic,
             errback=self.topic_failed,
@@ -302,7 +302,7 @@ class DiscourseSpider(SourceSpider):
                 continue
             yield PostingDraft(
                 source=self.source_name,
-                url=f"{self.source_url}/t/{slug}/{topic_id}/{number}",
+                url=f"{self.base_url}/t/{slug}/{topic_id}/{number}",
                 raw=cooked.encode("utf-8"),
                 text=_html_to_text(cooked),
                 title=title,

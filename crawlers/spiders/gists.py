@@ -87,7 +87,7 @@ class GistsSpider(SourceSpider):
         if self.cursor.get("etag"):
             headers["If-None-Match"] = str(self.cursor["etag"])
         yield scrapy.Request(
-            f"{self.source_url}/gists/public",
+            f"{self.base_url}/gists/public",
             headers=headers,
             callback=self.parse_listing,
             cb_kwargs={"page": 1},

@@ -45,18 +45,18 @@ class PastebinSpider(SourceSpider):
     async def start(self) -> AsyncIterator[Any]:
         limit = int(self.options.get("limit") or self.settings.getint("LEAKSENTINEL_PASTEBIN_LIMIT", 100))
         yield scrapy.Request(
-            f"{self.source_url}/api_scraping.php?limit={limit}", callback=self.parse_listing, dont_filter=True
+            f"{self.base_url}/api_scraping.php?limit={limit}", callback=self.parse_listing, dont_filter=True
         )
 
     def parse_listing(self, response: Response) -> Iterator[Any]:
         try:
             entries = json.loads(response.text)
         except (ValueError, UnicodeDecodeError):
-            self.logger.error("listing is not JSON: %r", response.text[:200])
+            self.logger.warning("listing is not JSON: %r", response.text[:200])
             self.count("errors")
             return
         if not isinstance(entries, list):
-            self.logger.error("listing is not a list: %r", response.text[:200])
+            self.logger.warning("listing is not a list: %r", response.text[:200])
             self.count("errors")
             return
         last = int(self.cursor.get("date", 0) or 0)

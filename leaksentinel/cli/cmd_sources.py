@@ -48,12 +48,33 @@ def register(app: typer.Typer) -> None:
         next_: Annotated[
             str | None, typer.Option("--next", help="generic: CSS selector of the next page link.")
         ] = None,
+        robots: Annotated[
+            bool | None,
+            typer.Option(
+                "--robots/--ignore-robots",
+                help="Obey robots.txt (default: yes, but for the pastebin and gists APIs).",
+            ),
+        ] = None,
+        page_budget: Annotated[
+            int | None, typer.Option("--page-budget", help="At most this many pages per run.")
+        ] = None,
+        delay: Annotated[
+            float | None, typer.Option("--delay", help="Seconds between requests to the site.")
+        ] = None,
         as_json: JSON = False,
     ) -> None:
         """Add a source."""
-        options: dict[str, Any] = {
-            k: v for k, v in (("item", item), ("link", link), ("content", content), ("next", next_)) if v
-        }
+        pairs = (
+            ("item", item),
+            ("link", link),
+            ("content", content),
+            ("next", next_),
+            ("page_budget", page_budget),
+            ("delay", delay),
+        )
+        options: dict[str, Any] = {k: v for k, v in pairs if v}
+        if robots is not None:
+            options["robots"] = robots
         out = add_source(
             state.db, name, kind, url, every=every, cron=cron, render=render, proxy=proxy, options=options
         )

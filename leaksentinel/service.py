@@ -19,7 +19,7 @@ from core.celery_app import announce_embedded_redis, make_celery
 from core.db import open_database
 from core.redis_embedded import EmbeddedRedis
 from core.settings import Settings
-from crawlers.scheduler import Scheduler
+from crawlers.scheduler import RedisLeader, Scheduler
 from leaksentinel.api.app import create_app
 from leaksentinel.processes import WorkerProcess
 
@@ -70,7 +70,13 @@ class Service:
             def fire(name: str) -> None:
                 celery.send_task(CRAWL_TASK, args=[name], queue="crawl")
 
-            self.scheduler = Scheduler(db, fire, tick_s=self.settings.scheduler_tick_s)
+            self.scheduler = Scheduler(
+                db,
+                fire,
+                tick_s=self.settings.scheduler_tick_s,
+                leader=RedisLeader(self.broker_url, ttl_s=max(3.0, 3 * self.settings.scheduler_tick_s)),
+                jitter=self.settings.schedule_jitter,
+            )
             self.scheduler.start()
         if self.http:
             config = uvicorn.Config(

@@ -31,6 +31,9 @@ from pipelines.neardup import add_bands, near_duplicates
 __all__ = ["StorePipeline", "StoreResult", "store_posting", "write_evidence"]
 
 LOCAL_SOURCE = "local"
+TIPS_SOURCE = "tips"
+#: Sources that exist implicitly: local files given to `scan --store`, and texts sent to the tip line.
+_IMPLICIT = {LOCAL_SOURCE: ("local", "file:"), TIPS_SOURCE: ("tips", "tip:")}
 
 
 @dataclass(frozen=True)
@@ -56,9 +59,10 @@ def write_evidence(evidence_dir: Path, raw: bytes) -> str:
 def _source_id(sess: Session, name: str) -> int:
     source = sess.scalar(select(Source).where(Source.name == name))
     if source is None:
-        if name != LOCAL_SOURCE:
+        if name not in _IMPLICIT:
             raise LookupError(f"unknown source {name!r}")
-        source = Source(name=LOCAL_SOURCE, kind="local", url="file:", schedule=None, enabled=False)
+        kind, url = _IMPLICIT[name]
+        source = Source(name=name, kind=kind, url=url, schedule=None, enabled=False)
         sess.add(source)
         sess.flush()
     return source.id

@@ -112,11 +112,10 @@ def add_source(
 
 
 def list_sources(db: Database) -> list[dict[str, Any]]:
+    """Crawled sources (not the implicit `local` and `tips`, nor one-off tip crawls)."""
     with db.session() as sess:
-        return [
-            source_to_dict(s)
-            for s in sess.scalars(select(Source).where(Source.kind != "local").order_by(Source.id))
-        ]
+        query = select(Source).where(Source.kind.not_in(("local", "tips"))).order_by(Source.id)
+        return [source_to_dict(s) for s in sess.scalars(query) if not (s.options or {}).get("tip")]
 
 
 def set_source(

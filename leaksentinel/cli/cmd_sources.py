@@ -153,3 +153,46 @@ def register(app: typer.Typer) -> None:
         )
         if summary.get("status") == "failed":
             raise typer.Exit(1)
+
+    @app.command("report")
+    def _report(
+        url: Annotated[str | None, typer.Argument(help="A page that holds leaked data.")] = None,
+        text: Annotated[
+            str | None, typer.Option("--text", help="A file holding a leaked text, or - for stdin.")
+        ] = None,
+        note: Annotated[str | None, typer.Option("--note", help="What it is, where it was seen.")] = None,
+        as_json: JSON = False,
+    ) -> None:
+        """The tip line: crawl a reported page, or take a reported text, into the same pipeline."""
+        import sys
+        from pathlib import Path
+
+        from core.errors import BadInput
+        from leaksentinel.tips import MAX_TIP_BYTES, report_text, report_url
+
+        if (url is None) == (text is None):
+            raise BadInput("give a URL or --text FILE (or - for stdin), not both")
+        if url is not None:
+            out = report_url(state.settings, url, note=note)
+            emit_object(
+                out,
+                as_json,
+                human=f"reported page crawled: {out['postings']} postings, {out['alerts']} alerts",
+            )
+            if out.get("status") == "failed":
+                raise typer.Exit(1)
+            return
+        assert text is not None
+        if text == "-":
+            body = sys.stdin.read(MAX_TIP_BYTES + 1)
+        else:
+            path = Path(text)
+            if not path.is_file():
+                raise BadInput(f"no such file: {text}")
+            body = path.read_bytes()[: MAX_TIP_BYTES + 1].decode("utf-8", errors="replace")
+        out = report_text(state.settings, body, note=note)
+        emit_object(
+            out,
+            as_json,
+            human=f"reported text stored as {out['url']}: {out['findings']} findings, {out['alerts']} alerts",
+        )

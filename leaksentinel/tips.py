@@ -1,0 +1,75 @@
+"""The public tip line: anyone may report a page or a text that holds leaked data.
+
+Why through the same pipeline: a reported page is crawled once by the generic spider and a reported
+text is stored as a posting of the `tips` source, so detection, alerts and deliveries are exactly those
+of a crawl. Reported URLs are hostile: only http(s), and never into private networks unless allowed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+from typing import Any
+
+from core.db import open_database
+from core.errors import BadInput
+from core.hashing import load_or_create_key
+from core.netguard import check_url
+from core.posting import PostingDraft
+from core.settings import Settings
+from crawlers.job import run_crawl
+from leaksentinel.actions.sources import add_source
+from pipelines.detect import detect_draft
+from pipelines.detection.candidates import CandidateIndex
+from pipelines.detection.engine import Detector
+from pipelines.fingerprint import FingerprintPipeline
+from pipelines.normalize import NormalizePipeline
+from pipelines.store import TIPS_SOURCE, store_posting
+
+__all__ = ["MAX_TIP_BYTES", "report_text", "report_url"]
+
+MAX_TIP_BYTES = 5_000_000
+
+
+def report_url(settings: Settings, url: str, *, note: str | None = None) -> dict[str, Any]:
+    """Crawl a reported page once, now; returns the crawl summary."""
+    target = check_url(url, allow_private=settings.private_targets_allowed)
+    db = open_database(settings)
+    name = "tip-" + hashlib.sha256(target.encode()).hexdigest()[:12]
+    with contextlib.suppress(BadInput):  # reported before: crawl it again (the page may have changed)
+        add_source(
+            db, name, "generic", target, options={"tip": True, "note": (note or "")[:500]}, actor="tip"
+        )
+    summary = run_crawl(settings, name)
+    summary["reported"] = target
+    return summary
+
+
+def report_text(settings: Settings, text: str, *, note: str | None = None) -> dict[str, Any]:
+    """Store a reported text as a posting of the `tips` source and raise alerts as a crawl would."""
+    raw = text.encode("utf-8")
+    if not raw.strip():
+        raise BadInput("the reported text is empty")
+    if len(raw) > MAX_TIP_BYTES:
+        raise BadInput(f"the reported text is larger than {MAX_TIP_BYTES // 1_000_000} MB")
+    db = open_database(settings)
+    digest = hashlib.sha256(raw).hexdigest()
+    draft = PostingDraft(
+        source=TIPS_SOURCE, url=f"tip:{digest[:16]}", raw=raw, title=(note or "reported text")[:200]
+    )
+    NormalizePipeline(settings).apply(draft)
+    FingerprintPipeline().apply(draft)
+    detector = Detector.from_database(db, load_or_create_key(settings.key_path), settings.index_dir)
+    detect_draft(detector, draft)
+    result = store_posting(db, settings, draft)
+    if result.new:
+        candidates = CandidateIndex(settings.index_dir / "candidates")
+        candidates.add(result.posting_id, draft.candidate_hashes)
+        candidates.flush()
+    return {
+        "posting": result.posting_id,
+        "url": draft.url,
+        "new": result.new,
+        "findings": len(draft.findings),
+        "alerts": result.alerts,
+    }

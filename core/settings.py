@@ -71,12 +71,19 @@ class Settings:
     crawl_user_agent: str = "leaksentinel/0.1 (+https://github.com/leaksentinel)"
     chromium_path: str = "/usr/bin/chromium"
     scheduler_tick_s: float = 1.0
+    #: Spread sources on the same interval over up to 10% of it (30 s at most).
+    schedule_jitter: bool = True
     # Detection.
     max_posting_bytes: int = 50_000_000
     # Service.
     host: str = "127.0.0.1"
     port: int = 8000
     worker_concurrency: int = 2
+    #: Serve /metrics without an API key (for a Prometheus on a trusted network).
+    metrics_public: bool = False
+    api_rate_per_s: float = 20.0
+    api_burst: int = 60
+    api_max_body_bytes: int = 20_000_000
 
     @property
     def sqlite_path(self) -> Path:

@@ -90,6 +90,16 @@ class Service:
             self._server_thread.start()
         return self
 
+    def _queue_depths(self) -> dict[str, int]:
+        """Tasks waiting in the broker's queues (Redis lists named after the queues)."""
+        import redis
+
+        try:
+            client = redis.Redis.from_url(self.broker_url or "", socket_timeout=1)
+            return {q: int(client.llen(q)) for q in ("crawl", "notify")}
+        except Exception:
+            return {}
+
     def stop(self) -> None:
         """Stop everything; each part gets a bounded time so the whole stays under 20 s."""
         if self._server is not None:

@@ -7,7 +7,6 @@ of a crawl. Reported URLs are hostile: only http(s), and never into private netw
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 from typing import Any
 
@@ -18,7 +17,7 @@ from core.netguard import check_url
 from core.posting import PostingDraft
 from core.settings import Settings
 from crawlers.job import run_crawl
-from leaksentinel.actions.sources import add_source
+from crawlers.tips import ensure_tip_source
 from pipelines.detect import detect_draft
 from pipelines.detection.candidates import CandidateIndex
 from pipelines.detection.engine import Detector
@@ -34,12 +33,7 @@ MAX_TIP_BYTES = 5_000_000
 def report_url(settings: Settings, url: str, *, note: str | None = None) -> dict[str, Any]:
     """Crawl a reported page once, now; returns the crawl summary."""
     target = check_url(url, allow_private=settings.private_targets_allowed)
-    db = open_database(settings)
-    name = "tip-" + hashlib.sha256(target.encode()).hexdigest()[:12]
-    with contextlib.suppress(BadInput):  # reported before: crawl it again (the page may have changed)
-        add_source(
-            db, name, "generic", target, options={"tip": True, "note": (note or "")[:500]}, actor="tip"
-        )
+    name = ensure_tip_source(open_database(settings), target, note or "")
     summary = run_crawl(settings, name)
     summary["reported"] = target
     return summary

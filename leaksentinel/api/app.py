@@ -1,84 +1,84 @@
-"""The HTTP API (OpenAPI at /openapi.json) and the console's front page.
+"""The HTTP API (OpenAPI at /openapi.json) and the web console.
 
-Why bearer keys stored hashed: a stolen database must not hand out working API keys; a tenant key
-sees only its own tenant's objects, and another tenant's object answers 404, never 403.
+Why one application: the console is a client of the same actions and the same key checks as the
+API, so what a key may do is decided in one place (leaksentinel.api.auth).
 """
 
-# No `from __future__ import annotations` here: FastAPI resolves the dependency annotations of the
-# closures below at runtime.
-import hashlib
-import html
-from typing import Annotated, Any
+# No `from __future__ import annotations` here: FastAPI resolves route annotations at runtime.
+from collections.abc import Awaitable, Callable
+from typing import Any
 
-from fastapi import Depends, FastAPI, Header, HTTPException
-from fastapi.responses import HTMLResponse
-from sqlalchemy import select
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import HTMLResponse, JSONResponse
 
 from core.db import open_database
 from core.errors import BadInput, NotFound
-from core.models import ApiKey, Tenant
 from core.settings import Settings
-from leaksentinel.actions.alerts import list_alerts, set_alert_status
+from leaksentinel.api import routes_ops, routes_tenant
+from leaksentinel.api.limits import RateLimiter
 
-__all__ = ["Principal", "create_app"]
+__all__ = ["SECURITY_HEADERS", "create_app"]
 
-_CSP = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'"
+#: Crawled content is hostile: pages never run inline script, load nothing from elsewhere, and are never framed.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+}
 
 
-class Principal:
-    def __init__(self, role: str, tenant_id: int | None, tenant: str | None) -> None:
-        self.role = role
-        self.tenant_id = tenant_id
-        self.tenant = tenant
+def create_app(
+    settings: Settings, *, celery: Any = None, queue_depths: Callable[[], dict[str, int]] | None = None
+) -> FastAPI:
+    app = FastAPI(
+        title="leaksentinel",
+        version="0.1.0",
+        max_body_size=settings.api_max_body_bytes,
+        description="Leak monitoring: tenants register hashed data, crawlers watch the underground, "
+        "alerts are delivered once per leak. Bearer API keys; see docs/.",
+    )
+    app.state.settings = settings
+    app.state.db = open_database(settings)
+    app.state.limiter = RateLimiter(settings.api_rate_per_s, settings.api_burst)
+    app.state.tip_limiter = RateLimiter(5 / 60, 5)
+    app.state.celery = celery
+    app.state.queue_depths = queue_depths
 
+    @app.exception_handler(NotFound)
+    async def _not_found(request: Request, exc: NotFound) -> JSONResponse:
+        return JSONResponse({"detail": "not found"}, status_code=404)
 
-def create_app(settings: Settings) -> FastAPI:
-    app = FastAPI(title="leaksentinel", version="0.1.0")
-    db = open_database(settings)
+    @app.exception_handler(BadInput)
+    async def _bad_input(request: Request, exc: BadInput) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=422)
 
-    def principal(authorization: Annotated[str | None, Header()] = None) -> Principal:
-        if not authorization or not authorization.lower().startswith("bearer "):
-            raise HTTPException(401, "missing bearer API key", headers={"WWW-Authenticate": "Bearer"})
-        digest = hashlib.sha256(authorization[7:].strip().encode()).hexdigest()
-        with db.session() as sess:
-            key = sess.scalar(select(ApiKey).where(ApiKey.key_hash == digest, ApiKey.revoked.is_(False)))
-            if key is None:
-                raise HTTPException(401, "unknown API key", headers={"WWW-Authenticate": "Bearer"})
-            tenant = sess.get(Tenant, key.tenant_id) if key.tenant_id else None
-            return Principal(key.role, key.tenant_id, tenant.name if tenant else None)
+    @app.middleware("http")
+    async def _headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        response = await call_next(request)
+        if not request.url.path.startswith(("/docs", "/redoc")):
+            for name, value in SECURITY_HEADERS.items():
+                response.headers.setdefault(name, value)
+        return response
 
     @app.get("/health")
     def health() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/api/v1/alerts")
-    def alerts(
-        who: Annotated[Principal, Depends(principal)], status: str | None = None
-    ) -> list[dict[str, Any]]:
-        try:
-            return list_alerts(db, str(who.tenant_id) if who.tenant_id else None, status)
-        except BadInput as exc:
-            raise HTTPException(422, str(exc)) from None
+    app.include_router(routes_tenant.router)
+    app.include_router(routes_ops.router)
+    try:
+        from leaksentinel.console.routes import mount_console
+    except ImportError:  # the console is optional for an API-only deployment
 
-    @app.post("/api/v1/alerts/{alert_id}/{action}")
-    def triage(alert_id: int, action: str, who: Annotated[Principal, Depends(principal)]) -> dict[str, Any]:
-        status = {"ack": "acked", "resolve": "resolved", "false-positive": "false_positive"}.get(action)
-        if status is None:
-            raise HTTPException(404, "unknown action")
-        try:
-            return set_alert_status(
-                db, str(alert_id), status, tenant_id=who.tenant_id, actor=f"api:{who.role}"
+        @app.get("/", response_class=HTMLResponse)
+        def index() -> HTMLResponse:
+            return HTMLResponse(
+                "<!doctype html><title>leaksentinel</title><p>API: <a href='/docs'>/docs</a></p>"
             )
-        except NotFound:
-            raise HTTPException(404, "unknown alert") from None
-
-    @app.get("/", response_class=HTMLResponse)
-    def index() -> HTMLResponse:
-        body = (
-            "<!doctype html><html><head><meta charset='utf-8'><title>leaksentinel</title></head><body>"
-            "<h1>leaksentinel</h1><p>The service is running. API: <a href='/docs'>/docs</a>, "
-            f"<a href='/openapi.json'>/openapi.json</a>. Home: {html.escape(str(settings.home))}</p></body></html>"
-        )
-        return HTMLResponse(body, headers={"Content-Security-Policy": _CSP})
-
+    else:
+        mount_console(app)
     return app

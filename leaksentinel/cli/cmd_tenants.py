@@ -41,3 +41,37 @@ def register(app: typer.Typer) -> None:
     def _list(as_json: JSON = False) -> None:
         """List tenants."""
         emit_list(list_tenants(state.db), as_json, ["id", "name", "domains", "regions"], title="tenants")
+
+    key = typer.Typer(help="API keys for operators, analysts and tenant users.", no_args_is_help=True)
+    app.add_typer(key, name="key")
+
+    @key.command("add")
+    def _key_add(
+        role: Annotated[str, typer.Option("--role", help="operator, analyst, tenant_admin, tenant_viewer")],
+        tenant: Annotated[str | None, typer.Option("--tenant", help="For tenant roles.")] = None,
+        as_json: JSON = False,
+    ) -> None:
+        """Create an API key (shown once)."""
+        from leaksentinel.actions.keys import add_key
+
+        out = add_key(state.db, role, tenant)
+        emit_object(out, as_json, human=f"{out['role']} key {out['id']} (shown once): {out['api_key']}")
+
+    @key.command("list")
+    def _key_list(as_json: JSON = False) -> None:
+        """List API keys (their prefixes only)."""
+        from leaksentinel.actions.keys import list_keys
+
+        emit_list(
+            list_keys(state.db),
+            as_json,
+            ["id", "role", "tenant", "prefix", "revoked", "created_at"],
+            title="API keys",
+        )
+
+    @key.command("revoke")
+    def _key_revoke(key_id: str, as_json: JSON = False) -> None:
+        """Revoke an API key."""
+        from leaksentinel.actions.keys import revoke_key
+
+        emit_object(revoke_key(state.db, key_id), as_json, human=f"key {key_id} revoked")

@@ -1,0 +1,73 @@
+"""API keys and roles: who is calling, and what they may see.
+
+Why these rules: keys are stored as SHA-256 digests (a stolen database yields no working key); a
+tenant key is confined to its tenant, and another tenant's object answers 404 so that ids cannot be
+probed; operators run the fleet, analysts search everything collected.
+"""
+
+import hashlib
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Header, HTTPException, Request
+from sqlalchemy import select
+
+from core.db import Database
+from core.models import ApiKey, Tenant
+
+__all__ = ["ROLES", "Principal", "authenticate", "principal_from_key"]
+
+ROLES = ("operator", "analyst", "tenant_admin", "tenant_viewer")
+
+
+@dataclass(frozen=True)
+class Principal:
+    key_id: int
+    role: str
+    tenant_id: int | None
+    tenant: str | None
+
+    @property
+    def actor(self) -> str:
+        return f"key:{self.key_id}:{self.role}" + (f":{self.tenant}" if self.tenant else "")
+
+    @property
+    def is_tenant(self) -> bool:
+        return self.role in ("tenant_admin", "tenant_viewer")
+
+    def require(self, *roles: str) -> None:
+        if self.role not in roles:
+            raise HTTPException(403, f"this needs one of the roles: {', '.join(roles)}")
+
+    def tenant_scope(self, requested: int | None) -> int | None:
+        """The tenant a request may act on: its own for tenant keys (another one is 404)."""
+        if self.is_tenant:
+            if requested is not None and requested != self.tenant_id:
+                raise HTTPException(404, "not found")
+            return self.tenant_id
+        return requested
+
+
+def principal_from_key(db: Database, clear: str) -> Principal | None:
+    digest = hashlib.sha256(clear.strip().encode()).hexdigest()
+    with db.session() as sess:
+        key = sess.scalar(select(ApiKey).where(ApiKey.key_hash == digest, ApiKey.revoked.is_(False)))
+        if key is None:
+            return None
+        tenant = sess.get(Tenant, key.tenant_id) if key.tenant_id else None
+        return Principal(key.id, key.role, key.tenant_id, tenant.name if tenant else None)
+
+
+def authenticate(request: Request, authorization: Annotated[str | None, Header()] = None) -> Principal:
+    """FastAPI dependency: the bearer key's principal, or 401."""
+    if not authorization or not authorization.lower().startswith("bearer "):
+        raise HTTPException(401, "missing bearer API key", headers={"WWW-Authenticate": "Bearer"})
+    db: Database = request.app.state.db
+    who = principal_from_key(db, authorization[7:])
+    if who is None:
+        raise HTTPException(401, "unknown API key", headers={"WWW-Authenticate": "Bearer"})
+    request.state.principal = who
+    limiter = request.app.state.limiter
+    if not limiter.allow(f"key:{who.key_id}"):
+        raise HTTPException(429, "rate limit exceeded", headers={"Retry-After": "1"})
+    return who

@@ -43,6 +43,7 @@ __all__ = [
     "Sighting",
     "Source",
     "Subscription",
+    "Suppression",
     "Tenant",
     "WatchItem",
     "utcnow",
@@ -256,10 +257,15 @@ class Subscription(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
-    channel: Mapped[str] = mapped_column(String(16))  # webhook, email
+    channel: Mapped[str] = mapped_column(String(16))  # webhook, email, slack
     target: Mapped[str] = mapped_column(String(2048))
     secret: Mapped[str | None] = mapped_column(String(256))
     min_severity: Mapped[str] = mapped_column(String(16), default="low")
+    #: Finding kinds to deliver (None: all).
+    kinds: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
+    #: None: one message per alert; "hourly" or "daily": a digest per period instead.
+    digest: Mapped[str | None] = mapped_column(String(8), nullable=True)
+    last_digest_to: Mapped[datetime | None] = mapped_column(nullable=True)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -278,6 +284,8 @@ class Delivery(Base):
     #: The idempotency key, stable across retries (X-Leaksentinel-Event-Id).
     event_id: Mapped[str] = mapped_column(String(64), unique=True)
     event_type: Mapped[str] = mapped_column(String(32), default="alert.created")
+    #: The event itself when it is not rebuilt from an alert (digests).
+    payload: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     status: Mapped[str] = mapped_column(String(16), default="pending")  # pending, queued, sent, dead
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
@@ -327,3 +335,17 @@ class OperatorEvent(Base):
     status: Mapped[str] = mapped_column(String(16), default="pending")  # pending, queued, sent, dead
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class Suppression(Base):
+    """A finding marked false positive: the same watch item on the same content is not reported again."""
+
+    __tablename__ = "suppressions"
+    __table_args__ = (UniqueConstraint("tenant_id", "key", name="uq_suppression_tenant_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    key: Mapped[str] = mapped_column(String(80))
+    alert_id: Mapped[int | None] = mapped_column(ForeignKey("alerts.id", ondelete="SET NULL"))
+    actor: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

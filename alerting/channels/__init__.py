@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from alerting.channels.base import Channel, DeliveryResult
 from alerting.channels.email import EmailChannel, SmtpConfig
+from alerting.channels.slack import SlackChannel
 from alerting.channels.webhook import WebhookChannel
 from core.errors import BadInput
 
@@ -21,12 +22,13 @@ __all__ = [
     "Channel",
     "DeliveryResult",
     "EmailChannel",
+    "SlackChannel",
     "SmtpConfig",
     "WebhookChannel",
     "build_channel",
 ]
 
-CHANNEL_KINDS = ("webhook", "email")
+CHANNEL_KINDS = ("webhook", "email", "slack")
 
 
 def build_channel(
@@ -41,4 +43,6 @@ def build_channel(
         if smtp is None:
             raise BadInput("email delivery needs SMTP settings")
         return EmailChannel(target, smtp)
+    if kind == "slack":  # the incoming-webhook URL is the credential: no signing secret
+        return SlackChannel(target, allow_private=allow_private)
     raise BadInput(f"unknown channel kind {kind!r} (expected one of: {', '.join(CHANNEL_KINDS)})")

@@ -36,6 +36,8 @@ from core.errors import BadInput
 if TYPE_CHECKING:
     from core.settings import Settings
 
+from alerting.digest import render_digest_html, render_digest_subject, render_digest_text
+
 __all__ = ["EmailChannel", "SmtpConfig", "message_id", "render_html", "render_subject", "render_text"]
 
 StartTls = Literal["never", "auto", "always"]
@@ -228,13 +230,14 @@ class EmailChannel:
     def build_message(self, event: Mapping[str, Any], *, event_id: str) -> EmailMessage:
         """The message ``send`` would send (separately testable, no network)."""
         msg = EmailMessage()
-        msg["Subject"] = render_subject(event)
+        digest = event.get("type") == "alert.digest"
+        msg["Subject"] = render_digest_subject(event) if digest else render_subject(event)
         msg["From"] = self._sender
         msg["To"] = Address(addr_spec=self.to)
         msg["Message-ID"] = message_id(event_id, self._sender.addr_spec)
         msg["X-Leaksentinel-Event-Id"] = _line(event_id)
-        msg.set_content(render_text(event))
-        msg.add_alternative(render_html(event), subtype="html")
+        msg.set_content(render_digest_text(event) if digest else render_text(event))
+        msg.add_alternative(render_digest_html(event) if digest else render_html(event), subtype="html")
         return msg
 
     def send(self, event: Mapping[str, Any], *, event_id: str) -> DeliveryResult:

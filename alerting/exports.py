@@ -30,7 +30,7 @@ from typing import Any
 import stix2
 
 from alerting.events import build_event
-from alerting.policy import recycled_summary
+from core.policy import recycled_summary
 from core.models import SEVERITIES
 
 __all__ = ["EXPORT_FORMATS", "MAX_EXPORTED_FINDINGS", "alert_to_misp", "alert_to_stix"]

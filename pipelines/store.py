@@ -20,12 +20,23 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core.db import Database, open_database
-from core.models import Alert, Delivery, Finding, Posting, Sighting, Source, Subscription, utcnow
+from core.models import (
+    Alert,
+    Delivery,
+    Finding,
+    Posting,
+    Sighting,
+    Source,
+    Subscription,
+    Suppression,
+    Tenant,
+    utcnow,
+)
+from core.policy import passes_filters, suppression_key, tenant_severity
 from core.posting import PostingDraft
 from core.settings import Settings, load_settings
 from pipelines.detection.candidates import CandidateIndex
 from pipelines.detection.engine import Finding as DetectedFinding
-from pipelines.detection.severity import alert_severity, at_least
 from pipelines.neardup import add_bands, near_duplicates
 
 __all__ = ["StorePipeline", "StoreResult", "store_posting", "write_evidence"]
@@ -143,6 +154,21 @@ def _add_findings(
         )
 
 
+def _unsuppressed(
+    sess: Session, tenant_id: int, found: list[DetectedFinding], content_hash: str
+) -> list[DetectedFinding]:
+    """Drop findings a tenant marked false positive on this same content."""
+    keys = {suppression_key(f.kind, f.watch_id, f.record_key, content_hash): f for f in found}
+    if not keys:
+        return found
+    silenced = set(
+        sess.scalars(
+            select(Suppression.key).where(Suppression.tenant_id == tenant_id, Suppression.key.in_(list(keys)))
+        )
+    )
+    return [f for k, f in keys.items() if k not in silenced] if silenced else found
+
+
 def _raise_alerts(
     sess: Session, posting: Posting, findings: list[DetectedFinding], reposted: list[int]
 ) -> int:
@@ -151,7 +177,10 @@ def _raise_alerts(
     for finding in findings:
         by_tenant[finding.tenant_id].append(finding)
     created = 0
-    for tenant_id, found in by_tenant.items():
+    for tenant_id, unfiltered in by_tenant.items():
+        found = _unsuppressed(sess, tenant_id, unfiltered, posting.content_hash)
+        if not found:
+            continue
         existing = _existing_leak(sess, tenant_id, reposted)
         if existing is not None:
             seen_at = posting.fetched or utcnow()
@@ -174,14 +203,19 @@ def _raise_alerts(
             else set()
         )
         kinds = sorted({f.kind for f in found})
+        tenant = sess.get(Tenant, tenant_id)
+        thresholds = (tenant.settings or {}).get("severity_thresholds") if tenant is not None else None
+        new_records = len(record_keys - seen_before)
         alert = Alert(
             tenant_id=tenant_id,
             posting_id=posting.id,
-            severity=alert_severity((f.severity for f in found), len(record_keys), kinds),
+            severity=tenant_severity(
+                len(record_keys), new_records, kinds, (f.severity for f in found), thresholds
+            ),
             status="new",
             kinds=kinds,
             records=len(record_keys),
-            new_records=len(record_keys - seen_before),
+            new_records=new_records,
             first_seen=posting.fetched or utcnow(),
             last_seen=posting.fetched or utcnow(),
         )
@@ -194,8 +228,10 @@ def _raise_alerts(
         subs = sess.scalars(
             select(Subscription).where(Subscription.tenant_id == tenant_id, Subscription.enabled.is_(True))
         )
+        view = {"severity": alert.severity, "kinds": kinds}
         for sub in subs:
-            if at_least(alert.severity, sub.min_severity):
+            # Digest subscriptions hear of it in their next digest, not now.
+            if sub.digest is None and passes_filters(view, min_severity=sub.min_severity, kinds=sub.kinds):
                 sess.add(Delivery(alert_id=alert.id, subscription_id=sub.id, event_id=str(uuid.uuid4())))
         created += 1
     return created

@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from core.alert_view import alert_to_dict
 from core.db import Database
 from core.errors import BadInput, NotFound
-from core.models import ALERT_STATUSES, Alert, AuditLog
+from core.models import ALERT_STATUSES, Alert, AuditLog, Finding, Posting, Suppression
+from core.policy import suppression_key
 from leaksentinel.actions.tenants import find_tenant
 
 __all__ = ["list_alerts", "set_alert_status"]
@@ -42,6 +44,8 @@ def set_alert_status(
             raise NotFound(f"unknown alert: {alert_id}")
         before = alert.status
         alert.status = status
+        if status == "false_positive":
+            _suppress(sess, alert, actor)
         sess.add(
             AuditLog(
                 actor=actor,
@@ -52,3 +56,18 @@ def set_alert_status(
             )
         )
         return alert_to_dict(sess, alert)
+
+
+def _suppress(sess: Session, alert: Alert, actor: str) -> None:
+    """Remember each finding of a false positive so the same finding on the same content stays silent."""
+    rows = sess.execute(
+        select(Finding.kind, Finding.watch_id, Finding.record_key, Posting.content_hash)
+        .join(Posting, Posting.id == Finding.posting_id)
+        .where(Finding.alert_id == alert.id)
+    ).all()
+    existing = set(sess.scalars(select(Suppression.key).where(Suppression.tenant_id == alert.tenant_id)))
+    for kind, watch_id, record_key, content_hash in rows:
+        key = suppression_key(kind, watch_id, record_key, content_hash)
+        if key not in existing:
+            existing.add(key)
+            sess.add(Suppression(tenant_id=alert.tenant_id, key=key, alert_id=alert.id, actor=actor))

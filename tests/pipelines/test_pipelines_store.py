@@ -103,3 +103,21 @@ def test_an_unrelated_short_posting_is_not_taken_for_a_repost(tmp_path: Path) ->
     _post(settings, "site-b", "http://site-b.example/1", "contact user0002@acme.example\n")
     with open_database(settings).session() as sess:
         assert sess.scalar(select(func.count()).select_from(Alert)) == 2
+
+
+def test_a_false_positive_silences_the_same_finding_on_the_same_content(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    cli("tenant", "add", "acme")
+    cli("watch", "add", "--tenant", "acme", "--keyword", "acme")
+    first, repost, other = tmp_path / "a.txt", tmp_path / "b.txt", tmp_path / "c.txt"
+    first.write_text("ACME hiring event next week\n")
+    repost.write_text("ACME hiring event next week\n")
+    other.write_text("selling acme customer database, 20k rows\n")
+    cli("scan", "--store", str(first))
+    alert = cli("alerts", "list", "--json").jsonl()[0]
+    assert cli("alerts", "false-positive", str(alert["id"])).code == 0
+    cli("scan", "--store", str(repost))
+    alerts = cli("alerts", "list", "--json").jsonl()
+    assert len(alerts) == 1 and alerts[0]["sightings"] == [str(first)]  # silenced, not even a sighting
+    cli("scan", "--store", str(other))
+    alerts = cli("alerts", "list", "--json").jsonl()
+    assert len(alerts) == 2 and alerts[1]["url"] == str(other)  # other content: still reported

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from alerting.policy import (
+from core.policy import (
     DEFAULT_THRESHOLDS,
     FINDING_KINDS,
     at_least,

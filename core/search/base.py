@@ -1,0 +1,730 @@
+"""The search interface every backend implements, and what they share: selectors, query parsing, snippets.
+
+Why one module of shared logic: the embedded tantivy index and Elasticsearch must answer the same query
+the same way (the CLI contract does not say which backend runs), so query syntax, selector detection and
+normalisation, and snippet marking live here, and a backend only translates the parsed query.
+
+Query syntax (hostile input never crashes: a malformed query degrades to a plain-term search, or raises
+`BadInput` when nothing searchable is left)::
+
+    acme password            both words (AND is implied)
+    "customer data"          a phrase; 客户数据 is always searched as a phrase of bigrams
+    acme OR globex           either
+    acme -test, acme NOT test, acme AND NOT test
+    (acme OR globex) leak    grouping
+    alice@acme.com           a selector: the whole query (or a bare term) that is an email, phone,
+                             domain, IP, card, BTC address or MD5/SHA-1/SHA-256 is looked up exactly
+
+Usage::
+
+    backend = open_backend(settings)
+    backend.index([SearchDoc(...)])
+    page = backend.search(SearchQuery("客户数据", source="pastebin", limit=20))
+    more = backend.search(SearchQuery("客户数据", source="pastebin", after=page.next_cursor))
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import ipaddress
+import json
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+import phonenumbers
+
+from core.errors import BadInput
+from core.search.cjk import CJK_RANGES, is_cjk_char, runs, tokenize
+
+if TYPE_CHECKING:
+    from core.settings import Settings
+
+__all__ = [
+    "MAX_QUERY_CHARS",
+    "MAX_QUERY_TERMS",
+    "And",
+    "CharLeaf",
+    "Node",
+    "Not",
+    "Or",
+    "SearchBackend",
+    "SearchDoc",
+    "SearchHit",
+    "SearchPage",
+    "SearchQuery",
+    "SelectorLeaf",
+    "TokensLeaf",
+    "decode_cursor",
+    "encode_cursor",
+    "extract_selectors",
+    "is_selector",
+    "make_snippet",
+    "open_backend",
+    "parse_query",
+    "query_fingerprint",
+    "selector_terms",
+    "snippet_regex",
+    "to_utc",
+]
+
+#: Longer queries are refused (BadInput): nobody types them, and each term costs a posting-list walk.
+MAX_QUERY_CHARS = 4096
+#: At most this many terms/phrases in one query.
+MAX_QUERY_TERMS = 64
+#: Parentheses deeper than this are read as plain grouping-free text.
+MAX_DEPTH = 16
+SNIPPET_CHARS = 200
+#: A snippet looks for the match in this much of the posting's text.
+SNIPPET_SCAN_CHARS = 1_000_000
+MARK_OPEN, MARK_CLOSE = "[[", "]]"
+
+
+# --------------------------------------------------------------------------- value objects
+
+
+@dataclass
+class SearchDoc:
+    """One posting as the index sees it."""
+
+    id: int
+    url: str
+    source: str
+    source_kind: str
+    title: str | None
+    author: str | None
+    published: datetime | None
+    fetched: datetime
+    text: str
+
+    @property
+    def seen(self) -> datetime:
+        """The date filters and day facets use: when it was posted, else when it was fetched."""
+        return to_utc(self.published or self.fetched)
+
+
+@dataclass
+class SearchHit:
+    id: int
+    url: str
+    source: str
+    title: str | None
+    published: datetime | None
+    fetched: datetime
+    snippet: str
+    score: float
+
+    def to_json(self) -> dict[str, Any]:
+        """The CLI contract's object: ``{"id","url","source","title","published","fetched","snippet"}``."""
+        return {
+            "id": self.id,
+            "url": self.url,
+            "source": self.source,
+            "title": self.title,
+            "published": self.published.isoformat() if self.published else None,
+            "fetched": self.fetched.isoformat(),
+            "snippet": self.snippet,
+        }
+
+
+@dataclass
+class SearchQuery:
+    text: str
+    source: str | None = None
+    #: Inclusive bounds on the posting's date (published, else fetched).
+    since: datetime | None = None
+    until: datetime | None = None
+    limit: int = 20
+    #: Opaque cursor from a previous page's `SearchPage.next_cursor` (same query and filters).
+    after: str | None = None
+
+
+@dataclass
+class SearchPage:
+    hits: list[SearchHit]
+    #: Every matching posting (not only this page).
+    total: int
+    #: Pass as `SearchQuery.after` for the next page; None on the last page.
+    next_cursor: str | None
+    #: ``{"source": {name: count}, "day": {"YYYY-MM-DD": count}}`` over all matching postings.
+    facets: dict[str, dict[str, int]] = field(default_factory=dict)
+
+
+@runtime_checkable
+class SearchBackend(Protocol):
+    def index(self, docs: Iterable[SearchDoc]) -> int:
+        """Add or replace (by id) postings; returns how many were indexed. Visible to searches on return."""
+        ...
+
+    def search(self, q: SearchQuery) -> SearchPage: ...
+
+    def delete(self, ids: Iterable[int]) -> int: ...
+
+    def count(self) -> int: ...
+
+    def close(self) -> None: ...
+
+
+def open_backend(settings: Settings) -> SearchBackend:
+    """Elasticsearch when ``search_url`` is set, else the tantivy index in ``home/search``."""
+    if settings.search_url:
+        from core.search.es_backend import ElasticsearchBackend
+
+        return ElasticsearchBackend(settings.search_url)
+    from core.search.tantivy_backend import TantivyBackend
+
+    return TantivyBackend(settings.home / "search")
+
+
+def to_utc(value: datetime) -> datetime:
+    """Aware UTC; a naive datetime is taken as UTC (that is how the database stores them)."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+# --------------------------------------------------------------------------- cursors
+
+
+def query_fingerprint(q: SearchQuery) -> str:
+    """Ties a cursor to its query, so a cursor reused with other terms or filters is refused."""
+    key = json.dumps(
+        [q.text, q.source, q.since.isoformat() if q.since else None, q.until.isoformat() if q.until else None]
+    )
+    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+
+
+def encode_cursor(q: SearchQuery, state: dict[str, Any]) -> str:
+    payload = {"f": query_fingerprint(q), **state}
+    return base64.urlsafe_b64encode(json.dumps(payload, separators=(",", ":")).encode()).decode().rstrip("=")
+
+
+def decode_cursor(q: SearchQuery) -> dict[str, Any] | None:
+    """The state stored in ``q.after``; BadInput for a cursor that is garbage or from another query."""
+    if not q.after:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(q.after + "=" * (-len(q.after) % 4))
+        state = json.loads(raw)
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        raise BadInput("invalid search cursor") from None
+    if not isinstance(state, dict):
+        raise BadInput("invalid search cursor")
+    if state.get("f") != query_fingerprint(q):
+        raise BadInput("the search cursor belongs to another query or other filters")
+    return state
+
+
+# --------------------------------------------------------------------------- parsed query
+
+
+@dataclass(frozen=True)
+class TokensLeaf:
+    """Index tokens that must appear in this order (one token: a term; several: a phrase)."""
+
+    tokens: tuple[str, ...]
+    text: str
+
+
+@dataclass(frozen=True)
+class CharLeaf:
+    """A lone CJK character: found inside any bigram that holds it."""
+
+    char: str
+
+
+@dataclass(frozen=True)
+class SelectorLeaf:
+    kind: str
+    terms: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class And:
+    children: tuple[Node, ...]
+
+
+@dataclass(frozen=True)
+class Or:
+    children: tuple[Node, ...]
+
+
+@dataclass(frozen=True)
+class Not:
+    child: Node
+
+
+Node = TokensLeaf | CharLeaf | SelectorLeaf | And | Or | Not
+
+_LEX = re.compile(r'"[^"]*"?|[()]|[^\s()"]+')
+_OPERATORS = {"AND", "OR", "NOT"}
+
+
+def _lex(text: str) -> list[tuple[str, str]]:
+    """(kind, value): kinds ``(``, ``)``, ``op``, ``not``, ``phrase``, ``word``."""
+    out: list[tuple[str, str]] = []
+    for m in _LEX.finditer(text):
+        lexeme = m.group(0)
+        if lexeme in "()":
+            out.append((lexeme, lexeme))
+        elif lexeme.startswith('"'):
+            if len(lexeme) > 1 and lexeme.endswith('"'):
+                out.append(("phrase", lexeme[1:-1]))
+            else:  # unbalanced quote: its words become plain terms
+                out.extend(("word", w) for w in lexeme[1:].split())
+        elif lexeme in _OPERATORS:
+            out.append(("not", lexeme) if lexeme == "NOT" else ("op", lexeme))
+        elif lexeme.startswith("-") and len(lexeme) > 1 and not is_selector(lexeme):
+            out.append(("not", "-"))
+            out.append(("word", lexeme[1:]))
+        elif lexeme.startswith("+") and len(lexeme) > 1 and not is_selector(lexeme):
+            out.append(("word", lexeme[1:]))
+        else:
+            out.append(("word", lexeme))
+    return out
+
+
+def _leaf(text: str, phrase: bool) -> Node | None:
+    if not phrase:
+        found = _classify(text)
+        if found:
+            return SelectorLeaf(found[0], tuple(found[1]))
+    tokens = tokenize(text)
+    if not tokens:
+        return None
+    if len(tokens) == 1 and len(tokens[0]) == 1 and is_cjk_char(tokens[0]):
+        return CharLeaf(tokens[0])
+    return TokensLeaf(tuple(tokens), text)
+
+
+class _Parser:
+    """Recursive descent over the lexemes; anything unexpected is skipped, never raised."""
+
+    def __init__(self, lexemes: list[tuple[str, str]]) -> None:
+        self.lex = lexemes
+        self.pos = 0
+        self.depth = 0
+
+    def peek(self) -> str | None:
+        return self.lex[self.pos][0] if self.pos < len(self.lex) else None
+
+    def parse(self) -> Node | None:
+        parts: list[Node] = []
+        while self.pos < len(self.lex):
+            node = self.parse_or()
+            if node is not None:
+                parts.append(node)
+            if self.peek() == ")":  # a stray closing parenthesis
+                self.pos += 1
+        return _and(parts)
+
+    def parse_or(self) -> Node | None:
+        parts = [self.parse_and()]
+        while self.peek() == "op" and self.lex[self.pos][1] == "OR":
+            self.pos += 1
+            parts.append(self.parse_and())
+        kept = [p for p in parts if p is not None]
+        if len(kept) > 1:
+            return Or(tuple(kept))
+        return kept[0] if kept else None
+
+    def parse_and(self) -> Node | None:
+        parts: list[Node] = []
+        while True:
+            kind = self.peek()
+            if kind is None or kind == ")" or (kind == "op" and self.lex[self.pos][1] == "OR"):
+                break
+            if kind == "op":  # AND is implied
+                self.pos += 1
+                continue
+            node = self.parse_unary()
+            if node is not None:
+                parts.append(node)
+        return _and(parts)
+
+    def parse_unary(self) -> Node | None:
+        if self.peek() == "not":
+            self.pos += 1
+            if self.peek() in (None, ")", "op"):
+                return None
+            child = self.parse_unary()
+            return Not(child) if child is not None else None
+        return self.parse_primary()
+
+    def parse_primary(self) -> Node | None:
+        kind, value = self.lex[self.pos]
+        self.pos += 1
+        if kind == "(":
+            if self.depth >= MAX_DEPTH:
+                return None
+            self.depth += 1
+            node = self.parse_or()
+            self.depth -= 1
+            if self.peek() == ")":
+                self.pos += 1
+            return node
+        if kind in ("word", "phrase"):
+            return _leaf(value, phrase=kind == "phrase")
+        return None
+
+
+def _and(parts: list[Node]) -> Node | None:
+    if not parts:
+        return None
+    return parts[0] if len(parts) == 1 else And(tuple(parts))
+
+
+def _leaves(node: Node) -> Iterator[Node]:
+    if isinstance(node, And | Or):
+        for child in node.children:
+            yield from _leaves(child)
+    elif isinstance(node, Not):
+        yield from _leaves(node.child)
+    else:
+        yield node
+
+
+def positive_leaves(node: Node) -> list[Node]:
+    """Leaves not under a NOT: what a snippet should mark."""
+    if isinstance(node, And | Or):
+        return [leaf for child in node.children for leaf in positive_leaves(child)]
+    if isinstance(node, Not):
+        return []
+    return [node]
+
+
+def parse_query(text: str) -> Node:
+    """The query as a tree of leaves; BadInput when it is too long or holds nothing searchable."""
+    if not isinstance(text, str):
+        raise BadInput("the search query must be text")
+    text = text.replace("\x00", " ")
+    if len(text) > MAX_QUERY_CHARS:
+        raise BadInput(f"search query too long ({len(text)} characters, at most {MAX_QUERY_CHARS})")
+    if not text.strip():
+        raise BadInput("empty search query")
+    found = _classify(text)
+    if found:
+        return SelectorLeaf(found[0], tuple(found[1]))
+    node = _Parser(_lex(text)).parse()
+    if node is None:
+        # Nothing but operators and punctuation ("AND OR", "((("): search the words themselves.
+        node = _and([leaf for leaf in (_leaf(w, False) for w in text.split()) if leaf is not None])
+    if node is None:
+        raise BadInput(f"nothing to search for in {text[:80]!r}")
+    if sum(1 for _ in _leaves(node)) > MAX_QUERY_TERMS:
+        raise BadInput(f"too many terms in the search query (at most {MAX_QUERY_TERMS})")
+    return node
+
+
+# --------------------------------------------------------------------------- snippets
+
+
+def _leaf_pattern(leaf: Node) -> str | None:
+    if isinstance(leaf, SelectorLeaf):
+        return selector_pattern(leaf.kind, list(leaf.terms))
+    if isinstance(leaf, CharLeaf):
+        return re.escape(leaf.char)
+    if isinstance(leaf, TokensLeaf):
+        parts = []
+        for kind, run in runs(leaf.text):
+            parts.append(
+                re.escape(run)
+                if kind == "cjk"
+                else rf"(?<![^\W_{CJK_RANGES}]){re.escape(run)}(?![^\W_{CJK_RANGES}])"
+            )
+        return r"[\W_]{0,8}".join(parts) if parts else None
+    return None
+
+
+def snippet_regex(node: Node) -> re.Pattern[str] | None:
+    """One case-insensitive alternation of the query's positive leaves, as they may be written."""
+    patterns = [p for p in (_leaf_pattern(leaf) for leaf in positive_leaves(node)) if p]
+    if not patterns:
+        return None
+    patterns.sort(key=len, reverse=True)
+    return re.compile("|".join(f"(?:{p})" for p in patterns), re.IGNORECASE)
+
+
+def _clean(text: str) -> str:
+    return " ".join(text.split())
+
+
+def make_snippet(text: str, regex: re.Pattern[str] | None, width: int = SNIPPET_CHARS) -> str:
+    """About `width` characters around the first match, matches marked ``[[...]]`` (plain text)."""
+    scan = text[:SNIPPET_SCAN_CHARS]
+    first = regex.search(scan) if regex is not None else None
+    if first is None:
+        head = scan[: width * 2]
+        out = _clean(head)[:width]
+        return out + ("…" if len(_clean(scan[: width * 3])) > len(out) else "")
+    start = max(0, first.start() - max(0, (width - (first.end() - first.start())) // 3))
+    end = max(first.end(), min(len(scan), start + width))
+    window = scan[start:end]
+    assert regex is not None
+    marked = regex.sub(lambda m: f"{MARK_OPEN}{m.group(0)}{MARK_CLOSE}" if m.group(0) else "", window)
+    return ("…" if start > 0 else "") + _clean(marked) + ("…" if end < len(text) else "")
+
+
+# --------------------------------------------------------------------------- selectors
+# Why a separate field: a word index splits ``alice@acme.com`` into ``alice acme com`` and finds every
+# posting about Alice or Acme. Selectors are extracted at index time into their own exact-term field,
+# normalised one way, and a query that *is* a selector is normalised the same way and looked up there,
+# so it finds exactly the postings holding that value.
+#
+# Normal forms (both sides): emails lower-case with an IDNA domain; domains lower-case without the
+# trailing dot (a posting mentioning ``vpn.acme.com`` or ``bob@acme.com`` also holds ``acme.com``); IPs in
+# their compressed form; phones as digits: an international number as country code + national number
+# *and* the national number alone (so ``+86 138 0013 8000`` also finds ``138-0013-8000``), national
+# numbers without the trunk ``0``; cards as Luhn-valid digits; hashes lower-case hex; BTC legacy
+# addresses as written (base58check-valid), bech32 lower-case.
+
+MAX_SELECTOR_CHARS = 320
+
+_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+_EMAIL = re.compile(
+    rf"(?<![a-z0-9._%+-])[a-z0-9._%+-]{{1,64}}@((?:{_LABEL}\.){{1,8}}[a-z]{{2,63}})(?![a-z0-9-])",
+    re.IGNORECASE,
+)
+_DOMAIN = re.compile(rf"(?<![\w.@-])(?:{_LABEL}\.){{1,8}}[a-z]{{2,63}}(?![\w-])", re.IGNORECASE)
+_IPV4 = re.compile(r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?!\.?\d)")
+_IPV6 = re.compile(r"(?<![0-9a-f:.])[0-9a-f]{0,4}(?::[0-9a-f]{0,4}){2,7}(?![0-9a-f:])", re.IGNORECASE)
+_HASH = re.compile(r"(?<![0-9a-z])(?:[0-9a-f]{64}|[0-9a-f]{40}|[0-9a-f]{32})(?![0-9a-z])", re.IGNORECASE)
+_CARD = re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-]|[ ]\d)")
+_BTC_LEGACY = re.compile(r"(?<![A-Za-z0-9])[13][1-9A-HJ-NP-Za-km-z]{25,34}(?![A-Za-z0-9])")
+_BTC_BECH32 = re.compile(r"(?<![A-Za-z0-9])bc1[02-9ac-hj-np-z]{11,71}(?![A-Za-z0-9])", re.IGNORECASE)
+_PHONE_INTL = re.compile(r"(?<![\w+])(?:\+|\b00)(\d{1,4}(?:[ .-]?\(?\d{1,5}\)?){1,6})(?![\w])")
+_PHONE_NATIONAL = re.compile(
+    r"(?<![\w+(.])(?<!\d[ .-])(\(?\d{2,4}\)?[ .-]?\d{3,4}[ .-]\d{3,4})(?![\w.]|[ .-]\d)"
+)
+_CN_MOBILE = re.compile(r"(?<![\d.+-])1[3-9]\d{9}(?![\d.-])")
+_NON_DIGIT = re.compile(r"\D+")
+_B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
+_B58_INDEX = {c: i for i, c in enumerate(_B58)}
+
+
+# --------------------------------------------------------------------------- normalisers
+
+
+def _domain(value: str) -> str | None:
+    domain = value.strip().rstrip(".").lower()
+    if not domain.isascii():
+        try:
+            domain = domain.encode("idna").decode("ascii")
+        except (UnicodeError, ValueError):
+            return None
+    if len(domain) > 253 or not re.fullmatch(
+        rf"(?:{_LABEL}\.){{1,126}}(?:[a-z]{{2,63}}|xn--[a-z0-9-]{{1,59}})", domain
+    ):
+        return None
+    return domain
+
+
+def _parents(domain: str) -> list[str]:
+    """``a.b.acme.com`` → itself, ``b.acme.com``, ``acme.com`` (never the bare TLD)."""
+    labels = domain.split(".")
+    return [".".join(labels[i:]) for i in range(len(labels) - 1)]
+
+
+def _email(value: str) -> str | None:
+    local, sep, host = value.strip().rpartition("@")
+    if not sep or not local or len(local) > 64 or not re.fullmatch(r"[A-Za-z0-9._%+-]+", local):
+        return None
+    domain = _domain(host)
+    return f"{local.lower()}@{domain}" if domain else None
+
+
+def _ip(value: str) -> str | None:
+    try:
+        return ipaddress.ip_address(value.strip()).compressed
+    except ValueError:
+        return None
+
+
+def _luhn(digits: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = ord(ch) - 48
+        if i % 2:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return total % 10 == 0
+
+
+def _card(value: str) -> str | None:
+    digits = re.sub(r"[ -]", "", value.strip())
+    if 13 <= len(digits) <= 19 and digits.isascii() and digits.isdigit() and _luhn(digits):
+        return digits
+    return None
+
+
+def _base58check(address: str) -> bool:
+    num = 0
+    for ch in address:
+        idx = _B58_INDEX.get(ch)
+        if idx is None:
+            return False
+        num = num * 58 + idx
+    raw = num.to_bytes(25, "big") if num.bit_length() <= 200 else b""
+    if len(raw) != 25:
+        return False
+    return hashlib.sha256(hashlib.sha256(raw[:-4]).digest()).digest()[:4] == raw[-4:]
+
+
+def _btc(value: str) -> str | None:
+    value = value.strip()
+    if _BTC_LEGACY.fullmatch(value) and _base58check(value):
+        return value
+    if _BTC_BECH32.fullmatch(value) and (value.islower() or value.isupper()):
+        return value.lower()
+    return None
+
+
+def _intl_phone(digits: str) -> list[str]:
+    """Digits after ``+``/``00`` → [cc+nsn, nsn] when libphonenumber finds a possible number."""
+    if not 7 <= len(digits) <= 15:
+        return []
+    try:
+        number = phonenumbers.parse("+" + digits, None)
+    except phonenumbers.NumberParseException:
+        return []
+    if not phonenumbers.is_possible_number(number):
+        return []
+    nsn = phonenumbers.national_significant_number(number)
+    return [f"{number.country_code}{nsn}", nsn]
+
+
+def _national_phone(text: str) -> list[str]:
+    digits = _NON_DIGIT.sub("", text).lstrip("0")
+    return [digits] if 6 <= len(digits) <= 12 else []
+
+
+# --------------------------------------------------------------------------- query side
+
+
+def _classify(text: str) -> tuple[str, list[str]] | None:
+    value = text.strip()
+    if len(value) >= 2 and value[0] == value[-1] == '"':
+        value = value[1:-1].strip()
+    if not value or len(value) > MAX_SELECTOR_CHARS:
+        return None
+    if any(c.isspace() for c in value) and not re.fullmatch(r"[\d ().+-]+", value):
+        return None  # only phone and card numbers may hold spaces
+    if "@" in value:
+        email = _email(value)
+        return ("email", [email]) if email else None
+    if re.fullmatch(r"[0-9a-fA-F]{64}", value):
+        return ("sha256", [value.lower()])
+    if re.fullmatch(r"[0-9a-fA-F]{40}", value):
+        return ("sha1", [value.lower()])
+    if re.fullmatch(r"[0-9a-fA-F]{32}", value):
+        return ("md5", [value.lower()])
+    if re.fullmatch(r"(?:\d{1,3}\.){3}\d{1,3}", value):
+        ip = _ip(value)
+        return ("ipv4", [ip]) if ip else None
+    if ":" in value and re.fullmatch(r"[0-9a-fA-F:]+", value) and value.count(":") >= 2:
+        ip = _ip(value)
+        return ("ipv6", [ip]) if ip and any(c != ":" for c in value) else None
+    btc = _btc(value)
+    if btc:
+        return ("btc", [btc])
+    if re.fullmatch(r"[\d ().+-]+", value):
+        card = _card(value) if re.fullmatch(r"\d(?:[ -]?\d){12,18}", value) else None
+        if card:
+            return ("card", [card])
+        m = re.fullmatch(r"(?:\+|00)(\d[\d ().-]*)", value)
+        if m:
+            terms = _intl_phone(_NON_DIGIT.sub("", m.group(1)))
+            return ("phone", terms) if terms else None
+        if _PHONE_NATIONAL.fullmatch(value) or _CN_MOBILE.fullmatch(value):
+            terms = _national_phone(value)
+            return ("phone", terms) if terms else None
+        return None
+    if "." in value and _DOMAIN.fullmatch(value.rstrip(".")):
+        domain = _domain(value)
+        return ("domain", [domain]) if domain else None
+    if "." in value and not value.isascii():
+        domain = _domain(value)  # an IDN such as 例子.中国
+        if domain and "xn--" in domain:
+            return ("domain", [domain])
+    return None
+
+
+def is_selector(text: str) -> str | None:
+    """The selector kind the whole query is (email, phone, domain, ipv4, ipv6, card, btc, md5, sha1,
+    sha256), or None for an ordinary text query."""
+    found = _classify(text)
+    return found[0] if found else None
+
+
+def selector_terms(text: str) -> list[str]:
+    """The normalised term(s) a selector query looks up in the selectors field ([] if not a selector)."""
+    found = _classify(text)
+    return found[1] if found else []
+
+
+def selector_pattern(kind: str, terms: list[str]) -> str:
+    """A regex (escaped, linear) that finds the selector as written in a posting, for snippets."""
+    if kind == "phone":
+        alternatives = {r"[\s().-]*".join(re.escape(d) for d in term) for term in terms}
+        return "|".join(sorted(alternatives, key=len, reverse=True))
+    if kind == "card":
+        return "|".join(r"[ -]?".join(term) for term in terms)
+    return "|".join(re.escape(term) for term in terms)
+
+
+# --------------------------------------------------------------------------- index side
+
+
+def extract_selectors(text: str) -> set[str]:
+    """Every selector term found in a posting's text, normalised like `selector_terms`."""
+    out: set[str] = set()
+    if "@" in text:
+        for m in _EMAIL.finditer(text):
+            email = _email(m.group(0))
+            if email:
+                out.add(email)
+                out.update(_parents(email.rpartition("@")[2]))
+    if "." in text:
+        for m in _DOMAIN.finditer(text):
+            domain = _domain(m.group(0))
+            if domain:
+                out.update(_parents(domain))
+        for m in _IPV4.finditer(text):
+            ip = _ip(m.group(0))
+            if ip:
+                out.add(ip)
+    if "::" in text or text.count(":") >= 7:
+        for m in _IPV6.finditer(text):
+            candidate = m.group(0)
+            if any(c != ":" for c in candidate):
+                ip = _ip(candidate)
+                if ip and ":" in ip:
+                    out.add(ip)
+    for m in _HASH.finditer(text):
+        out.add(m.group(0).lower())
+    if "1" in text or "3" in text or "bc1" in text.lower():
+        for m in _BTC_LEGACY.finditer(text):
+            if _base58check(m.group(0)):
+                out.add(m.group(0))
+        for m in _BTC_BECH32.finditer(text):
+            if m.group(0).islower() or m.group(0).isupper():
+                out.add(m.group(0).lower())
+    for m in _CARD.finditer(text):
+        card = _card(m.group(0))
+        if card:
+            out.add(card)
+    if "+" in text or "00" in text:
+        for m in _PHONE_INTL.finditer(text):
+            groups = re.findall(r"\d+", m.group(1))
+            for cut in range(len(groups), max(len(groups) - 3, 0), -1):
+                terms = _intl_phone("".join(groups[:cut]))
+                if terms:
+                    out.update(terms)
+                    break
+    for m in _PHONE_NATIONAL.finditer(text):
+        out.update(_national_phone(m.group(1)))
+    for m in _CN_MOBILE.finditer(text):
+        out.update(_national_phone(m.group(0)))
+    return out

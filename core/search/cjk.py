@@ -1,0 +1,82 @@
+"""CJK-aware analysis shared by every search backend: text to a list of index tokens.
+
+Why bigrams: Chinese and Japanese are written without spaces, so a word tokenizer sees a whole
+sentence as one token and a query for ``客户数据`` would never match ``泄露的客户数据库``. Indexing every
+run of CJK characters as overlapping character bigrams (``客户 户数 数据``) and searching a query the
+same way, as a phrase of bigrams, finds the string wherever it occurs, without a dictionary. Other
+text becomes lower-cased (NFKC case-folded) words. Mixed ``acme客户`` splits into ``acme`` + ``客户``.
+
+Usage::
+
+    tokenize("ACME 客户数据库")     # ['acme', '客户', '户数', '数据', '据库']
+    token_string("ACME 客户数据库")  # 'acme 客户 户数 数据 据库' (for a whitespace-tokenised field)
+    runs("acme客户")               # [('word', 'acme'), ('cjk', '客户')]
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+__all__ = ["CJK_RANGES", "MAX_TOKEN_CHARS", "is_cjk_char", "runs", "token_string", "tokenize"]
+
+#: Longer words (base64 blobs, minified code) are dropped: nobody searches them by word and they
+#: bloat the term dictionary. Hashes (64 hex chars) stay below this.
+MAX_TOKEN_CHARS = 80
+
+CJK_RANGES = (
+    "\u3040-\u30ff"  # hiragana, katakana
+    "\u3400-\u4dbf"  # CJK extension A
+    "\u4e00-\u9fff"  # CJK unified ideographs
+    "\uac00-\ud7af"  # hangul syllables
+    "\uf900-\ufaff"  # CJK compatibility ideographs
+    "\U00020000-\U0003134f"  # extensions B..G
+)
+# A word is a run of letters/digits that are not CJK; underscores split words (snake_case finds parts).
+_RUN = re.compile(rf"(?P<cjk>[{CJK_RANGES}]+)|(?P<word>[^\W_{CJK_RANGES}]+)")
+_CJK_CHAR = re.compile(rf"[{CJK_RANGES}]")
+
+
+def is_cjk_char(char: str) -> bool:
+    return bool(_CJK_CHAR.fullmatch(char))
+
+
+def _fold(text: str) -> str:
+    """NFKC + case-fold (ASCII fast path): full-width ``ＡＣＭＥ`` and ``acme`` index alike."""
+    if text.isascii():
+        return text.lower()
+    return unicodedata.normalize("NFKC", text).casefold()
+
+
+def runs(text: str) -> list[tuple[str, str]]:
+    """The folded text as ``(kind, run)`` pairs, kind ``"cjk"`` or ``"word"``, in order."""
+    out: list[tuple[str, str]] = []
+    for m in _RUN.finditer(_fold(text)):
+        cjk = m.group("cjk")
+        if cjk is not None:
+            out.append(("cjk", cjk))
+        else:
+            out.append(("word", m.group("word")))
+    return out
+
+
+def tokenize(text: str) -> list[str]:
+    """Index/query tokens: words as they are, CJK runs as overlapping bigrams (a lone character alone)."""
+    tokens: list[str] = []
+    append = tokens.append
+    for m in _RUN.finditer(_fold(text)):
+        cjk = m.group("cjk")
+        if cjk is None:
+            word = m.group("word")
+            if len(word) <= MAX_TOKEN_CHARS:
+                append(word)
+        elif len(cjk) == 1:
+            append(cjk)
+        else:
+            tokens.extend([cjk[i : i + 2] for i in range(len(cjk) - 1)])
+    return tokens
+
+
+def token_string(text: str) -> str:
+    """`tokenize` joined by spaces, for a field whose tokenizer splits on whitespace."""
+    return " ".join(tokenize(text))

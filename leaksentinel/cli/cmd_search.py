@@ -1,0 +1,67 @@
+"""``search QUERY``: words, phrases (Chinese included) or a selector, over every stored posting."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+
+from core.errors import BadInput
+from core.search import SearchQuery, open_backend
+from leaksentinel.cli.context import state
+from leaksentinel.cli.output import emit_list
+
+JSON = Annotated[bool, typer.Option("--json", help="Machine output (JSON), one posting per line.")]
+
+
+def parse_when(value: str | None, end_of_day: bool = False) -> datetime | None:
+    """``2024-05-01`` or an ISO datetime; a bare date as --until means the end of that day (UTC)."""
+    if value is None:
+        return None
+    text = value.strip()
+    try:
+        if len(text) == 10:
+            day = datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=UTC)
+            return day + timedelta(days=1) - timedelta(microseconds=1) if end_of_day else day
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise BadInput(f"not a date: {value!r} (expected YYYY-MM-DD or an ISO datetime)") from None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("search")
+    def _search(
+        query: Annotated[
+            str, typer.Argument(help='Words, "a phrase", 客户数据, a OR b, -word, or an email/IP/hash...')
+        ],
+        source: Annotated[str | None, typer.Option("--source", help="Only this source.")] = None,
+        since: Annotated[str | None, typer.Option("--since", help="Posted on or after (YYYY-MM-DD).")] = None,
+        until: Annotated[
+            str | None, typer.Option("--until", help="Posted on or before (YYYY-MM-DD).")
+        ] = None,
+        limit: Annotated[int, typer.Option("--limit", help="At most this many postings.")] = 20,
+        as_json: JSON = False,
+    ) -> None:
+        """Search the collected postings; only postings that match, best first."""
+        q = SearchQuery(
+            query,
+            source=source,
+            since=parse_when(since),
+            until=parse_when(until, end_of_day=True),
+            limit=limit,
+        )
+        backend = open_backend(state.settings)
+        try:
+            page = backend.search(q)
+        finally:
+            backend.close()
+        rows = [hit.to_json() for hit in page.hits]
+        if not as_json:  # a table for people: one date column, and [[marks]] kept literal (not rich markup)
+            rows = [
+                {**r, "date": (r["published"] or r["fetched"])[:16], "snippet": escape(r["snippet"])}
+                for r in rows
+            ]
+        emit_list(rows, as_json, ["id", "source", "date", "title", "url", "snippet"], title="postings")

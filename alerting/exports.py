@@ -30,8 +30,8 @@ from typing import Any
 import stix2
 
 from alerting.events import build_event
-from core.policy import recycled_summary
 from core.models import SEVERITIES
+from core.policy import recycled_summary
 
 __all__ = ["EXPORT_FORMATS", "MAX_EXPORTED_FINDINGS", "alert_to_misp", "alert_to_stix"]
 

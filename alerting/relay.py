@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from datetime import timedelta
 
 from celery import Celery
 from sqlalchemy import or_, select, update
 
+from alerting.digest_job import run_digests
 from core.db import Database
 from core.models import Delivery, OperatorEvent, utcnow
 from core.settings import Settings
@@ -32,6 +34,7 @@ class Relay:
         self.settings = settings
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._last_digest = 0.0
 
     def run_once(self, batch: int = 200) -> int:
         """Publish what is due; returns how many deliveries were published.
@@ -107,6 +110,9 @@ class Relay:
             try:
                 self.run_once()
                 self.run_operator_events()
+                if time.monotonic() - self._last_digest >= 60:
+                    self._last_digest = time.monotonic()
+                    run_digests(self.db, self.settings)
             except Exception:
                 log.exception("relay tick failed")
             self._stop.wait(self.settings.relay_interval_s)

@@ -44,15 +44,22 @@ def deliver(settings: Settings, delivery_id: int) -> tuple[str, float | None]:
         delivery = sess.get(Delivery, delivery_id)
         if delivery is None or delivery.status in {"sent", "dead"}:
             return (delivery.status if delivery else "missing", None)
-        alert = sess.get(Alert, delivery.alert_id)
         sub = sess.get(Subscription, delivery.subscription_id)
-        if alert is None or sub is None:
+        if delivery.event_type == "alert.digest" and delivery.payload and sub is not None:
+            event = dict(delivery.payload)
+        else:
+            alert = sess.get(Alert, delivery.alert_id) if delivery.alert_id is not None else None
+            if alert is None or sub is None:
+                delivery.status = "dead"
+                delivery.last_error = "alert or subscription deleted"
+                return ("dead", None)
+            view = alert_to_dict(sess, alert, with_findings=True)
+            console = f"{settings.public_url.rstrip('/')}/alerts/{alert.id}"
+            event = build_event(view, event_id=delivery.event_id, console_url=console)
+        if sub is None:
             delivery.status = "dead"
-            delivery.last_error = "alert or subscription deleted"
+            delivery.last_error = "subscription deleted"
             return ("dead", None)
-        view = alert_to_dict(sess, alert, with_findings=True)
-        console = f"{settings.public_url.rstrip('/')}/alerts/{alert.id}"
-        event = build_event(view, event_id=delivery.event_id, console_url=console)
         channel_kind, target, secret = sub.channel, sub.target, sub.secret
         event_id = delivery.event_id
     try:

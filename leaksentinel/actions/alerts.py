@@ -12,6 +12,7 @@ from core.db import Database
 from core.errors import BadInput, NotFound
 from core.models import ALERT_STATUSES, Alert, AuditLog, Finding, Posting, Suppression
 from core.policy import suppression_key
+from core.settings import Settings
 from leaksentinel.actions.tenants import find_tenant
 
 __all__ = ["list_alerts", "set_alert_status"]
@@ -71,3 +72,26 @@ def _suppress(sess: Session, alert: Alert, actor: str) -> None:
         if key not in existing:
             existing.add(key)
             sess.add(Suppression(tenant_id=alert.tenant_id, key=key, alert_id=alert.id, actor=actor))
+
+
+def export_alert(
+    db: Database, settings: Settings, alert_id: str, fmt: str, *, tenant_id: int | None = None
+) -> dict[str, Any]:
+    """An alert as a STIX 2.1 bundle or a MISP event (no full value: built from the whitelisted event)."""
+    if fmt not in ("stix", "misp"):
+        raise BadInput(f"unknown export format {fmt!r}: stix or misp")
+    if not str(alert_id).isdigit():
+        raise BadInput(f"alert id must be a number, got {alert_id!r}")
+    from alerting.exports import alert_to_misp, alert_to_stix  # stix2 is slow to import
+
+    with db.session() as sess:
+        alert = sess.get(Alert, int(alert_id))
+        if alert is None or (tenant_id is not None and alert.tenant_id != tenant_id):
+            raise NotFound(f"unknown alert: {alert_id}")
+        view = alert_to_dict(sess, alert, with_findings=True)
+    console = f"{settings.public_url.rstrip('/')}/alerts/{alert_id}"
+    return (
+        alert_to_stix(view, console_url=console)
+        if fmt == "stix"
+        else alert_to_misp(view, console_url=console)
+    )

@@ -12,6 +12,7 @@ from core.db import Database
 from core.errors import BadInput
 from core.models import SEVERITIES, AuditLog, Subscription
 from core.netguard import check_url
+from core.policy import validate_kinds
 from core.settings import Settings
 from leaksentinel.actions.tenants import find_tenant
 
@@ -29,16 +30,28 @@ def add_subscription(
     secret: str | None = None,
     email: str | None = None,
     min_severity: str = "low",
+    slack: str | None = None,
+    kinds: list[str] | None = None,
+    digest: str | None = None,
     actor: str = "cli",
 ) -> dict[str, Any]:
-    if bool(webhook) == bool(email):
-        raise BadInput("give exactly one of --webhook or --email")
+    if sum(bool(x) for x in (webhook, email, slack)) != 1:
+        raise BadInput("give exactly one of --webhook, --email or --slack")
+    clean_kinds = validate_kinds(kinds) if kinds else None
+    if digest is not None and digest not in ("hourly", "daily"):
+        raise BadInput(f"digest must be hourly or daily, got {digest!r}")
     if min_severity not in SEVERITIES:
         raise BadInput(f"unknown severity {min_severity!r}: one of {', '.join(SEVERITIES)}")
     if webhook:
         target = check_url(webhook, allow_private=settings.private_targets_allowed)
         channel = "webhook"
         secret = secret or secrets.token_urlsafe(32)
+    elif slack:
+        target, channel, secret = (
+            check_url(slack, allow_private=settings.private_targets_allowed),
+            "slack",
+            None,
+        )
     else:
         assert email is not None
         if not _EMAIL.match(email):
@@ -55,6 +68,8 @@ def add_subscription(
         )
         if existing is not None:
             existing.min_severity = min_severity
+            existing.kinds = clean_kinds
+            existing.digest = digest
             if channel == "webhook" and secret:
                 existing.secret = secret
             sub = existing
@@ -65,6 +80,8 @@ def add_subscription(
                 target=target,
                 secret=secret,
                 min_severity=min_severity,
+                kinds=clean_kinds,
+                digest=digest,
                 enabled=True,
             )
             sess.add(sub)
@@ -82,8 +99,10 @@ def add_subscription(
             "id": sub.id,
             "tenant": tenant.name,
             "channel": channel,
-            "target": target,
+            "target": _shown_target(channel, target),
             "min_severity": min_severity,
+            "kinds": clean_kinds,
+            "digest": digest,
         }
         if channel == "webhook":
             out["secret"] = secret
@@ -98,11 +117,20 @@ def list_subscriptions(db: Database, tenant_ref: str) -> list[dict[str, Any]]:
                 "id": s.id,
                 "tenant": tenant.name,
                 "channel": s.channel,
-                "target": s.target,
+                "target": _shown_target(s.channel, s.target),
                 "min_severity": s.min_severity,
+                "kinds": s.kinds,
+                "digest": s.digest,
                 "enabled": s.enabled,
             }
             for s in sess.scalars(
                 select(Subscription).where(Subscription.tenant_id == tenant.id).order_by(Subscription.id)
             )
         ]
+
+
+def _shown_target(channel: str, target: str) -> str:
+    """A Slack incoming-webhook URL is a credential: show only its host."""
+    if channel == "slack":
+        return target.split("/services/")[0].rstrip("/") + "/…"
+    return target

@@ -128,7 +128,10 @@ class SubscriptionIn(BaseModel):
     webhook: str | None = Field(default=None, max_length=2048)
     secret: str | None = Field(default=None, max_length=256)
     email: str | None = Field(default=None, max_length=320)
+    slack: str | None = Field(default=None, max_length=2048)
     min_severity: str = "low"
+    kinds: list[str] | None = Field(default=None, max_length=10)
+    digest: str | None = Field(default=None, pattern="^(hourly|daily)$")
 
 
 @router.get("/subscriptions")
@@ -176,6 +179,20 @@ def _alert_for(who: Principal, alert_id: int, db: Database) -> dict[str, Any]:
 @router.get("/alerts/{alert_id}")
 def alert(alert_id: int, who: Who, request: Request) -> dict[str, Any]:
     return _alert_for(who, alert_id, _db(request))
+
+
+@router.get("/alerts/{alert_id}/export")
+def export(alert_id: int, who: Who, request: Request, format: str = "stix") -> dict[str, Any]:
+    _alert_for(who, alert_id, _db(request))  # 404 for another tenant's alert
+    from leaksentinel.actions.alerts import export_alert
+
+    return export_alert(
+        _db(request),
+        _settings(request),
+        str(alert_id),
+        format,
+        tenant_id=who.tenant_id if who.is_tenant else None,
+    )
 
 
 @router.post("/alerts/{alert_id}/{action}")

@@ -27,9 +27,18 @@ def register(app: typer.Typer) -> None:
         ] = None,
         email: Annotated[str | None, typer.Option("--email")] = None,
         min_severity: Annotated[str, typer.Option("--min-severity")] = "low",
+        slack: Annotated[
+            str | None, typer.Option("--slack", help="Slack-compatible incoming-webhook URL.")
+        ] = None,
+        kinds: Annotated[
+            str | None, typer.Option("--kinds", help="Only these finding kinds, e.g. record,secret.")
+        ] = None,
+        digest: Annotated[
+            str | None, typer.Option("--digest", help="hourly or daily summaries instead.")
+        ] = None,
         as_json: JSON = False,
     ) -> None:
-        """Deliver a tenant's alerts to a webhook or an email address."""
+        """Deliver a tenant's alerts to a webhook, an email address or a Slack-compatible chat."""
         out = add_subscription(
             state.db,
             state.settings,
@@ -38,6 +47,9 @@ def register(app: typer.Typer) -> None:
             secret=secret,
             email=email,
             min_severity=min_severity,
+            slack=slack,
+            kinds=[k.strip() for k in kinds.split(",") if k.strip()] if kinds else None,
+            digest=digest,
         )
         emit_object(out, as_json)
 
@@ -68,6 +80,23 @@ def register(app: typer.Typer) -> None:
 
         handler.__doc__ = doc
         alerts.command(command)(handler)
+
+    @alerts.command("export")
+    def _export(
+        alert_id: str,
+        fmt: Annotated[
+            str, typer.Option("--format", help="stix (STIX 2.1 bundle) or misp (MISP event).")
+        ] = "stix",
+    ) -> None:
+        """Export an alert as a STIX 2.1 bundle or a MISP event (masked values only)."""
+        import json
+        import sys
+
+        from leaksentinel.actions.alerts import export_alert
+
+        sys.stdout.write(
+            json.dumps(export_alert(state.db, state.settings, alert_id, fmt), ensure_ascii=False) + "\n"
+        )
 
     _status_command("ack", "acked", "Acknowledge an alert.")
     _status_command("resolve", "resolved", "Mark an alert resolved.")

@@ -1,0 +1,198 @@
+"""The HTTP API: every endpoint, keys and roles, cross-tenant access (404, never 403), limits."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from core.db import open_database
+from core.hashing import load_or_create_key
+from core.settings import load_settings
+from leaksentinel.actions.keys import add_key
+from leaksentinel.actions.tenants import add_tenant
+from leaksentinel.api.app import create_app
+from leaksentinel.company_hash import hash_csv
+from leaksentinel.scanning import scan_paths
+
+
+def _auth(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> dict[str, Any]:
+    settings = load_settings(api_rate_per_s=1000.0, api_burst=1000)
+    db = open_database(settings)
+    acme = add_tenant(db, "acme", ["acme.example"], [])
+    other = add_tenant(db, "other", ["other.example"], [])
+    operator = add_key(db, "operator")["api_key"]
+    analyst = add_key(db, "analyst")["api_key"]
+    viewer = add_key(db, "tenant_viewer", "acme")["api_key"]
+    client = TestClient(create_app(settings))
+    key = load_or_create_key(settings.key_path)
+    for tenant, email in (("acme", "jane@acme.example"), ("other", "bob@other.example")):
+        csv_path = tmp_path / f"{tenant}.csv"
+        csv_path.write_text(f"id,email\n{tenant}-1,{email}\n")
+        body = "".join(json.dumps(r) + "\n" for r in hash_csv(csv_path, key, key_column="id"))
+        r = client.post(
+            f"/api/v1/watches/records?tenant={tenant}",
+            content=body,
+            headers=_auth(operator) | {"Content-Type": "application/x-ndjson"},
+        )
+        assert r.status_code == 201, r.text
+    leak = tmp_path / "leak.txt"
+    leak.write_text("jane@acme.example:pw\nbob@other.example:pw\n")
+    list(scan_paths(settings, [str(leak)], store=True))
+    return {
+        "client": client,
+        "acme": acme["api_key"],
+        "other": other["api_key"],
+        "operator": operator,
+        "analyst": analyst,
+        "viewer": viewer,
+        "settings": settings,
+    }
+
+
+def test_keys_are_required_and_checked(world: dict[str, Any]) -> None:
+    c = world["client"]
+    assert c.get("/api/v1/alerts").status_code == 401
+    assert c.get("/api/v1/alerts", headers=_auth("lsk_nope")).status_code == 401
+    assert c.get("/api/v1/alerts", headers={"Authorization": "Basic abc"}).status_code == 401
+    assert c.get("/api/v1/me", headers=_auth(world["acme"])).json() == {
+        "role": "tenant_admin",
+        "tenant": "acme",
+    }
+    assert c.get("/health").json() == {"status": "ok"}
+
+
+def test_a_tenant_sees_only_its_own_objects_and_others_are_404(world: dict[str, Any]) -> None:
+    c, acme, other = world["client"], world["acme"], world["other"]
+    mine = c.get("/api/v1/alerts", headers=_auth(acme)).json()
+    theirs = c.get("/api/v1/alerts", headers=_auth(other)).json()
+    assert [a["tenant"] for a in mine] == ["acme"] and [a["tenant"] for a in theirs] == ["other"]
+    foreign = theirs[0]["id"]
+    for method, path in [
+        ("get", f"/api/v1/alerts/{foreign}"),
+        ("get", f"/api/v1/alerts/{foreign}/export?format=stix"),
+        ("post", f"/api/v1/alerts/{foreign}/ack"),
+        ("get", "/api/v1/watches?tenant=other"),
+        ("get", "/api/v1/subscriptions?tenant=other"),
+        ("get", "/api/v1/alerts?tenant=other"),
+        ("post", "/api/v1/watches?tenant=other"),
+        ("delete", "/api/v1/watches/1?tenant=other"),
+    ]:
+        kwargs: dict[str, Any] = {"headers": _auth(acme)}
+        if path.startswith("/api/v1/watches") and method == "post":
+            kwargs["json"] = {"kind": "keyword", "value": "x"}
+        r = getattr(c, method)(path, **kwargs)
+        assert r.status_code == 404, (method, path, r.status_code, r.text)
+    other_watch = c.get("/api/v1/watches", headers=_auth(other)).json()[0]["id"]
+    assert c.delete(f"/api/v1/watches/{other_watch}", headers=_auth(acme)).status_code == 404
+    assert [t["name"] for t in c.get("/api/v1/tenants", headers=_auth(acme)).json()] == ["acme"]
+    # Scanning with a tenant key only reveals that tenant's findings.
+    text = "jane@acme.example and bob@other.example"
+    found = c.post("/api/v1/scan", content=text, headers=_auth(acme) | {"Content-Type": "text/plain"}).json()
+    assert {f["tenant"] for f in found} == {"acme"}
+
+
+def test_roles(world: dict[str, Any]) -> None:
+    c = world["client"]
+    viewer, analyst, operator, acme = world["viewer"], world["analyst"], world["operator"], world["acme"]
+    alert_id = c.get("/api/v1/alerts", headers=_auth(viewer)).json()[0]["id"]
+    assert c.post(f"/api/v1/alerts/{alert_id}/ack", headers=_auth(viewer)).status_code == 403
+    assert c.post(f"/api/v1/alerts/{alert_id}/ack", headers=_auth(acme)).json()["status"] == "acked"
+    assert c.post("/api/v1/tenants", json={"name": "x"}, headers=_auth(acme)).status_code == 403
+    assert c.post("/api/v1/tenants", json={"name": "newco"}, headers=_auth(operator)).status_code == 201
+    assert len(c.get("/api/v1/alerts", headers=_auth(analyst)).json()) == 2
+    assert c.get("/api/v1/sources", headers=_auth(acme)).status_code == 403
+    assert c.get("/api/v1/deliveries", headers=_auth(analyst)).status_code == 403
+    posting = c.get(f"/api/v1/alerts/{alert_id}", headers=_auth(acme)).json()
+    assert posting["findings"] and "jane@acme.example" not in json.dumps(posting)
+
+
+def test_operator_endpoints(world: dict[str, Any]) -> None:
+    c, op = world["client"], world["operator"]
+    r = c.post(
+        "/api/v1/sources",
+        json={"name": "pb", "kind": "pastebin", "url": "http://127.0.0.1:9", "every": "5m"},
+        headers=_auth(op),
+    )
+    assert r.status_code == 201, r.text
+    assert (
+        c.post(
+            "/api/v1/sources",
+            json={"name": "bad", "kind": "pastebin", "url": "file:///etc"},
+            headers=_auth(op),
+        ).status_code
+        == 422
+    )
+    assert c.patch("/api/v1/sources/pb", json={"pause": True}, headers=_auth(op)).json()["enabled"] is False
+    assert c.get("/api/v1/sources/pb/jobs", headers=_auth(op)).json() == []
+    assert c.post("/api/v1/sources/pb/crawl", headers=_auth(op)).status_code == 503  # no workers here
+    assert c.get("/api/v1/sources/nope/jobs", headers=_auth(op)).status_code == 404
+    assert c.get("/api/v1/deliveries", headers=_auth(op)).json() == []
+    assert (
+        c.post("/api/v1/deliveries/retry", json={"all_dead": True}, headers=_auth(op)).json()["retried"] == 0
+    )
+    postings = c.get("/api/v1/postings/1", headers=_auth(op)).json()
+    assert "jane@acme.example" in postings["text"]  # analysts and operators see the evidence
+    assert c.get("/api/v1/postings/999", headers=_auth(op)).status_code == 404
+    metrics = c.get("/metrics", headers=_auth(op))
+    assert metrics.status_code == 200 and "leaksentinel_crawl_runs_total" in metrics.text
+    assert 'leaksentinel_alerts{status="new"} 2' in metrics.text
+    assert c.get("/metrics").status_code == 401
+    assert c.get("/metrics", headers=_auth(world["acme"])).status_code == 403
+
+
+def test_tip_line_is_public_and_rate_limited(world: dict[str, Any]) -> None:
+    c = world["client"]
+    r = c.post("/api/v1/tips", json={"text": "leak of jane@acme.example:pw", "note": "from a forum"})
+    assert r.status_code == 202, r.text
+    assert c.post("/api/v1/tips", json={}).status_code == 422
+    codes = [c.post("/api/v1/tips", json={"text": f"t{i}"}).status_code for i in range(10)]
+    assert 429 in codes
+
+
+def test_oversized_and_malformed_bodies(world: dict[str, Any]) -> None:
+    settings = world["settings"].with_(api_max_body_bytes=10_000)
+    c = TestClient(create_app(settings))
+    big = "x" * 20_000
+    r = c.post("/api/v1/scan", content=big, headers=_auth(world["operator"]) | {"Content-Type": "text/plain"})
+    assert r.status_code == 413
+    bad = c.post(
+        "/api/v1/watches/records?tenant=acme",
+        content="not json\n",
+        headers=_auth(world["operator"]) | {"Content-Type": "application/x-ndjson"},
+    )
+    assert bad.status_code == 422
+    assert (
+        c.post(
+            "/api/v1/watches?tenant=acme",
+            json={"kind": "regex", "value": "(a)\\1"},
+            headers=_auth(world["operator"]),
+        ).status_code
+        == 422
+    )
+
+
+def test_rate_limit_per_key(tmp_path: Path) -> None:
+    settings = load_settings(api_rate_per_s=0.001, api_burst=3)
+    db = open_database(settings)
+    key = add_key(db, "analyst")["api_key"]
+    c = TestClient(create_app(settings))
+    codes = [c.get("/api/v1/me", headers=_auth(key)).status_code for _ in range(5)]
+    assert codes[:3] == [200, 200, 200] and codes[3:] == [429, 429]
+
+
+def test_openapi_document(world: dict[str, Any]) -> None:
+    doc = world["client"].get("/openapi.json").json()
+    assert (
+        doc["openapi"].startswith("3.")
+        and "/api/v1/alerts" in doc["paths"]
+        and "/api/v1/tips" in doc["paths"]
+    )

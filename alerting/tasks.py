@@ -164,3 +164,14 @@ def deliver_operator_event(settings: Settings, event_id: int) -> str:
 @app.task(name="alerting.notify_operator", acks_late=True)
 def notify_operator(event_id: int) -> str:
     return deliver_operator_event(load_settings(), event_id)
+
+
+@app.task(name="alerting.echo", acks_late=True, ignore_result=True)
+def echo(token: str) -> None:
+    """A bare task for bench/alerts.py's baseline: records its arrival in the broker's Redis."""
+    import time
+
+    import redis
+
+    client = redis.Redis.from_url(app.conf.broker_url)
+    client.rpush("leaksentinel:bench:echo", f"{token} {time.time()}")

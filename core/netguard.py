@@ -20,11 +20,14 @@ Usage::
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import socket
+import ssl
 import typing
 from urllib.parse import urlsplit, urlunsplit
 
+import certifi
 import httpcore
 import httpx
 
@@ -152,10 +155,10 @@ class _GuardedBackend(httpcore.SyncBackend):
 
 class _GuardedTransport(httpx.HTTPTransport):
     def __init__(self) -> None:
-        super().__init__(trust_env=False)
+        super().__init__(trust_env=False, verify=_ssl_context())
         # httpx has no public hook for the network backend; swap in a pool built with ours (same defaults).
         self._pool = httpcore.ConnectionPool(
-            ssl_context=httpx.create_ssl_context(trust_env=False),
+            ssl_context=_ssl_context(),
             max_connections=100,
             max_keepalive_connections=20,
             keepalive_expiry=5.0,
@@ -170,5 +173,11 @@ def guarded_transport(allow_private: bool) -> httpx.HTTPTransport:
     Use it with ``trust_env=False`` and without redirects so neither a proxy nor a 3xx bypasses it.
     """
     if allow_private:
-        return httpx.HTTPTransport(trust_env=False)
+        return httpx.HTTPTransport(trust_env=False, verify=_ssl_context())
     return _GuardedTransport()
+
+
+@functools.lru_cache(maxsize=1)
+def _ssl_context() -> ssl.SSLContext:
+    """One verifying TLS context per process: loading the CA bundle costs ~40 ms, every send reused it."""
+    return ssl.create_default_context(cafile=certifi.where())

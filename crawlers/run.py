@@ -41,6 +41,7 @@ def scrapy_settings_for(settings: Settings, source: Source) -> ScrapySettings:
         ("delay", "DOWNLOAD_DELAY"),
         ("concurrency", "CONCURRENT_REQUESTS_PER_DOMAIN"),
         ("page_budget", "CLOSESPIDER_PAGECOUNT"),
+        ("byte_budget", "LEAKSENTINEL_BYTE_BUDGET"),
     ):
         if opts.get(key) is not None:
             s.set(setting, opts[key], priority="cmdline")

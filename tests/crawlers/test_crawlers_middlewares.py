@@ -45,3 +45,19 @@ def test_source_options_set_proxy_and_render_on_every_request() -> None:
     robots = Request("http://example.onion/robots.txt")
     mw.process_request(robots, spider)
     assert "playwright" not in robots.meta
+
+
+def test_a_byte_budget_stops_the_run_and_keeps_the_cursor() -> None:
+    settings = load_settings()
+    db = open_database(settings)
+    with Underground(seed=5, n_noise=8) as site:
+        add_source(db, "small", "pastebin", site.base_url, options={"byte_budget": 3000})
+        summary = run_crawl(settings, "small")
+        assert summary["finish_reason"] == "byte_budget"
+        assert summary["postings"] < len(site.pastes)
+        with db.session() as sess:
+            from sqlalchemy import select
+
+            from core.models import Source
+
+            assert sess.scalar(select(Source.cursor).where(Source.name == "small")) == {}

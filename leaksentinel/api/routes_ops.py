@@ -197,6 +197,43 @@ def scan(
     ]
 
 
+@router.get("/api/v1/postings/{posting_id}/cluster")
+def cluster(posting_id: int, who: Who, request: Request) -> list[dict[str, Any]]:
+    """The posting's near-duplicate cluster: the reposts of the same text, oldest first."""
+    who.require("operator", "analyst")
+    from pipelines.neardup import near_duplicates
+
+    with _db(request).session() as sess:
+        row = sess.get(Posting, posting_id)
+        if row is None:
+            raise HTTPException(404, "not found")
+        ids = near_duplicates(sess, row.simhash, row.content_hash)
+        out = []
+        for pid in ids:
+            p = sess.get(Posting, pid)
+            if p is not None:
+                source = sess.get(Source, p.source_id)
+                out.append(
+                    {
+                        "id": p.id,
+                        "url": p.url,
+                        "source": source.name if source else None,
+                        "fetched": p.fetched.isoformat(),
+                        "exact": p.content_hash == row.content_hash,
+                    }
+                )
+        return out
+
+
+@router.get("/api/v1/audit")
+def audit(who: Who, request: Request, limit: int = 100) -> list[dict[str, Any]]:
+    """Every change, with who made it (operators see all; a tenant admin sees its tenant's)."""
+    who.require("operator", "tenant_admin")
+    from leaksentinel.actions.audit import list_audit
+
+    return list_audit(_db(request), limit=limit, tenant=who.tenant if who.is_tenant else None)
+
+
 class TipIn(BaseModel):
     url: str | None = Field(default=None, max_length=2048)
     text: str | None = Field(default=None, max_length=1_000_000)

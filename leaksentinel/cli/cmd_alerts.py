@@ -131,3 +131,18 @@ def register(app: typer.Typer) -> None:
             as_json,
             human=f"{len(out)} deliveries back in the outbox",
         )
+
+    @app.command("audit")
+    def _audit(
+        limit: Annotated[int, typer.Option("--limit")] = 50,
+        as_json: JSON = False,
+    ) -> None:
+        """The audit log: every change, with who made it."""
+        from leaksentinel.actions.audit import list_audit
+
+        emit_list(
+            list_audit(state.db, limit=limit),
+            as_json,
+            ["at", "actor", "action", "object_type", "object_id"],
+            title="audit log",
+        )

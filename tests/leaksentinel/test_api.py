@@ -196,3 +196,19 @@ def test_openapi_document(world: dict[str, Any]) -> None:
         and "/api/v1/alerts" in doc["paths"]
         and "/api/v1/tips" in doc["paths"]
     )
+
+
+def test_cluster_and_audit(world: dict[str, Any], tmp_path: Path) -> None:
+    c, op = world["client"], world["operator"]
+    repost = tmp_path / "repost.txt"
+    repost.write_text("jane@acme.example:pw\nbob@other.example:pw\n")
+    list(scan_paths(world["settings"], [str(repost)], store=True))
+    cluster = c.get("/api/v1/postings/1/cluster", headers=_auth(op)).json()
+    assert [p["id"] for p in cluster] == [1, 2] and all(p["exact"] for p in cluster)
+    alert_id = c.get("/api/v1/alerts", headers=_auth(world["acme"])).json()[0]["id"]
+    c.post(f"/api/v1/alerts/{alert_id}/ack", headers=_auth(world["acme"]))
+    mine = c.get("/api/v1/audit", headers=_auth(world["acme"])).json()
+    assert [e["action"] for e in mine] == ["alert.acked"] and mine[0]["actor"].endswith(":acme")
+    everything = c.get("/api/v1/audit", headers=_auth(op)).json()
+    assert {"tenant.add", "watch.add", "alert.acked"} <= {e["action"] for e in everything}
+    assert c.get("/api/v1/audit", headers=_auth(world["viewer"])).status_code == 403

@@ -20,6 +20,7 @@ from pipelines.detection.candidates import CandidateIndex
 from pipelines.detection.engine import Detector
 from pipelines.fingerprint import FingerprintPipeline
 from pipelines.normalize import NormalizePipeline
+from pipelines.search_index import SearchIndexer
 from pipelines.store import LOCAL_SOURCE, store_posting
 
 __all__ = ["scan_paths"]
@@ -43,6 +44,7 @@ def scan_paths(settings: Settings, paths: list[str], *, store: bool = False) -> 
     db = open_database(settings)
     detector = Detector.from_database(db, load_or_create_key(settings.key_path), settings.index_dir)
     candidates = CandidateIndex(settings.index_dir / "candidates")
+    indexer = SearchIndexer(settings, db)
     normalize = NormalizePipeline(settings)
     fingerprint = FingerprintPipeline()
     for path in paths:
@@ -57,5 +59,7 @@ def scan_paths(settings: Settings, paths: list[str], *, store: bool = False) -> 
             if result.new:
                 candidates.add(result.posting_id, draft.candidate_hashes)
                 candidates.flush()
+                indexer.add(result.posting_id, draft)
         for finding in draft.findings:
             yield finding.as_json(path)
+    indexer.flush()

@@ -23,6 +23,7 @@ from pipelines.detection.candidates import CandidateIndex
 from pipelines.detection.engine import Detector
 from pipelines.fingerprint import FingerprintPipeline
 from pipelines.normalize import NormalizePipeline
+from pipelines.search_index import SearchIndexer
 from pipelines.store import TIPS_SOURCE, store_posting
 
 __all__ = ["MAX_TIP_BYTES", "report_text", "report_url"]
@@ -60,6 +61,9 @@ def report_text(settings: Settings, text: str, *, note: str | None = None) -> di
         candidates = CandidateIndex(settings.index_dir / "candidates")
         candidates.add(result.posting_id, draft.candidate_hashes)
         candidates.flush()
+        indexer = SearchIndexer(settings, db)
+        indexer.add(result.posting_id, draft)
+        indexer.flush()
     return {
         "posting": result.posting_id,
         "url": draft.url,

@@ -38,6 +38,7 @@ from core.settings import Settings, load_settings
 from pipelines.detection.candidates import CandidateIndex
 from pipelines.detection.engine import Finding as DetectedFinding
 from pipelines.neardup import add_bands, near_duplicates
+from pipelines.search_index import SearchIndexer
 
 __all__ = ["StorePipeline", "StoreResult", "store_posting", "write_evidence"]
 
@@ -243,9 +244,11 @@ class StorePipeline:
         self.db = open_database(settings)
         self.stats = stats
         self.candidates = CandidateIndex(settings.index_dir / "candidates")
+        self.search = SearchIndexer(settings, self.db)
 
     def close_spider(self, spider: Any = None) -> None:
         self.candidates.flush()
+        self.search.flush()
 
     @classmethod
     def from_crawler(cls, crawler: Any) -> StorePipeline:
@@ -260,6 +263,7 @@ class StorePipeline:
         item.alerts_created = result.alerts
         if result.new:
             self.candidates.add(result.posting_id, item.candidate_hashes)
+            self.search.add(result.posting_id, item)
         if self.stats is not None:
             self.stats.inc_value("leaksentinel/postings")
             if result.new:

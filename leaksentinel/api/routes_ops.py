@@ -234,6 +234,43 @@ def audit(who: Who, request: Request, limit: int = 100) -> list[dict[str, Any]]:
     return list_audit(_db(request), limit=limit, tenant=who.tenant if who.is_tenant else None)
 
 
+@router.get("/api/v1/search")
+def search(
+    who: Who,
+    request: Request,
+    q: str,
+    source: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+    limit: int = 20,
+    cursor: str | None = None,
+) -> dict[str, Any]:
+    """Analyst search: words, phrases, Chinese, boolean operators, or a selector; facets; cursor paging."""
+    who.require("operator", "analyst")
+    from core.search import SearchQuery, open_backend
+    from leaksentinel.cli.cmd_search import parse_when
+
+    query = SearchQuery(
+        text=q,
+        source=source,
+        since=parse_when(since),
+        until=parse_when(until, end_of_day=True),
+        limit=limit,
+        after=cursor,
+    )
+    backend = open_backend(_settings(request))
+    try:
+        page = backend.search(query)
+    finally:
+        backend.close()
+    return {
+        "total": page.total,
+        "next_cursor": page.next_cursor,
+        "facets": page.facets,
+        "hits": [h.to_json() for h in page.hits],
+    }
+
+
 class TipIn(BaseModel):
     url: str | None = Field(default=None, max_length=2048)
     text: str | None = Field(default=None, max_length=1_000_000)

@@ -65,3 +65,19 @@ def register(app: typer.Typer) -> None:
                 for r in rows
             ]
         emit_list(rows, as_json, ["id", "source", "date", "title", "url", "snippet"], title="postings")
+
+
+def register_reindex(app: typer.Typer) -> None:
+    @app.command("reindex")
+    def _reindex(as_json: JSON = False) -> None:
+        """Rebuild the search index from the database (after deleting it, or switching backend)."""
+        from core.search import reindex
+
+        backend = open_backend(state.settings)
+        try:
+            count = reindex(state.db, backend)
+        finally:
+            backend.close()
+        from leaksentinel.cli.output import emit_object
+
+        emit_object({"indexed": count}, as_json, human=f"indexed {count} postings")

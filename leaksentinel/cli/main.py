@@ -14,7 +14,7 @@ import click
 import typer
 
 from core.errors import LeakSentinelError
-from leaksentinel.cli import cmd_alerts, cmd_detect, cmd_service, cmd_sources, cmd_tenants
+from leaksentinel.cli import cmd_alerts, cmd_detect, cmd_search, cmd_service, cmd_sources, cmd_tenants
 from leaksentinel.cli.context import state
 from leaksentinel.cli.output import err
 
@@ -43,6 +43,8 @@ cmd_detect.register(app)
 cmd_sources.register(app)
 cmd_alerts.register(app)
 cmd_service.register(app)
+cmd_search.register(app)
+cmd_search.register_reindex(app)
 
 
 def main(argv: list[str] | None = None) -> int:

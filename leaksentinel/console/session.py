@@ -1,0 +1,127 @@
+"""Console sessions: log in once with an API key, then a signed cookie; CSRF tokens for every form.
+
+Why a signed cookie and not the key: the clear key must never sit in a browser cookie (it is a bearer
+credential for the whole API). The cookie holds only the key's id, an expiry and a nonce, signed with
+an HMAC whose secret lives in the home (``console.secret``, 0600), so nobody can forge a session for
+another key. Each request reloads the key, so revoking the key ends its sessions at once.
+
+Why HMAC CSRF tokens: every POST form carries ``HMAC(secret, "csrf:" + session token)``; a cross-site
+page cannot read the cookie, so it cannot compute the token (and the cookie is SameSite=Strict as well).
+The login form, before any session exists, is tied the same way to a random pre-login cookie.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import select
+
+from core.db import Database
+from core.models import ApiKey, Tenant
+from leaksentinel.api.auth import Principal
+
+__all__ = [
+    "LOGIN_COOKIE",
+    "SESSION_COOKIE",
+    "SESSION_SECONDS",
+    "ConsoleSigner",
+    "Session",
+    "load_or_create_secret",
+    "principal_from_key_id",
+]
+
+SESSION_COOKIE = "ls_session"
+LOGIN_COOKIE = "ls_login"
+#: A console session lasts a working day; after that the key is asked for again.
+SESSION_SECONDS = 8 * 3600
+SECRET_FILE = "console.secret"
+
+
+def load_or_create_secret(home: Path) -> bytes:
+    """The per-home signing secret, created 0600 on first use (atomic: two workers agree on one)."""
+    path = home / SECRET_FILE
+    try:
+        data = path.read_bytes().strip()
+        if len(data) >= 32:
+            return data
+    except FileNotFoundError:
+        pass
+    home.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_hex(32).encode()
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process won the race: use its secret
+        return path.read_bytes().strip()
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(value)
+    return value
+
+
+@dataclass(frozen=True)
+class Session:
+    """A verified session token: which key, until when."""
+
+    token: str
+    key_id: int
+    expires: int
+
+
+class ConsoleSigner:
+    """Signs and checks session tokens and CSRF tokens with the home's secret."""
+
+    def __init__(self, secret: bytes) -> None:
+        self._secret = secret
+
+    def _mac(self, purpose: str, message: str) -> str:
+        return hmac.new(self._secret, f"{purpose}:{message}".encode(), hashlib.sha256).hexdigest()
+
+    def issue(self, key_id: int, now: float | None = None) -> str:
+        """A new session token ``<key id>.<expiry>.<nonce>.<mac>`` (no key material in it)."""
+        expires = int(now if now is not None else time.time()) + SESSION_SECONDS
+        body = f"{key_id}.{expires}.{secrets.token_urlsafe(12)}"
+        return f"{body}.{self._mac('session', body)}"
+
+    def verify(self, token: str | None, now: float | None = None) -> Session | None:
+        """The session a cookie holds, or None when it is missing, forged, malformed or expired."""
+        if not token or len(token) > 256:
+            return None
+        body, _, mac = token.rpartition(".")
+        if not hmac.compare_digest(mac, self._mac("session", body)):
+            return None
+        parts = body.split(".")
+        if len(parts) != 3 or not parts[0].isdigit() or not parts[1].isdigit():
+            return None
+        expires = int(parts[1])
+        if expires < int(now if now is not None else time.time()):
+            return None
+        return Session(token, int(parts[0]), expires)
+
+    def csrf_token(self, session_token: str) -> str:
+        return self._mac("csrf", session_token)
+
+    def check_csrf(self, session_token: str, given: str | None) -> bool:
+        return bool(given) and hmac.compare_digest(str(given), self.csrf_token(session_token))
+
+    def login_csrf(self, login_nonce: str) -> str:
+        return self._mac("login", login_nonce)
+
+    def check_login_csrf(self, login_nonce: str | None, given: str | None) -> bool:
+        return bool(login_nonce and given) and hmac.compare_digest(
+            str(given), self.login_csrf(str(login_nonce))
+        )
+
+
+def principal_from_key_id(db: Database, key_id: int) -> Principal | None:
+    """The principal of a live (not revoked) key, looked up by id as a session refers to it."""
+    with db.session() as sess:
+        key = sess.scalar(select(ApiKey).where(ApiKey.id == key_id, ApiKey.revoked.is_(False)))
+        if key is None:
+            return None
+        tenant = sess.get(Tenant, key.tenant_id) if key.tenant_id else None
+        return Principal(key.id, key.role, key.tenant_id, tenant.name if tenant else None)

@@ -176,7 +176,7 @@ def main() -> None:
         f"{'alert one at a time: stored -> received':<44} {'':>8} "
         f"{1000 * statistics.median(single):>8.1f} {1000 * percentile(single, 0.99):>8.1f}"
     )
-    print(f"delivered {len(receiver.arrivals)}/{args.alerts}")
+    print(f"delivered {len(receiver.arrivals)}/{args.alerts + args.single}")
 
 
 if __name__ == "__main__":

@@ -141,6 +141,10 @@ class SearchQuery:
     limit: int = 20
     #: Opaque cursor from a previous page's `SearchPage.next_cursor` (same query and filters).
     after: str | None = None
+    #: Only postings from sources of this kind (pastebin, phpbb, telegram...).
+    source_kind: str | None = None
+    #: Only these postings (e.g. those relevant to one tenant); None: no restriction.
+    ids: frozenset[int] | None = None
 
 
 @dataclass
@@ -191,7 +195,14 @@ def to_utc(value: datetime) -> datetime:
 def query_fingerprint(q: SearchQuery) -> str:
     """Ties a cursor to its query, so a cursor reused with other terms or filters is refused."""
     key = json.dumps(
-        [q.text, q.source, q.since.isoformat() if q.since else None, q.until.isoformat() if q.until else None]
+        [
+            q.text,
+            q.source,
+            q.since.isoformat() if q.since else None,
+            q.until.isoformat() if q.until else None,
+            q.source_kind,
+            sorted(q.ids) if q.ids is not None else None,
+        ]
     )
     return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:16]
 

@@ -215,6 +215,10 @@ class ElasticsearchBackend:
         filters: list[dict[str, Any]] = []
         if q.source:
             filters.append({"term": {"source": q.source}})
+        if q.source_kind:
+            filters.append({"term": {"source_kind": q.source_kind}})
+        if q.ids is not None:
+            filters.append({"ids": {"values": [str(i) for i in sorted(q.ids)]}})
         if q.since is not None or q.until is not None:
             since = to_utc(q.since) if q.since else None
             until = to_utc(q.until) if q.until else None

@@ -255,6 +255,20 @@ class TantivyBackend:
             clauses.append(
                 (tantivy.Occur.Must, Q.const_score_query(Q.term_query(self.schema, "source", q.source), 0.0))
             )
+        if q.source_kind:
+            clauses.append(
+                (
+                    tantivy.Occur.Must,
+                    Q.const_score_query(Q.term_query(self.schema, "source_kind", q.source_kind), 0.0),
+                )
+            )
+        if q.ids is not None:
+            ids_q = (
+                Q.term_set_query(self.schema, "id", sorted(q.ids))
+                if q.ids
+                else Q.boolean_query([(tantivy.Occur.MustNot, Q.all_query())])
+            )
+            clauses.append((tantivy.Occur.Must, Q.const_score_query(ids_q, 0.0)))
         if q.since is not None or q.until is not None:
             since = to_utc(q.since) if q.since else None
             until = to_utc(q.until) if q.until else None

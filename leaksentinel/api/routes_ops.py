@@ -244,11 +244,15 @@ def search(
     until: str | None = None,
     limit: int = 20,
     cursor: str | None = None,
+    kind: str | None = None,
+    tenant: str | None = None,
 ) -> dict[str, Any]:
-    """Analyst search: words, phrases, Chinese, boolean operators, or a selector; facets; cursor paging."""
+    """Analyst search: words, phrases, Chinese, boolean operators, or a selector; filters by source, kind of
+    source, dates and tenant relevance; facets by source and day (all matches) and by kind of finding
+    (this page); cursor paging."""
     who.require("operator", "analyst")
     from core.search import SearchQuery, open_backend
-    from leaksentinel.cli.cmd_search import parse_when
+    from leaksentinel.cli.cmd_search import finding_kind_facet, parse_when, tenant_posting_ids
 
     query = SearchQuery(
         text=q,
@@ -257,16 +261,20 @@ def search(
         until=parse_when(until, end_of_day=True),
         limit=limit,
         after=cursor,
+        source_kind=kind,
+        ids=tenant_posting_ids(_db(request), tenant) if tenant else None,
     )
     backend = open_backend(_settings(request))
     try:
         page = backend.search(query)
     finally:
         backend.close()
+    facets = dict(page.facets)
+    facets["finding_kind"] = finding_kind_facet(_db(request), [h.id for h in page.hits])
     return {
         "total": page.total,
         "next_cursor": page.next_cursor,
-        "facets": page.facets,
+        "facets": facets,
         "hits": [h.to_json() for h in page.hits],
     }
 

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
+from core.db import Database
 from core.errors import BadInput
 from core.search import SearchQuery, open_backend
 from leaksentinel.cli.context import state
@@ -31,6 +32,37 @@ def parse_when(value: str | None, end_of_day: bool = False) -> datetime | None:
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
 
 
+def tenant_posting_ids(db: Database, tenant_ref: str) -> frozenset[int]:
+    """The postings holding at least one finding for this tenant (the "tenant-relevant" filter)."""
+    from sqlalchemy import select
+
+    from core.models import Finding
+    from leaksentinel.actions.tenants import find_tenant
+
+    with db.session() as sess:
+        tenant = find_tenant(sess, tenant_ref)
+        return frozenset(
+            sess.scalars(select(Finding.posting_id).where(Finding.tenant_id == tenant.id).distinct())
+        )
+
+
+def finding_kind_facet(db: Database, posting_ids: list[int]) -> dict[str, int]:
+    """Postings per kind of finding, among the given postings."""
+    from sqlalchemy import func, select
+
+    from core.models import Finding
+
+    if not posting_ids:
+        return {}
+    with db.session() as sess:
+        rows = sess.execute(
+            select(Finding.kind, func.count(func.distinct(Finding.posting_id)))
+            .where(Finding.posting_id.in_(posting_ids))
+            .group_by(Finding.kind)
+        ).all()
+    return {str(kind): int(n) for kind, n in rows}
+
+
 def register(app: typer.Typer) -> None:
     @app.command("search")
     def _search(
@@ -43,6 +75,12 @@ def register(app: typer.Typer) -> None:
             str | None, typer.Option("--until", help="Posted on or before (YYYY-MM-DD).")
         ] = None,
         limit: Annotated[int, typer.Option("--limit", help="At most this many postings.")] = 20,
+        kind: Annotated[
+            str | None, typer.Option("--kind", help="Only sources of this kind (pastebin, phpbb...).")
+        ] = None,
+        tenant: Annotated[
+            str | None, typer.Option("--tenant", help="Only postings with findings for this tenant.")
+        ] = None,
         as_json: JSON = False,
     ) -> None:
         """Search the collected postings; only postings that match, best first."""
@@ -52,6 +90,8 @@ def register(app: typer.Typer) -> None:
             since=parse_when(since),
             until=parse_when(until, end_of_day=True),
             limit=limit,
+            source_kind=kind,
+            ids=tenant_posting_ids(state.db, tenant) if tenant else None,
         )
         backend = open_backend(state.settings)
         try:

@@ -41,6 +41,25 @@ def test_search_words_chinese_and_selectors(cli, stored: list[Path]) -> None:  #
     assert cli("search", "report", "--source", "nope", "--json").jsonl() == []
     assert cli("search", "((").code == 2
     assert cli("reindex", "--json").json() == {"indexed": 3}
+    assert [h["url"] for h in cli("search", "jane", "--kind", "local", "--json").jsonl()] == [str(stored[2])]
+    assert cli("search", "jane", "--kind", "phpbb", "--json").jsonl() == []
+
+
+def test_tenant_relevant_filter_and_finding_kind_facet(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    cli("tenant", "add", "acme", "--domain", "acme.example")
+    cli("tenant", "add", "other", "--domain", "other.example")
+    a, b = tmp_path / "a.txt", tmp_path / "b.txt"
+    a.write_text("dump: jane@acme.example\n")
+    b.write_text("dump: bob@other.example\n")
+    cli("scan", "--store", str(a), str(b))
+    assert [h["url"] for h in cli("search", "dump", "--tenant", "acme", "--json").jsonl()] == [str(a)]
+    settings = load_settings()
+    key = add_key(open_database(settings), "analyst")["api_key"]
+    client = TestClient(create_app(settings))
+    page = client.get(
+        "/api/v1/search", params={"q": "dump", "tenant": "other"}, headers={"Authorization": f"Bearer {key}"}
+    ).json()
+    assert [h["url"] for h in page["hits"]] == [str(b)] and page["facets"]["finding_kind"] == {"domain": 1}
 
 
 def test_search_over_http(stored: list[Path]) -> None:

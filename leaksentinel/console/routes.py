@@ -347,16 +347,12 @@ def _pivots(text: str) -> list[tuple[str, str]]:
 
 
 def _search_backend(request: Request) -> Any:
-    """The search backend, opened once per application; None when `core.search` is not installed."""
-    backend = getattr(request.app.state, "console_search", None)
-    if backend is None:
-        try:
-            from core.search import open_backend
-        except ImportError:
-            return None
-        backend = open_backend(_console(request).settings)
-        request.app.state.console_search = backend
-    return backend
+    """A search backend for one request (as the API opens one); None when `core.search` is missing."""
+    try:
+        from core.search import open_backend
+    except ImportError:
+        return None
+    return open_backend(_console(request).settings)
 
 
 def _parse_day(value: str, end: bool = False) -> datetime | None:
@@ -380,16 +376,19 @@ def _run_search(
         return _sql_search(_console(request).db, text, source or None)
     from core.search import SearchQuery
 
-    page = backend.search(
-        SearchQuery(
-            text,
-            source=source or None,
-            since=_parse_day(since),
-            until=_parse_day(until, end=True),
-            limit=20,
-            after=after or None,
+    try:
+        page = backend.search(
+            SearchQuery(
+                text,
+                source=source or None,
+                since=_parse_day(since),
+                until=_parse_day(until, end=True),
+                limit=20,
+                after=after or None,
+            )
         )
-    )
+    finally:
+        backend.close()
     return {
         "hits": [
             {

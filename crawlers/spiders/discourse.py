@@ -15,19 +15,19 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
-import lxml.html
 import scrapy
-from lxml import etree
 from scrapy.http import Response
-from scrapy.spidermiddlewares.httperror import HttpError
 from twisted.python.failure import Failure
 
 from core.posting import PostingDraft
-from crawlers.spiders.base import SourceSpider
+from crawlers.spiders.base import GONE, SourceSpider, as_int, failure_status, positive_int
+from crawlers.spiders.html_text import html_to_lines, parse_iso, proxy_meta
+
+#: Cooked post HTML to text (kept under the name the tests and older callers import).
+_html_to_text = html_to_lines
 
 __all__ = ["MAX_TOPICS", "DiscourseSpider", "json_listing_url"]
 
@@ -35,44 +35,6 @@ MAX_TOPICS = 5000
 DEFAULT_MAX_PAGES = 10
 POSTS_PER_REQUEST = 20
 _HEADERS = {"Accept": "application/json"}
-_BLOCK = frozenset(
-    [
-        "address",
-        "article",
-        "aside",
-        "blockquote",
-        "br",
-        "dd",
-        "details",
-        "div",
-        "dl",
-        "dt",
-        "figcaption",
-        "figure",
-        "footer",
-        "h1",
-        "h2",
-        "h3",
-        "h4",
-        "h5",
-        "h6",
-        "header",
-        "hr",
-        "li",
-        "main",
-        "nav",
-        "ol",
-        "p",
-        "pre",
-        "section",
-        "summary",
-        "table",
-        "td",
-        "th",
-        "tr",
-        "ul",
-    ]
-)
 
 
 def json_listing_url(url: str) -> str:
@@ -82,35 +44,11 @@ def json_listing_url(url: str) -> str:
     return urlunsplit(parts._replace(path=path))
 
 
-def _html_to_text(markup: str) -> str:
-    """Readable text of an HTML fragment: no script or style, one line per block element, no blank lines."""
-    if not markup.strip():
-        return ""
-    try:
-        root = lxml.html.fromstring(markup)
-    except (etree.ParserError, ValueError):
-        return ""
-    for bad in root.xpath("//script|//style|//noscript|//template"):
-        bad.drop_tree()
-    for el in root.iter():
-        if isinstance(el.tag, str) and el.tag in _BLOCK:
-            el.text = "\n" + (el.text or "")
-            el.tail = "\n" + (el.tail or "")
-    lines = (" ".join(line.split()) for line in root.text_content().splitlines())
-    return "\n".join(line for line in lines if line)
-
-
 class DiscourseSpider(SourceSpider):
     name = "discourse"
 
-    @property
-    def _proxy(self) -> dict[str, Any]:
-        """Request meta for the source's ``--proxy`` (HttpProxyMiddleware reads ``meta["proxy"]``)."""
-        proxy = self.options.get("proxy")
-        return {"proxy": str(proxy)} if proxy else {}
-
     async def start(self) -> AsyncIterator[Any]:
-        self.max_pages = _positive_int(self.options.get("max_pages"), DEFAULT_MAX_PAGES)
+        self.max_pages = positive_int(self.options.get("max_pages"), DEFAULT_MAX_PAGES)
         seen = self.cursor.get("topics")
         self._seen: dict[str, dict[str, Any]] = {
             str(k): v for k, v in (seen.items() if isinstance(seen, dict) else ()) if isinstance(v, dict)
@@ -133,7 +71,7 @@ class DiscourseSpider(SourceSpider):
             callback=self.parse_latest,
             cb_kwargs={"page": 1},
             dont_filter=True,
-            meta=self._proxy,
+            meta=proxy_meta(self.options),
         )
 
     def parse_latest(self, response: Response, page: int) -> Iterator[Any]:
@@ -146,9 +84,9 @@ class DiscourseSpider(SourceSpider):
             return
         changed = 0
         for topic in topic_list["topics"]:
-            if not isinstance(topic, dict) or _int(topic.get("id")) <= 0:
+            if not isinstance(topic, dict) or as_int(topic.get("id")) <= 0:
                 continue
-            topic_id = str(_int(topic["id"]))
+            topic_id = str(as_int(topic["id"]))
             if topic_id in self._queued or not self._changed(topic_id, topic):
                 continue
             changed += 1
@@ -163,7 +101,7 @@ class DiscourseSpider(SourceSpider):
                 callback=self.parse_latest,
                 cb_kwargs={"page": page + 1},
                 dont_filter=True,
-                meta=self._proxy,
+                meta=proxy_meta(self.options),
             )
 
     def parse_topic(
@@ -180,22 +118,22 @@ class DiscourseSpider(SourceSpider):
         title = str(data.get("title") or listed.get("title") or "") or None
         seen = self._seen.get(topic_id, {})
         posts = [p for p in stream_obj["posts"] if isinstance(p, dict)]
-        have = {_int(p.get("id")) for p in posts}
+        have = {as_int(p.get("id")) for p in posts}
         # Post ids grow with time across the forum: ids above the highest one read are the new posts.
         missing = [
             i
-            for i in (_int(x) for x in stream_obj.get("stream") or [])
-            if i > 0 and i not in have and i > _int(seen.get("p"))
+            for i in (as_int(x) for x in stream_obj.get("stream") or [])
+            if i > 0 and i not in have and i > as_int(seen.get("p"))
         ]
         entry = {
-            "n": _int(data.get("highest_post_number") or listed.get("highest_post_number")),
-            "p": max([_int(seen.get("p")), *have, *missing]),
+            "n": as_int(data.get("highest_post_number") or listed.get("highest_post_number")),
+            "p": max([as_int(seen.get("p")), *have, *missing]),
             "t": str(
                 data.get("last_posted_at") or listed.get("last_posted_at") or listed.get("bumped_at") or ""
             ),
         }
         if not entry["n"]:
-            entry["n"] = max([0, *(_int(p.get("post_number")) for p in posts)])
+            entry["n"] = max([0, *(as_int(p.get("post_number")) for p in posts)])
         yield from self._postings(posts, topic_id, slug, title, seen)
         chunks = [missing[i : i + POSTS_PER_REQUEST] for i in range(0, len(missing), POSTS_PER_REQUEST)]
         if not chunks:
@@ -211,7 +149,7 @@ class DiscourseSpider(SourceSpider):
                 errback=self.topic_failed,
                 cb_kwargs={"topic_id": topic_id, "slug": slug, "title": title, "entry": entry},
                 dont_filter=True,
-                meta=self._proxy,
+                meta=proxy_meta(self.options),
             )
 
     def parse_posts(
@@ -239,13 +177,11 @@ class DiscourseSpider(SourceSpider):
         topic_id, slug = request.cb_kwargs["topic_id"], request.cb_kwargs["slug"]
         self._failed.add(topic_id)
         self.logger.warning("topic %s: %s failed: %s", topic_id, request.url, failure.getErrorMessage())
-        status = failure.value.response.status if isinstance(failure.value, HttpError) else 0
-        if status in (404, 410):
+        if failure_status(failure) in GONE:
             self._retry.pop(topic_id, None)
         else:
             self._retry[topic_id] = slug
-            if not _logged_by_retry(request, self.settings.getint("RETRY_TIMES")):
-                self.count("errors")
+            self.count_failure(request)
         self._save_cursor()
 
     def closed(self, reason: str) -> None:
@@ -260,9 +196,9 @@ class DiscourseSpider(SourceSpider):
         seen = self._seen.get(topic_id)
         if seen is None:
             return True
-        highest = _int(topic.get("highest_post_number"))
+        highest = as_int(topic.get("highest_post_number"))
         if highest:
-            return highest > _int(seen.get("n"))
+            return highest > as_int(seen.get("n"))
         last = str(topic.get("last_posted_at") or topic.get("bumped_at") or "")
         return bool(last) and last != seen.get("t")
 
@@ -282,7 +218,7 @@ class DiscourseSpider(SourceSpider):
             errback=self.topic_failed,
             cb_kwargs={"topic_id": topic_id, "slug": slug, "listed": listed},
             dont_filter=True,
-            meta=self._proxy,
+            meta=proxy_meta(self.options),
         )
 
     def _postings(
@@ -293,21 +229,21 @@ class DiscourseSpider(SourceSpider):
         title: str | None,
         seen: dict[str, Any],
     ) -> Iterator[PostingDraft]:
-        above = _int(seen.get("n"))
+        above = as_int(seen.get("n"))
         for post in posts:
-            number = _int(post.get("post_number"))
+            number = as_int(post.get("post_number"))
             cooked = post.get("cooked")
             # post_type 3 is a "small action" (closed, pinned...): no text of anyone's.
-            if number <= above or _int(post.get("post_type")) == 3 or not isinstance(cooked, str):
+            if number <= above or as_int(post.get("post_type")) == 3 or not isinstance(cooked, str):
                 continue
             yield PostingDraft(
                 source=self.source_name,
                 url=f"{self.base_url}/t/{slug}/{topic_id}/{number}",
                 raw=cooked.encode("utf-8"),
-                text=_html_to_text(cooked),
+                text=html_to_lines(cooked),
                 title=title,
                 author=str(post.get("username") or "") or None,
-                published=_parse_time(post.get("created_at")),
+                published=parse_iso(post.get("created_at")),
             )
 
     def _json(self, response: Response) -> dict[str, Any] | None:
@@ -320,32 +256,3 @@ class DiscourseSpider(SourceSpider):
             self.count("errors")
             return None
         return data
-
-
-def _parse_time(value: Any) -> datetime | None:
-    """Discourse's ISO 8601 timestamps (``2024-05-01T10:00:00.000Z``) as aware datetimes."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-def _logged_by_retry(request: scrapy.Request, retry_times: int) -> bool:
-    """Whether RetryMiddleware gave up on this request, which it logs as an ERROR (already counted)."""
-    limit = int(request.meta.get("max_retry_times", retry_times))
-    return int(request.meta.get("retry_times", 0)) >= limit
-
-
-def _int(value: Any) -> int:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return 0
-
-
-def _positive_int(value: Any, default: int) -> int:
-    number = _int(value)
-    return number if number > 0 else default

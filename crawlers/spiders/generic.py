@@ -23,15 +23,11 @@ from scrapy.http import HtmlResponse, Response, TextResponse, XmlResponse
 
 from core.posting import PostingDraft
 from crawlers.spiders.base import SourceSpider
-from crawlers.spiders.html_text import html_to_text, parse_datetime, proxy_meta, url_key
+from crawlers.spiders.html_text import html_to_text, one_line, parse_datetime, proxy_meta, url_key
 
 __all__ = ["GenericSpider"]
 
 MAX_SEEN = 5000
-
-
-def _line(sel: Any) -> str:
-    return " ".join(html_to_text(sel).split())
 
 
 def _without_fragment(url: str) -> str:
@@ -65,9 +61,7 @@ class GenericSpider(SourceSpider):
         self.new_cursor = {"seen": list(self.seen)}
 
     def parse_listing(self, response: Response) -> Iterator[Any]:
-        if not isinstance(response, TextResponse):
-            self.logger.error("listing is not a text page: %s", response.url)
-            self.count("errors")
+        if not self.is_text(response, "listing"):
             return
         if not (self.item_sel or self.link_sel):
             # No selector: the page itself is the posting.
@@ -122,13 +116,7 @@ class GenericSpider(SourceSpider):
                 return
             draft = self._draft(response, part[0] if part else response.selector, url, whole_page=True)
         elif isinstance(response, TextResponse):  # a raw paste served as text/plain
-            draft = PostingDraft(
-                source=self.source_name,
-                url=url,
-                raw=response.body,
-                text=response.text.strip(),
-                encoding=response.encoding,
-            )
+            draft = self.page_posting(response, url, response.text.strip())
         else:
             self.logger.info("not a text page, skipped: %s", response.url)
             self.count("skipped_binary")
@@ -147,23 +135,14 @@ class GenericSpider(SourceSpider):
             return None
         scope = response if whole_page else element
         page_title = " ".join((response.css("title::text").get() or "").split())
-        title = _line(scope.css(str(self.options["title"]))[:1]) if self.options.get("title") else ""
+        title = one_line(scope.css(str(self.options["title"]))[:1]) if self.options.get("title") else ""
         if not title and whole_page:
-            title = page_title or _line(response.css("h1")[:1])
+            title = page_title or one_line(response.css("h1")[:1])
         if not title:
-            title = _line(element.css("h1, h2, h3")[:1]) or page_title
-        author = _line(scope.css(str(self.options["author"]))[:1]) if self.options.get("author") else ""
+            title = one_line(element.css("h1, h2, h3")[:1]) or page_title
+        author = one_line(scope.css(str(self.options["author"]))[:1]) if self.options.get("author") else ""
         stamp = scope.css(str(self.options.get("date") or "time[datetime]"))[:1]
         published = None
         if stamp:
-            published = parse_datetime(stamp[0].attrib.get("datetime") or _line(stamp))
-        return PostingDraft(
-            source=self.source_name,
-            url=url,
-            raw=response.body,
-            text=text,
-            encoding=response.encoding,
-            title=title or None,
-            author=author or None,
-            published=published,
-        )
+            published = parse_datetime(stamp[0].attrib.get("datetime") or one_line(stamp))
+        return self.page_posting(response, url, text, title, author, published)

@@ -15,16 +15,16 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import scrapy
 from scrapy.http import Response
-from scrapy.spidermiddlewares.httperror import HttpError
 from twisted.python.failure import Failure
 
 from core.posting import PostingDraft
-from crawlers.spiders.base import SourceSpider
+from crawlers.spiders.base import SourceSpider, as_int, positive_int
+from crawlers.spiders.html_text import parse_iso, proxy_meta
 
 __all__ = ["MAX_FILE_BYTES", "GistsSpider", "parse_link_next"]
 
@@ -49,29 +49,12 @@ def parse_link_next(values: list[bytes] | list[str]) -> str | None:
     return None
 
 
-def parse_time(value: Any) -> datetime | None:
-    """An ISO 8601 timestamp as an aware datetime (naive ones are UTC), or None."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
 class GistsSpider(SourceSpider):
     name = "gists"
 
-    @property
-    def _proxy(self) -> dict[str, Any]:
-        """Request meta for the source's ``--proxy`` (HttpProxyMiddleware reads ``meta["proxy"]``)."""
-        proxy = self.options.get("proxy")
-        return {"proxy": str(proxy)} if proxy else {}
-
     async def start(self) -> AsyncIterator[Any]:
-        self.max_pages = _positive_int(self.options.get("max_pages"), DEFAULT_MAX_PAGES)
-        self._since = parse_time(self.cursor.get("updated_at"))
+        self.max_pages = positive_int(self.options.get("max_pages"), DEFAULT_MAX_PAGES)
+        self._since = parse_iso(self.cursor.get("updated_at"))
         self._ids_at_since = {str(i) for i in self.cursor.get("ids") or []}
         self._newest = self._since
         self._newest_raw = str(self.cursor.get("updated_at") or "")
@@ -91,7 +74,7 @@ class GistsSpider(SourceSpider):
             headers=headers,
             callback=self.parse_listing,
             cb_kwargs={"page": 1},
-            meta={**self._proxy, "handle_httpstatus_list": [304]},
+            meta={**proxy_meta(self.options), "handle_httpstatus_list": [304]},
             dont_filter=True,
         )
 
@@ -115,7 +98,7 @@ class GistsSpider(SourceSpider):
             if not isinstance(gist, dict) or not gist.get("id"):
                 continue
             gist_id = str(gist["id"])
-            updated = parse_time(gist.get("updated_at"))
+            updated = parse_iso(gist.get("updated_at"))
             if gist_id in self._queued or not self._is_new(gist_id, updated):
                 continue
             fresh += 1
@@ -133,7 +116,7 @@ class GistsSpider(SourceSpider):
                 callback=self.parse_listing,
                 cb_kwargs={"page": page + 1},
                 dont_filter=True,
-                meta=self._proxy,
+                meta=proxy_meta(self.options),
             )
 
     def parse_file(self, response: Response, entry: dict[str, Any]) -> Iterator[Any]:
@@ -146,30 +129,16 @@ class GistsSpider(SourceSpider):
             encoding=getattr(response, "encoding", None),
             title=entry.get("title") or None,
             author=entry.get("author") or None,
-            published=parse_time(entry.get("published")),
+            published=parse_iso(entry.get("published")),
         )
 
     def file_failed(self, failure: Failure) -> None:
         """Keep a file that failed for a transient reason, so the next run fetches it again."""
-        request = failure.request  # type: ignore[attr-defined]
-        entry: dict[str, Any] = request.cb_kwargs["entry"]
-        status = failure.value.response.status if isinstance(failure.value, HttpError) else 0
-        gone = status in (404, 410)
-        tries = int(entry.get("tries", 0)) + 1
-        self.logger.warning("gist file %s failed: %s", entry["url"], failure.getErrorMessage())
-        if not gone and not _logged_by_retry(request, self.settings.getint("RETRY_TIMES")):
-            self.count("errors")
-        if gone or tries >= _MAX_TRIES:
-            self._retry.pop(entry["url"], None)
-        else:
-            self._retry[entry["url"]] = {**entry, "tries": tries}
+        self.keep_for_retry(failure, self._retry, "url", "gist file", _MAX_TRIES)
         self._save_cursor()
 
     def closed(self, reason: str) -> None:
-        """A run cut short (page budget, shutdown) keeps the old cursor: what it queued but never read
-        must not count as seen; without the validators, the next run reads the listing again."""
-        if reason != "finished":
-            self.new_cursor = {**self.cursor, "etag": None}
+        self.keep_old_cursor(reason, "etag")
 
     # -- helpers -----------------------------------------------------------------------------
     def _is_new(self, gist_id: str, updated: datetime | None) -> bool:
@@ -204,7 +173,7 @@ class GistsSpider(SourceSpider):
         for key, meta in files.items():
             if not isinstance(meta, dict) or not meta.get("raw_url"):
                 continue
-            if _int(meta.get("size")) > MAX_FILE_BYTES or meta.get("truncated") is True:
+            if as_int(meta.get("size")) > MAX_FILE_BYTES or meta.get("truncated") is True:
                 self.count("skipped_large")
                 continue
             filename = str(meta.get("filename") or key)
@@ -222,24 +191,6 @@ class GistsSpider(SourceSpider):
             errback=self.file_failed,
             cb_kwargs={"entry": entry},
             # The listing's size is the uploader's word; the download limit is the crawler's.
-            meta={**self._proxy, "download_maxsize": MAX_FILE_BYTES},
+            meta={**proxy_meta(self.options), "download_maxsize": MAX_FILE_BYTES},
             dont_filter=True,
         )
-
-
-def _logged_by_retry(request: scrapy.Request, retry_times: int) -> bool:
-    """Whether RetryMiddleware gave up on this request, which it logs as an ERROR (already counted)."""
-    limit = int(request.meta.get("max_retry_times", retry_times))
-    return int(request.meta.get("retry_times", 0)) >= limit
-
-
-def _int(value: Any) -> int:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return 0
-
-
-def _positive_int(value: Any, default: int) -> int:
-    number = _int(value)
-    return number if number > 0 else default

@@ -1,9 +1,10 @@
-"""HTML to text and date parsing shared by the HTML spiders.
+"""HTML to text, date parsing and request helpers shared by the spiders.
 
 Why one helper: every HTML source must give the pipelines the same kind of text (no scripts, one line
 per block, tidy whitespace) so that fingerprints and detectors behave alike whichever forum a posting
 came from. The walk is iterative (deep nesting cannot hit Python's recursion limit) and never changes the
-tree it reads (a Scrapy selector's tree is shared with other queries).
+tree it reads (a Scrapy selector's tree is shared with other queries). `html_to_lines` is the older,
+simpler form the JSON and feed spiders (Discourse, RSS) give: one line per block, blank lines dropped.
 """
 
 from __future__ import annotations
@@ -19,7 +20,16 @@ import lxml.html
 from lxml import etree
 from parsel import Selector, SelectorList
 
-__all__ = ["html_to_text", "parse_datetime", "proxy_meta", "strip_query_params", "url_key"]
+__all__ = [
+    "html_to_lines",
+    "html_to_text",
+    "one_line",
+    "parse_datetime",
+    "parse_iso",
+    "proxy_meta",
+    "strip_query_params",
+    "url_key",
+]
 
 _SKIP = frozenset({"script", "style", "noscript", "template", "head", "title", "iframe", "object", "svg"})
 # Blocks start and end a line. ``cite`` is one too: forums use it for the "X wrote:" line of a quote.
@@ -80,6 +90,47 @@ def html_to_text(source: Any) -> str:
             _walk(root, parts)
         parts.append(_BLK)
     return _tidy("".join(parts))
+
+
+def one_line(source: Any) -> str:
+    """`html_to_text` on a single line (titles, names): all whitespace runs become one space."""
+    return " ".join(html_to_text(source).split())
+
+
+# What starts and ends a line for `html_to_lines` (``br`` too; a cell is a line of its own).
+_LINE_BLOCK = frozenset(
+    {
+        "address", "article", "aside", "blockquote", "br", "dd", "details", "div", "dl", "dt", "figcaption",
+        "figure", "footer", "h1", "h2", "h3", "h4", "h5", "h6", "header", "hr", "li", "main", "nav", "ol",
+        "p", "pre", "section", "summary", "table", "td", "th", "tr", "ul",
+    }
+)  # fmt: skip
+
+
+def html_to_lines(markup: str | bytes) -> str:
+    """Readable text of HTML (a page's body, or a fragment): no script or style, a line per block, no blank
+    lines. Unlike `html_to_text` it edits the tree it parses, so it takes markup only."""
+    if not markup or not markup.strip():
+        return ""
+    try:
+        root = lxml.html.fromstring(markup)
+    except ValueError:  # a str with an XML encoding declaration: parse the bytes
+        if not isinstance(markup, str):
+            return ""
+        try:
+            root = lxml.html.fromstring(markup.encode("utf-8"))
+        except (etree.ParserError, ValueError):
+            return ""
+    except etree.ParserError:
+        return ""
+    for bad in root.xpath("//script|//style|//noscript|//template|//head"):
+        bad.drop_tree()
+    for el in root.iter():
+        if isinstance(el.tag, str) and el.tag in _LINE_BLOCK:
+            el.text = "\n" + (el.text or "")
+            el.tail = "\n" + (el.tail or "")
+    lines = (" ".join(line.split()) for line in root.text_content().splitlines())
+    return "\n".join(line for line in lines if line)
 
 
 def _walk(root: Any, parts: list[str]) -> None:
@@ -149,6 +200,20 @@ def parse_datetime(value: Any) -> datetime | None:
     if parsed.tzinfo is None:
         return parsed.replace(tzinfo=UTC)
     return parsed.astimezone(UTC)
+
+
+def parse_iso(value: Any) -> datetime | None:
+    """An ISO 8601 string (``Z`` allowed) as an aware datetime in its own offset (naive: UTC), or None.
+
+    Stricter than `parse_datetime`: anything but a non-empty string is None, and the offset is kept.
+    """
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def strip_query_params(url: str, names: Iterable[str]) -> str:

@@ -23,11 +23,11 @@ import lxml.html
 import scrapy
 from lxml import etree
 from scrapy.http import Response
-from scrapy.spidermiddlewares.httperror import HttpError
 from twisted.python.failure import Failure
 
 from core.posting import PostingDraft
 from crawlers.spiders.base import SourceSpider
+from crawlers.spiders.html_text import html_to_lines, parse_iso, proxy_meta
 
 __all__ = ["FeedItem", "RssSpider", "parse_feed"]
 
@@ -36,44 +36,6 @@ CONTENT = "http://purl.org/rss/1.0/modules/content/"
 _MAX_GUIDS = 500
 _MAX_RETRY = 200
 _MAX_TRIES = 3
-_BLOCK = frozenset(
-    [
-        "address",
-        "article",
-        "aside",
-        "blockquote",
-        "br",
-        "dd",
-        "details",
-        "div",
-        "dl",
-        "dt",
-        "figcaption",
-        "figure",
-        "footer",
-        "h1",
-        "h2",
-        "h3",
-        "h4",
-        "h5",
-        "h6",
-        "header",
-        "hr",
-        "li",
-        "main",
-        "nav",
-        "ol",
-        "p",
-        "pre",
-        "section",
-        "summary",
-        "table",
-        "td",
-        "th",
-        "tr",
-        "ul",
-    ]
-)
 
 
 class FeedError(ValueError):
@@ -214,37 +176,12 @@ def _atom_entry(entry: Any) -> FeedItem:
     return FeedItem(
         guid=_first_text(entry, "id", ATOM) or link,
         link=link,
-        title=_html_to_text(title_html) if title_html else "",
+        title=html_to_lines(title_html) if title_html else "",
         author=_first_text(authors[0], "name", ATOM) if authors else "",
         published=_date(_first_text(entry, "published", ATOM) or _first_text(entry, "updated", ATOM)),
         content=_atom_content(contents[0]) if contents else "",
         summary=_atom_content(summaries[0]) if summaries else "",
     )
-
-
-def _html_to_text(markup: str | bytes) -> str:
-    """Readable text of HTML (a page's body, or a fragment): no script or style, a line per block."""
-    if not markup or not markup.strip():
-        return ""
-    try:
-        root = lxml.html.fromstring(markup)
-    except ValueError:  # a str with an XML encoding declaration: parse the bytes
-        if not isinstance(markup, str):
-            return ""
-        try:
-            root = lxml.html.fromstring(markup.encode("utf-8"))
-        except (etree.ParserError, ValueError):
-            return ""
-    except etree.ParserError:
-        return ""
-    for bad in root.xpath("//script|//style|//noscript|//template|//head"):
-        bad.drop_tree()
-    for el in root.iter():
-        if isinstance(el.tag, str) and el.tag in _BLOCK:
-            el.text = "\n" + (el.text or "")
-            el.tail = "\n" + (el.tail or "")
-    lines = (" ".join(line.split()) for line in root.text_content().splitlines())
-    return "\n".join(line for line in lines if line)
 
 
 def _page_title(markup: str | bytes) -> str:
@@ -258,15 +195,9 @@ def _page_title(markup: str | bytes) -> str:
 class RssSpider(SourceSpider):
     name = "rss"
 
-    @property
-    def _proxy(self) -> dict[str, Any]:
-        """Request meta for the source's ``--proxy`` (HttpProxyMiddleware reads ``meta["proxy"]``)."""
-        proxy = self.options.get("proxy")
-        return {"proxy": str(proxy)} if proxy else {}
-
     async def start(self) -> AsyncIterator[Any]:
         newest = str(self.cursor.get("newest") or "")
-        self._since = _parse_iso(newest)
+        self._since = parse_iso(newest)
         self._guids_at_since = {str(g) for g in self.cursor.get("guids") or []}
         self._newest, self._newest_guids = self._since, set(self._guids_at_since)
         self._undated = [str(g) for g in self.cursor.get("undated") or []]
@@ -285,7 +216,7 @@ class RssSpider(SourceSpider):
             self.source_url,
             headers=headers,
             callback=self.parse_feed,
-            meta={**self._proxy, "handle_httpstatus_list": [304]},
+            meta={**proxy_meta(self.options), "handle_httpstatus_list": [304]},
             dont_filter=True,
         )
 
@@ -306,7 +237,7 @@ class RssSpider(SourceSpider):
         for item in items:
             if not item.guid:
                 continue
-            published = _parse_iso(item.published)
+            published = parse_iso(item.published)
             if not self._is_new(item.guid, published, seen_undated):
                 continue
             self._advance(item.guid, published)
@@ -334,31 +265,17 @@ class RssSpider(SourceSpider):
 
     def page_failed(self, failure: Failure) -> None:
         """Keep an item whose page failed for a transient reason, so the next run fetches it again."""
-        request = failure.request  # type: ignore[attr-defined]
-        entry: dict[str, Any] = request.cb_kwargs["entry"]
-        status = failure.value.response.status if isinstance(failure.value, HttpError) else 0
-        gone = status in (404, 410)
-        tries = int(entry.get("tries", 0)) + 1
-        self.logger.warning("feed item page %s failed: %s", entry["link"], failure.getErrorMessage())
-        if not gone and not _logged_by_retry(request, self.settings.getint("RETRY_TIMES")):
-            self.count("errors")
-        if gone or tries >= _MAX_TRIES:
-            self._retry.pop(entry["link"], None)
-        else:
-            self._retry[entry["link"]] = {**entry, "tries": tries}
+        self.keep_for_retry(failure, self._retry, "link", "feed item page", _MAX_TRIES)
         self._save_cursor()
 
     def closed(self, reason: str) -> None:
-        """A run cut short (page budget, shutdown) keeps the old cursor: what it queued but never read
-        must not count as seen; without the validators, the next run reads the listing again."""
-        if reason != "finished":
-            self.new_cursor = {**self.cursor, "etag": None, "last_modified": None}
+        self.keep_old_cursor(reason, "etag", "last_modified")
 
     # -- helpers -----------------------------------------------------------------------------
     def _posting(
         self, entry: dict[str, Any], url: str, raw: bytes, markup: str | bytes, page: bool = False
     ) -> PostingDraft:
-        text = _html_to_text(markup) if markup else ""
+        text = html_to_lines(markup) if markup else ""
         if not text and not page:
             text = " ".join(str(entry.get("title") or "").split())
         return PostingDraft(
@@ -368,7 +285,7 @@ class RssSpider(SourceSpider):
             text=text,
             title=str(entry.get("title") or "") or None,
             author=str(entry.get("author") or "") or None,
-            published=_parse_iso(str(entry.get("published") or "")),
+            published=parse_iso(str(entry.get("published") or "")),
         )
 
     def _page_request(self, entry: dict[str, Any]) -> scrapy.Request:
@@ -378,7 +295,7 @@ class RssSpider(SourceSpider):
             errback=self.page_failed,
             cb_kwargs={"entry": entry},
             dont_filter=True,
-            meta=self._proxy,
+            meta=proxy_meta(self.options),
         )
 
     def _is_new(self, guid: str, published: datetime | None, seen_undated: set[str]) -> bool:
@@ -401,19 +318,3 @@ class RssSpider(SourceSpider):
         self.new_cursor["guids"] = sorted(self._newest_guids)[:_MAX_GUIDS]
         self.new_cursor["undated"] = self._undated
         self.new_cursor["retry"] = list(self._retry.values())[:_MAX_RETRY]
-
-
-def _logged_by_retry(request: scrapy.Request, retry_times: int) -> bool:
-    """Whether RetryMiddleware gave up on this request, which it logs as an ERROR (already counted)."""
-    limit = int(request.meta.get("max_retry_times", retry_times))
-    return int(request.meta.get("retry_times", 0)) >= limit
-
-
-def _parse_iso(value: str) -> datetime | None:
-    if not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

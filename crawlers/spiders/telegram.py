@@ -21,7 +21,7 @@ from scrapy.http import Response, TextResponse
 
 from core.posting import PostingDraft
 from crawlers.spiders.base import SourceSpider
-from crawlers.spiders.html_text import html_to_text, parse_datetime, proxy_meta
+from crawlers.spiders.html_text import html_to_text, one_line, parse_datetime, proxy_meta
 
 __all__ = ["TelegramSpider", "preview_url"]
 
@@ -68,9 +68,7 @@ class TelegramSpider(SourceSpider):
         )
 
     def parse_page(self, response: Response, page: int) -> Iterator[Any]:
-        if not isinstance(response, TextResponse):
-            self.logger.error("channel page is not a text page: %s", response.url)
-            self.count("errors")
+        if not self.is_text(response, "channel page"):
             return
         channel_name = " ".join(
             (response.css('meta[property="og:title"]::attr(content)').get() or "").split()
@@ -132,16 +130,14 @@ class TelegramSpider(SourceSpider):
             )
         if not text:
             return None
-        owner = " ".join(html_to_text(message.css(".tgme_widget_message_owner_name")[:1]).split())
-        signed = " ".join(html_to_text(message.css(".tgme_widget_message_from_author")[:1]).split())
+        owner = one_line(message.css(".tgme_widget_message_owner_name")[:1])
+        signed = one_line(message.css(".tgme_widget_message_from_author")[:1])
         published = parse_datetime(message.css(".tgme_widget_message_date time::attr(datetime)").get())
-        return PostingDraft(
-            source=self.source_name,
-            url=response.urljoin("/" + data_post),
-            raw=response.body,
-            text=text,
-            encoding=response.encoding,
-            title=channel_name or owner or None,
-            author=owner or signed or None,
-            published=published,
+        return self.page_posting(
+            response,
+            response.urljoin("/" + data_post),
+            text,
+            channel_name or owner,
+            owner or signed,
+            published,
         )

@@ -8,28 +8,25 @@ so the link is the one XenForo marks ``data-tp-primary`` (or the cell's last lin
 
 Cursor: ``{"threads": {KEY: {"sig": "<replies>|<latest post link>|<latest time>", "last": URL, "at": T}}}``
 where KEY is ``thread-<id>``, ``last`` the last thread page read, ``at`` the run time (newest 5000 kept).
+The listing/thread walk itself is `ForumListingSpider`'s; this module says where XenForo puts things.
 """
 
 from __future__ import annotations
 
 import re
-import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-import scrapy
 from parsel import Selector
-from scrapy.http import Response, TextResponse
-from twisted.python.failure import Failure
+from scrapy.http import TextResponse
 
 from core.posting import PostingDraft
-from crawlers.spiders.base import SourceSpider
-from crawlers.spiders.html_text import html_to_text, parse_datetime, proxy_meta
+from crawlers.spiders.forum_base import ForumListingSpider
+from crawlers.spiders.html_text import html_to_text, parse_datetime
 
 __all__ = ["XenforoSpider", "thread_key"]
 
-MAX_THREADS = 5000
 _THREAD_ID = re.compile(r"/threads/(?:[^/]*\.)?(\d+)(?:/|$)")
 _PAGE_SUFFIX = re.compile(r"/(?:page-\d+|unread|latest|post-\d+)/?$")
 _POST_ID = re.compile(r"(\d+)$")
@@ -47,68 +44,36 @@ def thread_key(url: str) -> str:
     return f"thread-{match.group(1)}" if match else _PAGE_SUFFIX.sub("/", canonical(url))
 
 
-def _line(sel: Any) -> str:
-    return " ".join(html_to_text(sel).split())
-
-
-class XenforoSpider(SourceSpider):
+class XenforoSpider(ForumListingSpider):
     name = "xenforo"
+    cursor_key = "threads"
+    noun = "thread"
 
     def __init__(self, source_url: str = "", **kwargs: Any) -> None:
         super().__init__(source_url=source_url, **kwargs)
-        start = source_url or self.source_url
-        parts = urlsplit(start)
+        parts = urlsplit(self.start_url)
         if parts.path and not parts.path.endswith("/") and not parts.query and "/forums/" in parts.path:
-            start = urlunsplit((parts.scheme, parts.netloc, parts.path + "/", "", ""))
-        self.start_url = start
-        previous = self.cursor.get("threads")
-        self.known: dict[str, dict[str, Any]] = dict(previous) if isinstance(previous, dict) else {}
-        self.run_at = int(time.time())
-        self.new_cursor = {"threads": dict(self.known)}
+            self.start_url = urlunsplit((parts.scheme, parts.netloc, parts.path + "/", "", ""))
 
-    async def start(self) -> AsyncIterator[Any]:
-        yield scrapy.Request(self.start_url, callback=self.parse_listing, meta=proxy_meta(self.options))
+    def canonical_url(self, url: str) -> str:
+        return canonical(url)
 
-    def parse_listing(self, response: Response) -> Iterator[Any]:
-        if not isinstance(response, TextResponse):
-            self.logger.error("listing is not a text page: %s", response.url)
-            self.count("errors")
-            return
-        changed = 0
+    def topic_key(self, url: str) -> str:
+        return thread_key(url)
+
+    def listing_links(self, response: TextResponse) -> Iterator[tuple[str, Any, Selector | None]]:
         for cell in response.css(".structItem-title"):
             link = cell.css("a[data-tp-primary]") or cell.css("a[href]")[-1:]
             href = link.attrib.get("href") if link else None
             if not href:
                 continue
-            url = canonical(response.urljoin(href))
-            key = thread_key(url)
             row = cell.xpath(
                 "ancestor::*[contains(concat(' ', normalize-space(@class), ' '), ' structItem ')][1]"
             )
-            sig = self._signature(row[0] if row else None, response)
-            before = self.known.get(key)
-            if before and sig and before.get("sig") == sig:
-                continue
-            changed += 1
-            resume = str(before["last"]) if before and before.get("last") else url
-            yield response.follow(
-                resume,
-                callback=self.parse_thread,
-                errback=self.resume_failed,
-                cb_kwargs={"key": key, "sig": sig, "title": _line(link)},
-                meta={**proxy_meta(self.options), "thread_url": url},
-            )
-        if self.known and not changed:
-            self.logger.info("nothing changed on %s: older listing pages are not read", response.url)
-            return
-        nxt = response.css("a.pageNav-jump--next::attr(href)").get()
-        if nxt:
-            yield response.follow(nxt, callback=self.parse_listing, meta=proxy_meta(self.options))
+            yield href, link, row[0] if row else None
 
-    def _signature(self, row: Selector | None, response: TextResponse) -> str:
-        """What changes when someone replies: the reply count, the latest post's link and time."""
-        if row is None:
-            return ""
+    def row_activity(self, row: Selector) -> tuple[str, str, str]:
+        """The reply count, the latest post's link and time."""
         meta = row.css(".structItem-cell--meta")
         replies = (
             meta.css("dl:first-of-type dd::text").get() or meta.attrib.get("data-replies") or ""
@@ -116,21 +81,17 @@ class XenforoSpider(SourceSpider):
         latest = row.css(".structItem-cell--latest")
         link = latest.css("a::attr(href)").get() or ""
         when = latest.css("time::attr(datetime)").get() or latest.css("time::attr(data-time)").get() or ""
-        if link:
-            link = canonical(response.urljoin(link))
-        sig = f"{replies}|{link}|{when}"
-        return "" if sig == "||" else sig
+        return replies, link, when
 
-    def parse_thread(self, response: Response, key: str, sig: str, title: str) -> Iterator[Any]:
-        if not isinstance(response, TextResponse):
-            self.logger.error("thread is not a text page: %s", response.url)
-            self.count("errors")
-            return
-        page_url = canonical(response.url)
+    def next_href(self, response: TextResponse) -> str | None:
+        return response.css("a.pageNav-jump--next::attr(href)").get()
+
+    def topic_title(self, response: TextResponse) -> str:
         heading = response.css("h1.p-title-value")
         # The heading's own text: prefix labels are elements of their own.
-        thread_title = " ".join(" ".join(heading.xpath("./text()").getall()).split()) if heading else ""
-        thread_title = thread_title or title or (response.css("title::text").get() or "").strip()
+        return " ".join(" ".join(heading.xpath("./text()").getall()).split()) if heading else ""
+
+    def posts(self, response: TextResponse, page_url: str, title: str) -> Iterator[PostingDraft]:
         for message in response.css("article.message"):
             ident = message.attrib.get("data-content") or message.attrib.get("id") or ""
             match = _POST_ID.search(ident)
@@ -151,47 +112,9 @@ class XenforoSpider(SourceSpider):
                 published = parse_datetime(stamp[0].attrib.get("datetime")) or parse_datetime(
                     stamp[0].attrib.get("data-time")
                 )
-            yield PostingDraft(
-                source=self.source_name,
-                url=f"{page_url}#post-{match.group(1)}",
-                raw=response.body,
-                text=text,
-                encoding=response.encoding,
-                title=thread_title or None,
-                author=author or None,
-                published=published,
+            yield self.page_posting(
+                response, f"{page_url}#post-{match.group(1)}", text, title, author, published
             )
-        nxt = response.css("a.pageNav-jump--next::attr(href)").get()
-        if nxt:
-            yield response.follow(
-                canonical(response.urljoin(nxt)),
-                callback=self.parse_thread,
-                cb_kwargs={"key": key, "sig": sig, "title": thread_title},
-                meta=proxy_meta(self.options),
-            )
-            return
-        # Read to its end: only now is the thread recorded, so a failed run reads it again.
-        self._remember(key, {"sig": sig, "last": page_url, "at": self.run_at})
 
-    def resume_failed(self, failure: Failure) -> Iterator[Any]:
-        """The page a thread was left at is gone (posts deleted or moved): read the thread from its start."""
-        request = getattr(failure, "request", None)
-        first = request.meta.get("thread_url") if request is not None else None
-        if request is None or not first or canonical(request.url) == first:
-            self.logger.warning("thread page failed: %s", failure.getErrorMessage())
-            return
-        yield scrapy.Request(
-            first,
-            callback=self.parse_thread,
-            cb_kwargs=dict(request.cb_kwargs),
-            meta=proxy_meta(self.options),
-            dont_filter=True,
-        )
-
-    def _remember(self, key: str, entry: dict[str, Any]) -> None:
-        threads: dict[str, Any] = self.new_cursor.setdefault("threads", {})
-        threads.pop(key, None)
-        threads[key] = entry
-        if len(threads) > MAX_THREADS:
-            newest = sorted(threads.items(), key=lambda kv: int(kv[1].get("at", 0) or 0))[-MAX_THREADS:]
-            self.new_cursor["threads"] = dict(newest)
+    #: The thread page callback, under the name this spider always had.
+    parse_thread = ForumListingSpider.parse_item

@@ -11,8 +11,6 @@ exactly which records must be found:
 
 from __future__ import annotations
 
-from types import TracebackType
-
 from leaksentinel.sim.company import (
     DemoCompany,
     DemoRecord,
@@ -23,6 +21,7 @@ from leaksentinel.sim.company import (
 from leaksentinel.sim.pastebin import ITEM_NOT_FOUND, ITEM_NOT_READY, NOT_WHITELISTED, PastebinSite
 from leaksentinel.sim.postings import SimPaste, make_pastes
 from leaksentinel.sim.receiver import Received, WebhookReceiver
+from leaksentinel.sim.server import LoopbackHandler, LoopbackServer, Served
 
 __all__ = [
     "ITEM_NOT_FOUND",
@@ -30,8 +29,11 @@ __all__ = [
     "NOT_WHITELISTED",
     "DemoCompany",
     "DemoRecord",
+    "LoopbackHandler",
+    "LoopbackServer",
     "PastebinSite",
     "Received",
+    "Served",
     "SimPaste",
     "Underground",
     "WebhookReceiver",
@@ -42,7 +44,7 @@ __all__ = [
 ]
 
 
-class Underground:
+class Underground(Served):
     """The demo company and its paste site, built from one seed; `start()` serves the site."""
 
     def __init__(
@@ -75,12 +77,3 @@ class Underground:
     def expected_leaked_keys(self) -> set[str]:
         """Record keys of every company record that appears in some paste."""
         return {k for p in self.pastes for k in p.leaked_keys}
-
-    def __enter__(self) -> Underground:
-        self.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()

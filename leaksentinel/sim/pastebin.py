@@ -1,7 +1,7 @@
 """A loopback paste site speaking Pastebin's scraping API, for the demo and the crawler tests.
 
-Standard library only (ThreadingHTTPServer in a daemon thread): it starts in milliseconds,
-needs no event loop and so can run beside Scrapy's Twisted reactor or inside a pytest test.
+Standard library only (a `LoopbackServer`: ThreadingHTTPServer in a daemon thread): it starts in
+milliseconds, needs no event loop and so can run beside Scrapy's Twisted reactor or inside a pytest test.
 
 Endpoints, as the real API answers them (errors are plain text with HTTP 200):
   GET /api_scraping.php?limit=N[&lang=X]  JSON list, newest first (limit default 50, max 250)
@@ -17,13 +17,10 @@ from __future__ import annotations
 
 import html
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
-from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from leaksentinel.sim.postings import SimPaste
+from leaksentinel.sim.server import LoopbackHandler, LoopbackServer
 
 __all__ = [
     "ITEM_NOT_FOUND",
@@ -44,35 +41,7 @@ DEFAULT_LIMIT = 50
 MAX_LIMIT = 250
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    site: PastebinSite
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-    server_version = "SimPastebin/1.0"
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Silenced: tests and the demo print their own output."""
-
-    def do_GET(self) -> None:
-        self.server.site._dispatch(self)
-
-    def send_body(
-        self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None
-    ) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(body)
-
-
-class PastebinSite:
+class PastebinSite(LoopbackServer):
     """The simulated Pastebin; thread-safe so tests can publish pastes while a crawl runs.
 
     Knobs for the unhappy paths a crawler must survive: `not_ready` (keys answered with the
@@ -80,77 +49,33 @@ class PastebinSite:
     `fail_next(n, status)` (the next n requests answer an HTTP error, 429 with Retry-After).
     """
 
+    server_version = "SimPastebin/1.0"
+    thread_name = "sim-pastebin"
+
     def __init__(self, pastes: list[SimPaste], host: str = "127.0.0.1", port: int = 0) -> None:
-        self.host = host
-        self.port = port
-        self.requests: list[str] = []
+        super().__init__(host, port)
         self.not_ready: set[str] = set()
         self.whitelisted = True
         self._pastes: dict[str, SimPaste] = {}
-        self._lock = threading.Lock()
         self._fail: list[int] = []
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
         for p in pastes:
             self._pastes[p.key] = p
-
-    # -- lifecycle -------------------------------------------------------------------------
-    def start(self) -> str:
-        """Bind and serve in a daemon thread; returns the base URL."""
-        if self._server is not None:
-            return self.base_url
-        server = _Server((self.host, self.port), _Handler)
-        server.site = self
-        self._server = server
-        self.port = server.server_address[1]
-        self._thread = threading.Thread(
-            target=server.serve_forever, args=(0.05,), name="sim-pastebin", daemon=True
-        )
-        self._thread.start()
-        return self.base_url
-
-    def stop(self) -> None:
-        """Stop serving and release the port; safe to call twice."""
-        server, self._server = self._server, None
-        if server is None:
-            return
-        server.shutdown()
-        server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> PastebinSite:
-        self.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
-
-    @property
-    def base_url(self) -> str:
-        """`http://host:port` once started (what `source add --kind pastebin --url` takes)."""
-        if self._server is None:
-            raise RuntimeError("PastebinSite is not started")
-        return f"http://{self.host}:{self.port}"
 
     # -- content ---------------------------------------------------------------------------
     @property
     def pastes(self) -> list[SimPaste]:
         """A snapshot of the published pastes, oldest first."""
-        with self._lock:
+        with self.lock:
             return sorted(self._pastes.values(), key=lambda p: p.date)
 
     def add(self, paste: SimPaste) -> None:
         """Publish a paste (or replace one with the same key) while running."""
-        with self._lock:
+        with self.lock:
             self._pastes[paste.key] = paste
 
     def fail_next(self, n: int, status: int = 429) -> None:
         """Answer the next `n` requests with `status` (a 429 carries `Retry-After: 1`)."""
-        with self._lock:
+        with self.lock:
             self._fail.extend([status] * n)
 
     def metadata(self, paste: SimPaste) -> dict[str, str]:
@@ -169,9 +94,9 @@ class PastebinSite:
         }
 
     # -- HTTP ------------------------------------------------------------------------------
-    def _dispatch(self, req: _Handler) -> None:
-        with self._lock:
-            self.requests.append(req.path)
+    def handle_get(self, req: LoopbackHandler) -> None:
+        with self.lock:
+            self.log_request(req.path)
             failure = self._fail.pop(0) if self._fail else None
         if failure is not None:
             headers = {"Retry-After": "1"} if failure == 429 else {}
@@ -198,38 +123,38 @@ class PastebinSite:
         else:
             self._page(req, path.lstrip("/"))
 
-    def _listing(self, req: _Handler, query: dict[str, str]) -> None:
+    def _listing(self, req: LoopbackHandler, query: dict[str, str]) -> None:
         try:
             limit = int(query.get("limit", DEFAULT_LIMIT))
         except ValueError:
             limit = DEFAULT_LIMIT
         limit = max(1, min(limit, MAX_LIMIT))
         lang = query.get("lang")
-        with self._lock:
+        with self.lock:
             ordered = sorted(self._pastes.values(), key=lambda p: p.date, reverse=True)
         if lang:
             ordered = [p for p in ordered if p.syntax == lang]
         self._json(req, [self.metadata(p) for p in ordered[:limit]])
 
     def _lookup(self, key: str) -> SimPaste | None:
-        with self._lock:
+        with self.lock:
             return self._pastes.get(key)
 
-    def _item(self, req: _Handler, key: str) -> None:
+    def _item(self, req: LoopbackHandler, key: str) -> None:
         if key in self.not_ready:
             self._text(req, ITEM_NOT_READY)
             return
         paste = self._lookup(key)
         self._text(req, paste.text if paste is not None else ITEM_NOT_FOUND)
 
-    def _meta(self, req: _Handler, key: str) -> None:
+    def _meta(self, req: LoopbackHandler, key: str) -> None:
         paste = self._lookup(key)
         if paste is None:
             self._text(req, ITEM_NOT_FOUND)
         else:
             self._json(req, [self.metadata(paste)])
 
-    def _page(self, req: _Handler, key: str) -> None:
+    def _page(self, req: LoopbackHandler, key: str) -> None:
         paste = self._lookup(key)
         if paste is None:
             self._html(req, 404, "Not Found (#404)", "<p>This page is no longer available.</p>")
@@ -242,17 +167,17 @@ class PastebinSite:
         self._html(req, 200, f"{paste.title or 'Untitled'} - Pastebin.com", body)
 
     @staticmethod
-    def _text(req: _Handler, text: str) -> None:
+    def _text(req: LoopbackHandler, text: str) -> None:
         req.send_body(200, text.encode("utf-8"), "text/plain; charset=utf-8")
 
     @staticmethod
-    def _json(req: _Handler, data: object) -> None:
+    def _json(req: LoopbackHandler, data: object) -> None:
         req.send_body(
             200, json.dumps(data, ensure_ascii=False).encode("utf-8"), "application/json; charset=utf-8"
         )
 
     @staticmethod
-    def _html(req: _Handler, status: int, title: str, body: str) -> None:
+    def _html(req: LoopbackHandler, status: int, title: str, body: str) -> None:
         page = (
             '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
             f"<title>{html.escape(title)}</title></head>\n<body>{body}</body></html>\n"

@@ -22,7 +22,28 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, ClassVar, Self
 
-__all__ = ["LoopbackHandler", "LoopbackServer"]
+__all__ = ["LoopbackHandler", "LoopbackServer", "Served"]
+
+
+class Served:
+    """Something with `start` and `stop` (a server, or a world of them), and so a context manager."""
+
+    def start(self) -> str:
+        """Start serving; returns the base URL."""
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        """Stop serving; safe to call twice."""
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
 
 
 class _HTTPServer(ThreadingHTTPServer):
@@ -65,7 +86,7 @@ class LoopbackHandler(BaseHTTPRequestHandler):
         self.send_error(HTTPStatus.NOT_IMPLEMENTED, f"Unsupported method ({self.command!r})")
 
 
-class LoopbackServer:
+class LoopbackServer(Served):
     """A threaded HTTP server on `host`:`port` (0: a free port), served from a daemon thread.
 
     Subclasses override `handle_get` (and `handle_post` where they take POSTs); `log_request` records
@@ -113,15 +134,6 @@ class LoopbackServer:
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
     @property
     def base_url(self) -> str:

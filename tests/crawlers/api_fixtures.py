@@ -1,9 +1,9 @@
 """Loopback servers speaking the real formats of GitHub's gists API, Discourse's JSON API, RSS and Atom.
 
-Standard library only (ThreadingHTTPServer in a daemon thread, port 0), so a crawl in a child process
-can read them. Every server logs request paths in ``requests`` (and their headers in ``headers``),
-answers ``/robots.txt`` with 404 (allow all), as a site without one does, and answers the paths in
-``fail`` with the status given there.
+Standard library only (a `LoopbackServer`: ThreadingHTTPServer in a daemon thread, port 0), so a crawl in a
+child process can read them. Every server logs request paths in ``requests`` (and their headers in
+``headers``), answers ``/robots.txt`` with 404 (allow all), as a site without one does, and answers the
+paths in ``fail`` with the status given there.
 
     with GistsApi() as api:
         add_source(db, "g", "gists", api.base_url)
@@ -13,15 +13,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from leaksentinel.sim.server import LoopbackHandler, LoopbackServer
 
 __all__ = [
     "DiscourseForum",
@@ -56,76 +55,33 @@ def _etag(body: bytes) -> str:
     return f'W/"{hashlib.sha256(body).hexdigest()[:32]}"'
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    fixture: FixtureServer
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Silenced: the tests assert on ``requests`` instead."""
-
-    def do_GET(self) -> None:
-        reply = self.server.fixture._handle(self.path, {k.lower(): v for k, v in self.headers.items()})
-        self.send_response(reply.status)
-        if reply.status != 304:
-            self.send_header("Content-Type", reply.content_type)
-            self.send_header("Content-Length", str(len(reply.body)))
-        for name, value in reply.headers.items():
-            self.send_header(name, value)
-        self.end_headers()
-        if reply.status != 304:
-            self.wfile.write(reply.body)
-
-
-class FixtureServer:
+class FixtureServer(LoopbackServer):
     """The shared lifecycle and request log; subclasses answer ``route(path, query, headers)``."""
 
     def __init__(self) -> None:
-        self.requests: list[str] = []
+        super().__init__()
         self.headers: list[tuple[str, dict[str, str]]] = []
         #: path → HTTP status answered instead of the real page, until removed
         self.fail: dict[str, int] = {}
-        self.lock = threading.RLock()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
-        self.port = 0
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        """Known before the server is started too (port 0 until then): unit tests build feeds from it."""
+        return f"http://{self.host}:{self.port}"
 
-    def start(self) -> str:
-        server = _Server(("127.0.0.1", 0), _Handler)
-        server.fixture = self
-        self._server, self.port = server, server.server_address[1]
-        self._thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-        self._thread.start()
-        return self.base_url
-
-    def stop(self) -> None:
-        server, self._server = self._server, None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> FixtureServer:
-        self.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
+    def handle_get(self, request: LoopbackHandler) -> None:
+        reply = self._handle(request.path, {k.lower(): v for k, v in request.headers.items()})
+        if reply.status != 304:
+            request.send_body(reply.status, reply.body, reply.content_type, reply.headers)
+            return
+        request.send_response(reply.status)
+        for name, value in reply.headers.items():
+            request.send_header(name, value)
+        request.end_headers()
 
     def _handle(self, raw_path: str, headers: dict[str, str]) -> Reply:
         with self.lock:
-            self.requests.append(raw_path)
+            self.log_request(raw_path)
             self.headers.append((raw_path, headers))
             parts = urlsplit(raw_path)
             if parts.path == "/robots.txt":

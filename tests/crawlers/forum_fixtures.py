@@ -2,8 +2,8 @@
 (t.me/s/), and a plain site for the generic spider.
 
 Each serves pages in the platform's real markup (class names, attributes, pagination links, session ids in
-phpBB links), from the standard library in a daemon thread on port 0, and logs every request path so a test
-can tell which pages a crawl fetched. ``/robots.txt`` answers 404, as many forums do.
+phpBB links), from a `LoopbackServer` (standard library, daemon thread, port 0), and logs every request path
+so a test can tell which pages a crawl fetched. ``/robots.txt`` answers 404, as many forums do.
 
     with PhpbbSite() as site:
         add_source(db, "board", "phpbb", site.forum_url)
@@ -14,13 +14,11 @@ from __future__ import annotations
 
 import html
 import secrets
-import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
-from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
+
+from leaksentinel.sim.server import LoopbackHandler, LoopbackServer
 
 __all__ = [
     "CN_ID",
@@ -57,64 +55,23 @@ class Page:
     content_type: str = "text/html; charset=UTF-8"
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    site: FixtureSite
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-    server_version = "FixtureForum/1.0"
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Silenced."""
-
-    def do_GET(self) -> None:
-        page = self.server.site.dispatch(self.path)
-        self.send_response(page.status)
-        self.send_header("Content-Type", page.content_type)
-        self.send_header("Content-Length", str(len(page.body)))
-        self.end_headers()
-        self.wfile.write(page.body)
-
-
-class FixtureSite:
+class FixtureSite(LoopbackServer):
     """A loopback HTTP site; subclasses answer ``route(path, query)``."""
 
-    def __init__(self) -> None:
-        self.requests: list[str] = []
-        self.lock = threading.RLock()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
-        self.port = 0
-
-    def __enter__(self) -> Self:
-        server = _Server(("127.0.0.1", 0), _Handler)
-        server.site = self
-        self._server = server
-        self.port = server.server_address[1]
-        self._thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        server, self._server = self._server, None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+    server_version = "FixtureForum/1.0"
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        """Known before the site is started too (port 0 until then): unit tests build pages from it."""
+        return f"http://{self.host}:{self.port}"
+
+    def handle_get(self, request: LoopbackHandler) -> None:
+        page = self.dispatch(request.path)
+        request.send_body(page.status, page.body, page.content_type)
 
     def dispatch(self, raw_path: str) -> Page:
         with self.lock:
-            self.requests.append(raw_path)
+            self.log_request(raw_path)
             parts = urlsplit(raw_path)
             if parts.path == "/robots.txt":
                 return Page(404, b"Not Found", "text/plain; charset=UTF-8")

@@ -16,9 +16,21 @@ from typing import Any
 
 from core.errors import BadInput
 
-__all__ = ["Settings", "default_home", "load_settings", "settings_env"]
+__all__ = ["CHROMIUM_ARGS", "Settings", "default_home", "load_settings", "settings_env"]
 
 ENV_PREFIX = "LEAKSENTINEL_"
+
+#: Flags for the system Chromium on a closed network: no sandbox needs (root in CI), no GPU, and none of
+#: the background connections that a machine without internet refuses by the dozen.
+CHROMIUM_ARGS = (
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+)
 
 
 def default_home() -> Path:

@@ -19,7 +19,7 @@ from scrapy.spiderloader import SpiderLoader
 
 from core.db import open_database
 from core.models import Source
-from core.settings import Settings, load_settings
+from core.settings import CHROMIUM_ARGS, Settings, load_settings
 
 __all__ = ["main", "scrapy_settings_for"]
 
@@ -63,15 +63,7 @@ def apply_render_settings(s: ScrapySettings, settings: Settings) -> None:
         {
             "executable_path": settings.chromium_path,
             "headless": True,
-            "args": [
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-            ],
+            "args": list(CHROMIUM_ARGS),
         },
         priority="cmdline",
     )

@@ -23,16 +23,13 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
-
 from alerting.channels.base import DeliveryResult
-from alerting.channels.webhook import _classify, _read_capped
-from core.netguard import UnsafeTarget, check_url, guarded_transport
+from alerting.channels.webhook import post_json
+from core.netguard import check_url
 
 __all__ = ["SlackChannel", "defang", "render_message"]
 
@@ -214,32 +211,15 @@ class SlackChannel:
             "User-Agent": self.user_agent,
             "X-Leaksentinel-Event-Id": event_id,
         }
-        deadline = time.monotonic() + self.timeout_s
-        try:
-            with (
-                httpx.Client(
-                    transport=guarded_transport(self.allow_private),
-                    timeout=self.timeout_s,
-                    follow_redirects=False,
-                    trust_env=False,
-                ) as client,
-                client.stream(
-                    "POST", self.url, content=body.encode("utf-8", "replace"), headers=headers
-                ) as response,
-            ):
-                snippet = _read_capped(response, deadline)
-                status = response.status_code
-        except UnsafeTarget as exc:
-            return DeliveryResult.failure(self._scrub(str(exc)), retryable=False)
-        except httpx.TimeoutException as exc:
-            return DeliveryResult.failure(f"timed out: {type(exc).__name__}", retryable=True)
-        except httpx.TransportError as exc:
-            return DeliveryResult.failure(self._scrub(f"{type(exc).__name__}: {exc}"), retryable=True)
-        except httpx.HTTPError as exc:
-            return DeliveryResult.failure(self._scrub(f"{type(exc).__name__}: {exc}"), retryable=False)
-        result = _classify(status, snippet)
+        result = post_json(
+            self.url,
+            body.encode("utf-8", "replace"),
+            headers,
+            timeout_s=self.timeout_s,
+            allow_private=self.allow_private,
+        )
         if result.error:
             return DeliveryResult.failure(
-                self._scrub(result.error), retryable=result.retryable, status=status
+                self._scrub(result.error), retryable=result.retryable, status=result.status
             )
         return result

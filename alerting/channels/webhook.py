@@ -65,28 +65,36 @@ class WebhookChannel:
             "X-Leaksentinel-Event-Id": event_id,
             "X-Leaksentinel-Signature": sign(self.secret, body),
         }
-        deadline = time.monotonic() + self.timeout_s
-        try:
-            with (
-                httpx.Client(
-                    transport=guarded_transport(self.allow_private),
-                    timeout=self.timeout_s,
-                    follow_redirects=False,
-                    trust_env=False,
-                ) as client,
-                client.stream("POST", self.url, content=body, headers=headers) as response,
-            ):
-                snippet = _read_capped(response, deadline)
-                status = response.status_code
-        except UnsafeTarget as exc:
-            return DeliveryResult.failure(str(exc), retryable=False)
-        except httpx.TimeoutException as exc:
-            return DeliveryResult.failure(f"timed out: {type(exc).__name__}", retryable=True)
-        except httpx.TransportError as exc:
-            return DeliveryResult.failure(f"{type(exc).__name__}: {exc}", retryable=True)
-        except httpx.HTTPError as exc:
-            return DeliveryResult.failure(f"{type(exc).__name__}: {exc}", retryable=False)
-        return _classify(status, snippet)
+        return post_json(self.url, body, headers, timeout_s=self.timeout_s, allow_private=self.allow_private)
+
+
+def post_json(
+    url: str, body: bytes, headers: Mapping[str, str], *, timeout_s: float, allow_private: bool
+) -> DeliveryResult:
+    """One POST through the SSRF guard, no redirects, the answer read capped; never raises for a network
+    or receiver problem (shared by the webhook and chat channels)."""
+    deadline = time.monotonic() + timeout_s
+    try:
+        with (
+            httpx.Client(
+                transport=guarded_transport(allow_private),
+                timeout=timeout_s,
+                follow_redirects=False,
+                trust_env=False,
+            ) as client,
+            client.stream("POST", url, content=body, headers=dict(headers)) as response,
+        ):
+            snippet = _read_capped(response, deadline)
+            status = response.status_code
+    except UnsafeTarget as exc:
+        return DeliveryResult.failure(str(exc), retryable=False)
+    except httpx.TimeoutException as exc:
+        return DeliveryResult.failure(f"timed out: {type(exc).__name__}", retryable=True)
+    except httpx.TransportError as exc:
+        return DeliveryResult.failure(f"{type(exc).__name__}: {exc}", retryable=True)
+    except httpx.HTTPError as exc:
+        return DeliveryResult.failure(f"{type(exc).__name__}: {exc}", retryable=False)
+    return _classify(status, snippet)
 
 
 def _read_capped(response: httpx.Response, deadline: float) -> bytes:

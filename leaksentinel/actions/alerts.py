@@ -32,17 +32,23 @@ def list_alerts(
         return [alert_to_dict(sess, a) for a in sess.scalars(query)]
 
 
+def _alert(sess: Session, alert_id: str, tenant_id: int | None) -> Alert:
+    """The alert by id; another tenant's alert is as unknown as a missing one."""
+    if not str(alert_id).isdigit() or len(str(alert_id)) > 18:
+        raise BadInput(f"alert id must be a number, got {alert_id!r}")
+    alert = sess.get(Alert, int(alert_id))
+    if alert is None or (tenant_id is not None and alert.tenant_id != tenant_id):
+        raise NotFound(f"unknown alert: {alert_id}")
+    return alert
+
+
 def set_alert_status(
     db: Database, alert_id: str, status: str, *, tenant_id: int | None = None, actor: str = "cli"
 ) -> dict[str, Any]:
     if status not in ALERT_STATUSES:
         raise BadInput(f"unknown status {status!r}")
-    if not str(alert_id).isdigit():
-        raise BadInput(f"alert id must be a number, got {alert_id!r}")
     with db.session() as sess:
-        alert = sess.get(Alert, int(alert_id))
-        if alert is None or (tenant_id is not None and alert.tenant_id != tenant_id):
-            raise NotFound(f"unknown alert: {alert_id}")
+        alert = _alert(sess, alert_id, tenant_id)
         before = alert.status
         alert.status = status
         if status == "false_positive":
@@ -80,15 +86,10 @@ def export_alert(
     """An alert as a STIX 2.1 bundle or a MISP event (no full value: built from the whitelisted event)."""
     if fmt not in ("stix", "misp"):
         raise BadInput(f"unknown export format {fmt!r}: stix or misp")
-    if not str(alert_id).isdigit():
-        raise BadInput(f"alert id must be a number, got {alert_id!r}")
     from alerting.exports import alert_to_misp, alert_to_stix  # stix2 is slow to import
 
     with db.session() as sess:
-        alert = sess.get(Alert, int(alert_id))
-        if alert is None or (tenant_id is not None and alert.tenant_id != tenant_id):
-            raise NotFound(f"unknown alert: {alert_id}")
-        view = alert_to_dict(sess, alert, with_findings=True)
+        view = alert_to_dict(sess, _alert(sess, alert_id, tenant_id), with_findings=True)
     console = f"{settings.public_url.rstrip('/')}/alerts/{alert_id}"
     return (
         alert_to_stix(view, console_url=console)

@@ -19,19 +19,12 @@ from typing import Any
 
 import pytest
 
+from core.settings import CHROMIUM_ARGS
+
 CHROMIUM = Path("/usr/bin/chromium")
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's /usr/bin/chromium is not installed")
 pytest.importorskip("playwright.sync_api", reason="playwright (Python) is not installed")
 
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 NOW = datetime.now(UTC).replace(second=0, microsecond=0)  # health is judged against the real clock
 

@@ -632,7 +632,7 @@ class Row:
     note: str = ""
 
 
-def run(scale: float, workdir: Path) -> list[Row]:
+def run(scale: float, workdir: Path, corpus_mb: float | None = None) -> list[Row]:
     from core.db import open_database
     from core.hashing import load_or_create_key
     from core.settings import Settings
@@ -644,7 +644,7 @@ def run(scale: float, workdir: Path) -> list[Row]:
     from pipelines.detection.index import MatchIndex, prefixes_of
 
     rows: list[Row] = []
-    corpus_bytes = int(200 * MB * scale)
+    corpus_bytes = int(corpus_mb * MB) if corpus_mb else int(200 * MB * scale)
     n_registered = int(10_000_000 * scale)
     n_postings = int(1_000_000 * scale)
     n_new = int(100_000 * scale)
@@ -809,6 +809,12 @@ def run(scale: float, workdir: Path) -> list[Row]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="1/20 of every size")
+    parser.add_argument(
+        "--corpus-mb",
+        type=float,
+        default=None,
+        help="scan corpus size in MB (other sizes stay full or --quick)",
+    )
     args = parser.parse_args(argv)
     scale = 0.05 if args.quick else 1.0
     print(
@@ -818,7 +824,7 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
     with tempfile.TemporaryDirectory(prefix="ls-bench-") as tmp:
-        rows = run(scale, Path(tmp))
+        rows = run(scale, Path(tmp), args.corpus_mb)
     width = max(len(r.what) for r in rows)
     print()
     print(f"{'measure':<{width}}  {'ours':>10}  {'naive':>10}  {'target':>8}  notes")

@@ -69,7 +69,8 @@ class Settings:
     operator_webhook: str = ""
     operator_webhook_secret: str = ""
     # Delivery.
-    delivery_max_attempts: int = 8
+    #: With the backoff below, 12 attempts span 15 to 30 minutes: a receiver down for ten minutes loses nothing.
+    delivery_max_attempts: int = 12
     delivery_backoff_base_s: float = 2.0
     delivery_backoff_max_s: float = 300.0
     #: Redis visibility timeout; every retry delay stays below it (a longer ETA re-runs the task in a loop).

@@ -68,6 +68,52 @@ class SourceLock:
             self.fd = None
 
 
+class RedisSourceLock:
+    """The same lock across machines (distributed setup): a Redis key with a lease longer than a run."""
+
+    def __init__(self, redis_url: str, source_id: int, lease_s: int) -> None:
+        import redis
+
+        self.client = redis.Redis.from_url(redis_url, socket_timeout=5)
+        self.key = f"leaksentinel:crawl-lock:{source_id}"
+        self.token = f"{os.uname().nodename}:{os.getpid()}:{time.monotonic_ns()}"
+        self.lease_s = lease_s
+
+    def acquire(self) -> bool:
+        return bool(self.client.set(self.key, self.token, nx=True, ex=self.lease_s))
+
+    def release(self) -> None:
+        # Delete only our own lease (a compare-and-delete, atomic in Redis).
+        self.client.eval(
+            "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0",
+            1,
+            self.key,
+            self.token,
+        )
+
+
+class CrawlLock:
+    """A file lock on this machine, plus a Redis lease when several machines share a Redis."""
+
+    def __init__(self, settings: Settings, source_id: int, timeout_s: float) -> None:
+        self.parts: list[SourceLock | RedisSourceLock] = [SourceLock(settings.run_dir, source_id)]
+        if settings.redis_url:
+            self.parts.append(RedisSourceLock(settings.redis_url, source_id, int(timeout_s) + 60))
+        self.held: list[SourceLock | RedisSourceLock] = []
+
+    def acquire(self) -> bool:
+        for part in self.parts:
+            if not part.acquire():
+                self.release()
+                return False
+            self.held.append(part)
+        return True
+
+    def release(self) -> None:
+        while self.held:
+            self.held.pop().release()
+
+
 def _record_health(sess: Session, src: Source, summary: dict[str, Any], failed: bool) -> None:
     """Judge the run; a change to unhealthy (or back) becomes an operator event in the same transaction."""
     ever = bool(sess.scalar(select(func.count()).select_from(Posting).where(Posting.source_id == src.id)))
@@ -94,7 +140,7 @@ def run_crawl(
 ) -> dict[str, Any]:
     """Crawl a source once, now; returns the run summary (the contract's JSON)."""
     source = find_source(settings, name_or_id)
-    lock = SourceLock(settings.run_dir, source.id)
+    lock = CrawlLock(settings, source.id, timeout_s or settings.crawl_timeout_s)
     if not lock.acquire():
         raise OperationalError(f"source {source.name} is already being crawled")
     db = open_database(settings)

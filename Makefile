@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint typecheck bench clean install install-dev chromium
+.PHONY: demo test lint typecheck bench clean install install-dev chromium screenshots
 
 $(VENV)/bin/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,10 @@ chromium:
 
 test: install-dev chromium
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+# Refresh the console screenshots in docs/ (the browser tests take them).
+screenshots: install-dev chromium
+	LEAKSENTINEL_SCREENSHOT_DIR=$(CURDIR)/docs/screenshots $(VENV)/bin/pytest tests/leaksentinel/test_console_browser.py
 
 lint: install-dev
 	$(VENV)/bin/ruff check .

@@ -9,6 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from core.errors import BadInput
+from core.models import SEVERITIES
 from core.policy import (
     DEFAULT_THRESHOLDS,
     FINDING_KINDS,
@@ -20,8 +22,6 @@ from core.policy import (
     validate_kinds,
     validate_thresholds,
 )
-from core.errors import BadInput
-from core.models import SEVERITIES
 
 HASH = "ab" * 32
 

@@ -19,7 +19,10 @@ from leaksentinel.actions.sources import add_source
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium is not installed (make test installs it as root)"),
+    pytest.mark.skipif(
+        shutil.which("chromium") is None,
+        reason="Debian's chromium is not installed (make test installs it as root)",
+    ),
 ]
 
 PAGE = b"""<!doctype html><html><head><meta charset="utf-8"><title>leak board</title></head>
@@ -48,8 +51,10 @@ def js_site() -> Iterator[tuple[str, list[str]]]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             requests.append(self.path)
-            body, ctype = {"/board": (PAGE, "text/html; charset=utf-8"),
-                           "/app.js": (SCRIPT, "application/javascript")}.get(self.path, (b"", ""))
+            body, ctype = {
+                "/board": (PAGE, "text/html; charset=utf-8"),
+                "/app.js": (SCRIPT, "application/javascript"),
+            }.get(self.path, (b"", ""))
             if not body:
                 self.send_response(404)
                 self.end_headers()

@@ -41,7 +41,11 @@ def test_parse_and_validate() -> None:
 def test_next_due_and_stable_jitter() -> None:
     now = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
     assert next_due("every 300", now - timedelta(seconds=100), now) == now + timedelta(seconds=200)
-    assert next_due("cron */5 * * * *", now - timedelta(minutes=1), now) == now.replace(minute=0) + timedelta(minutes=0) or True
+    assert (
+        next_due("cron */5 * * * *", now - timedelta(minutes=1), now)
+        == now.replace(minute=0) + timedelta(minutes=0)
+        or True
+    )
     assert next_due(None, None, now) is None
     assert jitter_for(7, "every 300") == jitter_for(7, "every 300") <= 30
     assert jitter_for(7, "every 60") <= 6 and jitter_for(7, "cron * * * * *") == 0
@@ -68,15 +72,21 @@ def test_running_service_obeys_interval_change_and_pause_without_restart(tmp_pat
     env = {**os.environ, "LEAKSENTINEL_HOME": str(home), "LEAKSENTINEL_SCHEDULE_JITTER": "false"}
 
     def cli(*args: str) -> None:
-        proc = subprocess.run([sys.executable, "-m", "leaksentinel", *args], env=env, capture_output=True, text=True,
-                              timeout=60)
+        proc = subprocess.run(
+            [sys.executable, "-m", "leaksentinel", *args], env=env, capture_output=True, text=True, timeout=60
+        )
         assert proc.returncode == 0, proc.stderr
 
     with Underground(seed=4, n_noise=1) as site:
         cli("source", "add", "fast", "--kind", "pastebin", "--url", site.base_url, "--every", "1h")
         cli("source", "add", "other", "--kind", "pastebin", "--url", site.base_url, "--every", "10s")
-        service = subprocess.Popen([sys.executable, "-m", "leaksentinel", "run", "--port", str(free_port())], env=env,
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        service = subprocess.Popen(
+            [sys.executable, "-m", "leaksentinel", "run", "--port", str(free_port())],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         db = open_database(load_settings(environ={"LEAKSENTINEL_HOME": str(home)}))
 
         def runs(name: str) -> list[datetime]:

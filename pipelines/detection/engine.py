@@ -171,8 +171,13 @@ class Detector:
     def detect(self, text: str) -> DetectionResult:
         candidates = list(extract_candidates(text, self.snapshot.regions))
         by_hash: dict[str, list[Candidate]] = defaultdict(list)
+        hashed: dict[tuple[str, str], str] = {}  # each distinct value is hashed once per posting
         for cand in candidates:
-            by_hash[keyed_hash(self.key, cand.field_type, cand.canonical)].append(cand)
+            value = (cand.field_type, cand.canonical)
+            digest = hashed.get(value)
+            if digest is None:
+                digest = hashed[value] = keyed_hash(self.key, cand.field_type, cand.canonical)
+            by_hash[digest].append(cand)
         findings = self._records(by_hash, text)
         domains = self._domains(candidates, text)
         findings += domains

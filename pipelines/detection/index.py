@@ -28,9 +28,11 @@ _lock = threading.Lock()
 
 
 def prefixes_of(hex_hashes: Iterable[str]) -> np.ndarray:
-    """The first 8 bytes of each hex hash, as unsigned 64-bit integers."""
-    values = [int(h[:16], 16) for h in hex_hashes]
-    return np.asarray(values, dtype=_DTYPE)
+    """The first 8 bytes of each hex hash, as unsigned 64-bit integers (decoded in one C call)."""
+    joined = "".join(h[:16] for h in hex_hashes)
+    if not joined:
+        return np.zeros(0, dtype=_DTYPE)
+    return np.frombuffer(bytes.fromhex(joined), dtype=">u8").astype(_DTYPE)
 
 
 class MatchIndex:

@@ -120,7 +120,7 @@ class Rig:
 
 
 @pytest.fixture
-def rig(tmp_path: Path) -> Iterator[Rig]:
+def rig(tmp_path: Path, database_url: str) -> Iterator[Rig]:
     settings = load_settings(
         delivery_backoff_base_s=0.5,
         delivery_backoff_max_s=1.0,

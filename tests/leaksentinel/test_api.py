@@ -24,7 +24,8 @@ def _auth(key: str) -> dict[str, str]:
 
 
 @pytest.fixture
-def world(tmp_path: Path) -> dict[str, Any]:
+def world(tmp_path: Path, database_url: str) -> dict[str, Any]:
+    """Runs on SQLite and (when configured) PostgreSQL."""
     settings = load_settings(api_rate_per_s=1000.0, api_burst=1000)
     db = open_database(settings)
     acme = add_tenant(db, "acme", ["acme.example"], [])

@@ -28,7 +28,7 @@ def _emails(n: int, start: int = 0) -> list[str]:
     return [f"user{i:04d}@acme.example" for i in range(start, start + n)]
 
 
-def _setup(tmp_path: Path) -> Settings:
+def _setup(tmp_path: Path) -> Settings:  # the tests take `database_url`: SQLite and PostgreSQL
     settings = load_settings()
     db = open_database(settings)
     add_tenant(db, "acme", [], [])
@@ -59,7 +59,9 @@ def _combo(emails: list[str], header: str, seed: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def test_three_reposts_on_three_sources_make_one_alert_with_three_sightings(tmp_path: Path) -> None:
+def test_three_reposts_on_three_sources_make_one_alert_with_three_sightings(
+    tmp_path: Path, database_url: str
+) -> None:
     settings = _setup(tmp_path)
     body = _combo(_emails(40), "== fresh acme combo ==", 1)
     _post(settings, "site-a", "http://site-a.example/1", body)
@@ -81,7 +83,9 @@ def test_three_reposts_on_three_sources_make_one_alert_with_three_sightings(tmp_
         assert sess.scalar(select(func.count()).select_from(Delivery)) == 1
 
 
-def test_other_text_sharing_most_records_is_its_own_alert_reported_as_recycled(tmp_path: Path) -> None:
+def test_other_text_sharing_most_records_is_its_own_alert_reported_as_recycled(
+    tmp_path: Path, database_url: str
+) -> None:
     settings = _setup(tmp_path)
     _post(settings, "site-a", "http://site-a.example/1", _combo(_emails(100), "acme part 1", 1))
     # Another dump: 90 of its 100 records leaked before, laid out differently (CSV, not a combo list).
@@ -97,7 +101,7 @@ def test_other_text_sharing_most_records_is_its_own_alert_reported_as_recycled(t
         assert sess.scalar(select(func.count()).select_from(Delivery)) == 2
 
 
-def test_an_unrelated_short_posting_is_not_taken_for_a_repost(tmp_path: Path) -> None:
+def test_an_unrelated_short_posting_is_not_taken_for_a_repost(tmp_path: Path, database_url: str) -> None:
     settings = _setup(tmp_path)
     _post(settings, "site-a", "http://site-a.example/1", "user0001@acme.example\n")
     _post(settings, "site-b", "http://site-b.example/1", "contact user0002@acme.example\n")
@@ -105,7 +109,9 @@ def test_an_unrelated_short_posting_is_not_taken_for_a_repost(tmp_path: Path) ->
         assert sess.scalar(select(func.count()).select_from(Alert)) == 2
 
 
-def test_a_false_positive_silences_the_same_finding_on_the_same_content(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_a_false_positive_silences_the_same_finding_on_the_same_content(
+    cli, tmp_path: Path, database_url: str
+) -> None:  # type: ignore[no-untyped-def]
     cli("tenant", "add", "acme")
     cli("watch", "add", "--tenant", "acme", "--keyword", "acme")
     first, repost, other = tmp_path / "a.txt", tmp_path / "b.txt", tmp_path / "c.txt"

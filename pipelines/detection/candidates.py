@@ -19,6 +19,7 @@ from sqlalchemy import select
 
 from core.db import Database
 from core.models import Posting
+from pipelines.detection.index import sorted_unique
 
 __all__ = ["CandidateIndex", "unpack_prefixes"]
 
@@ -84,7 +85,7 @@ class CandidateIndex:
 
     def postings_with(self, prefixes: Iterable[int] | np.ndarray) -> set[int]:
         """Ids of postings holding any of these prefixes."""
-        wanted = np.unique(
+        wanted = sorted_unique(
             np.asarray(list(prefixes) if not isinstance(prefixes, np.ndarray) else prefixes, dtype="<u8")
         )
         found: set[int] = set()

@@ -35,6 +35,19 @@ def prefixes_of(hex_hashes: Iterable[str]) -> np.ndarray:
     return np.frombuffer(bytes.fromhex(joined), dtype=">u8").astype(_DTYPE)
 
 
+def sorted_unique(*parts: np.ndarray) -> np.ndarray:
+    """Sorted distinct values of the arrays together (a sort and a neighbour compare: several times
+    faster than ``np.unique``'s hashing path on tens of millions of uint64)."""
+    values = np.concatenate([np.asarray(p, dtype=_DTYPE) for p in parts]) if parts else np.zeros(0, _DTYPE)
+    if values.shape[0] < 2:
+        return values
+    values.sort()
+    keep = np.empty(values.shape[0], dtype=bool)
+    keep[0] = True
+    np.not_equal(values[1:], values[:-1], out=keep[1:])
+    return values[keep]
+
+
 class MatchIndex:
     """``MatchIndex(dir).contains(prefixes)``: which candidates may be registered (no false negatives)."""
 
@@ -107,7 +120,7 @@ class MatchIndex:
         """Add prefixes in this process (tests, benchmarks); registrations go through ``sync``."""
         with _lock:
             current = np.array(self.load()) if self.exists() else np.zeros(0, dtype=_DTYPE)
-            merged = np.union1d(current, prefixes.astype(_DTYPE))
+            merged = sorted_unique(current, prefixes)
             self._publish(merged)
             return int(merged.shape[0])
 
@@ -124,7 +137,7 @@ class MatchIndex:
             return self._rebuild(db, max_id, rows, batch)
         new = self._read(db, RecordHash.id > meta["max_id"], batch)
         with _lock:
-            merged = np.union1d(np.array(self.load()), new)
+            merged = sorted_unique(np.array(self.load()), new)
             self._publish(merged, max_id=max_id, rows=rows)
         return int(merged.shape[0])
 
@@ -134,7 +147,7 @@ class MatchIndex:
             result = sess.execute(select(RecordHash.hash).where(where).execution_options(yield_per=batch))
             for part in result.scalars().partitions(batch):
                 chunks.append(prefixes_of(part))
-        return np.unique(np.concatenate(chunks)) if chunks else np.zeros(0, dtype=_DTYPE)
+        return sorted_unique(*chunks)
 
     def _rebuild(self, db: Database, max_id: int, rows: int, batch: int) -> int:
         values = self._read(db, RecordHash.id <= max_id, batch)

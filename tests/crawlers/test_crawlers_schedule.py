@@ -105,13 +105,13 @@ def test_running_service_obeys_interval_change_and_pause_without_restart(tmp_pat
             paused_at = datetime.now(UTC)
             time.sleep(2)  # a run of "other" already queued may still start
             other_before = len(runs("other"))
-            deadline = time.monotonic() + 45
+            deadline = time.monotonic() + 75
             while time.monotonic() < deadline and len(runs("fast")) < 3:
                 time.sleep(0.5)
             fast = sorted(runs("fast"))
             assert len(fast) >= 3, fast  # 1h became 10s: it fires again without a restart
             gap = (fast[2] - fast[1]).total_seconds()
-            assert 8 <= gap <= 20, fast
+            assert 8 <= gap <= 30, fast  # 10 s after the previous run finished (a run takes a few s)
             assert len(runs("other")) == other_before, "a paused source fired"
             assert all(t <= paused_at + timedelta(seconds=2) for t in runs("other"))
         finally:

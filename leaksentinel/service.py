@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 from types import FrameType
 from typing import IO
 
@@ -17,6 +18,7 @@ import uvicorn
 from alerting.relay import Relay
 from core.celery_app import announce_embedded_redis, make_celery
 from core.db import open_database
+from core.errors import OperationalError
 from core.redis_embedded import EmbeddedRedis
 from core.settings import Settings
 from crawlers.scheduler import RedisLeader, Scheduler
@@ -88,6 +90,14 @@ class Service:
                 target=self._server.run, name="leaksentinel-http", daemon=True
             )
             self._server_thread.start()
+            deadline = time.monotonic() + 15
+            while not self._server.started and self._server_thread.is_alive() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if not self._server.started:
+                self.stop()
+                raise OperationalError(
+                    f"the HTTP API could not listen on {self.host}:{self.port} (port in use?)"
+                )
         return self
 
     def _queue_depths(self) -> dict[str, int]:

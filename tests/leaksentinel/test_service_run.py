@@ -68,3 +68,22 @@ def test_run_serves_and_stops_on_sigterm_leaving_nothing(tmp_path: Path) -> None
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+def test_run_on_a_port_in_use_fails_clearly_and_leaves_nothing(tmp_path: Path) -> None:
+    import socket
+
+    env = {**os.environ, "LEAKSENTINEL_HOME": str(tmp_path / "home")}
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = subprocess.run(
+            [sys.executable, "-m", "leaksentinel", "run", "--port", str(port)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert proc.returncode == 1
+    assert "could not listen" in proc.stderr and "Traceback" not in proc.stderr

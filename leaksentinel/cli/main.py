@@ -47,9 +47,32 @@ cmd_search.register(app)
 cmd_search.register_reindex(app)
 
 
+def hoist_config(argv: list[str]) -> list[str]:
+    """Accept ``--config FILE`` anywhere on the line (``leaksentinel tenant list --config x.toml``)."""
+    out: list[str] = []
+    hoisted: list[str] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--":
+            out.extend(argv[i:])
+            break
+        if arg == "--config" and i + 1 < len(argv):
+            hoisted += [arg, argv[i + 1]]
+            i += 2
+            continue
+        if arg.startswith("--config="):
+            hoisted.append(arg)
+        else:
+            out.append(arg)
+        i += 1
+    return hoisted + out
+
+
 def main(argv: list[str] | None = None) -> int:
+    args = hoist_config(list(sys.argv[1:] if argv is None else argv))
     try:
-        result = app(args=argv, standalone_mode=False)
+        result = app(args=args, standalone_mode=False)
         return int(result) if isinstance(result, int) else 0
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)

@@ -207,3 +207,13 @@ def test_hash_csv_output_shape(cli, tmp_path: Path) -> None:  # type: ignore[no-
     lower.write_text("email\na@x.example\n", encoding="utf-8")
     assert cli("hash", "--csv", str(lower)).jsonl()[0]["fields"]["email"] == rows[0]["fields"]["email"]
     assert json.dumps(rows).count("a@x") == 0
+
+
+def test_config_file_anywhere_on_the_line(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    other_home = tmp_path / "other-home"
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'home = "{other_home}"\n')
+    assert cli("tenant", "add", "acme", "--config", str(cfg)).code == 0
+    assert [t["name"] for t in cli("--config", str(cfg), "tenant", "list", "--json").jsonl()] == ["acme"]
+    assert cli("tenant", "list", "--json").jsonl() == []  # the default home is another deployment
+    assert (other_home / "leaksentinel.db").exists()

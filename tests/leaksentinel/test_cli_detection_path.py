@@ -217,3 +217,24 @@ def test_config_file_anywhere_on_the_line(cli, tmp_path: Path) -> None:  # type:
     assert [t["name"] for t in cli("--config", str(cfg), "tenant", "list", "--json").jsonl()] == ["acme"]
     assert cli("tenant", "list", "--json").jsonl() == []  # the default home is another deployment
     assert (other_home / "leaksentinel.db").exists()
+
+
+def test_hash_never_opens_a_network_connection(cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    import socket
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("leaksentinel hash tried to open a network connection")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    csv_path = tmp_path / "c.csv"
+    csv_path.write_text("id,email,phone\n1,a@b.example,13800138000\n")
+    result = cli("hash", "--csv", str(csv_path), "--key-column", "id", "--region", "CN")
+    assert result.code == 0, result.err
+    assert set(result.json()["fields"]) == {"email", "phone"}
+    doc = tmp_path / "d.txt"
+    doc.write_text("confidential minutes " * 50)
+    assert cli("hash", "--document", str(doc)).code == 0
+    assert cli("hash", "--type", "email", "-", stdin="x@y.example\n").code == 0

@@ -34,3 +34,5 @@ class PostingDraft:
     posting_id: int | None = None
     is_new: bool = False
     alerts_created: int = 0
+    #: Detection stopped at its time limit before the end of the text.
+    partial: bool = False

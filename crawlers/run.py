@@ -91,6 +91,8 @@ def summarize(stats: dict[str, Any], seconds: float, source: str) -> dict[str, A
             if k.startswith("downloader/response_status_count/")
         },
         "finish_reason": str(stats.get("finish_reason", "")),
+        # Postings whose detection hit its time limit (their end was not read): worth a look.
+        "partial_scans": int(stats.get("leaksentinel/partial_scans", 0)),
     }
 
 

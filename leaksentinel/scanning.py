@@ -6,6 +6,7 @@ find, and ``--store`` must raise alerts exactly as a crawl would, so it calls th
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,10 @@ def scan_paths(settings: Settings, paths: list[str], *, store: bool = False) -> 
         normalize.apply(draft)
         fingerprint.apply(draft)
         detect_draft(detector, draft)
+        if draft.partial:
+            sys.stderr.write(
+                f"leaksentinel: warning: {path}: detection hit its time limit; the end of the file was not read\n"
+            )
         if store:
             result = store_posting(db, settings, draft)
             if result.new:

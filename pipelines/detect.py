@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from core.db import open_database
@@ -12,11 +13,16 @@ from pipelines.detection.engine import Detector
 
 __all__ = ["DetectPipeline", "detect_draft"]
 
+log = logging.getLogger(__name__)
+
 
 def detect_draft(detector: Detector, draft: PostingDraft) -> PostingDraft:
     result = detector.detect(draft.text)
     draft.findings = result.findings
     draft.candidate_hashes = result.candidate_hashes
+    draft.partial = result.partial
+    if result.partial:
+        log.warning("detection on %s hit its time limit: the end of the posting was not read", draft.url)
     return draft
 
 
@@ -32,4 +38,6 @@ class DetectPipeline:
     def process_item(self, item: Any, spider: Any = None) -> Any:
         if isinstance(item, PostingDraft):
             detect_draft(self.detector, item)
+            if item.partial and spider is not None and spider.crawler and spider.crawler.stats:
+                spider.crawler.stats.inc_value("leaksentinel/partial_scans")
         return item

@@ -8,6 +8,7 @@ number of registered values; the findings are grouped to one per (posting, tenan
 from __future__ import annotations
 
 import re
+import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -30,6 +31,10 @@ from pipelines.detection.secrets import find_secrets
 from pipelines.detection.severity import record_severity
 
 __all__ = ["DbHashLookup", "DetectionResult", "Detector", "Finding", "WatchSnapshot"]
+
+#: Extraction time limit per posting: a base plus so much per MB of text.
+DEADLINE_BASE_S = 30.0
+DEADLINE_PER_MB_S = 3.0
 
 _COMBO = re.compile(r"^\s*[^\s:;|,]+@[^\s:;|,]+\s*[:;|]\s*\S")
 
@@ -146,6 +151,8 @@ class WatchSnapshot:
 class DetectionResult:
     findings: list[Finding]
     candidate_hashes: bytes
+    #: True when extraction hit its time limit before the end of the text (the rest was not read).
+    partial: bool = False
 
 
 class Detector:
@@ -169,7 +176,11 @@ class Detector:
         return cls(key, DbHashLookup(db, index), WatchSnapshot.load(db))
 
     def detect(self, text: str) -> DetectionResult:
-        candidates = list(extract_candidates(text, self.snapshot.regions))
+        # The time limit grows with the size, so a big dump is read whole, while junk stays bounded.
+        budget = DEADLINE_BASE_S + DEADLINE_PER_MB_S * len(text) / 1_000_000
+        started = time.monotonic()
+        candidates = list(extract_candidates(text, self.snapshot.regions, deadline_s=budget))
+        partial = time.monotonic() - started >= budget
         by_hash: dict[str, list[Candidate]] = defaultdict(list)
         hashed: dict[tuple[str, str], str] = {}  # each distinct value is hashed once per posting
         for cand in candidates:
@@ -184,7 +195,7 @@ class Detector:
         findings += self._watches(text)
         findings += self._secrets(text)
         packed = b"".join(bytes.fromhex(h) for h in sorted(by_hash))
-        return DetectionResult(findings=findings, candidate_hashes=packed)
+        return DetectionResult(findings=findings, candidate_hashes=packed, partial=partial)
 
     def _records(self, by_hash: dict[str, list[Candidate]], text: str) -> list[Finding]:
         if not by_hash:

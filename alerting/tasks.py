@@ -131,6 +131,8 @@ def deliver_operator_event(settings: Settings, event_id: int) -> str:
     targets: list[tuple[str, str, str | None]] = []
     if settings.operator_webhook:
         targets.append(("webhook", settings.operator_webhook, settings.operator_webhook_secret or "operator"))
+    if settings.operator_email:
+        targets.append(("email", settings.operator_email, None))
     errors = []
     for kind, target, secret in targets:
         try:

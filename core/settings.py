@@ -65,9 +65,10 @@ class Settings:
     smtp_starttls: str = "auto"
     smtp_ssl: bool = False
     smtp_sender: str = "leaksentinel@localhost"
-    # Operator alerts (unhealthy or recovered sources): a signed webhook.
+    # Operator alerts (unhealthy or recovered sources): a signed webhook and/or an email address.
     operator_webhook: str = ""
     operator_webhook_secret: str = ""
+    operator_email: str = ""
     # Delivery.
     #: With the backoff below, 12 attempts span 15 to 30 minutes: a receiver down for ten minutes loses nothing.
     delivery_max_attempts: int = 12

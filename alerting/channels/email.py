@@ -230,7 +230,20 @@ class EmailChannel:
     def build_message(self, event: Mapping[str, Any], *, event_id: str) -> EmailMessage:
         """The message ``send`` would send (separately testable, no network)."""
         msg = EmailMessage()
-        digest = event.get("type") == "alert.digest"
+        kind = str(event.get("type") or "")
+        if kind.startswith("source."):  # an operator event: one line says it all
+            text = _line(str(event.get("message") or kind))
+            msg["Subject"] = f"[leaksentinel] operator: {text}"[:200]
+            msg["From"] = self._sender
+            msg["To"] = Address(addr_spec=self.to)
+            msg["Message-ID"] = message_id(event_id, self._sender.addr_spec)
+            msg["X-Leaksentinel-Event-Id"] = _line(event_id)
+            msg.set_content(f"{text}\n\n(event {kind}, {_line(str(event.get('at') or ''))})\n")
+            msg.add_alternative(
+                f"<p>{html.escape(text)}</p><p><small>{html.escape(kind)}</small></p>", subtype="html"
+            )
+            return msg
+        digest = kind == "alert.digest"
         msg["Subject"] = render_digest_subject(event) if digest else render_subject(event)
         msg["From"] = self._sender
         msg["To"] = Address(addr_spec=self.to)

@@ -35,11 +35,7 @@ from leaksentinel.actions.tenants import add_tenant
 from leaksentinel.actions.watches import add_records
 from leaksentinel.company_hash import hash_csv
 from leaksentinel.processes import WorkerProcess
-from pipelines.detect import detect_draft
-from pipelines.detection.engine import Detector
-from pipelines.fingerprint import FingerprintPipeline
-from pipelines.normalize import NormalizePipeline
-from pipelines.store import store_posting
+from pipelines.ingest import Ingest
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -120,17 +116,15 @@ def main() -> None:
         # The whole path: store (outbox in the posting's transaction) -> relay -> worker -> webhook.
         relay = Relay(db, celery, settings)
         relay.start()
-        detector = Detector.from_database(db, load_or_create_key(settings.key_path), settings.index_dir)
+        ingest = Ingest(settings, db)
         stored: dict[int, float] = {}
         start = time.time()
         for i in range(args.alerts):
             draft = PostingDraft(
                 source="local", url=f"bench:{i}", raw=f"leak {i}\nuser{i}@acme.example:pw\n".encode()
             )
-            NormalizePipeline(settings).apply(draft)
-            FingerprintPipeline().apply(draft)
-            detect_draft(detector, draft)
-            store_posting(db, settings, draft)
+            ingest.detect(draft)
+            ingest.store(draft)
             stored[i + 1] = time.time()  # alert ids are 1..N in order
         while len(receiver.arrivals) < args.alerts and time.time() < start + 300:
             time.sleep(0.02)
@@ -145,12 +139,10 @@ def main() -> None:
                 url=f"bench:{i}",
                 raw=f"single {i}\nuser{i % args.alerts}@acme.example\n".encode(),
             )
-            NormalizePipeline(settings).apply(draft)
-            FingerprintPipeline().apply(draft)
-            detect_draft(detector, draft)
+            ingest.detect(draft)
             before = len(receiver.arrivals)
             t0 = time.time()
-            store_posting(db, settings, draft)
+            ingest.store(draft)
             while len(receiver.arrivals) == before and time.time() < t0 + 30:
                 time.sleep(0.002)
             single.append(max(receiver.arrivals.values()) - t0)

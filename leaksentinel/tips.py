@@ -12,19 +12,13 @@ from typing import Any
 
 from core.db import open_database
 from core.errors import BadInput
-from core.hashing import load_or_create_key
 from core.netguard import check_url
 from core.posting import PostingDraft
 from core.settings import Settings
 from crawlers.job import run_crawl
 from crawlers.tips import ensure_tip_source
-from pipelines.detect import detect_draft
-from pipelines.detection.candidates import CandidateIndex
-from pipelines.detection.engine import Detector
-from pipelines.fingerprint import FingerprintPipeline
-from pipelines.normalize import NormalizePipeline
-from pipelines.search_index import SearchIndexer
-from pipelines.store import TIPS_SOURCE, store_posting
+from pipelines.ingest import Ingest
+from pipelines.store import TIPS_SOURCE
 
 __all__ = ["MAX_TIP_BYTES", "report_text", "report_url"]
 
@@ -47,23 +41,13 @@ def report_text(settings: Settings, text: str, *, note: str | None = None) -> di
         raise BadInput("the reported text is empty")
     if len(raw) > MAX_TIP_BYTES:
         raise BadInput(f"the reported text is larger than {MAX_TIP_BYTES // 1_000_000} MB")
-    db = open_database(settings)
     digest = hashlib.sha256(raw).hexdigest()
     draft = PostingDraft(
         source=TIPS_SOURCE, url=f"tip:{digest[:16]}", raw=raw, title=(note or "reported text")[:200]
     )
-    NormalizePipeline(settings).apply(draft)
-    FingerprintPipeline().apply(draft)
-    detector = Detector.from_database(db, load_or_create_key(settings.key_path), settings.index_dir)
-    detect_draft(detector, draft)
-    result = store_posting(db, settings, draft)
-    if result.new:
-        candidates = CandidateIndex(settings.index_dir / "candidates")
-        candidates.add(result.posting_id, draft.candidate_hashes)
-        candidates.flush()
-        indexer = SearchIndexer(settings, db)
-        indexer.add(result.posting_id, draft)
-        indexer.flush()
+    with Ingest(settings, open_database(settings)) as ingest:
+        ingest.detect(draft)
+        result = ingest.store(draft)
     return {
         "posting": result.posting_id,
         "url": draft.url,

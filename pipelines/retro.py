@@ -18,7 +18,7 @@ from core.settings import Settings
 from pipelines.detection.candidates import CandidateIndex
 from pipelines.detection.engine import Detector
 from pipelines.neardup import near_duplicates
-from pipelines.store import _add_findings, _raise_alerts
+from pipelines.store import add_findings, raise_alerts
 
 __all__ = ["RetroResult", "retro_match"]
 
@@ -73,7 +73,7 @@ def retro_match(db: Database, settings: Settings, tenant_id: int, prefixes: np.n
                 .limit(1)
             )
             if alert is not None:
-                _add_findings(sess, posting_id, tenant_id, alert.id, new)
+                add_findings(sess, posting_id, tenant_id, alert.id, new)
                 keys = set(
                     sess.scalars(
                         select(Finding.record_key).where(
@@ -84,5 +84,5 @@ def retro_match(db: Database, settings: Settings, tenant_id: int, prefixes: np.n
                 alert.records = len(keys | {f.record_key for f in new if f.record_key})
                 continue
             reposted = near_duplicates(sess, posting.simhash, posting.content_hash, exclude=posting_id)
-            alerts_added += _raise_alerts(sess, posting, new, reposted)
+            alerts_added += raise_alerts(sess, posting, new, reposted)
     return RetroResult(len(posting_ids), findings_added, alerts_added)

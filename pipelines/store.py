@@ -40,7 +40,7 @@ from pipelines.detection.engine import Finding as DetectedFinding
 from pipelines.neardup import add_bands, near_duplicates
 from pipelines.search_index import SearchIndexer
 
-__all__ = ["StorePipeline", "StoreResult", "store_posting", "write_evidence"]
+__all__ = ["StorePipeline", "StoreResult", "add_findings", "raise_alerts", "store_posting", "write_evidence"]
 
 LOCAL_SOURCE = "local"
 TIPS_SOURCE = "tips"
@@ -109,7 +109,7 @@ def store_posting(db: Database, settings: Settings, draft: PostingDraft) -> Stor
             sess.add(posting)
             sess.flush()
             add_bands(sess, posting.id, draft.simhash)
-            alerts = _raise_alerts(sess, posting, draft.findings, reposted)
+            alerts = raise_alerts(sess, posting, draft.findings, reposted)
             return StoreResult(posting.id, True, alerts, len(draft.findings))
     except IntegrityError:  # a concurrent run stored the same (source, url) first
         with db.session() as sess:
@@ -133,7 +133,7 @@ def _existing_leak(sess: Session, tenant_id: int, reposted: list[int]) -> Alert 
     )
 
 
-def _add_findings(
+def add_findings(
     sess: Session, posting_id: int, tenant_id: int, alert_id: int, found: list[DetectedFinding]
 ) -> None:
     for f in found:
@@ -170,7 +170,7 @@ def _unsuppressed(
     return [f for k, f in keys.items() if k not in silenced] if silenced else found
 
 
-def _raise_alerts(
+def raise_alerts(
     sess: Session, posting: Posting, findings: list[DetectedFinding], reposted: list[int]
 ) -> int:
     """One alert per (tenant, leak): a repost joins the leak's alert as a sighting and notifies no one again."""
@@ -187,7 +187,7 @@ def _raise_alerts(
             seen_at = posting.fetched or utcnow()
             sess.add(Sighting(alert_id=existing.id, posting_id=posting.id, url=posting.url, seen_at=seen_at))
             existing.last_seen = seen_at
-            _add_findings(sess, posting.id, tenant_id, existing.id, found)
+            add_findings(sess, posting.id, tenant_id, existing.id, found)
             continue
         record_keys = {f.record_key for f in found if f.kind == "record" and f.record_key}
         seen_before = (
@@ -225,7 +225,7 @@ def _raise_alerts(
         sess.add(
             Sighting(alert_id=alert.id, posting_id=posting.id, url=posting.url, seen_at=alert.first_seen)
         )
-        _add_findings(sess, posting.id, tenant_id, alert.id, found)
+        add_findings(sess, posting.id, tenant_id, alert.id, found)
         subs = sess.scalars(
             select(Subscription).where(Subscription.tenant_id == tenant_id, Subscription.enabled.is_(True))
         )

@@ -29,11 +29,7 @@ from leaksentinel.actions.tenants import add_tenant
 from leaksentinel.actions.watches import add_records
 from leaksentinel.company_hash import hash_csv
 from leaksentinel.processes import WorkerProcess
-from pipelines.detect import detect_draft
-from pipelines.detection.engine import Detector
-from pipelines.fingerprint import FingerprintPipeline
-from pipelines.normalize import NormalizePipeline
-from pipelines.store import store_posting
+from pipelines.ingest import Ingest
 
 pytestmark = pytest.mark.slow
 
@@ -97,14 +93,12 @@ class Rig:
 
     def post_leaks(self, count: int) -> None:
         db = open_database(self.settings)
-        detector = Detector.from_database(db, load_or_create_key(self.settings.key_path))
+        ingest = Ingest(self.settings, db)
         for n in range(count):
             text = f"leak number {n}\nuser{n}@acme.example:password{n}\n"
             draft = PostingDraft(source="local", url=f"file:leak-{n}.txt", raw=text.encode())
-            NormalizePipeline(self.settings).apply(draft)
-            FingerprintPipeline().apply(draft)
-            detect_draft(detector, draft)
-            store_posting(db, self.settings, draft)
+            ingest.detect(draft)
+            ingest.store(draft)
 
     def statuses(self) -> list[str]:
         with open_database(self.settings).session() as sess:

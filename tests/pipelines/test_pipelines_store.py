@@ -17,11 +17,7 @@ from leaksentinel.actions.subscriptions import add_subscription
 from leaksentinel.actions.tenants import add_tenant
 from leaksentinel.actions.watches import add_records
 from leaksentinel.company_hash import hash_csv
-from pipelines.detect import detect_draft
-from pipelines.detection.engine import Detector
-from pipelines.fingerprint import FingerprintPipeline
-from pipelines.normalize import NormalizePipeline
-from pipelines.store import store_posting
+from pipelines.ingest import Ingest
 
 
 def _emails(n: int, start: int = 0) -> list[str]:
@@ -45,12 +41,10 @@ def _setup(tmp_path: Path) -> Settings:  # the tests take `database_url`: SQLite
 
 
 def _post(settings: Settings, source: str, url: str, text: str) -> None:
-    db = open_database(settings)
     draft = PostingDraft(source=source, url=url, raw=text.encode())
-    NormalizePipeline(settings).apply(draft)
-    FingerprintPipeline().apply(draft)
-    detect_draft(Detector.from_database(db, load_or_create_key(settings.key_path)), draft)
-    store_posting(db, settings, draft)
+    with Ingest(settings, open_database(settings)) as ingest:
+        ingest.detect(draft)
+        ingest.store(draft)
 
 
 def _combo(emails: list[str], header: str, seed: int) -> str:

@@ -15,15 +15,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+import numpy as np
 from sqlalchemy import select
 
 from core.canonical import CORROBORATING, IDENTIFYING
 from core.db import Database
-from core.hashing import keyed_hash
+from core.hashing import DIGEST_BYTES, keyed_hash
 from core.masking import mask
 from core.models import RecordHash, Tenant, WatchItem
 from pipelines.detection.documents import DocumentMatcher
-from pipelines.detection.extract import Candidate, extract_candidates
+from pipelines.detection.extract import Candidate
+from pipelines.detection.fastscan import HashedScan, HashedScanner, candidates_on_lines
 from pipelines.detection.index import MatchIndex
 from pipelines.detection.keywords import KeywordMatcher
 from pipelines.detection.regexes import RegexMatcher
@@ -165,6 +167,7 @@ class Detector:
         self.keywords = KeywordMatcher(snapshot.keywords) if snapshot.keywords else None
         self.regexes = RegexMatcher(snapshot.regexes) if snapshot.regexes else None
         self.documents = DocumentMatcher(snapshot.documents) if snapshot.documents else None
+        self._hasher: HashedScanner | None = None
 
     @classmethod
     def from_database(cls, db: Database, key: bytes, index_dir: Path | None = None) -> Detector:
@@ -178,24 +181,60 @@ class Detector:
     def detect(self, text: str) -> DetectionResult:
         # The time limit grows with the size, so a big dump is read whole, while junk stays bounded.
         budget = DEADLINE_BASE_S + DEADLINE_PER_MB_S * len(text) / 1_000_000
-        started = time.monotonic()
-        candidates = list(extract_candidates(text, self.snapshot.regions, deadline_s=budget))
-        partial = time.monotonic() - started >= budget
+        scan = self.hasher.scan(text, deadline_s=budget)
+        # Only the lines holding a registered hash are read again for their candidates (raw text for
+        # masking, field types): the rest of the posting is known not to match from its hashes alone.
+        hits = self._hit_digests(scan)
         by_hash: dict[str, list[Candidate]] = defaultdict(list)
-        hashed: dict[tuple[str, str], str] = {}  # each distinct value is hashed once per posting
-        for cand in candidates:
-            value = (cand.field_type, cand.canonical)
-            digest = hashed.get(value)
-            if digest is None:
-                digest = hashed[value] = keyed_hash(self.key, cand.field_type, cand.canonical)
-            by_hash[digest].append(cand)
+        if hits:
+            lines = scan.lines_of(np.fromiter(hits.values(), dtype=np.uint32))
+            for cand in candidates_on_lines(text, lines, self.snapshot.regions, deadline_s=budget):
+                digest = keyed_hash(self.key, cand.field_type, cand.canonical)
+                if digest in hits:
+                    by_hash[digest].append(cand)
         findings = self._records(by_hash, text)
-        domains = self._domains(candidates, text)
-        findings += domains
+        findings += self._domains(self._domain_candidates(text), text)
         findings += self._watches(text)
         findings += self._secrets(text)
-        packed = b"".join(bytes.fromhex(h) for h in sorted(by_hash))
-        return DetectionResult(findings=findings, candidate_hashes=packed, partial=partial)
+        return DetectionResult(findings=findings, candidate_hashes=scan.unique_sorted(), partial=scan.partial)
+
+    @property
+    def hasher(self) -> HashedScanner:
+        if self._hasher is None:
+            self._hasher = HashedScanner(self.key, self.snapshot.regions)
+        return self._hasher
+
+    def _hit_digests(self, scan: HashedScan) -> dict[str, int]:
+        """hex digest -> index in the scan, for the digests that may be registered."""
+        count = len(scan.digests) // DIGEST_BYTES
+        if count == 0:
+            return {}
+        index = getattr(self.lookup, "index", None)
+        if isinstance(index, MatchIndex):
+            positions = np.flatnonzero(index.contains(scan.prefixes()))
+        else:  # no match index: ask the lookup about every distinct digest
+            hexes = {scan.digests[i * DIGEST_BYTES : (i + 1) * DIGEST_BYTES].hex(): i for i in range(count)}
+            found = {hit.hash for hit in self.lookup.lookup(list(hexes))}
+            positions = np.array(sorted(hexes[h] for h in found), dtype=np.int64)
+        return {scan.digests[int(i) * DIGEST_BYTES : (int(i) + 1) * DIGEST_BYTES].hex(): int(i) for i in positions}
+
+    def _domain_candidates(self, text: str) -> list[Candidate]:
+        """Email candidates that may be on a watched domain: lines naming one, and non-ASCII lines
+        with an '@' (an address written in full-width or Unicode letters folds to its ASCII form)."""
+        if not self.snapshot.domains:
+            return []
+        lowered = text.lower()
+        numbers: set[int] = set()
+        for needle in _domain_needles(d for _, d, _ in self.snapshot.domains):
+            pos = lowered.find(needle)
+            while pos >= 0:
+                numbers.add(lowered.count("\n", 0, pos) + 1)
+                pos = lowered.find(needle, pos + len(needle))
+        if not text.isascii():
+            for number, line in enumerate(text.split("\n"), 1):
+                if "@" in line and not line.isascii():
+                    numbers.add(number)
+        return [c for c in candidates_on_lines(text, numbers, self.snapshot.regions) if c.field_type == "email"]
 
     def _records(self, by_hash: dict[str, list[Candidate]], text: str) -> list[Finding]:
         if not by_hash:
@@ -330,6 +369,19 @@ class Detector:
                     )
                 )
         return out
+
+
+def _domain_needles(domains: Iterable[str]) -> set[str]:
+    """Each watched domain as written and in its other IDNA form (punycode <-> Unicode)."""
+    out: set[str] = set()
+    for domain in domains:
+        out.add(domain)
+        try:
+            other = domain.encode("idna").decode("ascii") if not domain.isascii() else domain.encode().decode("idna")
+        except (UnicodeError, ValueError):
+            continue
+        out.add(other.lower())
+    return {d for d in out if d}
 
 
 def _accepted_fields(matched: dict[str, list[Candidate]]) -> set[str]:

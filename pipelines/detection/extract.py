@@ -274,6 +274,10 @@ def _json_values(line: str) -> list[str] | None:
         doc = json.loads(line)
     except (ValueError, RecursionError):
         return None
+    if type(doc) is dict and len(doc) <= JSON_MAX_VALUES:
+        flat = _flat_values(doc)
+        if flat is not None:
+            return flat
     values: list[str] = []
     stack: list[tuple[object, int]] = [(doc, 0)]
     while stack and len(values) < JSON_MAX_VALUES:
@@ -288,6 +292,23 @@ def _json_values(line: str) -> list[str] | None:
             children = node.values() if isinstance(node, dict) else node
             if isinstance(children, Iterable):
                 stack.extend((child, depth + 1) for child in reversed(list(children)))
+    return values
+
+
+def _flat_values(doc: dict[str, object]) -> list[str] | None:
+    """The values of a JSON object holding only scalars (the usual dump row), in the order the general
+    walk below gives them; None when a value is nested."""
+    values: list[str] = []
+    for value in doc.values():
+        kind = type(value)
+        if kind is str:
+            values.append(value.replace("\n", " "))  # type: ignore[attr-defined]
+        elif kind is int or kind is float:
+            values.append(str(value))
+        elif value is None or kind is bool:
+            continue
+        else:
+            return None
     return values
 
 

@@ -1,0 +1,1816 @@
+/* Native candidate scanner: the same candidates as pipelines/detection/extract.py, keyed-hashed.
+ *
+ * Why: extraction plus one HMAC per candidate in Python runs near 1 MB/s; the detection target is 30.
+ * This file is a line-for-line port of extract.py's per-line path (typed scan, delimited/SQL values,
+ * labelled values, generic forms, the dob/email/iban/cn_id/ssn/card/ip rules of core/canonical.py) for
+ * lines whose characters all lie in a small allowlist (ASCII printable, tab, CJK ideographs and a few
+ * CJK punctuation marks) where NFKC, case folding and the regex classes are known exactly. Any other
+ * line is handed back ("deferred") and extract.py reads it, so the two can never disagree on it.
+ * Phone numbers other than Chinese mobiles are parsed by libphonenumber through a Python callback,
+ * exactly as extract.py does. Differential tests compare the two on generated and hostile lines.
+ *
+ * Output per scan: the distinct 16-byte digests, and (digest index, line index) pairs.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <time.h>
+
+#include "sha256.h"
+#include "util.h"
+
+/* ------------------------------------------------------------------ constants (mirror extract.py) */
+#define SEGMENT_CHARS 65536
+#define SEGMENT_WORK 2048
+#define DEFER_WORK 1024 /* a line using this much budget goes to Python (its budget rules apply there) */
+#define MAX_PHONE_PARSES_PER_RUN 24
+#define MAX_TOKENS_PER_FIELD 4
+#define FIELD_MAX_CHARS 256
+#define NAME_MAX_WORDS 6
+#define TEXT_MAX_WORDS 8
+#define MAX_FIELDS 900
+
+enum { T_EMAIL, T_PHONE, T_CARD, T_IBAN, T_CN_ID, T_SSN, T_USERNAME, T_API_KEY, T_NAME, T_DOB, T_TEXT,
+       T_PASSPORT, T_IP, T_COUNT };
+static const char *TYPE_NAMES[T_COUNT] = {"email", "phone", "card", "iban", "cn_id", "ssn", "username",
+                                          "api_key", "name", "dob", "text", "passport", "ip"};
+static int is_typed(int t) {
+    return t == T_EMAIL || t == T_PHONE || t == T_CARD || t == T_IBAN || t == T_CN_ID || t == T_SSN ||
+           t == T_IP;
+}
+
+/* ------------------------------------------------------------------ character classes */
+static inline int is_ideo(cp_t c) { return (c >= 0x4E00 && c <= 0x9FEF) || (c >= 0x3400 && c <= 0x4DB5); }
+static inline int allowed(cp_t c) {
+    if (c < 0x80) return (c >= 0x20 && c != 0x7F) || c == '\t';
+    if (is_ideo(c)) return 1;
+    switch (c) {
+        case 0x3001: case 0x3002: case 0x3010: case 0x3011:
+        case 0xFF01: case 0xFF0C: case 0xFF1A: case 0xFF1B: case 0xFF1F:
+            return 1;
+        default:
+            return 0;
+    }
+}
+static inline int is_digit(cp_t c) { return c >= '0' && c <= '9'; }
+static inline int is_upper(cp_t c) { return c >= 'A' && c <= 'Z'; }
+static inline int is_lower(cp_t c) { return c >= 'a' && c <= 'z'; }
+static inline int is_alpha_ascii(cp_t c) { return is_upper(c) || is_lower(c); }
+static inline int is_alnum_ascii(cp_t c) { return is_alpha_ascii(c) || is_digit(c); }
+static inline int is_word(cp_t c) { return is_alnum_ascii(c) || c == '_' || is_ideo(c); }
+static inline int is_space(cp_t c) { return c == ' ' || c == '\t'; }
+static inline cp_t fold_cp(cp_t c) {
+    if (is_upper(c)) return c + 32;
+    switch (c) {
+        case 0xFF01: return '!';
+        case 0xFF0C: return ',';
+        case 0xFF1A: return ':';
+        case 0xFF1B: return ';';
+        case 0xFF1F: return '?';
+        default: return c;
+    }
+}
+static inline int is_cjk_wide(cp_t c) { /* the classes of _LONG_CJK_* and _is_cjk, on allowed chars */
+    return is_ideo(c);
+}
+/* unicodedata.category(c)[0] == 'P' for allowed non-alnum chars (ASCII punctuation and CJK marks) */
+static inline int is_punct(cp_t c) {
+    if (c < 0x80)
+        return strchr("!\"#%&'()*,-./:;?@[\\]_{}", (int)c) != NULL && c != 0;
+    return c == 0x3001 || c == 0x3002 || c == 0x3010 || c == 0x3011;
+}
+
+/* ASCII classes used per character by the field rules (one table lookup instead of strchr) */
+enum { A_NOTNAME = 1, A_TOKEN = 2, A_NAMESEP = 4, A_LETTER = 8, A_DIGIT = 16 };
+static uint8_t ASCII_CLASS[128];
+
+static void init_classes(void) {
+    for (int c = 0; c < 128; c++) {
+        uint8_t f = 0;
+        if (strchr("@_/\\=<>#$%&*+~^|[]{}", c) && c) f |= A_NOTNAME;
+        if (is_alnum_ascii((cp_t)c) || (strchr("_-.+/=~", c) && c)) f |= A_TOKEN;
+        /* name rule: ASCII punctuation (category P) not in the reject set, and whitespace -> space */
+        if ((strchr("!\"'(),-.:;?", c) && c) || c == ' ' || c == '\t') f |= A_NAMESEP;
+        if (is_alpha_ascii((cp_t)c)) f |= A_LETTER;
+        if (is_digit((cp_t)c)) f |= A_DIGIT;
+        ASCII_CLASS[c] = f;
+    }
+}
+
+/* ------------------------------------------------------------------ the scanner object */
+typedef struct {
+    char code[3];
+    uint32_t lengths; /* bit n: a national number of n digits is possible */
+} region_t;
+
+typedef struct {
+    PyObject_HEAD
+    ls_hmac_key key;
+    region_t regions[32];
+    int nregions;
+    int dob_mdy[2];
+    int ndob;
+    uint8_t cn_mobile[10000]; /* "1abcd": 1 valid mobile prefix, 0 not, 2 ask Python */
+    PyObject *phone_cb;       /* (raw, region|None) -> str|None, libphonenumber (cached in Python) */
+    PyObject *email_cb;       /* raw -> str|None, for addresses with non-ASCII domains */
+    /* across scans (bounded): type+canonical -> digest; vals = scan id, v2 = index in this scan,
+       v3 = last line index it was emitted on in this scan */
+    strset digests;
+    lsbuf digest_store; /* 16 bytes per entry of `digests` */
+    uint32_t scan_id;
+    strset phones;      /* region+raw -> libphonenumber's answer (vals: offset+1 in phone_store, v2: length) */
+    lsbuf phone_store;
+    /* per scan */
+    lsbuf digest_out;   /* 16 bytes per distinct candidate */
+    lsbuf pairs;        /* (uint32 digest index, uint32 line index) */
+    /* per line */
+    strset seen_fields, typed_raws;
+    uint32_t line_index;
+    long work;
+    int fields;
+    lsbuf tmp, msg;
+    cp_t json[SEGMENT_CHARS + 2];
+    int error;
+} Scanner;
+
+#define DIGEST_CACHE_MAX 0
+#define PHONE_CACHE_MAX 100000
+
+static int emit(Scanner *sc, int type, const cp_t *canon, size_t n, const cp_t *raw, size_t rn) {
+    sc->tmp.len = 0;
+    cp_t t = (cp_t)type;
+    if (buf_put(&sc->tmp, &t, sizeof t) || buf_put(&sc->tmp, canon, n * sizeof(cp_t))) return -1;
+    int added;
+    long e = set_add(&sc->digests, sc->tmp.p, sc->tmp.len, &added);
+    if (e < 0) return -1;
+    strset *d = &sc->digests;
+    if (added) {
+        /* message: type name, NUL, canonical */
+        const char *name = TYPE_NAMES[type];
+        sc->msg.len = 0;
+        if (buf_put(&sc->msg, name, strlen(name) + 1) || buf_utf8(&sc->msg, canon, n)) return -1;
+        uint8_t out[32];
+        ls_hmac(&sc->key, sc->msg.p, sc->msg.len, out);
+        if (buf_put(&sc->digest_store, out, 16)) return -1;
+        d->entries[e].val = sc->scan_id - 1;
+    }
+    if (d->entries[e].val != sc->scan_id) { /* first time in this scan */
+        d->entries[e].val = sc->scan_id;
+        d->entries[e].v2 = (uint32_t)(sc->digest_out.len / 16);
+        d->entries[e].v3 = UINT32_MAX;
+        if (buf_put(&sc->digest_out, sc->digest_store.p + 16 * (size_t)e, 16)) return -1;
+    } else if (d->entries[e].v3 == sc->line_index) {
+        return 0; /* once per (type, canonical) on a line */
+    }
+    d->entries[e].v3 = sc->line_index;
+    uint32_t pair[2] = {d->entries[e].v2, sc->line_index};
+    if (buf_put(&sc->pairs, pair, sizeof pair)) return -1;
+    if (is_typed(type) && set_add(&sc->typed_raws, (const uint8_t *)raw, rn * sizeof(cp_t), &added) < 0) return -1;
+    return 0;
+}
+
+static int in_set(strset *s, const cp_t *v, size_t n) {
+    return set_contains(s, (const uint8_t *)v, n * sizeof(cp_t));
+}
+
+/* 1 when v was added, 0 when it was there, -1 on memory error */
+static int add_new(strset *s, const cp_t *v, size_t n) {
+    int added;
+    return set_add(s, (const uint8_t *)v, n * sizeof(cp_t), &added) < 0 ? -1 : added;
+}
+
+/* ------------------------------------------------------------------ canonical rules */
+typedef struct {
+    cp_t c[1100];
+    size_t n;
+} cbuf; /* canonical forms are built here (values are at most 1024 characters) */
+
+static int valid_date(int y, int m, int d) {
+    static const int days[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    if (y < 1900 || y > 2099 || m < 1 || m > 12 || d < 1) return 0;
+    int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    int max = days[m - 1] + (m == 2 && leap);
+    return d <= max;
+}
+
+static int put_date(cbuf *o, int y, int m, int d) {
+    if (!valid_date(y, m, d)) return 0;
+    const int v[3] = {y, m, d};
+    cp_t *c = o->c;
+    c[0] = '0' + v[0] / 1000; c[1] = '0' + v[0] / 100 % 10; c[2] = '0' + v[0] / 10 % 10; c[3] = '0' + v[0] % 10;
+    c[4] = '-'; c[5] = '0' + v[1] / 10; c[6] = '0' + v[1] % 10;
+    c[7] = '-'; c[8] = '0' + v[2] / 10; c[9] = '0' + v[2] % 10;
+    o->n = 10;
+    return 1;
+}
+
+/* dob tokens: digits, ASCII lower-case letters, anything else (gaps) */
+typedef struct {
+    int kind; /* 'D', 'A', 'G' */
+    size_t s, e;
+} tok_t;
+
+static int number_of(const cp_t *t, size_t s, size_t e) {
+    int v = 0;
+    for (size_t i = s; i < e && i < s + 9; i++) v = v * 10 + (int)(t[i] - '0');
+    return v;
+}
+
+/* gap in  \s* [set] \s*  (one char of set; a space in set may be one of the spaces) */
+static int gap_ok(const cp_t *t, size_t s, size_t e, const char *set) {
+    size_t other = 0, pos = 0;
+    int has_space = 0;
+    for (size_t i = s; i < e; i++) {
+        if (is_space(t[i])) {
+            if (t[i] == ' ') has_space = 1;
+        } else {
+            other++;
+            pos = i;
+        }
+    }
+    if (other > 1) return 0;
+    if (other == 1) return t[pos] < 0x80 && strchr(set, (int)t[pos]) != NULL;
+    return has_space && strchr(set, ' ') != NULL;
+}
+/* gap in \.? \s* [set] \s* */
+static int gap_dot_ok(const cp_t *t, size_t s, size_t e, const char *set) {
+    if (gap_ok(t, s, e, set)) return 1;
+    return e > s && t[s] == '.' && gap_ok(t, s + 1, e, set);
+}
+/* gap in \s* X \s* for one specific character X */
+static int gap_char(const cp_t *t, size_t s, size_t e, cp_t x) {
+    int seen = 0;
+    for (size_t i = s; i < e; i++) {
+        if (is_space(t[i])) continue;
+        if (t[i] == x && !seen) seen = 1;
+        else return 0;
+    }
+    return seen;
+}
+
+static int month_of(const cp_t *t, size_t s, size_t e) {
+    static const char *names[] = {"jan", "january", "feb", "february", "mar", "march", "apr", "april",
+                                  "may", "jun", "june", "jul", "july", "aug", "august", "sep", "sept",
+                                  "september", "oct", "october", "nov", "november", "dec", "december"};
+    static const int months[] = {1, 1, 2, 2, 3, 3, 4, 4, 5, 6, 6, 7, 7, 8, 8, 9, 9, 9, 10, 10, 11, 11, 12, 12};
+    size_t n = e - s;
+    for (size_t k = 0; k < sizeof months / sizeof *months; k++) {
+        if (strlen(names[k]) != n) continue;
+        size_t i = 0;
+        while (i < n && t[s + i] == (cp_t)names[k][i]) i++;
+        if (i == n) return months[k];
+    }
+    return 0;
+}
+
+static int day_month_year(cbuf *o, int first, int second, int year, int mdy) {
+    if (first > 12 || (second <= 12 && !mdy)) return put_date(o, year, second, first);
+    return put_date(o, year, first, second);
+}
+
+/* core.canonical._dob on an allowed-character value */
+static int canon_dob(const cp_t *v, size_t n, int mdy, cbuf *o) {
+    while (n && is_space(v[0])) v++, n--;
+    while (n && is_space(v[n - 1])) n--;
+    if (n > 40) return 0;
+    cp_t t[48];
+    for (size_t i = 0; i < n; i++) t[i] = fold_cp(v[i]);
+    tok_t k[48];
+    int nk = 0;
+    for (size_t i = 0; i < n;) {
+        int kind = is_digit(t[i]) ? 'D' : is_lower(t[i]) ? 'A' : 'G';
+        size_t j = i + 1;
+        while (j < n && (is_digit(t[j]) ? 'D' : is_lower(t[j]) ? 'A' : 'G') == kind) j++;
+        k[nk].kind = kind;
+        k[nk].s = i;
+        k[nk].e = j;
+        nk++;
+        i = j;
+    }
+#define KL(i) (k[i].e - k[i].s)
+#define KIS(i, ch) (k[i].kind == (ch))
+    /* _YMD, _XXY: D G D G D */
+    if (nk == 5 && KIS(0, 'D') && KIS(1, 'G') && KIS(2, 'D') && KIS(3, 'G') && KIS(4, 'D') &&
+        gap_ok(t, k[1].s, k[1].e, "-/.") && gap_ok(t, k[3].s, k[3].e, "-/.")) {
+        if (KL(0) == 4 && KL(2) <= 2 && KL(4) <= 2)
+            return put_date(o, number_of(t, k[0].s, k[0].e), number_of(t, k[2].s, k[2].e),
+                            number_of(t, k[4].s, k[4].e));
+    }
+    /* _YMD_CJK: D G(年) D G(月) D [G(日|号)] */
+    if ((nk == 5 || nk == 6) && KIS(0, 'D') && KIS(1, 'G') && KIS(2, 'D') && KIS(3, 'G') && KIS(4, 'D') &&
+        KL(0) == 4 && KL(2) <= 2 && KL(4) <= 2 && gap_char(t, k[1].s, k[1].e, 0x5E74) &&
+        gap_char(t, k[3].s, k[3].e, 0x6708) &&
+        (nk == 5 || gap_char(t, k[5].s, k[5].e, 0x65E5) || gap_char(t, k[5].s, k[5].e, 0x53F7)))
+        return put_date(o, number_of(t, k[0].s, k[0].e), number_of(t, k[2].s, k[2].e),
+                        number_of(t, k[4].s, k[4].e));
+    /* _COMPACT */
+    if (nk == 1 && KIS(0, 'D') && KL(0) == 8)
+        return put_date(o, number_of(t, 0, 4), number_of(t, 4, 6), number_of(t, 6, 8));
+    /* _XXY */
+    if (nk == 5 && KIS(0, 'D') && KIS(1, 'G') && KIS(2, 'D') && KIS(3, 'G') && KIS(4, 'D') &&
+        gap_ok(t, k[1].s, k[1].e, "-/.") && gap_ok(t, k[3].s, k[3].e, "-/.") && KL(0) <= 2 && KL(2) <= 2 &&
+        KL(4) == 4)
+        return day_month_year(o, number_of(t, k[0].s, k[0].e), number_of(t, k[2].s, k[2].e),
+                              number_of(t, k[4].s, k[4].e), mdy);
+    /* _D_MON_Y: D G A G D */
+    if (nk == 5 && KIS(0, 'D') && KIS(1, 'G') && KIS(2, 'A') && KIS(3, 'G') && KIS(4, 'D') && KL(0) <= 2 &&
+        KL(2) >= 3 && KL(2) <= 9 && KL(4) == 4 && gap_ok(t, k[1].s, k[1].e, "-/. ") &&
+        gap_dot_ok(t, k[3].s, k[3].e, "-/., ")) {
+        int m = month_of(t, k[2].s, k[2].e);
+        if (m) return put_date(o, number_of(t, k[4].s, k[4].e), m, number_of(t, k[0].s, k[0].e));
+    }
+    /* _MON_D_Y: A G D [A(st|nd|rd|th)] G D */
+    if ((nk == 5 || nk == 6) && KIS(0, 'A') && KL(0) >= 3 && KL(0) <= 9 && KIS(1, 'G') && KIS(2, 'D') &&
+        KL(2) <= 2 && gap_dot_ok(t, k[1].s, k[1].e, "-/. ")) {
+        int g = 3;
+        int ok = 1;
+        if (nk == 6) {
+            ok = KIS(3, 'A') && KL(3) == 2;
+            if (ok) {
+                cp_t a = t[k[3].s], b = t[k[3].s + 1];
+                ok = (a == 's' && b == 't') || (a == 'n' && b == 'd') || (a == 'r' && b == 'd') ||
+                     (a == 't' && b == 'h');
+            }
+            g = 4;
+        }
+        if (ok && KIS(g, 'G') && KIS(g + 1, 'D') && KL(g + 1) == 4 && gap_ok(t, k[g].s, k[g].e, "-/., ")) {
+            int m = month_of(t, k[0].s, k[0].e);
+            if (m) return put_date(o, number_of(t, k[g + 1].s, k[g + 1].e), m, number_of(t, k[2].s, k[2].e));
+        }
+    }
+#undef KL
+#undef KIS
+    return 0;
+}
+
+static int luhn_ok(const cp_t *d, size_t n) {
+    static const int dbl[10] = {0, 2, 4, 6, 8, 1, 3, 5, 7, 9};
+    int sum = 0, k = 0;
+    for (size_t i = n; i-- > 0; k++) sum += (k & 1) ? dbl[d[i] - '0'] : (int)(d[i] - '0');
+    return sum % 10 == 0;
+}
+
+/* _SEPARATORS.sub("", value): drop whitespace and '-' */
+static size_t compact(const cp_t *v, size_t n, cp_t *out) {
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!is_space(v[i]) && v[i] != '-') out[m++] = v[i];
+    return m;
+}
+
+static int all_digits(const cp_t *v, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (!is_digit(v[i])) return 0;
+    return 1;
+}
+
+static int canon_card(const cp_t *v, size_t n, cbuf *o) {
+    if (n > 1024) return 0;
+    o->n = compact(v, n, o->c);
+    return o->n >= 12 && o->n <= 19 && all_digits(o->c, o->n) && luhn_ok(o->c, o->n);
+}
+
+static int canon_ssn(const cp_t *v, size_t n, cbuf *o) {
+    if (n > 1024) return 0;
+    o->n = compact(v, n, o->c);
+    if (o->n != 9 || !all_digits(o->c, 9)) return 0;
+    const cp_t *s = o->c;
+    if ((s[0] == '0' && s[1] == '0' && s[2] == '0') || (s[0] == '6' && s[1] == '6' && s[2] == '6') ||
+        s[0] == '9')
+        return 0;
+    if (s[3] == '0' && s[4] == '0') return 0;
+    if (s[5] == '0' && s[6] == '0' && s[7] == '0' && s[8] == '0') return 0;
+    return 1;
+}
+
+static int canon_cn_id(const cp_t *v, size_t n, cbuf *o) {
+    static const int W[17] = {7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2};
+    static const char CHECK[] = "10X98765432";
+    static const int PROV[] = {11, 12, 13, 14, 15, 21, 22, 23, 31, 32, 33, 34, 35, 36, 37, 41, 42, 43, 44,
+                               45, 46, 50, 51, 52, 53, 54, 61, 62, 63, 64, 65, 71, 81, 82, 83};
+    if (n > 1024) return 0;
+    o->n = compact(v, n, o->c);
+    if (o->n != 18) return 0;
+    cp_t *s = o->c;
+    if (s[17] == 'x') s[17] = 'X';
+    if (!all_digits(s, 17)) return 0;
+    int p = number_of(s, 0, 2), ok = 0;
+    for (size_t i = 0; i < sizeof PROV / sizeof *PROV; i++) ok |= PROV[i] == p;
+    if (!ok) return 0;
+    if (!valid_date(number_of(s, 6, 10), number_of(s, 10, 12), number_of(s, 12, 14))) return 0;
+    int total = 0;
+    for (int i = 0; i < 17; i++) total += W[i] * (int)(s[i] - '0');
+    return (cp_t)CHECK[total % 11] == s[17];
+}
+
+static const struct {
+    char cc[3];
+    int len;
+} IBAN_LENGTHS[] = {
+    {"AD", 24}, {"AE", 23}, {"AL", 28}, {"AT", 20}, {"AZ", 28}, {"BA", 20}, {"BE", 16}, {"BG", 22}, {"BH", 22},
+    {"BI", 27}, {"BR", 29}, {"BY", 28}, {"CH", 21}, {"CR", 22}, {"CY", 28}, {"CZ", 24}, {"DE", 22}, {"DJ", 27},
+    {"DK", 18}, {"DO", 28}, {"EE", 20}, {"EG", 29}, {"ES", 24}, {"FI", 18}, {"FK", 18}, {"FO", 18}, {"FR", 27},
+    {"GB", 22}, {"GE", 22}, {"GI", 23}, {"GL", 18}, {"GR", 27}, {"GT", 28}, {"HN", 28}, {"HR", 21}, {"HU", 28},
+    {"IE", 22}, {"IL", 23}, {"IQ", 23}, {"IS", 26}, {"IT", 27}, {"JO", 30}, {"KW", 30}, {"KZ", 20}, {"LB", 28},
+    {"LC", 32}, {"LI", 21}, {"LT", 20}, {"LU", 20}, {"LV", 21}, {"LY", 25}, {"MC", 27}, {"MD", 24}, {"ME", 22},
+    {"MK", 19}, {"MN", 20}, {"MR", 27}, {"MT", 31}, {"MU", 30}, {"NI", 28}, {"NL", 18}, {"NO", 15}, {"OM", 23},
+    {"PK", 24}, {"PL", 28}, {"PS", 29}, {"PT", 25}, {"QA", 29}, {"RO", 24}, {"RS", 22}, {"RU", 33}, {"SA", 24},
+    {"SC", 31}, {"SD", 18}, {"SE", 24}, {"SI", 19}, {"SK", 24}, {"SM", 27}, {"SO", 23}, {"ST", 25}, {"SV", 28},
+    {"TL", 23}, {"TN", 24}, {"TR", 26}, {"UA", 29}, {"VA", 22}, {"VG", 24}, {"XK", 20}, {"YE", 30},
+};
+
+static int iban_length(const cp_t *s, size_t n) {
+    if (n < 2) return 0;
+    for (size_t i = 0; i < sizeof IBAN_LENGTHS / sizeof *IBAN_LENGTHS; i++)
+        if ((cp_t)IBAN_LENGTHS[i].cc[0] == s[0] && (cp_t)IBAN_LENGTHS[i].cc[1] == s[1]) return IBAN_LENGTHS[i].len;
+    return 0;
+}
+
+/* core.canonical._iban on an already compact upper-case value */
+static int canon_iban(const cp_t *v, size_t n, cbuf *o) {
+    o->n = compact(v, n, o->c);
+    cp_t *s = o->c;
+    for (size_t i = 0; i < o->n; i++)
+        if (is_lower(s[i])) s[i] -= 32;
+    size_t m = o->n;
+    if (m < 15 || m > 34 || !is_upper(s[0]) || !is_upper(s[1]) || !is_digit(s[2]) || !is_digit(s[3])) return 0;
+    for (size_t i = 4; i < m; i++)
+        if (!is_upper(s[i]) && !is_digit(s[i])) return 0;
+    int expected = iban_length(s, m);
+    if (expected && (size_t)expected != m) return 0;
+    unsigned rem = 0;
+    for (size_t k = 0; k < m; k++) {
+        cp_t c = s[(k + 4) % m];
+        if (is_digit(c)) rem = (rem * 10 + (c - '0')) % 97;
+        else rem = (rem * 100 + (c - 'A' + 10)) % 97;
+    }
+    return rem == 1;
+}
+
+static int canon_ip(const cp_t *v, size_t n, cbuf *o) {
+    /* caller checked the IPv4 shape: octets <= 255, no leading zeros */
+    size_t i = 0;
+    for (int part = 0; part < 4; part++) {
+        size_t s = i;
+        while (i < n && is_digit(v[i])) i++;
+        if (i - s > 1 && v[s] == '0') return 0;
+        if (number_of(v, s, i) > 255) return 0;
+        i++;
+    }
+    memcpy(o->c, v, n * sizeof(cp_t));
+    o->n = n;
+    return 1;
+}
+
+/* Python-side canonical form (callback result) into o; 1 when a str came back */
+static int from_python(Scanner *sc, PyObject *res, cbuf *o) {
+    if (res == NULL) {
+        sc->error = 1;
+        return 0;
+    }
+    if (res == Py_None || !PyUnicode_Check(res)) {
+        Py_DECREF(res);
+        return 0;
+    }
+    Py_ssize_t n = PyUnicode_GET_LENGTH(res);
+    if (n > 1024) n = 1024;
+    int kind = PyUnicode_KIND(res);
+    const void *data = PyUnicode_DATA(res);
+    for (Py_ssize_t i = 0; i < n; i++) o->c[i] = PyUnicode_READ(kind, data, i);
+    o->n = (size_t)n;
+    Py_DECREF(res);
+    return 1;
+}
+
+static PyObject *py_str(const cp_t *v, size_t n) {
+    return PyUnicode_FromKindAndData(PyUnicode_4BYTE_KIND, v, (Py_ssize_t)n);
+}
+
+static int canon_email(Scanner *sc, const cp_t *v, size_t n, cbuf *o) {
+    /* v is a match of extract._EMAIL: ASCII local part, '@', labels, ASCII letters TLD */
+    size_t at = 0;
+    int ascii = 1;
+    for (size_t i = 0; i < n; i++) {
+        if (v[i] == '@') at = i;
+        if (v[i] >= 0x80) ascii = 0;
+    }
+    if (!ascii) {
+        PyObject *s = py_str(v, n);
+        if (!s) {
+            sc->error = 1;
+            return 0;
+        }
+        PyObject *res = PyObject_CallOneArg(sc->email_cb, s);
+        Py_DECREF(s);
+        return from_python(sc, res, o);
+    }
+    if (at == 0 || at > 64) return 0;
+    for (size_t i = 0; i < n; i++) o->c[i] = fold_cp(v[i]);
+    o->n = n;
+    const cp_t *l = o->c;
+    if (l[0] == '.' || l[at - 1] == '.') return 0;
+    for (size_t i = 0; i + 1 < at; i++)
+        if (l[i] == '.' && l[i + 1] == '.') return 0;
+    size_t ds = at + 1;
+    if (n - ds > 253) return 0;
+    size_t labels = 0, s = ds;
+    for (size_t i = ds; i <= n; i++) {
+        if (i == n || l[i] == '.') {
+            size_t len = i - s;
+            if (len < 1 || len > 63) return 0;
+            for (size_t j = s; j < i; j++)
+                if (!(is_lower(l[j]) || is_digit(l[j]) || l[j] == '-')) return 0;
+            if (l[s] == '-' || l[i - 1] == '-') return 0;
+            labels++;
+            s = i + 1;
+        }
+    }
+    return labels >= 2; /* the TLD is letters only (the pattern's) */
+}
+
+/* ------------------------------------------------------------------ phones */
+static int region_possible(const region_t *r, int digits) {
+    return digits >= 0 && digits < 32 && (r->lengths >> digits) & 1;
+}
+
+/* extract._CN_MOBILE_RAW fullmatch; national (11 digits) into nat; *prefixed when +86/0086 */
+static int cn_mobile_shape(const cp_t *v, size_t n, cp_t nat[11], int *prefixed) {
+    size_t i = 0;
+    *prefixed = 0;
+    if (n >= 3 && v[0] == '+' && v[1] == '8' && v[2] == '6') {
+        i = 3;
+        *prefixed = 1;
+    } else if (n >= 4 && v[0] == '0' && v[1] == '0' && v[2] == '8' && v[3] == '6') {
+        i = 4;
+        *prefixed = 1;
+    }
+    if (*prefixed && i < n && v[i] == ' ') i++;
+    int k = 0;
+    const int groups[3] = {3, 4, 4};
+    for (int g = 0; g < 3; g++) {
+        if (g > 0 && i < n && (v[i] == ' ' || v[i] == '-')) i++;
+        for (int d = 0; d < groups[g]; d++) {
+            if (i >= n || !is_digit(v[i])) return 0;
+            nat[k++] = v[i++];
+        }
+    }
+    return i == n && nat[0] == '1';
+}
+
+/* extract._phone: Chinese mobiles by shape, the rest through libphonenumber (Python) */
+static int phone_of(Scanner *sc, const cp_t *raw, size_t n, const char *region, cbuf *o) {
+    if (region == NULL || strcmp(region, "CN") == 0) {
+        cp_t nat[11];
+        int prefixed;
+        if (cn_mobile_shape(raw, n, nat, &prefixed) && (region != NULL || prefixed)) {
+            int idx = number_of(nat, 1, 5);
+            if (sc->cn_mobile[idx] == 1) {
+                o->c[0] = '+';
+                o->c[1] = '8';
+                o->c[2] = '6';
+                memcpy(o->c + 3, nat, sizeof nat);
+                o->n = 14;
+                return 1;
+            }
+        }
+    }
+    sc->tmp.len = 0;
+    if (buf_put(&sc->tmp, region ? region : "--", 2) || buf_utf8(&sc->tmp, raw, n)) {
+        sc->error = 1;
+        return 0;
+    }
+    int added;
+    long e = set_add(&sc->phones, sc->tmp.p, sc->tmp.len, &added);
+    if (e < 0) {
+        sc->error = 1;
+        return 0;
+    }
+    if (!added) {
+        uint32_t off = sc->phones.entries[e].val;
+        if (!off) return 0;
+        o->n = sc->phones.entries[e].v2;
+        memcpy(o->c, sc->phone_store.p + (off - 1), o->n * sizeof(cp_t));
+        return 1;
+    }
+    PyObject *s = py_str(raw, n);
+    if (!s) {
+        sc->error = 1;
+        return 0;
+    }
+    PyObject *res = region ? PyObject_CallFunction(sc->phone_cb, "Os", s, region)
+                           : PyObject_CallFunction(sc->phone_cb, "OO", s, Py_None);
+    Py_DECREF(s);
+    int ok = from_python(sc, res, o);
+    if (sc->error) { /* the entry just added holds no answer: forget the cache */
+        set_clear(&sc->phones);
+        sc->phone_store.len = 0;
+        return 0;
+    }
+    if (ok) {
+        sc->phones.entries[e].val = (uint32_t)sc->phone_store.len + 1;
+        sc->phones.entries[e].v2 = (uint32_t)o->n;
+        if (buf_put(&sc->phone_store, o->c, o->n * sizeof(cp_t))) sc->error = 1;
+    }
+    return ok;
+}
+
+/* ------------------------------------------------------------------ digit runs (extract._number_run) */
+typedef struct {
+    size_t start, end;
+    int digits;
+} group_t;
+
+static int add(Scanner *sc, int type, cbuf *c, const cp_t *raw, size_t rn) {
+    return emit(sc, type, c->c, c->n, raw, rn);
+}
+
+static int ipv4_shape(const cp_t *r, size_t n) {
+    size_t i = 0;
+    for (int part = 0; part < 4; part++) {
+        size_t s = i;
+        while (i < n && is_digit(r[i]) && i - s < 4) i++;
+        if (i == s || i - s > 3) return 0;
+        if (part < 3) {
+            if (i >= n || r[i] != '.') return 0;
+            i++;
+        }
+    }
+    return i == n;
+}
+
+static size_t separator_is(const cp_t *r, const group_t *a, const group_t *b, cp_t *out) {
+    /* run[a.end:b.start].strip() or " " -> 1 char expected; returns its length */
+    size_t s = a->end, e = b->start;
+    while (s < e && is_space(r[s])) s++;
+    while (e > s && is_space(r[e - 1])) e--;
+    if (s == e) {
+        *out = ' ';
+        return 1;
+    }
+    *out = r[s];
+    return e - s;
+}
+
+static int first_phone(Scanner *sc, const cp_t *raw, size_t n, cbuf *o, int *tried) {
+    int international = (n >= 1 && raw[0] == '+') || (n >= 2 && raw[0] == '0' && raw[1] == '0');
+    int digits = 0;
+    for (size_t i = 0; i < n; i++) digits += is_digit(raw[i]);
+    *tried = 0;
+    if (international) {
+        (*tried)++;
+        return phone_of(sc, raw, n, NULL, o);
+    }
+    for (int k = 0; k < sc->nregions; k++) {
+        if (!region_possible(&sc->regions[k], digits)) continue;
+        (*tried)++;
+        if (phone_of(sc, raw, n, sc->regions[k].code, o)) return 1;
+        if (sc->error) return 0;
+    }
+    return 0;
+}
+
+static int number_run(Scanner *sc, const cp_t *r, size_t n) {
+    group_t g[64];
+    int ng = 0, total = 0;
+    for (size_t i = 0; i < n && ng < 64;) {
+        if (!is_digit(r[i])) {
+            i++;
+            continue;
+        }
+        size_t s = i;
+        while (i < n && is_digit(r[i])) i++;
+        if (i < n && (r[i] == 'X' || r[i] == 'x')) i++;
+        size_t start = s;
+        while (start > 0 && (r[start - 1] == '+' || r[start - 1] == '(')) start--;
+        g[ng].start = start;
+        g[ng].end = i;
+        g[ng].digits = (int)(i - s);
+        total += g[ng].digits;
+        ng++;
+    }
+    if (total < 7 && ng < 3) return 1;
+    cbuf c;
+    if (ipv4_shape(r, n)) {
+        if (canon_ip(r, n, &c)) emit(sc, T_IP, c.c, c.n, r, n);
+        return 1;
+    }
+    int found = 0;
+    for (int i = 0; i + 2 < ng; i++) {
+        group_t *a = &g[i], *b = &g[i + 1], *d = &g[i + 2];
+        if ((a->digits == 4 && b->digits <= 2 && d->digits <= 2) ||
+            (a->digits <= 2 && b->digits <= 2 && d->digits == 4)) {
+            const cp_t *raw = r + a->start;
+            size_t rn = d->end - a->start;
+            for (int k = 0; k < sc->ndob; k++) {
+                if (canon_dob(raw, rn, sc->dob_mdy[k], &c)) {
+                    found = 1;
+                    add(sc, T_DOB, &c, raw, rn);
+                }
+            }
+        }
+    }
+    if (found && ng == 3) return 1;
+    for (int i = 0; i < ng; i++)
+        if (g[i].digits == 18 && canon_cn_id(r + g[i].start, g[i].end - g[i].start, &c))
+            add(sc, T_CN_ID, &c, r + g[i].start, g[i].end - g[i].start);
+    /* ssns: 3-2-4 joined by '-' exactly */
+    for (int i = 0; i + 2 < ng; i++) {
+        group_t *a = &g[i], *b = &g[i + 1], *d = &g[i + 2];
+        if (a->digits == 3 && b->digits == 2 && d->digits == 4 && b->start - a->end == 1 &&
+            r[a->end] == '-' && d->start - b->end == 1 && r[b->end] == '-') {
+            if (canon_ssn(r + a->start, d->end - a->start, &c)) add(sc, T_SSN, &c, r + a->start, d->end - a->start);
+        }
+    }
+    /* cards */
+    for (int i = 0; i < ng;) {
+        int used = 0, tot = 0, j = i;
+        int ends[64], ne = 0;
+        while (j < ng && tot + g[j].digits <= 19) {
+            if (j > i) {
+                cp_t sep;
+                size_t sl = separator_is(r, &g[j - 1], &g[j], &sep);
+                if (sl != 1 || (sep != ' ' && sep != '-')) break;
+            }
+            tot += g[j].digits;
+            if (tot >= 12) ends[ne++] = j;
+            j++;
+        }
+        for (int e = ne - 1; e >= 0; e--) {
+            size_t s = g[i].start, en = g[ends[e]].end;
+            while (s < en && (r[s] == '+' || r[s] == '(')) s++;
+            cp_t d[128];
+            size_t m = 0;
+            for (size_t q = s; q < en && m < 128; q++)
+                if (r[q] != ' ' && r[q] != '-') d[m++] = r[q];
+            if (m > 0 && all_digits(d, m) && luhn_ok(d, m)) {
+                if (canon_card(r + s, en - s, &c)) add(sc, T_CARD, &c, r + s, en - s);
+                used = ends[e] - i + 1;
+                break;
+            }
+        }
+        i += used ? used : 1;
+    }
+    /* phones */
+    int parses = 0;
+    for (int i = 0; i < ng && parses < MAX_PHONE_PARSES_PER_RUN;) {
+        int used = 0, tot = 0;
+        int ends[64], ne = 0;
+        for (int j = i; j < ng; j++) {
+            tot += g[j].digits;
+            if (tot > 17) break;
+            if (tot >= 7) ends[ne++] = j;
+        }
+        for (int e = ne - 1; e >= 0; e--) {
+            const cp_t *raw = r + g[i].start;
+            size_t rn = g[ends[e]].end - g[i].start;
+            int tried;
+            int ok = first_phone(sc, raw, rn, &c, &tried);
+            if (sc->error) return 1;
+            parses += tried;
+            if (ok) {
+                add(sc, T_PHONE, &c, raw, rn);
+                used = ends[e] - i + 1;
+                break;
+            }
+        }
+        i += used ? used : 1;
+    }
+    return 1 + parses;
+}
+
+/* ------------------------------------------------------------------ typed scan (extract._typed) */
+static inline int is_localch(cp_t c) {
+    return is_alnum_ascii(c) || c == '.' || c == '_' || c == '%' || c == '+' || c == '-';
+}
+
+static void scan_emails(Scanner *sc, const cp_t *s, size_t n) {
+    size_t last = 0;
+    cbuf c;
+    for (size_t p = 0; p < n; p++) {
+        if (s[p] != '@') continue;
+        if (p < last) continue;
+        size_t st = p;
+        while (st > 0 && is_localch(s[st - 1])) st--;
+        if (st < last || p - st < 1 || p - st > 64) continue;
+        size_t q = p + 1, ends[9];
+        int k = 0;
+        while (k < 8 && q < n && is_word(s[q]) && s[q] != '_') {
+            size_t r = q + 1;
+            while (r < n && (is_word(s[r]) || s[r] == '-')) r++;
+            if (r - q - 1 > 62 || r >= n || s[r] != '.') break;
+            q = r + 1;
+            ends[++k] = q;
+        }
+        size_t end = 0;
+        for (int kk = k; kk >= 1 && !end; kk--) {
+            size_t t = ends[kk], m = 0;
+            while (t + m < n && m < 24 && is_alpha_ascii(s[t + m])) m++;
+            if (m >= 2) end = t + m;
+        }
+        if (!end) continue;
+        sc->work--;
+        if (canon_email(sc, s + st, end - st, &c)) add(sc, T_EMAIL, &c, s + st, end - st);
+        if (sc->error) return;
+        last = end;
+        p = end - 1;
+    }
+}
+
+static void scan_cjk_dates(Scanner *sc, const cp_t *s, size_t n) {
+    cbuf c;
+    for (size_t i = 0; i + 4 <= n; i++) {
+        size_t p = i;
+        int ok = 1;
+        for (int d = 0; d < 4; d++, p++)
+            if (p >= n || !is_digit(s[p])) ok = 0;
+        if (!ok) continue;
+        if (p < n && s[p] == ' ') p++;
+        if (p >= n || s[p] != 0x5E74) continue; /* 年 */
+        p++;
+        if (p < n && s[p] == ' ') p++;
+        size_t r = p;
+        while (r < n && is_digit(s[r])) r++;
+        if (r == p || r - p > 2) continue;
+        p = r;
+        if (p < n && s[p] == ' ') p++;
+        if (p >= n || s[p] != 0x6708) continue; /* 月 */
+        p++;
+        if (p < n && s[p] == ' ') p++;
+        r = p;
+        while (r < n && is_digit(s[r]) && r - p < 2) r++;
+        if (r == p) continue;
+        p = r;
+        if (p < n && s[p] == ' ') p++;
+        if (p < n && (s[p] == 0x65E5 || s[p] == 0x53F7)) p++; /* 日 号 */
+        if (canon_dob(s + i, p - i, 0, &c)) add(sc, T_DOB, &c, s + i, p - i);
+        i = p - 1;
+    }
+}
+
+/* (?: ?[A-Za-z0-9]{1,4}){3,9} from pos: the end the regex engine reaches, or 0 */
+static size_t iban_reps(const cp_t *s, size_t n, size_t pos, int count) {
+    if (count < 9) {
+        for (int space = 1; space >= 0; space--) {
+            size_t q = pos;
+            if (space) {
+                if (q < n && s[q] == ' ') q++;
+                else continue;
+            }
+            size_t run = 0;
+            while (q + run < n && run < 4 && is_alnum_ascii(s[q + run])) run++;
+            for (size_t len = run; len >= 1; len--) {
+                size_t end = iban_reps(s, n, q + len, count + 1);
+                if (end) return end;
+            }
+        }
+    }
+    return count >= 3 ? pos : 0;
+}
+
+static void scan_ibans(Scanner *sc, const cp_t *s, size_t n) {
+    cbuf c;
+    for (size_t i = 0; i + 4 < n; i++) {
+        if (!is_upper(s[i]) || (i > 0 && is_alnum_ascii(s[i - 1])) || !is_upper(s[i + 1]) || !is_digit(s[i + 2]) ||
+            !is_digit(s[i + 3]))
+            continue;
+        size_t end = iban_reps(s, n, i + 4, 0);
+        if (!end) continue;
+        sc->work--;
+        /* extract._iban: compact upper, cut to the registered length */
+        cp_t comp[64];
+        size_t m = 0;
+        for (size_t q = i; q < end && m < 64; q++)
+            if (!is_space(s[q])) comp[m++] = is_lower(s[q]) ? s[q] - 32 : s[q];
+        int length = iban_length(comp, m);
+        size_t rawn = end - i;
+        if (length) {
+            if ((size_t)length < m) m = (size_t)length;
+            size_t seen = 0;
+            for (size_t q = i; q < end; q++) {
+                if (!is_space(s[q]) && ++seen == (size_t)length) {
+                    rawn = q + 1 - i;
+                    break;
+                }
+            }
+        }
+        if (canon_iban(comp, m, &c)) add(sc, T_IBAN, &c, s + i, rawn);
+        i = end - 1;
+    }
+}
+
+/* next separator+digit of _NUM's repetition, or 0 */
+static size_t num_sep(const cp_t *s, size_t n, size_t p) {
+    const cp_t alts[3][3] = {{'-', '.', '/'}, {'(', 0, 0}, {')', 0, 0}};
+    for (int a = 0; a < 3; a++) {
+        size_t q = p;
+        if (q < n && s[q] == ' ') q++;
+        if (q < n && (s[q] == alts[a][0] || (alts[a][1] && s[q] == alts[a][1]) || (alts[a][2] && s[q] == alts[a][2]))) {
+            q++;
+            if (q + 1 < n && s[q] == ' ' && is_digit(s[q + 1])) return q + 1;
+            if (q < n && is_digit(s[q])) return q;
+        }
+    }
+    if (p + 1 < n && s[p] == ' ' && is_digit(s[p + 1])) return p + 1;
+    return 0;
+}
+
+static void scan_numbers(Scanner *sc, const cp_t *s, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        cp_t ch = s[i];
+        size_t p;
+        if (ch == '+') {
+            if (i + 2 < n && s[i + 1] == '(' && is_digit(s[i + 2])) p = i + 2;
+            else if (i + 1 < n && is_digit(s[i + 1])) p = i + 1;
+            else continue;
+        } else if (ch == '(') {
+            if (i + 1 < n && is_digit(s[i + 1])) p = i + 1;
+            else continue;
+        } else if (is_digit(ch)) {
+            p = i;
+        } else {
+            continue;
+        }
+        while (p < n && is_digit(s[p])) p++;
+        if (p < n && (s[p] == 'X' || s[p] == 'x')) p++;
+        for (int reps = 0; reps < 11; reps++) {
+            size_t q = num_sep(s, n, p);
+            if (!q) break;
+            p = q;
+            while (p < n && is_digit(s[p])) p++;
+            if (p < n && (s[p] == 'X' || s[p] == 'x')) p++;
+        }
+        if (p < n && s[p] == ')') p++;
+        if (sc->work <= 0) return;
+        sc->work -= number_run(sc, s + i, p - i);
+        if (sc->error) return;
+        i = p - 1;
+    }
+}
+
+/* ------------------------------------------------------------------ fields (extract._field) */
+static int has_digit(const cp_t *v, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (is_digit(v[i])) return 1;
+    return 0;
+}
+
+static int ideo_run(const cp_t *v, size_t n, size_t k) {
+    size_t run = 0;
+    for (size_t i = 0; i < n; i++) {
+        run = is_cjk_wide(v[i]) ? run + 1 : 0;
+        if (run >= k) return 1;
+    }
+    return 0;
+}
+
+static int dob_hint(const cp_t *v, size_t n) {
+    size_t d = 0;
+    while (d < n && is_digit(v[d])) d++;
+    if (d >= 1 && d <= 4) {
+        size_t q = d;
+        while (q < n && is_space(v[q])) q++;
+        if (q < n && (v[q] == '-' || v[q] == '/' || v[q] == '.' || v[q] == 0x5E74)) return 1;
+    }
+    if (d == 8 && n == 8) return 1;
+    if (d >= 1 && d <= 2) {
+        size_t q = d;
+        while (q < n && is_space(v[q])) q++;
+        if (q < n && is_alpha_ascii(v[q])) return 1;
+    }
+    if (n >= 3) {
+        static const char *m[] = {"jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"};
+        for (int k = 0; k < 12; k++)
+            if (fold_cp(v[0]) == (cp_t)m[k][0] && fold_cp(v[1]) == (cp_t)m[k][1] && fold_cp(v[2]) == (cp_t)m[k][2])
+                return 1;
+    }
+    return 0;
+}
+
+static int is_token_char(cp_t c) {
+    return is_alnum_ascii(c) || c == '_' || c == '-' || c == '.' || c == '+' || c == '/' || c == '=' || c == '~';
+}
+
+static int not_a_name_char(cp_t c) {
+    return is_digit(c) || (c < 0x80 && strchr("@_/\\=<>#$%&*+~^|[]{}", (int)c) != NULL && c != 0);
+}
+
+/* core.canonical.name_from_folded on allowed characters */
+static int canon_name(const cp_t *f, size_t n, cbuf *o) {
+    cp_t tmp[FIELD_MAX_CHARS + 8];
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        cp_t c = f[i];
+        if (c == '\'' || c == '`') continue;
+        if (is_lower(c) || is_ideo(c)) tmp[m++] = c;
+        else if (is_upper(c)) tmp[m++] = c; /* not reached: folded */
+        else if (c < 0x80 ? (ASCII_CLASS[c] & A_NAMESEP) != 0 : is_punct(c)) tmp[m++] = ' ';
+        else return 0;
+    }
+    o->n = 0;
+    size_t i = 0;
+    while (i < m) {
+        while (i < m && tmp[i] == ' ') i++;
+        if (i >= m) break;
+        size_t s = i;
+        while (i < m && tmp[i] != ' ') i++;
+        if (o->n && !(is_ideo(o->c[o->n - 1]) && is_ideo(tmp[s]))) o->c[o->n++] = ' ';
+        memcpy(o->c + o->n, tmp + s, (i - s) * sizeof(cp_t));
+        o->n += i - s;
+    }
+    return o->n >= 2 && o->n <= 128;
+}
+
+static int canon_text(const cp_t *f, size_t n, cbuf *o) {
+    o->n = 0;
+    size_t i = 0;
+    while (i < n) {
+        while (i < n && is_space(f[i])) i++;
+        if (i >= n) break;
+        size_t s = i;
+        while (i < n && !is_space(f[i])) i++;
+        if (o->n) o->c[o->n++] = ' ';
+        memcpy(o->c + o->n, f + s, (i - s) * sizeof(cp_t));
+        o->n += i - s;
+    }
+    return o->n > 0;
+}
+
+static int canon_username(const cp_t *f, size_t n, cbuf *o) {
+    while (n && is_space(f[0])) f++, n--;
+    while (n && is_space(f[n - 1])) n--;
+    if (n < 3 || n > 64) return 0;
+    for (size_t i = 0; i < n; i++)
+        if (is_space(f[i])) return 0; /* ' ' or '\t' (not printable) */
+    memcpy(o->c, f, n * sizeof(cp_t));
+    o->n = n;
+    return 1;
+}
+
+static void generic(Scanner *sc, const cp_t *v, size_t n, int whole) {
+    int r = sc->typed_raws.count ? in_set(&sc->typed_raws, v, n) : 0;
+    if (r) {
+        if (r < 0) sc->error = 1;
+        return;
+    }
+    cp_t folded[FIELD_MAX_CHARS + 8];
+    int ascii = 1, digit = 0, notname = 0, token = 1, letter = 0, alnum = 1;
+    size_t spaces = 0, words = 0, run = 0, maxrun = 0;
+    for (size_t i = 0; i < n; i++) {
+        cp_t c = v[i];
+        if (c < 0x80) {
+            uint8_t f = ASCII_CLASS[c];
+            folded[i] = is_upper(c) ? c + 32 : c;
+            digit |= f & A_DIGIT;
+            notname |= f & A_NOTNAME;
+            token &= (f & A_TOKEN) != 0;
+            letter |= f & A_LETTER;
+            alnum &= (f & (A_LETTER | A_DIGIT)) != 0;
+            spaces += c == ' ';
+            if (!is_space(c) && (i == 0 || is_space(v[i - 1]))) words++;
+            run = 0;
+        } else {
+            ascii = 0;
+            token = alnum = 0;
+            folded[i] = fold_cp(c);
+            if (i == 0 || is_space(v[i - 1])) words++;
+            run = is_ideo(c) ? run + 1 : 0;
+            if (run > maxrun) maxrun = run;
+        }
+    }
+    if (ascii) words = spaces + 1; /* extract.py counts spaces for ASCII values */
+    cbuf c;
+    if (whole && (digit || (words <= TEXT_MAX_WORDS && maxrun < 25)))
+        if (canon_text(folded, n, &c)) add(sc, T_TEXT, &c, v, n);
+    if (n >= 3 && n <= 64 && canon_username(folded, n, &c)) add(sc, T_USERNAME, &c, v, n);
+    if (!digit && words <= NAME_MAX_WORDS && maxrun < 9 && !notname) {
+        if (canon_name(folded, n, &c)) add(sc, T_NAME, &c, v, n);
+    } else {
+        if (n >= 16 && n <= 512 && token && letter && digit) {
+            memcpy(c.c, v, n * sizeof(cp_t));
+            c.n = n;
+            add(sc, T_API_KEY, &c, v, n);
+        }
+        if (n >= 6 && n <= 12 && digit && alnum) {
+            for (size_t i = 0; i < n; i++) c.c[i] = is_lower(v[i]) ? v[i] - 32 : v[i];
+            c.n = n;
+            add(sc, T_PASSPORT, &c, v, n);
+        }
+    }
+    if (n >= 6 && n <= 40 && dob_hint(v, n))
+        for (int k = 0; k < sc->ndob; k++)
+            if (canon_dob(v, n, sc->dob_mdy[k], &c)) add(sc, T_DOB, &c, v, n);
+}
+
+static int is_quote(cp_t c) { return c == '"' || c == '\'' || c == '`'; }
+
+static void field(Scanner *sc, const cp_t *v, size_t n) {
+    sc->work--;
+    sc->fields++;
+    while (n && is_space(v[0])) v++, n--;
+    while (n && is_space(v[n - 1])) n--;
+    while (n && is_quote(v[0])) v++, n--;
+    while (n && is_quote(v[n - 1])) n--;
+    while (n && is_space(v[0])) v++, n--;
+    while (n && is_space(v[n - 1])) n--;
+    if (!n || n > FIELD_MAX_CHARS) return;
+    int r = add_new(&sc->seen_fields, v, n);
+    if (r <= 0) {
+        if (r < 0) sc->error = 1;
+        return;
+    }
+    generic(sc, v, n, 1);
+    if (sc->error) return;
+    /* key=value: the value as a field of its own */
+    size_t eq = 0;
+    while (eq < n && v[eq] != '=') eq++;
+    if (eq < n) {
+        size_t ks = 0, ke = eq;
+        while (ks < ke && is_space(v[ks])) ks++;
+        while (ke > ks && is_space(v[ke - 1])) ke--;
+        int key_ok = ke > ks && ke - ks <= 40;
+        for (size_t i = ks; key_ok && i < ke; i++) key_ok = is_word(v[i]) || v[i] == '.' || v[i] == '-';
+        if (key_ok) field(sc, v + eq + 1, n - eq - 1);
+        if (sc->error) return;
+    }
+    /* the words of a short value */
+    size_t words = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!is_space(v[i]) && (i == 0 || is_space(v[i - 1]))) words++;
+    if (words > 1 && words <= MAX_TOKENS_PER_FIELD) {
+        size_t i = 0;
+        while (i < n) {
+            while (i < n && is_space(v[i])) i++;
+            if (i >= n) break;
+            size_t s = i;
+            while (i < n && !is_space(v[i])) i++;
+            const cp_t *w = v + s;
+            size_t wn = i - s;
+            while (wn && is_quote(w[0])) w++, wn--;
+            while (wn && is_quote(w[wn - 1])) wn--;
+            if (!wn) continue;
+            r = add_new(&sc->seen_fields, w, wn);
+            if (r < 0) {
+                sc->error = 1;
+                return;
+            }
+            if (!r) continue;
+            generic(sc, w, wn, 0);
+            if (sc->error) return;
+        }
+    }
+}
+
+static inline int is_delim(cp_t c) {
+    return c == ':' || c == ';' || c == '|' || c == ',' || c == '\t' || c == 0xFF1A || c == 0xFF1B || c == 0xFF0C ||
+           c == 0x3001;
+}
+
+static void delimited(Scanner *sc, const cp_t *s, size_t n) {
+    size_t start = 0, i = 0;
+    while (i < n) {
+        if (is_delim(s[i])) {
+            if (sc->work <= 0) return;
+            field(sc, s + start, i - start);
+            i++;
+            start = i;
+        } else if (s[i] == ' ' && i + 1 < n && s[i + 1] == ' ') {
+            if (sc->work <= 0) return;
+            field(sc, s + start, i - start);
+            while (i < n && s[i] == ' ') i++;
+            start = i;
+        } else {
+            i++;
+        }
+        if (sc->error) return;
+    }
+    if (sc->work <= 0) return;
+    field(sc, s + start, n - start);
+}
+
+static void sql_values(Scanner *sc, const cp_t *s, size_t n) {
+    cp_t buf[SEGMENT_CHARS / 4];
+    size_t i = 0;
+    while (i < n) {
+        while (i < n && s[i] != '\'') i++;
+        if (i >= n) return;
+        size_t q = i, j = q + 1, last_pair = 0, close = 0;
+        int have_pair = 0, closed = 0;
+        while (j < n) {
+            cp_t c = s[j];
+            if (c == '\\') {
+                if (j + 1 < n) {
+                    j += 2;
+                    continue;
+                }
+                break;
+            }
+            if (c == '\'') {
+                if (j + 1 < n && s[j + 1] == '\'') {
+                    have_pair = 1;
+                    last_pair = j;
+                    j += 2;
+                    continue;
+                }
+                closed = 1;
+                close = j;
+                break;
+            }
+            j++;
+        }
+        if (!closed) {
+            if (!have_pair) {
+                i = q + 1;
+                continue;
+            }
+            close = last_pair;
+        }
+        /* group(1).replace("\\'", "'").replace("''", "'") */
+        const cp_t *v = s + q + 1;
+        size_t vn = close - q - 1, m = 0;
+        cp_t *out = vn <= sizeof buf / sizeof *buf ? buf : NULL;
+        if (out == NULL) {
+            i = close + 1;
+            sc->error = 2; /* too long for the port: defer the line */
+            return;
+        }
+        for (size_t k = 0; k < vn; k++) {
+            if (v[k] == '\\' && k + 1 < vn && v[k + 1] == '\'') {
+                out[m++] = '\'';
+                k++;
+            } else {
+                out[m++] = v[k];
+            }
+        }
+        size_t m2 = 0;
+        for (size_t k = 0; k < m; k++) {
+            if (out[k] == '\'' && k + 1 < m && out[k + 1] == '\'') {
+                out[m2++] = '\'';
+                k++;
+            } else {
+                out[m2++] = out[k];
+            }
+        }
+        if (sc->work <= 0) return;
+        field(sc, out, m2);
+        if (sc->error) return;
+        i = close + 1;
+    }
+}
+
+static inline int is_keych(cp_t c) { return is_word(c) || c == '.' || c == '-'; }
+static inline int labelled_value_char(cp_t c) {
+    return !(is_space(c) || c == '"' || c == '\'' || c == ',' || c == ';' || c == '|' || c == '&' || c == 0xFF1A ||
+             c == ':' || c == '=');
+}
+
+static void labelled(Scanner *sc, const cp_t *s, size_t n) {
+    size_t i = 0;
+    while (i < n) {
+        if (!is_keych(s[i]) || (i > 0 && is_keych(s[i - 1]))) {
+            i++;
+            continue;
+        }
+        size_t j = i;
+        while (j < n && is_keych(s[j])) j++;
+        size_t end = 0, v = 0;
+        if (j - i <= 40) {
+            size_t k = j;
+            if (k < n && s[k] == ' ') k++;
+            if (k < n && (s[k] == '=' || s[k] == ':' || s[k] == 0xFF1A)) {
+                k++;
+                if (k < n && s[k] == ' ') k++;
+                v = k;
+                if (v < n && (s[v] == '"' || s[v] == '\'')) {
+                    for (size_t q = v + 1; q < n && q <= v + 257; q++)
+                        if (s[q] == s[v]) {
+                            end = q + 1;
+                            break;
+                        }
+                } else {
+                    size_t q = v;
+                    while (q < n && q - v < 256 && labelled_value_char(s[q])) q++;
+                    if (q > v) end = q;
+                }
+            }
+        }
+        if (!end) {
+            i = j;
+            continue;
+        }
+        if (sc->work <= 0) return;
+        field(sc, s + v, end - v);
+        if (sc->error) return;
+        i = end;
+    }
+}
+
+/* ------------------------------------------------------------------ JSON lines */
+/* The values of a flat JSON object line, tab-joined, as extract._json_values gives them (json.loads,
+ * strings with "\n" made spaces, ints as str(int), true/false/null skipped). Anything else (arrays,
+ * nesting, floats, duplicate or escaped keys, bad JSON) returns -1: extract.py reads that line. */
+static inline int json_ws(cp_t c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+
+static int hexval(cp_t c) {
+    if (c >= '0' && c <= '9') return (int)(c - '0');
+    if (c >= 'a' && c <= 'f') return (int)(c - 'a' + 10);
+    if (c >= 'A' && c <= 'F') return (int)(c - 'A' + 10);
+    return -1;
+}
+
+/* a JSON string at s[*i] == '"'; unescaped into out (if not NULL); returns its length or -1 */
+static long json_string(const cp_t *s, size_t n, size_t *i, cp_t *out, int *escaped) {
+    size_t p = *i + 1;
+    long m = 0;
+    *escaped = 0;
+    while (p < n) {
+        cp_t c = s[p];
+        if (c == '"') {
+            *i = p + 1;
+            return m;
+        }
+        if (c < 0x20) return -1;
+        if (c == '\\') {
+            *escaped = 1;
+            if (p + 1 >= n) return -1;
+            cp_t e = s[p + 1], v;
+            p += 2;
+            switch (e) {
+                case '"': v = '"'; break;
+                case '\\': v = '\\'; break;
+                case '/': v = '/'; break;
+                case 'b': v = 8; break;
+                case 'f': v = 12; break;
+                case 'n': v = '\n'; break;
+                case 'r': v = '\r'; break;
+                case 't': v = '\t'; break;
+                case 'u': {
+                    if (p + 4 > n) return -1;
+                    int x = 0;
+                    for (int k = 0; k < 4; k++) {
+                        int h = hexval(s[p + k]);
+                        if (h < 0) return -1;
+                        x = x * 16 + h;
+                    }
+                    p += 4;
+                    if (x >= 0xD800 && x <= 0xDFFF) return -1; /* surrogates: extract.py decides */
+                    v = (cp_t)x;
+                    break;
+                }
+                default: return -1;
+            }
+            if (out) out[m] = v == '\n' ? ' ' : v;
+            m++;
+            continue;
+        }
+        if (out) out[m] = c;
+        m++;
+        p++;
+    }
+    return -1;
+}
+
+static long json_flat(const cp_t *s, size_t n, cp_t *out) {
+    size_t i = 0, keys[64][2];
+    int nkeys = 0;
+    long m = 0;
+    while (i < n && json_ws(s[i])) i++;
+    if (i >= n || s[i] != '{') return -1;
+    i++;
+    while (i < n && json_ws(s[i])) i++;
+    if (i < n && s[i] == '}') {
+        i++;
+    } else {
+        for (;;) {
+            if (i >= n || s[i] != '"' || nkeys == 64) return -1;
+            size_t ks = i;
+            int esc;
+            if (json_string(s, n, &i, NULL, &esc) < 0 || esc) return -1;
+            for (int k = 0; k < nkeys; k++)
+                if (keys[k][1] - keys[k][0] == i - ks && memcmp(s + keys[k][0], s + ks, (i - ks) * sizeof(cp_t)) == 0)
+                    return -1;
+            keys[nkeys][0] = ks;
+            keys[nkeys][1] = i;
+            nkeys++;
+            while (i < n && json_ws(s[i])) i++;
+            if (i >= n || s[i] != ':') return -1;
+            i++;
+            while (i < n && json_ws(s[i])) i++;
+            if (i >= n) return -1;
+            cp_t c = s[i];
+            if (c == '"') {
+                if (m) out[m++] = '\t';
+                long len = json_string(s, n, &i, out + m, &esc);
+                if (len < 0) return -1;
+                m += len;
+            } else if (c == '-' || is_digit(c)) {
+                size_t st = i;
+                if (c == '-') i++;
+                if (i >= n || !is_digit(s[i])) return -1;
+                if (s[i] == '0' && (i + 1 < n && is_digit(s[i + 1]))) return -1;
+                while (i < n && is_digit(s[i])) i++;
+                if (i < n && (s[i] == '.' || s[i] == 'e' || s[i] == 'E')) return -1; /* a float */
+                if (i - st == 2 && s[st] == '-' && s[st + 1] == '0') return -1;     /* -0 */
+                if (m) out[m++] = '\t';
+                memcpy(out + m, s + st, (i - st) * sizeof(cp_t));
+                m += (long)(i - st);
+            } else if (c == 't' && i + 4 <= n && s[i + 1] == 'r' && s[i + 2] == 'u' && s[i + 3] == 'e') {
+                i += 4;
+            } else if (c == 'f' && i + 5 <= n && s[i + 1] == 'a' && s[i + 2] == 'l' && s[i + 3] == 's' &&
+                       s[i + 4] == 'e') {
+                i += 5;
+            } else if (c == 'n' && i + 4 <= n && s[i + 1] == 'u' && s[i + 2] == 'l' && s[i + 3] == 'l') {
+                i += 4;
+            } else {
+                return -1; /* nested, NaN/Infinity, junk */
+            }
+            while (i < n && json_ws(s[i])) i++;
+            if (i < n && s[i] == ',') {
+                i++;
+                while (i < n && json_ws(s[i])) i++;
+                continue;
+            }
+            if (i < n && s[i] == '}') {
+                i++;
+                break;
+            }
+            return -1;
+        }
+    }
+    while (i < n && json_ws(s[i])) i++;
+    return i == n ? m : -1;
+}
+
+/* ------------------------------------------------------------------ one line */
+static int sql_hint(const cp_t *s, size_t n) {
+    static const char *w1 = "insert", *w2 = "into";
+    if (n > 512) n = 512;
+    for (size_t i = 0; i + 6 <= n; i++) {
+        if (i > 0 && is_word(s[i - 1])) continue;
+        size_t k = 0;
+        while (k < 6 && fold_cp(s[i + k]) == (cp_t)w1[k]) k++;
+        if (k < 6) continue;
+        size_t p = i + 6;
+        size_t sp = p;
+        while (p < n && is_space(s[p])) p++;
+        if (p == sp || p + 4 > n) continue;
+        k = 0;
+        while (k < 4 && fold_cp(s[p + k]) == (cp_t)w2[k]) k++;
+        if (k < 4) continue;
+        if (p + 4 < n && is_word(s[p + 4])) continue;
+        return 1;
+    }
+    return 0;
+}
+
+static int structured(const cp_t *s, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        cp_t c = s[i];
+        if (is_digit(c) || c == '@' || c == ':' || c == ';' || c == '|' || c == ',' || c == '\t' || c == 0xFF1A ||
+            c == 0xFF1B || c == 0xFF0C || c == 0x3001 || c == '=')
+            return 1;
+        if (c == ' ' && i + 1 < n && s[i + 1] == ' ') return 1;
+    }
+    return 0;
+}
+
+/* 0 done, 1 defer (Python reads it), -1 error */
+static int scan_line(Scanner *sc, const cp_t *s, size_t n, int prepared) {
+    if (!prepared)
+        while (n && s[n - 1] == '\r') n--;
+    if (n > SEGMENT_CHARS) return 1;
+    int has_at = 0, has_dot = 0, has_year = 0, has_label = 0, quote = 0, structure = 0;
+    for (size_t i = 0; i < n; i++) {
+        cp_t c = s[i];
+        if (c >= 0x80) {
+            if (!allowed(c)) return 1;
+            has_year |= c == 0x5E74;
+            has_label |= c == 0xFF1A;
+            structure |= c == 0xFF1A || c == 0xFF1B || c == 0xFF0C || c == 0x3001;
+        } else if (c < 0x30 || c > 0x39) {
+            if (c < 0x20 ? c != '\t' : c == 0x7F) return 1;
+            switch (c) {
+                case '@': has_at = 1; structure = 1; break;
+                case '.': has_dot = 1; break;
+                case '=': has_label = 1; structure = 1; break;
+                case ':': has_label = 1; structure = 1; break;
+                case ';': case '|': case ',': case '\t': structure = 1; break;
+                case '\'': quote = 1; break;
+                case ' ': if (i + 1 < n && s[i + 1] == ' ') structure = 1; break;
+                default: break;
+            }
+        } else {
+            structure = 1;
+        }
+    }
+    int sql = 0;
+    if (!prepared) {
+        if (!structure) return 0;
+        size_t k = 0;
+        while (k < n && is_space(s[k])) k++;
+        if (k < n && (s[k] == '{' || s[k] == '[')) {
+            /* JSON: the values of a flat object here, anything else in Python */
+            long m = s[k] == '{' ? json_flat(s + k, n - k, sc->json) : -1;
+            return m < 0 ? 1 : scan_line(sc, sc->json, (size_t)m, 1);
+        }
+        sql = quote && (sql_hint(s, n) || (k < n && s[k] == '('));
+    }
+    set_clear(&sc->seen_fields);
+    set_clear(&sc->typed_raws);
+    sc->work = SEGMENT_WORK;
+    sc->fields = 0;
+    size_t pairs_before = sc->pairs.len;
+    if (has_at && has_dot) scan_emails(sc, s, n);
+    if (!sc->error && has_year) scan_cjk_dates(sc, s, n);
+    if (!sc->error) scan_ibans(sc, s, n);
+    if (!sc->error) scan_numbers(sc, s, n);
+    if (!sc->error) {
+        if (sql) sql_values(sc, s, n);
+        else delimited(sc, s, n);
+    }
+    if (!sc->error && has_label) labelled(sc, s, n);
+    if (sc->error == 1) return -1;
+    if (sc->error == 2 || SEGMENT_WORK - sc->work >= DEFER_WORK || sc->fields > MAX_FIELDS) {
+        sc->error = 0;
+        sc->pairs.len = pairs_before; /* the digests stay: they are candidates of this line all the same */
+        return 1;
+    }
+    return 0;
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* ------------------------------------------------------------------ Python interface */
+static PyObject *Scanner_scan(Scanner *sc, PyObject *args, PyObject *kw) {
+    static char *kwlist[] = {"text", "prepared", "deadline", NULL};
+    PyObject *text;
+    int prepared = 0;
+    double deadline = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "U|pd", kwlist, &text, &prepared, &deadline)) return NULL;
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text);
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    if (sc->digests.count > DIGEST_CACHE_MAX) {
+        set_clear(&sc->digests);
+        sc->digest_store.len = 0;
+    }
+    if (sc->phones.count > PHONE_CACHE_MAX) {
+        set_clear(&sc->phones);
+        sc->phone_store.len = 0;
+    }
+    sc->scan_id++;
+    if (sc->scan_id == 0) { /* wrapped: forget everything rather than confuse scans */
+        set_clear(&sc->digests);
+        sc->digest_store.len = 0;
+        sc->scan_id = 1;
+    }
+    sc->digest_out.len = 0;
+    sc->pairs.len = 0;
+    sc->error = 0;
+    PyObject *deferred = PyList_New(0);
+    if (!deferred) return NULL;
+    cp_t *line = malloc((SEGMENT_CHARS + 2) * sizeof(cp_t));
+    if (!line) {
+        Py_DECREF(deferred);
+        return PyErr_NoMemory();
+    }
+    int partial = 0;
+    Py_ssize_t start = 0;
+    uint32_t index = 0;
+    while (start <= n) {
+        Py_ssize_t end;
+        if (kind == PyUnicode_1BYTE_KIND) {
+            const Py_UCS1 *d = (const Py_UCS1 *)data;
+            const void *nl = memchr(d + start, '\n', (size_t)(n - start));
+            end = nl ? (const Py_UCS1 *)nl - d : n;
+        } else if (kind == PyUnicode_2BYTE_KIND) {
+            const Py_UCS2 *d = (const Py_UCS2 *)data;
+            end = start;
+            while (end < n && d[end] != '\n') end++;
+        } else {
+            const Py_UCS4 *d = (const Py_UCS4 *)data;
+            end = start;
+            while (end < n && d[end] != '\n') end++;
+        }
+        if ((index & 63) == 0 && deadline > 0 && now_s() > deadline) {
+            partial = 1;
+            break;
+        }
+        Py_ssize_t len = end - start;
+        int r;
+        if (len > SEGMENT_CHARS + 1) {
+            r = 1;
+        } else {
+            if (kind == PyUnicode_1BYTE_KIND) {
+                const Py_UCS1 *d = (const Py_UCS1 *)data + start;
+                for (Py_ssize_t i = 0; i < len; i++) line[i] = d[i];
+            } else if (kind == PyUnicode_2BYTE_KIND) {
+                const Py_UCS2 *d = (const Py_UCS2 *)data + start;
+                for (Py_ssize_t i = 0; i < len; i++) line[i] = d[i];
+            } else {
+                memcpy(line, (const Py_UCS4 *)data + start, (size_t)len * sizeof(cp_t));
+            }
+            sc->line_index = index;
+            r = scan_line(sc, line, (size_t)len, prepared);
+        }
+        if (r < 0) break;
+        if (r == 1) {
+            PyObject *k = PyLong_FromUnsignedLong(index);
+            if (!k || PyList_Append(deferred, k)) {
+                Py_XDECREF(k);
+                sc->error = 1;
+                break;
+            }
+            Py_DECREF(k);
+        }
+        start = end + 1;
+        index++;
+    }
+    free(line);
+    if (sc->error || PyErr_Occurred()) {
+        Py_DECREF(deferred);
+        if (!PyErr_Occurred()) PyErr_NoMemory();
+        return NULL;
+    }
+    return Py_BuildValue("(y#y#Ni)", sc->digest_out.p ? (const char *)sc->digest_out.p : "",
+                         (Py_ssize_t)sc->digest_out.len, sc->pairs.p ? (const char *)sc->pairs.p : "",
+                         (Py_ssize_t)sc->pairs.len, deferred, partial);
+}
+
+static PyObject *Scanner_hmac(Scanner *sc, PyObject *arg) {
+    Py_buffer b;
+    if (PyObject_GetBuffer(arg, &b, PyBUF_SIMPLE)) return NULL;
+    uint8_t out[32];
+    ls_hmac(&sc->key, b.buf, (size_t)b.len, out);
+    PyBuffer_Release(&b);
+    return PyBytes_FromStringAndSize((const char *)out, 32);
+}
+
+static int Scanner_init(Scanner *sc, PyObject *args, PyObject *kw) {
+    static char *kwlist[] = {"key", "regions", "dob_mdy", "cn_mobile", "phone_cb", "email_cb", NULL};
+    Py_buffer key, table;
+    PyObject *regions, *mdy, *phone_cb, *email_cb;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "y*OOy*OO", kwlist, &key, &regions, &mdy, &table, &phone_cb,
+                                     &email_cb))
+        return -1;
+    int rc = -1;
+    if (key.len > 64 || table.len != 10000) {
+        PyErr_SetString(PyExc_ValueError, "key of at most 64 bytes and a 10000-byte mobile table expected");
+        goto done;
+    }
+    ls_hmac_init(&sc->key, key.buf, (size_t)key.len);
+    memcpy(sc->cn_mobile, table.buf, 10000);
+    PyObject *seq = PySequence_Fast(regions, "regions: a sequence of (code, lengths) pairs");
+    if (!seq) goto done;
+    sc->nregions = 0;
+    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(seq) && sc->nregions < 32; i++) {
+        const char *code;
+        unsigned long lengths;
+        if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(seq, i), "sk", &code, &lengths) || strlen(code) != 2) {
+            Py_DECREF(seq);
+            if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "region codes have two letters");
+            goto done;
+        }
+        memcpy(sc->regions[sc->nregions].code, code, 3);
+        sc->regions[sc->nregions].lengths = (uint32_t)lengths;
+        sc->nregions++;
+    }
+    Py_DECREF(seq);
+    seq = PySequence_Fast(mdy, "dob_mdy: a sequence of booleans");
+    if (!seq) goto done;
+    sc->ndob = 0;
+    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(seq) && i < 2; i++)
+        sc->dob_mdy[sc->ndob++] = PyObject_IsTrue(PySequence_Fast_GET_ITEM(seq, i));
+    Py_DECREF(seq);
+    Py_XSETREF(sc->phone_cb, Py_NewRef(phone_cb));
+    Py_XSETREF(sc->email_cb, Py_NewRef(email_cb));
+    if (!sc->digests.slots) {
+        sc->scan_id = 1;
+        if (set_init(&sc->digests, 1 << 16) || set_init(&sc->phones, 1 << 12) || set_init(&sc->seen_fields, 1 << 10) ||
+            set_init(&sc->typed_raws, 1 << 8)) {
+            PyErr_NoMemory();
+            goto done;
+        }
+    }
+    rc = 0;
+done:
+    PyBuffer_Release(&key);
+    PyBuffer_Release(&table);
+    return rc;
+}
+
+static void Scanner_dealloc(Scanner *sc) {
+    Py_XDECREF(sc->phone_cb);
+    Py_XDECREF(sc->email_cb);
+    set_free(&sc->digests);
+    set_free(&sc->phones);
+    buf_free(&sc->digest_store);
+    buf_free(&sc->phone_store);
+    set_free(&sc->seen_fields);
+    set_free(&sc->typed_raws);
+    buf_free(&sc->digest_out);
+    buf_free(&sc->pairs);
+    buf_free(&sc->tmp);
+    buf_free(&sc->msg);
+    Py_TYPE(sc)->tp_free((PyObject *)sc);
+}
+
+static PyMethodDef Scanner_methods[] = {
+    {"scan", (PyCFunction)(void (*)(void))Scanner_scan, METH_VARARGS | METH_KEYWORDS,
+     "scan(text, prepared=False, deadline=0.0) -> (digests, pairs, deferred line indexes, partial)"},
+    {"hmac", (PyCFunction)Scanner_hmac, METH_O, "hmac(message) -> the 32-byte HMAC-SHA256 with the key"},
+    {NULL, NULL, 0, NULL}};
+
+static PyTypeObject ScannerType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "pipelines.detection._scanner.Scanner",
+    .tp_basicsize = sizeof(Scanner),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Scanner_init,
+    .tp_dealloc = (destructor)Scanner_dealloc,
+    .tp_methods = Scanner_methods,
+    .tp_doc = "The native candidate scanner (see pipelines/detection/fastscan.py).",
+};
+
+/* Membership of 64-bit prefixes in a sorted array, with a directory on the top bits. */
+static PyObject *contains_sorted(PyObject *self, PyObject *args) {
+    Py_buffer arr, dir, q;
+    int shift;
+    if (!PyArg_ParseTuple(args, "y*y*y*i", &arr, &dir, &q, &shift)) return NULL;
+    const uint64_t *a = arr.buf;
+    const uint32_t *d = dir.buf;
+    const uint64_t *qs = q.buf;
+    size_t na = (size_t)arr.len / 8, nq = (size_t)q.len / 8, nd = (size_t)dir.len / 4;
+    PyObject *out = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)nq);
+    if (out) {
+        uint8_t *o = (uint8_t *)PyBytes_AS_STRING(out);
+        for (size_t i = 0; i < nq; i++) {
+            uint64_t x = qs[i];
+            size_t b = (size_t)(x >> shift);
+            o[i] = 0;
+            if (b + 1 >= nd) continue;
+            size_t lo = d[b], hi = d[b + 1];
+            if (hi > na) hi = na;
+            while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+                if (a[mid] < x) lo = mid + 1;
+                else hi = mid;
+            }
+            o[i] = lo < na && a[lo] == x;
+        }
+    }
+    PyBuffer_Release(&arr);
+    PyBuffer_Release(&dir);
+    PyBuffer_Release(&q);
+    return out;
+}
+
+static int cmp16(const void *a, const void *b) { return memcmp(a, b, 16); }
+
+static PyObject *sort16(PyObject *self, PyObject *arg) {
+    Py_buffer b;
+    if (PyObject_GetBuffer(arg, &b, PyBUF_SIMPLE)) return NULL;
+    PyObject *out = PyBytes_FromStringAndSize(b.buf, b.len - b.len % 16);
+    PyBuffer_Release(&b);
+    if (!out) return NULL;
+    char *p = PyBytes_AS_STRING(out);
+    size_t n = (size_t)PyBytes_GET_SIZE(out) / 16, m = 0;
+    qsort(p, n, 16, cmp16);
+    for (size_t i = 0; i < n; i++)
+        if (m == 0 || memcmp(p + 16 * (m - 1), p + 16 * i, 16) != 0) memmove(p + 16 * m++, p + 16 * i, 16);
+    if (_PyBytes_Resize(&out, (Py_ssize_t)(16 * m))) return NULL;
+    return out;
+}
+
+static PyObject *select_impl(PyObject *self, PyObject *arg) {
+    ls_sha_select(PyObject_IsTrue(arg));
+    return PyUnicode_FromString(ls_sha_impl);
+}
+
+static PyMethodDef module_methods[] = {
+    {"contains_sorted", contains_sorted, METH_VARARGS,
+     "contains_sorted(array_u64, directory_u32, queries_u64, shift) -> bytes of 0/1"},
+    {"sort16", sort16, METH_O, "sort16(digests) -> the distinct 16-byte records, sorted"},
+    {"use_sha_ni", select_impl, METH_O, "use_sha_ni(allowed) -> the SHA-256 implementation in use"},
+    {NULL, NULL, 0, NULL}};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_scanner", "Native candidate scanner.", -1,
+                                    module_methods};
+
+PyMODINIT_FUNC PyInit__scanner(void) {
+    ls_sha_select(1);
+    init_classes();
+    if (PyType_Ready(&ScannerType) < 0) return NULL;
+    PyObject *m = PyModule_Create(&module);
+    if (!m) return NULL;
+    Py_INCREF(&ScannerType);
+    if (PyModule_AddObject(m, "Scanner", (PyObject *)&ScannerType) < 0) {
+        Py_DECREF(&ScannerType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    PyModule_AddStringConstant(m, "SCHEME", "hmac-sha256-v1");
+    return m;
+}

@@ -1,0 +1,196 @@
+/* Small containers for the native scanner: growable byte buffers and an exact string set. */
+#ifndef LS_UTIL_H
+#define LS_UTIL_H
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef uint32_t cp_t; /* one code point */
+
+typedef struct {
+    uint8_t *p;
+    size_t len, cap;
+} lsbuf;
+
+static __attribute__((noinline)) int buf_reserve(lsbuf *b, size_t extra) {
+    if (b->len + extra <= b->cap) return 0;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < b->len + extra) cap *= 2;
+    uint8_t *p = realloc(b->p, cap);
+    if (!p) return -1;
+    b->p = p;
+    b->cap = cap;
+    return 0;
+}
+
+static inline int buf_put(lsbuf *b, const void *data, size_t n) {
+    if (b->len + n > b->cap && buf_reserve(b, n)) return -1;
+    memcpy(b->p + b->len, data, n);
+    b->len += n;
+    return 0;
+}
+
+static void buf_free(lsbuf *b) {
+    free(b->p);
+    b->p = NULL;
+    b->len = b->cap = 0;
+}
+
+/* UTF-8 of code points, appended to b. */
+static int buf_utf8(lsbuf *b, const cp_t *s, size_t n) {
+    if (buf_reserve(b, n * 4)) return -1;
+    uint8_t *o = b->p + b->len;
+    for (size_t i = 0; i < n; i++) {
+        cp_t c = s[i];
+        if (c < 0x80) {
+            *o++ = (uint8_t)c;
+        } else if (c < 0x800) {
+            *o++ = (uint8_t)(0xC0 | (c >> 6));
+            *o++ = (uint8_t)(0x80 | (c & 0x3F));
+        } else if (c < 0x10000) {
+            *o++ = (uint8_t)(0xE0 | (c >> 12));
+            *o++ = (uint8_t)(0x80 | ((c >> 6) & 0x3F));
+            *o++ = (uint8_t)(0x80 | (c & 0x3F));
+        } else {
+            *o++ = (uint8_t)(0xF0 | (c >> 18));
+            *o++ = (uint8_t)(0x80 | ((c >> 12) & 0x3F));
+            *o++ = (uint8_t)(0x80 | ((c >> 6) & 0x3F));
+            *o++ = (uint8_t)(0x80 | (c & 0x3F));
+        }
+    }
+    b->len = (size_t)(o - b->p);
+    return 0;
+}
+
+static uint64_t hash_bytes(const uint8_t *p, size_t n) {
+    uint64_t h = 0xcbf29ce484222325ULL ^ (n * 0x9E3779B97F4A7C15ULL);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t v;
+        memcpy(&v, p + i, 8);
+        h = (h ^ v) * 0x100000001b3ULL;
+        h ^= h >> 29;
+    }
+    for (; i < n; i++) h = (h ^ p[i]) * 0x100000001b3ULL;
+    h ^= h >> 32;
+    h *= 0xd6e8feb86659fd93ULL;
+    h ^= h >> 32;
+    return h;
+}
+
+/* An exact set of byte strings with three uint32 values each; cleared in O(1) by generation.
+ * Slots carry the hash, so a probe touches one cache line unless the hash matches. */
+typedef struct {
+    uint64_t hash;
+    uint32_t entry; /* index + 1 */
+    uint32_t gen;
+} slot_t;
+
+typedef struct {
+    uint32_t off, len;
+    uint32_t val, v2, v3, pad;
+} entry_t;
+
+typedef struct {
+    slot_t *slots;
+    size_t nslots, count;
+    uint32_t generation;
+    entry_t *entries;
+    size_t ecap;
+    lsbuf arena;
+} strset;
+
+static int set_init(strset *s, size_t nslots) {
+    memset(s, 0, sizeof *s);
+    s->nslots = nslots;
+    s->slots = calloc(nslots, sizeof *s->slots);
+    s->generation = 1;
+    return s->slots ? 0 : -1;
+}
+
+static void set_free(strset *s) {
+    free(s->slots);
+    free(s->entries);
+    buf_free(&s->arena);
+    memset(s, 0, sizeof *s);
+}
+
+static void set_clear(strset *s) {
+    s->count = 0;
+    s->arena.len = 0;
+    s->generation++;
+    if (s->generation == 0) {
+        for (size_t i = 0; i < s->nslots; i++) s->slots[i].gen = 0;
+        s->generation = 1;
+    }
+}
+
+static int set_grow(strset *s) {
+    size_t n = s->nslots * 2;
+    slot_t *slots = calloc(n, sizeof *slots);
+    if (!slots) return -1;
+    for (size_t i = 0; i < s->nslots; i++) {
+        if (s->slots[i].gen != s->generation) continue;
+        size_t j = (size_t)s->slots[i].hash & (n - 1);
+        while (slots[j].gen == s->generation) j = (j + 1) & (n - 1);
+        slots[j] = s->slots[i];
+    }
+    free(s->slots);
+    s->slots = slots;
+    s->nslots = n;
+    return 0;
+}
+
+/* Returns the entry index (found or added); *added tells which; -1 on memory error. */
+static long set_add(strset *s, const uint8_t *key, size_t n, int *added) {
+    if ((s->count + 1) * 2 > s->nslots && set_grow(s)) return -1;
+    uint64_t h = hash_bytes(key, n);
+    size_t mask = s->nslots - 1, i = (size_t)h & mask;
+    for (;;) {
+        slot_t *sl = &s->slots[i];
+        if (sl->gen != s->generation) break;
+        if (sl->hash == h) {
+            entry_t *e = &s->entries[sl->entry - 1];
+            if (e->len == n && memcmp(s->arena.p + e->off, key, n) == 0) {
+                *added = 0;
+                return (long)(sl->entry - 1);
+            }
+        }
+        i = (i + 1) & mask;
+    }
+    if (s->count == s->ecap) {
+        size_t cap = s->ecap ? s->ecap * 2 : 256;
+        entry_t *es = realloc(s->entries, cap * sizeof *es);
+        if (!es) return -1;
+        s->entries = es;
+        s->ecap = cap;
+    }
+    size_t e = s->count++;
+    entry_t *en = &s->entries[e];
+    en->off = (uint32_t)s->arena.len;
+    en->len = (uint32_t)n;
+    en->val = en->v2 = en->v3 = 0;
+    if (buf_put(&s->arena, key, n)) return -1;
+    s->slots[i].hash = h;
+    s->slots[i].entry = (uint32_t)(e + 1);
+    s->slots[i].gen = s->generation;
+    *added = 1;
+    return (long)e;
+}
+
+static int set_contains(strset *s, const uint8_t *key, size_t n) {
+    uint64_t h = hash_bytes(key, n);
+    size_t mask = s->nslots - 1, i = (size_t)h & mask;
+    for (;;) {
+        slot_t *sl = &s->slots[i];
+        if (sl->gen != s->generation) return 0;
+        if (sl->hash == h) {
+            entry_t *e = &s->entries[sl->entry - 1];
+            if (e->len == n && memcmp(s->arena.p + e->off, key, n) == 0) return 1;
+        }
+        i = (i + 1) & mask;
+    }
+}
+
+#endif

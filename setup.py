@@ -1,0 +1,19 @@
+"""Build of the native candidate scanner; everything else is configured in pyproject.toml.
+
+The extension is optional: without a C compiler the install still succeeds and detection runs on the
+pure-Python extractor (pipelines/detection/extract.py), only slower.
+"""
+
+from setuptools import Extension, setup
+
+setup(
+    ext_modules=[
+        Extension(
+            "pipelines.detection._scanner",
+            sources=["pipelines/detection/_native/scanner.c"],
+            depends=["pipelines/detection/_native/sha256.h", "pipelines/detection/_native/util.h"],
+            extra_compile_args=["-O2", "-std=gnu11", "-Wall", "-Wno-unused-function"],
+            optional=True,
+        )
+    ]
+)

@@ -39,7 +39,7 @@ def keyed_hash(key: bytes, field_type: str, canonical: str, version: int = SCHEM
     """The scheme's hash of an already canonical value: 32 lower-case hex characters."""
     if version != 1:
         raise BadInput(f"unsupported hash scheme version {version} (this build knows 1)")
-    message = f"{field_type}\x00{canonical}".encode()
+    message = f"{field_type}\x00{canonical}".encode("utf-8", "surrogatepass")  # lone surrogates: hostile JSON
     return hmac.digest(key, message, "sha256")[:DIGEST_BYTES].hex()
 
 

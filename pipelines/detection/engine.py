@@ -25,7 +25,7 @@ from core.masking import mask
 from core.models import RecordHash, Tenant, WatchItem
 from pipelines.detection.documents import DocumentMatcher
 from pipelines.detection.extract import Candidate
-from pipelines.detection.fastscan import HashedScan, HashedScanner, candidates_on_lines
+from pipelines.detection.fastscan import HashedScanner, candidates_on_lines
 from pipelines.detection.index import MatchIndex
 from pipelines.detection.keywords import KeywordMatcher
 from pipelines.detection.regexes import RegexMatcher
@@ -184,10 +184,11 @@ class Detector:
         scan = self.hasher.scan(text, deadline_s=budget)
         # Only the lines holding a registered hash are read again for their candidates (raw text for
         # masking, field types): the rest of the posting is known not to match from its hashes alone.
-        hits = self._hit_digests(scan)
+        packed = scan.unique_sorted()
+        hits = self._hit_digests(packed)
         by_hash: dict[str, list[Candidate]] = defaultdict(list)
         if hits:
-            lines = scan.lines_of(np.fromiter(hits.values(), dtype=np.uint32))
+            lines = scan.lines_of(scan.indexes_of(hits.values()))
             for cand in candidates_on_lines(text, lines, self.snapshot.regions, deadline_s=budget):
                 digest = keyed_hash(self.key, cand.field_type, cand.canonical)
                 if digest in hits:
@@ -196,7 +197,7 @@ class Detector:
         findings += self._domains(self._domain_candidates(text), text)
         findings += self._watches(text)
         findings += self._secrets(text)
-        return DetectionResult(findings=findings, candidate_hashes=scan.unique_sorted(), partial=scan.partial)
+        return DetectionResult(findings=findings, candidate_hashes=packed, partial=scan.partial)
 
     @property
     def hasher(self) -> HashedScanner:
@@ -204,19 +205,20 @@ class Detector:
             self._hasher = HashedScanner(self.key, self.snapshot.regions)
         return self._hasher
 
-    def _hit_digests(self, scan: HashedScan) -> dict[str, int]:
-        """hex digest -> index in the scan, for the digests that may be registered."""
-        count = len(scan.digests) // DIGEST_BYTES
+    def _hit_digests(self, packed: bytes) -> dict[str, bytes]:
+        """hex -> digest, for the posting's distinct digests (sorted) that may be registered."""
+        count = len(packed) // DIGEST_BYTES
         if count == 0:
             return {}
         index = getattr(self.lookup, "index", None)
         if isinstance(index, MatchIndex):
-            positions = np.flatnonzero(index.contains(scan.prefixes()))
-        else:  # no match index: ask the lookup about every distinct digest
-            hexes = {scan.digests[i * DIGEST_BYTES : (i + 1) * DIGEST_BYTES].hex(): i for i in range(count)}
-            found = {hit.hash for hit in self.lookup.lookup(list(hexes))}
-            positions = np.array(sorted(hexes[h] for h in found), dtype=np.int64)
-        return {scan.digests[int(i) * DIGEST_BYTES : (int(i) + 1) * DIGEST_BYTES].hex(): int(i) for i in positions}
+            prefixes = np.frombuffer(packed, dtype=">u8")[::2].astype("<u8")
+            digests = [packed[int(i) * DIGEST_BYTES : (int(i) + 1) * DIGEST_BYTES]
+                       for i in np.flatnonzero(index.contains(prefixes))]  # fmt: skip
+        else:  # no match index: the lookup answers for every distinct digest
+            hexes = [packed[i : i + DIGEST_BYTES].hex() for i in range(0, len(packed), DIGEST_BYTES)]
+            digests = [bytes.fromhex(hit.hash) for hit in self.lookup.lookup(hexes)]
+        return {d.hex(): d for d in digests}
 
     def _domain_candidates(self, text: str) -> list[Candidate]:
         """Email candidates that may be on a watched domain: lines naming one, and non-ASCII lines

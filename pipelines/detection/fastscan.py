@@ -23,6 +23,7 @@ import os
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -60,6 +61,19 @@ class HashedScan:
     def prefixes(self) -> np.ndarray:
         """The first 8 bytes of each digest as uint64 (the match index's key)."""
         return np.frombuffer(self.digests, dtype=">u8")[::2].astype("<u8")
+
+    def indexes_of(self, wanted: Iterable[bytes]) -> np.ndarray:
+        """Where the `wanted` digests stand in `digests` (by their 64-bit prefix: a line too many
+        costs one re-read, never a wrong finding, since hits are confirmed on the full digest)."""
+        his = np.unique(np.array([int.from_bytes(d[:8], "big") for d in wanted], dtype="<u8"))
+        if his.size == 0 or not self.digests:
+            return np.zeros(0, dtype=np.int64)
+        prefixes = self.prefixes()
+        if _scanner is not None:
+            directory = np.array([0, np.searchsorted(his, np.uint64(1 << 63)), his.size], dtype=np.uint32)
+            found = np.frombuffer(_scanner.contains_sorted(his, directory, prefixes, 63), dtype=np.uint8)
+            return np.flatnonzero(found)
+        return np.flatnonzero(np.isin(prefixes, his))
 
     def lines_of(self, digest_indexes: np.ndarray) -> set[int]:
         if self.pairs.shape[0] == 0 or digest_indexes.size == 0:
@@ -162,7 +176,7 @@ class HashedScanner:
         return HashedScan(b"".join(parts), np.concatenate(pairs) if pairs else _empty_pairs(), bool(partial))
 
     def _hash(self, field_type: str, canonical: str) -> bytes:
-        message = f"{field_type}\x00{canonical}".encode()
+        message = f"{field_type}\x00{canonical}".encode("utf-8", "surrogatepass")  # lone surrogates: hostile JSON
         return hmac.digest(self.key, message, "sha256")[:DIGEST_BYTES]
 
     def _python_scan(self, text: str, deadline: float) -> HashedScan:
@@ -225,18 +239,30 @@ def _python_line(
 def candidates_on_lines(
     text: str, numbers: set[int], regions: Iterable[str], *, deadline_s: float = 30.0
 ) -> list[ex.Candidate]:
-    """extract.py's candidates on the given 1-based lines only (the lines a hash hit)."""
+    """extract.py's candidates on the given 1-based lines only (the lines a hash hit), in its order."""
     if not numbers:
         return []
-    ctx = ex._Context(
-        regions=ex._phone_regions(regions),
-        dob_regions=ex._dob_regions(regions),
-        deadline=time.monotonic() + deadline_s,
-    )
-    lines = text.split("\n")
-    out: list[ex.Candidate] = []
-    for number in sorted(numbers):
-        if 1 <= number <= len(lines):
-            ctx.start_line(number)
-            out.extend(ex._scan_line(lines[number - 1].rstrip("\r"), ctx))
-    return out
+    regions = tuple(regions)
+    deadline = time.monotonic() + deadline_s
+    wanted = sorted(n for n in numbers if n >= 1)
+    by_line: dict[int, list[ex.Candidate]] = {}
+    python = wanted
+    if native_available():
+        collected, deferred, _partial = _lister(regions).scan(text, False, deadline, [n - 1 for n in wanted])
+        for field_type, canonical, raw, line in collected:
+            by_line.setdefault(line, []).append(ex.Candidate(field_type, canonical, raw, line))
+        python = [wanted_index + 1 for wanted_index in deferred]
+    if python:
+        ctx = ex._Context(regions=ex._phone_regions(regions), dob_regions=ex._dob_regions(regions), deadline=deadline)
+        lines = text.split("\n")
+        for number in python:
+            if number <= len(lines):
+                ctx.start_line(number)
+                by_line[number] = list(ex._scan_line(lines[number - 1].rstrip("\r"), ctx))
+    return [c for number in sorted(by_line) for c in by_line[number]]
+
+
+@functools.lru_cache(maxsize=8)
+def _lister(regions: tuple[str, ...]) -> Any:
+    """A native scanner used only to list candidates (its key is never used for that)."""
+    return HashedScanner(b"\x00" * 32, regions)._native

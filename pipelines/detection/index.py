@@ -26,6 +26,14 @@ __all__ = ["MatchIndex", "prefixes_of"]
 _DTYPE = np.dtype("<u8")
 _lock = threading.Lock()
 
+try:  # the native scanner's directory lookup (optional build): numpy's searchsorted otherwise
+    from pipelines.detection._scanner import contains_sorted as _native_contains
+except ImportError:  # pragma: no cover
+    _native_contains = None
+
+#: Values per directory bucket: the directory costs 4 bytes per bucket in memory (not on disk).
+_BUCKET = 16
+
 
 def prefixes_of(hex_hashes: Iterable[str]) -> np.ndarray:
     """The first 8 bytes of each hex hash, as unsigned 64-bit integers (decoded in one C call)."""
@@ -58,6 +66,7 @@ class MatchIndex:
         self.directory = directory
         self._array: np.ndarray | None = None
         self._generation = -1
+        self._directory: tuple[np.ndarray, int] | None = None
 
     @property
     def path(self) -> Path:
@@ -87,6 +96,7 @@ class MatchIndex:
             else:
                 self._array = np.memmap(self.path, dtype=_DTYPE, mode="r")
             self._generation = meta["generation"]
+            self._directory = None
         return self._array
 
     def __len__(self) -> int:
@@ -97,9 +107,26 @@ class MatchIndex:
         array = self.load()
         if array.shape[0] == 0 or prefixes.shape[0] == 0:
             return np.zeros(prefixes.shape[0], dtype=bool)
+        if _native_contains is not None:
+            directory, shift = self._bucket_directory(array)
+            queries = np.ascontiguousarray(prefixes, dtype=_DTYPE)
+            found = _native_contains(array, directory, queries, shift)
+            return np.frombuffer(found, dtype=np.uint8).astype(bool)
         pos = np.searchsorted(array, prefixes)
         pos[pos >= array.shape[0]] = array.shape[0] - 1
         return np.asarray(array[pos] == prefixes)
+
+    def _bucket_directory(self, array: np.ndarray) -> tuple[np.ndarray, int]:
+        """Where each bucket of the top bits starts: a lookup reads one bucket of ~16 values instead of
+        binary-searching the whole mapping (two cache misses instead of ~20 on 10 M values)."""
+        if self._directory is None:
+            bits = max(1, min(28, int(np.ceil(np.log2(max(2, array.shape[0] // _BUCKET))))))
+            shift = 64 - bits
+            bounds = np.arange(1 << bits, dtype=_DTYPE) << np.uint64(shift)
+            starts = np.searchsorted(array, bounds).astype(np.uint32)
+            directory = np.append(starts, np.uint32(array.shape[0])).astype(np.uint32)
+            self._directory = (directory, shift)
+        return self._directory
 
     def _publish(self, values: np.ndarray, *, max_id: int = -1, rows: int = -1) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)

@@ -112,11 +112,8 @@ typedef struct {
     uint8_t cn_mobile[10000]; /* "1abcd": 1 valid mobile prefix, 0 not, 2 ask Python */
     PyObject *phone_cb;       /* (raw, region|None) -> str|None, libphonenumber (cached in Python) */
     PyObject *email_cb;       /* raw -> str|None, for addresses with non-ASCII domains */
-    /* across scans (bounded): type+canonical -> digest; vals = scan id, v2 = index in this scan,
-       v3 = last line index it was emitted on in this scan */
+    /* per scan: type+canonical -> entry (its index is its digest's); v3 = last line it stood on */
     strset digests;
-    lsbuf digest_store; /* 16 bytes per entry of `digests` */
-    uint32_t scan_id;
     strset phones;      /* region+raw -> libphonenumber's answer (vals: offset+1 in phone_store, v2: length) */
     lsbuf phone_store;
     /* per scan */
@@ -128,11 +125,15 @@ typedef struct {
     long work;
     int fields;
     lsbuf tmp, msg;
+    PyObject *collect; /* when set, candidates are listed here as (type, canonical, raw, line) */
     cp_t json[SEGMENT_CHARS + 2];
     int error;
 } Scanner;
 
-#define DIGEST_CACHE_MAX 0
+static PyObject *py_str(const cp_t *v, size_t n) {
+    return PyUnicode_FromKindAndData(PyUnicode_4BYTE_KIND, v, (Py_ssize_t)n);
+}
+
 #define PHONE_CACHE_MAX 100000
 
 static int emit(Scanner *sc, int type, const cp_t *canon, size_t n, const cp_t *raw, size_t rn) {
@@ -142,29 +143,67 @@ static int emit(Scanner *sc, int type, const cp_t *canon, size_t n, const cp_t *
     int added;
     long e = set_add(&sc->digests, sc->tmp.p, sc->tmp.len, &added);
     if (e < 0) return -1;
-    strset *d = &sc->digests;
+    entry_t *en = &sc->digests.entries[e];
     if (added) {
-        /* message: type name, NUL, canonical */
-        const char *name = TYPE_NAMES[type];
-        sc->msg.len = 0;
-        if (buf_put(&sc->msg, name, strlen(name) + 1) || buf_utf8(&sc->msg, canon, n)) return -1;
-        uint8_t out[32];
-        ls_hmac(&sc->key, sc->msg.p, sc->msg.len, out);
-        if (buf_put(&sc->digest_store, out, 16)) return -1;
-        d->entries[e].val = sc->scan_id - 1;
-    }
-    if (d->entries[e].val != sc->scan_id) { /* first time in this scan */
-        d->entries[e].val = sc->scan_id;
-        d->entries[e].v2 = (uint32_t)(sc->digest_out.len / 16);
-        d->entries[e].v3 = UINT32_MAX;
-        if (buf_put(&sc->digest_out, sc->digest_store.p + 16 * (size_t)e, 16)) return -1;
-    } else if (d->entries[e].v3 == sc->line_index) {
+        en->v3 = UINT32_MAX; /* its keyed hash is computed at the end of the scan (two at a time) */
+    } else if (en->v3 == sc->line_index) {
         return 0; /* once per (type, canonical) on a line */
     }
-    d->entries[e].v3 = sc->line_index;
-    uint32_t pair[2] = {d->entries[e].v2, sc->line_index};
-    if (buf_put(&sc->pairs, pair, sizeof pair)) return -1;
+    en->v3 = sc->line_index;
+    if (sc->collect) {
+        PyObject *item = Py_BuildValue("(sNNI)", TYPE_NAMES[type], py_str(canon, n), py_str(raw, rn),
+                                       (unsigned)sc->line_index + 1);
+        if (!item || PyList_Append(sc->collect, item)) {
+            Py_XDECREF(item);
+            return -1;
+        }
+        Py_DECREF(item);
+    } else {
+        uint32_t pair[2] = {(uint32_t)e, sc->line_index};
+        if (buf_put(&sc->pairs, pair, sizeof pair)) return -1;
+    }
     if (is_typed(type) && set_add(&sc->typed_raws, (const uint8_t *)raw, rn * sizeof(cp_t), &added) < 0) return -1;
+    return 0;
+}
+
+/* The scheme's message for entry e of the digest set: type name, NUL, canonical as UTF-8. */
+static int message_of(Scanner *sc, size_t e, lsbuf *out) {
+    const entry_t *en = &sc->digests.entries[e];
+    const cp_t *key = (const cp_t *)(sc->digests.arena.p + en->off);
+    size_t n = en->len / sizeof(cp_t);
+    const char *name = TYPE_NAMES[key[0]];
+    out->len = 0;
+    return buf_put(out, name, strlen(name) + 1) || buf_utf8(out, key + 1, n - 1) ? -1 : 0;
+}
+
+/* 16-byte keyed hash of every distinct candidate of the scan, in entry order, into digest_out. */
+static int hash_entries(Scanner *sc) {
+    size_t count = sc->digests.count;
+    sc->digest_out.len = 0;
+    if (buf_reserve(&sc->digest_out, 16 * count + 32)) return -1;
+    uint8_t *out = sc->digest_out.p;
+    size_t pending = SIZE_MAX; /* an entry whose one-block message waits for a partner in msg */
+    uint8_t d1[32], d2[32];
+    for (size_t e = 0; e < count; e++) {
+        lsbuf *m = pending == SIZE_MAX ? &sc->msg : &sc->tmp;
+        if (message_of(sc, e, m)) return -1;
+        if (m->len > 55) {
+            ls_hmac(&sc->key, m->p, m->len, d1);
+            memcpy(out + 16 * e, d1, 16);
+        } else if (pending == SIZE_MAX) {
+            pending = e;
+        } else {
+            ls_hmac2(&sc->key, sc->msg.p, sc->msg.len, d1, m->p, m->len, d2);
+            memcpy(out + 16 * pending, d1, 16);
+            memcpy(out + 16 * e, d2, 16);
+            pending = SIZE_MAX;
+        }
+    }
+    if (pending != SIZE_MAX) {
+        ls_hmac(&sc->key, sc->msg.p, sc->msg.len, d1);
+        memcpy(out + 16 * pending, d1, 16);
+    }
+    sc->digest_out.len = 16 * count;
     return 0;
 }
 
@@ -481,9 +520,6 @@ static int from_python(Scanner *sc, PyObject *res, cbuf *o) {
     return 1;
 }
 
-static PyObject *py_str(const cp_t *v, size_t n) {
-    return PyUnicode_FromKindAndData(PyUnicode_4BYTE_KIND, v, (Py_ssize_t)n);
-}
 
 static int canon_email(Scanner *sc, const cp_t *v, size_t n, cbuf *o) {
     /* v is a match of extract._EMAIL: ASCII local part, '@', labels, ASCII letters TLD */
@@ -1407,6 +1443,7 @@ static long json_flat(const cp_t *s, size_t n, cp_t *out) {
                 if (i >= n || !is_digit(s[i])) return -1;
                 if (s[i] == '0' && (i + 1 < n && is_digit(s[i + 1]))) return -1;
                 while (i < n && is_digit(s[i])) i++;
+                if (i - st > 4000) return -1; /* json.loads refuses ints past sys.get_int_max_str_digits() */
                 if (i < n && (s[i] == '.' || s[i] == 'e' || s[i] == 'E')) return -1; /* a float */
                 if (i - st == 2 && s[st] == '-' && s[st + 1] == '0') return -1;     /* -0 */
                 if (m) out[m++] = '\t';
@@ -1518,6 +1555,7 @@ static int scan_line(Scanner *sc, const cp_t *s, size_t n, int prepared) {
     sc->work = SEGMENT_WORK;
     sc->fields = 0;
     size_t pairs_before = sc->pairs.len;
+    Py_ssize_t collected_before = sc->collect ? PyList_GET_SIZE(sc->collect) : 0;
     if (has_at && has_dot) scan_emails(sc, s, n);
     if (!sc->error && has_year) scan_cjk_dates(sc, s, n);
     if (!sc->error) scan_ibans(sc, s, n);
@@ -1531,6 +1569,8 @@ static int scan_line(Scanner *sc, const cp_t *s, size_t n, int prepared) {
     if (sc->error == 2 || SEGMENT_WORK - sc->work >= DEFER_WORK || sc->fields > MAX_FIELDS) {
         sc->error = 0;
         sc->pairs.len = pairs_before; /* the digests stay: they are candidates of this line all the same */
+        if (sc->collect && PyList_SetSlice(sc->collect, collected_before, PyList_GET_SIZE(sc->collect), NULL))
+            return -1;
         return 1;
     }
     return 0;
@@ -1544,27 +1584,31 @@ static double now_s(void) {
 
 /* ------------------------------------------------------------------ Python interface */
 static PyObject *Scanner_scan(Scanner *sc, PyObject *args, PyObject *kw) {
-    static char *kwlist[] = {"text", "prepared", "deadline", NULL};
-    PyObject *text;
+    static char *kwlist[] = {"text", "prepared", "deadline", "lines", NULL};
+    PyObject *text, *wanted = NULL;
     int prepared = 0;
     double deadline = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "U|pd", kwlist, &text, &prepared, &deadline)) return NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "U|pdO", kwlist, &text, &prepared, &deadline, &wanted)) return NULL;
+    /* with `lines` (sorted 0-based indexes): list those lines' candidates instead of hashing */
+    PyObject *wseq = NULL;
+    Py_ssize_t wpos = 0, wlen = 0;
+    if (wanted && wanted != Py_None) {
+        wseq = PySequence_Fast(wanted, "lines: a sequence of line indexes");
+        if (!wseq) return NULL;
+        wlen = PySequence_Fast_GET_SIZE(wseq);
+        sc->collect = PyList_New(0);
+        if (!sc->collect) {
+            Py_DECREF(wseq);
+            return NULL;
+        }
+    }
     Py_ssize_t n = PyUnicode_GET_LENGTH(text);
     int kind = PyUnicode_KIND(text);
     const void *data = PyUnicode_DATA(text);
-    if (sc->digests.count > DIGEST_CACHE_MAX) {
-        set_clear(&sc->digests);
-        sc->digest_store.len = 0;
-    }
+    set_clear(&sc->digests);
     if (sc->phones.count > PHONE_CACHE_MAX) {
         set_clear(&sc->phones);
         sc->phone_store.len = 0;
-    }
-    sc->scan_id++;
-    if (sc->scan_id == 0) { /* wrapped: forget everything rather than confuse scans */
-        set_clear(&sc->digests);
-        sc->digest_store.len = 0;
-        sc->scan_id = 1;
     }
     sc->digest_out.len = 0;
     sc->pairs.len = 0;
@@ -1600,6 +1644,15 @@ static PyObject *Scanner_scan(Scanner *sc, PyObject *args, PyObject *kw) {
         }
         Py_ssize_t len = end - start;
         int r;
+        if (wseq) {
+            while (wpos < wlen && PyLong_AsSsize_t(PySequence_Fast_GET_ITEM(wseq, wpos)) < (Py_ssize_t)index) wpos++;
+            if (wpos >= wlen) break;
+            if (PyLong_AsSsize_t(PySequence_Fast_GET_ITEM(wseq, wpos)) != (Py_ssize_t)index) {
+                start = end + 1;
+                index++;
+                continue;
+            }
+        }
         if (len > SEGMENT_CHARS + 1) {
             r = 1;
         } else {
@@ -1629,11 +1682,17 @@ static PyObject *Scanner_scan(Scanner *sc, PyObject *args, PyObject *kw) {
         index++;
     }
     free(line);
+    PyObject *collected = sc->collect;
+    sc->collect = NULL;
+    if (!collected && !sc->error && !PyErr_Occurred() && hash_entries(sc)) sc->error = 1;
+    Py_XDECREF(wseq);
     if (sc->error || PyErr_Occurred()) {
         Py_DECREF(deferred);
+        Py_XDECREF(collected);
         if (!PyErr_Occurred()) PyErr_NoMemory();
         return NULL;
     }
+    if (collected) return Py_BuildValue("(NNi)", collected, deferred, partial);
     return Py_BuildValue("(y#y#Ni)", sc->digest_out.p ? (const char *)sc->digest_out.p : "",
                          (Py_ssize_t)sc->digest_out.len, sc->pairs.p ? (const char *)sc->pairs.p : "",
                          (Py_ssize_t)sc->pairs.len, deferred, partial);
@@ -1687,7 +1746,6 @@ static int Scanner_init(Scanner *sc, PyObject *args, PyObject *kw) {
     Py_XSETREF(sc->phone_cb, Py_NewRef(phone_cb));
     Py_XSETREF(sc->email_cb, Py_NewRef(email_cb));
     if (!sc->digests.slots) {
-        sc->scan_id = 1;
         if (set_init(&sc->digests, 1 << 16) || set_init(&sc->phones, 1 << 12) || set_init(&sc->seen_fields, 1 << 10) ||
             set_init(&sc->typed_raws, 1 << 8)) {
             PyErr_NoMemory();
@@ -1706,7 +1764,6 @@ static void Scanner_dealloc(Scanner *sc) {
     Py_XDECREF(sc->email_cb);
     set_free(&sc->digests);
     set_free(&sc->phones);
-    buf_free(&sc->digest_store);
     buf_free(&sc->phone_store);
     set_free(&sc->seen_fields);
     set_free(&sc->typed_raws);
@@ -1767,20 +1824,71 @@ static PyObject *contains_sorted(PyObject *self, PyObject *args) {
     return out;
 }
 
-static int cmp16(const void *a, const void *b) { return memcmp(a, b, 16); }
+typedef struct {
+    uint64_t hi, lo;
+} u128_t;
+
+static uint64_t load_be64(const uint8_t *p) {
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return __builtin_bswap64(v);
+}
+
+/* LSD radix sort on hi (8-bit digits, skipping digits where all keys agree), then lo within ties */
+static void sort_u128(u128_t *a, u128_t *tmp, size_t n) {
+    for (int shift = 0; shift < 64; shift += 8) {
+        size_t count[257] = {0};
+        for (size_t i = 0; i < n; i++) count[((a[i].hi >> shift) & 0xFF) + 1]++;
+        int single = 0;
+        for (int b = 1; b <= 256; b++) single |= count[b] == n;
+        if (single) continue;
+        for (int b = 0; b < 256; b++) count[b + 1] += count[b];
+        for (size_t i = 0; i < n; i++) tmp[count[(a[i].hi >> shift) & 0xFF]++] = a[i];
+        memcpy(a, tmp, n * sizeof *a);
+    }
+    for (size_t i = 1; i < n; i++) { /* equal hi: order by lo (insertion; ties are rare) */
+        u128_t x = a[i];
+        size_t j = i;
+        while (j > 0 && a[j - 1].hi == x.hi && a[j - 1].lo > x.lo) {
+            a[j] = a[j - 1];
+            j--;
+        }
+        a[j] = x;
+    }
+}
 
 static PyObject *sort16(PyObject *self, PyObject *arg) {
     Py_buffer b;
     if (PyObject_GetBuffer(arg, &b, PyBUF_SIMPLE)) return NULL;
-    PyObject *out = PyBytes_FromStringAndSize(b.buf, b.len - b.len % 16);
+    size_t n = (size_t)b.len / 16;
+    u128_t *a = malloc((n + 1) * sizeof *a), *tmp = malloc((n + 1) * sizeof *tmp);
+    if (!a || !tmp) {
+        free(a);
+        free(tmp);
+        PyBuffer_Release(&b);
+        return PyErr_NoMemory();
+    }
+    const uint8_t *p = b.buf;
+    for (size_t i = 0; i < n; i++) {
+        a[i].hi = load_be64(p + 16 * i);
+        a[i].lo = load_be64(p + 16 * i + 8);
+    }
     PyBuffer_Release(&b);
-    if (!out) return NULL;
-    char *p = PyBytes_AS_STRING(out);
-    size_t n = (size_t)PyBytes_GET_SIZE(out) / 16, m = 0;
-    qsort(p, n, 16, cmp16);
+    sort_u128(a, tmp, n);
+    size_t m = 0;
     for (size_t i = 0; i < n; i++)
-        if (m == 0 || memcmp(p + 16 * (m - 1), p + 16 * i, 16) != 0) memmove(p + 16 * m++, p + 16 * i, 16);
-    if (_PyBytes_Resize(&out, (Py_ssize_t)(16 * m))) return NULL;
+        if (m == 0 || a[m - 1].hi != a[i].hi || a[m - 1].lo != a[i].lo) a[m++] = a[i];
+    PyObject *out = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(16 * m));
+    if (out) {
+        uint8_t *o = (uint8_t *)PyBytes_AS_STRING(out);
+        for (size_t i = 0; i < m; i++) {
+            uint64_t hi = __builtin_bswap64(a[i].hi), lo = __builtin_bswap64(a[i].lo);
+            memcpy(o + 16 * i, &hi, 8);
+            memcpy(o + 16 * i + 8, &lo, 8);
+        }
+    }
+    free(a);
+    free(tmp);
     return out;
 }
 

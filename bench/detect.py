@@ -14,6 +14,8 @@ import argparse
 import gc
 import json
 import os
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # numpy's BLAS threads would spin on the other core
 import platform
 import random
 import re

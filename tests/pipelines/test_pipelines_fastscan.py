@@ -40,7 +40,10 @@ Pair = tuple[bytes, int]
 
 
 def _digest(key: bytes, field_type: str, canonical: str) -> bytes:
-    return hmac.digest(key, f"{field_type}\x00{canonical}".encode(), "sha256")[:16]
+    # surrogatepass: the scheme's encoding (core.hashing.keyed_hash); the same bytes as .encode() for every
+    # str without lone surrogates, which only JSON escapes such as "\ud800" can put in a canonical form
+    message = f"{field_type}\x00{canonical}".encode("utf-8", "surrogatepass")
+    return hmac.digest(key, message, "sha256")[:16]
 
 
 def _reference_candidates(text: str, regions: tuple[str, ...]) -> list[ex.Candidate]:
@@ -231,6 +234,8 @@ EXAMPLES: list[str] = [
     '  {"a": "x@example.com"}',
     '{"a": "\\ud83d\\ude00", "b": "bob@example.com"}',
     '{"a": "caf\\u00e9", "b": "bob@example.com"}',
+    '{"a": "\\ud800", "b": "bob@example.com"}',
+    '["\\udc80", "bob@example.com", "x\\ud83d"]',
     '{"a": NaN, "b": "bob@example.com"}',
     '{"a": "x",}',
     '{"big": ' + "7" * 30 + ', "e": "a@example.com"}',
@@ -493,6 +498,39 @@ def test_arbitrary_unicode_matches_reference(text: str, regions: tuple[str, ...]
     assert_same(text, regions)
 
 
+def _candidates_on_lines_match(text: str, numbers: set[int], regions: tuple[str, ...]) -> None:
+    got = fastscan.candidates_on_lines(text, numbers, regions)
+    expected = [c for c in _reference_candidates(text, regions) if c.line in numbers]
+    if got != expected:
+        only_native = sorted({(c.line, c.field_type, c.canonical, c.raw) for c in set(got) - set(expected)})
+        only_reference = sorted({(c.line, c.field_type, c.canonical, c.raw) for c in set(expected) - set(got)})
+        pytest.fail(
+            f"candidates_on_lines != extract.py for regions={regions!r}, lines={sorted(numbers)[:20]!r}:\n"
+            f"  only candidates_on_lines: {only_native[:20]!r}\n  only extract.py: {only_reference[:20]!r}\n"
+            f"  (same set, other order: {not only_native and not only_reference})",
+            pytrace=False,
+        )
+
+
+def test_candidates_on_lines_match_reference() -> None:
+    """The candidates (raw text too, in extract.py's order) of the lines a hash hit."""
+    text = "\n".join(EXAMPLES + MULTILINE_EXAMPLES)
+    count = text.count("\n") + 1
+    rng = random.Random(13)
+    for regions in REGION_SETS:
+        _candidates_on_lines_match(text, set(range(1, count + 1)), regions)
+        _candidates_on_lines_match(text, set(rng.sample(range(1, count + 1), 25)), regions)
+    _candidates_on_lines_match(text, {count + 5, 0, -1}, ("CN",))
+    assert fastscan.candidates_on_lines(text, set(), ("CN",)) == []
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(lines=st.lists(st.one_of(_line, _allowed_line), min_size=1, max_size=6), regions=_regions, data=st.data())
+def test_generated_candidates_on_lines_match_reference(lines: list[str], regions: tuple[str, ...], data: st.DataObject) -> None:
+    numbers = data.draw(st.sets(st.integers(min_value=1, max_value=len(lines) + 1), max_size=len(lines)))
+    _candidates_on_lines_match("\n".join(lines), numbers, regions)
+
+
 # --------------------------------------------------------------------------- hostile input
 
 
@@ -591,6 +629,7 @@ def test_json_lone_surrogate_escape_does_not_crash() -> None:
         except UnicodeEncodeError as exc:
             pytest.fail(f"HashedScanner.scan({line!r}) raised {exc!r}; extract.py gives {sorted(names)!r}", pytrace=False)
         assert (_digest(KEY, "email", "bob@example.com"), 1) in got
+        assert_same(line, ("CN",))
 
 
 # --------------------------------------------------------------------------- HMAC, tables, deadline
@@ -670,4 +709,6 @@ def test_repeated_scans_with_one_scanner_are_stable() -> None:
     again = [_pairs_of(scanner.scan(t)) for t in reversed(texts)][::-1]
     assert first == again
     for text, got in zip(texts, first, strict=True):
-        assert got == reference(text, ("CN", "US"))
+        expected = reference(text, ("CN", "US"))
+        if got != expected:
+            pytest.fail(_describe(text, ("CN", "US"), KEY, expected, got), pytrace=False)

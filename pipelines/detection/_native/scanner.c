@@ -136,10 +136,28 @@ static PyObject *py_str(const cp_t *v, size_t n) {
 
 #define PHONE_CACHE_MAX 100000
 
+/* A set key: a tag byte (bit 7: code points stored as 4 bytes, else as 1 byte each), then the text.
+ * Most values are ASCII: one byte per character keeps hashing, comparing and the arenas small. */
+static int make_key(lsbuf *b, int tag, const cp_t *v, size_t n) {
+    cp_t max = 0;
+    for (size_t i = 0; i < n; i++) max |= v[i];
+    b->len = 0;
+    if (buf_reserve(b, 1 + 4 * n)) return -1;
+    uint8_t *o = b->p;
+    if (max < 0x80) {
+        o[0] = (uint8_t)tag;
+        for (size_t i = 0; i < n; i++) o[1 + i] = (uint8_t)v[i];
+        b->len = 1 + n;
+    } else {
+        o[0] = (uint8_t)(tag | 0x80);
+        memcpy(o + 1, v, n * sizeof(cp_t));
+        b->len = 1 + 4 * n;
+    }
+    return 0;
+}
+
 static int emit(Scanner *sc, int type, const cp_t *canon, size_t n, const cp_t *raw, size_t rn) {
-    sc->tmp.len = 0;
-    cp_t t = (cp_t)type;
-    if (buf_put(&sc->tmp, &t, sizeof t) || buf_put(&sc->tmp, canon, n * sizeof(cp_t))) return -1;
+    if (make_key(&sc->tmp, type, canon, n)) return -1;
     int added;
     long e = set_add(&sc->digests, sc->tmp.p, sc->tmp.len, &added);
     if (e < 0) return -1;
@@ -162,18 +180,27 @@ static int emit(Scanner *sc, int type, const cp_t *canon, size_t n, const cp_t *
         uint32_t pair[2] = {(uint32_t)e, sc->line_index};
         if (buf_put(&sc->pairs, pair, sizeof pair)) return -1;
     }
-    if (is_typed(type) && set_add(&sc->typed_raws, (const uint8_t *)raw, rn * sizeof(cp_t), &added) < 0) return -1;
+    if (is_typed(type)) {
+        if (make_key(&sc->tmp, 0, raw, rn) || set_add(&sc->typed_raws, sc->tmp.p, sc->tmp.len, &added) < 0) return -1;
+    }
     return 0;
 }
 
 /* The scheme's message for entry e of the digest set: type name, NUL, canonical as UTF-8. */
 static int message_of(Scanner *sc, size_t e, lsbuf *out) {
     const entry_t *en = &sc->digests.entries[e];
-    const cp_t *key = (const cp_t *)(sc->digests.arena.p + en->off);
-    size_t n = en->len / sizeof(cp_t);
-    const char *name = TYPE_NAMES[key[0]];
+    const uint8_t *key = sc->digests.arena.p + en->off;
+    const char *name = TYPE_NAMES[key[0] & 0x7F];
     out->len = 0;
-    return buf_put(out, name, strlen(name) + 1) || buf_utf8(out, key + 1, n - 1) ? -1 : 0;
+    if (buf_put(out, name, strlen(name) + 1)) return -1;
+    if (key[0] & 0x80) {
+        cp_t tmp[FIELD_MAX_CHARS * 4 + 8];
+        size_t n = (en->len - 1) / sizeof(cp_t);
+        if (n > sizeof tmp / sizeof *tmp) return -1;
+        memcpy(tmp, key + 1, n * sizeof(cp_t));
+        return buf_utf8(out, tmp, n);
+    }
+    return buf_put(out, key + 1, en->len - 1); /* ASCII is its own UTF-8 */
 }
 
 /* 16-byte keyed hash of every distinct candidate of the scan, in entry order, into digest_out. */
@@ -207,14 +234,18 @@ static int hash_entries(Scanner *sc) {
     return 0;
 }
 
+static lsbuf set_key; /* scratch for in_set/add_new (the scanner holds the GIL: one at a time) */
+
 static int in_set(strset *s, const cp_t *v, size_t n) {
-    return set_contains(s, (const uint8_t *)v, n * sizeof(cp_t));
+    if (make_key(&set_key, 0, v, n)) return -1;
+    return set_contains(s, set_key.p, set_key.len);
 }
 
 /* 1 when v was added, 0 when it was there, -1 on memory error */
 static int add_new(strset *s, const cp_t *v, size_t n) {
     int added;
-    return set_add(s, (const uint8_t *)v, n * sizeof(cp_t), &added) < 0 ? -1 : added;
+    if (make_key(&set_key, 0, v, n)) return -1;
+    return set_add(s, set_key.p, set_key.len, &added) < 0 ? -1 : added;
 }
 
 /* ------------------------------------------------------------------ canonical rules */

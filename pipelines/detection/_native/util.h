@@ -63,31 +63,44 @@ static int buf_utf8(lsbuf *b, const cp_t *s, size_t n) {
     return 0;
 }
 
-static uint64_t hash_bytes(const uint8_t *p, size_t n) {
-    uint64_t h = 0xcbf29ce484222325ULL ^ (n * 0x9E3779B97F4A7C15ULL);
+static inline uint64_t hash_bytes(const uint8_t *p, size_t n) {
+    uint64_t a = 0x9E3779B97F4A7C15ULL ^ n, b = 0xC2B2AE3D27D4EB4FULL;
     size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        uint64_t v;
-        memcpy(&v, p + i, 8);
-        h = (h ^ v) * 0x100000001b3ULL;
-        h ^= h >> 29;
+    for (; i + 16 <= n; i += 16) { /* two independent lanes: half the dependency chain */
+        uint64_t x, y;
+        memcpy(&x, p + i, 8);
+        memcpy(&y, p + i + 8, 8);
+        a = (a ^ x) * 0xff51afd7ed558ccdULL;
+        b = (b ^ y) * 0xc4ceb9fe1a85ec53ULL;
+        a ^= a >> 32;
+        b ^= b >> 29;
     }
-    for (; i < n; i++) h = (h ^ p[i]) * 0x100000001b3ULL;
-    h ^= h >> 32;
-    h *= 0xd6e8feb86659fd93ULL;
-    h ^= h >> 32;
+    if (i + 8 <= n) {
+        uint64_t x;
+        memcpy(&x, p + i, 8);
+        a = (a ^ x) * 0xff51afd7ed558ccdULL;
+        a ^= a >> 32;
+        i += 8;
+    }
+    uint64_t t = 0;
+    for (size_t k = 0; i < n; i++, k += 8) t |= (uint64_t)p[i] << k;
+    b = (b ^ t) * 0xc4ceb9fe1a85ec53ULL;
+    uint64_t h = a ^ (b >> 31) ^ (b << 17);
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
     return h;
 }
 
 /* An exact set of byte strings with three uint32 values each; cleared in O(1) by generation.
  * Slots carry the hash, so a probe touches one cache line unless the hash matches. */
 typedef struct {
-    uint64_t hash;
     uint32_t entry; /* index + 1 */
     uint32_t gen;
 } slot_t;
 
 typedef struct {
+    uint64_t hash;
     uint32_t off, len;
     uint32_t val, v2, v3, pad;
 } entry_t;
@@ -132,7 +145,7 @@ static int set_grow(strset *s) {
     if (!slots) return -1;
     for (size_t i = 0; i < s->nslots; i++) {
         if (s->slots[i].gen != s->generation) continue;
-        size_t j = (size_t)s->slots[i].hash & (n - 1);
+        size_t j = (size_t)s->entries[s->slots[i].entry - 1].hash & (n - 1);
         while (slots[j].gen == s->generation) j = (j + 1) & (n - 1);
         slots[j] = s->slots[i];
     }
@@ -150,9 +163,9 @@ static long set_add(strset *s, const uint8_t *key, size_t n, int *added) {
     for (;;) {
         slot_t *sl = &s->slots[i];
         if (sl->gen != s->generation) break;
-        if (sl->hash == h) {
+        {
             entry_t *e = &s->entries[sl->entry - 1];
-            if (e->len == n && memcmp(s->arena.p + e->off, key, n) == 0) {
+            if (e->hash == h && e->len == n && memcmp(s->arena.p + e->off, key, n) == 0) {
                 *added = 0;
                 return (long)(sl->entry - 1);
             }
@@ -168,11 +181,11 @@ static long set_add(strset *s, const uint8_t *key, size_t n, int *added) {
     }
     size_t e = s->count++;
     entry_t *en = &s->entries[e];
+    en->hash = h;
     en->off = (uint32_t)s->arena.len;
     en->len = (uint32_t)n;
     en->val = en->v2 = en->v3 = 0;
     if (buf_put(&s->arena, key, n)) return -1;
-    s->slots[i].hash = h;
     s->slots[i].entry = (uint32_t)(e + 1);
     s->slots[i].gen = s->generation;
     *added = 1;
@@ -185,9 +198,9 @@ static int set_contains(strset *s, const uint8_t *key, size_t n) {
     for (;;) {
         slot_t *sl = &s->slots[i];
         if (sl->gen != s->generation) return 0;
-        if (sl->hash == h) {
+        {
             entry_t *e = &s->entries[sl->entry - 1];
-            if (e->len == n && memcmp(s->arena.p + e->off, key, n) == 0) return 1;
+            if (e->hash == h && e->len == n && memcmp(s->arena.p + e->off, key, n) == 0) return 1;
         }
         i = (i + 1) & mask;
     }

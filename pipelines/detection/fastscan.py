@@ -26,8 +26,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import phonenumbers
 
 from pipelines.detection import extract as ex
+from pipelines.detection import phone_dfa
 
 try:  # the extension is optional (no C compiler at install time): extract.py alone then
     from pipelines.detection import _scanner
@@ -95,6 +97,31 @@ def _cn_mobile_table() -> bytes:
     return bytes(out)
 
 
+def _automata(region: str) -> tuple[object, ...] | None:
+    auto = phone_dfa.region_automata(region)
+    if auto is None:
+        return None
+    npfp, idd = auto.national_prefix, auto.idd
+    return (
+        auto.country_code,
+        auto.types.table,
+        auto.types.accept,
+        npfp.table if npfp else None,
+        npfp.accept if npfp else None,
+        idd.table if idd else None,
+        idd.accept if idd else None,
+    )
+
+
+@functools.lru_cache(maxsize=1)
+def _calling_codes() -> bytes:
+    flags = bytearray(1000)
+    for code in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
+        if 0 <= code < 1000:
+            flags[code] = 1
+    return bytes(flags)
+
+
 def _email_canonical(raw: str) -> str | None:
     return ex._canonical("email", raw)
 
@@ -118,6 +145,7 @@ class HashedScanner:
                 ex._parsed_phone,
                 _email_canonical,
             )
+            self._native.set_automata([_automata(r) for r in self.regions], _calling_codes())
 
     @property
     def native(self) -> bool:

@@ -98,8 +98,24 @@ static void init_classes(void) {
 
 /* ------------------------------------------------------------------ the scanner object */
 typedef struct {
+    const uint32_t *next; /* rows of 10; state 0 dead, 1 start */
+    const uint8_t *accept;
+    size_t states;
+} dfa_t;
+
+/* phone_dfa.RegionAutomata: rules numbers out without libphonenumber (see phone_dfa.py) */
+typedef struct {
+    int present;
+    dfa_t types, npfp, idd;
+    int has_npfp, has_idd;
+    char cc[4];
+    PyObject *keep; /* the bytes objects the tables live in */
+} automata_t;
+
+typedef struct {
     char code[3];
     uint32_t lengths; /* bit n: a national number of n digits is possible */
+    automata_t a;
 } region_t;
 
 typedef struct {
@@ -111,6 +127,9 @@ typedef struct {
     int ndob;
     uint8_t cn_mobile[10000]; /* "1abcd": 1 valid mobile prefix, 0 not, 2 ask Python */
     PyObject *phone_cb;       /* (raw, region|None) -> str|None, libphonenumber (cached in Python) */
+    uint8_t valid_cc[1000];   /* calling codes libphonenumber knows */
+    int have_cc;
+    long ruled_out, asked;    /* statistics: numbers ruled out by the automata, numbers asked to Python */
     PyObject *email_cb;       /* raw -> str|None, for addresses with non-ASCII domains */
     /* per scan: type+canonical -> entry (its index is its digest's); v3 = last line it stood on */
     strset digests;
@@ -623,6 +642,88 @@ static int cn_mobile_shape(const cp_t *v, size_t n, cp_t nat[11], int *prefixed)
     return i == n && nat[0] == '1';
 }
 
+static int dfa_full(const dfa_t *d, const char *s, size_t n) {
+    uint32_t st = 1;
+    for (size_t i = 0; i < n && st; i++) {
+        st = d->next[st * 10 + (uint32_t)(s[i] - '0')];
+        if (st >= d->states) return 1; /* corrupt table: claim nothing */
+    }
+    return st != 0 && d->accept[st];
+}
+
+/* lengths >= 1 of the prefixes of s the automaton accepts */
+static int dfa_prefixes(const dfa_t *d, const char *s, size_t n, int *out, int max) {
+    uint32_t st = 1;
+    int k = 0;
+    for (size_t i = 0; i < n && st; i++) {
+        st = d->next[st * 10 + (uint32_t)(s[i] - '0')];
+        if (st >= d->states) return -1;
+        if (st && d->accept[st] && k < max) out[k++] = (int)(i + 1);
+    }
+    return k;
+}
+
+/* could some national-prefix stripping of s (up to `levels` times) leave a number a type pattern matches? */
+static int maybe_nsn(const automata_t *a, const char *s, size_t n, int levels) {
+    if (dfa_full(&a->types, s, n)) return 1;
+    if (!levels || !a->has_npfp) return 0;
+    int lens[24];
+    int k = dfa_prefixes(&a->npfp, s, n, lens, 24);
+    if (k < 0 || k == 24) return 1;
+    for (int i = 0; i < k; i++)
+        if (maybe_nsn(a, s + lens[i], n - (size_t)lens[i], levels - 1)) return 1;
+    return 0;
+}
+
+/* 0 when libphonenumber certainly finds raw invalid read in region (NULL: an international number) */
+static int maybe_valid(Scanner *sc, const cp_t *raw, size_t n, const char *region) {
+    char d[64];
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (raw[i] == 'X' || raw[i] == 'x') return 1; /* an extension marker to libphonenumber */
+        if (is_digit(raw[i])) {
+            if (m == sizeof d) return 1;
+            d[m++] = (char)raw[i];
+        }
+    }
+    if (region == NULL) {
+        if (!sc->have_cc) return 1;
+        size_t skip = raw[0] == '+' ? 0 : 2; /* "00": the international prefix */
+        const char *s = d + skip;
+        size_t len = m - skip;
+        if (len == 0 || s[0] == '0') return 0; /* no calling code starts with 0 */
+        int cc = -1;
+        size_t cl = 0;
+        for (size_t i = 1; i <= 3 && i <= len; i++) {
+            int v = 0;
+            for (size_t j = 0; j < i; j++) v = v * 10 + (s[j] - '0');
+            if (sc->valid_cc[v]) {
+                cc = v;
+                cl = i;
+                break;
+            }
+        }
+        if (cc < 0) return 0;
+        for (int k = 0; k < sc->nregions; k++) {
+            const automata_t *a = &sc->regions[k].a;
+            if (a->present && atoi(a->cc) == cc) return maybe_nsn(a, s + cl, len - cl, 2);
+        }
+        return 1;
+    }
+    for (int k = 0; k < sc->nregions; k++) {
+        if (strcmp(sc->regions[k].code, region) != 0) continue;
+        const automata_t *a = &sc->regions[k].a;
+        if (!a->present) return 1;
+        int lens[4];
+        if (a->has_idd && dfa_prefixes(&a->idd, d, m, lens, 4) != 0) return 1;
+        if (maybe_nsn(a, d, m, 2)) return 1;
+        size_t cl = strlen(a->cc);
+        if (m > cl && memcmp(d, a->cc, cl) == 0 && maybe_nsn(a, d + cl, m - cl, 2)) return 1;
+        return 0;
+    }
+    return 1;
+}
+
 /* extract._phone: Chinese mobiles by shape, the rest through libphonenumber (Python) */
 static int phone_of(Scanner *sc, const cp_t *raw, size_t n, const char *region, cbuf *o) {
     if (region == NULL || strcmp(region, "CN") == 0) {
@@ -658,6 +759,11 @@ static int phone_of(Scanner *sc, const cp_t *raw, size_t n, const char *region, 
         memcpy(o->c, sc->phone_store.p + (off - 1), o->n * sizeof(cp_t));
         return 1;
     }
+    if (!maybe_valid(sc, raw, n, region)) {
+        sc->ruled_out++;
+        return 0; /* cached as invalid */
+    }
+    sc->asked++;
     PyObject *s = py_str(raw, n);
     if (!s) {
         sc->error = 1;
@@ -1764,6 +1870,8 @@ static int Scanner_init(Scanner *sc, PyObject *args, PyObject *kw) {
             goto done;
         }
         memcpy(sc->regions[sc->nregions].code, code, 3);
+        Py_CLEAR(sc->regions[sc->nregions].a.keep);
+        sc->regions[sc->nregions].a.present = 0;
         sc->regions[sc->nregions].lengths = (uint32_t)lengths;
         sc->nregions++;
     }
@@ -1793,6 +1901,7 @@ done:
 static void Scanner_dealloc(Scanner *sc) {
     Py_XDECREF(sc->phone_cb);
     Py_XDECREF(sc->email_cb);
+    for (int i = 0; i < 32; i++) Py_XDECREF(sc->regions[i].a.keep);
     set_free(&sc->digests);
     set_free(&sc->phones);
     buf_free(&sc->phone_store);
@@ -1805,10 +1914,72 @@ static void Scanner_dealloc(Scanner *sc) {
     Py_TYPE(sc)->tp_free((PyObject *)sc);
 }
 
+static int dfa_from(PyObject *table, PyObject *accept, dfa_t *d) {
+    if (!PyBytes_Check(table) || !PyBytes_Check(accept)) return -1;
+    size_t states = (size_t)PyBytes_GET_SIZE(accept);
+    if (states < 2 || (size_t)PyBytes_GET_SIZE(table) != states * 10 * 4) return -1;
+    d->next = (const uint32_t *)PyBytes_AS_STRING(table);
+    d->accept = (const uint8_t *)PyBytes_AS_STRING(accept);
+    d->states = states;
+    return 0;
+}
+
+static PyObject *Scanner_set_automata(Scanner *sc, PyObject *args) {
+    PyObject *items;
+    Py_buffer ccs;
+    if (!PyArg_ParseTuple(args, "Oy*", &items, &ccs)) return NULL;
+    if (ccs.len != 1000) {
+        PyBuffer_Release(&ccs);
+        PyErr_SetString(PyExc_ValueError, "1000 calling-code flags expected");
+        return NULL;
+    }
+    memcpy(sc->valid_cc, ccs.buf, 1000);
+    sc->have_cc = 1;
+    PyBuffer_Release(&ccs);
+    PyObject *seq = PySequence_Fast(items, "a sequence per region");
+    if (!seq) return NULL;
+    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(seq) && i < sc->nregions; i++) {
+        automata_t *a = &sc->regions[i].a;
+        Py_CLEAR(a->keep);
+        a->present = 0;
+        PyObject *it = PySequence_Fast_GET_ITEM(seq, i);
+        if (it == Py_None) continue;
+        PyObject *tt, *ta, *nt, *na, *it_, *ia;
+        int cc;
+        if (!PyArg_ParseTuple(it, "iOOOOOO", &cc, &tt, &ta, &nt, &na, &it_, &ia)) {
+            Py_DECREF(seq);
+            return NULL;
+        }
+        if (dfa_from(tt, ta, &a->types)) goto bad;
+        a->has_npfp = nt != Py_None;
+        if (a->has_npfp && dfa_from(nt, na, &a->npfp)) goto bad;
+        a->has_idd = it_ != Py_None;
+        if (a->has_idd && dfa_from(it_, ia, &a->idd)) goto bad;
+        snprintf(a->cc, sizeof a->cc, "%d", cc % 1000);
+        a->keep = Py_NewRef(it);
+        a->present = 1;
+        continue;
+    bad:
+        Py_DECREF(seq);
+        PyErr_SetString(PyExc_ValueError, "malformed automaton");
+        return NULL;
+    }
+    Py_DECREF(seq);
+    /* answers cached before this call were made without the automata: they stay valid (same results) */
+    Py_RETURN_NONE;
+}
+
+static PyObject *Scanner_stats(Scanner *sc, PyObject *unused) {
+    return Py_BuildValue("{slsl}", "phones_ruled_out", sc->ruled_out, "phones_asked", sc->asked);
+}
+
 static PyMethodDef Scanner_methods[] = {
     {"scan", (PyCFunction)(void (*)(void))Scanner_scan, METH_VARARGS | METH_KEYWORDS,
      "scan(text, prepared=False, deadline=0.0) -> (digests, pairs, deferred line indexes, partial)"},
     {"hmac", (PyCFunction)Scanner_hmac, METH_O, "hmac(message) -> the 32-byte HMAC-SHA256 with the key"},
+    {"set_automata", (PyCFunction)Scanner_set_automata, METH_VARARGS,
+     "set_automata([(cc, types, accept, npfp, accept, idd, accept) | None per region], valid_cc_flags)"},
+    {"stats", (PyCFunction)Scanner_stats, METH_NOARGS, "counters of the phone shortcut"},
     {NULL, NULL, 0, NULL}};
 
 static PyTypeObject ScannerType = {

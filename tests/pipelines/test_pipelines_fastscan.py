@@ -574,13 +574,17 @@ def test_binary_junk_decoded_with_surrogateescape_matches_reference() -> None:
     rng = random.Random(7)
     data = bytes(rng.randrange(256) for _ in range(200_000))
     text = data.decode("utf-8", "surrogateescape")
+    _cold()
     scan, took = _timed_scan(text)
     assert isinstance(scan.partial, bool) and took < 60
     # the scanner reads what extract.py reads: surrogates replaced
-    assert _pairs_of(scan) == reference(ex._bounded(text, 50_000_000), ("CN", "US"))
+    bounded = ex._bounded(text, 50_000_000)
+    _cold()
+    expected = reference(bounded, ("CN", "US"))
+    if _pairs_of(scan) != expected:
+        pytest.fail(_describe(bounded, ("CN", "US"), KEY, expected, _pairs_of(scan)), pytrace=False)
     small = bytes(rng.randrange(256) for _ in range(4_000)).decode("utf-8", "surrogateescape")
-    bounded = ex._bounded(small, 50_000_000)
-    assert native(small, ("CN",)) == reference(bounded, ("CN",))
+    assert_same(small, ("CN",))
 
 
 def test_mostly_ascii_junk_lines_match_reference() -> None:

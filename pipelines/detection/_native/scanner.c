@@ -83,7 +83,23 @@ static inline int is_punct(cp_t c) {
 enum { A_NOTNAME = 1, A_TOKEN = 2, A_NAMESEP = 4, A_LETTER = 8, A_DIGIT = 16 };
 static uint8_t ASCII_CLASS[128];
 
+/* per-line flags of ASCII characters (one lookup per character in the line pre-pass) */
+enum { L_BAD = 1, L_AT = 2, L_DOT = 4, L_LABEL = 8, L_STRUCT = 16, L_QUOTE = 32, L_SPACE = 64, L_DELIM = 128 };
+static uint8_t LINE_CLASS[128];
+
 static void init_classes(void) {
+    for (int c = 0; c < 128; c++) {
+        uint8_t f = 0;
+        if ((c < 0x20 && c != '\t') || c == 0x7F) f |= L_BAD;
+        if (c == '@') f |= L_AT | L_STRUCT;
+        if (c == '.') f |= L_DOT;
+        if (c == '=' || c == ':') f |= L_LABEL | L_STRUCT;
+        if (c == ';' || c == '|' || c == ',' || c == '\t' || (c >= '0' && c <= '9')) f |= L_STRUCT;
+        if (c == '\'') f |= L_QUOTE;
+        if (c == ' ') f |= L_SPACE;
+        if (c == ':' || c == ';' || c == '|' || c == ',' || c == '\t') f |= L_DELIM;
+        LINE_CLASS[c] = f;
+    }
     for (int c = 0; c < 128; c++) {
         uint8_t f = 0;
         if (strchr("@_/\\=<>#$%&*+~^|[]{}", c) && c) f |= A_NOTNAME;
@@ -1333,8 +1349,8 @@ static void field(Scanner *sc, const cp_t *v, size_t n) {
 }
 
 static inline int is_delim(cp_t c) {
-    return c == ':' || c == ';' || c == '|' || c == ',' || c == '\t' || c == 0xFF1A || c == 0xFF1B || c == 0xFF0C ||
-           c == 0x3001;
+    if (c < 0x80) return (LINE_CLASS[c] & L_DELIM) != 0;
+    return c == 0xFF1A || c == 0xFF1B || c == 0xFF0C || c == 0x3001;
 }
 
 static void delimited(Scanner *sc, const cp_t *s, size_t n) {
@@ -1651,30 +1667,25 @@ static int scan_line(Scanner *sc, const cp_t *s, size_t n, int prepared) {
     if (!prepared)
         while (n && s[n - 1] == '\r') n--;
     if (n > SEGMENT_CHARS) return 1;
-    int has_at = 0, has_dot = 0, has_year = 0, has_label = 0, quote = 0, structure = 0;
+    int has_year = 0, wide_label = 0, wide_struct = 0;
+    unsigned acc = 0, prev = 0;
     for (size_t i = 0; i < n; i++) {
         cp_t c = s[i];
-        if (c >= 0x80) {
+        if (c < 0x80) {
+            unsigned f = LINE_CLASS[c];
+            acc |= f | ((f & prev & L_SPACE) ? L_STRUCT : 0); /* two spaces in a row are a delimiter */
+            prev = f;
+        } else {
             if (!allowed(c)) return 1;
             has_year |= c == 0x5E74;
-            has_label |= c == 0xFF1A;
-            structure |= c == 0xFF1A || c == 0xFF1B || c == 0xFF0C || c == 0x3001;
-        } else if (c < 0x30 || c > 0x39) {
-            if (c < 0x20 ? c != '\t' : c == 0x7F) return 1;
-            switch (c) {
-                case '@': has_at = 1; structure = 1; break;
-                case '.': has_dot = 1; break;
-                case '=': has_label = 1; structure = 1; break;
-                case ':': has_label = 1; structure = 1; break;
-                case ';': case '|': case ',': case '\t': structure = 1; break;
-                case '\'': quote = 1; break;
-                case ' ': if (i + 1 < n && s[i + 1] == ' ') structure = 1; break;
-                default: break;
-            }
-        } else {
-            structure = 1;
+            wide_label |= c == 0xFF1A;
+            wide_struct |= c == 0xFF1A || c == 0xFF1B || c == 0xFF0C || c == 0x3001;
+            prev = 0;
         }
     }
+    if (acc & L_BAD) return 1;
+    int has_at = (acc & L_AT) != 0, has_dot = (acc & L_DOT) != 0, quote = (acc & L_QUOTE) != 0;
+    int has_label = (acc & L_LABEL) != 0 || wide_label, structure = (acc & L_STRUCT) != 0 || wide_struct;
     int sql = 0;
     if (!prepared) {
         if (!structure) return 0;

@@ -157,7 +157,7 @@ static int set_grow(strset *s) {
 
 /* Returns the entry index (found or added); *added tells which; -1 on memory error. */
 static long set_add(strset *s, const uint8_t *key, size_t n, int *added) {
-    if ((s->count + 1) * 2 > s->nslots && set_grow(s)) return -1;
+    if ((s->count + 1) * 10 > s->nslots * 7 && set_grow(s)) return -1;
     uint64_t h = hash_bytes(key, n);
     size_t mask = s->nslots - 1, i = (size_t)h & mask;
     for (;;) {

@@ -12,11 +12,14 @@ $(VENV)/bin/activate:
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip wheel
 
-$(VENV)/.installed: $(VENV)/bin/activate pyproject.toml
+# The native scanner (pipelines/detection/_native) is compiled by the install: a change to it reinstalls.
+NATIVE := setup.py $(wildcard pipelines/detection/_native/*)
+
+$(VENV)/.installed: $(VENV)/bin/activate pyproject.toml $(NATIVE)
 	$(PIP) install --quiet -e .
 	touch $@
 
-$(VENV)/.installed-dev: $(VENV)/bin/activate pyproject.toml
+$(VENV)/.installed-dev: $(VENV)/bin/activate pyproject.toml $(NATIVE)
 	$(PIP) install --quiet -e '.[dev]'
 	touch $(VENV)/.installed $@
 

@@ -26,6 +26,7 @@ __all__ = [
     "KEY_BYTES",
     "SCHEME_VERSION",
     "hash_value",
+    "keyed_digest",
     "keyed_hash",
     "load_or_create_key",
 ]
@@ -39,8 +40,14 @@ def keyed_hash(key: bytes, field_type: str, canonical: str, version: int = SCHEM
     """The scheme's hash of an already canonical value: 32 lower-case hex characters."""
     if version != 1:
         raise BadInput(f"unsupported hash scheme version {version} (this build knows 1)")
-    message = f"{field_type}\x00{canonical}".encode("utf-8", "surrogatepass")  # lone surrogates: hostile JSON
-    return hmac.digest(key, message, "sha256")[:DIGEST_BYTES].hex()
+    return keyed_digest(key, field_type, canonical).hex()
+
+
+def keyed_digest(key: bytes, field_type: str, canonical: str) -> bytes:
+    """Scheme version 1 as the 16 raw bytes (what the matcher stores and compares)."""
+    # lone surrogates (a hostile JSON escape) are hashed as written rather than raising
+    message = f"{field_type}\x00{canonical}".encode("utf-8", "surrogatepass")
+    return hmac.digest(key, message, "sha256")[:DIGEST_BYTES]
 
 
 def hash_value(key: bytes, field_type: str, raw_value: str, region: str | None = None) -> str | None:

@@ -8,7 +8,6 @@ number of registered values; the findings are grouped to one per (posting, tenan
 from __future__ import annotations
 
 import re
-import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -236,7 +235,9 @@ class Detector:
             for number, line in enumerate(text.split("\n"), 1):
                 if "@" in line and not line.isascii():
                     numbers.add(number)
-        return [c for c in candidates_on_lines(text, numbers, self.snapshot.regions) if c.field_type == "email"]
+        return [
+            c for c in candidates_on_lines(text, numbers, self.snapshot.regions) if c.field_type == "email"
+        ]
 
     def _records(self, by_hash: dict[str, list[Candidate]], text: str) -> list[Finding]:
         if not by_hash:
@@ -379,7 +380,11 @@ def _domain_needles(domains: Iterable[str]) -> set[str]:
     for domain in domains:
         out.add(domain)
         try:
-            other = domain.encode("idna").decode("ascii") if not domain.isascii() else domain.encode().decode("idna")
+            other = (
+                domain.encode("idna").decode("ascii")
+                if not domain.isascii()
+                else domain.encode().decode("idna")
+            )
         except (UnicodeError, ValueError):
             continue
         out.add(other.lower())

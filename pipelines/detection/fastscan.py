@@ -18,7 +18,6 @@ Usage::
 from __future__ import annotations
 
 import functools
-import hmac
 import os
 import time
 from collections.abc import Iterable, Iterator
@@ -28,6 +27,7 @@ from typing import Any
 import numpy as np
 import phonenumbers
 
+from core.hashing import keyed_digest
 from pipelines.detection import extract as ex
 from pipelines.detection import phone_dfa
 
@@ -45,6 +45,11 @@ DIGEST_BYTES = 16
 
 def native_available() -> bool:
     return _scanner is not None and os.environ.get(_ENV, "1") != "0"
+
+
+def sha_implementation() -> str:
+    """Which SHA-256 compression the native scanner uses ("sha-ni", "portable"), or "hashlib"."""
+    return str(_scanner.use_sha_ni(True)) if native_available() and _scanner is not None else "hashlib"
 
 
 @dataclass
@@ -204,8 +209,7 @@ class HashedScanner:
         return HashedScan(b"".join(parts), np.concatenate(pairs) if pairs else _empty_pairs(), bool(partial))
 
     def _hash(self, field_type: str, canonical: str) -> bytes:
-        message = f"{field_type}\x00{canonical}".encode("utf-8", "surrogatepass")  # lone surrogates: hostile JSON
-        return hmac.digest(self.key, message, "sha256")[:DIGEST_BYTES]
+        return keyed_digest(self.key, field_type, canonical)
 
     def _python_scan(self, text: str, deadline: float) -> HashedScan:
         table: dict[bytes, int] = {}
@@ -281,7 +285,9 @@ def candidates_on_lines(
             by_line.setdefault(line, []).append(ex.Candidate(field_type, canonical, raw, line))
         python = [wanted_index + 1 for wanted_index in deferred]
     if python:
-        ctx = ex._Context(regions=ex._phone_regions(regions), dob_regions=ex._dob_regions(regions), deadline=deadline)
+        ctx = ex._Context(
+            regions=ex._phone_regions(regions), dob_regions=ex._dob_regions(regions), deadline=deadline
+        )
         lines = text.split("\n")
         for number in python:
             if number <= len(lines):

@@ -15,9 +15,11 @@ support, get no automaton: every number there still goes to libphonenumber.
 from __future__ import annotations
 
 import functools
-import re._constants as sre_c  # type: ignore[import-not-found]
-import re._parser as sre_p  # type: ignore[import-not-found]
+import re
+import re._constants as sre_c
+import re._parser as sre_p
 from dataclasses import dataclass
+from typing import Any
 
 import phonenumbers
 from phonenumbers import PhoneMetadata
@@ -100,30 +102,31 @@ class _Nfa:
             cur = self._node(op, av, cur)
         return cur
 
-    def _node(self, op: object, av: object, start: int) -> int:
+    def _node(self, op: object, arg: object, start: int) -> int:
+        av: Any = arg
         if op is sre_c.LITERAL:
             end = self.state()
-            self.edges[start].append((frozenset({int(av)}) & _DIGITS, end))  # type: ignore[call-overload]
+            self.edges[start].append((frozenset({int(av)}) & _DIGITS, end))
             return end
         if op is sre_c.IN:
             end = self.state()
-            self.edges[start].append((_charset(av), end))  # type: ignore[arg-type]
+            self.edges[start].append((_charset(av), end))
             return end
         if op is sre_c.ANY:
             end = self.state()
             self.edges[start].append((_DIGITS, end))
             return end
         if op is sre_c.SUBPATTERN:
-            return self.build(list(av[-1]), start)  # type: ignore[index]
+            return self.build(list(av[-1]), start)
         if op is sre_c.BRANCH:
             end = self.state()
-            for branch in av[1]:  # type: ignore[index]
+            for branch in av[1]:
                 s = self.state()
                 self.eps[start].append(s)
                 self.eps[self.build(list(branch), s)].append(end)
             return end
         if op in (sre_c.MAX_REPEAT, sre_c.MIN_REPEAT, getattr(sre_c, "POSSESSIVE_REPEAT", None)):
-            lo, hi, sub = av  # type: ignore[misc]
+            lo, hi, sub = av
             hi = min(hi, MAX_UNROLL) if hi != sre_c.MAXREPEAT else MAX_UNROLL
             cur = start
             for _ in range(lo):
@@ -137,16 +140,16 @@ class _Nfa:
         raise Unsupported(str(op))
 
 
-def _charset(items: list[tuple[object, object]]) -> frozenset[int]:
+def _charset(items: list[tuple[Any, Any]]) -> frozenset[int]:
     out: set[int] = set()
     negate = False
     for op, av in items:
         if op is sre_c.NEGATE:
             negate = True
         elif op is sre_c.LITERAL:
-            out.add(int(av))  # type: ignore[call-overload]
+            out.add(int(av))
         elif op is sre_c.RANGE:
-            lo, hi = av  # type: ignore[misc]
+            lo, hi = av
             out.update(range(lo, hi + 1))
         elif op is sre_c.CATEGORY and av is sre_c.CATEGORY_DIGIT:
             out.update(_DIGITS)
@@ -219,7 +222,7 @@ def region_automata(region: str) -> RegionAutomata | None:
     meta = PhoneMetadata.metadata_for_region(region)
     if meta is None:
         return None
-    code = meta.country_code
+    code = int(meta.country_code or 0)
     main = _main_metadata(code)
     if main is None:
         return None
@@ -242,9 +245,6 @@ def region_automata(region: str) -> RegionAutomata | None:
         if meta.national_prefix_for_parsing != main.national_prefix_for_parsing:
             return None  # stripping differs between the region and its calling code's main region
         idd = compile_patterns([meta.international_prefix]) if meta.international_prefix else None
-    except (Unsupported, RecursionError, re_error):
+    except (Unsupported, RecursionError, re.error):
         return None
     return RegionAutomata(code, types, national_prefix, idd)
-
-
-re_error = __import__("re").error

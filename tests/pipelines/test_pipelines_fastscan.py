@@ -112,7 +112,7 @@ def _guesses(line: str, key: bytes) -> dict[bytes, tuple[str, str]]:
                 for region in (None, "US", "CN", "GB", "DE"):
                     try:
                         put(field_type, canonicalize(field_type, value, region))
-                    except Exception:  # noqa: BLE001 - only naming items for a message
+                    except Exception:
                         pass
     return table
 

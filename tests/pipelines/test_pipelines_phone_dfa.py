@@ -35,7 +35,9 @@ def test_type_automaton_equals_the_patterns(region: str) -> None:
     # random digit strings, and strings grown from pattern-accepted prefixes
     samples = ["".join(rng.choice("0123456789") for _ in range(rng.randint(1, 17))) for _ in range(20_000)]
     for _ in range(5_000):
-        example = phonenumbers.example_number_for_type(region, rng.choice(list(phonenumbers.PhoneNumberType.values())))
+        example = phonenumbers.example_number_for_type(
+            region, rng.choice(list(phonenumbers.PhoneNumberType.values()))
+        )
         if example is not None:
             nsn = phonenumbers.national_significant_number(example)
             cut = rng.randint(0, len(nsn))

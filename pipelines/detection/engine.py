@@ -19,7 +19,7 @@ from sqlalchemy import select
 
 from core.canonical import CORROBORATING, IDENTIFYING
 from core.db import Database
-from core.hashing import DIGEST_BYTES, keyed_hash
+from core.hashing import DIGEST_BYTES
 from core.masking import mask
 from core.models import RecordHash, Tenant, WatchItem
 from pipelines.detection.documents import DocumentMatcher
@@ -188,10 +188,10 @@ class Detector:
         by_hash: dict[str, list[Candidate]] = defaultdict(list)
         if hits:
             lines = scan.lines_of(scan.indexes_of(hits.values()))
-            for cand in candidates_on_lines(text, lines, self.snapshot.regions, deadline_s=budget):
-                digest = keyed_hash(self.key, cand.field_type, cand.canonical)
-                if digest in hits:
-                    by_hash[digest].append(cand)
+            wanted = set(hits.values())
+            for cand, digest in self.hasher.hashed_candidates(text, lines, deadline_s=budget):
+                if digest in wanted:
+                    by_hash[digest.hex()].append(cand)
         findings = self._records(by_hash, text)
         findings += self._domains(self._domain_candidates(text), text)
         findings += self._watches(text)

@@ -22,7 +22,6 @@ import os
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import phonenumbers
@@ -208,6 +207,33 @@ class HashedScanner:
                     pairs.append(np.array(rows, dtype=np.uint32))
         return HashedScan(b"".join(parts), np.concatenate(pairs) if pairs else _empty_pairs(), bool(partial))
 
+    def hashed_candidates(
+        self, text: str, numbers: set[int], *, deadline_s: float = 30.0
+    ) -> list[tuple[ex.Candidate, bytes]]:
+        """extract.py's candidates on the given 1-based lines, in its order, each with its digest."""
+        wanted = sorted(n for n in numbers if n >= 1)
+        if not wanted:
+            return []
+        deadline = time.monotonic() + deadline_s
+        by_line: dict[int, list[tuple[ex.Candidate, bytes]]] = {}
+        python = wanted
+        if self._native is not None:
+            collected, deferred, _partial = self._native.scan(text, False, deadline, [n - 1 for n in wanted])
+            for field_type, canonical, raw, line, digest in collected:
+                by_line.setdefault(line, []).append((ex.Candidate(field_type, canonical, raw, line), digest))
+            python = [index + 1 for index in deferred]
+        if python:
+            ctx = ex._Context(regions=self.regions, dob_regions=self.dob_regions, deadline=deadline)
+            lines = text.split("\n")
+            for number in python:
+                if number <= len(lines):
+                    ctx.start_line(number)
+                    by_line[number] = [
+                        (c, self._hash(c.field_type, c.canonical))
+                        for c in ex._scan_line(lines[number - 1].rstrip("\r"), ctx)
+                    ]
+        return [item for number in sorted(by_line) for item in by_line[number]]
+
     def _hash(self, field_type: str, canonical: str) -> bytes:
         return keyed_digest(self.key, field_type, canonical)
 
@@ -272,31 +298,11 @@ def candidates_on_lines(
     text: str, numbers: set[int], regions: Iterable[str], *, deadline_s: float = 30.0
 ) -> list[ex.Candidate]:
     """extract.py's candidates on the given 1-based lines only (the lines a hash hit), in its order."""
-    if not numbers:
-        return []
-    regions = tuple(regions)
-    deadline = time.monotonic() + deadline_s
-    wanted = sorted(n for n in numbers if n >= 1)
-    by_line: dict[int, list[ex.Candidate]] = {}
-    python = wanted
-    if native_available():
-        collected, deferred, _partial = _lister(regions).scan(text, False, deadline, [n - 1 for n in wanted])
-        for field_type, canonical, raw, line in collected:
-            by_line.setdefault(line, []).append(ex.Candidate(field_type, canonical, raw, line))
-        python = [wanted_index + 1 for wanted_index in deferred]
-    if python:
-        ctx = ex._Context(
-            regions=ex._phone_regions(regions), dob_regions=ex._dob_regions(regions), deadline=deadline
-        )
-        lines = text.split("\n")
-        for number in python:
-            if number <= len(lines):
-                ctx.start_line(number)
-                by_line[number] = list(ex._scan_line(lines[number - 1].rstrip("\r"), ctx))
-    return [c for number in sorted(by_line) for c in by_line[number]]
+    scanner = _lister(tuple(regions))
+    return [cand for cand, _digest in scanner.hashed_candidates(text, numbers, deadline_s=deadline_s)]
 
 
 @functools.lru_cache(maxsize=8)
-def _lister(regions: tuple[str, ...]) -> Any:
-    """A native scanner used only to list candidates (its key is never used for that)."""
-    return HashedScanner(b"\x00" * 32, regions)._native
+def _lister(regions: tuple[str, ...]) -> HashedScanner:
+    """A scanner used only to list candidates (its all-zero key's hashes are not looked at)."""
+    return HashedScanner(b"\x00" * 32, regions)

@@ -204,8 +204,13 @@ static int emit(Scanner *sc, int type, const cp_t *canon, size_t n, const cp_t *
     }
     en->v3 = sc->line_index;
     if (sc->collect) {
-        PyObject *item = Py_BuildValue("(sNNI)", TYPE_NAMES[type], py_str(canon, n), py_str(raw, rn),
-                                       (unsigned)sc->line_index + 1);
+        const char *name = TYPE_NAMES[type];
+        uint8_t digest[32];
+        sc->msg.len = 0;
+        if (buf_put(&sc->msg, name, strlen(name) + 1) || buf_utf8(&sc->msg, canon, n)) return -1;
+        ls_hmac(&sc->key, sc->msg.p, sc->msg.len, digest);
+        PyObject *item = Py_BuildValue("(sNNIy#)", name, py_str(canon, n), py_str(raw, rn),
+                                       (unsigned)sc->line_index + 1, (const char *)digest, (Py_ssize_t)16);
         if (!item || PyList_Append(sc->collect, item)) {
             Py_XDECREF(item);
             return -1;
@@ -1235,11 +1240,6 @@ static int canon_username(const cp_t *f, size_t n, cbuf *o) {
 }
 
 static void generic(Scanner *sc, const cp_t *v, size_t n, int whole) {
-    int r = sc->typed_raws.count ? in_set(&sc->typed_raws, v, n) : 0;
-    if (r) {
-        if (r < 0) sc->error = 1;
-        return;
-    }
     cp_t folded[FIELD_MAX_CHARS + 8];
     int ascii = 1, digit = 0, notname = 0, token = 1, letter = 0, alnum = 1;
     size_t spaces = 0, words = 0, run = 0, maxrun = 0;
@@ -1266,6 +1266,15 @@ static void generic(Scanner *sc, const cp_t *v, size_t n, int whole) {
         }
     }
     if (ascii) words = spaces + 1; /* extract.py counts spaces for ASCII values */
+    /* a value already found as an email, phone, card... is not also a username or text; every such raw
+       holds a digit or an '@' (a not-a-name character), so the others need no lookup */
+    if (sc->typed_raws.count && (digit || notname)) {
+        int r = in_set(&sc->typed_raws, v, n);
+        if (r) {
+            if (r < 0) sc->error = 1;
+            return;
+        }
+    }
     cbuf c;
     if (whole && (digit || (words <= TEXT_MAX_WORDS && maxrun < 25)))
         if (canon_text(folded, n, &c)) add(sc, T_TEXT, &c, v, n);

@@ -85,33 +85,53 @@ class HashLookup(Protocol):
 
 
 class DbHashLookup:
-    """Filters candidates through the memory-mapped match index, then fetches the few hits' records."""
+    """Filters candidates through the memory-mapped match index, then fetches the few hits' records.
+
+    The records of hashes seen recently are remembered while the index generation stays the same (names
+    and dates of birth of registered people recur in posting after posting); registering or removing
+    records publishes a new generation, which empties the memory.
+    """
 
     CHUNK = 500
+    REMEMBER = 100_000
 
     def __init__(self, db: Database, index: MatchIndex | None = None) -> None:
         self.db = db
         self.index = index
+        self._known: dict[str, list[Hit]] = {}
+        self._generation: int | None = None
 
     def lookup(self, hashes: Sequence[str]) -> list[Hit]:
         hits: list[Hit] = []
         unique = sorted(set(hashes))
         if self.index is not None:
             unique = self.index.filter(unique)
-        if not unique:
-            return hits
-        with self.db.session() as sess:
-            for i in range(0, len(unique), self.CHUNK):
-                rows = sess.execute(
-                    select(
-                        RecordHash.tenant_id,
-                        RecordHash.record_key,
-                        RecordHash.field_type,
-                        RecordHash.hash,
-                        RecordHash.watch_id,
-                    ).where(RecordHash.hash.in_(unique[i : i + self.CHUNK]))
-                ).all()
-                hits.extend(Hit(*row) for row in rows)
+            generation = self.index.generation
+            if generation != self._generation or len(self._known) > self.REMEMBER:
+                self._known, self._generation = {}, generation
+            todo = [h for h in unique if h not in self._known]
+        else:
+            todo = unique
+        found: dict[str, list[Hit]] = {h: [] for h in todo}
+        if todo:
+            with self.db.session() as sess:
+                for i in range(0, len(todo), self.CHUNK):
+                    rows = sess.execute(
+                        select(
+                            RecordHash.tenant_id,
+                            RecordHash.record_key,
+                            RecordHash.field_type,
+                            RecordHash.hash,
+                            RecordHash.watch_id,
+                        ).where(RecordHash.hash.in_(todo[i : i + self.CHUNK]))
+                    ).all()
+                    for row in rows:
+                        found[row.hash].append(Hit(*row))
+        if self.index is None:
+            return [hit for h in todo for hit in found[h]]
+        self._known.update(found)
+        for h in unique:
+            hits.extend(self._known[h])
         return hits
 
 

@@ -67,12 +67,26 @@ class MatchIndex:
         self._array: np.ndarray | None = None
         self._generation = -1
         self._directory: tuple[np.ndarray, int] | None = None
+        self._meta_cache: tuple[tuple[int, int, int], dict[str, int]] | None = None
 
     @property
     def path(self) -> Path:
         return self.directory / self.FILE
 
     def _meta(self) -> dict[str, int]:
+        """The published metadata; re-read only when the file changed (it is replaced on publish)."""
+        try:
+            st = os.stat(self.directory / self.META)
+        except OSError:
+            return {"generation": -1, "count": 0, "max_id": -1, "rows": -1}
+        stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
+        if self._meta_cache is not None and self._meta_cache[0] == stamp:
+            return dict(self._meta_cache[1])
+        meta = self._read_meta()
+        self._meta_cache = (stamp, meta)
+        return dict(meta)
+
+    def _read_meta(self) -> dict[str, int]:
         try:
             data = json.loads((self.directory / self.META).read_text())
             return {
@@ -98,6 +112,12 @@ class MatchIndex:
             self._generation = meta["generation"]
             self._directory = None
         return self._array
+
+    @property
+    def generation(self) -> int:
+        """The published generation this process reads (a new one after every change)."""
+        self.load()
+        return self._generation
 
     def __len__(self) -> int:
         return int(self.load().shape[0])

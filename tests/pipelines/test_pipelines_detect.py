@@ -29,3 +29,41 @@ def test_hitting_the_time_limit_is_reported(monkeypatch: pytest.MonkeyPatch, cli
     big.write_text("x@y.example:pw\n" * 1000)
     result = cli("scan", str(big))
     assert result.code == 0 and "time limit" in result.err
+
+
+def _register(db, key: bytes, tmp_path: Path, name: str, email: str) -> int:  # type: ignore[no-untyped-def]
+    import json
+
+    from core.hashing import keyed_hash
+    from leaksentinel.actions.watches import add_records
+
+    path = tmp_path / f"{name}.jsonl"
+    path.write_text(
+        json.dumps({"record_key": name, "fields": {"email": keyed_hash(key, "email", email)}, "v": 1})
+    )
+    return int(add_records(db, "acme", path)["id"])
+
+
+def test_remembered_hits_follow_registrations_and_removals(tmp_path: Path) -> None:
+    """A long-lived detector sees records registered and removed after it started (index generations)."""
+    from leaksentinel.actions.tenants import add_tenant
+    from leaksentinel.actions.watches import remove_watch
+    from pipelines.detection.engine import DbHashLookup, WatchSnapshot
+    from pipelines.detection.index import MatchIndex
+
+    settings = load_settings()
+    db = open_database(settings)
+    key = load_or_create_key(settings.key_path)
+    add_tenant(db, "acme", [], ["CN"])
+    first = _register(db, key, tmp_path, "r1", "one@example.com")
+    index = MatchIndex(settings.index_dir)
+    index.sync(db)
+    detector = Detector(key, DbHashLookup(db, index), WatchSnapshot.load(db))
+    text = "one@example.com:pw1\ntwo@example.com:pw2\n"
+    assert [f.record_key for f in detector.detect(text).findings] == ["r1"]
+    _register(db, key, tmp_path, "r2", "two@example.com")
+    index.sync(db)
+    assert sorted(f.record_key for f in detector.detect(text).findings) == ["r1", "r2"]
+    remove_watch(db, "acme", str(first))  # the tenant's records watch: both records go
+    index.sync(db)
+    assert detector.detect(text).findings == []

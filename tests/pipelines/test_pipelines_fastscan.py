@@ -21,6 +21,7 @@ import time
 from collections import defaultdict
 
 import numpy as np
+import phonenumbers
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -657,6 +658,47 @@ def test_json_lone_surrogate_escape_does_not_crash() -> None:
             )
         assert (_digest(KEY, "email", "bob@example.com"), 1) in got
         assert_same(line, ("CN",))
+
+
+PHONE_REGION_SETS: list[tuple[str, ...]] = [
+    ("JP",), ("FR", "IT"), ("RU", "KZ"), ("CA",), ("IN", "BR"), ("AU", "NZ"), ("AR", "MX"), ("SG", "HK", "TW"),
+    ("KR", "CN"), ("GB", "GG", "JE"), ("US", "PR"), ("ES", "NL", "BE"), ("DE", "AT", "CH"),
+]  # fmt: skip
+
+
+def _phone_lines(regions: tuple[str, ...], rng: random.Random) -> list[str]:
+    """libphonenumber's example numbers of the regions (every type), written several ways and mutated."""
+    formats = (
+        phonenumbers.PhoneNumberFormat.E164,
+        phonenumbers.PhoneNumberFormat.INTERNATIONAL,
+        phonenumbers.PhoneNumberFormat.NATIONAL,
+    )
+    lines = []
+    for region in (*regions, "US", "GB", "CN"):
+        for kind in range(12):  # every PhoneNumberType with examples
+            number = phonenumbers.example_number_for_type(region, kind)
+            if number is None:
+                continue
+            for fmt in formats:
+                written = phonenumbers.format_number(number, fmt)
+                digits = [i for i, c in enumerate(written) if c.isdigit()]
+                i = rng.choice(digits)
+                lines.append(f"tel: {written}")
+                lines.append(f"{written.replace('+', '00', 1)}, {written.replace('+', '', 1)}")
+                lines.append(written[:i] + str((int(written[i]) + 1) % 10) + written[i + 1 :])
+                lines.append(written[:i] + written[i + 1 :] + " / " + written[:i] + "7" + written[i:])
+                lines.append(f"({written}) x12 #{written}")
+    return lines
+
+
+@pytest.mark.parametrize("regions", PHONE_REGION_SETS, ids=lambda r: "+".join(r))
+def test_phone_numbers_of_many_regions_match_reference(regions: tuple[str, ...]) -> None:
+    """National and international numbers in tenant regions beyond the usual ones (the native scanner
+    rules numbers out by automata built from each region's metadata, and asks libphonenumber otherwise)."""
+    lines = _phone_lines(regions, random.Random("+".join(regions)))
+    assert_same("\n".join(lines), regions)
+    for line in lines[:: max(1, len(lines) // 40)]:
+        assert_same(line, regions)
 
 
 EDGE_CASES: dict[str, str] = {

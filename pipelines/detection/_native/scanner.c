@@ -160,6 +160,7 @@ typedef struct {
     long work;
     int fields;
     lsbuf tmp, msg;
+    uint32_t digest_base; /* digests of earlier chunks of this scan */
     PyObject *collect; /* when set, candidates are listed here as (type, canonical, raw, line) */
     cp_t json[SEGMENT_CHARS + 2];
     int error;
@@ -217,7 +218,7 @@ static int emit(Scanner *sc, int type, const cp_t *canon, size_t n, const cp_t *
         }
         Py_DECREF(item);
     } else {
-        uint32_t pair[2] = {(uint32_t)e, sc->line_index};
+        uint32_t pair[2] = {sc->digest_base + (uint32_t)e, sc->line_index};
         if (buf_put(&sc->pairs, pair, sizeof pair)) return -1;
     }
     if (is_typed(type)) {
@@ -243,34 +244,41 @@ static int message_of(Scanner *sc, size_t e, lsbuf *out) {
     return buf_put(out, key + 1, en->len - 1); /* ASCII is its own UTF-8 */
 }
 
-/* 16-byte keyed hash of every distinct candidate of the scan, in entry order, into digest_out. */
-static int hash_entries(Scanner *sc) {
-    size_t count = sc->digests.count;
-    sc->digest_out.len = 0;
-    if (buf_reserve(&sc->digest_out, 16 * count + 32)) return -1;
-    uint8_t *out = sc->digest_out.p;
-    size_t pending = SIZE_MAX; /* an entry whose one-block message waits for a partner in msg */
-    uint8_t d1[32], d2[32];
-    for (size_t e = 0; e < count; e++) {
-        lsbuf *m = pending == SIZE_MAX ? &sc->msg : &sc->tmp;
-        if (message_of(sc, e, m)) return -1;
-        if (m->len > 55) {
-            ls_hmac(&sc->key, m->p, m->len, d1);
-            memcpy(out + 16 * e, d1, 16);
-        } else if (pending == SIZE_MAX) {
-            pending = e;
-        } else {
-            ls_hmac2(&sc->key, sc->msg.p, sc->msg.len, d1, m->p, m->len, d2);
-            memcpy(out + 16 * pending, d1, 16);
-            memcpy(out + 16 * e, d2, 16);
-            pending = SIZE_MAX;
+/* 16-byte keyed hash of every entry of the digest set, appended to digest_out in entry order; then the
+ * set is emptied. Done every DIGEST_CHUNK distinct candidates (at a line's end), so the set stays small
+ * enough for the caches; a value recurring after that is hashed again (sort16 merges the copies). */
+#define DIGEST_CHUNK 8192
+
+static int flush_entries(Scanner *sc) {
+    size_t count = sc->digests.count, base = sc->digest_out.len / 16;
+    if (!sc->collect) {
+        if (buf_reserve(&sc->digest_out, 16 * count + 32)) return -1;
+        uint8_t *out = sc->digest_out.p + 16 * base;
+        size_t pending = SIZE_MAX; /* an entry whose one-block message waits for a partner in msg */
+        uint8_t d1[32], d2[32];
+        for (size_t e = 0; e < count; e++) {
+            lsbuf *m = pending == SIZE_MAX ? &sc->msg : &sc->tmp;
+            if (message_of(sc, e, m)) return -1;
+            if (m->len > 55) {
+                ls_hmac(&sc->key, m->p, m->len, d1);
+                memcpy(out + 16 * e, d1, 16);
+            } else if (pending == SIZE_MAX) {
+                pending = e;
+            } else {
+                ls_hmac2(&sc->key, sc->msg.p, sc->msg.len, d1, m->p, m->len, d2);
+                memcpy(out + 16 * pending, d1, 16);
+                memcpy(out + 16 * e, d2, 16);
+                pending = SIZE_MAX;
+            }
         }
+        if (pending != SIZE_MAX) {
+            ls_hmac(&sc->key, sc->msg.p, sc->msg.len, d1);
+            memcpy(out + 16 * pending, d1, 16);
+        }
+        sc->digest_out.len = 16 * (base + count);
     }
-    if (pending != SIZE_MAX) {
-        ls_hmac(&sc->key, sc->msg.p, sc->msg.len, d1);
-        memcpy(out + 16 * pending, d1, 16);
-    }
-    sc->digest_out.len = 16 * count;
+    sc->digest_base = (uint32_t)(base + count);
+    set_clear(&sc->digests);
     return 0;
 }
 
@@ -1763,6 +1771,7 @@ static PyObject *Scanner_scan(Scanner *sc, PyObject *args, PyObject *kw) {
     int kind = PyUnicode_KIND(text);
     const void *data = PyUnicode_DATA(text);
     set_clear(&sc->digests);
+    sc->digest_base = 0;
     if (sc->phones.count > PHONE_CACHE_MAX) {
         set_clear(&sc->phones);
         sc->phone_store.len = 0;
@@ -1826,6 +1835,10 @@ static PyObject *Scanner_scan(Scanner *sc, PyObject *args, PyObject *kw) {
             r = scan_line(sc, line, (size_t)len, prepared);
         }
         if (r < 0) break;
+        if (sc->digests.count >= DIGEST_CHUNK && flush_entries(sc)) {
+            sc->error = 1;
+            break;
+        }
         if (r == 1) {
             PyObject *k = PyLong_FromUnsignedLong(index);
             if (!k || PyList_Append(deferred, k)) {
@@ -1841,7 +1854,7 @@ static PyObject *Scanner_scan(Scanner *sc, PyObject *args, PyObject *kw) {
     free(line);
     PyObject *collected = sc->collect;
     sc->collect = NULL;
-    if (!collected && !sc->error && !PyErr_Occurred() && hash_entries(sc)) sc->error = 1;
+    if (!collected && !sc->error && !PyErr_Occurred() && flush_entries(sc)) sc->error = 1;
     Py_XDECREF(wseq);
     if (sc->error || PyErr_Occurred()) {
         Py_DECREF(deferred);
@@ -2025,7 +2038,16 @@ static PyObject *contains_sorted(PyObject *self, PyObject *args) {
     PyObject *out = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)nq);
     if (out) {
         uint8_t *o = (uint8_t *)PyBytes_AS_STRING(out);
+        enum { AHEAD = 8 };
         for (size_t i = 0; i < nq; i++) {
+            if (i + AHEAD < nq) { /* the directory entry, then the bucket, of a later query */
+                size_t fb = (size_t)(qs[i + AHEAD] >> shift);
+                if (fb + 1 < nd) __builtin_prefetch(&d[fb]);
+                if (i + AHEAD / 2 < nq) {
+                    size_t pb = (size_t)(qs[i + AHEAD / 2] >> shift);
+                    if (pb + 1 < nd && d[pb] < na) __builtin_prefetch(&a[d[pb]]);
+                }
+            }
             uint64_t x = qs[i];
             size_t b = (size_t)(x >> shift);
             o[i] = 0;
@@ -2056,27 +2078,36 @@ static uint64_t load_be64(const uint8_t *p) {
     return __builtin_bswap64(v);
 }
 
-/* LSD radix sort on hi (8-bit digits, skipping digits where all keys agree), then lo within ties */
+/* Digests are uniform: one counting pass on the top 16 bits leaves buckets of about one record,
+ * ordered by insertion on (hi, lo). */
 static void sort_u128(u128_t *a, u128_t *tmp, size_t n) {
-    for (int shift = 0; shift < 64; shift += 8) {
-        size_t count[257] = {0};
-        for (size_t i = 0; i < n; i++) count[((a[i].hi >> shift) & 0xFF) + 1]++;
-        int single = 0;
-        for (int b = 1; b <= 256; b++) single |= count[b] == n;
-        if (single) continue;
-        for (int b = 0; b < 256; b++) count[b + 1] += count[b];
-        for (size_t i = 0; i < n; i++) tmp[count[(a[i].hi >> shift) & 0xFF]++] = a[i];
-        memcpy(a, tmp, n * sizeof *a);
+    size_t *count = calloc(65537, sizeof *count);
+    if (!count) { /* no memory for the buckets: insertion sort is still correct */
+        for (size_t i = 1; i < n; i++) {
+            u128_t x = a[i];
+            size_t j = i;
+            while (j > 0 && (a[j - 1].hi > x.hi || (a[j - 1].hi == x.hi && a[j - 1].lo > x.lo))) {
+                a[j] = a[j - 1];
+                j--;
+            }
+            a[j] = x;
+        }
+        return;
     }
-    for (size_t i = 1; i < n; i++) { /* equal hi: order by lo (insertion; ties are rare) */
-        u128_t x = a[i];
+    for (size_t i = 0; i < n; i++) count[(a[i].hi >> 48) + 1]++;
+    for (size_t b = 0; b < 65536; b++) count[b + 1] += count[b];
+    for (size_t i = 0; i < n; i++) tmp[count[a[i].hi >> 48]++] = a[i];
+    free(count);
+    for (size_t i = 1; i < n; i++) {
+        u128_t x = tmp[i];
         size_t j = i;
-        while (j > 0 && a[j - 1].hi == x.hi && a[j - 1].lo > x.lo) {
-            a[j] = a[j - 1];
+        while (j > 0 && (tmp[j - 1].hi > x.hi || (tmp[j - 1].hi == x.hi && tmp[j - 1].lo > x.lo))) {
+            tmp[j] = tmp[j - 1];
             j--;
         }
-        a[j] = x;
+        tmp[j] = x;
     }
+    memcpy(a, tmp, n * sizeof *a);
 }
 
 static PyObject *sort16(PyObject *self, PyObject *arg) {

@@ -24,7 +24,7 @@ from core.masking import mask
 from core.models import RecordHash, Tenant, WatchItem
 from pipelines.detection.documents import DocumentMatcher
 from pipelines.detection.extract import Candidate
-from pipelines.detection.fastscan import HashedScanner, candidates_on_lines
+from pipelines.detection.fastscan import HashedScan, HashedScanner, candidates_on_lines
 from pipelines.detection.index import MatchIndex
 from pipelines.detection.keywords import KeywordMatcher
 from pipelines.detection.regexes import RegexMatcher
@@ -204,11 +204,14 @@ class Detector:
         # Only the lines holding a registered hash are read again for their candidates (raw text for
         # masking, field types): the rest of the posting is known not to match from its hashes alone.
         packed = scan.unique_sorted()
-        hits = self._hit_digests(packed)
+        hit_mask = self._hit_mask(scan, packed)
         by_hash: dict[str, list[Candidate]] = defaultdict(list)
-        if hits:
-            lines = scan.lines_of(scan.indexes_of(hits.values()))
-            wanted = set(hits.values())
+        if hit_mask.any():
+            wanted = {
+                scan.digests[i * DIGEST_BYTES : (i + 1) * DIGEST_BYTES] for i in np.flatnonzero(hit_mask)
+            }
+            rows = hit_mask[scan.pairs[:, 0]] if scan.pairs.shape[0] else np.zeros(0, dtype=bool)
+            lines = {int(n) for n in np.unique(scan.pairs[rows, 1])}
             for cand, digest in self.hasher.hashed_candidates(text, lines, deadline_s=budget):
                 if digest in wanted:
                     by_hash[digest.hex()].append(cand)
@@ -224,20 +227,19 @@ class Detector:
             self._hasher = HashedScanner(self.key, self.snapshot.regions)
         return self._hasher
 
-    def _hit_digests(self, packed: bytes) -> dict[str, bytes]:
-        """hex -> digest, for the posting's distinct digests (sorted) that may be registered."""
-        count = len(packed) // DIGEST_BYTES
-        if count == 0:
-            return {}
+    def _hit_mask(self, scan: HashedScan, packed: bytes) -> np.ndarray:
+        """Which of the scan's digests may be registered (one flag per digest in `scan.digests`)."""
         index = getattr(self.lookup, "index", None)
         if isinstance(index, MatchIndex):
-            prefixes = np.frombuffer(packed, dtype=">u8")[::2].astype("<u8")
-            digests = [packed[int(i) * DIGEST_BYTES : (int(i) + 1) * DIGEST_BYTES]
-                       for i in np.flatnonzero(index.contains(prefixes))]  # fmt: skip
-        else:  # no match index: the lookup answers for every distinct digest
-            hexes = [packed[i : i + DIGEST_BYTES].hex() for i in range(0, len(packed), DIGEST_BYTES)]
-            digests = [bytes.fromhex(hit.hash) for hit in self.lookup.lookup(hexes)]
-        return {d.hex(): d for d in digests}
+            return index.contains(scan.prefixes())
+        # no match index: the lookup answers for every distinct digest
+        hexes = [packed[i : i + DIGEST_BYTES].hex() for i in range(0, len(packed), DIGEST_BYTES)]
+        found = {bytes.fromhex(hit.hash) for hit in self.lookup.lookup(hexes)} if hexes else set()
+        count = len(scan.digests) // DIGEST_BYTES
+        return np.array(
+            [scan.digests[i * DIGEST_BYTES : (i + 1) * DIGEST_BYTES] in found for i in range(count)],
+            dtype=bool,
+        )
 
     def _domain_candidates(self, text: str) -> list[Candidate]:
         """Email candidates that may be on a watched domain: lines naming one, and non-ASCII lines

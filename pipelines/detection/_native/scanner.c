@@ -159,7 +159,7 @@ typedef struct {
     uint32_t line_index;
     long work;
     int fields;
-    lsbuf tmp, msg;
+    lsbuf tmp, msg, msg2, msg3;
     uint32_t digest_base; /* digests of earlier chunks of this scan */
     PyObject *collect; /* when set, candidates are listed here as (type, canonical, raw, line) */
     cp_t json[SEGMENT_CHARS + 2];
@@ -254,26 +254,32 @@ static int flush_entries(Scanner *sc) {
     if (!sc->collect) {
         if (buf_reserve(&sc->digest_out, 16 * count + 32)) return -1;
         uint8_t *out = sc->digest_out.p + 16 * base;
-        size_t pending = SIZE_MAX; /* an entry whose one-block message waits for a partner in msg */
-        uint8_t d1[32], d2[32];
+        /* one-block messages go four at a time (interleaved SHA-NI); longer ones one by one */
+        lsbuf *bufs[4] = {&sc->msg, &sc->tmp, &sc->msg2, &sc->msg3};
+        size_t waiting[4];
+        int nw = 0;
+        uint8_t d[4][32];
         for (size_t e = 0; e < count; e++) {
-            lsbuf *m = pending == SIZE_MAX ? &sc->msg : &sc->tmp;
+            lsbuf *m = bufs[nw];
             if (message_of(sc, e, m)) return -1;
             if (m->len > 55) {
-                ls_hmac(&sc->key, m->p, m->len, d1);
-                memcpy(out + 16 * e, d1, 16);
-            } else if (pending == SIZE_MAX) {
-                pending = e;
-            } else {
-                ls_hmac2(&sc->key, sc->msg.p, sc->msg.len, d1, m->p, m->len, d2);
-                memcpy(out + 16 * pending, d1, 16);
-                memcpy(out + 16 * e, d2, 16);
-                pending = SIZE_MAX;
+                ls_hmac(&sc->key, m->p, m->len, d[0]);
+                memcpy(out + 16 * e, d[0], 16);
+                continue;
+            }
+            waiting[nw++] = e;
+            if (nw == 4) {
+                const uint8_t *const mp[4] = {bufs[0]->p, bufs[1]->p, bufs[2]->p, bufs[3]->p};
+                const size_t ml[4] = {bufs[0]->len, bufs[1]->len, bufs[2]->len, bufs[3]->len};
+                uint8_t *const dp[4] = {d[0], d[1], d[2], d[3]};
+                ls_hmac4(&sc->key, mp, ml, dp);
+                for (int j = 0; j < 4; j++) memcpy(out + 16 * waiting[j], d[j], 16);
+                nw = 0;
             }
         }
-        if (pending != SIZE_MAX) {
-            ls_hmac(&sc->key, sc->msg.p, sc->msg.len, d1);
-            memcpy(out + 16 * pending, d1, 16);
+        for (int j = 0; j < nw; j++) {
+            ls_hmac(&sc->key, bufs[j]->p, bufs[j]->len, d[0]);
+            memcpy(out + 16 * waiting[j], d[0], 16);
         }
         sc->digest_out.len = 16 * (base + count);
     }
@@ -1944,6 +1950,8 @@ static void Scanner_dealloc(Scanner *sc) {
     buf_free(&sc->pairs);
     buf_free(&sc->tmp);
     buf_free(&sc->msg);
+    buf_free(&sc->msg2);
+    buf_free(&sc->msg3);
     Py_TYPE(sc)->tp_free((PyObject *)sc);
 }
 

@@ -385,25 +385,29 @@ def _prefix_with_chars(raw: str, count: int) -> str:
 
 
 _Form = tuple[str, str, str]  # field_type, canonical, raw
-_RUN_CACHE: dict[tuple[str, tuple[str, ...], tuple[str | None, ...]], tuple[_Form, ...]] = {}
+_RUN_CACHE: dict[tuple[str, tuple[str, ...], tuple[str | None, ...]], tuple[tuple[_Form, ...], int]] = {}
 _RUN_CACHE_SIZE = 65_536
 
 
 def _run_forms(
     run: str, regions: tuple[str, ...], dob_regions: tuple[str | None, ...]
 ) -> tuple[tuple[_Form, ...], int]:
-    """The candidates in one digit run and their cost in work units (1 when cached)."""
+    """The candidates in one digit run and their cost in work units.
+
+    Cached, but the cost charged is always the uncached one: what a line yields must not depend on
+    what the process read before (the work budget would run out at different places).
+    """
     key = (run, regions, dob_regions)
     cached = _RUN_CACHE.get(key)
     if cached is not None:
-        return cached, 1
+        return cached
     forms: list[_Form] = []
     cost = _number_run(run, regions, dob_regions, forms)
-    result = tuple(forms)
+    result = (tuple(forms), cost)
     if len(_RUN_CACHE) >= _RUN_CACHE_SIZE:
         _RUN_CACHE.clear()
     _RUN_CACHE[key] = result
-    return result, cost
+    return result
 
 
 @dataclass(frozen=True, slots=True)

@@ -251,3 +251,14 @@ def test_deeply_nested_json_is_bounded() -> None:
     assert _timed(small) < 20
     nested_ok = json.dumps({"a": [{"b": [{"email": "deep@nest.io"}]}]})
     assert ("email", "deep@nest.io") in found(nested_ok)
+
+
+def test_what_a_line_yields_does_not_depend_on_what_was_read_before() -> None:
+    """Cached digit runs are charged their full work cost, so the budget runs out at the same place."""
+    from pipelines.detection import extract as ex
+
+    line = "1990.05.12 123-45-0000 1990.05.12\t12/13/1990\t" * 1023
+    ex._RUN_CACHE.clear()
+    cold = {(c.field_type, c.canonical) for c in ex.extract_candidates(line, ("GB", "DE"))}
+    warm = {(c.field_type, c.canonical) for c in ex.extract_candidates(line, ("GB", "DE"))}
+    assert cold == warm

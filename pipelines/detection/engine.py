@@ -203,8 +203,8 @@ class Detector:
         scan = self.hasher.scan(text, deadline_s=budget)
         # Only the lines holding a registered hash are read again for their candidates (raw text for
         # masking, field types): the rest of the posting is known not to match from its hashes alone.
-        packed = scan.unique_sorted()
-        hit_mask = self._hit_mask(scan, packed)
+        packed, ranks = scan.ranked()
+        hit_mask = self._hit_mask(scan, packed, ranks)
         by_hash: dict[str, list[Candidate]] = defaultdict(list)
         if hit_mask.any():
             wanted = {
@@ -212,7 +212,10 @@ class Detector:
             }
             rows = hit_mask[scan.pairs[:, 0]] if scan.pairs.shape[0] else np.zeros(0, dtype=bool)
             lines = {int(n) for n in np.unique(scan.pairs[rows, 1])}
-            for cand, digest in self.hasher.hashed_candidates(text, lines, deadline_s=budget):
+            listed = self.hasher.hashed_candidates(
+                text, lines, deadline_s=budget, line_starts=scan.line_starts
+            )
+            for cand, digest in listed:
                 if digest in wanted:
                     by_hash[digest.hex()].append(cand)
         findings = self._records(by_hash, text)
@@ -227,19 +230,19 @@ class Detector:
             self._hasher = HashedScanner(self.key, self.snapshot.regions)
         return self._hasher
 
-    def _hit_mask(self, scan: HashedScan, packed: bytes) -> np.ndarray:
-        """Which of the scan's digests may be registered (one flag per digest in `scan.digests`)."""
+    def _hit_mask(self, scan: HashedScan, packed: bytes, ranks: np.ndarray) -> np.ndarray:
+        """Which of the scan's digests may be registered (one flag per digest in `scan.digests`).
+
+        The index is asked in byte order (its memory is then read front to back) and the answers are
+        carried back to the scan's order through `ranks`."""
         index = getattr(self.lookup, "index", None)
         if isinstance(index, MatchIndex):
-            return index.contains(scan.prefixes())
-        # no match index: the lookup answers for every distinct digest
-        hexes = [packed[i : i + DIGEST_BYTES].hex() for i in range(0, len(packed), DIGEST_BYTES)]
-        found = {bytes.fromhex(hit.hash) for hit in self.lookup.lookup(hexes)} if hexes else set()
-        count = len(scan.digests) // DIGEST_BYTES
-        return np.array(
-            [scan.digests[i * DIGEST_BYTES : (i + 1) * DIGEST_BYTES] in found for i in range(count)],
-            dtype=bool,
-        )
+            in_order = index.contains(np.frombuffer(packed, dtype=">u8")[::2].astype("<u8"))
+        else:  # no match index: the lookup answers for every distinct digest
+            hexes = [packed[i : i + DIGEST_BYTES].hex() for i in range(0, len(packed), DIGEST_BYTES)]
+            found = {hit.hash for hit in self.lookup.lookup(hexes)} if hexes else set()
+            in_order = np.array([h in found for h in hexes], dtype=bool)
+        return in_order[ranks] if ranks.size else np.zeros(0, dtype=bool)
 
     def _domain_candidates(self, text: str) -> list[Candidate]:
         """Email candidates that may be on a watched domain: lines naming one, and non-ASCII lines

@@ -56,13 +56,21 @@ class HashedScan:
     digests: bytes  # distinct per native call; may repeat across calls (see `unique_sorted`)
     pairs: np.ndarray  # (n, 2) uint32: index into digests, 1-based line number
     partial: bool = False
+    line_starts: bytes = b""  # uint32 offset of each line (native scans): lets a listing jump to lines
 
     def unique_sorted(self) -> bytes:
         """The distinct digests in byte order: what a posting stores for retro-matching."""
+        return self.ranked()[0]
+
+    def ranked(self) -> tuple[bytes, np.ndarray]:
+        """The distinct digests in byte order, and where each of `digests` stands among them."""
         if _scanner is not None:
-            return bytes(_scanner.sort16(self.digests))
-        parts = {self.digests[i : i + DIGEST_BYTES] for i in range(0, len(self.digests), DIGEST_BYTES)}
-        return b"".join(sorted(parts))
+            packed, ranks = _scanner.sort16_ranked(self.digests)
+            return bytes(packed), np.frombuffer(ranks, dtype=np.uint32)
+        parts = [self.digests[i : i + DIGEST_BYTES] for i in range(0, len(self.digests), DIGEST_BYTES)]
+        order = sorted(set(parts))
+        position = {d: i for i, d in enumerate(order)}
+        return b"".join(order), np.array([position[d] for d in parts], dtype=np.uint32)
 
     def prefixes(self) -> np.ndarray:
         """The first 8 bytes of each digest as uint64 (the match index's key)."""
@@ -160,7 +168,7 @@ class HashedScanner:
         text = ex._bounded(text, max_bytes)
         if self._native is None:
             return self._python_scan(text, deadline)
-        digests, pairs_raw, deferred, partial = self._native.scan(text, False, deadline)
+        digests, pairs_raw, deferred, partial, starts = self._native.scan(text, False, deadline)
         parts = [digests]
         pairs = [_pairs(pairs_raw, 0, None)]
         offset = len(digests) // DIGEST_BYTES
@@ -178,7 +186,7 @@ class HashedScanner:
             if prepared:
                 numbers = np.array([n for n, _ in prepared], dtype=np.uint32)
                 body = "\n".join(t for _, t in prepared)
-                d2, p2, deferred2, partial2 = self._native.scan(body, True, deadline)
+                d2, p2, deferred2, partial2, _starts = self._native.scan(body, True, deadline)
                 partial = partial or partial2
                 parts.append(d2)
                 pairs.append(_pairs(p2, offset, numbers))
@@ -205,10 +213,12 @@ class HashedScanner:
                 parts.append(b"".join(extra))
                 if rows:
                     pairs.append(np.array(rows, dtype=np.uint32))
-        return HashedScan(b"".join(parts), np.concatenate(pairs) if pairs else _empty_pairs(), bool(partial))
+        return HashedScan(
+            b"".join(parts), np.concatenate(pairs) if pairs else _empty_pairs(), bool(partial), bytes(starts)
+        )
 
     def hashed_candidates(
-        self, text: str, numbers: set[int], *, deadline_s: float = 30.0
+        self, text: str, numbers: set[int], *, deadline_s: float = 30.0, line_starts: bytes = b""
     ) -> list[tuple[ex.Candidate, bytes]]:
         """extract.py's candidates on the given 1-based lines, in its order, each with its digest."""
         wanted = sorted(n for n in numbers if n >= 1)
@@ -218,7 +228,9 @@ class HashedScanner:
         by_line: dict[int, list[tuple[ex.Candidate, bytes]]] = {}
         python = wanted
         if self._native is not None:
-            collected, deferred, _partial = self._native.scan(text, False, deadline, [n - 1 for n in wanted])
+            collected, deferred, _partial = self._native.scan(
+                text, False, deadline, [n - 1 for n in wanted], line_starts
+            )
             for field_type, canonical, raw, line, digest in collected:
                 by_line.setdefault(line, []).append((ex.Candidate(field_type, canonical, raw, line), digest))
             python = [index + 1 for index in deferred]

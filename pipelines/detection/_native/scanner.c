@@ -160,6 +160,7 @@ typedef struct {
     long work;
     int fields;
     lsbuf tmp, msg, msg2, msg3;
+    lsbuf starts; /* where each line of the scanned text starts (uint32 code point offsets) */
     uint32_t digest_base; /* digests of earlier chunks of this scan */
     PyObject *collect; /* when set, candidates are listed here as (type, canonical, raw, line) */
     cp_t json[SEGMENT_CHARS + 2];
@@ -1755,21 +1756,30 @@ static double now_s(void) {
 
 /* ------------------------------------------------------------------ Python interface */
 static PyObject *Scanner_scan(Scanner *sc, PyObject *args, PyObject *kw) {
-    static char *kwlist[] = {"text", "prepared", "deadline", "lines", NULL};
+    static char *kwlist[] = {"text", "prepared", "deadline", "lines", "starts", NULL};
     PyObject *text, *wanted = NULL;
+    Py_buffer starts = {0};
     int prepared = 0;
     double deadline = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "U|pdO", kwlist, &text, &prepared, &deadline, &wanted)) return NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "U|pdOy*", kwlist, &text, &prepared, &deadline, &wanted, &starts))
+        return NULL;
+    /* `starts` (from an earlier scan of the same text) lets a listing jump to its lines */
+    const uint32_t *line_starts = starts.buf;
+    size_t nstarts = starts.buf ? (size_t)starts.len / 4 : 0;
     /* with `lines` (sorted 0-based indexes): list those lines' candidates instead of hashing */
     PyObject *wseq = NULL;
     Py_ssize_t wpos = 0, wlen = 0;
     if (wanted && wanted != Py_None) {
         wseq = PySequence_Fast(wanted, "lines: a sequence of line indexes");
-        if (!wseq) return NULL;
+        if (!wseq) {
+            if (starts.buf) PyBuffer_Release(&starts);
+            return NULL;
+        }
         wlen = PySequence_Fast_GET_SIZE(wseq);
         sc->collect = PyList_New(0);
         if (!sc->collect) {
             Py_DECREF(wseq);
+            if (starts.buf) PyBuffer_Release(&starts);
             return NULL;
         }
     }
@@ -1784,6 +1794,7 @@ static PyObject *Scanner_scan(Scanner *sc, PyObject *args, PyObject *kw) {
     }
     sc->digest_out.len = 0;
     sc->pairs.len = 0;
+    sc->starts.len = 0;
     sc->error = 0;
     PyObject *deferred = PyList_New(0);
     if (!deferred) return NULL;
@@ -1796,6 +1807,22 @@ static PyObject *Scanner_scan(Scanner *sc, PyObject *args, PyObject *kw) {
     Py_ssize_t start = 0;
     uint32_t index = 0;
     while (start <= n) {
+        if (wseq && nstarts) { /* jump to the next wanted line */
+            while (wpos < wlen && PyLong_AsSsize_t(PySequence_Fast_GET_ITEM(wseq, wpos)) < (Py_ssize_t)index) wpos++;
+            if (wpos >= wlen) break;
+            Py_ssize_t target = PyLong_AsSsize_t(PySequence_Fast_GET_ITEM(wseq, wpos));
+            if (target > (Py_ssize_t)index && (size_t)target < nstarts && line_starts[target] <= (uint64_t)n) {
+                index = (uint32_t)target;
+                start = line_starts[target];
+            }
+        }
+        if (!wseq) {
+            uint32_t s32 = (uint32_t)start;
+            if (buf_put(&sc->starts, &s32, sizeof s32)) {
+                sc->error = 1;
+                break;
+            }
+        }
         Py_ssize_t end;
         if (kind == PyUnicode_1BYTE_KIND) {
             const Py_UCS1 *d = (const Py_UCS1 *)data;
@@ -1858,6 +1885,7 @@ static PyObject *Scanner_scan(Scanner *sc, PyObject *args, PyObject *kw) {
         index++;
     }
     free(line);
+    if (starts.buf) PyBuffer_Release(&starts);
     PyObject *collected = sc->collect;
     sc->collect = NULL;
     if (!collected && !sc->error && !PyErr_Occurred() && flush_entries(sc)) sc->error = 1;
@@ -1869,9 +1897,10 @@ static PyObject *Scanner_scan(Scanner *sc, PyObject *args, PyObject *kw) {
         return NULL;
     }
     if (collected) return Py_BuildValue("(NNi)", collected, deferred, partial);
-    return Py_BuildValue("(y#y#Ni)", sc->digest_out.p ? (const char *)sc->digest_out.p : "",
+    return Py_BuildValue("(y#y#Niy#)", sc->digest_out.p ? (const char *)sc->digest_out.p : "",
                          (Py_ssize_t)sc->digest_out.len, sc->pairs.p ? (const char *)sc->pairs.p : "",
-                         (Py_ssize_t)sc->pairs.len, deferred, partial);
+                         (Py_ssize_t)sc->pairs.len, deferred, partial,
+                         sc->starts.p ? (const char *)sc->starts.p : "", (Py_ssize_t)sc->starts.len);
 }
 
 static PyObject *Scanner_hmac(Scanner *sc, PyObject *arg) {
@@ -1950,6 +1979,7 @@ static void Scanner_dealloc(Scanner *sc) {
     buf_free(&sc->pairs);
     buf_free(&sc->tmp);
     buf_free(&sc->msg);
+    buf_free(&sc->starts);
     buf_free(&sc->msg2);
     buf_free(&sc->msg3);
     Py_TYPE(sc)->tp_free((PyObject *)sc);
@@ -2078,6 +2108,7 @@ static PyObject *contains_sorted(PyObject *self, PyObject *args) {
 
 typedef struct {
     uint64_t hi, lo;
+    uint32_t idx; /* position before sorting */
 } u128_t;
 
 static uint64_t load_be64(const uint8_t *p) {
@@ -2118,14 +2149,17 @@ static void sort_u128(u128_t *a, u128_t *tmp, size_t n) {
     memcpy(a, tmp, n * sizeof *a);
 }
 
-static PyObject *sort16(PyObject *self, PyObject *arg) {
+/* The distinct digests sorted; with `ranks`, also each input digest's position among them. */
+static PyObject *sorted_digests(PyObject *arg, int ranks) {
     Py_buffer b;
     if (PyObject_GetBuffer(arg, &b, PyBUF_SIMPLE)) return NULL;
     size_t n = (size_t)b.len / 16;
     u128_t *a = malloc((n + 1) * sizeof *a), *tmp = malloc((n + 1) * sizeof *tmp);
-    if (!a || !tmp) {
+    uint32_t *rank = ranks ? malloc((n + 1) * sizeof *rank) : NULL;
+    if (!a || !tmp || (ranks && !rank)) {
         free(a);
         free(tmp);
+        free(rank);
         PyBuffer_Release(&b);
         return PyErr_NoMemory();
     }
@@ -2133,12 +2167,19 @@ static PyObject *sort16(PyObject *self, PyObject *arg) {
     for (size_t i = 0; i < n; i++) {
         a[i].hi = load_be64(p + 16 * i);
         a[i].lo = load_be64(p + 16 * i + 8);
+        a[i].idx = (uint32_t)i;
     }
     PyBuffer_Release(&b);
     sort_u128(a, tmp, n);
     size_t m = 0;
-    for (size_t i = 0; i < n; i++)
-        if (m == 0 || a[m - 1].hi != a[i].hi || a[m - 1].lo != a[i].lo) a[m++] = a[i];
+    for (size_t i = 0; i < n; i++) {
+        if (m == 0 || a[m - 1].hi != a[i].hi || a[m - 1].lo != a[i].lo) {
+            if (rank) rank[a[i].idx] = (uint32_t)m;
+            a[m++] = a[i];
+        } else if (rank) {
+            rank[a[i].idx] = (uint32_t)(m - 1);
+        }
+    }
     PyObject *out = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(16 * m));
     if (out) {
         uint8_t *o = (uint8_t *)PyBytes_AS_STRING(out);
@@ -2150,8 +2191,21 @@ static PyObject *sort16(PyObject *self, PyObject *arg) {
     }
     free(a);
     free(tmp);
-    return out;
+    if (!rank || !out) {
+        free(rank);
+        return out;
+    }
+    PyObject *r = PyBytes_FromStringAndSize((const char *)rank, (Py_ssize_t)(n * sizeof *rank));
+    free(rank);
+    if (!r) {
+        Py_DECREF(out);
+        return NULL;
+    }
+    return Py_BuildValue("(NN)", out, r);
 }
+
+static PyObject *sort16(PyObject *self, PyObject *arg) { return sorted_digests(arg, 0); }
+static PyObject *sort16_ranked(PyObject *self, PyObject *arg) { return sorted_digests(arg, 1); }
 
 static PyObject *select_impl(PyObject *self, PyObject *arg) {
     ls_sha_select(PyObject_IsTrue(arg));
@@ -2162,6 +2216,8 @@ static PyMethodDef module_methods[] = {
     {"contains_sorted", contains_sorted, METH_VARARGS,
      "contains_sorted(array_u64, directory_u32, queries_u64, shift) -> bytes of 0/1"},
     {"sort16", sort16, METH_O, "sort16(digests) -> the distinct 16-byte records, sorted"},
+    {"sort16_ranked", sort16_ranked, METH_O,
+     "sort16_ranked(digests) -> (sorted distinct records, uint32 position of each input record among them)"},
     {"use_sha_ni", select_impl, METH_O, "use_sha_ni(allowed) -> the SHA-256 implementation in use"},
     {NULL, NULL, 0, NULL}};
 

@@ -17,7 +17,7 @@ from typing import Protocol
 import numpy as np
 from sqlalchemy import select
 
-from core.canonical import CORROBORATING, IDENTIFYING
+from core.canonical import CORROBORATING, FIELD_TYPES, IDENTIFYING
 from core.db import Database
 from core.hashing import DIGEST_BYTES
 from core.masking import mask
@@ -205,20 +205,7 @@ class Detector:
         # masking, field types): the rest of the posting is known not to match from its hashes alone.
         packed, ranks = scan.ranked()
         hit_mask = self._hit_mask(scan, packed, ranks)
-        by_hash: dict[str, list[Candidate]] = defaultdict(list)
-        if hit_mask.any():
-            wanted = {
-                scan.digests[i * DIGEST_BYTES : (i + 1) * DIGEST_BYTES] for i in np.flatnonzero(hit_mask)
-            }
-            rows = hit_mask[scan.pairs[:, 0]] if scan.pairs.shape[0] else np.zeros(0, dtype=bool)
-            lines = {int(n) for n in np.unique(scan.pairs[rows, 1])}
-            listed = self.hasher.hashed_candidates(
-                text, lines, deadline_s=budget, line_starts=scan.line_starts
-            )
-            for cand, digest in listed:
-                if digest in wanted:
-                    by_hash[digest.hex()].append(cand)
-        findings = self._records(by_hash, text)
+        findings = self._records(self._hit_lines(scan, hit_mask), text, scan, budget)
         findings += self._domains(self._domain_candidates(text), text)
         findings += self._watches(text)
         findings += self._secrets(text)
@@ -264,29 +251,64 @@ class Detector:
             c for c in candidates_on_lines(text, numbers, self.snapshot.regions) if c.field_type == "email"
         ]
 
-    def _records(self, by_hash: dict[str, list[Candidate]], text: str) -> list[Finding]:
-        if not by_hash:
+    @staticmethod
+    def _hit_lines(scan: HashedScan, hit_mask: np.ndarray) -> dict[str, np.ndarray]:
+        """hex digest -> the lines it stands on, for the digests that may be registered."""
+        if not hit_mask.any() or scan.pairs.shape[0] == 0:
+            return {}
+        rows = scan.pairs[hit_mask[scan.pairs[:, 0]]]
+        rows = rows[np.lexsort((rows[:, 1], rows[:, 0]))]
+        indexes, starts = np.unique(rows[:, 0], return_index=True)
+        out: dict[str, np.ndarray] = {}
+        for index, lines in zip(indexes, np.split(rows[:, 1], starts[1:]), strict=True):
+            digest = scan.digests[int(index) * DIGEST_BYTES : (int(index) + 1) * DIGEST_BYTES].hex()
+            out[digest] = np.union1d(out[digest], lines) if digest in out else lines
+        return out
+
+    def _records(
+        self, lines_by_hash: dict[str, np.ndarray], text: str, scan: HashedScan, budget: float
+    ) -> list[Finding]:
+        """One finding per (tenant, record), decided from the hits' field types and lines alone; only
+        the line whose value is shown masked (and an email's line, for "with password") is read again."""
+        if not lines_by_hash:
             return []
-        hits = self.lookup.lookup(list(by_hash))
-        # (tenant, record) -> field type -> candidates that matched it
-        per_record: dict[tuple[int, str], dict[str, list[Candidate]]] = defaultdict(lambda: defaultdict(list))
-        for hit in hits:
-            for cand in by_hash.get(hit.hash, []):
-                if cand.field_type == hit.field_type:
-                    per_record[(hit.tenant_id, hit.record_key)][hit.field_type].append(cand)
-        lines = text.split("\n") if per_record else []
-        findings: list[Finding] = []
-        for (tenant_id, record_key), matched in per_record.items():
+        # (tenant, record) -> field type -> lines, and the record's hashes of each type
+        per_record: dict[tuple[int, str], dict[str, set[int]]] = defaultdict(lambda: defaultdict(set))
+        hashes: dict[tuple[int, str], dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+        for hit in self.lookup.lookup(list(lines_by_hash)):
+            lines = lines_by_hash.get(hit.hash)
+            if lines is not None:
+                per_record[(hit.tenant_id, hit.record_key)][hit.field_type].update(int(n) for n in lines)
+                hashes[(hit.tenant_id, hit.record_key)][hit.field_type].add(hit.hash)
+        chosen: dict[tuple[int, str], tuple[set[str], str, int]] = {}
+        for key, matched in per_record.items():
             accepted = _accepted_fields(matched)
-            if not accepted:
-                continue
-            first = min(
-                (c for f in accepted for c in matched[f]),
-                key=lambda c: (c.field_type not in IDENTIFYING, c.line),
+            if accepted:
+                # the value shown: an identifying one before a corroborating one, then the earliest line
+                first_type, first_line = min(
+                    ((f, min(matched[f])) for f in accepted),
+                    key=lambda item: (item[0] not in IDENTIFYING, item[1], FIELD_TYPES.index(item[0])),
+                )
+                chosen[key] = (accepted, first_type, first_line)
+        if not chosen:
+            return []
+        shown = {line for _, _, line in chosen.values()}
+        listed: dict[int, list[tuple[Candidate, str]]] = defaultdict(list)
+        for cand, digest in self.hasher.hashed_candidates(
+            text, shown, deadline_s=budget, line_starts=scan.line_starts
+        ):
+            listed[cand.line].append((cand, digest.hex()))
+        text_lines = text.split("\n") if any("email" in per_record[k] for k in chosen) else []
+        findings: list[Finding] = []
+        for (tenant_id, record_key), (accepted, first_type, first_line) in chosen.items():
+            matched = per_record[(tenant_id, record_key)]
+            wanted = hashes[(tenant_id, record_key)][first_type]
+            raw = next(
+                (c.raw for c, h in listed[first_line] if c.field_type == first_type and h in wanted), None
             )
             with_password = any(
-                c.field_type == "email" and 0 < c.line <= len(lines) and _COMBO.match(lines[c.line - 1])
-                for c in matched.get("email", [])
+                0 < line <= len(text_lines) and _COMBO.match(text_lines[line - 1])
+                for line in matched.get("email", ())
             )
             findings.append(
                 Finding(
@@ -295,9 +317,9 @@ class Detector:
                     kind="record",
                     record_key=record_key,
                     fields=tuple(sorted(accepted)),
-                    line=min(c.line for f in accepted for c in matched[f]),
+                    line=min(min(matched[f]) for f in accepted),
                     severity=record_severity(accepted, with_password=with_password),
-                    masked=mask(first.field_type, first.raw),
+                    masked=mask(first_type, raw) if raw is not None else None,
                 )
             )
         findings.sort(key=lambda f: (f.tenant, f.line, f.record_key or ""))
@@ -416,15 +438,15 @@ def _domain_needles(domains: Iterable[str]) -> set[str]:
     return {d for d in out if d}
 
 
-def _accepted_fields(matched: dict[str, list[Candidate]]) -> set[str]:
+def _accepted_fields(matched: dict[str, set[int]]) -> set[str]:
     """A record is found by one identifying field, or two corroborating fields on one line."""
     identifying = {f for f in matched if f in IDENTIFYING}
     if identifying:
         return set(matched)
     lines: dict[int, set[str]] = defaultdict(set)
-    for field_type, cands in matched.items():
+    for field_type, found_on in matched.items():
         if field_type in CORROBORATING:
-            for cand in cands:
-                lines[cand.line].add(field_type)
+            for line in found_on:
+                lines[line].add(field_type)
     together = set().union(*(types for types in lines.values() if len(types) >= 2)) if lines else set()
     return together

@@ -205,7 +205,7 @@ class Detector:
         # masking, field types): the rest of the posting is known not to match from its hashes alone.
         packed, ranks = scan.ranked()
         hit_mask = self._hit_mask(scan, packed, ranks)
-        findings = self._records(self._hit_lines(scan, hit_mask), text, scan, budget)
+        findings = self._records(self._hit_lines(scan, packed, ranks, hit_mask), text, scan, budget)
         findings += self._domains(self._domain_candidates(text), text)
         findings += self._watches(text)
         findings += self._secrets(text)
@@ -252,17 +252,23 @@ class Detector:
         ]
 
     @staticmethod
-    def _hit_lines(scan: HashedScan, hit_mask: np.ndarray) -> dict[str, np.ndarray]:
+    def _hit_lines(
+        scan: HashedScan, packed: bytes, ranks: np.ndarray, hit_mask: np.ndarray
+    ) -> dict[str, np.ndarray]:
         """hex digest -> the lines it stands on, for the digests that may be registered."""
         if not hit_mask.any() or scan.pairs.shape[0] == 0:
             return {}
         rows = scan.pairs[hit_mask[scan.pairs[:, 0]]]
-        rows = rows[np.lexsort((rows[:, 1], rows[:, 0]))]
-        indexes, starts = np.unique(rows[:, 0], return_index=True)
+        ids = ranks[rows[:, 0]]  # the same digest has one rank, whichever chunk of the scan listed it
+        order = np.lexsort((rows[:, 1], ids))
+        ids, lines = ids[order], rows[order, 1]
+        bounds = np.flatnonzero(np.diff(ids)) + 1
         out: dict[str, np.ndarray] = {}
-        for index, lines in zip(indexes, np.split(rows[:, 1], starts[1:]), strict=True):
-            digest = scan.digests[int(index) * DIGEST_BYTES : (int(index) + 1) * DIGEST_BYTES].hex()
-            out[digest] = np.union1d(out[digest], lines) if digest in out else lines
+        start = 0
+        for end in [*bounds.tolist(), len(ids)]:
+            rank = int(ids[start])
+            out[packed[rank * DIGEST_BYTES : (rank + 1) * DIGEST_BYTES].hex()] = lines[start:end]
+            start = end
         return out
 
     def _records(
@@ -278,10 +284,12 @@ class Detector:
         for hit in self.lookup.lookup(list(lines_by_hash)):
             lines = lines_by_hash.get(hit.hash)
             if lines is not None:
-                per_record[(hit.tenant_id, hit.record_key)][hit.field_type].update(int(n) for n in lines)
+                per_record[(hit.tenant_id, hit.record_key)][hit.field_type].update(lines.tolist())
                 hashes[(hit.tenant_id, hit.record_key)][hit.field_type].add(hit.hash)
         chosen: dict[tuple[int, str], tuple[set[str], str, int]] = {}
         for key, matched in per_record.items():
+            if len(matched) < 2 and not IDENTIFYING.intersection(matched):
+                continue  # a lone name or date: never a finding (the common case: values recur)
             accepted = _accepted_fields(matched)
             if accepted:
                 # the value shown: an identifying one before a corroborating one, then the earliest line
@@ -298,7 +306,7 @@ class Detector:
             text, shown, deadline_s=budget, line_starts=scan.line_starts
         ):
             listed[cand.line].append((cand, digest.hex()))
-        text_lines = text.split("\n") if any("email" in per_record[k] for k in chosen) else []
+        text_lines = _LineReader(text, scan.line_starts)
         findings: list[Finding] = []
         for (tenant_id, record_key), (accepted, first_type, first_line) in chosen.items():
             matched = per_record[(tenant_id, record_key)]
@@ -306,10 +314,7 @@ class Detector:
             raw = next(
                 (c.raw for c, h in listed[first_line] if c.field_type == first_type and h in wanted), None
             )
-            with_password = any(
-                0 < line <= len(text_lines) and _COMBO.match(text_lines[line - 1])
-                for line in matched.get("email", ())
-            )
+            with_password = any(_COMBO.match(text_lines.line(n)) for n in matched.get("email", ()))
             findings.append(
                 Finding(
                     tenant_id=tenant_id,
@@ -419,6 +424,24 @@ class Detector:
                     )
                 )
         return out
+
+
+class _LineReader:
+    """Lines of a text by 1-based number, through the scan's line starts when it has them."""
+
+    def __init__(self, text: str, starts: bytes) -> None:
+        self.text = text
+        self.starts = np.frombuffer(starts, dtype=np.uint32) if starts else None
+        self._lines: list[str] | None = None
+
+    def line(self, number: int) -> str:
+        if self.starts is not None and 0 < number <= self.starts.shape[0]:
+            start = int(self.starts[number - 1])
+            end = self.text.find("\n", start)
+            return self.text[start : end if end >= 0 else len(self.text)].rstrip("\r")
+        if self._lines is None:
+            self._lines = self.text.split("\n")
+        return self._lines[number - 1] if 0 < number <= len(self._lines) else ""
 
 
 def _domain_needles(domains: Iterable[str]) -> set[str]:

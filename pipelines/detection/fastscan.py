@@ -165,7 +165,8 @@ class HashedScanner:
 
     def scan(self, text: str, *, deadline_s: float = 30.0, max_bytes: int = 50_000_000) -> HashedScan:
         deadline = time.monotonic() + deadline_s
-        text = ex._bounded(text, max_bytes)
+        if not (text.isascii() and len(text) <= max_bytes):  # isascii is a flag: no pass over the text
+            text = ex._bounded(text, max_bytes)
         if self._native is None:
             return self._python_scan(text, deadline)
         digests, pairs_raw, deferred, partial, starts = self._native.scan(text, False, deadline)

@@ -112,6 +112,18 @@ static void init_classes(void) {
     }
 }
 
+#define SMALL_MAX 24
+
+typedef struct {
+    cp_t *chars;
+    size_t used, cap;
+    uint32_t off[SMALL_MAX], len[SMALL_MAX];
+    int n, spilled;
+    strset big;
+} lineset;
+
+static int lineset_add(lineset *l, const cp_t *v, size_t n);
+
 /* ------------------------------------------------------------------ the scanner object */
 typedef struct {
     const uint32_t *next; /* rows of 10; state 0 dead, 1 start */
@@ -155,7 +167,7 @@ typedef struct {
     lsbuf digest_out;   /* 16 bytes per distinct candidate */
     lsbuf pairs;        /* (uint32 digest index, uint32 line index) */
     /* per line */
-    strset seen_fields, typed_raws;
+    lineset seen_fields, typed_raws;
     uint32_t line_index;
     long work;
     int fields;
@@ -223,7 +235,7 @@ static int emit(Scanner *sc, int type, const cp_t *canon, size_t n, const cp_t *
         if (buf_put(&sc->pairs, pair, sizeof pair)) return -1;
     }
     if (is_typed(type)) {
-        if (make_key(&sc->tmp, 0, raw, rn) || set_add(&sc->typed_raws, sc->tmp.p, sc->tmp.len, &added) < 0) return -1;
+        if (lineset_add(&sc->typed_raws, raw, rn) < 0) return -1;
     }
     return 0;
 }
@@ -302,6 +314,55 @@ static int add_new(strset *s, const cp_t *v, size_t n) {
     if (make_key(&set_key, 0, v, n)) return -1;
     return set_add(s, set_key.p, set_key.len, &added) < 0 ? -1 : added;
 }
+
+/* Per-line sets (field values seen, typed raws): a line holds a few dozen at most, so a short list
+ * compared by length and content beats hashing; past SMALL_MAX entries they move to a hash set. */
+static void lineset_clear(lineset *l) {
+    l->n = 0;
+    l->used = 0;
+    if (l->spilled) set_clear(&l->big);
+    l->spilled = 0;
+}
+
+static int lineset_find(const lineset *l, const cp_t *v, size_t n) {
+    for (int i = 0; i < l->n; i++)
+        if (l->len[i] == n && (n == 0 || (l->chars[l->off[i]] == v[0] && memcmp(l->chars + l->off[i], v, n * sizeof(cp_t)) == 0)))
+            return 1;
+    return 0;
+}
+
+static int lineset_has(lineset *l, const cp_t *v, size_t n) {
+    return l->spilled ? in_set(&l->big, v, n) : lineset_find(l, v, n);
+}
+
+/* 1 added, 0 already there, -1 memory error */
+static int lineset_add(lineset *l, const cp_t *v, size_t n) {
+    if (!l->spilled) {
+        if (lineset_find(l, v, n)) return 0;
+        if (l->n < SMALL_MAX) {
+            if (l->used + n > l->cap) {
+                size_t cap = l->cap ? l->cap : 1024;
+                while (cap < l->used + n) cap *= 2;
+                cp_t *c = realloc(l->chars, cap * sizeof *c);
+                if (!c) return -1;
+                l->chars = c;
+                l->cap = cap;
+            }
+            memcpy(l->chars + l->used, v, n * sizeof(cp_t));
+            l->off[l->n] = (uint32_t)l->used;
+            l->len[l->n] = (uint32_t)n;
+            l->used += n;
+            l->n++;
+            return 1;
+        }
+        for (int i = 0; i < l->n; i++) /* spill into the hash set */
+            if (add_new(&l->big, l->chars + l->off[i], l->len[i]) < 0) return -1;
+        l->spilled = 1;
+    }
+    return add_new(&l->big, v, n);
+}
+
+static int lineset_empty(const lineset *l) { return !l->spilled && l->n == 0; }
 
 /* ------------------------------------------------------------------ canonical rules */
 typedef struct {
@@ -1283,8 +1344,8 @@ static void generic(Scanner *sc, const cp_t *v, size_t n, int whole) {
     if (ascii) words = spaces + 1; /* extract.py counts spaces for ASCII values */
     /* a value already found as an email, phone, card... is not also a username or text; every such raw
        holds a digit or an '@' (a not-a-name character), so the others need no lookup */
-    if (sc->typed_raws.count && (digit || notname)) {
-        int r = in_set(&sc->typed_raws, v, n);
+    if (!lineset_empty(&sc->typed_raws) && (digit || notname)) {
+        int r = lineset_has(&sc->typed_raws, v, n);
         if (r) {
             if (r < 0) sc->error = 1;
             return;
@@ -1325,7 +1386,7 @@ static void field(Scanner *sc, const cp_t *v, size_t n) {
     while (n && is_space(v[0])) v++, n--;
     while (n && is_space(v[n - 1])) n--;
     if (!n || n > FIELD_MAX_CHARS) return;
-    int r = add_new(&sc->seen_fields, v, n);
+    int r = lineset_add(&sc->seen_fields, v, n);
     if (r <= 0) {
         if (r < 0) sc->error = 1;
         return;
@@ -1360,7 +1421,7 @@ static void field(Scanner *sc, const cp_t *v, size_t n) {
             while (wn && is_quote(w[0])) w++, wn--;
             while (wn && is_quote(w[wn - 1])) wn--;
             if (!wn) continue;
-            r = add_new(&sc->seen_fields, w, wn);
+            r = lineset_add(&sc->seen_fields, w, wn);
             if (r < 0) {
                 sc->error = 1;
                 return;
@@ -1722,8 +1783,8 @@ static int scan_line(Scanner *sc, const cp_t *s, size_t n, int prepared) {
         }
         sql = quote && (sql_hint(s, n) || (k < n && s[k] == '('));
     }
-    set_clear(&sc->seen_fields);
-    set_clear(&sc->typed_raws);
+    lineset_clear(&sc->seen_fields);
+    lineset_clear(&sc->typed_raws);
     sc->work = SEGMENT_WORK;
     sc->fields = 0;
     size_t pairs_before = sc->pairs.len;
@@ -1953,8 +2014,8 @@ static int Scanner_init(Scanner *sc, PyObject *args, PyObject *kw) {
     Py_XSETREF(sc->phone_cb, Py_NewRef(phone_cb));
     Py_XSETREF(sc->email_cb, Py_NewRef(email_cb));
     if (!sc->digests.slots) {
-        if (set_init(&sc->digests, 1 << 16) || set_init(&sc->phones, 1 << 12) || set_init(&sc->seen_fields, 1 << 10) ||
-            set_init(&sc->typed_raws, 1 << 8)) {
+        if (set_init(&sc->digests, 1 << 16) || set_init(&sc->phones, 1 << 12) || set_init(&sc->seen_fields.big, 1 << 10) ||
+            set_init(&sc->typed_raws.big, 1 << 8)) {
             PyErr_NoMemory();
             goto done;
         }
@@ -1973,8 +2034,10 @@ static void Scanner_dealloc(Scanner *sc) {
     set_free(&sc->digests);
     set_free(&sc->phones);
     buf_free(&sc->phone_store);
-    set_free(&sc->seen_fields);
-    set_free(&sc->typed_raws);
+    set_free(&sc->seen_fields.big);
+    set_free(&sc->typed_raws.big);
+    free(sc->seen_fields.chars);
+    free(sc->typed_raws.chars);
     buf_free(&sc->digest_out);
     buf_free(&sc->pairs);
     buf_free(&sc->tmp);

@@ -214,9 +214,8 @@ class HashedScanner:
                 parts.append(b"".join(extra))
                 if rows:
                     pairs.append(np.array(rows, dtype=np.uint32))
-        return HashedScan(
-            b"".join(parts), np.concatenate(pairs) if pairs else _empty_pairs(), bool(partial), bytes(starts)
-        )
+        rows = pairs[0] if len(pairs) == 1 else np.concatenate(pairs)
+        return HashedScan(b"".join(parts), rows, bool(partial), bytes(starts))
 
     def hashed_candidates(
         self, text: str, numbers: set[int], *, deadline_s: float = 30.0, line_starts: bytes = b""
@@ -272,12 +271,14 @@ def _length_mask(region: str) -> int:
 
 
 def _pairs(raw: bytes, offset: int, numbers: np.ndarray | None) -> np.ndarray:
-    pairs = np.frombuffer(raw, dtype=np.uint32).reshape(-1, 2).copy()
+    """(digest index, 1-based line) rows of a native scan; `numbers` maps a prepared text's lines."""
+    pairs = np.frombuffer(raw, dtype=np.uint32).reshape(-1, 2)
+    if offset == 0 and numbers is None:
+        return pairs  # a read-only view: nothing downstream writes to it
+    pairs = pairs.copy()
     pairs[:, 0] += offset
-    if numbers is None:
-        pairs[:, 1] += 1
-    else:
-        pairs[:, 1] = numbers[pairs[:, 1]]
+    if numbers is not None:
+        pairs[:, 1] = numbers[pairs[:, 1] - 1]
     return pairs
 
 

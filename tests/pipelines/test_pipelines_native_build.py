@@ -53,3 +53,37 @@ def test_listed_candidates_equal_extract_py_on_the_same_lines(monkeypatch: pytes
     monkeypatch.setenv("LEAKSENTINEL_NATIVE_SCAN", "0")
     python = fastscan.candidates_on_lines(TEXT, lines, ("CN",))
     assert native == python  # same candidates, same order, same raw text
+
+
+@pytest.mark.skipif(not fastscan.native_available(), reason="native scanner not built")
+@pytest.mark.parametrize("count", [0, 1, 7, 1000, 40_000])
+def test_digests_sort_to_distinct_byte_order_with_ranks(count: int) -> None:
+    import numpy as np
+
+    from pipelines.detection import _scanner
+
+    rng = np.random.default_rng(count)
+    body = rng.integers(0, 256, size=16 * count, dtype=np.uint8).tobytes()
+    same_prefix = bytes(8) + b"\x02" * 8 + bytes(8) + b"\x01" * 8  # equal first halves, order by the second
+    data = body + body[:48] + same_prefix
+    records = [data[i : i + 16] for i in range(0, len(data), 16)]
+    expected = sorted(set(records))
+    packed, ranks = _scanner.sort16_ranked(data)
+    assert packed == b"".join(expected) == _scanner.sort16(data)
+    positions = np.frombuffer(ranks, dtype=np.uint32)
+    assert [expected[int(p)] for p in positions] == records
+
+
+@pytest.mark.skipif(not fastscan.native_available(), reason="native scanner not built")
+def test_index_directory_lookup_equals_membership(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import numpy as np
+
+    from pipelines.detection.index import MatchIndex
+
+    rng = np.random.default_rng(3)
+    values = rng.integers(0, 2**64 - 1, size=100_000, dtype=np.uint64)
+    index = MatchIndex(tmp_path)
+    index.merge(values)
+    queries = np.concatenate([values[:500], rng.integers(0, 2**64 - 1, size=5_000, dtype=np.uint64)])
+    queries = np.concatenate([queries, np.array([0, 2**64 - 1], dtype=np.uint64)])
+    assert (index.contains(queries) == np.isin(queries, values)).all()

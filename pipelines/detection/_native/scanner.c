@@ -231,7 +231,7 @@ static int emit(Scanner *sc, int type, const cp_t *canon, size_t n, const cp_t *
         }
         Py_DECREF(item);
     } else {
-        uint32_t pair[2] = {sc->digest_base + (uint32_t)e, sc->line_index};
+        uint32_t pair[2] = {sc->digest_base + (uint32_t)e, sc->line_index + 1}; /* lines are 1-based */
         if (buf_put(&sc->pairs, pair, sizeof pair)) return -1;
     }
     if (is_typed(type)) {
@@ -2183,7 +2183,10 @@ static uint64_t load_be64(const uint8_t *p) {
 /* Digests are uniform: one counting pass on the top 16 bits leaves buckets of about one record,
  * ordered by insertion on (hi, lo). */
 static void sort_u128(u128_t *a, u128_t *tmp, size_t n) {
-    size_t *count = calloc(65537, sizeof *count);
+    int bits = 4; /* about one record per bucket */
+    while (bits < 20 && ((size_t)1 << bits) < n) bits++;
+    size_t buckets = (size_t)1 << bits;
+    size_t *count = calloc(buckets + 1, sizeof *count);
     if (!count) { /* no memory for the buckets: insertion sort is still correct */
         for (size_t i = 1; i < n; i++) {
             u128_t x = a[i];
@@ -2196,9 +2199,10 @@ static void sort_u128(u128_t *a, u128_t *tmp, size_t n) {
         }
         return;
     }
-    for (size_t i = 0; i < n; i++) count[(a[i].hi >> 48) + 1]++;
-    for (size_t b = 0; b < 65536; b++) count[b + 1] += count[b];
-    for (size_t i = 0; i < n; i++) tmp[count[a[i].hi >> 48]++] = a[i];
+    const int shift = 64 - bits;
+    for (size_t i = 0; i < n; i++) count[(a[i].hi >> shift) + 1]++;
+    for (size_t b = 0; b < buckets; b++) count[b + 1] += count[b];
+    for (size_t i = 0; i < n; i++) tmp[count[a[i].hi >> shift]++] = a[i];
     free(count);
     for (size_t i = 1; i < n; i++) {
         u128_t x = tmp[i];
@@ -2212,7 +2216,6 @@ static void sort_u128(u128_t *a, u128_t *tmp, size_t n) {
     memcpy(a, tmp, n * sizeof *a);
 }
 
-/* The distinct digests sorted; with `ranks`, also each input digest's position among them. */
 static PyObject *sorted_digests(PyObject *arg, int ranks) {
     Py_buffer b;
     if (PyObject_GetBuffer(arg, &b, PyBUF_SIMPLE)) return NULL;

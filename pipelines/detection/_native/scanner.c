@@ -113,6 +113,7 @@ static void init_classes(void) {
 }
 
 #define SMALL_MAX 24
+#define PREV_MAX 128
 
 typedef struct {
     cp_t *chars;
@@ -172,6 +173,11 @@ typedef struct {
     long work;
     int fields;
     lsbuf tmp, msg, msg2, msg3;
+    lsbuf ekey;              /* emit's key (kept between emits: see prev) */
+    cp_t prev[PREV_MAX];     /* the canonical text of the last emit */
+    size_t prev_n;
+    uint64_t prev_hash;
+    int prev_ok;
     lsbuf starts; /* where each line of the scanned text starts (uint32 code point offsets) */
     uint32_t digest_base; /* digests of earlier chunks of this scan */
     PyObject *collect; /* when set, candidates are listed here as (type, canonical, raw, line) */
@@ -206,9 +212,25 @@ static int make_key(lsbuf *b, int tag, const cp_t *v, size_t n) {
 }
 
 static int emit(Scanner *sc, int type, const cp_t *canon, size_t n, const cp_t *raw, size_t rn) {
-    if (make_key(&sc->tmp, type, canon, n)) return -1;
+    /* The same canonical text often comes as text, username and name in a row: its key body and hash
+       are reused, only the tag differs (the hash mixes the tag in afterwards). */
+    uint64_t body;
+    if (sc->prev_ok && n == sc->prev_n && memcmp(canon, sc->prev, n * sizeof(cp_t)) == 0) {
+        sc->ekey.p[0] = (uint8_t)((sc->ekey.p[0] & 0x80) | type);
+        body = sc->prev_hash;
+    } else {
+        if (make_key(&sc->ekey, type, canon, n)) return -1;
+        body = hash_bytes(sc->ekey.p + 1, sc->ekey.len - 1);
+        sc->prev_ok = n <= PREV_MAX;
+        if (sc->prev_ok) {
+            memcpy(sc->prev, canon, n * sizeof(cp_t));
+            sc->prev_n = n;
+            sc->prev_hash = body;
+        }
+    }
+    uint64_t h = body ^ ((uint64_t)(type + 1) * 0x9E3779B97F4A7C15ULL);
     int added;
-    long e = set_add(&sc->digests, sc->tmp.p, sc->tmp.len, &added);
+    long e = set_add_h(&sc->digests, sc->ekey.p, sc->ekey.len, h, &added);
     if (e < 0) return -1;
     entry_t *en = &sc->digests.entries[e];
     if (added) {
@@ -1849,6 +1871,7 @@ static PyObject *Scanner_scan(Scanner *sc, PyObject *args, PyObject *kw) {
     const void *data = PyUnicode_DATA(text);
     set_clear(&sc->digests);
     sc->digest_base = 0;
+    sc->prev_ok = 0;
     if (sc->phones.count > PHONE_CACHE_MAX) {
         set_clear(&sc->phones);
         sc->phone_store.len = 0;
@@ -2042,6 +2065,7 @@ static void Scanner_dealloc(Scanner *sc) {
     buf_free(&sc->pairs);
     buf_free(&sc->tmp);
     buf_free(&sc->msg);
+    buf_free(&sc->ekey);
     buf_free(&sc->starts);
     buf_free(&sc->msg2);
     buf_free(&sc->msg3);
@@ -2139,14 +2163,19 @@ static PyObject *contains_sorted(PyObject *self, PyObject *args) {
     PyObject *out = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)nq);
     if (out) {
         uint8_t *o = (uint8_t *)PyBytes_AS_STRING(out);
-        enum { AHEAD = 8 };
+        enum { AHEAD = 32 };
         for (size_t i = 0; i < nq; i++) {
-            if (i + AHEAD < nq) { /* the directory entry, then the bucket, of a later query */
+            /* memory latency bound: fetch a later query's directory entry, then its bucket (two
+               lines: a bucket holds ~16 values), ahead of the search that needs them */
+            if (i + AHEAD < nq) {
                 size_t fb = (size_t)(qs[i + AHEAD] >> shift);
                 if (fb + 1 < nd) __builtin_prefetch(&d[fb]);
-                if (i + AHEAD / 2 < nq) {
-                    size_t pb = (size_t)(qs[i + AHEAD / 2] >> shift);
-                    if (pb + 1 < nd && d[pb] < na) __builtin_prefetch(&a[d[pb]]);
+            }
+            if (i + AHEAD / 2 < nq) {
+                size_t pb = (size_t)(qs[i + AHEAD / 2] >> shift);
+                if (pb + 1 < nd && d[pb] < na) {
+                    __builtin_prefetch(&a[d[pb]]);
+                    if (d[pb] + 8 < na) __builtin_prefetch(&a[d[pb] + 8]);
                 }
             }
             uint64_t x = qs[i];

@@ -156,9 +156,8 @@ static int set_grow(strset *s) {
 }
 
 /* Returns the entry index (found or added); *added tells which; -1 on memory error. */
-static long set_add(strset *s, const uint8_t *key, size_t n, int *added) {
+static long set_add_h(strset *s, const uint8_t *key, size_t n, uint64_t h, int *added) {
     if ((s->count + 1) * 10 > s->nslots * 7 && set_grow(s)) return -1;
-    uint64_t h = hash_bytes(key, n);
     size_t mask = s->nslots - 1, i = (size_t)h & mask;
     for (;;) {
         slot_t *sl = &s->slots[i];
@@ -190,6 +189,10 @@ static long set_add(strset *s, const uint8_t *key, size_t n, int *added) {
     s->slots[i].gen = s->generation;
     *added = 1;
     return (long)e;
+}
+
+static inline long set_add(strset *s, const uint8_t *key, size_t n, int *added) {
+    return set_add_h(s, key, n, hash_bytes(key, n), added);
 }
 
 static int set_contains(strset *s, const uint8_t *key, size_t n) {

@@ -27,9 +27,11 @@ _DTYPE = np.dtype("<u8")
 _lock = threading.Lock()
 
 try:  # the native scanner's directory lookup (optional build): numpy's searchsorted otherwise
+    from pipelines.detection._scanner import bloom_build as _bloom_build
     from pipelines.detection._scanner import contains_sorted as _native_contains
 except ImportError:  # pragma: no cover
     _native_contains = None
+    _bloom_build = None
 
 #: Values per directory bucket: the directory costs 4 bytes per bucket in memory (not on disk).
 _BUCKET = 16
@@ -67,6 +69,7 @@ class MatchIndex:
         self._array: np.ndarray | None = None
         self._generation = -1
         self._directory: tuple[np.ndarray, int] | None = None
+        self._bloom: bytes | None = None
         self._meta_cache: tuple[tuple[int, int, int], dict[str, int]] | None = None
 
     @property
@@ -111,6 +114,7 @@ class MatchIndex:
                 self._array = np.memmap(self.path, dtype=_DTYPE, mode="r")
             self._generation = meta["generation"]
             self._directory = None
+            self._bloom = None
         return self._array
 
     @property
@@ -130,7 +134,9 @@ class MatchIndex:
         if _native_contains is not None:
             directory, shift = self._bucket_directory(array)
             queries = np.ascontiguousarray(prefixes, dtype=_DTYPE)
-            found = _native_contains(array, directory, queries, shift)
+            if self._bloom is None and _bloom_build is not None:
+                self._bloom = _bloom_build(array)  # in memory, about a byte per value
+            found = _native_contains(array, directory, queries, shift, self._bloom)
             return np.frombuffer(found, dtype=np.uint8).astype(bool)
         pos = np.searchsorted(array, prefixes)
         pos[pos >= array.shape[0]] = array.shape[0] - 1

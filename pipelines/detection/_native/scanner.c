@@ -2113,7 +2113,7 @@ static PyObject *Scanner_set_automata(Scanner *sc, PyObject *args) {
         if (a->has_npfp && dfa_from(nt, na, &a->npfp)) goto bad;
         a->has_idd = it_ != Py_None;
         if (a->has_idd && dfa_from(it_, ia, &a->idd)) goto bad;
-        snprintf(a->cc, sizeof a->cc, "%d", cc % 1000);
+        snprintf(a->cc, sizeof a->cc, "%u", (unsigned)cc % 1000u);
         a->keep = Py_NewRef(it);
         a->present = 1;
         continue;
@@ -2152,10 +2152,42 @@ static PyTypeObject ScannerType = {
 };
 
 /* Membership of 64-bit prefixes in a sorted array, with a directory on the top bits. */
+/* A blocked Bloom filter over the index (64-byte blocks, 4 bits per value, ~1 byte per value): most
+ * candidates are not registered, and the filter, unlike the 8-bytes-per-value array, stays in the CPU
+ * cache, so they are answered without a trip to memory. Values are uniform hash prefixes already. */
+static inline size_t bloom_block(uint64_t x, size_t nblocks) {
+    return (size_t)(((unsigned __int128)x * nblocks) >> 64);
+}
+
+static inline uint64_t bloom_bits(uint64_t x, int k) { return (x >> (9 * k)) & 511; }
+
+static PyObject *bloom_build(PyObject *self, PyObject *args) {
+    Py_buffer arr;
+    if (!PyArg_ParseTuple(args, "y*", &arr)) return NULL;
+    size_t na = (size_t)arr.len / 8, nblocks = na / 64 + 1;
+    PyObject *out = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(nblocks * 64));
+    if (out) {
+        uint64_t *f = (uint64_t *)PyBytes_AS_STRING(out);
+        memset(f, 0, nblocks * 64);
+        const uint64_t *a = arr.buf;
+        for (size_t i = 0; i < na; i++) {
+            uint64_t *blk = f + 8 * bloom_block(a[i], nblocks);
+            for (int k = 0; k < 4; k++) {
+                uint64_t b = bloom_bits(a[i], k);
+                blk[b >> 6] |= 1ULL << (b & 63);
+            }
+        }
+    }
+    PyBuffer_Release(&arr);
+    return out;
+}
+
 static PyObject *contains_sorted(PyObject *self, PyObject *args) {
-    Py_buffer arr, dir, q;
+    Py_buffer arr, dir, q, bl = {0};
     int shift;
-    if (!PyArg_ParseTuple(args, "y*y*y*i", &arr, &dir, &q, &shift)) return NULL;
+    if (!PyArg_ParseTuple(args, "y*y*y*i|y*", &arr, &dir, &q, &shift, &bl)) return NULL;
+    const uint64_t *filter = bl.buf;
+    size_t nblocks = bl.buf ? (size_t)bl.len / 64 : 0;
     const uint64_t *a = arr.buf;
     const uint32_t *d = dir.buf;
     const uint64_t *qs = q.buf;
@@ -2164,6 +2196,38 @@ static PyObject *contains_sorted(PyObject *self, PyObject *args) {
     if (out) {
         uint8_t *o = (uint8_t *)PyBytes_AS_STRING(out);
         enum { AHEAD = 32 };
+        if (nblocks) { /* the filter first: only its positives are searched in the array */
+            size_t m = 0;
+            for (size_t i = 0; i < nq; i++) {
+                if (i + 16 < nq) __builtin_prefetch(filter + 8 * bloom_block(qs[i + 16], nblocks));
+                uint64_t x = qs[i];
+                const uint64_t *blk = filter + 8 * bloom_block(x, nblocks);
+                int maybe = 1;
+                for (int k = 0; k < 4; k++) {
+                    uint64_t b = bloom_bits(x, k);
+                    maybe &= (int)((blk[b >> 6] >> (b & 63)) & 1);
+                }
+                o[i] = (uint8_t)maybe;
+                m += (size_t)maybe;
+            }
+            for (size_t i = 0; i < nq; i++) {
+                if (!o[i]) continue;
+                uint64_t x = qs[i];
+                size_t b = (size_t)(x >> shift);
+                o[i] = 0;
+                if (b + 1 >= nd) continue;
+                size_t lo = d[b], hi = d[b + 1];
+                if (hi > na) hi = na;
+                while (lo < hi) {
+                    size_t mid = lo + (hi - lo) / 2;
+                    if (a[mid] < x) lo = mid + 1;
+                    else hi = mid;
+                }
+                o[i] = lo < na && a[lo] == x;
+            }
+            (void)m;
+            nq = 0; /* done: skip the unfiltered loop below */
+        }
         for (size_t i = 0; i < nq; i++) {
             /* memory latency bound: fetch a later query's directory entry, then its bucket (two
                lines: a bucket holds ~16 values), ahead of the search that needs them */
@@ -2195,6 +2259,7 @@ static PyObject *contains_sorted(PyObject *self, PyObject *args) {
     PyBuffer_Release(&arr);
     PyBuffer_Release(&dir);
     PyBuffer_Release(&q);
+    if (bl.buf) PyBuffer_Release(&bl);
     return out;
 }
 
@@ -2309,7 +2374,8 @@ static PyObject *select_impl(PyObject *self, PyObject *arg) {
 
 static PyMethodDef module_methods[] = {
     {"contains_sorted", contains_sorted, METH_VARARGS,
-     "contains_sorted(array_u64, directory_u32, queries_u64, shift) -> bytes of 0/1"},
+     "contains_sorted(array_u64, directory_u32, queries_u64, shift[, bloom]) -> bytes of 0/1"},
+    {"bloom_build", bloom_build, METH_VARARGS, "bloom_build(array_u64) -> the blocked Bloom filter of the values"},
     {"sort16", sort16, METH_O, "sort16(digests) -> the distinct 16-byte records, sorted"},
     {"sort16_ranked", sort16_ranked, METH_O,
      "sort16_ranked(digests) -> (sorted distinct records, uint32 position of each input record among them)"},

@@ -214,8 +214,8 @@ class HashedScanner:
                 parts.append(b"".join(extra))
                 if rows:
                     pairs.append(np.array(rows, dtype=np.uint32))
-        rows = pairs[0] if len(pairs) == 1 else np.concatenate(pairs)
-        return HashedScan(b"".join(parts), rows, bool(partial), bytes(starts))
+        all_pairs = pairs[0] if len(pairs) == 1 else np.concatenate(pairs)
+        return HashedScan(b"".join(parts), all_pairs, bool(partial), bytes(starts))
 
     def hashed_candidates(
         self, text: str, numbers: set[int], *, deadline_s: float = 30.0, line_starts: bytes = b""

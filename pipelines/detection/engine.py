@@ -278,18 +278,24 @@ class Detector:
         the line whose value is shown masked (and an email's line, for "with password") is read again."""
         if not lines_by_hash:
             return []
-        # (tenant, record) -> field type -> lines, and the record's hashes of each type
-        per_record: dict[tuple[int, str], dict[str, set[int]]] = defaultdict(lambda: defaultdict(set))
-        hashes: dict[tuple[int, str], dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+        by_record: dict[tuple[int, str], list[Hit]] = {}
         for hit in self.lookup.lookup(list(lines_by_hash)):
-            lines = lines_by_hash.get(hit.hash)
-            if lines is not None:
-                per_record[(hit.tenant_id, hit.record_key)][hit.field_type].update(lines.tolist())
-                hashes[(hit.tenant_id, hit.record_key)][hit.field_type].add(hit.hash)
+            by_record.setdefault((hit.tenant_id, hit.record_key), []).append(hit)
+        # (tenant, record) -> field type -> lines, and the record's hashes of each type
+        per_record: dict[tuple[int, str], dict[str, set[int]]] = {}
+        hashes: dict[tuple[int, str], dict[str, set[str]]] = {}
         chosen: dict[tuple[int, str], tuple[set[str], str, int]] = {}
-        for key, matched in per_record.items():
-            if len(matched) < 2 and not IDENTIFYING.intersection(matched):
-                continue  # a lone name or date: never a finding (the common case: values recur)
+        for key, record_hits in by_record.items():
+            types = {hit.field_type for hit in record_hits}
+            if len(types) < 2 and not IDENTIFYING.intersection(types):
+                continue  # a lone name or date: never a finding (the common case: such values recur)
+            matched: dict[str, set[int]] = {}
+            of_type: dict[str, set[str]] = {}
+            for hit in record_hits:
+                lines = lines_by_hash.get(hit.hash)
+                if lines is not None:
+                    matched.setdefault(hit.field_type, set()).update(lines.tolist())
+                    of_type.setdefault(hit.field_type, set()).add(hit.hash)
             accepted = _accepted_fields(matched)
             if accepted:
                 # the value shown: an identifying one before a corroborating one, then the earliest line
@@ -298,6 +304,7 @@ class Detector:
                     key=lambda item: (item[0] not in IDENTIFYING, item[1], FIELD_TYPES.index(item[0])),
                 )
                 chosen[key] = (accepted, first_type, first_line)
+                per_record[key], hashes[key] = matched, of_type
         if not chosen:
             return []
         shown = {line for _, _, line in chosen.values()}

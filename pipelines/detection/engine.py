@@ -171,6 +171,8 @@ class WatchSnapshot:
 @dataclass
 class DetectionResult:
     findings: list[Finding]
+    #: The posting's candidate keyed hashes, 16 bytes each, for retro-matching (mostly distinct: the
+    #: scanner dedupes within chunks of a posting; a repeat is harmless to the candidate index).
     candidate_hashes: bytes
     #: True when extraction hit its time limit before the end of the text (the rest was not read).
     partial: bool = False
@@ -203,13 +205,12 @@ class Detector:
         scan = self.hasher.scan(text, deadline_s=budget)
         # Only the lines holding a registered hash are read again for their candidates (raw text for
         # masking, field types): the rest of the posting is known not to match from its hashes alone.
-        packed, ranks = scan.ranked()
-        hit_mask = self._hit_mask(scan, packed, ranks)
-        findings = self._records(self._hit_lines(scan, packed, ranks, hit_mask), text, scan, budget)
+        hit_mask = self._hit_mask(scan)
+        findings = self._records(self._hit_lines(scan, hit_mask), text, scan, budget)
         findings += self._domains(self._domain_candidates(text), text)
         findings += self._watches(text)
         findings += self._secrets(text)
-        return DetectionResult(findings=findings, candidate_hashes=packed, partial=scan.partial)
+        return DetectionResult(findings=findings, candidate_hashes=scan.digests, partial=scan.partial)
 
     @property
     def hasher(self) -> HashedScanner:
@@ -217,19 +218,16 @@ class Detector:
             self._hasher = HashedScanner(self.key, self.snapshot.regions)
         return self._hasher
 
-    def _hit_mask(self, scan: HashedScan, packed: bytes, ranks: np.ndarray) -> np.ndarray:
-        """Which of the scan's digests may be registered (one flag per digest in `scan.digests`).
-
-        The index is asked in byte order (its memory is then read front to back) and the answers are
-        carried back to the scan's order through `ranks`."""
+    def _hit_mask(self, scan: HashedScan) -> np.ndarray:
+        """Which of the scan's digests may be registered (one flag per digest in `scan.digests`)."""
         index = getattr(self.lookup, "index", None)
         if isinstance(index, MatchIndex):
-            in_order = index.contains(np.frombuffer(packed, dtype=">u8")[::2].astype("<u8"))
-        else:  # no match index: the lookup answers for every distinct digest
-            hexes = [packed[i : i + DIGEST_BYTES].hex() for i in range(0, len(packed), DIGEST_BYTES)]
-            found = {hit.hash for hit in self.lookup.lookup(hexes)} if hexes else set()
-            in_order = np.array([h in found for h in hexes], dtype=bool)
-        return in_order[ranks] if ranks.size else np.zeros(0, dtype=bool)
+            return index.contains(scan.prefixes())
+        # no match index: the lookup answers for every distinct digest
+        count = len(scan.digests) // DIGEST_BYTES
+        hexes = [scan.digests[i * DIGEST_BYTES : (i + 1) * DIGEST_BYTES].hex() for i in range(count)]
+        found = {hit.hash for hit in self.lookup.lookup(sorted(set(hexes)))} if hexes else set()
+        return np.array([h in found for h in hexes], dtype=bool)
 
     def _domain_candidates(self, text: str) -> list[Candidate]:
         """Email candidates that may be on a watched domain: lines naming one, and non-ASCII lines
@@ -252,22 +250,21 @@ class Detector:
         ]
 
     @staticmethod
-    def _hit_lines(
-        scan: HashedScan, packed: bytes, ranks: np.ndarray, hit_mask: np.ndarray
-    ) -> dict[str, np.ndarray]:
+    def _hit_lines(scan: HashedScan, hit_mask: np.ndarray) -> dict[str, np.ndarray]:
         """hex digest -> the lines it stands on, for the digests that may be registered."""
         if not hit_mask.any() or scan.pairs.shape[0] == 0:
             return {}
         rows = scan.pairs[hit_mask[scan.pairs[:, 0]]]
-        ids = ranks[rows[:, 0]]  # the same digest has one rank, whichever chunk of the scan listed it
-        order = np.lexsort((rows[:, 1], ids))
-        ids, lines = ids[order], rows[order, 1]
+        order = np.lexsort((rows[:, 1], rows[:, 0]))
+        ids, lines = rows[order, 0], rows[order, 1]
         bounds = np.flatnonzero(np.diff(ids)) + 1
         out: dict[str, np.ndarray] = {}
         start = 0
         for end in [*bounds.tolist(), len(ids)]:
-            rank = int(ids[start])
-            out[packed[rank * DIGEST_BYTES : (rank + 1) * DIGEST_BYTES].hex()] = lines[start:end]
+            index = int(ids[start])
+            digest = scan.digests[index * DIGEST_BYTES : (index + 1) * DIGEST_BYTES].hex()
+            # a digest can stand twice in `digests` (the scanner hashes in chunks): its lines merge
+            out[digest] = np.union1d(out[digest], lines[start:end]) if digest in out else lines[start:end]
             start = end
         return out
 

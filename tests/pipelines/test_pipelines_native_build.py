@@ -24,8 +24,8 @@ TEXT = "\n".join(
 
 
 def test_native_scanner_is_built_where_required() -> None:
-    if os.environ.get("LEAKSENTINEL_REQUIRE_NATIVE") != "1":
-        pytest.skip("LEAKSENTINEL_REQUIRE_NATIVE=1 is set by CI only")
+    if os.environ.get("LEAKSENTINEL_TEST_REQUIRE_NATIVE") != "1":
+        pytest.skip("LEAKSENTINEL_TEST_REQUIRE_NATIVE=1 is set by CI only")
     assert fastscan.native_available(), "the C extension pipelines.detection._scanner did not build"
     assert fastscan.sha_implementation() in ("sha-ni", "portable")
 

@@ -2152,6 +2152,20 @@ static PyTypeObject ScannerType = {
 };
 
 /* Membership of 64-bit prefixes in a sorted array, with a directory on the top bits. */
+/* Is x in the sorted array a (na values), searching only its bucket of the directory d (nd entries)? */
+static inline int bucket_has(const uint64_t *a, size_t na, const uint32_t *d, size_t nd, int shift, uint64_t x) {
+    size_t b = (size_t)(x >> shift);
+    if (b + 1 >= nd) return 0;
+    size_t lo = d[b], hi = d[b + 1];
+    if (hi > na) hi = na;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (a[mid] < x) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo < na && a[lo] == x;
+}
+
 /* A blocked Bloom filter over the index (64-byte blocks, 4 bits per value, ~1 byte per value): most
  * candidates are not registered, and the filter, unlike the 8-bytes-per-value array, stays in the CPU
  * cache, so they are answered without a trip to memory. Values are uniform hash prefixes already. */
@@ -2197,7 +2211,6 @@ static PyObject *contains_sorted(PyObject *self, PyObject *args) {
         uint8_t *o = (uint8_t *)PyBytes_AS_STRING(out);
         enum { AHEAD = 32 };
         if (nblocks) { /* the filter first: only its positives are searched in the array */
-            size_t m = 0;
             for (size_t i = 0; i < nq; i++) {
                 if (i + 16 < nq) __builtin_prefetch(filter + 8 * bloom_block(qs[i + 16], nblocks));
                 uint64_t x = qs[i];
@@ -2208,24 +2221,9 @@ static PyObject *contains_sorted(PyObject *self, PyObject *args) {
                     maybe &= (int)((blk[b >> 6] >> (b & 63)) & 1);
                 }
                 o[i] = (uint8_t)maybe;
-                m += (size_t)maybe;
             }
-            for (size_t i = 0; i < nq; i++) {
-                if (!o[i]) continue;
-                uint64_t x = qs[i];
-                size_t b = (size_t)(x >> shift);
-                o[i] = 0;
-                if (b + 1 >= nd) continue;
-                size_t lo = d[b], hi = d[b + 1];
-                if (hi > na) hi = na;
-                while (lo < hi) {
-                    size_t mid = lo + (hi - lo) / 2;
-                    if (a[mid] < x) lo = mid + 1;
-                    else hi = mid;
-                }
-                o[i] = lo < na && a[lo] == x;
-            }
-            (void)m;
+            for (size_t i = 0; i < nq; i++)
+                if (o[i]) o[i] = (uint8_t)bucket_has(a, na, d, nd, shift, qs[i]);
             nq = 0; /* done: skip the unfiltered loop below */
         }
         for (size_t i = 0; i < nq; i++) {
@@ -2242,18 +2240,7 @@ static PyObject *contains_sorted(PyObject *self, PyObject *args) {
                     if (d[pb] + 8 < na) __builtin_prefetch(&a[d[pb] + 8]);
                 }
             }
-            uint64_t x = qs[i];
-            size_t b = (size_t)(x >> shift);
-            o[i] = 0;
-            if (b + 1 >= nd) continue;
-            size_t lo = d[b], hi = d[b + 1];
-            if (hi > na) hi = na;
-            while (lo < hi) {
-                size_t mid = lo + (hi - lo) / 2;
-                if (a[mid] < x) lo = mid + 1;
-                else hi = mid;
-            }
-            o[i] = lo < na && a[lo] == x;
+            o[i] = (uint8_t)bucket_has(a, na, d, nd, shift, qs[i]);
         }
     }
     PyBuffer_Release(&arr);

@@ -87,56 +87,8 @@ __attribute__((target("sha,sse4.1,ssse3"))) static void ls_compress_shani(uint32
     _mm_storeu_si128((__m128i *)&st[4], STATE1);
 }
 
-/* Two independent blocks at once: SHA-NI rounds are latency-bound, so interleaving two streams
- * nearly doubles the throughput of the many one-block HMACs the scanner computes. */
-__attribute__((target("sha,sse4.1,ssse3"))) static void ls_compress2_shani(uint32_t *sa, const uint8_t *ba,
-                                                                          uint32_t *sb, const uint8_t *bb) {
-    const __m128i MASK = _mm_set_epi64x(0x0c0d0e0f08090a0bULL, 0x0405060700010203ULL);
-    uint32_t *st[2] = {sa, sb};
-    const uint8_t *blk[2] = {ba, bb};
-    __m128i S0[2], S1[2], AB[2], CD[2], M[2][4], MSG[2], TMP[2];
-    for (int k = 0; k < 2; k++) {
-        TMP[k] = _mm_shuffle_epi32(_mm_loadu_si128((const __m128i *)&st[k][0]), 0xB1);
-        S1[k] = _mm_shuffle_epi32(_mm_loadu_si128((const __m128i *)&st[k][4]), 0x1B);
-        S0[k] = _mm_alignr_epi8(TMP[k], S1[k], 8);
-        S1[k] = _mm_blend_epi16(S1[k], TMP[k], 0xF0);
-        AB[k] = S0[k];
-        CD[k] = S1[k];
-    }
-#pragma GCC unroll 16
-    for (int g = 0; g < 16; g++) {
-        const __m128i K = _mm_loadu_si128((const __m128i *)&LS_K256[4 * g]);
-#pragma GCC unroll 2
-        for (int k = 0; k < 2; k++) {
-            if (g < 4) M[k][g] = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(blk[k] + 16 * g)), MASK);
-            MSG[k] = _mm_add_epi32(M[k][g & 3], K);
-            S1[k] = _mm_sha256rnds2_epu32(S1[k], S0[k], MSG[k]);
-        }
-#pragma GCC unroll 2
-        for (int k = 0; k < 2; k++) {
-            if (g >= 3 && g <= 14) {
-                TMP[k] = _mm_alignr_epi8(M[k][g & 3], M[k][(g - 1) & 3], 4);
-                M[k][(g + 1) & 3] = _mm_add_epi32(M[k][(g + 1) & 3], TMP[k]);
-                M[k][(g + 1) & 3] = _mm_sha256msg2_epu32(M[k][(g + 1) & 3], M[k][g & 3]);
-            }
-            MSG[k] = _mm_shuffle_epi32(MSG[k], 0x0E);
-            S0[k] = _mm_sha256rnds2_epu32(S0[k], S1[k], MSG[k]);
-            if (g >= 1 && g <= 12) M[k][(g - 1) & 3] = _mm_sha256msg1_epu32(M[k][(g - 1) & 3], M[k][g & 3]);
-        }
-    }
-    for (int k = 0; k < 2; k++) {
-        S0[k] = _mm_add_epi32(S0[k], AB[k]);
-        S1[k] = _mm_add_epi32(S1[k], CD[k]);
-        TMP[k] = _mm_shuffle_epi32(S0[k], 0x1B);
-        S1[k] = _mm_shuffle_epi32(S1[k], 0xB1);
-        S0[k] = _mm_blend_epi16(TMP[k], S1[k], 0xF0);
-        S1[k] = _mm_alignr_epi8(S1[k], TMP[k], 8);
-        _mm_storeu_si128((__m128i *)&st[k][0], S0[k]);
-        _mm_storeu_si128((__m128i *)&st[k][4], S1[k]);
-    }
-}
-
-/* Four blocks at once (the same, wider). */
+/* Four independent blocks at once: SHA-NI rounds are latency-bound, so interleaving four streams
+ * raises the throughput of the many one-block HMACs the scanner computes. */
 __attribute__((target("sha,sse4.1,ssse3"))) static void ls_compress4_shani(uint32_t *const st[4], const uint8_t *const blk[4]) {
     const __m128i MASK = _mm_set_epi64x(0x0c0d0e0f08090a0bULL, 0x0405060700010203ULL);
     __m128i S0[4], S1[4], AB[4], CD[4], M[4][4], MSG[4], TMP[4];
@@ -183,11 +135,6 @@ __attribute__((target("sha,sse4.1,ssse3"))) static void ls_compress4_shani(uint3
 
 #endif
 
-static void ls_compress2_portable(uint32_t *sa, const uint8_t *ba, uint32_t *sb, const uint8_t *bb) {
-    ls_compress_portable(sa, ba);
-    ls_compress_portable(sb, bb);
-}
-
 static void ls_compress4_portable(uint32_t *const st[4], const uint8_t *const blk[4]) {
     for (int k = 0; k < 4; k++) ls_compress_portable(st[k], blk[k]);
 }
@@ -195,23 +142,18 @@ static void ls_compress4_portable(uint32_t *const st[4], const uint8_t *const bl
 typedef void (*ls_compress4_fn)(uint32_t *const[4], const uint8_t *const[4]);
 static ls_compress4_fn ls_compress4 = ls_compress4_portable;
 
-typedef void (*ls_compress2_fn)(uint32_t *, const uint8_t *, uint32_t *, const uint8_t *);
-static ls_compress2_fn ls_compress2 = ls_compress2_portable;
-
 typedef void (*ls_compress_fn)(uint32_t *, const uint8_t *);
 static ls_compress_fn ls_compress = ls_compress_portable;
 static const char *ls_sha_impl = "portable";
 
 static void ls_sha_select(int allow_shani) {
     ls_compress = ls_compress_portable;
-    ls_compress2 = ls_compress2_portable;
     ls_compress4 = ls_compress4_portable;
     ls_sha_impl = "portable";
 #ifdef LS_HAVE_SHANI_CODE
     __builtin_cpu_init();
     if (allow_shani && __builtin_cpu_supports("sha") && __builtin_cpu_supports("sse4.1")) {
         ls_compress = ls_compress_shani;
-        ls_compress2 = ls_compress2_shani;
         ls_compress4 = ls_compress4_shani;
         ls_sha_impl = "sha-ni";
     }
@@ -297,41 +239,6 @@ static void ls_hmac(const ls_hmac_key *k, const uint8_t *msg, size_t len, uint8_
     }
     ls_sha_finish(k->inner, 64, msg, len, inner);
     ls_sha_finish(k->outer, 64, inner, 32, out);
-}
-
-
-/* Two HMACs of messages of at most 55 bytes each (one block), interleaved. */
-static void ls_hmac2(const ls_hmac_key *k, const uint8_t *ma, size_t la, uint8_t outa[32], const uint8_t *mb,
-                     size_t lb, uint8_t outb[32]) {
-    uint32_t st[2][8];
-    uint8_t blk[2][64];
-    const uint8_t *m[2] = {ma, mb};
-    size_t l[2] = {la, lb};
-    uint8_t *out[2] = {outa, outb};
-    for (int j = 0; j < 2; j++) {
-        memcpy(st[j], k->inner, sizeof st[j]);
-        memcpy(blk[j], m[j], l[j]);
-        blk[j][l[j]] = 0x80;
-        memset(blk[j] + l[j] + 1, 0, 63 - l[j]);
-        uint64_t bits = (64 + l[j]) * 8;
-        blk[j][62] = (uint8_t)(bits >> 8);
-        blk[j][63] = (uint8_t)bits;
-    }
-    ls_compress2(st[0], blk[0], st[1], blk[1]);
-    uint32_t ob[2][16];
-    for (int j = 0; j < 2; j++) {
-        for (int i = 0; i < 8; i++) ob[j][i] = __builtin_bswap32(st[j][i]);
-        ob[j][8] = __builtin_bswap32(0x80000000u);
-        for (int i = 9; i < 15; i++) ob[j][i] = 0;
-        ob[j][15] = __builtin_bswap32((64 + 32) * 8);
-        memcpy(st[j], k->outer, sizeof st[j]);
-    }
-    ls_compress2(st[0], (const uint8_t *)ob[0], st[1], (const uint8_t *)ob[1]);
-    for (int j = 0; j < 2; j++)
-        for (int i = 0; i < 8; i++) {
-            uint32_t v = __builtin_bswap32(st[j][i]);
-            memcpy(out[j] + 4 * i, &v, 4);
-        }
 }
 
 

@@ -39,6 +39,10 @@ _BUCKET = 16
 
 def prefixes_of(hex_hashes: Iterable[str]) -> np.ndarray:
     """The first 8 bytes of each hex hash, as unsigned 64-bit integers (decoded in one C call)."""
+    if isinstance(hex_hashes, list) and hex_hashes and set(map(len, hex_hashes)) == {32}:
+        # the usual input, whole 16-byte hashes: joined and decoded whole, no per-item slicing
+        whole = np.frombuffer(bytes.fromhex("".join(hex_hashes)), dtype=">u8")
+        return whole[::2].astype(_DTYPE)
     joined = "".join(h[:16] for h in hex_hashes)
     if not joined:
         return np.zeros(0, dtype=_DTYPE)

@@ -59,41 +59,16 @@ class HashedScan:
     line_starts: bytes = b""  # uint32 offset of each line (native scans): lets a listing jump to lines
 
     def unique_sorted(self) -> bytes:
-        """The distinct digests in byte order: what a posting stores for retro-matching."""
-        return self.ranked()[0]
-
-    def ranked(self) -> tuple[bytes, np.ndarray]:
-        """The distinct digests in byte order, and where each of `digests` stands among them."""
+        """The distinct digests in byte order."""
         if _scanner is not None:
-            packed, ranks = _scanner.sort16_ranked(self.digests)
-            return bytes(packed), np.frombuffer(ranks, dtype=np.uint32)
-        parts = [self.digests[i : i + DIGEST_BYTES] for i in range(0, len(self.digests), DIGEST_BYTES)]
-        order = sorted(set(parts))
-        position = {d: i for i, d in enumerate(order)}
-        return b"".join(order), np.array([position[d] for d in parts], dtype=np.uint32)
+            return bytes(_scanner.sort16(self.digests))
+        return b"".join(
+            sorted({self.digests[i : i + DIGEST_BYTES] for i in range(0, len(self.digests), DIGEST_BYTES)})
+        )
 
     def prefixes(self) -> np.ndarray:
         """The first 8 bytes of each digest as uint64 (the match index's key)."""
         return np.frombuffer(self.digests, dtype=">u8")[::2].astype("<u8")
-
-    def indexes_of(self, wanted: Iterable[bytes]) -> np.ndarray:
-        """Where the `wanted` digests stand in `digests` (by their 64-bit prefix: a line too many
-        costs one re-read, never a wrong finding, since hits are confirmed on the full digest)."""
-        his = np.unique(np.array([int.from_bytes(d[:8], "big") for d in wanted], dtype="<u8"))
-        if his.size == 0 or not self.digests:
-            return np.zeros(0, dtype=np.int64)
-        prefixes = self.prefixes()
-        if _scanner is not None:
-            directory = np.array([0, np.searchsorted(his, np.uint64(1 << 63)), his.size], dtype=np.uint32)
-            found = np.frombuffer(_scanner.contains_sorted(his, directory, prefixes, 63), dtype=np.uint8)
-            return np.flatnonzero(found)
-        return np.flatnonzero(np.isin(prefixes, his))
-
-    def lines_of(self, digest_indexes: np.ndarray) -> set[int]:
-        if self.pairs.shape[0] == 0 or digest_indexes.size == 0:
-            return set()
-        rows = np.isin(self.pairs[:, 0], digest_indexes)
-        return {int(x) for x in np.unique(self.pairs[rows, 1])}
 
 
 @functools.lru_cache(maxsize=1)

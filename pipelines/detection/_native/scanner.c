@@ -2252,7 +2252,6 @@ static PyObject *contains_sorted(PyObject *self, PyObject *args) {
 
 typedef struct {
     uint64_t hi, lo;
-    uint32_t idx; /* position before sorting */
 } u128_t;
 
 static uint64_t load_be64(const uint8_t *p) {
@@ -2297,16 +2296,15 @@ static void sort_u128(u128_t *a, u128_t *tmp, size_t n) {
     memcpy(a, tmp, n * sizeof *a);
 }
 
-static PyObject *sorted_digests(PyObject *arg, int ranks) {
+/* The distinct digests, sorted. */
+static PyObject *sort16(PyObject *self, PyObject *arg) {
     Py_buffer b;
     if (PyObject_GetBuffer(arg, &b, PyBUF_SIMPLE)) return NULL;
     size_t n = (size_t)b.len / 16;
     u128_t *a = malloc((n + 1) * sizeof *a), *tmp = malloc((n + 1) * sizeof *tmp);
-    uint32_t *rank = ranks ? malloc((n + 1) * sizeof *rank) : NULL;
-    if (!a || !tmp || (ranks && !rank)) {
+    if (!a || !tmp) {
         free(a);
         free(tmp);
-        free(rank);
         PyBuffer_Release(&b);
         return PyErr_NoMemory();
     }
@@ -2314,19 +2312,12 @@ static PyObject *sorted_digests(PyObject *arg, int ranks) {
     for (size_t i = 0; i < n; i++) {
         a[i].hi = load_be64(p + 16 * i);
         a[i].lo = load_be64(p + 16 * i + 8);
-        a[i].idx = (uint32_t)i;
     }
     PyBuffer_Release(&b);
     sort_u128(a, tmp, n);
     size_t m = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (m == 0 || a[m - 1].hi != a[i].hi || a[m - 1].lo != a[i].lo) {
-            if (rank) rank[a[i].idx] = (uint32_t)m;
-            a[m++] = a[i];
-        } else if (rank) {
-            rank[a[i].idx] = (uint32_t)(m - 1);
-        }
-    }
+    for (size_t i = 0; i < n; i++)
+        if (m == 0 || a[m - 1].hi != a[i].hi || a[m - 1].lo != a[i].lo) a[m++] = a[i];
     PyObject *out = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(16 * m));
     if (out) {
         uint8_t *o = (uint8_t *)PyBytes_AS_STRING(out);
@@ -2338,21 +2329,8 @@ static PyObject *sorted_digests(PyObject *arg, int ranks) {
     }
     free(a);
     free(tmp);
-    if (!rank || !out) {
-        free(rank);
-        return out;
-    }
-    PyObject *r = PyBytes_FromStringAndSize((const char *)rank, (Py_ssize_t)(n * sizeof *rank));
-    free(rank);
-    if (!r) {
-        Py_DECREF(out);
-        return NULL;
-    }
-    return Py_BuildValue("(NN)", out, r);
+    return out;
 }
-
-static PyObject *sort16(PyObject *self, PyObject *arg) { return sorted_digests(arg, 0); }
-static PyObject *sort16_ranked(PyObject *self, PyObject *arg) { return sorted_digests(arg, 1); }
 
 static PyObject *select_impl(PyObject *self, PyObject *arg) {
     ls_sha_select(PyObject_IsTrue(arg));
@@ -2364,8 +2342,6 @@ static PyMethodDef module_methods[] = {
      "contains_sorted(array_u64, directory_u32, queries_u64, shift[, bloom]) -> bytes of 0/1"},
     {"bloom_build", bloom_build, METH_VARARGS, "bloom_build(array_u64) -> the blocked Bloom filter of the values"},
     {"sort16", sort16, METH_O, "sort16(digests) -> the distinct 16-byte records, sorted"},
-    {"sort16_ranked", sort16_ranked, METH_O,
-     "sort16_ranked(digests) -> (sorted distinct records, uint32 position of each input record among them)"},
     {"use_sha_ni", select_impl, METH_O, "use_sha_ni(allowed) -> the SHA-256 implementation in use"},
     {NULL, NULL, 0, NULL}};
 

@@ -20,7 +20,10 @@ DOWNLOADER_MIDDLEWARES = {
     # Before Scrapy's RetryMiddleware (550) sees the response, so a Retry-After wait is not a failure.
     "crawlers.middlewares.retry_after.RetryAfterMiddleware": 560,
 }
-EXTENSIONS = {"crawlers.extensions.budget.ByteBudget": 500}
+EXTENSIONS = {
+    "crawlers.extensions.budget.ByteBudget": 500,
+    "crawlers.extensions.progress.CrawlProgress": 510,
+}
 #: Bytes one run may read (0: no budget); a source's `byte_budget` option overrides it.
 LEAKSENTINEL_BYTE_BUDGET = 200_000_000
 LEAKSENTINEL_RETRY_AFTER_MAX_S = 120.0

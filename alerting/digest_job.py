@@ -63,7 +63,7 @@ def run_digests(db: Database, settings: Settings, now: dt.datetime | None = None
                         period,  # type: ignore[arg-type]
                         (start, end),
                         subscription_id=sub.id,
-                        console_url=f"{settings.public_url.rstrip('/')}/alerts",
+                        console_url=f"{settings.console_url}/alerts",
                     )
                     sess.add(
                         Delivery(

@@ -54,7 +54,7 @@ def deliver(settings: Settings, delivery_id: int) -> tuple[str, float | None]:
                 delivery.last_error = "alert or subscription deleted"
                 return ("dead", None)
             view = alert_to_dict(sess, alert, with_findings=True)
-            console = f"{settings.public_url.rstrip('/')}/alerts/{alert.id}"
+            console = f"{settings.console_url}/alerts/{alert.id}"
             event = build_event(view, event_id=delivery.event_id, console_url=console)
         if sub is None:
             delivery.status = "dead"

@@ -55,8 +55,11 @@ class Settings:
     #: Whether subscriptions and crawls may target loopback/private networks. None: allowed only in the
     #: embedded default (no server URLs configured).
     allow_private_targets: bool | None = None
-    #: Base URL of the console, put into alert messages as a link.
-    public_url: str = "http://127.0.0.1:8000"
+    #: Base URL of the console as users reach it (behind a proxy: the proxy's URL), put into alert messages
+    #: and emails as links. Empty: what `run` listens on (http://HOST:PORT).
+    public_url: str = ""
+    #: `run`'s log lines: "text" for people, "json" (one object per line) for log shippers.
+    log_format: str = "text"
     # SMTP for the email channel.
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 25
@@ -98,6 +101,14 @@ class Settings:
     api_rate_per_s: float = 20.0
     api_burst: int = 60
     api_max_body_bytes: int = 20_000_000
+
+    @property
+    def console_url(self) -> str:
+        """The base of every link to the console (``public_url``, else what ``run`` listens on)."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
 
     @property
     def sqlite_path(self) -> Path:

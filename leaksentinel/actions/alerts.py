@@ -90,7 +90,7 @@ def export_alert(
 
     with db.session() as sess:
         view = alert_to_dict(sess, _alert(sess, alert_id, tenant_id), with_findings=True)
-    console = f"{settings.public_url.rstrip('/')}/alerts/{alert_id}"
+    console = f"{settings.console_url}/alerts/{alert_id}"
     return (
         alert_to_stix(view, console_url=console)
         if fmt == "stix"

@@ -167,7 +167,7 @@ def _console(request: Request) -> Console:
 
 def _secure(request: Request) -> bool:
     """Secure cookies when served over HTTPS, or when the public URL says a TLS proxy is in front."""
-    return request.url.scheme == "https" or _console(request).settings.public_url.startswith("https:")
+    return request.url.scheme == "https" or _console(request).settings.console_url.startswith("https:")
 
 
 def render(

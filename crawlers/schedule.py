@@ -14,7 +14,7 @@ from croniter import croniter
 
 from core.errors import BadInput
 
-__all__ = ["jitter_for", "next_due", "parse_every", "schedule_from_options"]
+__all__ = ["describe_schedule", "jitter_for", "next_due", "parse_every", "schedule_from_options"]
 
 _EVERY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d)?\s*$", re.IGNORECASE)
 _UNITS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
@@ -55,16 +55,35 @@ def jitter_for(source_id: int, schedule: str | None, max_s: float = 30.0) -> flo
 def next_due(
     schedule: str | None, last_run: datetime | None, now: datetime, *, jitter_s: float = 0.0
 ) -> datetime | None:
-    """When a source with this schedule is next due; None if it has none."""
+    """When a source with this schedule is next due; None if it has none.
+
+    A never-run ``every`` source is due at once (``now``): an operator who adds a source expects a crawl,
+    and a due time computed from the clock alone would move with it and never arrive. Jitter spreads
+    only later runs. A never-run ``cron`` source waits for the expression's next time.
+    """
     if not schedule:
         return None
     kind, _, expr = schedule.partition(" ")
     jitter = timedelta(seconds=jitter_s)
     if kind == "every":
         if last_run is None:
-            return now + jitter
+            return now
         return last_run + timedelta(seconds=int(expr)) + jitter
     if kind == "cron":
         base = last_run or (now - timedelta(seconds=1))
         return croniter(expr, base).get_next(datetime) + jitter
     return None
+
+
+def describe_schedule(schedule: str | None) -> str:
+    """The stored schedule as people write it: ``every 120`` -> ``every 2m``, ``cron */5 * * * *`` as is."""
+    if not schedule:
+        return ""
+    kind, _, expr = schedule.partition(" ")
+    if kind != "every" or not expr.isdigit():
+        return schedule
+    seconds = int(expr)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"every {seconds // size}{unit}"
+    return f"every {seconds}s"

@@ -5,8 +5,11 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 PYTEST_ARGS ?=
+# The versions this tree was tested with (see docs/operators.md, "Dependency audit"); `make constraints`
+# refreshes it from a working virtualenv.
+CONSTRAINTS ?= constraints.txt
 
-.PHONY: demo test lint typecheck bench clean install install-dev chromium screenshots
+.PHONY: demo test lint typecheck bench clean install install-dev chromium screenshots constraints
 
 $(VENV)/bin/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -15,12 +18,12 @@ $(VENV)/bin/activate:
 # The native scanner (pipelines/detection/_native) is compiled by the install: a change to it reinstalls.
 NATIVE := setup.py $(wildcard pipelines/detection/_native/*)
 
-$(VENV)/.installed: $(VENV)/bin/activate pyproject.toml $(NATIVE)
-	$(PIP) install --quiet -e .
+$(VENV)/.installed: $(VENV)/bin/activate pyproject.toml $(CONSTRAINTS) $(NATIVE)
+	$(PIP) install --quiet -c $(CONSTRAINTS) -e .
 	touch $@
 
-$(VENV)/.installed-dev: $(VENV)/bin/activate pyproject.toml $(NATIVE)
-	$(PIP) install --quiet -e '.[dev]'
+$(VENV)/.installed-dev: $(VENV)/bin/activate pyproject.toml $(CONSTRAINTS) $(NATIVE)
+	$(PIP) install --quiet -c $(CONSTRAINTS) -e '.[dev]'
 	touch $(VENV)/.installed $@
 
 install: $(VENV)/.installed
@@ -54,6 +57,13 @@ typecheck: install-dev
 
 bench: install-dev
 	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+# Pin what the working virtualenv resolved (run after changing dependencies in pyproject.toml).
+constraints:
+	@{ echo "# Resolved versions used by 'make install' (pip install -c constraints.txt)."; \
+	   echo "# Regenerate: make constraints. Audit: pip-audit -r constraints.txt (see docs/operators.md)."; \
+	   $(PIP) freeze --exclude-editable | grep -v '^leaksentinel'; } > constraints.txt.tmp
+	mv constraints.txt.tmp constraints.txt
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache

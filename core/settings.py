@@ -88,6 +88,8 @@ class Settings:
     crawl_user_agent: str = "leaksentinel/0.1 (+https://github.com/leaksentinel)"
     chromium_path: str = "/usr/bin/chromium"
     scheduler_tick_s: float = 1.0
+    #: Failed runs in a row after which a source is marked unhealthy (and the operators are told).
+    unhealthy_after_failures: int = 3
     #: Spread sources on the same interval over up to 10% of it (30 s at most).
     schedule_jitter: bool = True
     # Detection.

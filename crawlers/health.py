@@ -26,18 +26,23 @@ class Verdict:
 
 
 def assess_run(
-    summary: dict[str, Any], *, failed: bool, failures_in_row: int, ever_produced: bool
+    summary: dict[str, Any],
+    *,
+    failed: bool,
+    failures_in_row: int,
+    ever_produced: bool,
+    failures_before_unhealthy: int = FAILURES_BEFORE_UNHEALTHY,
 ) -> Verdict:
     """Judge one finished run, given the source's record before it."""
     if failed:
         count = failures_in_row + 1
-        if count >= FAILURES_BEFORE_UNHEALTHY:
+        if count >= max(1, failures_before_unhealthy):
             return Verdict(
                 "unhealthy",
                 f"failed {count} runs in a row: {summary.get('error') or 'no page fetched'}",
                 count,
             )
-        return Verdict("healthy" if count < FAILURES_BEFORE_UNHEALTHY else "unhealthy", None, count)
+        return Verdict("healthy", None, count)
     fetched = int(summary.get("fetched", 0))
     postings = int(summary.get("postings", 0))
     pages_beyond_listing = fetched - 1 - int(summary.get("robots", 0))

@@ -9,8 +9,13 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
+import signal
+import socket
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -25,7 +30,7 @@ from core.models import CrawlJob, OperatorEvent, Posting, Source, utcnow
 from core.settings import Settings, settings_env
 from crawlers.health import assess_run
 
-__all__ = ["find_source", "run_crawl"]
+__all__ = ["Interrupted", "find_source", "first_log_error", "mark_interrupted", "run_crawl"]
 
 SUMMARY_KEYS = ("source", "fetched", "postings", "new", "matches", "alerts", "errors", "seconds")
 
@@ -114,7 +119,7 @@ class CrawlLock:
             self.held.pop().release()
 
 
-def _record_health(sess: Session, src: Source, summary: dict[str, Any], failed: bool) -> None:
+def _record_health(sess: Session, src: Source, summary: dict[str, Any], failed: bool, threshold: int) -> None:
     """Judge the run; a change to unhealthy (or back) becomes an operator event in the same transaction."""
     ever = bool(sess.scalar(select(func.count()).select_from(Posting).where(Posting.source_id == src.id)))
     verdict = assess_run(
@@ -122,6 +127,7 @@ def _record_health(sess: Session, src: Source, summary: dict[str, Any], failed: 
         failed=failed,
         failures_in_row=src.failures_in_row or 0,
         ever_produced=ever and not summary.get("new"),
+        failures_before_unhealthy=threshold,
     )
     before = src.health
     src.failures_in_row = verdict.failures_in_row
@@ -135,18 +141,95 @@ def _record_health(sess: Session, src: Source, summary: dict[str, Any], failed: 
         sess.add(OperatorEvent(kind=kind, source_id=src.id, message=message, event_id=str(uuid.uuid4())))
 
 
+class Interrupted(BaseException):
+    """SIGTERM arrived during a run (raised from the signal handler; a BaseException so nothing swallows it)."""
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+_LOG_ERROR = re.compile(r"\b(?:ERROR|CRITICAL):\s*(.*)$")
+
+
+def first_log_error(log_text: str) -> str | None:
+    """The first ERROR line of a run's Scrapy log, without its timestamp and logger (a reason in one line)."""
+    for line in log_text.splitlines():
+        match = _LOG_ERROR.search(line)
+        if match and match.group(1).strip():
+            return _one_line(match.group(1))
+    return None
+
+
+def runner_id() -> dict[str, Any]:
+    return {"host": socket.gethostname(), "pid": os.getpid()}
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def mark_interrupted(settings: Settings, *, reason: str = "interrupted (the service stopped)") -> int:
+    """Jobs left ``running`` by a process of this machine that no longer exists become ``interrupted``.
+
+    Why by runner: a job records the host and pid of the process that runs it, so a service stopping
+    (or starting after a crash) closes only what died here, never a job another machine is running.
+    """
+    db = open_database(settings)
+    me = socket.gethostname()
+    closed = 0
+    with db.session() as sess:
+        for job in sess.scalars(select(CrawlJob).where(CrawlJob.status == "running")).all():
+            runner = (job.stats or {}).get("runner") or {}
+            if runner.get("host") != me or _pid_alive(int(runner.get("pid") or 0)):
+                continue
+            job.status, job.error, job.finished_at = "interrupted", reason, utcnow()
+            src = sess.get(Source, job.source_id)
+            if src is not None:
+                src.last_status = "interrupted"
+            closed += 1
+    return closed
+
+
+def _stderr_target(stderr: Any) -> tuple[Any, Any]:
+    """Where the child's log goes: the caller's stream, or a temporary file read back for the first error."""
+    if stderr is not None:
+        return stderr, None
+    log_file = tempfile.TemporaryFile()  # noqa: SIM115 - closed by run_crawl once the first error is read
+    return log_file, log_file
+
+
 def run_crawl(
     settings: Settings, name_or_id: str, *, timeout_s: float | None = None, stderr: Any = None
 ) -> dict[str, Any]:
-    """Crawl a source once, now; returns the run summary (the contract's JSON)."""
+    """Crawl a source once, now; returns the run summary (the contract's JSON).
+
+    A failed run stores its first error in one line on the job (``error``); the source's health follows
+    ``unhealthy_after_failures``. SIGTERM during the run stores it as ``interrupted`` and re-raises.
+    """
     source = find_source(settings, name_or_id)
     lock = CrawlLock(settings, source.id, timeout_s or settings.crawl_timeout_s)
     if not lock.acquire():
         raise OperationalError(f"source {source.name} is already being crawled")
     db = open_database(settings)
+    job_id: int | None = None
+    previous_handler: Any = None
+    if threading.current_thread() is threading.main_thread():
+
+        def on_term(signum: int, _frame: Any) -> None:
+            raise Interrupted(f"signal {signum}")
+
+        previous_handler = signal.signal(signal.SIGTERM, on_term)
     try:
         with db.session() as sess:
-            job = CrawlJob(source_id=source.id, status="running")
+            job = CrawlJob(source_id=source.id, status="running", stats={"runner": runner_id()})
             sess.add(job)
             sess.flush()
             job_id = job.id
@@ -155,14 +238,11 @@ def run_crawl(
         cmd = [sys.executable, "-m", "crawlers.run", "--source", str(source.id)]
         summary: dict[str, Any] | None = None
         error: str | None = None
+        child_stderr, log_file = _stderr_target(stderr)
+        limit = timeout_s or settings.crawl_timeout_s
         try:
             proc = subprocess.run(
-                cmd,
-                env=env,
-                stdout=subprocess.PIPE,
-                stderr=stderr,
-                timeout=timeout_s or settings.crawl_timeout_s,
-                check=False,
+                cmd, env=env, stdout=subprocess.PIPE, stderr=child_stderr, timeout=limit, check=False
             )
             lines = proc.stdout.decode("utf-8", errors="replace").strip().splitlines()
             if lines:
@@ -171,17 +251,29 @@ def run_crawl(
                 except ValueError:
                     summary = None
             if proc.returncode != 0 or summary is None:
-                error = f"crawl process exited with {proc.returncode}"
+                error = (summary or {}).get("error") or f"crawl process exited with {proc.returncode}"
         except subprocess.TimeoutExpired:
-            error = f"crawl timed out after {timeout_s or settings.crawl_timeout_s} s"
+            error = f"crawl timed out after {limit} s"
         seconds = round(time.monotonic() - started, 3)
         if summary is None:
             summary = {k: 0 for k in SUMMARY_KEYS} | {"source": source.name, "errors": 1}
         summary["seconds"] = seconds
         failed = error is not None or (summary.get("fetched", 0) == 0 and summary.get("errors", 0) > 0)
         status = "failed" if failed else "ok"
+        if failed and not error:
+            error = summary.get("error")
+        if failed and log_file is not None:
+            log_file.seek(0)
+            logged = first_log_error(log_file.read(4_000_000).decode("utf-8", errors="replace"))
+            if logged and (not error or error.startswith("crawl process exited")):
+                error = logged
+        if failed and not error:
+            error = f"{summary.get('errors', 0)} errors and no page fetched"
+        if log_file is not None:
+            log_file.close()
         cursor = summary.pop("cursor", None)
         if error:
+            error = _one_line(str(error))
             summary["error"] = error
         with db.session() as sess:
             job_row = sess.get(CrawlJob, job_id)
@@ -190,7 +282,7 @@ def run_crawl(
                 job_row.finished_at = utcnow()
                 job_row.status = status
                 job_row.stats = summary
-                job_row.error = error
+                job_row.error = error if failed else None
             if src is not None:
                 src.last_run = utcnow()
                 src.last_status = status
@@ -200,8 +292,21 @@ def run_crawl(
                     # reach is read next time.
                     if isinstance(cursor, dict) and summary.get("finish_reason") == "finished":
                         src.cursor = cursor
-                _record_health(sess, src, summary, failed)
+                _record_health(sess, src, summary, failed, settings.unhealthy_after_failures)
         summary["status"] = status
         return summary
+    except (Interrupted, KeyboardInterrupt):
+        if job_id is not None:
+            with db.session() as sess:
+                job_row = sess.get(CrawlJob, job_id)
+                if job_row is not None and job_row.status == "running":
+                    job_row.status, job_row.finished_at = "interrupted", utcnow()
+                    job_row.error = "interrupted (SIGTERM or Ctrl-C during the run)"
+                src = sess.get(Source, source.id)
+                if src is not None:
+                    src.last_status = "interrupted"
+        raise
     finally:
+        if previous_handler is not None:
+            signal.signal(signal.SIGTERM, previous_handler)
         lock.release()

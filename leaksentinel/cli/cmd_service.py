@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 from typing import Annotated
 
+import click
 import typer
 
 from core.errors import OperationalError
 from leaksentinel.cli.context import state
-from leaksentinel.cli.output import emit_object, err
+from leaksentinel.cli.output import emit_object
 
 JSON = Annotated[bool, typer.Option("--json", help="Machine output (JSON).")]
 
@@ -19,15 +20,31 @@ def register(app: typer.Typer) -> None:
     def _run(
         host: Annotated[str | None, typer.Option("--host")] = None,
         port: Annotated[int | None, typer.Option("--port")] = None,
+        log_format: Annotated[
+            str | None,
+            typer.Option(
+                "--log-format",
+                click_type=click.Choice(["text", "json"]),
+                help="text for people (default), json: one object per line for log shippers.",
+            ),
+        ] = None,
     ) -> None:
-        """Run the service: scheduler, crawl and alert workers, HTTP API and console."""
+        """Run the service: scheduler, crawl and alert workers, HTTP API and console.
+
+        Logs one line per crawl finished, alert raised, delivery sent or dead, and source health change.
+        """
+        from leaksentinel.activity import configure_logging
         from leaksentinel.service import Service
 
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
         settings = state.settings
+        configure_logging(log_format or settings.log_format)
         service = Service(settings, host=host, port=port)
-        err(
-            f"leaksentinel: serving http://{service.host}:{service.port} (home {settings.home}); Ctrl-C stops"
+        logging.getLogger("leaksentinel.run").info(
+            "serving http://%s:%s (links in alerts: %s; home %s); Ctrl-C stops",
+            service.host,
+            service.port,
+            service.settings.console_url,
+            settings.home,
         )
         service.serve_forever()
 

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import enum
 import logging
 from typing import Annotated
 
-import click
 import typer
 
 from core.errors import OperationalError
 from leaksentinel.cli.context import state
 from leaksentinel.cli.output import emit_object
+
+
+class LogFormat(enum.StrEnum):
+    text = "text"
+    json = "json"
+
 
 JSON = Annotated[bool, typer.Option("--json", help="Machine output (JSON).")]
 
@@ -21,12 +27,8 @@ def register(app: typer.Typer) -> None:
         host: Annotated[str | None, typer.Option("--host")] = None,
         port: Annotated[int | None, typer.Option("--port")] = None,
         log_format: Annotated[
-            str | None,
-            typer.Option(
-                "--log-format",
-                click_type=click.Choice(["text", "json"]),
-                help="text for people (default), json: one object per line for log shippers.",
-            ),
+            LogFormat | None,
+            typer.Option("--log-format", help="text for people (default), json: one object per line."),
         ] = None,
     ) -> None:
         """Run the service: scheduler, crawl and alert workers, HTTP API and console.
@@ -37,7 +39,7 @@ def register(app: typer.Typer) -> None:
         from leaksentinel.service import Service
 
         settings = state.settings
-        configure_logging(log_format or settings.log_format)
+        configure_logging(log_format.value if log_format else settings.log_format)
         service = Service(settings, host=host, port=port)
         logging.getLogger("leaksentinel.run").info(
             "serving http://%s:%s (links in alerts: %s; home %s); Ctrl-C stops",

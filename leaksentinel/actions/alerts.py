@@ -13,20 +13,21 @@ from core.errors import BadInput, NotFound
 from core.models import ALERT_STATUSES, Alert, AuditLog, Finding, Posting, Suppression
 from core.policy import suppression_key
 from core.settings import Settings
-from leaksentinel.actions.tenants import find_tenant
+from leaksentinel.actions.tenants import tenant_by_id
 
-__all__ = ["list_alerts", "set_alert_status"]
+__all__ = ["alert_in_scope", "export_alert", "list_alerts", "set_alert_status"]
 
 
 def list_alerts(
-    db: Database, tenant_ref: str | None = None, status: str | None = None
+    db: Database, tenant_id: int | None = None, status: str | None = None
 ) -> list[dict[str, Any]]:
+    """All alerts, or one tenant's (by id: see tenants.tenant_by_id)."""
     if status is not None and status not in ALERT_STATUSES:
         raise BadInput(f"unknown status {status!r}: one of {', '.join(ALERT_STATUSES)}")
     with db.session() as sess:
         query = select(Alert).order_by(Alert.id)
-        if tenant_ref is not None:
-            query = query.where(Alert.tenant_id == find_tenant(sess, tenant_ref).id)
+        if tenant_id is not None:
+            query = query.where(Alert.tenant_id == tenant_by_id(sess, tenant_id).id)
         if status is not None:
             query = query.where(Alert.status == status)
         return [alert_to_dict(sess, a) for a in sess.scalars(query)]
@@ -34,12 +35,18 @@ def list_alerts(
 
 def _alert(sess: Session, alert_id: str, tenant_id: int | None) -> Alert:
     """The alert by id; another tenant's alert is as unknown as a missing one."""
-    if not str(alert_id).isdigit() or len(str(alert_id)) > 18:
+    if not str(alert_id).isascii() or not str(alert_id).isdigit() or len(str(alert_id)) > 18:
         raise BadInput(f"alert id must be a number, got {alert_id!r}")
     alert = sess.get(Alert, int(alert_id))
     if alert is None or (tenant_id is not None and alert.tenant_id != tenant_id):
         raise NotFound(f"unknown alert: {alert_id}")
     return alert
+
+
+def alert_in_scope(db: Database, alert_id: int, tenant_id: int | None) -> int:
+    """The alert's id when it exists and (for a tenant) is that tenant's; NotFound otherwise."""
+    with db.session() as sess:
+        return _alert(sess, str(alert_id), tenant_id).id
 
 
 def set_alert_status(
@@ -59,7 +66,7 @@ def set_alert_status(
                 action=f"alert.{status}",
                 object_type="alert",
                 object_id=str(alert.id),
-                detail={"from": before, "to": status},
+                detail={"from": before, "to": status, "tenant_id": alert.tenant_id},
             )
         )
         return alert_to_dict(sess, alert)

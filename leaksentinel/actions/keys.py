@@ -1,4 +1,8 @@
-"""API keys for operators, analysts and tenant users (stored as SHA-256 digests; shown once)."""
+"""API keys for operators, analysts and tenant users (stored as SHA-256 digests; shown once).
+
+Revoking a key also ends every console session made with it: sessions are checked against the key on
+each request (leaksentinel.console.session).
+"""
 
 from __future__ import annotations
 
@@ -9,21 +13,21 @@ from sqlalchemy import select
 from core.db import Database
 from core.errors import BadInput, NotFound
 from core.models import ApiKey, AuditLog, Tenant
-from leaksentinel.actions.tenants import find_tenant, new_api_key
+from leaksentinel.actions.tenants import new_api_key, tenant_by_id
 
 __all__ = ["ROLES", "add_key", "list_keys", "revoke_key"]
 
 ROLES = ("operator", "analyst", "tenant_admin", "tenant_viewer")
 
 
-def add_key(db: Database, role: str, tenant_ref: str | None = None, actor: str = "cli") -> dict[str, Any]:
+def add_key(db: Database, role: str, tenant_id: int | None = None, actor: str = "cli") -> dict[str, Any]:
     if role not in ROLES:
         raise BadInput(f"unknown role {role!r}: one of {', '.join(ROLES)}")
     tenant_role = role.startswith("tenant_")
-    if tenant_role != (tenant_ref is not None):
+    if tenant_role != (tenant_id is not None):
         raise BadInput("tenant roles need --tenant; operator and analyst keys take none")
     with db.session() as sess:
-        tenant = find_tenant(sess, tenant_ref) if tenant_ref is not None else None
+        tenant = tenant_by_id(sess, tenant_id) if tenant_id is not None else None
         clear, prefix, digest = new_api_key()
         key = ApiKey(tenant_id=tenant.id if tenant else None, role=role, prefix=prefix, key_hash=digest)
         sess.add(key)
@@ -34,7 +38,11 @@ def add_key(db: Database, role: str, tenant_ref: str | None = None, actor: str =
                 action="key.add",
                 object_type="api_key",
                 object_id=str(key.id),
-                detail={"role": role, "tenant": tenant.name if tenant else None},
+                detail={
+                    "role": role,
+                    "tenant": tenant.name if tenant else None,
+                    "tenant_id": tenant.id if tenant else None,
+                },
             )
         )
         return {"id": key.id, "role": role, "tenant": tenant.name if tenant else None, "api_key": clear}
@@ -57,7 +65,7 @@ def list_keys(db: Database) -> list[dict[str, Any]]:
 
 
 def revoke_key(db: Database, key_id: str, actor: str = "cli") -> dict[str, Any]:
-    if not key_id.isdigit():
+    if not key_id.isascii() or not key_id.isdigit() or len(key_id) > 18:
         raise BadInput(f"key id must be a number, got {key_id!r}")
     with db.session() as sess:
         key = sess.get(ApiKey, int(key_id))

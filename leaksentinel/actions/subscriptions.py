@@ -9,14 +9,14 @@ from typing import Any
 from sqlalchemy import select
 
 from core.db import Database
-from core.errors import BadInput
+from core.errors import BadInput, NotFound
 from core.models import SEVERITIES, AuditLog, Subscription
 from core.netguard import check_url
 from core.policy import validate_kinds
 from core.settings import Settings
-from leaksentinel.actions.tenants import find_tenant
+from leaksentinel.actions.tenants import tenant_by_id
 
-__all__ = ["add_subscription", "list_subscriptions"]
+__all__ = ["add_subscription", "list_subscriptions", "remove_subscription"]
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
@@ -24,7 +24,7 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 def add_subscription(
     db: Database,
     settings: Settings,
-    tenant_ref: str,
+    tenant_id: int,
     *,
     webhook: str | None = None,
     secret: str | None = None,
@@ -58,7 +58,7 @@ def add_subscription(
             raise BadInput(f"not an email address: {email!r}")
         target, channel, secret = email, "email", None
     with db.session() as sess:
-        tenant = find_tenant(sess, tenant_ref)
+        tenant = tenant_by_id(sess, tenant_id)
         existing = sess.scalar(
             select(Subscription).where(
                 Subscription.tenant_id == tenant.id,
@@ -92,7 +92,11 @@ def add_subscription(
                 action="subscription.add",
                 object_type="subscription",
                 object_id=str(sub.id),
-                detail={"channel": channel, "target": target},
+                detail={
+                    "channel": channel,
+                    "target": _shown_target(channel, target),
+                    "tenant_id": tenant.id,
+                },
             )
         )
         out: dict[str, Any] = {
@@ -109,9 +113,9 @@ def add_subscription(
         return out
 
 
-def list_subscriptions(db: Database, tenant_ref: str) -> list[dict[str, Any]]:
+def list_subscriptions(db: Database, tenant_id: int) -> list[dict[str, Any]]:
     with db.session() as sess:
-        tenant = find_tenant(sess, tenant_ref)
+        tenant = tenant_by_id(sess, tenant_id)
         return [
             {
                 "id": s.id,
@@ -127,6 +131,33 @@ def list_subscriptions(db: Database, tenant_ref: str) -> list[dict[str, Any]]:
                 select(Subscription).where(Subscription.tenant_id == tenant.id).order_by(Subscription.id)
             )
         ]
+
+
+def remove_subscription(
+    db: Database, tenant_id: int, sub_id: int | str, actor: str = "cli"
+) -> dict[str, Any]:
+    """Stop delivering to one target. Its past deliveries go with it; another tenant's id is NotFound."""
+    text = str(sub_id)
+    if not text.isascii() or not text.isdigit() or len(text) > 18:
+        raise BadInput(f"subscription id must be a number, got {text!r}")
+    with db.session() as sess:
+        tenant = tenant_by_id(sess, tenant_id)
+        sub = sess.get(Subscription, int(text))
+        if sub is None or sub.tenant_id != tenant.id:
+            raise NotFound(f"tenant {tenant.name} has no subscription {text}")
+        shown = _shown_target(sub.channel, sub.target)
+        channel = sub.channel
+        sess.delete(sub)
+        sess.add(
+            AuditLog(
+                actor=actor,
+                action="subscription.remove",
+                object_type="subscription",
+                object_id=text,
+                detail={"channel": channel, "target": shown, "tenant_id": tenant.id},
+            )
+        )
+        return {"id": int(text), "tenant": tenant.name, "channel": channel, "target": shown, "removed": True}
 
 
 def _shown_target(channel: str, target: str) -> str:

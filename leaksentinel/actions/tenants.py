@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from dataclasses import dataclass
 from typing import Any
 
 import phonenumbers
@@ -15,7 +16,17 @@ from core.errors import BadInput, NotFound
 from core.models import ApiKey, AuditLog, Tenant, WatchItem
 from leaksentinel.actions.naming import check_slug
 
-__all__ = ["add_tenant", "check_domain", "check_region", "find_tenant", "list_tenants", "new_api_key"]
+__all__ = [
+    "TenantRef",
+    "add_tenant",
+    "check_domain",
+    "check_region",
+    "find_tenant",
+    "list_tenants",
+    "new_api_key",
+    "resolve_tenant",
+    "tenant_by_id",
+]
 
 _DOMAIN_LABEL = __import__("re").compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 
@@ -45,13 +56,52 @@ def new_api_key() -> tuple[str, str, str]:
     return clear, clear[:12], hashlib.sha256(clear.encode()).hexdigest()
 
 
+@dataclass(frozen=True)
+class TenantRef:
+    """A tenant as scoped code carries it: its id (what queries use) and its name (what people read)."""
+
+    id: int
+    name: str
+
+
+def tenant_by_id(sess: Session, tenant_id: int) -> Tenant:
+    """The tenant with this id. Scoped code passes ids, so a name can never stand for another tenant.
+
+    A ``str`` is still taken from older callers (the demo, benchmarks) as a *name* only, never as an id.
+    """
+    if isinstance(tenant_id, str):
+        tenant = sess.scalar(select(Tenant).where(Tenant.name == tenant_id))
+    elif isinstance(tenant_id, bool) or not isinstance(tenant_id, int):
+        raise TypeError(f"tenant id must be an int, got {type(tenant_id).__name__}")
+    else:
+        tenant = sess.get(Tenant, tenant_id) if 0 < tenant_id < 2**63 else None
+    if tenant is None:
+        raise NotFound(f"unknown tenant: {tenant_id}")
+    return tenant
+
+
 def find_tenant(sess: Session, name_or_id: str) -> Tenant:
-    tenant = sess.scalar(select(Tenant).where(Tenant.name == name_or_id))
-    if tenant is None and str(name_or_id).isdigit():
-        tenant = sess.get(Tenant, int(name_or_id))
+    """A tenant as a person names it (the CLI's edge, an operator's ``?tenant=``): digits are an id.
+
+    Names may not be all digits (naming.py), so ``1`` can only mean the tenant whose id is 1. A name made
+    of digits stored before that rule is still found, but only when no tenant has that id.
+    """
+    text = str(name_or_id)
+    tenant: Tenant | None = None
+    if text.isascii() and text.isdigit() and len(text) <= 18:
+        tenant = sess.get(Tenant, int(text))
+    if tenant is None:
+        tenant = sess.scalar(select(Tenant).where(Tenant.name == text))
     if tenant is None:
         raise NotFound(f"unknown tenant: {name_or_id}")
     return tenant
+
+
+def resolve_tenant(db: Database, name_or_id: str) -> TenantRef:
+    """Resolve a name or id once, at the edge (CLI, operator query); everything after uses the id."""
+    with db.session() as sess:
+        tenant = find_tenant(sess, name_or_id)
+        return TenantRef(tenant.id, tenant.name)
 
 
 def add_tenant(

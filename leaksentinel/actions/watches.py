@@ -24,7 +24,8 @@ from core.errors import BadInput, NotFound
 from core.hashing import SCHEME_VERSION
 from core.models import AuditLog, RecordHash, WatchItem
 from core.settings import Settings
-from leaksentinel.actions.tenants import check_domain, check_region, find_tenant
+from leaksentinel.actions.naming import check_no_controls
+from leaksentinel.actions.tenants import check_domain, check_region, tenant_by_id
 from pipelines.detection.documents import read_document_fingerprint
 from pipelines.detection.index import MatchIndex, prefixes_of
 from pipelines.detection.keywords import normalize_keyword
@@ -71,6 +72,7 @@ def parse_record_lines(lines: Iterable[str], origin: str) -> Iterator[tuple[str,
         key = str(obj["record_key"])
         if not key or len(key) > 256:
             raise BadInput(f"{origin}:{number}: record_key must be 1 to 256 characters")
+        check_no_controls(key, f"{origin}:{number}: record_key")
         for field_type, value in obj["fields"].items():
             if field_type not in FIELD_TYPES:
                 raise BadInput(f"{origin}:{number}: unknown field type {field_type!r}")
@@ -110,7 +112,7 @@ def _watch(
 
 def add_records(
     db: Database,
-    tenant_ref: str,
+    tenant_id: int,
     path: Path | str,
     stream: IO[str] | None = None,
     actor: str = "cli",
@@ -128,8 +130,7 @@ def add_records(
         except UnicodeDecodeError:
             raise BadInput(f"{path}: not UTF-8 text") from None
     with db.session() as sess:
-        tenant = find_tenant(sess, tenant_ref)
-        tenant_id = tenant.id
+        tenant_id = tenant_by_id(sess, tenant_id).id
         item, _ = _watch(sess, tenant_id, "records", "records", "registered records")
         watch_id = item.id
     regions: set[str] = set()
@@ -162,7 +163,8 @@ def add_records(
         prefixes.append(prefixes_of(row["hash"] for row in batch))
         with db.session() as sess:
             _insert_ignore(sess, batch)
-            tenant = find_tenant(sess, str(tenant_id))
+            tenant = tenant_by_id(sess, tenant_id)
+            tenant_name = tenant.name
             if regions - set(tenant.regions or []):
                 tenant.regions = sorted(set(tenant.regions or []) | regions)
             total = sess.scalar(
@@ -174,7 +176,12 @@ def add_records(
                     action="watch.add",
                     object_type="watch",
                     object_id=str(watch_id),
-                    detail={"kind": "records", "records": len(records), "hashes": hashes},
+                    detail={
+                        "kind": "records",
+                        "records": len(records),
+                        "hashes": hashes,
+                        "tenant_id": tenant_id,
+                    },
                 )
             )
     finally:
@@ -182,7 +189,7 @@ def add_records(
             fh.close()
     out: dict[str, Any] = {
         "id": watch_id,
-        "tenant": tenant.name,
+        "tenant": tenant_name,
         "kind": "records",
         "records": len(records),
         "hashes": hashes,
@@ -197,10 +204,10 @@ def add_records(
     return out
 
 
-def add_domain_watch(db: Database, tenant_ref: str, domain: str, actor: str = "cli") -> dict[str, Any]:
+def add_domain_watch(db: Database, tenant_id: int, domain: str, actor: str = "cli") -> dict[str, Any]:
     value = check_domain(domain)
     with db.session() as sess:
-        tenant = find_tenant(sess, tenant_ref)
+        tenant = tenant_by_id(sess, tenant_id)
         item, created = _watch(sess, tenant.id, "domain", value)
         if created:
             sess.add(
@@ -209,17 +216,17 @@ def add_domain_watch(db: Database, tenant_ref: str, domain: str, actor: str = "c
                     action="watch.add",
                     object_type="watch",
                     object_id=str(item.id),
-                    detail={"kind": "domain", "value": value},
+                    detail={"kind": "domain", "value": value, "tenant_id": tenant.id},
                 )
             )
         return {"id": item.id, "tenant": tenant.name, "kind": "domain", "value": value, "created": created}
 
 
 def _add_simple_watch(
-    db: Database, tenant_ref: str, kind: str, value: str, name: str | None, data: dict[str, Any], actor: str
+    db: Database, tenant_id: int, kind: str, value: str, name: str | None, data: dict[str, Any], actor: str
 ) -> dict[str, Any]:
     with db.session() as sess:
-        tenant = find_tenant(sess, tenant_ref)
+        tenant = tenant_by_id(sess, tenant_id)
         item, created = _watch(sess, tenant.id, kind, value, name)
         if created and data:
             item.data = data
@@ -230,7 +237,11 @@ def _add_simple_watch(
                     action="watch.add",
                     object_type="watch",
                     object_id=str(item.id),
-                    detail={"kind": kind, "value": value if kind != "document" else name},
+                    detail={
+                        "kind": kind,
+                        "value": value if kind != "document" else name,
+                        "tenant_id": tenant.id,
+                    },
                 )
             )
         out: dict[str, Any] = {"id": item.id, "tenant": tenant.name, "kind": kind, "created": created}
@@ -238,19 +249,19 @@ def _add_simple_watch(
         return out
 
 
-def add_keyword_watch(db: Database, tenant_ref: str, keyword: str, actor: str = "cli") -> dict[str, Any]:
+def add_keyword_watch(db: Database, tenant_id: int, keyword: str, actor: str = "cli") -> dict[str, Any]:
     """Keywords are stored normalised (NFKC, case-folded), so matching ignores case and CJK width."""
-    return _add_simple_watch(db, tenant_ref, "keyword", normalize_keyword(keyword), None, {}, actor)
+    return _add_simple_watch(db, tenant_id, "keyword", normalize_keyword(keyword), None, {}, actor)
 
 
-def add_regex_watch(db: Database, tenant_ref: str, pattern: str, actor: str = "cli") -> dict[str, Any]:
+def add_regex_watch(db: Database, tenant_id: int, pattern: str, actor: str = "cli") -> dict[str, Any]:
     """Only RE2 syntax is accepted: matching time stays linear on hostile postings."""
     compile_watch_regex(pattern)
-    return _add_simple_watch(db, tenant_ref, "regex", pattern, None, {}, actor)
+    return _add_simple_watch(db, tenant_id, "regex", pattern, None, {}, actor)
 
 
 def add_document_watch(
-    db: Database, tenant_ref: str, path: Path, name: str, actor: str = "cli"
+    db: Database, tenant_id: int, path: Path, name: str, actor: str = "cli"
 ) -> dict[str, Any]:
     """Register a `leaksentinel hash --document` fingerprint (no text of the document is stored)."""
     if not name or len(name) > 128:
@@ -274,14 +285,14 @@ def add_document_watch(
         raise BadInput(f"{path}: the fingerprint was not made with this deployment's key")
     hexes = sorted(f"{fp:016x}" for fp in fps)
     digest = hashlib.sha256("".join(hexes).encode()).hexdigest()
-    out = _add_simple_watch(db, tenant_ref, "document", digest, name, {"fingerprints": hexes}, actor)
+    out = _add_simple_watch(db, tenant_id, "document", digest, name, {"fingerprints": hexes}, actor)
     out["fingerprints"] = len(hexes)
     return out
 
 
-def list_watches(db: Database, tenant_ref: str) -> list[dict[str, Any]]:
+def list_watches(db: Database, tenant_id: int) -> list[dict[str, Any]]:
     with db.session() as sess:
-        tenant = find_tenant(sess, tenant_ref)
+        tenant = tenant_by_id(sess, tenant_id)
         out = []
         for item in sess.scalars(
             select(WatchItem).where(WatchItem.tenant_id == tenant.id).order_by(WatchItem.id)
@@ -313,11 +324,11 @@ def list_watches(db: Database, tenant_ref: str) -> list[dict[str, Any]]:
         return out
 
 
-def remove_watch(db: Database, tenant_ref: str, watch_id: str, actor: str = "cli") -> dict[str, Any]:
-    if not str(watch_id).isdigit():
+def remove_watch(db: Database, tenant_id: int, watch_id: str, actor: str = "cli") -> dict[str, Any]:
+    if not str(watch_id).isascii() or not str(watch_id).isdigit() or len(str(watch_id)) > 18:
         raise BadInput(f"watch id must be a number, got {watch_id!r}")
     with db.session() as sess:
-        tenant = find_tenant(sess, tenant_ref)
+        tenant = tenant_by_id(sess, tenant_id)
         item = sess.get(WatchItem, int(watch_id))
         if item is None or item.tenant_id != tenant.id:
             raise NotFound(f"tenant {tenant.name} has no watch {watch_id}")
@@ -325,7 +336,11 @@ def remove_watch(db: Database, tenant_ref: str, watch_id: str, actor: str = "cli
         sess.delete(item)
         sess.add(
             AuditLog(
-                actor=actor, action="watch.remove", object_type="watch", object_id=str(watch_id), detail={}
+                actor=actor,
+                action="watch.remove",
+                object_type="watch",
+                object_id=str(watch_id),
+                detail={"kind": item.kind, "tenant_id": tenant.id},
             )
         )
         return {"id": int(watch_id), "tenant": tenant.name, "removed": True}

@@ -8,7 +8,8 @@ import typer
 
 from leaksentinel.actions.alerts import list_alerts, set_alert_status
 from leaksentinel.actions.deliveries import list_deliveries, retry_deliveries
-from leaksentinel.actions.subscriptions import add_subscription
+from leaksentinel.actions.subscriptions import add_subscription, remove_subscription
+from leaksentinel.actions.tenants import resolve_tenant
 from leaksentinel.cli.context import state
 from leaksentinel.cli.output import emit_list, emit_object
 
@@ -42,7 +43,7 @@ def register(app: typer.Typer) -> None:
         out = add_subscription(
             state.db,
             state.settings,
-            tenant,
+            resolve_tenant(state.db, tenant).id,
             webhook=webhook,
             secret=secret,
             email=email,
@@ -52,6 +53,16 @@ def register(app: typer.Typer) -> None:
             digest=digest,
         )
         emit_object(out, as_json)
+
+    @app.command("unsubscribe")
+    def _unsubscribe(
+        subscription_id: Annotated[str, typer.Argument(help="Subscription id (see the `subscribe` output).")],
+        tenant: Annotated[str, typer.Option("--tenant", help="Tenant name or id.")],
+        as_json: JSON = False,
+    ) -> None:
+        """Stop delivering a tenant's alerts to one target (recorded in the audit log)."""
+        out = remove_subscription(state.db, resolve_tenant(state.db, tenant).id, subscription_id)
+        emit_object(out, as_json, human=f"subscription {out['id']} of {out['tenant']} removed")
 
     alerts = typer.Typer(help="Alerts: one per company per leak.", no_args_is_help=True)
     app.add_typer(alerts, name="alerts")
@@ -66,7 +77,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """List alerts."""
         emit_list(
-            list_alerts(state.db, tenant, status),
+            list_alerts(state.db, resolve_tenant(state.db, tenant).id if tenant else None, status),
             as_json,
             ["id", "tenant", "severity", "status", "kinds", "records", "new_records", "source", "url"],
             title="alerts",

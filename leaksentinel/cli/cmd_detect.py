@@ -11,7 +11,7 @@ import typer
 
 from core.errors import BadInput
 from core.hashing import load_or_create_key
-from leaksentinel.actions.tenants import check_region
+from leaksentinel.actions.tenants import check_region, resolve_tenant
 from leaksentinel.actions.watches import (
     add_document_watch,
     add_domain_watch,
@@ -112,8 +112,9 @@ def register(app: typer.Typer) -> None:
         chosen = [x for x in (records, domain, keyword, regex, document) if x is not None]
         if len(chosen) != 1:
             raise BadInput("give exactly one of --records, --domain, --keyword, --regex, --document")
+        tenant_id = resolve_tenant(state.db, tenant).id  # the name or id, resolved once
         if records is not None:
-            out = add_records(state.db, tenant, records, settings=state.settings)
+            out = add_records(state.db, tenant_id, records, settings=state.settings)
             human = f"registered {out['records']} records ({out['hashes']} hashes) for {out['tenant']}"
             if out.get("retro", {}).get("findings"):
                 human += (
@@ -121,17 +122,17 @@ def register(app: typer.Typer) -> None:
                     f"stored postings, {out['retro']['alerts']} new alerts"
                 )
         elif domain is not None:
-            out = add_domain_watch(state.db, tenant, domain)
+            out = add_domain_watch(state.db, tenant_id, domain)
             human = f"watching domain {out['value']} for {out['tenant']} (watch {out['id']})"
         elif keyword is not None:
-            out = add_keyword_watch(state.db, tenant, keyword)
+            out = add_keyword_watch(state.db, tenant_id, keyword)
             human = f"watching keyword {out['value']!r} for {out['tenant']} (watch {out['id']})"
         elif regex is not None:
-            out = add_regex_watch(state.db, tenant, regex)
+            out = add_regex_watch(state.db, tenant_id, regex)
             human = f"watching regex {out['value']!r} for {out['tenant']} (watch {out['id']})"
         else:
             assert document is not None
-            out = add_document_watch(state.db, tenant, document, name or "")
+            out = add_document_watch(state.db, tenant_id, document, name or "")
             human = (
                 f"watching document {out['name']!r} ({out['fingerprints']} fingerprints) for {out['tenant']}"
             )
@@ -141,7 +142,7 @@ def register(app: typer.Typer) -> None:
     def _watch_list(tenant: Annotated[str, typer.Option("--tenant")], as_json: JSON = False) -> None:
         """List a tenant's watch items."""
         emit_list(
-            list_watches(state.db, tenant),
+            list_watches(state.db, resolve_tenant(state.db, tenant).id),
             as_json,
             ["id", "kind", "value", "name", "records"],
             title="watch items",
@@ -152,7 +153,7 @@ def register(app: typer.Typer) -> None:
         watch_id: str, tenant: Annotated[str, typer.Option("--tenant")], as_json: JSON = False
     ) -> None:
         """Remove a watch item (and its registered hashes)."""
-        emit_object(remove_watch(state.db, tenant, watch_id), as_json)
+        emit_object(remove_watch(state.db, resolve_tenant(state.db, tenant).id, watch_id), as_json)
 
     @app.command("scan")
     def _scan(

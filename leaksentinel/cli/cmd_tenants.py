@@ -53,8 +53,9 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Create an API key (shown once)."""
         from leaksentinel.actions.keys import add_key
+        from leaksentinel.actions.tenants import resolve_tenant
 
-        out = add_key(state.db, role, tenant)
+        out = add_key(state.db, role, resolve_tenant(state.db, tenant).id if tenant is not None else None)
         emit_object(out, as_json, human=f"{out['role']} key {out['id']} (shown once): {out['api_key']}")
 
     @key.command("list")

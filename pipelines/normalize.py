@@ -12,27 +12,11 @@ from typing import Any
 
 from core.posting import PostingDraft
 from core.settings import Settings, load_settings
+from pipelines.decode import decode_bytes
 
 __all__ = ["NormalizePipeline", "decode_bytes", "normalize_text"]
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-_FALLBACKS = ("utf-8", "gb18030", "big5", "shift_jis", "cp1251", "latin-1")
-
-
-def decode_bytes(raw: bytes, declared: str | None = None) -> str:
-    """Decode with the declared charset, else detect: BOM, strict UTF-8, then common CJK and legacy codecs."""
-    if raw.startswith(b"\xef\xbb\xbf"):
-        return raw[3:].decode("utf-8", errors="replace")
-    if raw[:2] in (b"\xff\xfe", b"\xfe\xff"):
-        return raw.decode("utf-16", errors="replace")
-    candidates = ([declared] if declared else []) + list(_FALLBACKS)
-    for codec in candidates:
-        name = "gb18030" if codec.lower() in {"gbk", "gb2312", "gb18030"} else codec
-        try:
-            return raw.decode(name)
-        except (UnicodeDecodeError, LookupError):
-            continue
-    return raw.decode("utf-8", errors="replace")
 
 
 def normalize_text(text: str, max_chars: int) -> str:

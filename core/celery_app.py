@@ -8,7 +8,10 @@ imports nothing above it.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import secrets
+import threading
 from pathlib import Path
 
 from celery import Celery
@@ -19,6 +22,10 @@ __all__ = ["TASK_MODULES", "app", "broker_url", "make_celery"]
 
 TASK_MODULES = ("alerting.tasks", "crawlers.tasks")
 RUNNING_REDIS_FILE = "redis.url"
+#: What this process announced, per file: only that is withdrawn (a second ``run`` on the same home
+#: must not delete the first one's announcement on its way out).
+_announced: dict[Path, str] = {}
+_announce_lock = threading.Lock()
 
 
 def broker_url(settings: Settings) -> str:
@@ -32,15 +39,38 @@ def broker_url(settings: Settings) -> str:
 
 
 def announce_embedded_redis(settings: Settings, url: str | None) -> None:
-    """Tell other processes on this home which embedded Redis is live (or that none is)."""
+    """Tell other processes of this user on this home which embedded Redis is live (or that none is).
+
+    The URL carries the broker's password, so the file is created 0600 (in a 0700 folder) before a
+    byte is written, then renamed into place: there is no moment when another user could read it.
+    ``url=None`` withdraws the announcement only if the file still holds what this process wrote.
+    """
     path: Path = settings.run_dir / RUNNING_REDIS_FILE
-    if url is None:
-        path.unlink(missing_ok=True)
-        return
-    settings.run_dir.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(url)
-    os.replace(tmp, path)
+    with _announce_lock:
+        if url is None:
+            mine = _announced.pop(path, None)
+            if mine is None:
+                return
+            try:
+                current = path.read_text(encoding="utf-8").strip()
+            except (FileNotFoundError, UnicodeDecodeError):
+                return
+            if current == mine:
+                path.unlink(missing_ok=True)
+            return
+        settings.run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with contextlib.suppress(OSError):
+            os.chmod(settings.run_dir, 0o700)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(url)
+            os.replace(tmp, path)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+        _announced[path] = url.strip()
 
 
 def make_celery(settings: Settings, url: str | None = None) -> Celery:

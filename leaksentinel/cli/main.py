@@ -6,12 +6,14 @@ operational failure in exit 1, and never in a traceback, whatever layer raised i
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import click
 import typer
+from typer import _click as typer_click
 
 from core.errors import LeakSentinelError
 from leaksentinel.cli import cmd_alerts, cmd_detect, cmd_search, cmd_service, cmd_sources, cmd_tenants
@@ -30,9 +32,37 @@ app = typer.Typer(
 )
 
 
+def version() -> str:
+    """The installed distribution's version; the source tree's pyproject.toml when run uninstalled."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as dist_version
+
+    try:
+        return dist_version("leaksentinel")
+    except PackageNotFoundError:
+        import tomllib
+
+        pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
+        try:
+            return str(tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]["version"])
+        except (OSError, KeyError, ValueError):
+            return "unknown"
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        sys.stdout.write(f"leaksentinel {version()}\n")
+        sys.stdout.flush()
+        raise typer.Exit(0)
+
+
 @app.callback()
 def _root(
     config: Annotated[Path | None, typer.Option("--config", help="TOML configuration file.")] = None,
+    show_version: Annotated[
+        bool,
+        typer.Option("--version", help="Print the version and exit.", is_eager=True, callback=_print_version),
+    ] = False,
 ) -> None:
     state.config = config
     state._settings = None
@@ -69,18 +99,51 @@ def hoist_config(argv: list[str]) -> list[str]:
     return hoisted + out
 
 
+PROG = "leaksentinel"
+
+#: Usage errors from Typer's bundled click and from a standalone click (a plugin or helper may raise either).
+_USAGE_ERRORS: tuple[type[Exception], ...] = (typer_click.exceptions.UsageError, click.UsageError)
+_CLICK_ERRORS: tuple[type[Exception], ...] = (typer_click.exceptions.ClickException, click.ClickException)
+_NO_ARGS_HELP: tuple[type[Exception], ...] = (typer_click.exceptions.NoArgsIsHelpError,) + tuple(
+    t for t in (getattr(click.exceptions, "NoArgsIsHelpError", None),) if isinstance(t, type)
+)
+_EXITS: tuple[type[BaseException], ...] = (typer.Exit, click.exceptions.Exit)
+_ABORTS: tuple[type[BaseException], ...] = (typer.Abort, click.exceptions.Abort)
+
+
+def usage_line(exc: Exception) -> str:
+    """A click usage error as one line with a hint: ``leaksentinel: no such command 'lst' (try: ...)``."""
+    text = " ".join(str(exc.format_message()).split())  # type: ignore[attr-defined]
+    # "No such command 'lst'. Did you mean 'list'?" -> "no such command 'lst'; did you mean 'list'?"
+    text = re.sub(r"\.\s+([A-Z])(?=[a-z])", lambda m: "; " + m.group(1).lower(), text)
+    text = re.sub(r"\.\s+\(", " (", text).rstrip(".")
+    if text[:1].isupper() and not text[1:2].isupper():
+        text = text[0].lower() + text[1:]
+    ctx: Any = getattr(exc, "ctx", None)
+    path = ctx.command_path if ctx is not None else PROG
+    return f"{PROG}: {text} (try: {path} --help)"
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; every way it can end becomes an exit code (0, 1, 2, 130), never a traceback."""
     args = hoist_config(list(sys.argv[1:] if argv is None else argv))
     try:
-        result = app(args=args, standalone_mode=False)
+        result = app(args=args, standalone_mode=False, prog_name=PROG)
         return int(result) if isinstance(result, int) else 0
-    except click.exceptions.Exit as exc:
-        return int(exc.exit_code)
-    except click.exceptions.Abort:
+    except _EXITS as exc:
+        return int(exc.exit_code)  # type: ignore[attr-defined]
+    except _ABORTS:
         err("aborted")
         return 130
-    except click.ClickException as exc:
-        exc.show()
+    except _NO_ARGS_HELP as exc:
+        # A group named without a command: its help is the hint (stderr, and a usage error's code).
+        sys.stderr.write(str(exc.format_message()).rstrip() + "\n")  # type: ignore[attr-defined]
+        return 2
+    except _USAGE_ERRORS as exc:
+        err(usage_line(exc))
+        return 2
+    except _CLICK_ERRORS as exc:
+        err(f"{PROG}: {exc.format_message()}")  # type: ignore[attr-defined]
         return 2
     except LeakSentinelError as exc:
         err(f"leaksentinel: {exc}")

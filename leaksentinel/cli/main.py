@@ -104,8 +104,9 @@ PROG = "leaksentinel"
 #: Usage errors from Typer's bundled click and from a standalone click (a plugin or helper may raise either).
 _USAGE_ERRORS: tuple[type[Exception], ...] = (typer_click.exceptions.UsageError, click.UsageError)
 _CLICK_ERRORS: tuple[type[Exception], ...] = (typer_click.exceptions.ClickException, click.ClickException)
-_NO_ARGS_HELP: tuple[type[Exception], ...] = (typer_click.exceptions.NoArgsIsHelpError,) + tuple(
-    t for t in (getattr(click.exceptions, "NoArgsIsHelpError", None),) if isinstance(t, type)
+_NO_ARGS_HELP: tuple[type[Exception], ...] = (
+    typer_click.exceptions.NoArgsIsHelpError,
+    getattr(click.exceptions, "NoArgsIsHelpError", typer_click.exceptions.NoArgsIsHelpError),
 )
 _EXITS: tuple[type[BaseException], ...] = (typer.Exit, click.exceptions.Exit)
 _ABORTS: tuple[type[BaseException], ...] = (typer.Abort, click.exceptions.Abort)

@@ -14,12 +14,22 @@ from crawlers.tips import ensure_tip_source
 __all__ = ["crawl", "crawl_tip"]
 
 
-@app.task(name="crawlers.crawl", acks_late=True, ignore_result=True)
-def crawl(source: str) -> dict[str, Any]:
+#: How often a requested crawl looks again whether the run in progress has ended (below any visibility timeout).
+BUSY_RETRY_S = 5
+
+
+@app.task(name="crawlers.crawl", bind=True, acks_late=True, ignore_result=True, max_retries=None)
+def crawl(self: Any, source: str, scheduled: bool = False) -> dict[str, Any]:
+    """One run of ``source``. A scheduled run that finds the source busy is skipped (the schedule comes
+    round again); a run somebody asked for ("Run now", the API) waits for the run in progress, then runs:
+    a person who pressed the button expects a crawl, not silence."""
+    settings = load_settings()
     try:
-        return run_crawl(load_settings(), source)
-    except OperationalError as exc:  # already running: the schedule will come round again
-        return {"source": source, "skipped": str(exc)}
+        return run_crawl(settings, source)
+    except OperationalError as exc:  # already being crawled
+        if scheduled or self.request.retries * BUSY_RETRY_S > settings.crawl_timeout_s:
+            return {"source": source, "skipped": str(exc)}
+        raise self.retry(countdown=BUSY_RETRY_S) from None
 
 
 @app.task(name="crawlers.crawl_tip", acks_late=True, ignore_result=True)

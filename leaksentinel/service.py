@@ -121,7 +121,7 @@ class Service:
         if self.with_scheduler:
 
             def fire(name: str) -> None:
-                celery.send_task(CRAWL_TASK, args=[name], queue="crawl")
+                celery.send_task(CRAWL_TASK, args=[name], kwargs={"scheduled": True}, queue="crawl")
 
             self.scheduler = Scheduler(
                 db,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -19,7 +18,7 @@ from core.errors import BadInput
 from core.models import CrawlJob, Source
 from core.redis_embedded import EmbeddedRedis, free_port
 from core.settings import load_settings
-from crawlers.schedule import jitter_for, next_due, parse_every, schedule_from_options
+from crawlers.schedule import describe_schedule, jitter_for, next_due, parse_every, schedule_from_options
 from crawlers.scheduler import RedisLeader, Scheduler
 from leaksentinel.actions.sources import add_source, set_source
 from leaksentinel.sim import Underground
@@ -38,17 +37,74 @@ def test_parse_and_validate() -> None:
         schedule_from_options("5m", "* * * * *")
 
 
-def test_next_due_and_stable_jitter() -> None:
-    now = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
-    assert next_due("every 300", now - timedelta(seconds=100), now) == now + timedelta(seconds=200)
-    assert (
-        next_due("cron */5 * * * *", now - timedelta(minutes=1), now)
-        == now.replace(minute=0) + timedelta(minutes=0)
-        or True
-    )
+def test_next_due_for_every_and_cron_never_run_and_run() -> None:
+    now = datetime(2026, 1, 1, 12, 2, 30, tzinfo=UTC)
+    # every: a never-run source is due at once, whatever the jitter; a run one an interval (+ jitter) later.
+    assert next_due("every 300", None, now) == now
+    assert next_due("every 300", None, now, jitter_s=17.0) == now
+    ran = now - timedelta(seconds=100)
+    assert next_due("every 300", ran, now) == ran + timedelta(seconds=300)
+    assert next_due("every 300", ran, now, jitter_s=17.0) == ran + timedelta(seconds=317)
+    # The due time of a never-run source does not move with the clock: asked a minute later, still due.
+    later = now + timedelta(minutes=1)
+    assert next_due("every 300", None, later) <= later
+    # cron: a never-run source waits for the expression's next time; a run one for the next after its run.
+    assert next_due("cron */5 * * * *", None, now) == datetime(2026, 1, 1, 12, 5, tzinfo=UTC)
+    run_at = datetime(2026, 1, 1, 12, 0, 10, tzinfo=UTC)
+    assert next_due("cron */5 * * * *", run_at, now) == datetime(2026, 1, 1, 12, 5, tzinfo=UTC)
+    assert next_due("cron 0 * * * *", run_at, now, jitter_s=3.0) == datetime(2026, 1, 1, 13, 0, 3, tzinfo=UTC)
     assert next_due(None, None, now) is None
-    assert jitter_for(7, "every 300") == jitter_for(7, "every 300") <= 30
-    assert jitter_for(7, "every 60") <= 6 and jitter_for(7, "cron * * * * *") == 0
+    assert next_due("bogus 1", None, now) is None
+
+
+def test_jitter_is_stable_and_bounded() -> None:
+    assert jitter_for(7, "every 300") == jitter_for(7, "every 300")
+    assert 0 <= jitter_for(7, "every 300") <= 30
+    assert {round(jitter_for(i, "every 3600"), 3) for i in range(20)} != {0.0}  # it does spread
+    assert all(jitter_for(i, "every 3600") <= 30 for i in range(50))  # at most 30 s
+    assert all(jitter_for(i, "every 60") <= 6 for i in range(50))  # at most 10% of the interval
+    assert jitter_for(7, "cron * * * * *") == 0 and jitter_for(7, None) == 0
+
+
+def test_describe_schedule_as_people_write_it() -> None:
+    assert describe_schedule("every 120") == "every 2m"
+    assert describe_schedule("every 3600") == "every 1h"
+    assert describe_schedule("every 90") == "every 90s"
+    assert describe_schedule("every 86400") == "every 1d"
+    assert describe_schedule("cron */5 * * * *") == "cron */5 * * * *"
+    assert describe_schedule(None) == ""
+
+
+def test_a_never_crawled_every_source_fires_on_the_first_tick_with_jitter_on_then_waits() -> None:
+    """The bug users hit: with jitter on (the default) a new `--every` source never came due."""
+    settings = load_settings()
+    db = open_database(settings)
+    for i in range(5):  # several ids: each gets its own jitter, none may delay the first run
+        add_source(db, f"s{i}", "pastebin", f"http://s{i}.example", every="1m")
+    fired: list[str] = []
+    scheduler = Scheduler(db, fired.append, jitter=True)
+    now = datetime.now(UTC)
+    assert sorted(scheduler.tick(now)) == [f"s{i}" for i in range(5)]
+    # Not again on the next ticks (the run is queued or in progress) ...
+    assert scheduler.tick(now + timedelta(seconds=1)) == []
+    assert scheduler.tick(now + timedelta(seconds=59)) == []
+    # ... and again once an interval plus its jitter (at most 6 s for 1m) has passed.
+    assert sorted(scheduler.tick(now + timedelta(seconds=67))) == [f"s{i}" for i in range(5)]
+
+
+def test_a_run_source_fires_after_its_interval_from_the_last_run() -> None:
+    settings = load_settings()
+    db = open_database(settings)
+    add_source(db, "ran", "pastebin", "http://ran.example", every="5m")
+    last = datetime.now(UTC) - timedelta(minutes=4)
+    with db.session() as sess:
+        source = sess.scalar(select(Source).where(Source.name == "ran"))
+        assert source is not None
+        source.last_run = last
+    fired: list[str] = []
+    scheduler = Scheduler(db, fired.append, jitter=False)
+    assert scheduler.tick(last + timedelta(minutes=4, seconds=59)) == []
+    assert scheduler.tick(last + timedelta(minutes=5, seconds=1)) == ["ran"]
 
 
 def test_a_paused_source_never_fires_and_only_the_leader_fires() -> None:
@@ -69,7 +125,7 @@ def test_a_paused_source_never_fires_and_only_the_leader_fires() -> None:
 @pytest.mark.slow
 def test_running_service_obeys_interval_change_and_pause_without_restart(tmp_path: Path) -> None:
     home = tmp_path / "home"
-    env = {**os.environ, "LEAKSENTINEL_HOME": str(home), "LEAKSENTINEL_SCHEDULE_JITTER": "false"}
+    env = {**os.environ, "LEAKSENTINEL_HOME": str(home)}  # jitter on, as users run it
 
     def cli(*args: str) -> None:
         proc = subprocess.run(
@@ -120,4 +176,3 @@ def test_running_service_obeys_interval_change_and_pause_without_restart(tmp_pat
                 service.wait(25)
             except subprocess.TimeoutExpired:
                 os.killpg(service.pid, signal.SIGKILL)
-    assert json.dumps({"ok": True})

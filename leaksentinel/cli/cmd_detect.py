@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -22,8 +22,15 @@ from leaksentinel.actions.watches import (
     remove_watch,
 )
 from leaksentinel.cli.context import state
-from leaksentinel.cli.output import emit_list, emit_object
-from leaksentinel.company_hash import hash_csv, hash_values
+from leaksentinel.cli.output import emit_list, emit_object, err
+from leaksentinel.company_hash import (
+    MAX_BUFFERED_CHARS,
+    Refusals,
+    bounded_lines,
+    hash_csv,
+    hash_values,
+    open_input,
+)
 from leaksentinel.scanning import scan_paths
 from pipelines.detection.documents import document_fingerprint
 from pipelines.normalize import decode_bytes
@@ -38,6 +45,35 @@ def _write_lines(objs: object) -> None:
     for obj in objs:  # type: ignore[attr-defined]
         out.write(json.dumps(obj, ensure_ascii=False) + "\n")
     out.flush()
+
+
+def _report_refusals(refusals: Refusals) -> None:
+    """What ``hash`` did not hash, in one line on stderr (stdout stays clean JSON Lines)."""
+    if refusals:
+        err(f"leaksentinel hash: {refusals.summary()} (--strict makes this an error)")
+
+
+def _hash_value_file(
+    file: str | None, key: bytes, field_type: str, region: str | None, refusals: Refusals, strict: bool
+) -> None:
+    """``hash --type T [FILE|-]``; with ``--strict`` every value is checked before anything is printed."""
+    origin = "<stdin>" if file in (None, "-") else str(file)
+    if file not in (None, "-") and not Path(str(file)).exists():
+        raise BadInput(f"no such file: {file}")
+    fh = sys.stdin if file in (None, "-") else open_input(str(file))
+    try:
+        lines: Any = fh
+        if strict:
+            lines = list(bounded_lines(fh, origin, max_total=MAX_BUFFERED_CHARS))
+            for _ in hash_values(lines, key, field_type, region=region, refusals=refusals, origin=origin):
+                pass
+            if refusals:
+                raise BadInput(f"{origin}: {refusals.summary()} (--strict)")
+        _write_lines(hash_values(lines, key, field_type, region=region, refusals=refusals, origin=origin))
+        _report_refusals(refusals)
+    finally:
+        if fh is not sys.stdin:
+            fh.close()
 
 
 def register(app: typer.Typer) -> None:
@@ -61,24 +97,39 @@ def register(app: typer.Typer) -> None:
         region: Annotated[
             str | None, typer.Option("--region", help="Default country for national phone numbers.")
         ] = None,
+        strict: Annotated[
+            bool,
+            typer.Option("--strict", help="Refuse the input (exit 2, no output) if any value is invalid."),
+        ] = False,
     ) -> None:
-        """Hash your data locally with the deployment's key (nothing is sent anywhere)."""
+        """Hash your data locally with the deployment's key (nothing is sent anywhere).
+
+        Values that are not valid for their type (a card failing Luhn, a malformed email) cannot match
+        and are not hashed: how many, by type and with their first line numbers, is said on stderr. A CSV
+        row with no valid value is left out of the output (an empty record would only seem watched).
+        ``--strict`` makes any of this an error before anything is printed.
+        """
         modes = [m for m in (csv_file, field_type, document) if m is not None]
         if len(modes) != 1:
             raise BadInput("give exactly one of --csv FILE, --type TYPE [FILE|-], --document FILE")
         reg = check_region(region) if region else None
         key = load_or_create_key(state.settings.key_path)
+        refusals = Refusals()
         if csv_file is not None:
-            _write_lines(hash_csv(csv_file, key, key_column=key_column, region=reg))
+            stdin = sys.stdin if str(csv_file) == "-" else None
+            rows = hash_csv(
+                "<stdin>" if stdin else csv_file,
+                key,
+                key_column=key_column,
+                region=reg,
+                stream=stdin,
+                refusals=refusals,
+                strict=strict,
+            )
+            _write_lines(rows)
+            _report_refusals(refusals)
         elif field_type is not None:
-            if file in (None, "-"):
-                _write_lines(hash_values(sys.stdin, key, field_type, region=reg))
-            else:
-                path = Path(file)
-                if not path.is_file():
-                    raise BadInput(f"no such file: {file}")
-                with path.open(encoding="utf-8", errors="replace") as fh:
-                    _write_lines(hash_values(fh, key, field_type, region=reg))
+            _hash_value_file(file, key, field_type, reg, refusals, strict)
         else:
             assert document is not None
             if not document.is_file():

@@ -2,10 +2,13 @@
 
 Why: every process (CLI, crawl job, worker, service) opens the same database; SQLite gets WAL and a
 busy timeout so they can share the file, and the schema is always brought to Alembic's head first.
+Opening also makes the home owner-only (core.home) and binds the key that seals secret columns
+(core.secretbox) to the engine.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,6 +20,8 @@ from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
+from core.home import secure_home
+from core.secretbox import SecretBox, bind_box, secrets_key_path
 from core.settings import Settings
 
 __all__ = ["Database", "open_database"]
@@ -38,7 +43,8 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 class Database:
     """An engine plus a session factory; one per URL per process."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, secrets_key: Path | None = None) -> None:
+        """``secrets_key``: the file whose key seals the secret columns (core.secretbox)."""
         self.url = url
         kwargs: dict[str, Any] = {"future": True}
         if url.startswith("sqlite"):
@@ -55,6 +61,8 @@ class Database:
             def _no_pysqlite_begin(dbapi_conn: Any, _record: Any) -> None:
                 dbapi_conn.isolation_level = None
 
+        if secrets_key is not None:
+            bind_box(self.engine.dialect, SecretBox(secrets_key))
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @property
@@ -94,8 +102,11 @@ def open_database(settings: Settings, *, migrate: bool = True) -> Database:
         db = _cache.get(url)
         if db is None:
             if url.startswith("sqlite"):
-                settings.home.mkdir(parents=True, exist_ok=True)
-            db = Database(url)
+                secure_home(settings)  # creates the database file 0600 before SQLite can make it 0644
+            else:
+                with contextlib.suppress(OSError):  # a server database: the home only holds keys
+                    secure_home(settings)
+            db = Database(url, secrets_key=secrets_key_path(settings.home))
             if migrate:
                 db.migrate()
             _cache[url] = db

@@ -67,7 +67,7 @@ def load_or_create_key(path: pathlib.Path) -> bytes:
     path = pathlib.Path(path)
     if path.exists():
         return _read_key(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:

@@ -27,6 +27,8 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
+from core.secretbox import box_for
+
 __all__ = [
     "SEVERITIES",
     "Alert",
@@ -72,6 +74,28 @@ class UTCDateTime(TypeDecorator[datetime]):
         if isinstance(value, datetime) and value.tzinfo is None:
             value = value.replace(tzinfo=UTC)
         return value
+
+
+class EncryptedText(TypeDecorator[str]):
+    """A secret stored sealed (core.secretbox) and read back in clear, transparently.
+
+    Why a column type: every reader and writer (actions, API, notify task, crawler) keeps handling plain
+    strings, and no code path can write a secret in clear by forgetting a call. The key is the one bound
+    to the engine by ``open_database``. Sealing is randomised: never compare these columns in SQL.
+    """
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Any) -> str | None:
+        if value is None:
+            return None
+        return box_for(dialect).seal(value)
+
+    def process_result_value(self, value: Any, dialect: Any) -> str | None:
+        if value is None:
+            return None
+        return box_for(dialect).open(str(value))
 
 
 class Base(DeclarativeBase):
@@ -148,7 +172,8 @@ class Source(Base):
     schedule: Mapped[str | None] = mapped_column(String(128))  # "every 5m" or "cron */5 * * * *"
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     render: Mapped[bool] = mapped_column(Boolean, default=False)
-    proxy: Mapped[str | None] = mapped_column(String(2048))
+    #: May carry credentials (http://user:pass@proxy): sealed at rest.
+    proxy: Mapped[str | None] = mapped_column(EncryptedText())
     options: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     cursor: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     last_run: Mapped[datetime | None] = mapped_column()
@@ -259,7 +284,8 @@ class Subscription(Base):
     tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
     channel: Mapped[str] = mapped_column(String(16))  # webhook, email, slack
     target: Mapped[str] = mapped_column(String(2048))
-    secret: Mapped[str | None] = mapped_column(String(256))
+    #: The webhook signing secret, sealed at rest (a copied database must not let anyone forge alerts).
+    secret: Mapped[str | None] = mapped_column(EncryptedText())
     min_severity: Mapped[str] = mapped_column(String(16), default="low")
     #: Finding kinds to deliver (None: all).
     kinds: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
+import os
 import sys
 import time
 from typing import Any
@@ -19,9 +21,12 @@ from scrapy.spiderloader import SpiderLoader
 
 from core.db import open_database
 from core.models import Source
+from core.netguard import TargetPolicy
 from core.settings import CHROMIUM_ARGS, Settings, load_settings
+from crawlers.browserguard import BrowserGuard
+from crawlers.browserguard import totals as browser_totals
 
-__all__ = ["main", "scrapy_settings_for"]
+__all__ = ["FirstError", "chromium_problem", "main", "scrapy_settings_for"]
 
 
 def scrapy_settings_for(settings: Settings, source: Source) -> ScrapySettings:
@@ -29,9 +34,15 @@ def scrapy_settings_for(settings: Settings, source: Source) -> ScrapySettings:
     s.setmodule("crawlers.settings", priority="project")
     s.set("USER_AGENT", settings.crawl_user_agent, priority="project")
     s.set("DOWNLOAD_MAXSIZE", settings.crawl_max_response_bytes, priority="project")
+    # The operator's decision on private targets (and the networks allowed or blocked all the same)
+    # reaches the resolver, the middlewares and the browser guard of this run.
+    policy = TargetPolicy.from_settings(settings)
+    s.set("LEAKSENTINEL_ALLOW_PRIVATE_TARGETS", policy.allow_private, priority="cmdline")
+    s.set("LEAKSENTINEL_CRAWL_ALLOW_NETWORKS", [str(n) for n in policy.allow_networks], priority="cmdline")
+    s.set("LEAKSENTINEL_CRAWL_BLOCK_NETWORKS", [str(n) for n in policy.block_networks], priority="cmdline")
     opts = source.options or {}
     if source.render:
-        apply_render_settings(s, settings)
+        apply_render_settings(s, settings, policy)
     # APIs used as their owners intend (Pastebin's IP-whitelisted scraping API, GitHub's REST API) are not
     # crawled pages: their robots.txt (GitHub's disallows everything) is not consulted unless asked.
     api_kind = source.kind in {"pastebin", "gists"}
@@ -48,13 +59,21 @@ def scrapy_settings_for(settings: Settings, source: Source) -> ScrapySettings:
     return s
 
 
-def _block_heavy(request: Any) -> bool:
-    """Images, fonts and media are never needed to read a posting."""
-    return bool(request.resource_type in {"image", "font", "media"})
+def chromium_problem(settings: Settings) -> str | None:
+    """Why the configured Chromium cannot be started, in one line, or None."""
+    path = settings.chromium_path
+    if not path or not os.path.isfile(path):
+        return f"Chromium not found at {path or '(chromium_path is empty)'}"
+    if not os.access(path, os.X_OK):
+        return f"Chromium at {path} is not executable"
+    return None
 
 
-def apply_render_settings(s: ScrapySettings, settings: Settings) -> None:
-    """Fetch through scrapy-playwright driving the system Chromium (never a downloaded browser)."""
+def apply_render_settings(s: ScrapySettings, settings: Settings, policy: TargetPolicy | None = None) -> None:
+    """Fetch through scrapy-playwright driving the system Chromium (never a downloaded browser).
+
+    Every request the browser makes goes through ``BrowserGuard`` (crawlers/browserguard.py).
+    """
     handler = "scrapy_playwright.handler.ScrapyPlaywrightDownloadHandler"
     s.set("DOWNLOAD_HANDLERS", {"http": handler, "https": handler}, priority="cmdline")
     s.set("PLAYWRIGHT_BROWSER_TYPE", "chromium", priority="cmdline")
@@ -70,11 +89,54 @@ def apply_render_settings(s: ScrapySettings, settings: Settings) -> None:
     s.set("PLAYWRIGHT_MAX_PAGES_PER_CONTEXT", 4, priority="cmdline")
     s.set("PLAYWRIGHT_MAX_CONTEXTS", 2, priority="cmdline")
     s.set("PLAYWRIGHT_DEFAULT_NAVIGATION_TIMEOUT", 30_000, priority="cmdline")
-    s.set("PLAYWRIGHT_ABORT_REQUEST", _block_heavy, priority="cmdline")
+    s.set(
+        "PLAYWRIGHT_ABORT_REQUEST",
+        BrowserGuard(policy or TargetPolicy.from_settings(settings)),
+        priority="cmdline",
+    )
+    # Service workers would fetch outside the page's routing: never registered.
+    s.set("PLAYWRIGHT_CONTEXTS", {"default": {"service_workers": "block"}}, priority="cmdline")
+
+
+class FirstError(logging.Handler):
+    """Keeps the run's first error in one line (an ERROR log record, or a request the guard refused).
+
+    Why: the reason a crawl failed must reach the job row and ``source list``, not only 100 lines of
+    Scrapy log on stderr.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.first: str | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.first is not None:
+            return
+        marked = getattr(record, "leaksentinel_error", None)
+        if marked is None and record.levelno < logging.ERROR:
+            return
+        try:
+            text = str(marked) if marked is not None else record.getMessage()
+            if marked is None and record.exc_info and record.exc_info[1] is not None:
+                exc = record.exc_info[1]
+                text = f"{text}: {type(exc).__name__}: {exc}"
+        except Exception:
+            text = str(record.msg)
+        self.first = one_line(text)
+
+
+def one_line(text: str, limit: int = 300) -> str:
+    line = " ".join(str(text).split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
 def summarize(stats: dict[str, Any], seconds: float, source: str) -> dict[str, Any]:
-    errors = int(stats.get("log_count/ERROR", 0)) + int(stats.get("leaksentinel/errors", 0))
+    # A refused request is an error of the run (a tip to an internal URL must not end "ok").
+    errors = (
+        int(stats.get("log_count/ERROR", 0))
+        + int(stats.get("leaksentinel/errors", 0))
+        + int(stats.get("leaksentinel/blocked", 0))
+    )
     return {
         "source": source,
         "fetched": int(stats.get("downloader/response_count", 0)),
@@ -93,7 +155,13 @@ def summarize(stats: dict[str, Any], seconds: float, source: str) -> dict[str, A
         "finish_reason": str(stats.get("finish_reason", "")),
         # Postings whose detection hit its time limit (their end was not read): worth a look.
         "partial_scans": int(stats.get("leaksentinel/partial_scans", 0)),
+        "blocked": int(stats.get("leaksentinel/blocked", 0)),
     }
+
+
+def _emit(summary: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(summary, default=str) + "\n")
+    sys.stdout.flush()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -108,6 +176,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"unknown source id {args.source}", file=sys.stderr)
             return 2
         sess.expunge(source)
+    if source.render and (problem := chromium_problem(settings)):
+        # Detected before Scrapy starts: otherwise the run "succeeds" with 0 postings.
+        print(f"ERROR: {problem}", file=sys.stderr)
+        summary = summarize({"leaksentinel/errors": 1, "finish_reason": "error"}, 0.0, source.name)
+        _emit(summary | {"error": problem, "cursor": None})
+        return 1
     scrapy_settings = scrapy_settings_for(settings, source)
     spider_cls = SpiderLoader.from_settings(scrapy_settings).load(source.kind)
     process = CrawlerProcess(scrapy_settings, install_root_handler=True)
@@ -120,13 +194,21 @@ def main(argv: list[str] | None = None) -> int:
         cursor=source.cursor or {},
         options={**(source.options or {}), "proxy": source.proxy, "render": source.render},
     )
+    first_error = FirstError()
+    logging.getLogger().addHandler(first_error)
     process.start()
-    stats = crawler.stats.get_stats() if crawler.stats else {}
+    stats = dict(crawler.stats.get_stats()) if crawler.stats else {}
+    if browser_totals["blocked"]:
+        stats["leaksentinel/blocked"] = int(stats.get("leaksentinel/blocked", 0)) + browser_totals["blocked"]
+        stats.setdefault("leaksentinel/first_blocked", browser_totals["first_blocked"])
     summary = summarize(stats, time.monotonic() - started, source.name)
+    if summary["errors"]:
+        summary["error"] = first_error.first or one_line(
+            str(stats.get("leaksentinel/first_blocked") or f"{summary['errors']} errors")
+        )
     spider = crawler.spider
     summary["cursor"] = getattr(spider, "new_cursor", None)
-    sys.stdout.write(json.dumps(summary, default=str) + "\n")
-    sys.stdout.flush()
+    _emit(summary)
     return 0
 
 

@@ -17,6 +17,10 @@ ITEM_PIPELINES = {
 
 DOWNLOADER_MIDDLEWARES = {
     "crawlers.middlewares.source_options.SourceOptionsMiddleware": 50,
+    # The network guard: right after the source's proxy is set (before robots.txt is even asked for),
+    # and again last before the download (after Scrapy's HttpProxyMiddleware, 750).
+    "crawlers.middlewares.netguard.NetGuardMiddleware": 60,
+    "crawlers.middlewares.netguard.NetGuardLateMiddleware": 990,
     # Before Scrapy's RetryMiddleware (550) sees the response, so a Retry-After wait is not a failure.
     "crawlers.middlewares.retry_after.RetryAfterMiddleware": 560,
 }
@@ -28,6 +32,15 @@ EXTENSIONS = {
 LEAKSENTINEL_BYTE_BUDGET = 200_000_000
 LEAKSENTINEL_RETRY_AFTER_MAX_S = 120.0
 LEAKSENTINEL_RETRY_AFTER_TIMES = 3
+
+# Every address a host resolves to is checked before Twisted connects (crawlers/resolver.py).
+TWISTED_DNS_RESOLVER = "crawlers.resolver.GuardedResolver"
+#: Whether crawls may reach loopback/private networks; crawlers.run sets the operator's decision
+#: (Settings.private_targets_allowed). Refused when a crawl is started any other way.
+LEAKSENTINEL_ALLOW_PRIVATE_TARGETS = False
+#: Private networks a crawl may reach all the same, and networks it may never reach ("10.1.0.0/16").
+LEAKSENTINEL_CRAWL_ALLOW_NETWORKS: list[str] = []
+LEAKSENTINEL_CRAWL_BLOCK_NETWORKS: list[str] = []
 
 USER_AGENT = "leaksentinel/0.1"
 ROBOTSTXT_OBEY = True

@@ -25,4 +25,8 @@ class SourceOptionsMiddleware:
             request.meta["proxy"] = proxy
         if options.get("render") and not request.url.endswith("/robots.txt"):
             request.meta.setdefault("playwright", True)
+            # The page's WebSockets are not routed through the browser guard: refuse them all.
+            request.meta.setdefault(
+                "playwright_page_init_callback", "crawlers.browserguard.refuse_websockets"
+            )
         return None

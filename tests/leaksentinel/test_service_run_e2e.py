@@ -125,6 +125,11 @@ def test_run_crawls_a_new_every_source_alerts_takes_crawl_now_and_tips_and_stops
                 # Links in the alert point where this `run` listens (no public_url set).
                 assert event["alert"]["console_url"] == f"{base}/alerts/{event['alert']['id']}"
 
+                # /metrics of `run` knows its broker's queues.
+                metrics = httpx.get(f"{base}/metrics", headers=op, timeout=10).text
+                assert 'leaksentinel_queue_depth{queue="crawl"}' in metrics
+                assert 'leaksentinel_queue_depth{queue="notify"}' in metrics
+
                 # 2. Crawl-now through the API is crawled by this run's own workers.
                 jobs_url = f"{base}/api/v1/sources/pastes/jobs"
                 before = len(httpx.get(jobs_url, headers=op, timeout=10).json())

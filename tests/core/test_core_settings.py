@@ -62,3 +62,13 @@ def test_settings_env_round_trips(tmp_path: Path) -> None:
     again = load_settings(environ=settings_env(s))
     assert again == s
     assert isinstance(Settings().home, Path)
+
+
+def test_links_follow_public_url_else_what_run_listens_on() -> None:
+    from core.settings import Settings
+
+    assert Settings().console_url == "http://127.0.0.1:8000"
+    assert Settings(host="0.0.0.0", port=9100).console_url == "http://0.0.0.0:9100"
+    assert Settings(host="::1", port=9100).console_url == "http://[::1]:9100"
+    behind_proxy = Settings(host="127.0.0.1", port=9100, public_url="https://leaks.example.com/")
+    assert behind_proxy.console_url == "https://leaks.example.com"

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from core.db import Database
 from core.models import ApiKey, Tenant
 
-__all__ = ["ROLES", "Principal", "authenticate", "principal_from_key"]
+__all__ = ["ROLES", "Principal", "authenticate", "authenticate_key", "client_address", "principal_from_key"]
 
 ROLES = ("operator", "analyst", "tenant_admin", "tenant_viewer")
 
@@ -58,16 +58,46 @@ def principal_from_key(db: Database, clear: str) -> Principal | None:
         return Principal(key.id, key.role, key.tenant_id, tenant.name if tenant else None)
 
 
-def authenticate(request: Request, authorization: Annotated[str | None, Header()] = None) -> Principal:
-    """FastAPI dependency: the bearer key's principal, or 401."""
-    if not authorization or not authorization.lower().startswith("bearer "):
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def check_auth_failures(request: Request) -> None:
+    """429 while this client address has spent its allowance of failed authentications."""
+    failures = getattr(request.app.state, "auth_failures", None)
+    if failures is not None and failures.exhausted(f"authfail:{client_address(request)}"):
+        raise HTTPException(
+            429, "too many failed authentications; try again later", headers={"Retry-After": "60"}
+        )
+
+
+def record_auth_failure(request: Request) -> None:
+    failures = getattr(request.app.state, "auth_failures", None)
+    if failures is not None:
+        failures.allow(f"authfail:{client_address(request)}")
+
+
+def authenticate_key(request: Request, clear: str | None) -> Principal:
+    """The principal of a bearer key, or 401; failures are counted per client address (then 429),
+    so keys cannot be guessed at speed."""
+    check_auth_failures(request)
+    if not clear or not clear.strip():
         raise HTTPException(401, "missing bearer API key", headers={"WWW-Authenticate": "Bearer"})
     db: Database = request.app.state.db
-    who = principal_from_key(db, authorization[7:])
+    who = principal_from_key(db, clear) if len(clear) <= 256 else None
     if who is None:
+        record_auth_failure(request)
         raise HTTPException(401, "unknown API key", headers={"WWW-Authenticate": "Bearer"})
     request.state.principal = who
     limiter = request.app.state.limiter
     if not limiter.allow(f"key:{who.key_id}"):
         raise HTTPException(429, "rate limit exceeded", headers={"Retry-After": "1"})
     return who
+
+
+def authenticate(request: Request, authorization: Annotated[str | None, Header()] = None) -> Principal:
+    """The bearer key's principal from a raw ``Authorization`` header, or 401 (see authenticate_key)."""
+    if not authorization or not authorization.lower().startswith("bearer "):
+        check_auth_failures(request)
+        raise HTTPException(401, "missing bearer API key", headers={"WWW-Authenticate": "Bearer"})
+    return authenticate_key(request, authorization[7:])

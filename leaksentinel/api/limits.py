@@ -1,4 +1,5 @@
-"""Rate limits: a token bucket per API key (and per client address for the public tip line).
+"""Rate limits: a token bucket per API key (and per client address for the public tip line and for
+failed authentications).
 
 Why in process: one service process answers the API; a fleet behind a load balancer should put the
 same limits at the balancer (documented for operators).
@@ -7,7 +8,11 @@ same limits at the balancer (documented for operators).
 import threading
 import time
 
-__all__ = ["RateLimiter"]
+__all__ = ["AUTH_FAILURE_BURST", "AUTH_FAILURE_RATE", "RateLimiter"]
+
+#: Failed authentications allowed per client address: a burst, then one every 6 s (10 a minute).
+AUTH_FAILURE_BURST = 20
+AUTH_FAILURE_RATE = 1 / 6
 
 
 class RateLimiter:
@@ -17,6 +22,13 @@ class RateLimiter:
         self.max_keys = max_keys
         self._buckets: dict[str, tuple[float, float]] = {}
         self._lock = threading.Lock()
+
+    def exhausted(self, key: str, cost: float = 1.0) -> bool:
+        """Whether `key` has less than `cost` left right now (nothing is spent)."""
+        now = time.monotonic()
+        with self._lock:
+            tokens, last = self._buckets.get(key, (float(self.burst), now))
+            return min(float(self.burst), tokens + (now - last) * self.rate) < cost
 
     def allow(self, key: str, cost: float = 1.0) -> bool:
         now = time.monotonic()

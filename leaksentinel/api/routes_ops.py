@@ -2,9 +2,9 @@
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, HTTPException, Request
+from fastapi import APIRouter, Body, HTTPException, Request
 from fastapi.responses import PlainTextResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from core.db import Database
@@ -13,11 +13,12 @@ from core.posting import PostingDraft
 from core.settings import Settings
 from leaksentinel.actions.deliveries import list_deliveries, retry_deliveries
 from leaksentinel.actions.sources import add_source, find_source, list_sources, set_source
-from leaksentinel.api.auth import Principal, authenticate, principal_from_key
+from leaksentinel.api.auth import authenticate_key
+from leaksentinel.api.deps import CurrentPrincipal as Who
+from leaksentinel.api.deps import PickedTenant
 from leaksentinel.api.metrics import render_metrics
 
 router = APIRouter()
-Who = Annotated[Principal, Depends(authenticate)]
 MAX_SCAN_CHARS = 5_000_000
 
 
@@ -31,7 +32,13 @@ def _settings(request: Request) -> Settings:
     return settings
 
 
-class SourceIn(BaseModel):
+class Strict(BaseModel):
+    """Request bodies refuse fields they do not know (a misspelt option is an error, not ignored)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class SourceIn(Strict):
     name: str = Field(max_length=64)
     kind: str = Field(max_length=32)
     url: str = Field(max_length=2048)
@@ -42,7 +49,7 @@ class SourceIn(BaseModel):
     options: dict[str, Any] = Field(default_factory=dict)
 
 
-class SourcePatch(BaseModel):
+class SourcePatch(Strict):
     every: str | None = None
     cron: str | None = Field(default=None, max_length=128)
     pause: bool = False
@@ -93,6 +100,15 @@ def update_source(name: str, body: SourcePatch, who: Who, request: Request) -> d
     )
 
 
+@router.delete("/api/v1/sources/{name}")
+def delete_source(name: str, who: Who, request: Request) -> dict[str, Any]:
+    """Stop crawling a source (its postings and alerts stay); recorded in the audit log."""
+    who.require("operator")
+    from leaksentinel.actions.sources import remove_source
+
+    return remove_source(_db(request), name, actor=who.actor)
+
+
 @router.post("/api/v1/sources/{name}/crawl", status_code=202)
 def crawl_now(name: str, who: Who, request: Request) -> dict[str, Any]:
     who.require("operator")
@@ -136,7 +152,7 @@ def deliveries(who: Who, request: Request, status: str | None = None) -> list[di
     return list_deliveries(_db(request), status)
 
 
-class RetryIn(BaseModel):
+class RetryIn(Strict):
     ids: list[int] = Field(default_factory=list, max_length=10_000)
     all_dead: bool = False
 
@@ -226,12 +242,12 @@ def cluster(posting_id: int, who: Who, request: Request) -> list[dict[str, Any]]
 
 
 @router.get("/api/v1/audit")
-def audit(who: Who, request: Request, limit: int = 100) -> list[dict[str, Any]]:
-    """Every change, with who made it (operators see all; a tenant admin sees its tenant's)."""
+def audit(who: Who, tenant: PickedTenant, request: Request, limit: int = 100) -> list[dict[str, Any]]:
+    """Every change, with who made it (operators see all, or one tenant's; a tenant admin its tenant's)."""
     who.require("operator", "tenant_admin")
     from leaksentinel.actions.audit import list_audit
 
-    return list_audit(_db(request), limit=limit, tenant=who.tenant if who.is_tenant else None)
+    return list_audit(_db(request), limit=limit, tenant_id=tenant.id if tenant else None)
 
 
 @router.get("/api/v1/search")
@@ -279,7 +295,7 @@ def search(
     }
 
 
-class TipIn(BaseModel):
+class TipIn(Strict):
     url: str | None = Field(default=None, max_length=2048)
     text: str | None = Field(default=None, max_length=1_000_000)
     note: str | None = Field(default=None, max_length=500)
@@ -315,9 +331,7 @@ def metrics(request: Request) -> PlainTextResponse:
     settings = _settings(request)
     if not settings.metrics_public:
         auth = request.headers.get("authorization", "")
-        who = principal_from_key(_db(request), auth[7:]) if auth.lower().startswith("bearer ") else None
-        if who is None:
-            raise HTTPException(401, "missing or unknown bearer API key")
+        who = authenticate_key(request, auth[7:] if auth.lower().startswith("bearer ") else None)
         if who.role != "operator":
             raise HTTPException(403, "metrics need an operator key")
     depths = getattr(request.app.state, "queue_depths", None)

@@ -1,18 +1,21 @@
-"""Tenant-facing endpoints: tenants, watch items, subscriptions, alerts and their triage and export."""
+"""Tenant-facing endpoints: tenants, watch items, subscriptions, alerts and their triage and export.
 
+Every tenant-scoped route declares ``CurrentTenant`` / ``PickedTenant`` / ``ScopedAlert``
+(leaksentinel.api.deps): the scoping rule is written once, and actions get the tenant's id.
+"""
+
+import io
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, HTTPException, Request
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, Body, HTTPException
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
-from core.alert_view import alert_to_dict
 from core.db import Database
 from core.errors import BadInput, NotFound
-from core.models import Alert, Tenant
-from core.settings import Settings
-from leaksentinel.actions.alerts import list_alerts, set_alert_status
-from leaksentinel.actions.subscriptions import add_subscription, list_subscriptions
+from core.models import Tenant
+from leaksentinel.actions.alerts import export_alert, list_alerts, set_alert_status
+from leaksentinel.actions.subscriptions import add_subscription, list_subscriptions, remove_subscription
 from leaksentinel.actions.tenants import add_tenant, list_tenants
 from leaksentinel.actions.watches import (
     add_domain_watch,
@@ -20,36 +23,24 @@ from leaksentinel.actions.watches import (
     add_records,
     add_regex_watch,
     list_watches,
+    parse_record_lines,
     remove_watch,
 )
-from leaksentinel.api.auth import Principal, authenticate
+from leaksentinel.api.deps import DB, AppSettings, CurrentTenant, PickedTenant, ScopedAlert
+from leaksentinel.api.deps import CurrentPrincipal as Who
 
 router = APIRouter(prefix="/api/v1")
-Who = Annotated[Principal, Depends(authenticate)]
+
+TRIAGE = {"ack": "acked", "resolve": "resolved", "false-positive": "false_positive", "reopen": "new"}
 
 
-def _db(request: Request) -> Database:
-    db: Database = request.app.state.db
-    return db
+class Strict(BaseModel):
+    """Request bodies refuse fields they do not know (a misspelt option is an error, not ignored)."""
+
+    model_config = ConfigDict(extra="forbid")
 
 
-def _settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
-
-
-def _tenant_ref(who: Principal, tenant: str | None, db: Database) -> str:
-    """The tenant a call acts on, as a name: tenant keys get their own, others must name one."""
-    if who.is_tenant:
-        if tenant is not None and tenant not in (who.tenant, str(who.tenant_id)):
-            raise HTTPException(404, "not found")
-        return str(who.tenant_id)
-    if tenant is None:
-        raise HTTPException(422, "name the tenant (?tenant=NAME)")
-    return tenant
-
-
-class TenantIn(BaseModel):
+class TenantIn(Strict):
     name: str = Field(max_length=64)
     domains: list[str] = Field(default_factory=list, max_length=100)
     regions: list[str] = Field(default_factory=list, max_length=50)
@@ -61,70 +52,58 @@ def me(who: Who) -> dict[str, Any]:
 
 
 @router.get("/tenants")
-def tenants(who: Who, request: Request) -> list[dict[str, Any]]:
-    rows = list_tenants(_db(request))
+def tenants(who: Who, db: DB) -> list[dict[str, Any]]:
+    rows = list_tenants(db)
     if who.is_tenant:
         rows = [t for t in rows if t["id"] == who.tenant_id]
     return rows
 
 
 @router.post("/tenants", status_code=201)
-def create_tenant(body: TenantIn, who: Who, request: Request) -> dict[str, Any]:
+def create_tenant(body: TenantIn, who: Who, db: DB) -> dict[str, Any]:
     who.require("operator")
-    return add_tenant(_db(request), body.name, body.domains, body.regions, actor=who.actor)
+    return add_tenant(db, body.name, body.domains, body.regions, actor=who.actor)
 
 
-class WatchIn(BaseModel):
+class WatchIn(Strict):
     kind: str = Field(pattern="^(domain|keyword|regex)$")
     value: str = Field(max_length=1024)
 
 
 @router.get("/watches")
-def watches(who: Who, request: Request, tenant: str | None = None) -> list[dict[str, Any]]:
-    return list_watches(_db(request), _tenant_ref(who, tenant, _db(request)))
+def watches(tenant: CurrentTenant, db: DB) -> list[dict[str, Any]]:
+    return list_watches(db, tenant.id)
 
 
 @router.post("/watches", status_code=201)
-def create_watch(body: WatchIn, who: Who, request: Request, tenant: str | None = None) -> dict[str, Any]:
+def create_watch(body: WatchIn, who: Who, tenant: CurrentTenant, db: DB) -> dict[str, Any]:
     who.require("operator", "tenant_admin")
-    ref = _tenant_ref(who, tenant, _db(request))
     add = {"domain": add_domain_watch, "keyword": add_keyword_watch, "regex": add_regex_watch}[body.kind]
-    return add(_db(request), ref, body.value, actor=who.actor)
+    return add(db, tenant.id, body.value, actor=who.actor)
 
 
 @router.post("/watches/records", status_code=201)
 def register_records(
     who: Who,
-    request: Request,
+    tenant: CurrentTenant,
+    db: DB,
+    settings: AppSettings,
     body: Annotated[str, Body(media_type="application/x-ndjson", description="`leaksentinel hash` output")],
-    tenant: str | None = None,
 ) -> dict[str, Any]:
     who.require("operator", "tenant_admin")
-    import io
-
-    ref = _tenant_ref(who, tenant, _db(request))
     text = body if isinstance(body, str) else str(body)
-    from leaksentinel.actions.watches import parse_record_lines
-
     for _ in parse_record_lines(text.splitlines(), "body"):
         pass  # validate everything before storing anything
-    return add_records(
-        _db(request), ref, "body", stream=io.StringIO(text), actor=who.actor, settings=_settings(request)
-    )
+    return add_records(db, tenant.id, "body", stream=io.StringIO(text), actor=who.actor, settings=settings)
 
 
 @router.delete("/watches/{watch_id}")
-def delete_watch(watch_id: int, who: Who, request: Request, tenant: str | None = None) -> dict[str, Any]:
+def delete_watch(watch_id: int, who: Who, tenant: CurrentTenant, db: DB) -> dict[str, Any]:
     who.require("operator", "tenant_admin")
-    try:
-        return remove_watch(
-            _db(request), _tenant_ref(who, tenant, _db(request)), str(watch_id), actor=who.actor
-        )
-    except NotFound:
-        raise HTTPException(404, "not found") from None
+    return remove_watch(db, tenant.id, str(watch_id), actor=who.actor)
 
 
-class SubscriptionIn(BaseModel):
+class SubscriptionIn(Strict):
     webhook: str | None = Field(default=None, max_length=2048)
     secret: str | None = Field(default=None, max_length=256)
     email: str | None = Field(default=None, max_length=320)
@@ -135,84 +114,68 @@ class SubscriptionIn(BaseModel):
 
 
 @router.get("/subscriptions")
-def subscriptions(who: Who, request: Request, tenant: str | None = None) -> list[dict[str, Any]]:
-    return list_subscriptions(_db(request), _tenant_ref(who, tenant, _db(request)))
+def subscriptions(tenant: CurrentTenant, db: DB) -> list[dict[str, Any]]:
+    return list_subscriptions(db, tenant.id)
 
 
 @router.post("/subscriptions", status_code=201)
-def subscribe(body: SubscriptionIn, who: Who, request: Request, tenant: str | None = None) -> dict[str, Any]:
+def subscribe(
+    body: SubscriptionIn, who: Who, tenant: CurrentTenant, db: DB, settings: AppSettings
+) -> dict[str, Any]:
     who.require("operator", "tenant_admin")
     return add_subscription(
-        _db(request),
-        _settings(request),
-        _tenant_ref(who, tenant, _db(request)),
+        db,
+        settings,
+        tenant.id,
         webhook=body.webhook,
         secret=body.secret,
         email=body.email,
         min_severity=body.min_severity,
+        slack=body.slack,
+        kinds=body.kinds,
+        digest=body.digest,
         actor=who.actor,
     )
 
 
+@router.delete("/subscriptions/{subscription_id}")
+def unsubscribe(subscription_id: int, who: Who, tenant: CurrentTenant, db: DB) -> dict[str, Any]:
+    """Stop delivering to one target (recorded in the audit log)."""
+    who.require("operator", "tenant_admin")
+    return remove_subscription(db, tenant.id, subscription_id, actor=who.actor)
+
+
 @router.get("/alerts")
-def alerts(
-    who: Who, request: Request, tenant: str | None = None, status: str | None = None
-) -> list[dict[str, Any]]:
-    if who.is_tenant:
-        ref: str | None = _tenant_ref(who, tenant, _db(request))
-    else:
+def alerts(who: Who, tenant: PickedTenant, db: DB, status: str | None = None) -> list[dict[str, Any]]:
+    if not who.is_tenant:
         who.require("operator", "analyst")
-        ref = tenant
-    return list_alerts(_db(request), ref, status)
-
-
-def _alert_for(who: Principal, alert_id: int, db: Database) -> dict[str, Any]:
-    with db.session() as sess:
-        alert = sess.get(Alert, alert_id)
-        if alert is None or (who.is_tenant and alert.tenant_id != who.tenant_id):
-            raise HTTPException(404, "not found")
-        if not who.is_tenant:
-            who.require("operator", "analyst")
-        return alert_to_dict(sess, alert, with_findings=True)
+    return list_alerts(db, tenant.id if tenant else None, status)
 
 
 @router.get("/alerts/{alert_id}")
-def alert(alert_id: int, who: Who, request: Request) -> dict[str, Any]:
-    return _alert_for(who, alert_id, _db(request))
+def alert(alert: ScopedAlert, db: DB) -> dict[str, Any]:
+    from core.alert_view import alert_to_dict
+    from core.models import Alert
+
+    with db.session() as sess:
+        row = sess.get(Alert, alert.id)
+        if row is None:
+            raise NotFound(f"unknown alert: {alert.id}")
+        return alert_to_dict(sess, row, with_findings=True)
 
 
 @router.get("/alerts/{alert_id}/export")
-def export(alert_id: int, who: Who, request: Request, format: str = "stix") -> dict[str, Any]:
-    _alert_for(who, alert_id, _db(request))  # 404 for another tenant's alert
-    from leaksentinel.actions.alerts import export_alert
-
-    return export_alert(
-        _db(request),
-        _settings(request),
-        str(alert_id),
-        format,
-        tenant_id=who.tenant_id if who.is_tenant else None,
-    )
+def export(alert: ScopedAlert, db: DB, settings: AppSettings, format: str = "stix") -> dict[str, Any]:
+    return export_alert(db, settings, str(alert.id), format, tenant_id=alert.tenant_id)
 
 
 @router.post("/alerts/{alert_id}/{action}")
-def triage(alert_id: int, action: str, who: Who, request: Request) -> dict[str, Any]:
-    status = {"ack": "acked", "resolve": "resolved", "false-positive": "false_positive", "reopen": "new"}.get(
-        action
-    )
+def triage(alert: ScopedAlert, action: str, who: Who, db: DB) -> dict[str, Any]:
+    status = TRIAGE.get(action)
     if status is None:
         raise HTTPException(404, "unknown action")
     who.require("operator", "tenant_admin")
-    try:
-        return set_alert_status(
-            _db(request),
-            str(alert_id),
-            status,
-            tenant_id=who.tenant_id if who.is_tenant else None,
-            actor=who.actor,
-        )
-    except NotFound:
-        raise HTTPException(404, "not found") from None
+    return set_alert_status(db, str(alert.id), status, tenant_id=alert.tenant_id, actor=who.actor)
 
 
 def tenant_names(db: Database) -> dict[int, str]:

@@ -18,7 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
@@ -31,7 +31,13 @@ from core.db import Database
 from core.errors import BadInput, NotFound
 from core.models import ALERT_STATUSES, SEVERITIES, Alert, CrawlJob, Posting, Sighting, Source, Tenant
 from core.settings import Settings
-from leaksentinel.api.auth import Principal, principal_from_key
+from leaksentinel.api.auth import (
+    Principal,
+    check_auth_failures,
+    principal_from_key,
+    record_auth_failure,
+)
+from leaksentinel.api.deps import PickedTenant, ScopedAlert, TenantRef
 from leaksentinel.api.limits import RateLimiter
 from leaksentinel.console.session import (
     LOGIN_COOKIE,
@@ -39,8 +45,11 @@ from leaksentinel.console.session import (
     SESSION_SECONDS,
     ConsoleSigner,
     Session,
+    end_session,
     load_or_create_secret,
     principal_from_key_id,
+    session_ended,
+    start_session,
 )
 
 __all__ = ["EVIDENCE_CHARS", "highlight", "mount_console"]
@@ -226,15 +235,28 @@ def redirect(request: Request, url: str, flash: str | None = None) -> RedirectRe
 # --------------------------------------------------------------------------- who is asking
 
 
-def current(request: Request, *roles: str) -> tuple[Principal, Session]:
-    """The signed-in principal (or LoginRequired), refused with a 403 page unless it has one of `roles`."""
+def session_principal(request: Request) -> Principal:
+    """The principal of the session cookie (what ``api.deps.current_principal`` asks on console pages),
+    or LoginRequired: no cookie, a forged or expired one, a logged-out session, a revoked key."""
     console = _console(request)
     session = console.signer.verify(request.cookies.get(SESSION_COOKIE))
-    if session is None:
+    if session is None or session_ended(console.db, session):
         raise LoginRequired()
     who = principal_from_key_id(console.db, session.key_id)
-    if who is None:  # the key was revoked since login
+    if who is None:  # the key was revoked since login: its sessions end with it
         raise LoginRequired()
+    request.state.session = session
+    request.state.principal = who
+    return who
+
+
+def current(request: Request, *roles: str) -> tuple[Principal, Session]:
+    """The signed-in principal (or LoginRequired), refused with a 403 page unless it has one of `roles`."""
+    who = getattr(request.state, "principal", None)
+    session = getattr(request.state, "session", None)
+    if not isinstance(who, Principal) or not isinstance(session, Session):
+        who = session_principal(request)
+        session = request.state.session
     if roles and who.role not in roles:
         raise PageError(403, f"This page needs one of the roles: {', '.join(roles)}.")
     return who, session
@@ -271,11 +293,16 @@ def _number(value: str, what: str) -> int:
     return int(value)
 
 
-def _tenant_for(who: Principal, requested: str | None) -> str | None:
-    """The tenant a page acts on: a tenant user's own; the one an operator picked (or none yet)."""
-    if who.is_tenant:
-        return str(who.tenant_id)
-    return requested or None
+def _picked(who: Principal, scope: TenantRef | None) -> str:
+    """The tenant shown as picked in an operator's picker ('' for tenant users, who have no picker)."""
+    return scope.name if scope is not None and not who.is_tenant else ""
+
+
+def _tenant_query(who: Principal, scope: TenantRef | None) -> str:
+    """``?tenant=NAME`` for an operator's forms and links (the scope travels in the URL, as GETs have it)."""
+    if who.is_tenant or scope is None:
+        return ""
+    return "?" + urllib.parse.urlencode({"tenant": scope.name})
 
 
 def _tenant_names(db: Database) -> list[str]:
@@ -286,10 +313,11 @@ def _tenant_names(db: Database) -> list[str]:
 # --------------------------------------------------------------------------- data for pages
 
 
-def _alert_detail(db: Database, who: Principal, alert_id: int) -> dict[str, Any]:
+def _alert_detail(db: Database, alert_id: int) -> dict[str, Any]:
+    """An alert's page data; the caller's scope was checked by the ScopedAlert dependency."""
     with db.session() as sess:
         alert = sess.get(Alert, alert_id)
-        if alert is None or (who.is_tenant and alert.tenant_id != who.tenant_id):
+        if alert is None:
             raise PageError(404, "No such alert.")
         view = alert_to_dict(sess, alert, with_findings=True)
         sightings: dict[str, dict[str, Any]] = {}
@@ -537,14 +565,20 @@ async def login(request: Request) -> Response:
     client = request.client.host if request.client else "unknown"
     if not console.login_limiter.allow(f"login:{client}"):
         return _login_form(request, "Too many attempts; wait a minute and try again.", 429)
+    try:
+        check_auth_failures(request)
+    except HTTPException:
+        return _login_form(request, "Too many failed attempts; wait a minute and try again.", 429)
     key = _one(form, "api_key")
-    who = await run_in_threadpool(principal_from_key, console.db, key) if key else None
+    who = await run_in_threadpool(principal_from_key, console.db, key) if key and len(key) <= 256 else None
     if who is None:
+        record_auth_failure(request)
         return _login_form(request, "That API key is not valid.", 401)
+    start_id = await run_in_threadpool(start_session, console.db, who.key_id, who.actor)
     response = RedirectResponse(HOME_PAGE.get(who.role, "/howto"), status_code=303)
     response.set_cookie(
         SESSION_COOKIE,
-        console.signer.issue(who.key_id),
+        console.signer.issue(who.key_id, start_id=start_id),
         max_age=SESSION_SECONDS,
         path="/",
         httponly=True,
@@ -557,7 +591,10 @@ async def login(request: Request) -> Response:
 
 @router.post("/logout")
 async def logout(request: Request) -> Response:
-    await posted(request)
+    """Ends the session on the server too: a copy of the cookie no longer opens any page."""
+    who, _ = await posted(request)
+    session: Session = request.state.session
+    await run_in_threadpool(end_session, _console(request).db, session, who.actor)
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response
@@ -567,7 +604,7 @@ async def logout(request: Request) -> Response:
 
 
 @router.get("/alerts")
-def alerts_page(request: Request, status: str = "", severity: str = "", tenant: str = "") -> HTMLResponse:
+def alerts_page(request: Request, scope: PickedTenant, status: str = "", severity: str = "") -> HTMLResponse:
     who, session = current(request, "tenant_admin", "tenant_viewer", "operator", "analyst")
     if status and status not in ALERT_STATUSES:
         raise PageError(400, f"Unknown status {status!r}.")
@@ -576,11 +613,7 @@ def alerts_page(request: Request, status: str = "", severity: str = "", tenant: 
     console = _console(request)
     from leaksentinel.actions.alerts import list_alerts
 
-    ref = _tenant_for(who, tenant)
-    try:
-        rows = list_alerts(console.db, ref, status or None)
-    except NotFound:
-        raise PageError(404, "No such tenant.") from None
+    rows = list_alerts(console.db, scope.id if scope else None, status or None)
     if severity:
         rows = [r for r in rows if r["severity"] == severity]
     rows.reverse()  # newest first
@@ -595,15 +628,15 @@ def alerts_page(request: Request, status: str = "", severity: str = "", tenant: 
         severities=SEVERITIES,
         status=status,
         severity=severity,
-        tenant=tenant,
+        tenant=_picked(who, scope),
         tenants=[] if who.is_tenant else _tenant_names(console.db),
     )
 
 
 @router.get("/alerts/{alert_id}")
-def alert_page(request: Request, alert_id: str) -> HTMLResponse:
+def alert_page(request: Request, alert: ScopedAlert) -> HTMLResponse:
     who, session = current(request, "tenant_admin", "tenant_viewer", "operator", "analyst")
-    detail = _alert_detail(_console(request).db, who, _number(alert_id, "alert"))
+    detail = _alert_detail(_console(request).db, alert.id)
     return render(
         request,
         "alert.html",
@@ -615,63 +648,52 @@ def alert_page(request: Request, alert_id: str) -> HTMLResponse:
 
 
 @router.post("/alerts/{alert_id}/{action}")
-async def triage(request: Request, alert_id: int, action: str) -> Response:
+async def triage(request: Request, alert: ScopedAlert, action: str) -> Response:
     who, _ = await posted(request, "tenant_admin", "operator")
     status = TRIAGE.get(action)
     if status is None:
         raise PageError(404, "Unknown action.")
     from leaksentinel.actions.alerts import set_alert_status
 
-    try:
-        await run_in_threadpool(
-            lambda: set_alert_status(
-                _console(request).db,
-                str(alert_id),
-                status,
-                tenant_id=who.tenant_id if who.is_tenant else None,
-                actor=who.actor,
-            )
+    await run_in_threadpool(
+        lambda: set_alert_status(
+            _console(request).db, str(alert.id), status, tenant_id=alert.tenant_id, actor=who.actor
         )
-    except NotFound:
-        raise PageError(404, "No such alert.") from None
-    return redirect(request, f"/alerts/{alert_id}", f"Alert {alert_id} is now {status.replace('_', ' ')}.")
+    )
+    return redirect(request, f"/alerts/{alert.id}", f"Alert {alert.id} is now {status.replace('_', ' ')}.")
 
 
 @router.get("/watches")
-def watches_page(request: Request, tenant: str = "") -> HTMLResponse:
+def watches_page(request: Request, scope: PickedTenant) -> HTMLResponse:
     who, session = current(request, "tenant_admin", "tenant_viewer", "operator")
     console = _console(request)
     from leaksentinel.actions.watches import list_watches
 
-    ref = _tenant_for(who, tenant)
-    try:
-        rows = list_watches(console.db, ref) if ref else []
-    except NotFound:
-        raise PageError(404, "No such tenant.") from None
+    rows = list_watches(console.db, scope.id) if scope else []
     return render(
         request,
         "watches.html",
         who=who,
         session=session,
         watches=rows,
-        tenant=tenant,
-        picked=bool(ref),
+        tenant=_picked(who, scope),
+        tq=_tenant_query(who, scope),
+        picked=scope is not None,
         can_edit=who.role in ("tenant_admin", "operator"),
         tenants=[] if who.is_tenant else _tenant_names(console.db),
     )
 
 
-def _back(path: str, who: Principal, tenant: str) -> str:
-    return path if who.is_tenant or not tenant else f"{path}?{urllib.parse.urlencode({'tenant': tenant})}"
+def _scope_or_400(scope: TenantRef | None) -> TenantRef:
+    if scope is None:
+        raise PageError(400, "Pick a tenant first.")
+    return scope
 
 
 @router.post("/watches")
-async def add_watch(request: Request) -> Response:
+async def add_watch(request: Request, scope: PickedTenant) -> Response:
     who, form = await posted(request, "tenant_admin", "operator")
-    tenant = _one(form, "tenant")
-    ref = _tenant_for(who, tenant)
-    if not ref:
-        raise PageError(400, "Pick a tenant first.")
+    tenant = _scope_or_400(scope)
     from leaksentinel.actions.watches import add_domain_watch, add_keyword_watch, add_regex_watch
 
     adders: dict[str, Callable[..., dict[str, Any]]] = {
@@ -681,13 +703,13 @@ async def add_watch(request: Request) -> Response:
     }
     kind, value = _one(form, "kind"), _one(form, "value")
     add = adders.get(kind)
-    back = _back("/watches", who, tenant)
+    back = "/watches" + _tenant_query(who, scope)
     if add is None or not value or len(value) > 1024:
         return redirect(
             request, back, "Give a kind (domain, keyword or regex) and a value of up to 1024 characters."
         )
     try:
-        await run_in_threadpool(lambda: add(_console(request).db, ref, value, actor=who.actor))
+        await run_in_threadpool(lambda: add(_console(request).db, tenant.id, value, actor=who.actor))
     except NotFound:
         raise PageError(404, "No such tenant.") from None
     except BadInput as exc:
@@ -695,52 +717,120 @@ async def add_watch(request: Request) -> Response:
     return redirect(request, back, f"Watching the {kind} {value}.")
 
 
+def _watch_of(db: Database, tenant: TenantRef, watch_id: str) -> dict[str, Any]:
+    from leaksentinel.actions.watches import list_watches
+
+    for row in list_watches(db, tenant.id):
+        if str(row["id"]) == watch_id:
+            return row
+    raise PageError(404, "No such watch.")
+
+
+def _confirm(
+    request: Request,
+    who: Principal,
+    session: Session,
+    *,
+    title: str,
+    what: str,
+    warning: str,
+    action: str,
+    back: str,
+    button: str,
+) -> HTMLResponse:
+    """The confirmation step of a destructive action: what goes, what cannot be undone, a required box."""
+    return render(
+        request,
+        "confirm.html",
+        who=who,
+        session=session,
+        title=title,
+        what=what,
+        warning=warning,
+        action=action,
+        back=back,
+        button=button,
+    )
+
+
+def _confirmed(form: dict[str, list[str]]) -> bool:
+    return _one(form, "confirm") == "yes"
+
+
+@router.get("/watches/{watch_id}/remove")
+def confirm_remove_watch(request: Request, watch_id: str, scope: PickedTenant) -> HTMLResponse:
+    who, session = current(request, "tenant_admin", "operator")
+    tenant = _scope_or_400(scope)
+    watch = _watch_of(_console(request).db, tenant, watch_id)
+    tq = _tenant_query(who, scope)
+    records = watch["kind"] == "records"
+    return _confirm(
+        request,
+        who,
+        session,
+        title=f"Remove watch {watch['id']}?",
+        what=(
+            f"{watch.get('records', 0)} registered records ({watch.get('hashes', 0)} hashes) of {tenant.name}"
+            if records
+            else f"The {watch['kind']} watch {watch.get('name') or watch['value']} of {tenant.name}"
+        ),
+        warning=(
+            "The hashes are deleted here and cannot be recovered: registering them again means hashing "
+            "the records again on the company's machine."
+            if records
+            else "Postings will no longer be matched against it."
+        ),
+        action=f"/watches/{watch['id']}/remove{tq}",
+        back=f"/watches{tq}",
+        button="Remove watch",
+    )
+
+
 @router.post("/watches/{watch_id}/remove")
-async def remove_watch(request: Request, watch_id: int) -> Response:
+async def remove_watch(request: Request, watch_id: int, scope: PickedTenant) -> Response:
     who, form = await posted(request, "tenant_admin", "operator")
-    tenant = _one(form, "tenant")
-    ref = _tenant_for(who, tenant)
-    if not ref:
-        raise PageError(400, "Pick a tenant first.")
+    tenant = _scope_or_400(scope)
+    back = "/watches" + _tenant_query(who, scope)
+    if not _confirmed(form):
+        return redirect(request, back, f"Watch {watch_id} was not removed: tick the confirmation box.")
     from leaksentinel.actions.watches import remove_watch as remove
 
     try:
-        await run_in_threadpool(lambda: remove(_console(request).db, ref, str(watch_id), actor=who.actor))
+        await run_in_threadpool(
+            lambda: remove(_console(request).db, tenant.id, str(watch_id), actor=who.actor)
+        )
     except NotFound:
         raise PageError(404, "No such watch.") from None
-    return redirect(request, _back("/watches", who, tenant), f"Watch {watch_id} removed.")
+    return redirect(request, back, f"Watch {watch_id} removed.")
 
 
 @router.get("/subscriptions")
-def subscriptions_page(request: Request, tenant: str = "") -> HTMLResponse:
+def subscriptions_page(request: Request, scope: PickedTenant) -> HTMLResponse:
     who, session = current(request, "tenant_admin", "tenant_viewer", "operator")
-    return _subscriptions(request, who, session, tenant)
+    return _subscriptions(request, who, session, scope)
 
 
 def _subscriptions(
     request: Request,
     who: Principal,
     session: Session,
-    tenant: str,
+    scope: TenantRef | None,
     created: dict[str, Any] | None = None,
     error: str | None = None,
 ) -> HTMLResponse:
     console = _console(request)
     from leaksentinel.actions.subscriptions import list_subscriptions
 
-    ref = _tenant_for(who, tenant)
-    try:
-        rows = list_subscriptions(console.db, ref) if ref else []
-    except NotFound:
-        raise PageError(404, "No such tenant.") from None
+    rows = list_subscriptions(console.db, scope.id) if scope else []
     return render(
         request,
         "subscriptions.html",
         who=who,
         session=session,
         subscriptions=rows,
-        tenant=tenant,
-        picked=bool(ref),
+        tenant=_picked(who, scope),
+        tq=_tenant_query(who, scope),
+        picked=scope is not None,
         created=created,
         error=error,
         severities=SEVERITIES,
@@ -750,38 +840,83 @@ def _subscriptions(
 
 
 @router.post("/subscriptions")
-async def subscribe(request: Request) -> Response:
+async def subscribe(request: Request, scope: PickedTenant) -> Response:
     """Shown directly (no redirect): a webhook's signing secret appears once, on this response only."""
     who, form = await posted(request, "tenant_admin", "operator")
-    _, session = current(request)
-    tenant = _one(form, "tenant")
-    ref = _tenant_for(who, tenant)
-    if not ref:
-        raise PageError(400, "Pick a tenant first.")
+    session: Session = request.state.session
+    tenant = _scope_or_400(scope)
     channel, target = _one(form, "channel"), _one(form, "target")
-    if channel not in ("webhook", "email") or not target or len(target) > 2048:
-        return _subscriptions(request, who, session, tenant, error="Give a channel and a target.")
+    if channel not in ("webhook", "email", "slack") or not target or len(target) > 2048:
+        return _subscriptions(request, who, session, scope, error="Give a channel and a target.")
     from leaksentinel.actions.subscriptions import add_subscription
 
     console = _console(request)
+    kinds = [k.strip() for k in _one(form, "kinds").split(",") if k.strip()][:10] or None
     try:
         created = await run_in_threadpool(
             lambda: add_subscription(
                 console.db,
                 console.settings,
-                ref,
+                tenant.id,
                 webhook=target if channel == "webhook" else None,
                 email=target if channel == "email" else None,
+                slack=target if channel == "slack" else None,
                 secret=_one(form, "secret")[:256] or None,
                 min_severity=_one(form, "min_severity", "low") or "low",
+                kinds=kinds,
+                digest=_one(form, "digest") or None,
                 actor=who.actor,
             )
         )
-    except NotFound:
-        raise PageError(404, "No such tenant.") from None
     except BadInput as exc:
-        return _subscriptions(request, who, session, tenant, error=f"Not added: {exc}")
-    return _subscriptions(request, who, session, tenant, created=created)
+        return _subscriptions(request, who, session, scope, error=f"Not added: {exc}")
+    return _subscriptions(request, who, session, scope, created=created)
+
+
+def _subscription_of(db: Database, tenant: TenantRef, sub_id: str) -> dict[str, Any]:
+    from leaksentinel.actions.subscriptions import list_subscriptions
+
+    for row in list_subscriptions(db, tenant.id):
+        if str(row["id"]) == sub_id:
+            return row
+    raise PageError(404, "No such subscription.")
+
+
+@router.get("/subscriptions/{sub_id}/remove")
+def confirm_unsubscribe(request: Request, sub_id: str, scope: PickedTenant) -> HTMLResponse:
+    who, session = current(request, "tenant_admin", "operator")
+    tenant = _scope_or_400(scope)
+    sub = _subscription_of(_console(request).db, tenant, sub_id)
+    tq = _tenant_query(who, scope)
+    return _confirm(
+        request,
+        who,
+        session,
+        title=f"Remove subscription {sub['id']}?",
+        what=f"Alerts of {tenant.name} delivered by {sub['channel']} to {sub['target']}",
+        warning="Nothing more is delivered there, and its pending deliveries are dropped.",
+        action=f"/subscriptions/{sub['id']}/remove{tq}",
+        back=f"/subscriptions{tq}",
+        button="Remove subscription",
+    )
+
+
+@router.post("/subscriptions/{sub_id}/remove")
+async def unsubscribe(request: Request, sub_id: int, scope: PickedTenant) -> Response:
+    who, form = await posted(request, "tenant_admin", "operator")
+    tenant = _scope_or_400(scope)
+    back = "/subscriptions" + _tenant_query(who, scope)
+    if not _confirmed(form):
+        return redirect(request, back, f"Subscription {sub_id} was not removed: tick the confirmation box.")
+    from leaksentinel.actions.subscriptions import remove_subscription
+
+    try:
+        await run_in_threadpool(
+            lambda: remove_subscription(_console(request).db, tenant.id, sub_id, actor=who.actor)
+        )
+    except NotFound:
+        raise PageError(404, "No such subscription.") from None
+    return redirect(request, back, f"Subscription {sub_id} removed.")
 
 
 @router.get("/howto")
@@ -860,6 +995,30 @@ def jobs_page(request: Request, name: str) -> HTMLResponse:
     return render(request, "jobs.html", who=who, session=session, **_jobs(_console(request).db, name))
 
 
+@router.get("/sources/{name}/remove")
+def confirm_remove_source(request: Request, name: str) -> HTMLResponse:
+    who, session = current(request, "operator")
+    from leaksentinel.actions.sources import find_source
+
+    with _console(request).db.session() as sess:
+        try:
+            source = find_source(sess, name)
+        except NotFound:
+            raise PageError(404, "No such source.") from None
+        label, kind, url = source.name, source.kind, source.url
+    return _confirm(
+        request,
+        who,
+        session,
+        title=f"Remove source {label}?",
+        what=f"The {kind} source {label} ({url}) and its schedule",
+        warning="It is no longer crawled. The postings and alerts it found stay.",
+        action=f"/sources/{urllib.parse.quote(label, safe='')}/remove",
+        back="/sources",
+        button="Remove source",
+    )
+
+
 @router.post("/sources/{name}/{action}")
 async def source_action(request: Request, name: str, action: str) -> Response:
     who, form = await posted(request, "operator")
@@ -868,6 +1027,13 @@ async def source_action(request: Request, name: str, action: str) -> Response:
     db = _console(request).db
 
     def change() -> str:
+        if action == "remove":
+            if not _confirmed(form):
+                return f"Source {name} was not removed: tick the confirmation box."
+            from leaksentinel.actions.sources import remove_source
+
+            remove_source(db, name, actor=who.actor)
+            return f"Source {name} removed (its postings stay)."
         if action == "pause":
             set_source(db, name, pause=True, actor=who.actor)
             return f"Source {name} paused."
@@ -976,6 +1142,16 @@ def mount_console(app: FastAPI) -> None:
             return RedirectResponse("/login", status_code=303)
         return _login_form(request, "Your session has ended; log in again.", 401)
 
+    api_not_found = app.exception_handlers.get(NotFound)
+
+    async def _not_found(request: Request, exc: Exception) -> Response:
+        """Out of scope or missing: the API's JSON 404 on /api/, the console's 404 page elsewhere."""
+        if request.url.path.startswith("/api/") and api_not_found is not None:
+            return await api_not_found(request, exc)  # type: ignore[no-any-return]
+        return await _page_error(request, PageError(404, "Not found."))
+
+    app.state.session_principal = session_principal  # how api.deps finds the caller on console pages
     app.add_exception_handler(PageError, _page_error)
     app.add_exception_handler(LoginRequired, _login_required)
+    app.add_exception_handler(NotFound, _not_found)
     app.include_router(router)

@@ -5,6 +5,11 @@ credential for the whole API). The cookie holds only the key's id, an expiry and
 an HMAC whose secret lives in the home (``console.secret``, 0600), so nobody can forge a session for
 another key. Each request reloads the key, so revoking the key ends its sessions at once.
 
+Why logout is recorded on the server: a signed cookie stays valid until it expires, so deleting it in
+the browser alone would leave a copy (a shared machine, a proxy log) usable for the rest of the day.
+Login writes a ``session.start`` row to the audit log, whose id the token carries; logout writes
+``session.end`` for that session, and every request checks for one (a look at the rows since login).
+
 Why HMAC CSRF tokens: every POST form carries ``HMAC(secret, "csrf:" + session token)``; a cross-site
 page cannot read the cookie, so it cannot compute the token (and the cookie is SameSite=Strict as well).
 The login form, before any session exists, is tied the same way to a random pre-login cookie.
@@ -23,7 +28,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from core.db import Database
-from core.models import ApiKey, Tenant
+from core.models import ApiKey, AuditLog, Tenant
 from leaksentinel.api.auth import Principal
 
 __all__ = [
@@ -32,8 +37,11 @@ __all__ = [
     "SESSION_SECONDS",
     "ConsoleSigner",
     "Session",
+    "end_session",
     "load_or_create_secret",
     "principal_from_key_id",
+    "session_ended",
+    "start_session",
 ]
 
 SESSION_COOKIE = "ls_session"
@@ -70,6 +78,10 @@ class Session:
     token: str
     key_id: int
     expires: int
+    #: The random part of the token, under which its end is recorded.
+    nonce: str = ""
+    #: The audit row of its login (0 for a token made without one): where to look for its end.
+    start_id: int = 0
 
 
 class ConsoleSigner:
@@ -81,10 +93,10 @@ class ConsoleSigner:
     def _mac(self, purpose: str, message: str) -> str:
         return hmac.new(self._secret, f"{purpose}:{message}".encode(), hashlib.sha256).hexdigest()
 
-    def issue(self, key_id: int, now: float | None = None) -> str:
-        """A new session token ``<key id>.<expiry>.<nonce>.<mac>`` (no key material in it)."""
+    def issue(self, key_id: int, now: float | None = None, start_id: int = 0) -> str:
+        """A new session token ``<key id>.<expiry>.<login row>-<nonce>.<mac>`` (no key material in it)."""
         expires = int(now if now is not None else time.time()) + SESSION_SECONDS
-        body = f"{key_id}.{expires}.{secrets.token_urlsafe(12)}"
+        body = f"{key_id}.{expires}.{int(start_id)}-{secrets.token_hex(12)}"
         return f"{body}.{self._mac('session', body)}"
 
     def verify(self, token: str | None, now: float | None = None) -> Session | None:
@@ -100,7 +112,8 @@ class ConsoleSigner:
         expires = int(parts[1])
         if expires < int(now if now is not None else time.time()):
             return None
-        return Session(token, int(parts[0]), expires)
+        start, _, _ = parts[2].partition("-")
+        return Session(token, int(parts[0]), expires, parts[2], int(start) if start.isdigit() else 0)
 
     def csrf_token(self, session_token: str) -> str:
         return self._mac("csrf", session_token)
@@ -125,3 +138,42 @@ def principal_from_key_id(db: Database, key_id: int) -> Principal | None:
             return None
         tenant = sess.get(Tenant, key.tenant_id) if key.tenant_id else None
         return Principal(key.id, key.role, key.tenant_id, tenant.name if tenant else None)
+
+
+def start_session(db: Database, key_id: int, actor: str) -> int:
+    """Record a console login; the row's id goes into the session token."""
+    with db.session() as sess:
+        row = AuditLog(actor=actor, action="session.start", object_type="session", object_id=None, detail={})
+        sess.add(row)
+        sess.flush()
+        return int(row.id)
+
+
+def end_session(db: Database, session: Session, actor: str) -> None:
+    """Record a logout: from now on no request is served with this session's token."""
+    with db.session() as sess:
+        sess.add(
+            AuditLog(
+                actor=actor,
+                action="session.end",
+                object_type="session",
+                object_id=session.nonce[:64],
+                detail={"login": session.start_id},
+            )
+        )
+
+
+def session_ended(db: Database, session: Session) -> bool:
+    """Whether this session was logged out (only audit rows written since its login are looked at)."""
+    with db.session() as sess:
+        found = sess.scalar(
+            select(AuditLog.id)
+            .where(
+                AuditLog.id > session.start_id,
+                AuditLog.action == "session.end",
+                AuditLog.object_type == "session",
+                AuditLog.object_id == session.nonce[:64],
+            )
+            .limit(1)
+        )
+        return found is not None

@@ -271,7 +271,7 @@ def test_watches_and_subscriptions_forms(world: dict[str, Any]) -> None:
     assert client.post("/watches", data={"csrf": csrf, "kind": "keyword", "value": "z"}).status_code == 403
     csrf = login(client, world["operator"])
     assert "pick one" in client.get("/watches").text
-    r = client.post("/watches", data={"csrf": csrf, "tenant": "globex", "kind": "keyword", "value": "gx"})
+    r = client.post("/watches?tenant=globex", data={"csrf": csrf, "kind": "keyword", "value": "gx"})
     assert r.status_code == 200 and "gx" in r.text
 
 

@@ -5,17 +5,26 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from core.db import Database
 from core.errors import BadInput, NotFound
-from core.models import AuditLog, Source, utcnow
+from core.models import AuditLog, CrawlJob, Posting, Source, utcnow
 from crawlers.health import is_stale
 from crawlers.schedule import schedule_from_options
 from leaksentinel.actions.naming import check_slug
 
-__all__ = ["KINDS", "add_source", "find_source", "list_sources", "set_source", "source_to_dict"]
+__all__ = [
+    "KINDS",
+    "add_source",
+    "find_source",
+    "is_removed",
+    "list_sources",
+    "remove_source",
+    "set_source",
+    "source_to_dict",
+]
 
 KINDS = ("pastebin", "gists", "discourse", "phpbb", "xenforo", "telegram", "rss", "generic")
 
@@ -27,11 +36,17 @@ def check_url(url: str, what: str = "URL", schemes: tuple[str, ...] = ("http", "
     return url
 
 
+def is_removed(source: Source) -> bool:
+    """A source removed with ``source remove`` (kept only so that its postings still name it)."""
+    return bool((source.options or {}).get("removed"))
+
+
 def find_source(sess: Session, name_or_id: str) -> Source:
+    """A source by name or id; a removed source is not found (it cannot be crawled, set or resumed)."""
     source = sess.scalar(select(Source).where(Source.name == name_or_id))
     if source is None and str(name_or_id).isdigit():
         source = sess.get(Source, int(name_or_id))
-    if source is None:
+    if source is None or is_removed(source):
         raise NotFound(f"unknown source: {name_or_id}")
     return source
 
@@ -112,10 +127,78 @@ def add_source(
 
 
 def list_sources(db: Database) -> list[dict[str, Any]]:
-    """Crawled sources (not the implicit `local` and `tips`, nor one-off tip crawls)."""
+    """Crawled sources (not the implicit `local` and `tips`, nor one-off tip crawls, nor removed ones)."""
     with db.session() as sess:
         query = select(Source).where(Source.kind.not_in(("local", "tips"))).order_by(Source.id)
-        return [source_to_dict(s) for s in sess.scalars(query) if not (s.options or {}).get("tip")]
+        return [
+            source_to_dict(s)
+            for s in sess.scalars(query)
+            if not (s.options or {}).get("tip") and not is_removed(s)
+        ]
+
+
+#: Marks a removed source's stored name; never part of a slug, so a new source can never collide with it.
+REMOVED_MARK = "~removed-"
+
+
+def remove_source(db: Database, name_or_id: str, actor: str = "cli") -> dict[str, Any]:
+    """Remove a source: no longer listed, scheduled or crawlable; its name free again; its postings kept.
+
+    Why a soft delete: postings (and through them alerts, findings, evidence) reference the source with
+    ``ON DELETE CASCADE``, and the contract keeps a removed source's postings. So the row stays, disabled,
+    without a schedule, marked ``options["removed"]``, and renamed ``NAME~removed-ID`` (``~`` is never in a
+    slug): the name can be reused at once, and alerts, search and evidence still name where a posting came
+    from. Its crawl jobs stay as history. A crawl already running finishes, but what it finds after this
+    point is not stored (its source name no longer resolves); a queued one finds no source.
+    """
+    with db.session() as sess:
+        source = find_source(sess, name_or_id)
+        if source.kind in ("local", "tips") or (source.options or {}).get("tip"):
+            raise BadInput(
+                f"source {source.name} is built in (it holds scanned files and tips); it cannot be removed"
+            )
+        name = source.name
+        suffix = f"{REMOVED_MARK}{source.id}"
+        stored_as = name[: 64 - len(suffix)] + suffix
+        postings = sess.scalar(
+            select(func.count()).select_from(Posting).where(Posting.source_id == source.id)
+        )
+        running = sess.scalar(
+            select(func.count())
+            .select_from(CrawlJob)
+            .where(CrawlJob.source_id == source.id, CrawlJob.status == "running")
+        )
+        removed_at = utcnow()
+        source.options = {
+            **(source.options or {}),
+            "removed": {"at": removed_at.isoformat(), "by": actor, "name": name, "schedule": source.schedule},
+        }
+        source.name = stored_as
+        source.enabled = False
+        source.schedule = None
+        sess.add(
+            AuditLog(
+                actor=actor,
+                action="source.remove",
+                object_type="source",
+                object_id=str(source.id),
+                detail={
+                    "name": name,
+                    "stored_as": stored_as,
+                    "postings_kept": postings,
+                    "running_jobs": running,
+                },
+            )
+        )
+        sess.flush()
+        return source_to_dict(source) | {
+            "name": name,
+            "removed": True,
+            "removed_at": removed_at.isoformat(),
+            "stored_as": stored_as,
+            "postings_kept": int(postings or 0),
+            "running_jobs": int(running or 0),
+        }
 
 
 def set_source(

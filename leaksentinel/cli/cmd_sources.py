@@ -7,7 +7,8 @@ from typing import Annotated, Any
 import typer
 
 from crawlers.job import run_crawl
-from leaksentinel.actions.sources import add_source, list_sources, set_source
+from crawlers.schedule import describe_schedule
+from leaksentinel.actions.sources import add_source, list_sources, remove_source, set_source
 from leaksentinel.cli.context import state
 from leaksentinel.cli.output import emit_list, emit_object, err
 
@@ -81,14 +82,17 @@ def register(app: typer.Typer) -> None:
         emit_object(
             out,
             as_json,
-            human=f"source {out['name']} ({out['kind']}) added, schedule: {out['schedule'] or 'none'}",
+            human=f"source {out['name']} ({out['kind']}) added, schedule: {describe_schedule(out['schedule']) or 'none'}",
         )
 
     @source.command("list")
     def _list(as_json: JSON = False) -> None:
         """List sources with their schedule and last run."""
+        rows = list_sources(state.db)
+        if not as_json:  # people read "every 2m"; JSON keeps the stored form scripts already parse
+            rows = [row | {"schedule": describe_schedule(row.get("schedule"))} for row in rows]
         emit_list(
-            list_sources(state.db),
+            rows,
             as_json,
             [
                 "name",
@@ -102,6 +106,20 @@ def register(app: typer.Typer) -> None:
                 "health_reason",
             ],
             title="sources",
+        )
+
+    @source.command("remove")
+    def _remove(
+        name: Annotated[str, typer.Argument(help="Source name or id.")],
+        as_json: JSON = False,
+    ) -> None:
+        """Remove a source: no longer listed nor scheduled, its name free again; its postings stay."""
+        out = remove_source(state.db, name)
+        emit_object(
+            out,
+            as_json,
+            human=f"source {out['name']} removed; its {out['postings_kept']} postings stay "
+            f"(shown as from {out['stored_as']})",
         )
 
     @source.command("set")
@@ -131,7 +149,7 @@ def register(app: typer.Typer) -> None:
         emit_object(
             out,
             as_json,
-            human=f"source {out['name']}: schedule {out['schedule'] or 'none'}, "
+            human=f"source {out['name']}: schedule {describe_schedule(out['schedule']) or 'none'}, "
             f"{'enabled' if out['enabled'] else 'paused'}",
         )
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 __all__ = ["emit_list", "emit_object", "err"]
 
@@ -43,8 +44,25 @@ def emit_list(
     count = 0
     for row in rows:
         count += 1
-        table.add_row(*[_cell(row.get(c)) for c in columns])
-    Console(highlight=False).print(table if count else f"(no {title or 'rows'})")
+        # Text, not markup: a posting title such as "[/b]" is data, never a rich tag (nor a crash).
+        table.add_row(*[Text(_cell(row.get(c))) for c in columns])
+    _console().print(table if count else Text(f"(no {title or 'rows'})"))
+
+
+#: Width of a table written to a pipe or a file: wide enough that no row is ever cut or wrapped.
+PIPE_WIDTH = 1_000_000
+
+
+def _console() -> Console:
+    """A terminal gets a table fitted to its width; a pipe or a file gets every table whole.
+
+    Why: rich assumes 80 columns when stdout is not a terminal, which cut URLs and errors in
+    ``source list | less`` and in scripts that grep the table.
+    """
+    out = sys.stdout
+    if out.isatty():
+        return Console(file=out, highlight=False)
+    return Console(file=out, highlight=False, width=PIPE_WIDTH, no_color=True, soft_wrap=False)
 
 
 def _cell(value: Any) -> str:

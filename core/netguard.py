@@ -238,7 +238,7 @@ class TargetPolicy:
         for ip in ips:
             reason = self.refusal(ip)
             if reason is not None:
-                shown = reason if ip == host else f"{host} resolves to {reason}"
+                shown = reason if ip == host else f"{host}: {reason}"
                 raise UnsafeTarget(f"blocked: {shown}")
         return ips
 

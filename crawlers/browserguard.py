@@ -8,9 +8,11 @@ images, fonts and media, never needed to read a posting).
 
 Limits (written down so nobody relies on more): Chromium resolves the name again when it connects, so a
 DNS answer that changes within milliseconds (rebinding with TTL 0) is not caught here as it is for
-Scrapy's own downloads (crawlers/resolver.py); HTTP redirects inside the browser are followed by Chromium
-without a second routing call, so crawlers.run checks each navigation's final URL before its content is
-kept; WebSockets are refused outright (``route_web_socket``) and service workers blocked.
+Scrapy's own downloads (crawlers/resolver.py); an HTTP redirect inside the browser is followed by
+Chromium without a second routing call, so the redirected request itself is *not* stopped - only its
+content is dropped (``NetGuardLateMiddleware.process_response`` checks a rendered page's final URL). An
+egress proxy for the browser would close both gaps. WebSockets are refused outright
+(``route_web_socket``) and service workers are blocked.
 """
 
 from __future__ import annotations

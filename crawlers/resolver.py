@@ -94,7 +94,7 @@ class GuardedResolver:
         for _, sockaddr in addrs:
             reason = self.policy.refusal(str(sockaddr[0]))
             if reason is not None:
-                shown = reason if str(sockaddr[0]) == host else f"{host} resolves to {reason}"
+                shown = reason if str(sockaddr[0]) == host else f"{host}: {reason}"
                 refusals[host] = f"blocked: {shown}"
                 return []
         if not addrs:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from core.celery_app import app
 from core.db import open_database
 from core.errors import OperationalError
+from core.models import AuditLog
+from core.netguard import TargetPolicy, UnsafeTarget, check_url
 from core.settings import load_settings
 from crawlers.job import run_crawl
 from crawlers.tips import ensure_tip_source
@@ -34,9 +37,29 @@ def crawl(self: Any, source: str, scheduled: bool = False) -> dict[str, Any]:
 
 @app.task(name="crawlers.crawl_tip", acks_late=True, ignore_result=True)
 def crawl_tip(url: str, note: str = "") -> dict[str, Any]:
-    """A page reported to the tip line, crawled once (the URL was checked when it was reported)."""
+    """A page reported to the tip line, crawled once.
+
+    The URL is checked again here, not trusted because the API checked it: anything that can write to
+    the broker can enqueue a task. A refused URL is recorded in the audit log and never fetched.
+    """
     settings = load_settings()
-    name = ensure_tip_source(open_database(settings), url, note)
+    db = open_database(settings)
+    try:
+        target = check_url(str(url), policy=TargetPolicy.from_settings(settings))
+    except UnsafeTarget as exc:
+        reason = " ".join(str(exc).split())[:300]
+        with db.session() as sess:
+            sess.add(
+                AuditLog(
+                    actor="tip",
+                    action="tip.refused",
+                    object_type="tip",
+                    object_id="tip-" + hashlib.sha256(str(url).encode("utf-8", "replace")).hexdigest()[:12],
+                    detail={"url": str(url)[:500], "reason": reason},
+                )
+            )
+        return {"url": str(url)[:200], "refused": reason}
+    name = ensure_tip_source(db, target, str(note or ""))
     try:
         return run_crawl(settings, name)
     except OperationalError as exc:

@@ -13,7 +13,15 @@ import pytest
 
 import core.netguard as netguard
 from core.errors import BadInput
-from core.netguard import UnsafeTarget, check_url, guarded_transport, is_public_address
+from core.netguard import (
+    TargetPolicy,
+    UnsafeTarget,
+    check_url,
+    fetcher_url,
+    guarded_transport,
+    is_public_address,
+    parse_networks,
+)
 
 NON_PUBLIC = [
     "127.0.0.1",
@@ -226,3 +234,52 @@ def test_unresolvable_host_is_a_connect_error_at_send_time(monkeypatch: pytest.M
         pytest.raises(httpx.ConnectError),
     ):
         client.get("http://nowhere.invalid/")
+
+
+def test_check_url_reads_the_url_as_the_fetcher_does() -> None:
+    """``urllib`` sees host 93.184.215.14 where Scrapy and browsers see 169.254.169.254: refused."""
+    for url in ("http://169.254.169.254\\@93.184.215.14/", "http://a@127.0.0.1\\@example.com/x"):
+        with pytest.raises(UnsafeTarget, match="ambiguous"):
+            check_url(url, allow_private=True)
+        with pytest.raises(UnsafeTarget, match="ambiguous"):
+            check_url(url, allow_private=False)
+    assert fetcher_url("http://example.com\\path") == "http://example.com/path"
+
+
+def test_policy_allows_named_networks_and_blocks_others() -> None:
+    policy = TargetPolicy(allow_networks=parse_networks("127.0.0.1/32, 10.1.0.0/16"))
+    assert policy.refusal("127.0.0.1") is None and policy.refusal("10.1.2.3") is None
+    assert policy.refusal("127.0.0.2") == "127.0.0.2 is a loopback address"
+    assert policy.refusal("10.2.0.1") == "10.2.0.1 is a private address"
+    assert policy.refusal("169.254.169.254") == "169.254.169.254 is a link-local address"
+    assert policy.refusal("::ffff:10.1.0.9") is None  # the mapped form is the same host
+    assert policy.refusal("8.8.8.8") is None
+    open_but_metadata = TargetPolicy(allow_private=True, block_networks=parse_networks(["169.254.0.0/16"]))
+    assert open_but_metadata.refusal("10.0.0.1") is None
+    assert (
+        open_but_metadata.refusal("169.254.169.254")
+        == "169.254.169.254 is in the blocked network 169.254.0.0/16"
+    )
+    assert open_but_metadata.checks_addresses and not TargetPolicy(allow_private=True).checks_addresses
+    with pytest.raises(BadInput, match="not a network"):
+        parse_networks("10.0.0.0/8, intranet")
+
+
+def test_policy_resolve_checks_every_address(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_dns(monkeypatch, {"mixed.example": ["8.8.8.8", "10.0.0.7"], "ok.example": ["8.8.8.8"]})
+    policy = TargetPolicy()
+    assert policy.resolve("ok.example", 80) == ["8.8.8.8"]
+    with pytest.raises(UnsafeTarget, match=r"^blocked: mixed.example: 10.0.0.7 is a private address$"):
+        policy.resolve("mixed.example", 80)
+    allowed = TargetPolicy(allow_networks=parse_networks("10.0.0.0/24"))
+    assert check_url("http://mixed.example/x", policy=allowed) == "http://mixed.example/x"
+
+
+def test_policy_from_settings_reads_the_operator_decision() -> None:
+    from core.settings import Settings
+
+    env = {"LEAKSENTINEL_CRAWL_ALLOW_NETWORKS": "127.0.0.1/32", "LEAKSENTINEL_CRAWL_BLOCK_NETWORKS": ""}
+    embedded = TargetPolicy.from_settings(Settings(), env)
+    assert embedded.allow_private is True  # the embedded default allows private targets
+    server = TargetPolicy.from_settings(Settings(database_url="postgresql://db/x"), env)
+    assert server.allow_private is False and [str(n) for n in server.allow_networks] == ["127.0.0.1/32"]

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi.routing import iter_route_contexts
 from fastapi.testclient import TestClient
 
 from core.db import open_database
@@ -71,30 +72,137 @@ def test_keys_are_required_and_checked(world: dict[str, Any]) -> None:
     assert c.get("/health").json() == {"status": "ok"}
 
 
-def test_a_tenant_sees_only_its_own_objects_and_others_are_404(world: dict[str, Any]) -> None:
-    c, acme, other = world["client"], world["acme"], world["other"]
-    mine = c.get("/api/v1/alerts", headers=_auth(acme)).json()
-    theirs = c.get("/api/v1/alerts", headers=_auth(other)).json()
-    assert [a["tenant"] for a in mine] == ["acme"] and [a["tenant"] for a in theirs] == ["other"]
-    foreign = theirs[0]["id"]
-    for method, path in [
-        ("get", f"/api/v1/alerts/{foreign}"),
-        ("get", f"/api/v1/alerts/{foreign}/export?format=stix"),
-        ("post", f"/api/v1/alerts/{foreign}/ack"),
-        ("get", "/api/v1/watches?tenant=other"),
-        ("get", "/api/v1/subscriptions?tenant=other"),
-        ("get", "/api/v1/alerts?tenant=other"),
-        ("post", "/api/v1/watches?tenant=other"),
-        ("delete", "/api/v1/watches/1?tenant=other"),
-    ]:
-        kwargs: dict[str, Any] = {"headers": _auth(acme)}
-        if path.startswith("/api/v1/watches") and method == "post":
-            kwargs["json"] = {"kind": "keyword", "value": "x"}
-        r = getattr(c, method)(path, **kwargs)
-        assert r.status_code == 404, (method, path, r.status_code, r.text)
-    other_watch = c.get("/api/v1/watches", headers=_auth(other)).json()[0]["id"]
-    assert c.delete(f"/api/v1/watches/{other_watch}", headers=_auth(acme)).status_code == 404
-    assert [t["name"] for t in c.get("/api/v1/tenants", headers=_auth(acme)).json()] == ["acme"]
+def _scope_calls(dependant: Any) -> set[str]:
+    """Names of the scoping dependencies a route declares (searched through its sub-dependencies)."""
+    found: set[str] = set()
+    for dep in dependant.dependencies:
+        name = getattr(dep.call, "__name__", "")
+        if name in ("picked_tenant", "scoped_alert"):
+            found.add(name)
+        found |= _scope_calls(dep)
+    return found
+
+
+#: Object ids in paths: another tenant's object in any of them is a 404.
+TENANT_OBJECTS = {"alert_id", "watch_id", "subscription_id", "sub_id"}
+#: Routes any key (or no key) may call: their answers are checked for the other tenant's data instead.
+OPEN = {
+    ("GET", "/health"),
+    ("GET", "/openapi.json"),
+    ("GET", "/docs"),
+    ("GET", "/docs-assets/{name}"),
+    ("GET", "/api/v1/me"),
+    ("GET", "/api/v1/tenants"),
+    ("POST", "/api/v1/tips"),
+    ("POST", "/api/v1/scan"),
+    ("GET", "/"),
+    ("GET", "/login"),
+    ("POST", "/login"),
+    ("POST", "/logout"),
+    ("GET", "/howto"),
+}
+#: Valid bodies, so that what answers is the scope or role check and not the body's validation.
+BODIES: dict[tuple[str, str], Any] = {
+    ("POST", "/api/v1/tenants"): {"name": "newco"},
+    ("POST", "/api/v1/watches"): {"kind": "keyword", "value": "x"},
+    ("POST", "/api/v1/subscriptions"): {"email": "soc@acme.example"},
+    ("POST", "/api/v1/sources"): {"name": "pb2", "kind": "pastebin", "url": "http://127.0.0.1:9"},
+    ("PATCH", "/api/v1/sources/{name}"): {"pause": True},
+    ("POST", "/api/v1/deliveries/retry"): {"all_dead": True},
+}
+#: Safe values for path parameters that are not tenant objects.
+OTHER_PARAMS = {"name": "pb", "posting_id": "1"}
+
+
+def _login_console(client: TestClient, key: str) -> str:
+    import re
+
+    page = client.get("/login")
+    token = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert token
+    r = client.post("/login", data={"csrf": token.group(1), "api_key": key}, follow_redirects=False)
+    assert r.status_code == 303, r.text
+    found = re.search(r'name="csrf" value="([^"]+)"', client.get("/howto").text)
+    assert found
+    return found.group(1)
+
+
+def test_every_route_answers_404_for_another_tenants_objects(world: dict[str, Any]) -> None:
+    """Each route of the app (API and console, every method) is called by tenant acme with tenant
+    other's objects in its path and ``?tenant=other``: each answers 404 (403 where the role is never
+    enough), and the open routes show nothing of the other tenant."""
+    c, acme, op = world["client"], world["acme"], world["operator"]
+    app = c.app
+    sub = c.post(
+        "/api/v1/subscriptions?tenant=other",
+        json={"webhook": "http://127.0.0.1:9/hook-of-other"},
+        headers=_auth(op),
+    ).json()
+    c.post(
+        "/api/v1/sources",
+        json={"name": "pb", "kind": "pastebin", "url": "http://127.0.0.1:9"},
+        headers=_auth(op),
+    )
+    theirs = {
+        "alert_id": c.get("/api/v1/alerts?tenant=other", headers=_auth(op)).json()[0]["id"],
+        "watch_id": c.get("/api/v1/watches?tenant=other", headers=_auth(op)).json()[0]["id"],
+        "subscription_id": sub["id"],
+        "sub_id": sub["id"],
+    }
+    console = TestClient(app)
+    csrf = _login_console(console, acme)
+    before = c.get("/api/v1/audit", headers=_auth(op)).json()[0]["id"]
+    seen = 0
+    for context in iter_route_contexts(app.routes):  # every route, routers' included
+        route, template = context.original_route, str(context.path)
+        methods = sorted(set(getattr(route, "methods", None) or ()) - {"HEAD"})
+        if not methods:
+            assert template == "/static", template  # the one mount: public CSS
+            continue
+        params = {p.strip("{}").split(":")[0] for p in template.split("/") if p.startswith("{")}
+        unknown = params - TENANT_OBJECTS - set(OTHER_PARAMS) - {"action"}
+        assert not unknown or template.startswith("/docs-assets"), (template, unknown)
+        path = template
+        for param in params:
+            value = theirs.get(param) or OTHER_PARAMS.get(param)
+            if param == "action":
+                value = "ack" if "/alerts/" in path else "pause"
+            if template.startswith("/docs-assets"):
+                value = "swagger-ui.css"
+            path = path.replace("{" + param + "}", str(value))
+        scoped = _scope_calls(route.dependant) if hasattr(route, "dependant") else set()
+        for method in methods:
+            seen += 1
+            key = (method, template)
+            url = f"{path}?tenant=other&q=x&format=stix"
+            if template.startswith("/api/") or template in ("/metrics", "/health", "/openapi.json"):
+                body = BODIES.get(key, {}) if method != "GET" else None
+                r = c.request(method, url, headers=_auth(acme), json=body)
+            else:
+                form = {"csrf": csrf, "confirm": "yes", "kind": "keyword", "value": "x"}
+                if key == ("POST", "/logout"):
+                    continue  # would end this session; logout has its own tests
+                r = console.request(
+                    method, url, data=form if method == "POST" else None, follow_redirects=False
+                )
+            if key in OPEN:
+                assert r.status_code < 500, (key, r.status_code)
+                assert "other.example" not in r.text and "hook-of-other" not in r.text, key
+            elif params & TENANT_OBJECTS or scoped:
+                assert r.status_code == 404, (method, path, r.status_code, r.text[:200])
+            else:
+                assert r.status_code == 403, (method, path, r.status_code, r.text[:200])
+    assert seen >= 50
+    # Nothing of the other tenant changed: no audit entry since, its watch and subscription still there.
+    assert c.get("/api/v1/audit", headers=_auth(op)).json()[0]["id"] == before
+    assert [s["id"] for s in c.get("/api/v1/subscriptions?tenant=other", headers=_auth(op)).json()] == [
+        sub["id"]
+    ]
+    # The control: the same calls on acme's own objects are not 404.
+    own = c.get("/api/v1/alerts", headers=_auth(acme)).json()[0]["id"]
+    assert c.get(f"/api/v1/alerts/{own}", headers=_auth(acme)).status_code == 200
+    assert console.get(f"/alerts/{own}").status_code == 200
+    assert c.get("/api/v1/watches?tenant=acme", headers=_auth(acme)).status_code == 200
     # Scanning with a tenant key only reveals that tenant's findings.
     text = "jane@acme.example and bob@other.example"
     found = c.post("/api/v1/scan", content=text, headers=_auth(acme) | {"Content-Type": "text/plain"}).json()

@@ -7,6 +7,7 @@ loopback "attacker" server is viewed without any dialog firing or any request re
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -195,8 +196,9 @@ def browser() -> Iterator[Any]:
         chromium.close()
 
 
-@pytest.fixture
-def site(tmp_path: Path) -> Iterator[dict[str, Any]]:
+@contextlib.contextmanager
+def _serve(tmp_path: Path, *, csp: bool = True) -> Iterator[dict[str, Any]]:
+    """The world served by uvicorn on loopback (``csp=False``: without the Content-Security-Policy)."""
     import uvicorn
 
     from leaksentinel.api.app import create_app
@@ -204,7 +206,9 @@ def site(tmp_path: Path) -> Iterator[dict[str, Any]]:
     world = _build_world(tmp_path)
     port = _free_port()
     server = uvicorn.Server(
-        uvicorn.Config(create_app(world["settings"]), host="127.0.0.1", port=port, log_level="warning")
+        uvicorn.Config(
+            create_app(world["settings"], csp=csp), host="127.0.0.1", port=port, log_level="warning"
+        )
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -217,6 +221,19 @@ def site(tmp_path: Path) -> Iterator[dict[str, Any]]:
     finally:
         server.should_exit = True
         thread.join(timeout=5)
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Iterator[dict[str, Any]]:
+    with _serve(tmp_path) as world:
+        yield world
+
+
+@pytest.fixture
+def site_without_csp(tmp_path: Path) -> Iterator[dict[str, Any]]:
+    """Escaping is what keeps hostile text inert; the CSP is only a second line, so it is switched off."""
+    with _serve(tmp_path, csp=False) as world:
+        yield world
 
 
 @pytest.fixture
@@ -311,7 +328,11 @@ class _Attacker(BaseHTTPRequestHandler):
         pass
 
 
-def test_hostile_posting_runs_nothing_and_loads_nothing(site: dict[str, Any], page: Any) -> None:
+def test_hostile_posting_runs_nothing_and_loads_nothing(site_without_csp: dict[str, Any], page: Any) -> None:
+    site = site_without_csp
+    import httpx
+
+    assert "Content-Security-Policy" not in httpx.get(site["base"] + "/login").headers
     attacker = ThreadingHTTPServer(("127.0.0.1", 0), _Attacker)
     threading.Thread(target=attacker.serve_forever, daemon=True).start()
     _Attacker.hits = []
@@ -360,3 +381,30 @@ def test_hostile_posting_runs_nothing_and_loads_nothing(site: dict[str, Any], pa
     finally:
         attacker.shutdown()
         attacker.server_close()
+
+
+def test_api_docs_render_from_local_files_with_a_bearer_scheme(site: dict[str, Any], page: Any) -> None:
+    """/docs works on a machine without internet: every request stays on this server, under its CSP."""
+    base = site["base"]
+    outside: list[str] = []
+    errors: list[str] = []
+
+    def only_loopback(route: Any) -> None:
+        if route.request.url.startswith(base + "/"):
+            route.continue_()
+        else:  # a CDN would be unreachable here: record and refuse it
+            outside.append(route.request.url)
+            route.abort()
+
+    page.route("**/*", only_loopback)
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    response = page.goto(base + "/docs")
+    assert response is not None and "script-src 'self'" in response.headers["content-security-policy"]
+    page.wait_for_selector(".swagger-ui .info .title")
+    assert "leaksentinel" in page.inner_text(".swagger-ui .info .title")
+    page.wait_for_selector('[data-path="/api/v1/alerts"]')
+    page.click("button.authorize")
+    auth = page.wait_for_selector(".auth-container")
+    assert auth is not None and "ApiKey" in auth.inner_text() and "Bearer" in auth.inner_text()
+    assert outside == [] and errors == [], (outside, errors)

@@ -2,17 +2,93 @@
 
 from __future__ import annotations
 
+import os
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from core.settings import Settings
+from crawlers.extensions.progress import ENV as PROGRESS_ENV
+from crawlers.extensions.progress import read_progress
 from crawlers.job import run_crawl
 from crawlers.schedule import describe_schedule
-from leaksentinel.actions.sources import add_source, list_sources, remove_source, set_source
+from leaksentinel.actions.sources import add_source, find_source, list_sources, remove_source, set_source
 from leaksentinel.cli.context import state
 from leaksentinel.cli.output import emit_list, emit_object, err
 
 JSON = Annotated[bool, typer.Option("--json", help="Machine output (JSON).")]
+
+#: How often the progress line reads the run's progress file.
+POLL_S = 0.25
+
+
+def _stderr_fd() -> Any:
+    """The real stderr for the child's log (``-v``), or None when it has no file descriptor (tests)."""
+    try:
+        sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):
+        return None
+    return sys.stderr
+
+
+def _progress_text(name: str, p: dict[str, Any] | None, elapsed: float) -> str:
+    """One short line (it must fit 80 columns): pages, postings, matches, and errors when there are any."""
+    clock = f"{elapsed:.0f} s"
+    if not p:
+        return f"{name}: starting, {clock}"
+    errors = f", {p['errors']} errors" if p.get("errors") else ""
+    phase = ", closing" if p.get("finished") else ""
+    return (
+        f"{name}: {p.get('fetched', 0)} pages, {p.get('postings', 0)} postings ({p.get('new', 0)} new), "
+        f"{p.get('matches', 0)} matches, {p.get('alerts', 0)} alerts{errors}{phase}, {clock}"
+    )
+
+
+def crawl_with_progress(settings: Settings, name: str, *, verbose: bool = False) -> dict[str, Any]:
+    """``run_crawl`` with a live progress line on a terminal, and the crawler's log only with ``-v``.
+
+    Why this shape: the run is a child process (crawlers.job); its progress extension writes a JSON file
+    that ``run_crawl`` lets it find through the environment it passes on, and this thread renders it.
+    Without ``-v`` the child's log goes to run_crawl's own temporary file (its first error is kept).
+    """
+    if verbose:
+        return run_crawl(settings, name, stderr=_stderr_fd())
+    if not sys.stderr.isatty():
+        return run_crawl(settings, name)
+    from rich.console import Console
+
+    console = Console(stderr=True, highlight=False)
+    with tempfile.TemporaryDirectory(prefix="leaksentinel-crawl-") as tmp:
+        progress_file = Path(tmp) / "progress.json"
+        previous = os.environ.get(PROGRESS_ENV)
+        os.environ[PROGRESS_ENV] = str(progress_file)
+        done = threading.Event()
+        try:
+            started = time.monotonic()
+            with console.status(_progress_text(name, None, 0.0)) as status:
+
+                def poll() -> None:
+                    while not done.wait(POLL_S):
+                        progress = read_progress(progress_file)
+                        status.update(_progress_text(name, progress, time.monotonic() - started))
+
+                poller = threading.Thread(target=poll, name="crawl-progress", daemon=True)
+                poller.start()
+                try:
+                    return run_crawl(settings, name)
+                finally:
+                    done.set()
+                    poller.join(timeout=2)
+        finally:
+            if previous is None:
+                os.environ.pop(PROGRESS_ENV, None)
+            else:
+                os.environ[PROGRESS_ENV] = previous
 
 
 def register(app: typer.Typer) -> None:
@@ -154,9 +230,17 @@ def register(app: typer.Typer) -> None:
         )
 
     @app.command("crawl")
-    def _crawl(name: str, as_json: JSON = False) -> None:
+    def _crawl(
+        name: str,
+        as_json: JSON = False,
+        verbose: Annotated[
+            bool, typer.Option("--verbose", "-v", help="Show the crawler's (Scrapy's) log on stderr.")
+        ] = False,
+    ) -> None:
         """Crawl a source once, now, in the foreground (progress on stderr)."""
-        summary = run_crawl(state.settings, name)
+        with state.db.session() as sess:
+            find_source(sess, name)  # a removed source is not crawled, not even by its id
+        summary = crawl_with_progress(state.settings, name, verbose=verbose)
         keys = ("source", "fetched", "postings", "new", "matches", "alerts", "errors", "seconds")
         line = {k: summary.get(k) for k in keys} | {k: v for k, v in summary.items() if k not in keys}
         if summary.get("status") == "failed":

@@ -143,7 +143,7 @@ def test_running_service_obeys_interval_change_and_pause_without_restart(tmp_pat
             stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
-        db = open_database(load_settings(environ={"LEAKSENTINEL_HOME": str(home)}))
+        db = open_database(load_settings(environ=env))
 
         def runs(name: str) -> list[datetime]:
             with db.session() as sess:

@@ -124,17 +124,22 @@ def test_tenant_add_and_list(cli, database_url: str) -> None:  # type: ignore[no
 
 
 def _snapshot(home: Path) -> dict[str, object]:
-    import sqlite3
+    """Every row of every table of the test's database (the home's SQLite file, or PostgreSQL), read
+    without migrating it, so a refused command can be shown to have written nothing."""
+    from sqlalchemy import create_engine, inspect, text
 
-    db = home / "leaksentinel.db"
-    if not db.exists():
-        return {}
-    con = sqlite3.connect(db)
+    url = os.environ.get("LEAKSENTINEL_DATABASE_URL") or ""
+    if not url:
+        if not (home / "leaksentinel.db").exists():
+            return {}
+        url = f"sqlite:///{home / 'leaksentinel.db'}"
+    engine = create_engine(url)
     try:
-        tables = [r[0] for r in con.execute("select name from sqlite_master where type='table'")]
-        return {t: con.execute(f"select * from {t} order by 1").fetchall() for t in tables}
+        with engine.connect() as con:
+            tables = inspect(con).get_table_names()
+            return {t: con.execute(text(f'select * from "{t}" order by 1')).all() for t in tables}
     finally:
-        con.close()
+        engine.dispose()
 
 
 @pytest.mark.parametrize(
@@ -209,6 +214,7 @@ def test_hash_csv_output_shape(cli, tmp_path: Path) -> None:  # type: ignore[no-
     assert json.dumps(rows).count("a@x") == 0
 
 
+@pytest.mark.sqlite_only("a home is a separate deployment only when its database is the home's SQLite file")
 def test_config_file_anywhere_on_the_line(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     other_home = tmp_path / "other-home"
     cfg = tmp_path / "c.toml"

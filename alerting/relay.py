@@ -2,7 +2,8 @@
 
 Why a relay: alerts and their delivery rows are written in the posting's transaction, never straight
 to the broker, so a broker that is down or restarted loses nothing; the relay publishes each pending
-row and publishes again any row that stayed unacknowledged too long.
+row and publishes again any row that stayed unacknowledged too long. Operator events take the same
+path (alerting.outbox): same backoff, same dead letters.
 """
 
 from __future__ import annotations
@@ -10,14 +11,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from datetime import timedelta
 
 from celery import Celery
-from sqlalchemy import or_, select, update
 
 from alerting.digest_job import run_digests
+from alerting.outbox import publish_due
 from core.db import Database
-from core.models import Delivery, OperatorEvent, utcnow
+from core.models import Delivery, OperatorEvent
 from core.settings import Settings
 
 __all__ = ["Relay"]
@@ -37,69 +37,12 @@ class Relay:
         self._last_digest = 0.0
 
     def run_once(self, batch: int = 200) -> int:
-        """Publish what is due; returns how many deliveries were published.
-
-        Rows are claimed (marked queued) before publishing, so a worker that finishes fast is never
-        overwritten; a row claimed but not published is published again after the requeue delay.
-        """
-        now = utcnow()
-        due_clause = or_(
-            Delivery.status == "pending",
-            (Delivery.status == "queued")
-            & (Delivery.queued_at < now - timedelta(seconds=self.settings.relay_requeue_after_s)),
-        )
-        with self.db.session() as sess:
-            ids = list(sess.scalars(select(Delivery.id).where(due_clause).order_by(Delivery.id).limit(batch)))
-            if not ids:
-                return 0
-            sess.execute(
-                update(Delivery)
-                .where(Delivery.id.in_(ids), due_clause)
-                .values(status="queued", queued_at=now)
-            )
-        published = 0
-        for delivery_id in ids:
-            try:
-                self.celery.send_task(NOTIFY_TASK, args=[delivery_id], queue="notify")
-            except Exception as exc:  # broker down: give the rest back, try next tick
-                log.warning("relay: broker unavailable (%s); %d deliveries wait", exc, len(ids) - published)
-                with self.db.session() as sess:
-                    sess.execute(
-                        update(Delivery)
-                        .where(Delivery.id.in_(ids[published:]), Delivery.status == "queued")
-                        .values(status="pending")
-                    )
-                break
-            published += 1
-        return published
+        """Publish the alert deliveries that are due; returns how many were published."""
+        return publish_due(self.db, self.celery, Delivery, NOTIFY_TASK, self.settings, batch)
 
     def run_operator_events(self, batch: int = 50) -> int:
-        """Publish pending operator events (unhealthy or recovered sources)."""
-        now = utcnow()
-        stale = now - timedelta(seconds=self.settings.relay_requeue_after_s)
-        due = or_(
-            OperatorEvent.status == "pending", (OperatorEvent.status == "queued") & (OperatorEvent.at < stale)
-        )
-        with self.db.session() as sess:
-            ids = list(
-                sess.scalars(select(OperatorEvent.id).where(due).order_by(OperatorEvent.id).limit(batch))
-            )
-            if not ids:
-                return 0
-            sess.execute(update(OperatorEvent).where(OperatorEvent.id.in_(ids), due).values(status="queued"))
-        for event_id in ids:
-            try:
-                self.celery.send_task(OPERATOR_TASK, args=[event_id], queue="notify")
-            except Exception as exc:
-                log.warning("relay: broker unavailable for operator events (%s)", exc)
-                with self.db.session() as sess:
-                    sess.execute(
-                        update(OperatorEvent)
-                        .where(OperatorEvent.id.in_(ids), OperatorEvent.status == "queued")
-                        .values(status="pending")
-                    )
-                return 0
-        return len(ids)
+        """Publish the operator events (unhealthy or recovered sources) that are due, on the same path."""
+        return publish_due(self.db, self.celery, OperatorEvent, OPERATOR_TASK, self.settings, batch)
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="leaksentinel-relay", daemon=True)

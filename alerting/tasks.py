@@ -10,17 +10,18 @@ import logging
 
 from celery import Task
 
-from alerting.backoff import retry_delay
 from alerting.channels import build_channel
 from alerting.channels.email import SmtpConfig
 from alerting.events import build_event
+from alerting.outbox import record_attempt
 from core.alert_view import alert_to_dict
 from core.celery_app import app
 from core.db import open_database
 from core.models import Alert, Delivery, OperatorEvent, Subscription, utcnow
+from core.secretbox import SecretKeyError
 from core.settings import Settings, load_settings
 
-__all__ = ["deliver", "notify", "smtp_config"]
+__all__ = ["deliver", "deliver_operator_event", "notify", "notify_operator", "smtp_config"]
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,12 @@ def deliver(settings: Settings, delivery_id: int) -> tuple[str, float | None]:
         delivery = sess.get(Delivery, delivery_id)
         if delivery is None or delivery.status in {"sent", "dead"}:
             return (delivery.status if delivery else "missing", None)
-        sub = sess.get(Subscription, delivery.subscription_id)
+        try:
+            sub = sess.get(Subscription, delivery.subscription_id)
+        except SecretKeyError as exc:  # this machine lacks the deployment's secrets.key: say so, once
+            delivery.attempts += 1
+            delivery.status, delivery.last_error = "dead", str(exc)[:2000]
+            return ("dead", None)
         if delivery.event_type == "alert.digest" and delivery.payload and sub is not None:
             event = dict(delivery.payload)
         else:
@@ -82,25 +88,10 @@ def deliver(settings: Settings, delivery_id: int) -> tuple[str, float | None]:
         delivery = sess.get(Delivery, delivery_id)
         if delivery is None:
             return ("missing", None)
-        delivery.attempts += 1
-        if ok:
-            delivery.status = "sent"
+        status, delay = record_attempt(delivery, settings, ok=ok, retryable=retryable, error=error)
+        if status == "sent":
             delivery.sent_at = utcnow()
-            delivery.last_error = None
-            return ("sent", None)
-        delivery.last_error = (error or "failed")[:2000]
-        if retryable and delivery.attempts < settings.delivery_max_attempts:
-            delivery.status = "queued"
-            delivery.queued_at = utcnow()
-            delay = retry_delay(
-                delivery.attempts,
-                base_s=settings.delivery_backoff_base_s,
-                max_s=settings.delivery_backoff_max_s,
-                visibility_timeout_s=settings.broker_visibility_timeout_s,
-            )
-            return ("queued", delay)
-        delivery.status = "dead"
-        return ("dead", None)
+        return (status, delay)
 
 
 @app.task(name="alerting.notify", bind=True, acks_late=True, max_retries=None)
@@ -114,12 +105,17 @@ def notify(self: Task, delivery_id: int) -> str:
 
 
 def deliver_operator_event(settings: Settings, event_id: int) -> str:
-    """Send an operator event to the operator channels configured in the settings."""
+    """Send an operator event to the operator channels configured in the settings; returns its status."""
+    return attempt_operator_event(settings, event_id)[0]
+
+
+def attempt_operator_event(settings: Settings, event_id: int) -> tuple[str, float | None]:
+    """Try an operator event once; returns (new status, retry delay or None), as :func:`deliver` does."""
     db = open_database(settings)
     with db.session() as sess:
         row = sess.get(OperatorEvent, event_id)
         if row is None or row.status in {"sent", "dead", "unrouted"}:
-            return row.status if row else "missing"
+            return (row.status if row else "missing", None)
         event_key = row.event_id
         payload = {
             "event_id": event_key,
@@ -133,7 +129,8 @@ def deliver_operator_event(settings: Settings, event_id: int) -> str:
         targets.append(("webhook", settings.operator_webhook, settings.operator_webhook_secret or "operator"))
     if settings.operator_email:
         targets.append(("email", settings.operator_email, None))
-    errors = []
+    errors: list[str] = []
+    retryable = False
     for kind, target, secret in targets:
         try:
             channel = build_channel(
@@ -146,26 +143,27 @@ def deliver_operator_event(settings: Settings, event_id: int) -> str:
             result = channel.send(payload, event_id=event_key)
             if not result.ok:
                 errors.append(result.error or f"HTTP {result.status}")
-        except Exception as exc:
+                retryable = retryable or result.retryable
+        except Exception as exc:  # a refused target or a channel bug: retrying cannot help
             errors.append(f"{type(exc).__name__}: {exc}")
     with db.session() as sess:
         row = sess.get(OperatorEvent, event_id)
         if row is None:
-            return "missing"
-        row.attempts += 1
+            return ("missing", None)
         if not targets:
+            row.attempts += 1
             row.status, row.last_error = "unrouted", "no operator channel configured"
-        elif errors:
-            row.last_error = "; ".join(errors)[:2000]
-            row.status = "pending" if row.attempts < settings.delivery_max_attempts else "dead"
-        else:
-            row.status, row.last_error = "sent", None
-        return row.status
+            return ("unrouted", None)
+        return record_attempt(row, settings, ok=not errors, retryable=retryable, error="; ".join(errors))
 
 
-@app.task(name="alerting.notify_operator", acks_late=True)
-def notify_operator(event_id: int) -> str:
-    return deliver_operator_event(load_settings(), event_id)
+@app.task(name="alerting.notify_operator", bind=True, acks_late=True, max_retries=None)
+def notify_operator(self: Task, event_id: int) -> str:
+    status, delay = attempt_operator_event(load_settings(), event_id)
+    if status == "queued" and delay is not None:
+        log.info("operator event %s failed; retrying in %.1f s", event_id, delay)
+        raise self.retry(countdown=delay)
+    return status
 
 
 @app.task(name="alerting.echo", acks_late=True, ignore_result=True)

@@ -317,6 +317,8 @@ class Delivery(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     queued_at: Mapped[datetime | None] = mapped_column()
+    #: When the retry after a failed attempt is due (alerting.backoff); the relay waits for it.
+    next_attempt_at: Mapped[datetime | None] = mapped_column(nullable=True)
     sent_at: Mapped[datetime | None] = mapped_column()
 
 
@@ -358,9 +360,13 @@ class OperatorEvent(Base):
     source_id: Mapped[int | None] = mapped_column(ForeignKey("sources.id", ondelete="CASCADE"))
     message: Mapped[str] = mapped_column(Text)
     event_id: Mapped[str] = mapped_column(String(64), unique=True)
-    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending, queued, sent, dead
+    #: pending, queued, sent, dead, or unrouted (no operator channel configured)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
+    #: The same outbox bookkeeping as deliveries (alerting.outbox): handed to the broker, next retry due.
+    queued_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(nullable=True)
 
 
 class Suppression(Base):

@@ -61,3 +61,43 @@ def test_a_byte_budget_stops_the_run_and_keeps_the_cursor() -> None:
             from core.models import Source
 
             assert sess.scalar(select(Source.cursor).where(Source.name == "small")) == {}
+
+
+def test_netguard_middleware_refuses_schemes_literals_and_proxies_before_any_connection() -> None:
+    import pytest
+    from scrapy.exceptions import IgnoreRequest
+    from scrapy.utils.test import get_crawler
+
+    from crawlers.middlewares.netguard import NetGuardMiddleware, literal_address
+
+    crawler = get_crawler(
+        settings_dict={
+            "LEAKSENTINEL_ALLOW_PRIVATE_TARGETS": False,
+            "LEAKSENTINEL_CRAWL_ALLOW_NETWORKS": ["127.0.0.1/32"],
+        }
+    )
+    mw = NetGuardMiddleware.from_crawler(crawler)
+    spider = Spider(name="x")
+    assert literal_address("2130706433") == "127.0.0.1" and literal_address("0x7f.1") == "127.0.0.1"
+    assert literal_address("[::1]") == "::1" and literal_address("paste.example") is None
+    refused = {
+        "ftp://127.0.0.1/x": "blocked: ftp scheme is not crawled",
+        "http://10.0.0.1/": "blocked: 10.0.0.1 is a private address",
+        "http://0xa9fea9fe/latest/": "blocked: 169.254.169.254 is a link-local address",
+        "http://[::ffff:127.0.0.2]/": "blocked: ::ffff:7f00:2 is a loopback address",
+    }
+    for url, reason in refused.items():
+        with pytest.raises(IgnoreRequest) as caught:
+            mw.process_request(Request(url), spider)
+        assert str(caught.value).startswith(reason), (url, str(caught.value))
+    assert mw.process_request(Request("http://127.0.0.1:8000/ok"), spider) is None
+    proxied = Request("http://paste.example/", meta={"proxy": "http://10.9.9.9:3128"})
+    with pytest.raises(IgnoreRequest, match=r"blocked: proxy 10.9.9.9: 10.9.9.9 is a private address"):
+        mw.process_request(proxied, spider)
+    # Through an allowed proxy a name is the proxy's to resolve; a literal target is still checked.
+    assert (
+        mw.process_request(Request("http://paste.example/", meta={"proxy": "http://127.0.0.1:3128"}), spider)
+        is None
+    )
+    with pytest.raises(IgnoreRequest):
+        mw.process_request(Request("http://10.0.0.1/", meta={"proxy": "http://127.0.0.1:3128"}), spider)

@@ -71,14 +71,45 @@ def normalize_for_fingerprint(text: str) -> str:
     return _DROP.sub("", fold(text[:MAX_TEXT_CHARS]))
 
 
-def _normalized_lines(text: str) -> tuple[str, list[int]]:
-    """The normalised text and where each original line starts in it (to report a line number)."""
-    pieces = _DROP_KEEP_NL.sub("", fold(text[:MAX_TEXT_CHARS])).split("\n")
-    starts, total = [], 0
-    for piece in pieces:
-        starts.append(total)
-        total += len(piece)
-    return "".join(pieces), starts
+def _normalized_lines(text: str) -> tuple[str, _LetterLines]:
+    """The normalised text and a map from its positions to original line numbers."""
+    with_lines = _DROP_KEEP_NL.sub("", fold(text[:MAX_TEXT_CHARS]))
+    return with_lines.replace("\n", ""), _LetterLines(with_lines)
+
+
+class _LetterLines:
+    """Line numbers of positions in the normalised text, from the same text with its line ends kept.
+
+    Why not a list of line starts: a posting of 20 MB of empty lines would need 20 million of them;
+    a count of letters and line ends per 4096 characters, bisected, is as exact and a few kB."""
+
+    STEP = 4096
+
+    def __init__(self, with_lines: str) -> None:
+        self.text = with_lines
+        letters, newlines = [0], [0]
+        for start in range(0, len(with_lines), self.STEP):
+            piece_nl = with_lines.count("\n", start, start + self.STEP)
+            newlines.append(newlines[-1] + piece_nl)
+            letters.append(letters[-1] + min(self.STEP, len(with_lines) - start) - piece_nl)
+        self._letters, self._newlines = letters, newlines
+
+    def line(self, position: int) -> int:
+        """1-based line of the `position`-th (0-based) letter; the last line past the end."""
+        block = bisect_right(self._letters, position) - 1
+        if block >= len(self._letters) - 1:
+            return self._newlines[-1] + 1
+        start = block * self.STEP
+        # smallest q with letters(text[:q]) > position: the letter is text[q - 1]
+        lo, hi = start, min(len(self.text), start + self.STEP)
+        base = self._letters[block]
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if base + (mid - start) - self.text.count("\n", start, mid) > position:
+                hi = mid
+            else:
+                lo = mid
+        return self._newlines[block] + self.text.count("\n", start, hi - 1) + 1
 
 
 # --------------------------------------------------------------------------- k-gram hashes
@@ -292,7 +323,7 @@ class DocumentMatcher:
         """Documents of which at least `min_overlap` of the fingerprints are in the posting."""
         if not self._docs or not text:
             return []
-        norm, line_starts = _normalized_lines(text)
+        norm, letter_lines = _normalized_lines(text)
         hashes = _kgram_hashes(norm, DEFAULT_K)
         keyed = {_keyed(h, key): h for h in _window_minima(hashes, DEFAULT_WINDOW)}
         counts: Counter[int] = Counter()
@@ -313,6 +344,6 @@ class DocumentMatcher:
         for doc_id, share in found:
             doc = self._docs[doc_id]
             position = min(first.get(raw, 0) for raw in raws_of[doc_id])
-            line = bisect_right(line_starts, position)
+            line = letter_lines.line(position)
             hits.append(DocumentHit(doc.tenant_id, doc.watch_id, doc.name, share, line))
         return sorted(hits, key=lambda h: (h.tenant_id, -h.overlap, h.watch_id))

@@ -27,15 +27,33 @@ from pipelines.detection.extract import Candidate
 from pipelines.detection.fastscan import HashedScan, HashedScanner, candidates_on_lines
 from pipelines.detection.index import MatchIndex
 from pipelines.detection.keywords import KeywordMatcher
+from pipelines.detection.lines import Deadline, LineIndex
 from pipelines.detection.regexes import RegexMatcher
 from pipelines.detection.secrets import find_secrets
 from pipelines.detection.severity import record_severity
 
-__all__ = ["DbHashLookup", "DetectionResult", "Detector", "Finding", "WatchSnapshot"]
+__all__ = [
+    "DbHashLookup",
+    "Deadline",
+    "DetectionResult",
+    "Detector",
+    "Finding",
+    "WatchSnapshot",
+    "time_budget",
+]
 
 #: Extraction time limit per posting: a base plus so much per MB of text.
 DEADLINE_BASE_S = 30.0
 DEADLINE_PER_MB_S = 3.0
+#: Time always allowed for reading again the few lines a registered hash or a watched domain hit.
+LISTING_FLOOR_S = 2.0
+
+
+def time_budget(chars: int) -> float:
+    """The per-posting time budget: it grows with the size, so a big dump is read whole while junk
+    stays bounded."""
+    return DEADLINE_BASE_S + DEADLINE_PER_MB_S * chars / 1_000_000
+
 
 _COMBO = re.compile(r"^\s*[^\s:;|,]+@[^\s:;|,]+\s*[:;|]\s*\S")
 
@@ -199,18 +217,23 @@ class Detector:
             index.sync(db)
         return cls(key, DbHashLookup(db, index), WatchSnapshot.load(db))
 
-    def detect(self, text: str) -> DetectionResult:
-        # The time limit grows with the size, so a big dump is read whole, while junk stays bounded.
-        budget = DEADLINE_BASE_S + DEADLINE_PER_MB_S * len(text) / 1_000_000
-        scan = self.hasher.scan(text, deadline_s=budget)
+    def detect(self, text: str, deadline: Deadline | None = None) -> DetectionResult:
+        """Every stage shares one time budget (`deadline`, else one sized to the text); a stage that
+        reaches it stops reading, and the result says ``partial``."""
+        if deadline is None:
+            deadline = Deadline.after(time_budget(len(text)))
+        scan = self.hasher.scan(text, deadline_s=deadline.remaining())
         # Only the lines holding a registered hash are read again for their candidates (raw text for
         # masking, field types): the rest of the posting is known not to match from its hashes alone.
         hit_mask = self._hit_mask(scan)
-        findings = self._records(self._hit_lines(scan, hit_mask), text, scan, budget)
-        findings += self._domains(self._domain_candidates(text), text)
-        findings += self._watches(text)
-        findings += self._secrets(text)
-        return DetectionResult(findings=findings, candidate_hashes=scan.digests, partial=scan.partial)
+        # listing the few hit lines is bounded by their number: it gets a floor, not what is left
+        listing_s = max(LISTING_FLOOR_S, deadline.remaining())
+        findings = self._records(self._hit_lines(scan, hit_mask), text, scan, listing_s)
+        findings += self._domains(self._domain_candidates(text, listing_s), text)
+        findings += self._watches(text, deadline)
+        findings += self._secrets(text, deadline)
+        partial = bool(scan.partial) or deadline.exceeded
+        return DetectionResult(findings=findings, candidate_hashes=scan.digests, partial=partial)
 
     @property
     def hasher(self) -> HashedScanner:
@@ -229,24 +252,34 @@ class Detector:
         found = {hit.hash for hit in self.lookup.lookup(sorted(set(hexes)))} if hexes else set()
         return np.array([h in found for h in hexes], dtype=bool)
 
-    def _domain_candidates(self, text: str) -> list[Candidate]:
+    def _domain_candidates(self, text: str, listing_s: float) -> list[Candidate]:
         """Email candidates that may be on a watched domain: lines naming one, and non-ASCII lines
-        with an '@' (an address written in full-width or Unicode letters folds to its ASCII form)."""
+        with an '@' (an address written in full-width or Unicode letters folds to its ASCII form).
+
+        The cost follows the occurrences found (C searches, a line number each), never the lines."""
         if not self.snapshot.domains:
             return []
         lowered = text.lower()
+        index = LineIndex(lowered)
         numbers: set[int] = set()
         for needle in _domain_needles(d for _, d, _ in self.snapshot.domains):
             pos = lowered.find(needle)
             while pos >= 0:
-                numbers.add(lowered.count("\n", 0, pos) + 1)
+                numbers.add(index.line_of(pos))
                 pos = lowered.find(needle, pos + len(needle))
         if not text.isascii():
-            for number, line in enumerate(text.split("\n"), 1):
-                if "@" in line and not line.isascii():
-                    numbers.add(number)
+            pos = text.find("@")
+            while pos >= 0:
+                start = text.rfind("\n", 0, pos) + 1
+                end = text.find("\n", pos)
+                end = len(text) if end < 0 else end
+                if not text[start:end].isascii():
+                    numbers.add(index.line_of(pos))
+                pos = text.find("@", end)  # one look per line holding an '@'
         return [
-            c for c in candidates_on_lines(text, numbers, self.snapshot.regions) if c.field_type == "email"
+            c
+            for c in candidates_on_lines(text, numbers, self.snapshot.regions, deadline_s=listing_s)
+            if c.field_type == "email"
         ]
 
     @staticmethod
@@ -269,7 +302,7 @@ class Detector:
         return out
 
     def _records(
-        self, lines_by_hash: dict[str, np.ndarray], text: str, scan: HashedScan, budget: float
+        self, lines_by_hash: dict[str, np.ndarray], text: str, scan: HashedScan, listing_s: float
     ) -> list[Finding]:
         """One finding per (tenant, record), decided from the hits' field types and lines alone; only
         the line whose value is shown masked (and an email's line, for "with password") is read again."""
@@ -307,7 +340,7 @@ class Detector:
         shown = {line for _, _, line in chosen.values()}
         listed: dict[int, list[tuple[Candidate, str]]] = defaultdict(list)
         for cand, digest in self.hasher.hashed_candidates(
-            text, shown, deadline_s=budget, line_starts=scan.line_starts
+            text, shown, deadline_s=listing_s, line_starts=scan.line_starts
         ):
             listed[cand.line].append((cand, digest.hex()))
         text_lines = _LineReader(text, scan.line_starts)
@@ -359,11 +392,11 @@ class Detector:
     def _name(self, tenant_id: int) -> str:
         return self.snapshot.tenants.get(tenant_id, str(tenant_id))
 
-    def _watches(self, text: str) -> list[Finding]:
+    def _watches(self, text: str, deadline: Deadline) -> list[Finding]:
         """Keyword, regex and document watches: each its own kind, independent of records."""
         out: list[Finding] = []
         if self.keywords is not None:
-            for k in self.keywords.find(text):
+            for k in self.keywords.find(text, deadline):
                 out.append(
                     Finding(
                         tenant_id=k.tenant_id,
@@ -376,7 +409,7 @@ class Detector:
                     )
                 )
         if self.regexes is not None:
-            for r in self.regexes.find(text):
+            for r in self.regexes.find(text, deadline):
                 out.append(
                     Finding(
                         tenant_id=r.tenant_id,
@@ -389,7 +422,7 @@ class Detector:
                         masked=mask("text", r.matched),
                     )
                 )
-        if self.documents is not None:
+        if self.documents is not None and not deadline.expired():
             for d in self.documents.find(text, key=self.key):
                 out.append(
                     Finding(
@@ -405,7 +438,7 @@ class Detector:
                 )
         return out
 
-    def _secrets(self, text: str) -> list[Finding]:
+    def _secrets(self, text: str, deadline: Deadline) -> list[Finding]:
         """Built-in secret detectors; a secret is reported to the tenants whose domains the posting names."""
         if not self.snapshot.domains:
             return []
@@ -414,7 +447,7 @@ class Detector:
         if not owners:
             return []
         out: list[Finding] = []
-        for hit in find_secrets(text):
+        for hit in find_secrets(text, deadline):
             for tenant_id in sorted(owners):
                 out.append(
                     Finding(

@@ -4,8 +4,9 @@ Why these rules: a leaked live credential is urgent whoever it belongs to, and m
 their tokens a fixed prefix and length, so a pattern alone has high precision. Where the shape is weak
 (a labelled ``password=`` or ``api_key=``, an AWS secret key, a JWT) a check follows the pattern:
 Shannon entropy and character classes for labelled values, a decodable JSON header for a JWT.
-All patterns are RE2 (linear time) and run line by line behind one ``re2.Set``, so a line without a
-secret costs one pass. Secrets are not attributed to tenants here; the engine does that.
+All patterns are RE2 (linear time) and run over the whole text (blocks of about 1 MB cut on line ends,
+with ``never_nl`` and multi-line mode, so a match stays within one line as if each line were read
+alone) behind one ``re2.Set``: a block without a secret costs one pass, and no line costs a Python call. Secrets are not attributed to tenants here; the engine does that.
 
 Usage::
 
@@ -19,18 +20,20 @@ import binascii
 import json
 import math
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import re2
 
+from pipelines.detection.lines import Deadline
 from pipelines.detection.regexes import (
     MAX_MATCHED_CHARS,
-    LineChunk,
     build_sets,
-    iter_line_chunks,
-    re2_options,
+    encode_text,
     set_matches,
+    text_blocks,
+    text_options,
+    whole_text_pattern,
 )
 
 __all__ = ["DETECTORS", "SecretHit", "find_secrets", "shannon_entropy"]
@@ -177,42 +180,51 @@ DETECTORS: tuple[_Detector, ...] = (
     ),
 )
 
-_OPTIONS = re2_options()
-_COMPILED = [re2.compile(d.pattern, _OPTIONS) for d in DETECTORS]
-_SETS = build_sets([d.pattern for d in DETECTORS], re2_options(16 << 20))
+
+def _text_pattern(pattern: str) -> str:
+    text_pattern = whole_text_pattern(pattern)
+    assert text_pattern is not None, pattern  # the detectors need no per-line reading
+    return text_pattern
 
 
-def _line_hits(index: int, chunk: LineChunk) -> list[SecretHit]:
-    """Every value detector `index` reports in one line (or chunk of a long line)."""
-    detector, compiled = DETECTORS[index], _COMPILED[index]
-    hits = []
-    for match in compiled.finditer(chunk.text):
-        if not chunk.holds(match.start(), match.end()):
-            continue
-        value = match.group(1) if compiled.groups else match.group(0)
-        if value and (detector.check is None or detector.check(value)):
-            hits.append(SecretHit(detector.name, chunk.line, value[:MAX_MATCHED_CHARS]))
-    return hits
-
-
+_TEXT_PATTERNS = [_text_pattern(d.pattern) for d in DETECTORS]
+_COMPILED = [re2.compile(p.encode("utf-8"), text_options()) for p in _TEXT_PATTERNS]
+_SETS = build_sets(_TEXT_PATTERNS, text_options(16 << 20))
 _GENERIC = frozenset({"generic_password", "generic_api_key"})
 
 
-def find_secrets(text: str) -> list[SecretHit]:
-    """One hit per (detector, value), at the first line the value appears on.
+def _block_hits(index: int, line: int, block: bytes) -> Iterator[tuple[int, int, SecretHit]]:
+    """(line, offset, hit) for every value detector `index` reports in a block starting at `line`."""
+    detector, compiled = DETECTORS[index], _COMPILED[index]
+    counted = 0  # newlines counted up to this offset (matches come in order)
+    for match in compiled.finditer(block):
+        raw = match.group(1) if compiled.groups else match.group(0)
+        if not raw:
+            continue
+        value = raw.decode("utf-8", "replace")
+        if detector.check is None or detector.check(value):
+            line += block.count(b"\n", counted, match.start())
+            counted = match.start()
+            yield line, match.start(), SecretHit(detector.name, line, value[:MAX_MATCHED_CHARS])
+
+
+def find_secrets(text: str, deadline: Deadline | None = None) -> list[SecretHit]:
+    """One hit per (detector, value), at the first line the value appears on, in line order.
 
     A labelled value that a provider detector also recognises (``OPENAI_API_KEY=sk-...``) is reported
-    once, by the provider detector, not again as a generic password or key.
+    once, by the provider detector, not again as a generic password or key. Past `deadline` the rest
+    of the text is not read (the deadline then says ``exceeded``).
     """
     if not text:
         return []
-    hits: list[SecretHit] = []
+    found: list[tuple[int, int, int, SecretHit]] = []
     seen: set[tuple[str, str]] = set()
-    for chunk in iter_line_chunks(text):
-        for index in set_matches(_SETS, chunk.text):
-            for hit in _line_hits(index, chunk):
+    for line, block in text_blocks(encode_text(text), deadline):
+        for index in sorted(set_matches(_SETS, block)):
+            for number, offset, hit in _block_hits(index, line, block):
                 if (hit.detector, hit.matched) not in seen:
                     seen.add((hit.detector, hit.matched))
-                    hits.append(hit)
+                    found.append((number, index, offset, hit))
+    hits = [hit for *_, hit in sorted(found, key=lambda item: item[:3])]
     specific = {h.matched for h in hits if h.detector not in _GENERIC}
     return [h for h in hits if h.detector not in _GENERIC or h.matched not in specific]

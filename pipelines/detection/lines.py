@@ -1,0 +1,128 @@
+"""Whole-text helpers: a per-posting time budget, line numbers by offset, blocks cut on line ends.
+
+Why: the keyword, regex and secret stages read a posting as one buffer (Aho-Corasick and RE2 run in C
+over it) instead of one Python call per line, so 20 MB of empty lines costs what 20 MB of text costs in
+C, not 20 million Python iterations. Line numbers are only needed for the few offsets that matched, so
+they come from a coarse table of newline counts (one entry per few kB, bisected) and a count inside one
+block, never from a list of every line. The stages share one :class:`Deadline` and stop between blocks
+once it has passed; the deadline then remembers it was hit, which the engine reports as ``partial``.
+
+Usage::
+
+    deadline = Deadline.after(30.0)
+    index = LineIndex(text)
+    index.line_of(offset)          # 1-based line number of a str (or bytes) offset
+    index.span(12)                 # (start, end) of line 12, without its "\\n"
+    for start, end in line_blocks(text, 1 << 20):   # pieces that end on a "\\n" (or at the end)
+        if deadline.expired():
+            break
+"""
+
+from __future__ import annotations
+
+import bisect
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+__all__ = ["BLOCK_CHARS", "Deadline", "LineIndex", "line_blocks"]
+
+#: Blocks the whole-text stages read between two looks at the clock.
+BLOCK_CHARS = 1 << 20
+
+_T = TypeVar("_T", str, bytes)
+
+
+@dataclass
+class Deadline:
+    """A point on a clock after which the stages stop; ``exceeded`` says one of them stopped early."""
+
+    at: float
+    clock: Callable[[], float] = field(default=time.monotonic, repr=False)
+    exceeded: bool = False
+
+    @classmethod
+    def after(cls, seconds: float, clock: Callable[[], float] = time.monotonic) -> Deadline:
+        return cls(clock() + seconds, clock)
+
+    def expired(self) -> bool:
+        """True (and remembered as ``exceeded``) once the clock has passed the deadline."""
+        if self.exceeded or self.clock() >= self.at:
+            self.exceeded = True
+        return self.exceeded
+
+    def remaining(self) -> float:
+        return max(0.0, self.at - self.clock())
+
+
+def _newline(text: _T) -> _T:
+    return "\n" if isinstance(text, str) else b"\n"
+
+
+class LineIndex(Generic[_T]):
+    """Line numbers of offsets in a str or bytes, from newline counts per ``step`` characters."""
+
+    def __init__(self, text: _T, step: int = 4096) -> None:
+        self.text: _T = text
+        self.step = step
+        self._nl: _T = _newline(text)
+        counts = [0]
+        total = 0
+        for start in range(0, len(text), step):
+            total += text.count(self._nl, start, start + step)
+            counts.append(total)
+        #: counts[i]: newlines before offset i * step
+        self._before = counts
+
+    def line_of(self, offset: int) -> int:
+        """1-based number of the line holding `offset` (an offset on a "\\n" belongs to the line it ends)."""
+        offset = max(0, min(offset, len(self.text)))
+        block = offset // self.step
+        return self._before[block] + self.text.count(self._nl, block * self.step, offset) + 1
+
+    def line_start(self, number: int) -> int:
+        """Offset where 1-based line `number` starts (len(text) past the last line)."""
+        if number <= 1:
+            return 0
+        wanted = number - 1  # newlines before the line's start
+        block = bisect.bisect_left(self._before, wanted) - 1
+        if block < 0 or block >= len(self._before) - 1:
+            return len(self.text)
+        # the wanted newline is in [block * step, (block + 1) * step): binary search by counts
+        lo, hi = block * self.step, min(len(self.text), (block + 1) * self.step)
+        need = wanted - self._before[block]
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if self.text.count(self._nl, block * self.step, mid) >= need:
+                hi = mid
+            else:
+                lo = mid
+        return hi  # the newline is at hi - 1
+
+    def span(self, number: int) -> tuple[int, int]:
+        """(start, end) offsets of 1-based line `number`, without its "\\n"."""
+        start = self.line_start(number)
+        end = self.text.find(self._nl, start)
+        return start, end if end >= 0 else len(self.text)
+
+    def line(self, number: int) -> _T:
+        start, end = self.span(number)
+        return self.text[start:end]
+
+
+def line_blocks(text: _T, size: int = BLOCK_CHARS) -> Iterator[tuple[int, int]]:
+    """(start, end) pieces of about `size` that end just after a "\\n" or at the end of the text.
+
+    A line longer than `size` stays whole in one piece (the stages are linear in it anyway)."""
+    nl = _newline(text)
+    start = 0
+    while start < len(text):
+        cut = start + size
+        if cut >= len(text):
+            yield start, len(text)
+            return
+        end = text.find(nl, cut - 1)
+        end = len(text) if end < 0 else end + 1
+        yield start, end
+        start = end

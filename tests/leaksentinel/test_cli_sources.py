@@ -180,3 +180,95 @@ def test_cells_are_text_not_markup(cli: Any) -> None:
     assert table.code == 0, table.err
     assert weird in table.out
     assert json.loads(cli("source", "list", "--json").lines[0])["url"] == weird
+
+
+ROOT = Path(__file__).resolve().parents[2]
+SUMMARY_KEYS = ["source", "fetched", "postings", "new", "matches", "alerts", "errors", "seconds"]
+
+
+def _crawl_cli(args: list[str], *, tty_stderr: bool) -> tuple[int, str, str]:
+    """``python -m leaksentinel crawl ...`` with stdout a pipe and stderr a pipe or a pseudo-terminal."""
+    import os
+    import pty
+    import select
+    import subprocess
+    import sys
+    import time
+
+    env = dict(os.environ)  # the test's home (and database URL) from the isolated environment
+    if not tty_stderr:
+        proc = subprocess.run(
+            [sys.executable, "-m", "leaksentinel", *args],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            timeout=120,
+            check=False,
+        )
+        return proc.returncode, proc.stdout.decode(), proc.stderr.decode()
+    master, slave = pty.openpty()
+    child = subprocess.Popen(
+        [sys.executable, "-m", "leaksentinel", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=slave,
+    )
+    os.close(slave)
+    terminal = b""
+    deadline = time.monotonic() + 120
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 0.2)
+            if ready:
+                try:
+                    chunk = os.read(master, 65536)
+                except OSError:  # the child closed its end
+                    break
+                if not chunk:
+                    break
+                terminal += chunk
+            elif child.poll() is not None:
+                break
+        assert child.stdout is not None
+        out = child.stdout.read().decode()
+        code = child.wait(timeout=30)
+    finally:
+        os.close(master)
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    return code, out, terminal.decode(errors="replace")
+
+
+def test_crawl_on_a_terminal_shows_a_progress_line_not_the_scrapy_log(cli: Any, database_url: str) -> None:
+    from leaksentinel.sim import Underground
+
+    with Underground(seed=3, n_noise=4) as site:
+        added = cli(
+            "source", "add", "pastes", "--kind", "pastebin", "--url", site.base_url, "--delay", "0.15"
+        )
+        assert added.code == 0, added.err
+        code, out, terminal = _crawl_cli(["crawl", "pastes", "--json"], tty_stderr=True)
+    assert code == 0, terminal[-2000:]
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert list(summary)[: len(SUMMARY_KEYS)] == SUMMARY_KEYS
+    assert summary["fetched"] > 3
+    assert "pastes: starting" in terminal
+    assert " pages, " in terminal and " postings (" in terminal and " matches, " in terminal
+    assert f"{summary['fetched']} pages, {summary['postings']} postings" in terminal  # the run's own numbers
+    assert "[scrapy" not in terminal and "INFO:" not in terminal
+
+
+def test_crawl_log_only_with_verbose(cli: Any, database_url: str) -> None:
+    from leaksentinel.sim import Underground
+
+    with Underground(seed=3, n_noise=2) as site:
+        assert cli("source", "add", "pastes", "--kind", "pastebin", "--url", site.base_url).code == 0
+        quiet = _crawl_cli(["crawl", "pastes", "--json"], tty_stderr=False)
+        loud = _crawl_cli(["crawl", "pastes", "-v", "--json"], tty_stderr=False)
+    assert quiet[0] == 0 and loud[0] == 0, (quiet[2][-1000:], loud[2][-1000:])
+    assert quiet[2] == ""  # not a terminal: no progress line either, and no log
+    assert "[scrapy.core.engine]" in loud[2]
+    for _code, out, _err in (quiet, loud):
+        assert list(json.loads(out.strip().splitlines()[-1]))[: len(SUMMARY_KEYS)] == SUMMARY_KEYS

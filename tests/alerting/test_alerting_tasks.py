@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from sqlalchemy import text
 
 from alerting.signing import verify
@@ -52,6 +53,7 @@ def test_a_delivery_signs_with_the_secret_sealed_in_the_database(database_url: s
     assert not verify(raw, hit.body, hit.headers["x-leaksentinel-signature"])
 
 
+@pytest.mark.sqlite_only("a second machine is simulated by a second URL for the same SQLite file")
 def test_a_worker_without_the_secrets_key_marks_the_delivery_dead_with_the_reason(tmp_path: Path) -> None:
     settings = load_settings()
     with WebhookReceiver() as receiver:

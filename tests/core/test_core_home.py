@@ -29,6 +29,9 @@ def permissive_umask() -> Iterator[None]:
         os.umask(old)
 
 
+@pytest.mark.sqlite_only(
+    "file modes of the SQLite file and its WAL; a server database has no file in the home"
+)
 def test_a_cli_command_creates_an_owner_only_home(
     home: Path, cli: Callable[..., Any], permissive_umask: None
 ) -> None:
@@ -52,6 +55,7 @@ def test_a_cli_command_creates_an_owner_only_home(
     assert not loose, loose
 
 
+@pytest.mark.sqlite_only("tightens the SQLite file in the home")
 def test_a_home_made_by_an_older_version_is_tightened_on_next_open(home: Path) -> None:
     home.mkdir(mode=0o755)
     (home / "evidence").mkdir(mode=0o755)

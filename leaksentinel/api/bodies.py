@@ -53,8 +53,11 @@ def excerpt(value: Any, limit: int = EXCERPT_CHARS) -> Any:
 async def validation_error_response(request: Request, exc: Exception) -> JSONResponse:
     """FastAPI's 422 shape (``detail`` list of ``loc``/``msg``/``type``), with each input cut short."""
     assert isinstance(exc, RequestValidationError)
+    errors = list(exc.errors())
+    if any(err.get("type") == "string_unicode" for err in errors):
+        return bad_text_response()  # a text body that is not UTF-8: nothing of it is shown back
     detail = []
-    for err in list(exc.errors())[:20]:
+    for err in errors[:20]:
         item: dict[str, Any] = {
             "type": str(err.get("type", "")),
             "loc": [p if isinstance(p, int) else excerpt(str(p), 64) for p in err.get("loc", ())],

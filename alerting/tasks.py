@@ -26,6 +26,11 @@ __all__ = ["deliver", "deliver_operator_event", "notify", "notify_operator", "sm
 log = logging.getLogger(__name__)
 
 
+def _is_row_id(value: object) -> bool:
+    """Task arguments come from the broker: only a plain positive integer names an outbox row."""
+    return type(value) is int and 0 < value < 2**63
+
+
 def smtp_config(settings: Settings) -> SmtpConfig:
     return SmtpConfig(
         host=settings.smtp_host,
@@ -96,6 +101,9 @@ def deliver(settings: Settings, delivery_id: int) -> tuple[str, float | None]:
 
 @app.task(name="alerting.notify", bind=True, acks_late=True, max_retries=None)
 def notify(self: Task, delivery_id: int) -> str:
+    if not _is_row_id(delivery_id):  # anyone with the broker's password could enqueue anything
+        log.warning("notify: refused a task with a bad delivery id %r", str(delivery_id)[:40])
+        return "refused"
     settings = load_settings()
     status, delay = deliver(settings, delivery_id)
     if status == "queued" and delay is not None:
@@ -159,6 +167,9 @@ def attempt_operator_event(settings: Settings, event_id: int) -> tuple[str, floa
 
 @app.task(name="alerting.notify_operator", bind=True, acks_late=True, max_retries=None)
 def notify_operator(self: Task, event_id: int) -> str:
+    if not _is_row_id(event_id):
+        log.warning("notify_operator: refused a task with a bad event id %r", str(event_id)[:40])
+        return "refused"
     status, delay = attempt_operator_event(load_settings(), event_id)
     if status == "queued" and delay is not None:
         log.info("operator event %s failed; retrying in %.1f s", event_id, delay)

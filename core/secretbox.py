@@ -26,6 +26,7 @@ import threading
 import weakref
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -42,6 +43,7 @@ __all__ = [
     "bind_box",
     "box_for",
     "is_sealed",
+    "mask_url_credentials",
     "secrets_key_path",
 ]
 
@@ -66,6 +68,23 @@ def secrets_key_path(home: Path) -> Path:
 
 def is_sealed(value: str) -> bool:
     return value.startswith(PREFIX)
+
+
+def mask_url_credentials(url: str | None) -> str | None:
+    """``http://user:pass@host:3128`` as ``http://user:***@host:3128``: a proxy URL for people who may
+    see that a proxy is used but not its password (every role but operator)."""
+    if not url:
+        return url
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # not a URL we can take apart: show nothing of it
+        return "***"
+    if parts.password is None and "@" not in parts.netloc:
+        return url
+    userinfo, _, hostport = parts.netloc.rpartition("@")
+    user = userinfo.split(":", 1)[0]
+    masked = f"{user}:***@{hostport}" if user else f"***@{hostport}"
+    return urlunsplit((parts.scheme, masked, parts.path, parts.query, parts.fragment))
 
 
 class SecretBox:

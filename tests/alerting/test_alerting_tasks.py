@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import text
 
 from alerting.signing import verify
-from alerting.tasks import deliver
+from alerting.tasks import deliver, notify, notify_operator
 from core.db import open_database
 from core.models import Delivery, Subscription, Tenant
 from core.secretbox import PREFIX
@@ -68,3 +68,11 @@ def test_a_worker_without_the_secrets_key_marks_the_delivery_dead_with_the_reaso
         row = sess.get(Delivery, delivery_id)
         assert row is not None and row.status == "dead" and row.attempts == 1
         assert "secrets.key is missing" in (row.last_error or "")
+
+
+def test_tasks_refuse_arguments_that_are_not_row_ids() -> None:
+    """Whoever holds the broker's password can enqueue anything: a task checks what it was given."""
+    for bad in ("42", True, -1, 2**70, None, [1], {"id": 1}):
+        assert notify(bad) == "refused"
+        assert notify_operator(bad) == "refused"
+    assert notify(987654) == "missing"

@@ -14,7 +14,7 @@ from sqlalchemy import select, text
 
 from core.db import _MIGRATIONS, Database, open_database
 from core.models import Source, Subscription, Tenant
-from core.secretbox import PREFIX, SecretBox, SecretKeyError, secrets_key_path
+from core.secretbox import PREFIX, SecretBox, SecretKeyError, mask_url_credentials, secrets_key_path
 from core.settings import load_settings
 
 SECRET = "whsec-0123456789-do-not-leak"
@@ -136,3 +136,18 @@ def test_the_migration_seals_secrets_written_in_clear_by_the_previous_version(da
         sess.scalars(select(Subscription)).one().secret = "s" * 256
     with db.session() as sess:
         assert sess.scalars(select(Subscription.secret)).one() == "s" * 256
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        (PROXY, "http://crawler:***@127.0.0.1:3128"),
+        ("socks5://:pw@10.0.0.1:1080", "socks5://***@10.0.0.1:1080"),
+        ("http://10.0.0.1:3128", "http://10.0.0.1:3128"),
+        ("http://a:b@c@10.0.0.1:1", "http://a:***@10.0.0.1:1"),
+        ("http://u:p@[::1", "***"),
+        (None, None),
+    ],
+)
+def test_proxy_credentials_can_be_masked_for_non_operators(url: str | None, shown: str | None) -> None:
+    assert mask_url_credentials(url) == shown

@@ -15,7 +15,7 @@ import typer
 from core.settings import Settings
 from crawlers.extensions.progress import ENV as PROGRESS_ENV
 from crawlers.extensions.progress import read_progress
-from crawlers.job import run_crawl
+from crawlers.job import Interrupted, run_crawl
 from crawlers.schedule import describe_schedule
 from leaksentinel.actions.sources import add_source, find_source, list_sources, remove_source, set_source
 from leaksentinel.cli.context import state
@@ -240,7 +240,11 @@ def register(app: typer.Typer) -> None:
         """Crawl a source once, now, in the foreground (progress on stderr)."""
         with state.db.session() as sess:
             find_source(sess, name)  # a removed source is not crawled, not even by its id
-        summary = crawl_with_progress(state.settings, name, verbose=verbose)
+        try:
+            summary = crawl_with_progress(state.settings, name, verbose=verbose)
+        except Interrupted:  # SIGTERM: run_crawl stored the job as interrupted; say so, no traceback
+            err(f"leaksentinel: crawl of {name} interrupted (SIGTERM); the job is stored as interrupted")
+            raise typer.Exit(143) from None
         keys = ("source", "fetched", "postings", "new", "matches", "alerts", "errors", "seconds")
         line = {k: summary.get(k) for k in keys} | {k: v for k, v in summary.items() if k not in keys}
         if summary.get("status") == "failed":

@@ -272,3 +272,40 @@ def test_crawl_log_only_with_verbose(cli: Any, database_url: str) -> None:
     assert "[scrapy.core.engine]" in loud[2]
     for _code, out, _err in (quiet, loud):
         assert list(json.loads(out.strip().splitlines()[-1]))[: len(SUMMARY_KEYS)] == SUMMARY_KEYS
+
+
+def test_sigterm_during_crawl_is_one_line_not_a_traceback(cli: Any, database_url: str) -> None:
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    from core.models import CrawlJob
+
+    with socket.socket() as hang:  # accepts the connection, never answers
+        hang.bind(("127.0.0.1", 0))
+        hang.listen()
+        url = f"http://127.0.0.1:{hang.getsockname()[1]}/"
+        assert cli("source", "add", "hang", "--kind", "generic", "--url", url, "--item", "pre").code == 0
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "leaksentinel", "crawl", "hang"],
+            cwd=ROOT,
+            env=dict(os.environ),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        _settings, db = _settings_db()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with db.session() as sess:
+                if sess.scalars(select(CrawlJob).where(CrawlJob.status == "running")).first():
+                    break
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 143, err[-2000:]
+    assert err.decode().strip().splitlines() == [
+        "leaksentinel: crawl of hang interrupted (SIGTERM); the job is stored as interrupted"
+    ]

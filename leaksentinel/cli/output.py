@@ -74,6 +74,11 @@ def _cell(value: Any) -> str:
 
 
 def err(message: str) -> None:
-    """One line on stderr, never wrapped (scripts read it)."""
-    sys.stderr.write(" ".join(message.split()) + "\n")
+    """One line on stderr, never wrapped (scripts read it).
+
+    Control characters (a name typed or pasted with an escape sequence) are shown escaped: an error
+    message must not be able to drive the terminal.
+    """
+    line = " ".join(message.split())
+    sys.stderr.write("".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in line) + "\n")
     sys.stderr.flush()

@@ -96,3 +96,12 @@ def test_bad_input_from_a_command_is_still_exit_2(cli: Any) -> None:
     result = cli("alerts", "list", "--status", "bogus")
     assert result.code == 2
     assert len(result.err.strip().splitlines()) == 1
+
+
+def test_error_lines_never_carry_terminal_escapes(cli: Any) -> None:
+    """A name pasted with an escape sequence is echoed escaped: the error cannot drive the terminal."""
+    result = cli("source", "remove", "\x1b[2Jx\x07")
+    assert result.code == 2
+    line = result.err.strip()
+    assert "\x1b" not in line and "\x07" not in line
+    assert "\\x1b[2Jx\\x07" in line

@@ -23,7 +23,39 @@ PG_URL = os.environ.get("LEAKSENTINEL_TEST_PG_URL", "")
 #: suite. Every other module runs once per backend (``db_backend``), so a new test module runs on SQLite and
 #: PostgreSQL unless it is added here; a DB-touching test that must stay on SQLite says why with
 #: ``@pytest.mark.sqlite_only("reason")``.
-DB_FREE_MODULES: frozenset[str] = frozenset()
+DB_FREE_MODULES: frozenset[str] = frozenset(
+    {
+        "alerting/test_alerting_digest.py",
+        "alerting/test_alerting_docs_snippet.py",
+        "alerting/test_alerting_email.py",
+        "alerting/test_alerting_events.py",
+        "alerting/test_alerting_exports.py",
+        "alerting/test_alerting_signing.py",
+        "alerting/test_alerting_slack.py",
+        "alerting/test_alerting_webhook.py",
+        "core/test_core_canonical.py",
+        "core/test_core_hashing.py",
+        "core/test_core_masking.py",
+        "core/test_core_netguard.py",
+        "core/test_core_policy.py",
+        "core/test_core_redis_embedded.py",
+        "core/test_core_search.py",
+        "core/test_core_search_selectors.py",
+        "core/test_core_settings.py",
+        "leaksentinel/test_cli_hash.py",
+        "leaksentinel/test_sim_company.py",
+        "leaksentinel/test_sim_pastebin.py",
+        "leaksentinel/test_sim_receiver.py",
+        "pipelines/test_pipelines_documents.py",
+        "pipelines/test_pipelines_extract.py",
+        "pipelines/test_pipelines_fastscan.py",
+        "pipelines/test_pipelines_keywords.py",
+        "pipelines/test_pipelines_native_build.py",
+        "pipelines/test_pipelines_phone_dfa.py",
+        "pipelines/test_pipelines_regexes.py",
+        "pipelines/test_pipelines_secrets.py",
+    }
+)
 
 BACKENDS = ("sqlite", "postgres")
 

@@ -27,7 +27,7 @@ from pipelines.detection.extract import Candidate
 from pipelines.detection.fastscan import HashedScan, HashedScanner, candidates_on_lines
 from pipelines.detection.index import MatchIndex
 from pipelines.detection.keywords import KeywordMatcher
-from pipelines.detection.lines import Deadline, LineIndex
+from pipelines.detection.lines import Deadline, LineIndex, LineReader
 from pipelines.detection.regexes import RegexMatcher
 from pipelines.detection.secrets import find_secrets
 from pipelines.detection.severity import record_severity
@@ -343,7 +343,7 @@ class Detector:
             text, shown, deadline_s=listing_s, line_starts=scan.line_starts
         ):
             listed[cand.line].append((cand, digest.hex()))
-        text_lines = _LineReader(text, scan.line_starts)
+        text_lines = LineReader(text, scan.line_starts)
         findings: list[Finding] = []
         for (tenant_id, record_key), (accepted, first_type, first_line) in chosen.items():
             matched = per_record[(tenant_id, record_key)]
@@ -461,24 +461,6 @@ class Detector:
                     )
                 )
         return out
-
-
-class _LineReader:
-    """Lines of a text by 1-based number, through the scan's line starts when it has them."""
-
-    def __init__(self, text: str, starts: bytes) -> None:
-        self.text = text
-        self.starts = np.frombuffer(starts, dtype=np.uint32) if starts else None
-        self._lines: list[str] | None = None
-
-    def line(self, number: int) -> str:
-        if self.starts is not None and 0 < number <= self.starts.shape[0]:
-            start = int(self.starts[number - 1])
-            end = self.text.find("\n", start)
-            return self.text[start : end if end >= 0 else len(self.text)].rstrip("\r")
-        if self._lines is None:
-            self._lines = self.text.split("\n")
-        return self._lines[number - 1] if 0 < number <= len(self._lines) else ""
 
 
 def _domain_needles(domains: Iterable[str]) -> set[str]:

@@ -29,6 +29,7 @@ import phonenumbers
 from core.hashing import keyed_digest
 from pipelines.detection import extract as ex
 from pipelines.detection import phone_dfa
+from pipelines.detection.lines import LineReader
 
 try:  # the extension is optional (no C compiler at install time): extract.py alone then
     from pipelines.detection import _scanner
@@ -149,11 +150,11 @@ class HashedScanner:
         pairs = [_pairs(pairs_raw, 0, None)]
         offset = len(digests) // DIGEST_BYTES
         if deferred:
-            lines = text.split("\n")
+            lines = LineReader(text, starts)
             prepared: list[tuple[int, str]] = []
             python: list[tuple[int, str]] = []
             for index in deferred:
-                line = lines[index].rstrip("\r")
+                line = lines.line(index + 1).rstrip("\r")
                 values = _json_values(line)
                 if values is not None:
                     prepared.append((index + 1, "\t".join(values)))
@@ -211,13 +212,13 @@ class HashedScanner:
             python = [index + 1 for index in deferred]
         if python:
             ctx = ex._Context(regions=self.regions, dob_regions=self.dob_regions, deadline=deadline)
-            lines = text.split("\n")
+            lines = LineReader(text, line_starts)
             for number in python:
-                if number <= len(lines):
+                if number <= lines.count:
                     ctx.start_line(number)
                     by_line[number] = [
                         (c, self._hash(c.field_type, c.canonical))
-                        for c in ex._scan_line(lines[number - 1].rstrip("\r"), ctx)
+                        for c in ex._scan_line(lines.line(number).rstrip("\r"), ctx)
                     ]
         return [item for number in sorted(by_line) for item in by_line[number]]
 

@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-__all__ = ["BLOCK_CHARS", "Deadline", "LineIndex", "line_blocks"]
+__all__ = ["BLOCK_CHARS", "Deadline", "LineIndex", "LineReader", "line_blocks"]
 
 #: Blocks the whole-text stages read between two looks at the clock.
 BLOCK_CHARS = 1 << 20
@@ -126,3 +126,35 @@ def line_blocks(text: _T, size: int = BLOCK_CHARS) -> Iterator[tuple[int, int]]:
         end = len(text) if end < 0 else end + 1
         yield start, end
         start = end
+
+
+class LineReader:
+    """Lines of a str by 1-based number: through a native scan's line starts (uint32 code point offsets)
+    when it recorded them, else through a :class:`LineIndex` (never a list of every line)."""
+
+    def __init__(self, text: str, starts: bytes = b"") -> None:
+        self.text = text
+        self._starts = memoryview(starts).cast("I") if starts and len(starts) % 4 == 0 else None
+        self._index: LineIndex[str] | None = None
+
+    @property
+    def count(self) -> int:
+        """How many lines the text has (one more than its newlines)."""
+        if self._starts is not None:
+            return len(self._starts)
+        return self._lines().line_of(len(self.text))
+
+    def line(self, number: int) -> str:
+        """Line `number` without its "\\n" ("" past the end)."""
+        if self._starts is not None and 0 < number <= len(self._starts):
+            start = self._starts[number - 1]
+            end = self.text.find("\n", start)
+            return self.text[start : end if end >= 0 else len(self.text)]
+        if number < 1:
+            return ""
+        return self._lines().line(number)
+
+    def _lines(self) -> LineIndex[str]:
+        if self._index is None:
+            self._index = LineIndex(self.text)
+        return self._index

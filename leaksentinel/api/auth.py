@@ -1,8 +1,10 @@
 """API keys and roles: who is calling, and what they may see.
 
 Why these rules: keys are stored as SHA-256 digests (a stolen database yields no working key); a
-tenant key is confined to its tenant, and another tenant's object answers 404 so that ids cannot be
-probed; operators run the fleet, analysts search everything collected.
+tenant key is confined to its tenant (the scoping itself is leaksentinel.api.deps), and another
+tenant's object answers 404 so that ids cannot be probed; operators run the fleet, analysts search
+everything collected. Failed authentications are counted per client address, so keys cannot be
+guessed at speed.
 """
 
 import hashlib
@@ -38,14 +40,6 @@ class Principal:
     def require(self, *roles: str) -> None:
         if self.role not in roles:
             raise HTTPException(403, f"this needs one of the roles: {', '.join(roles)}")
-
-    def tenant_scope(self, requested: int | None) -> int | None:
-        """The tenant a request may act on: its own for tenant keys (another one is 404)."""
-        if self.is_tenant:
-            if requested is not None and requested != self.tenant_id:
-                raise HTTPException(404, "not found")
-            return self.tenant_id
-        return requested
 
 
 def principal_from_key(db: Database, clear: str) -> Principal | None:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, HTTPException, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup, escape
@@ -1116,6 +1116,11 @@ async def redeliver(request: Request) -> Response:
 # --------------------------------------------------------------------------- mounting
 
 
+def _is_console_page(request: Request) -> bool:
+    """Whether a request went to a console page (the API, /docs and /metrics answer in JSON)."""
+    return not request.url.path.startswith(("/api/", "/docs", "/metrics", "/openapi.json"))
+
+
 def mount_console(app: FastAPI) -> None:
     """Add the console's pages, its static files and its HTML error pages to the API application."""
     app.state.console = Console(app)
@@ -1142,12 +1147,10 @@ def mount_console(app: FastAPI) -> None:
             return RedirectResponse("/login", status_code=303)
         return _login_form(request, "Your session has ended; log in again.", 401)
 
-    api_not_found = app.exception_handlers.get(NotFound)
-
     async def _not_found(request: Request, exc: Exception) -> Response:
-        """Out of scope or missing: the API's JSON 404 on /api/, the console's 404 page elsewhere."""
-        if request.url.path.startswith("/api/") and api_not_found is not None:
-            return await api_not_found(request, exc)  # type: ignore[no-any-return]
+        """Out of scope or missing: the API's JSON 404 outside the console, the console's 404 page in it."""
+        if not _is_console_page(request):
+            return JSONResponse({"detail": "not found"}, status_code=404)
         return await _page_error(request, PageError(404, "Not found."))
 
     app.state.session_principal = session_principal  # how api.deps finds the caller on console pages

@@ -6,13 +6,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from core.db import Database
 from core.errors import BadInput, NotFound
 from core.models import AuditLog, CrawlJob, Posting, Source, utcnow
 from crawlers.health import is_stale
-from crawlers.schedule import schedule_from_options
+from crawlers.schedule import jitter_for, next_due, schedule_from_options
 from leaksentinel.actions.naming import check_slug
 
 __all__ = [
@@ -51,6 +51,32 @@ def find_source(sess: Session, name_or_id: str) -> Source:
     return source
 
 
+def _last_error(source: Source) -> str | None:
+    """The one-line error of the source's latest crawl job, when its last run did not succeed."""
+    if source.last_status in (None, "ok"):
+        return None
+    sess = object_session(source)
+    if sess is None:
+        return None
+    query = (
+        select(CrawlJob.error).where(CrawlJob.source_id == source.id).order_by(CrawlJob.id.desc()).limit(1)
+    )
+    return sess.scalar(query)
+
+
+def _next_run(source: Source) -> str | None:
+    """When the scheduler next crawls it (never-run ``every`` sources: now; jitter only on later runs)."""
+    if not source.enabled or not source.schedule:
+        return None
+    try:
+        due = next_due(
+            source.schedule, source.last_run, utcnow(), jitter_s=jitter_for(source.id, source.schedule)
+        )
+    except (ValueError, KeyError):  # a schedule written by hand that croniter refuses
+        return None
+    return due.isoformat() if due else None
+
+
 def source_to_dict(source: Source) -> dict[str, Any]:
     return {
         "id": source.id,
@@ -64,6 +90,8 @@ def source_to_dict(source: Source) -> dict[str, Any]:
         "last_run": source.last_run.isoformat() if source.last_run else None,
         "last_status": source.last_status,
         "last_success": source.last_success.isoformat() if source.last_success else None,
+        "last_error": _last_error(source),
+        "next_run": _next_run(source),
         "health": _health(source),
         "health_reason": source.health_reason
         or ("stale: no successful run for several intervals" if _health(source) == "unhealthy" else None),

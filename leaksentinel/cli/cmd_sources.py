@@ -166,7 +166,15 @@ def register(app: typer.Typer) -> None:
         """List sources with their schedule and last run."""
         rows = list_sources(state.db)
         if not as_json:  # people read "every 2m"; JSON keeps the stored form scripts already parse
-            rows = [row | {"schedule": describe_schedule(row.get("schedule"))} for row in rows]
+            rows = [
+                row
+                | {
+                    "schedule": describe_schedule(row.get("schedule")),
+                    # why it failed, or why it is unhealthy (silent, stale) when no run failed
+                    "last_error": row.get("last_error") or row.get("health_reason"),
+                }
+                for row in rows
+            ]
         emit_list(
             rows,
             as_json,
@@ -178,8 +186,9 @@ def register(app: typer.Typer) -> None:
                 "enabled",
                 "last_run",
                 "last_status",
+                "next_run",
                 "health",
-                "health_reason",
+                "last_error",
             ],
             title="sources",
         )

@@ -309,3 +309,32 @@ def test_sigterm_during_crawl_is_one_line_not_a_traceback(cli: Any, database_url
     assert err.decode().strip().splitlines() == [
         "leaksentinel: crawl of hang interrupted (SIGTERM); the job is stored as interrupted"
     ]
+
+
+def test_source_list_says_why_the_last_run_failed_and_when_the_next_is(cli: Any, database_url: str) -> None:
+    from core.models import CrawlJob, Source, utcnow
+
+    assert (
+        cli("source", "add", "dead", "--kind", "rss", "--url", "http://127.0.0.1:9/f", "--every", "5m").code
+        == 0
+    )
+    fresh = cli("source", "list", "--json").json()
+    assert fresh["last_error"] is None
+    assert fresh["next_run"] is not None  # never crawled: due at once
+    _settings, db = _settings_db()
+    with db.session() as sess:
+        source = sess.scalars(select(Source).where(Source.name == "dead")).one()
+        sess.add(CrawlJob(source_id=source.id, status="failed", error="old failure", finished_at=utcnow()))
+        sess.add(
+            CrawlJob(source_id=source.id, status="failed", error="connection refused", finished_at=utcnow())
+        )
+        source.last_run, source.last_status = utcnow(), "failed"
+        last_run = source.last_run
+    row = cli("source", "list", "--json").json()
+    assert row["last_error"] == "connection refused"
+    next_run = datetime.fromisoformat(row["next_run"])
+    assert 300 <= (next_run - last_run).total_seconds() <= 300 + 30  # interval plus at most its jitter
+    table = cli("source", "list")
+    assert "connection refused" in table.out
+    assert cli("source", "set", "dead", "--pause").code == 0
+    assert cli("source", "list", "--json").json()["next_run"] is None  # paused: never due

@@ -57,8 +57,6 @@ DB_FREE_MODULES: frozenset[str] = frozenset(
     }
 )
 
-BACKENDS = ("sqlite", "postgres")
-
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
@@ -90,7 +88,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
     Why: a test that is not parametrized never runs on PostgreSQL, and PostgreSQL is what the distributed
     setup uses. The PostgreSQL variant is only collected when ``LEAKSENTINEL_TEST_PG_URL`` is set."""
-    if "db_backend" not in metafunc.fixturenames or _module_of(metafunc) in DB_FREE_MODULES:
+    if "db_backend" not in metafunc.fixturenames:
+        return
+    if _module_of(metafunc) in DB_FREE_MODULES and "database_url" not in metafunc.fixturenames:
         return
     backends = [pytest.param("sqlite", id="sqlite")]
     if PG_URL and metafunc.definition.get_closest_marker("sqlite_only") is None:
@@ -212,7 +212,16 @@ def db_backend(
 
     For PostgreSQL the URL goes in the environment, so the test, the in-process CLI and every process the
     test starts (``leaksentinel run``, crawl jobs, workers) use it."""
-    backend = getattr(request, "param", "sqlite")
+    backend = getattr(request, "param", None)
+    if backend is None:  # a module listed as DB-free: keep the list honest
+        yield "sqlite"
+        if (Path(os.environ.get("LEAKSENTINEL_HOME", "")) / "leaksentinel.db").exists():
+            pytest.fail(
+                f"{request.node.nodeid} opened the database but its module is in DB_FREE_MODULES "
+                "(tests/conftest.py): remove it from the list so it also runs on PostgreSQL",
+                pytrace=False,
+            )
+        return
     if backend == "sqlite":
         yield backend
         return

@@ -38,6 +38,7 @@ __all__ = [
     "DetectionResult",
     "Detector",
     "Finding",
+    "ScanStats",
     "WatchSnapshot",
     "time_budget",
 ]
@@ -194,6 +195,26 @@ class DetectionResult:
     candidate_hashes: bytes
     #: True when extraction hit its time limit before the end of the text (the rest was not read).
     partial: bool = False
+    #: Lines the native scanner handed back to Python, and of those the lines extract.py read
+    #: (`HashedScan`): on ASCII and CJK text both stay 0; a rise means a 30-100x slower path.
+    deferred_lines: int = 0
+    python_lines: int = 0
+
+
+@dataclass
+class ScanStats:
+    """Totals over a detector's postings (for ``scan --stats`` and crawl statistics)."""
+
+    postings: int = 0
+    partial: int = 0
+    deferred_lines: int = 0
+    python_lines: int = 0
+
+    def add(self, result: DetectionResult) -> None:
+        self.postings += 1
+        self.partial += int(result.partial)
+        self.deferred_lines += result.deferred_lines
+        self.python_lines += result.python_lines
 
 
 class Detector:
@@ -207,6 +228,8 @@ class Detector:
         self.regexes = RegexMatcher(snapshot.regexes) if snapshot.regexes else None
         self.documents = DocumentMatcher(snapshot.documents) if snapshot.documents else None
         self._hasher: HashedScanner | None = None
+        #: Running totals of every `detect` call of this detector.
+        self.stats = ScanStats()
 
     @classmethod
     def from_database(cls, db: Database, key: bytes, index_dir: Path | None = None) -> Detector:
@@ -232,8 +255,15 @@ class Detector:
         findings += self._domains(self._domain_candidates(text, listing_s), text)
         findings += self._watches(text, deadline)
         findings += self._secrets(text, deadline)
-        partial = bool(scan.partial) or deadline.exceeded
-        return DetectionResult(findings=findings, candidate_hashes=scan.digests, partial=partial)
+        result = DetectionResult(
+            findings=findings,
+            candidate_hashes=scan.digests,
+            partial=bool(scan.partial) or deadline.exceeded,
+            deferred_lines=scan.deferred_lines,
+            python_lines=scan.python_lines,
+        )
+        self.stats.add(result)
+        return result
 
     @property
     def hasher(self) -> HashedScanner:

@@ -58,6 +58,11 @@ class HashedScan:
     pairs: np.ndarray  # (n, 2) uint32: index into digests, 1-based line number
     partial: bool = False
     line_starts: bytes = b""  # uint32 offset of each line (native scans): lets a listing jump to lines
+    #: Lines the native scanner handed back to Python (characters it does not take, JSON lines); every
+    #: line of the text when the extension is not used. The native path is 30-100x faster per line.
+    deferred_lines: int = 0
+    #: Of those, the lines extract.py read in Python (JSON lines whose values the scanner took are not).
+    python_lines: int = 0
 
     def unique_sorted(self) -> bytes:
         """The distinct digests in byte order."""
@@ -190,8 +195,13 @@ class HashedScanner:
                 parts.append(b"".join(extra))
                 if rows:
                     pairs.append(np.array(rows, dtype=np.uint32))
+            python_lines = len(python)
+        else:
+            python_lines = 0
         all_pairs = pairs[0] if len(pairs) == 1 else np.concatenate(pairs)
-        return HashedScan(b"".join(parts), all_pairs, bool(partial), bytes(starts))
+        return HashedScan(
+            b"".join(parts), all_pairs, bool(partial), bytes(starts), len(deferred), python_lines
+        )
 
     def hashed_candidates(
         self, text: str, numbers: set[int], *, deadline_s: float = 30.0, line_starts: bytes = b""
@@ -235,7 +245,9 @@ class HashedScanner:
             rows.append((idx, cand.line))
         partial = time.monotonic() >= deadline
         digests = b"".join(table)  # dicts keep insertion order: index i is the i-th key
-        return HashedScan(digests, np.array(rows, dtype=np.uint32).reshape(-1, 2), partial)
+        lines = text.count("\n") + 1 if text else 0
+        pairs = np.array(rows, dtype=np.uint32).reshape(-1, 2)
+        return HashedScan(digests, pairs, partial, deferred_lines=lines, python_lines=lines)
 
 
 def _length_mask(region: str) -> int:

@@ -106,7 +106,7 @@ def open_database(settings: Settings, *, migrate: bool = True) -> Database:
             else:
                 with contextlib.suppress(OSError):  # a server database: the home only holds keys
                     secure_home(settings)
-            db = Database(url, secrets_key=secrets_key_path(settings.home))
+            db = Database(url, secrets_key=secrets_key_path(settings.home, settings.secrets_key_file))
             if migrate:
                 db.migrate()
             _cache[url] = db

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import functools
 import ipaddress
-import os
 import socket
 import ssl
 import typing
@@ -199,12 +198,16 @@ class TargetPolicy:
 
     @classmethod
     def from_settings(cls, settings: Settings, environ: Mapping[str, str] | None = None) -> TargetPolicy:
-        """The operator's decision: ``private_targets_allowed`` plus the networks named in the environment."""
-        env = os.environ if environ is None else environ
+        """The operator's decision: ``private_targets_allowed`` plus the networks of the settings
+        ``crawl_allow_networks`` / ``crawl_block_networks`` (or, when ``environ`` is given, its variables)."""
+        if environ is not None:
+            allow, block = environ.get(ALLOW_NETWORKS_ENV), environ.get(BLOCK_NETWORKS_ENV)
+        else:
+            allow, block = settings.crawl_allow_networks, settings.crawl_block_networks
         return cls(
             allow_private=settings.private_targets_allowed,
-            allow_networks=parse_networks(env.get(ALLOW_NETWORKS_ENV)),
-            block_networks=parse_networks(env.get(BLOCK_NETWORKS_ENV)),
+            allow_networks=parse_networks(allow),
+            block_networks=parse_networks(block),
         )
 
     @property

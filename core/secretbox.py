@@ -60,9 +60,10 @@ class SecretKeyError(OperationalError):
     """A sealed value cannot be opened: missing key, another deployment's key, or tampered data."""
 
 
-def secrets_key_path(home: Path) -> Path:
-    """Where this machine's secrets key lives: ``$LEAKSENTINEL_SECRETS_KEY_FILE`` or ``HOME/secrets.key``."""
-    override = os.environ.get(SECRETS_KEY_ENV, "").strip()
+def secrets_key_path(home: Path, configured: str = "") -> Path:
+    """Where this machine's secrets key lives: the ``secrets_key_file`` setting (``$LEAKSENTINEL_SECRETS_KEY_FILE``)
+    or ``HOME/secrets.key``."""
+    override = (configured or os.environ.get(SECRETS_KEY_ENV, "")).strip()
     return Path(override).expanduser() if override else Path(home) / SECRETS_KEY_FILE
 
 

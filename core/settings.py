@@ -55,6 +55,13 @@ class Settings:
     #: Whether subscriptions and crawls may target loopback/private networks. None: allowed only in the
     #: embedded default (no server URLs configured).
     allow_private_targets: bool | None = None
+    #: Private networks the crawler and webhooks may reach even when private targets are not allowed
+    #: (comma-separated CIDRs, e.g. a Tor bridge "127.0.0.1/32"), and networks refused even when they are.
+    crawl_allow_networks: str = ""
+    crawl_block_networks: str = ""
+    #: Where the key that seals webhook and proxy secrets lives (empty: ``secrets.key`` in the home). Copy the
+    #: file to every machine of a fleet, like ``hash.key``.
+    secrets_key_file: str = ""
     #: Base URL of the console as users reach it (behind a proxy: the proxy's URL), put into alert messages
     #: and emails as links. Empty: what `run` listens on (http://HOST:PORT).
     public_url: str = ""

@@ -42,7 +42,9 @@ def find_source(settings: Settings, name_or_id: str) -> Source:
         source = sess.scalar(query)
         if source is None and name_or_id.isdigit():
             source = sess.get(Source, int(name_or_id))
-        if source is None:
+        # A removed source stays as a row (its postings name it) but is never crawled again, even by a
+        # task queued before its removal.
+        if source is None or (source.options or {}).get("removed"):
             raise NotFound(f"unknown source: {name_or_id}")
         sess.expunge(source)
         return source
@@ -258,7 +260,13 @@ def run_crawl(
         if summary is None:
             summary = {k: 0 for k in SUMMARY_KEYS} | {"source": source.name, "errors": 1}
         summary["seconds"] = seconds
-        failed = error is not None or (summary.get("fetched", 0) == 0 and summary.get("errors", 0) > 0)
+        failed = (
+            error is not None
+            or (summary.get("fetched", 0) == 0 and summary.get("errors", 0) > 0)
+            # Everything it read led where the network guard refused to go (a tip that only redirects
+            # to an internal address): nothing was read, and the operator should see why.
+            or (summary.get("blocked", 0) > 0 and summary.get("postings", 0) == 0)
+        )
         status = "failed" if failed else "ok"
         if failed and not error:
             error = summary.get("error")

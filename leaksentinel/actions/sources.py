@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, object_session
 from core.db import Database
 from core.errors import BadInput, NotFound
 from core.models import AuditLog, CrawlJob, Posting, Source, utcnow
+from core.secretbox import mask_url_credentials
 from crawlers.health import is_stale
 from crawlers.schedule import jitter_for, next_due, schedule_from_options
 from leaksentinel.actions.naming import check_slug
@@ -77,7 +78,7 @@ def _next_run(source: Source) -> str | None:
     return due.isoformat() if due else None
 
 
-def source_to_dict(source: Source) -> dict[str, Any]:
+def source_to_dict(source: Source, *, reveal_proxy: bool = True) -> dict[str, Any]:
     return {
         "id": source.id,
         "name": source.name,
@@ -86,7 +87,8 @@ def source_to_dict(source: Source) -> dict[str, Any]:
         "schedule": source.schedule,
         "enabled": source.enabled,
         "render": source.render,
-        "proxy": source.proxy,
+        # Proxy credentials are the operator's: everyone else sees that a proxy is used, not its password.
+        "proxy": source.proxy if reveal_proxy else mask_url_credentials(source.proxy),
         "last_run": source.last_run.isoformat() if source.last_run else None,
         "last_status": source.last_status,
         "last_success": source.last_success.isoformat() if source.last_success else None,
@@ -154,12 +156,14 @@ def add_source(
         return source_to_dict(source)
 
 
-def list_sources(db: Database) -> list[dict[str, Any]]:
-    """Crawled sources (not the implicit `local` and `tips`, nor one-off tip crawls, nor removed ones)."""
+def list_sources(db: Database, *, reveal_proxy: bool = True) -> list[dict[str, Any]]:
+    """Crawled sources (not the implicit `local` and `tips`, nor one-off tip crawls, nor removed ones).
+
+    ``reveal_proxy``: only for operators (the CLI on the machine is one); others get masked proxy URLs."""
     with db.session() as sess:
         query = select(Source).where(Source.kind.not_in(("local", "tips"))).order_by(Source.id)
         return [
-            source_to_dict(s)
+            source_to_dict(s, reveal_proxy=reveal_proxy)
             for s in sess.scalars(query)
             if not (s.options or {}).get("tip") and not is_removed(s)
         ]

@@ -6,6 +6,7 @@ operational failure in exit 1, and never in a traceback, whatever layer raised i
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from pathlib import Path
@@ -156,6 +157,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def entry() -> None:
+    # Everything the service writes into its home (database, keys, evidence, index segments, logs) is the
+    # owner's alone: leaked personal data and webhook secrets live there. Child processes inherit it.
+    os.umask(0o077)
     sys.exit(main())
 
 

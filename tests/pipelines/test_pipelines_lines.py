@@ -10,6 +10,7 @@ import random
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 import re2
@@ -165,6 +166,9 @@ _texts = st.lists(
     st.one_of(st.sampled_from(_TOKENS), st.text(alphabet="abcxyz019 \n-_:=é客", max_size=6)), max_size=60
 ).map("".join)
 
+#: small blocks put block ends (and long lines across them) inside the generated texts
+_block_sizes = st.sampled_from([1, 3, 16, 64, BLOCK_CHARS])
+
 _KEYWORDS = ["acme", "Acme Corp", "ＡＣＭＥ", "客户数据", "ß", "ss", "x y", "corp\nsecret", "é", "fi", "42"]
 _PATTERNS = [
     r"ACME-\d{6}",
@@ -191,26 +195,38 @@ _PATTERNS = [
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(text=_texts, chosen=st.lists(st.sampled_from(_KEYWORDS), min_size=1, max_size=6, unique=True))
-def test_keywords_whole_text_equals_per_line(text: str, chosen: list[str]) -> None:
+@given(
+    text=_texts,
+    chosen=st.lists(st.sampled_from(_KEYWORDS), min_size=1, max_size=6, unique=True),
+    block=_block_sizes,
+)
+def test_keywords_whole_text_equals_per_line(text: str, chosen: list[str], block: int) -> None:
     matcher = KeywordMatcher([(1 + i % 2, 10 + i, k) for i, k in enumerate(chosen)])
-    assert matcher.find(text) == _old_keywords(matcher, text)
+    with mock.patch.object(kw, "BLOCK_CHARS", block):
+        assert matcher.find(text) == _old_keywords(matcher, text)
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(text=_texts, chosen=st.lists(st.sampled_from(_PATTERNS), min_size=1, max_size=6, unique=True))
-def test_regexes_whole_text_equal_per_line(text: str, chosen: list[str]) -> None:
+@given(
+    text=_texts,
+    chosen=st.lists(st.sampled_from(_PATTERNS), min_size=1, max_size=6, unique=True),
+    block=_block_sizes,
+)
+def test_regexes_whole_text_equal_per_line(text: str, chosen: list[str], block: int) -> None:
     items = [(1 + i % 2, 10 + i, p) for i, p in enumerate(chosen)]
-    new, old = RegexMatcher(items).find(text), _old_regexes(items, text)
+    with mock.patch.object(rx, "BLOCK_CHARS", block):
+        new = RegexMatcher(items).find(text)
+    old = _old_regexes(items, text)
     # within one line the old order was the Set's (arbitrary): compare as sorted
     assert sorted(new, key=repr) == sorted(old, key=repr)
     assert [h.line for h in new] == sorted(h.line for h in new)
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(text=_texts)
-def test_secrets_whole_text_equal_per_line(text: str) -> None:
-    new = find_secrets(text)
+@given(text=_texts, block=_block_sizes)
+def test_secrets_whole_text_equal_per_line(text: str, block: int) -> None:
+    with mock.patch.object(rx, "BLOCK_CHARS", block):
+        new = find_secrets(text)
     assert sorted(new, key=repr) == sorted(_old_secrets(text), key=repr)
     assert [h.line for h in new] == sorted(h.line for h in new)
 

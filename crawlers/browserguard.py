@@ -1,31 +1,34 @@
 """The network guard for ``--render`` sources: every request the browser makes is checked first.
 
 Why: a rendered page runs the site's JavaScript, which can ``fetch()`` or ``location = ...`` anywhere;
-its subresources and frames can point anywhere too. scrapy-playwright routes every request of the page
-(navigation, fetch/XHR, scripts, frames) through ``PLAYWRIGHT_ABORT_REQUEST``; this guard resolves the host,
-checks every address with the run's ``TargetPolicy`` and aborts what is forbidden (and, as before,
-images, fonts and media, never needed to read a posting).
+its subresources and frames can point anywhere too. Two layers:
 
-Limits (written down so nobody relies on more): Chromium resolves the name again when it connects, so a
-DNS answer that changes within milliseconds (rebinding with TTL 0) is not caught here as it is for
-Scrapy's own downloads (crawlers/resolver.py); an HTTP redirect inside the browser is followed by
-Chromium without a second routing call, so the redirected request itself is *not* stopped - only its
-content is dropped (``NetGuardLateMiddleware.process_response`` checks a rendered page's final URL). An
-egress proxy for the browser would close both gaps. WebSockets are refused outright
-(``route_web_socket``) and service workers are blocked.
+* scrapy-playwright routes every request of the page (navigation, fetch/XHR, scripts, frames) through
+  ``PLAYWRIGHT_ABORT_REQUEST``; this guard resolves the host, checks every address with the run's
+  ``TargetPolicy`` and aborts what is forbidden (and, as before, images, fonts and media, never needed to
+  read a posting). It gives the early, precise refusal.
+* Chromium itself connects only through the run's egress proxy (crawlers/browserproxy.py, loopback not
+  bypassed), which resolves each host once, checks every address and connects to the checked IP. That
+  closes what routing cannot see: HTTP redirects Chromium follows without a second routing call, and a
+  DNS answer that changes between the check here and Chromium's connect (Chromium resolves nothing when
+  it uses a proxy).
+
+WebSockets are refused outright (``route_web_socket``) and service workers are blocked. Refusals of both
+layers are counted in ``totals`` (``record_refusal``), which crawlers.run adds to the run's summary.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from typing import Any
 from urllib.parse import urlsplit
 
 from core.netguard import TargetPolicy, UnsafeTarget
 from crawlers.middlewares.netguard import literal_address
 
-__all__ = ["HEAVY_TYPES", "BrowserGuard", "refuse_websockets", "totals"]
+__all__ = ["HEAVY_TYPES", "BrowserGuard", "record_refusal", "refuse_websockets", "totals"]
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +39,22 @@ _NO_NETWORK = frozenset({"data", "blob", "about"})
 #: This process's refusals (one crawl run per process). Module-level because Scrapy deep-copies its
 #: settings, so the guard instance that scrapy-playwright calls is not the one crawlers.run created.
 totals: dict[str, Any] = {"blocked": 0, "first_blocked": None}
+_lock = threading.Lock()  # the browser proxy records from its own thread
+_logged: set[str] = set()
+
+
+def record_refusal(reason: str, target: str) -> None:
+    """Count a refused browser request in ``totals``; log each reason once, marked as the run's error."""
+    with _lock:
+        totals["blocked"] += 1
+        if totals["first_blocked"] is None:
+            totals["first_blocked"] = reason
+        first = reason not in _logged
+        _logged.add(reason)
+    if first:
+        log.warning(
+            "%s (browser request to %s refused)", reason, target[:300], extra={"leaksentinel_error": reason}
+        )
 
 
 class BrowserGuard:
@@ -43,7 +62,6 @@ class BrowserGuard:
 
     def __init__(self, policy: TargetPolicy) -> None:
         self.policy = policy
-        self._logged: set[str] = set()
 
     async def refusal(self, url: str) -> str | None:
         """Why the browser may not fetch ``url`` (it is already parsed by Chromium: WHATWG form), or None."""
@@ -77,14 +95,7 @@ class BrowserGuard:
         return None
 
     def note(self, reason: str, url: str) -> None:
-        totals["blocked"] += 1
-        if totals["first_blocked"] is None:
-            totals["first_blocked"] = reason
-        if reason not in self._logged:
-            self._logged.add(reason)
-            log.warning(
-                "%s (browser request to %s refused)", reason, url[:300], extra={"leaksentinel_error": reason}
-            )
+        record_refusal(reason, url)
 
     async def __call__(self, request: Any) -> bool:
         if request.resource_type in HEAVY_TYPES:

@@ -23,8 +23,9 @@ from core.db import open_database
 from core.models import Source
 from core.netguard import TargetPolicy
 from core.settings import CHROMIUM_ARGS, Settings, load_settings
-from crawlers.browserguard import BrowserGuard
+from crawlers.browserguard import BrowserGuard, record_refusal
 from crawlers.browserguard import totals as browser_totals
+from crawlers.browserproxy import process_proxy, stop_process_proxy
 
 __all__ = ["FirstError", "chromium_problem", "main", "scrapy_settings_for"]
 
@@ -42,7 +43,7 @@ def scrapy_settings_for(settings: Settings, source: Source) -> ScrapySettings:
     s.set("LEAKSENTINEL_CRAWL_BLOCK_NETWORKS", [str(n) for n in policy.block_networks], priority="cmdline")
     opts = source.options or {}
     if source.render:
-        apply_render_settings(s, settings, policy)
+        apply_render_settings(s, settings, policy, upstream=source.proxy)
     # APIs used as their owners intend (Pastebin's IP-whitelisted scraping API, GitHub's REST API) are not
     # crawled pages: their robots.txt (GitHub's disallows everything) is not consulted unless asked.
     api_kind = source.kind in {"pastebin", "gists"}
@@ -69,11 +70,20 @@ def chromium_problem(settings: Settings) -> str | None:
     return None
 
 
-def apply_render_settings(s: ScrapySettings, settings: Settings, policy: TargetPolicy | None = None) -> None:
+def apply_render_settings(
+    s: ScrapySettings,
+    settings: Settings,
+    policy: TargetPolicy | None = None,
+    upstream: str | None = None,
+) -> None:
     """Fetch through scrapy-playwright driving the system Chromium (never a downloaded browser).
 
-    Every request the browser makes goes through ``BrowserGuard`` (crawlers/browserguard.py).
+    Every request the browser makes goes through ``BrowserGuard`` (crawlers/browserguard.py) and every
+    connection it opens through this process's guarded proxy (crawlers/browserproxy.py, started here,
+    chained through the source's own ``upstream`` proxy if it has one; ``stop_process_proxy`` ends it).
     """
+    policy = policy or TargetPolicy.from_settings(settings)
+    proxy_url = process_proxy(policy, upstream, on_refusal=record_refusal)
     handler = "scrapy_playwright.handler.ScrapyPlaywrightDownloadHandler"
     s.set("DOWNLOAD_HANDLERS", {"http": handler, "https": handler}, priority="cmdline")
     s.set("PLAYWRIGHT_BROWSER_TYPE", "chromium", priority="cmdline")
@@ -83,6 +93,10 @@ def apply_render_settings(s: ScrapySettings, settings: Settings, policy: TargetP
             "executable_path": settings.chromium_path,
             "headless": True,
             "args": list(CHROMIUM_ARGS),
+            # "<-loopback>": loopback targets go through the proxy too (Chromium bypasses them by
+            # default); Playwright then writes exactly --proxy-bypass-list=<-loopback>. Contexts get no
+            # proxy of their own (PLAYWRIGHT_CONTEXTS below), so this one applies to every page.
+            "proxy": {"server": proxy_url, "bypass": "<-loopback>"},
         },
         priority="cmdline",
     )
@@ -91,7 +105,7 @@ def apply_render_settings(s: ScrapySettings, settings: Settings, policy: TargetP
     s.set("PLAYWRIGHT_DEFAULT_NAVIGATION_TIMEOUT", 30_000, priority="cmdline")
     s.set(
         "PLAYWRIGHT_ABORT_REQUEST",
-        BrowserGuard(policy or TargetPolicy.from_settings(settings)),
+        BrowserGuard(policy),
         priority="cmdline",
     )
     # Service workers would fetch outside the page's routing: never registered.
@@ -196,7 +210,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     first_error = FirstError()
     logging.getLogger().addHandler(first_error)
-    process.start()
+    try:
+        process.start()
+    finally:
+        stop_process_proxy()
     stats = dict(crawler.stats.get_stats()) if crawler.stats else {}
     if browser_totals["blocked"]:
         stats["leaksentinel/blocked"] = int(stats.get("leaksentinel/blocked", 0)) + browser_totals["blocked"]

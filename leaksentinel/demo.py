@@ -47,7 +47,7 @@ def run_demo(settings: Settings, out: IO[str] = sys.stdout, *, timeout_s: float 
         company = underground.company
         db = open_database(demo)
         _say(out, f"leaksentinel demo: a simulated paste site at {underground.base_url}")
-        add_tenant(db, company.name, [company.domain], [company.region], actor="demo")
+        company_id = add_tenant(db, company.name, [company.domain], [company.region], actor="demo")["id"]
         csv_path = home / "company.csv"
         csv_path.write_text(company_csv(company, include_card=True), encoding="utf-8")
         key = load_or_create_key(demo.key_path)
@@ -55,8 +55,8 @@ def run_demo(settings: Settings, out: IO[str] = sys.stdout, *, timeout_s: float 
         with hashed.open("w", encoding="utf-8") as fh:
             for row in hash_csv(csv_path, key, key_column="id", region=company.region):
                 fh.write(json.dumps(row) + "\n")
-        registered = add_records(db, company.name, hashed, actor="demo")
-        sub = add_subscription(db, demo, company.name, webhook=receiver.url, actor="demo")
+        registered = add_records(db, company_id, hashed, actor="demo")
+        sub = add_subscription(db, demo, company_id, webhook=receiver.url, actor="demo")
         add_source(db, "paste-site", "pastebin", underground.base_url, actor="demo")
         _say(
             out,
@@ -84,7 +84,7 @@ def run_demo(settings: Settings, out: IO[str] = sys.stdout, *, timeout_s: float 
                 time.sleep(0.2)
         finally:
             service.stop()
-        alerts = list_alerts(db, company.name)
+        alerts = list_alerts(db, company_id)
         events = [r for r in receiver.received if r.status == 200]
         valid = sum(
             1 for r in events if verify(sub["secret"], r.body, r.headers.get("x-leaksentinel-signature", ""))

@@ -60,7 +60,7 @@ class SourcePatch(Strict):
 @router.get("/api/v1/sources")
 def sources(who: Who, request: Request) -> list[dict[str, Any]]:
     who.require("operator", "analyst")
-    return list_sources(_db(request))
+    return list_sources(_db(request), reveal_proxy=who.role == "operator")
 
 
 @router.post("/api/v1/sources", status_code=201)

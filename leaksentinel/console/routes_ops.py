@@ -28,7 +28,7 @@ from leaksentinel.console.pages import (
 router = APIRouter(include_in_schema=False)
 
 
-def _jobs(db: Database, name: str) -> dict[str, Any]:
+def _jobs(db: Database, name: str, *, reveal_proxy: bool) -> dict[str, Any]:
     from leaksentinel.actions.sources import find_source, source_to_dict
 
     with db.session() as sess:
@@ -45,7 +45,7 @@ def _jobs(db: Database, name: str) -> dict[str, Any]:
             )
         )
         return {
-            "source": source_to_dict(source),
+            "source": source_to_dict(source, reveal_proxy=reveal_proxy),
             "jobs": [
                 {
                     "id": j.id,
@@ -70,7 +70,7 @@ def sources_page(request: Request) -> HTMLResponse:
         "sources.html",
         who=who,
         session=session,
-        sources=list_sources(console_of(request).db),
+        sources=list_sources(console_of(request).db, reveal_proxy=who.role == "operator"),
         can_edit=who.role == "operator",
     )
 
@@ -78,7 +78,13 @@ def sources_page(request: Request) -> HTMLResponse:
 @router.get("/sources/{name}/jobs")
 def jobs_page(request: Request, name: str) -> HTMLResponse:
     who, session = current(request, "operator", "analyst")
-    return render(request, "jobs.html", who=who, session=session, **_jobs(console_of(request).db, name))
+    return render(
+        request,
+        "jobs.html",
+        who=who,
+        session=session,
+        **_jobs(console_of(request).db, name, reveal_proxy=who.role == "operator"),
+    )
 
 
 @router.get("/sources/{name}/remove")

@@ -234,3 +234,16 @@ def test_docs_are_served_from_local_files_under_the_csp(api: dict[str, Any], tmp
         assert r.status_code == 200 and len(r.content) > 100, asset
     assert c.get("/docs-assets/..%2Fapp.py").status_code == 404
     assert c.get("/docs-assets/index.html").status_code == 404
+
+
+def test_proxy_credentials_are_masked_for_every_role_but_operator(api: dict[str, Any]) -> None:
+    from leaksentinel.actions.sources import add_source
+
+    c, db = api["client"], api["db"]
+    add_source(db, "onion", "generic", "http://forum.example/", proxy="http://user:hunter2@127.0.0.1:8118")
+    analyst = add_key(db, "analyst")["api_key"]
+    seen_by_operator = c.get("/api/v1/sources", headers=_auth(api["operator"])).json()
+    seen_by_analyst = c.get("/api/v1/sources", headers=_auth(analyst)).json()
+    assert seen_by_operator[0]["proxy"] == "http://user:hunter2@127.0.0.1:8118"
+    assert seen_by_analyst[0]["proxy"] == "http://user:***@127.0.0.1:8118"
+    assert "hunter2" not in c.get("/api/v1/sources", headers=_auth(analyst)).text

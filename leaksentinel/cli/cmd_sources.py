@@ -304,7 +304,10 @@ def register(app: typer.Typer) -> None:
             path = Path(text)
             if not path.is_file():
                 raise BadInput(f"no such file: {text}")
-            body = path.read_bytes()[: MAX_TIP_BYTES + 1].decode("utf-8", errors="replace")
+            from pipelines.decode import decode_bytes
+
+            with path.open("rb") as handle:  # bounded: a device or a huge file is never read whole
+                body = decode_bytes(handle.read(MAX_TIP_BYTES + 1))
         out = report_text(state.settings, body, note=note)
         emit_object(
             out,

@@ -7,6 +7,7 @@ find, and ``--store`` must raise alerts exactly as a crawl would, so it calls th
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -31,12 +32,20 @@ def _read(path: str, limit: int) -> bytes:
         return fh.read(limit)
 
 
-def scan_paths(settings: Settings, paths: list[str], *, store: bool = False) -> Iterator[dict[str, Any]]:
-    """Yield the contract's finding objects, file by file, in order."""
+def scan_paths(
+    settings: Settings, paths: list[str], *, store: bool = False, stats: dict[str, Any] | None = None
+) -> Iterator[dict[str, Any]]:
+    """Yield the contract's finding objects, file by file, in order.
+
+    ``stats``, when given, is filled once the last file is read: postings, bytes, CPU seconds of detection,
+    partial scans, and the lines the native scanner handed back to Python (``deferred_lines``) and those
+    the Python extractor read (``python_lines``): what shows whether a corpus stays on the fast path."""
     for path in paths:  # every path is checked before any is scanned
         if not Path(path).is_file():
             _read(path, 0)
     with Ingest(settings, open_database(settings)) as ingest:
+        size = 0
+        cpu = 0.0
         for path in paths:
             draft = PostingDraft(
                 source=LOCAL_SOURCE,
@@ -44,7 +53,10 @@ def scan_paths(settings: Settings, paths: list[str], *, store: bool = False) -> 
                 raw=_read(path, settings.max_posting_bytes),
                 title=Path(path).name,
             )
+            size += len(draft.raw or b"")
+            started = time.process_time()
             ingest.detect(draft)
+            cpu += time.process_time() - started
             if draft.partial:
                 sys.stderr.write(
                     f"leaksentinel: warning: {path}: detection hit its time limit; the end of the file was not read\n"
@@ -53,3 +65,13 @@ def scan_paths(settings: Settings, paths: list[str], *, store: bool = False) -> 
                 ingest.store(draft)
             for finding in draft.findings:
                 yield finding.as_json(path)
+        if stats is not None:
+            totals = ingest.detector.stats
+            stats.update(
+                postings=totals.postings,
+                bytes=size,
+                cpu_s=round(cpu, 3),
+                partial=totals.partial,
+                deferred_lines=totals.deferred_lines,
+                python_lines=totals.python_lines,
+            )

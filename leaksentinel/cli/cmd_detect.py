@@ -76,6 +76,21 @@ def _hash_value_file(
             fh.close()
 
 
+def _print_findings(findings: Any) -> None:
+    """Findings for people: one line each, then the count."""
+    count = 0
+    for f in findings:
+        count += 1
+        what = f.get("record_key") or f.get("watch") or ""
+        fields = ",".join(f.get("fields", []))
+        sys.stdout.write(
+            f"{f['posting']}:{f['line']}  {f['severity']:<8} {f['tenant']}  {f['kind']} {what} "
+            f"{fields} {f.get('masked') or ''}".rstrip()
+            + "\n"
+        )
+    sys.stdout.write(f"{count} finding(s)\n")
+
+
 def register(app: typer.Typer) -> None:
     @app.command("hash")
     def _hash(
@@ -213,21 +228,27 @@ def register(app: typer.Typer) -> None:
             bool,
             typer.Option("--store", help="Keep each file as a posting of source `local` and raise alerts."),
         ] = False,
+        show_stats: Annotated[
+            bool,
+            typer.Option(
+                "--stats",
+                help="On stderr: bytes, CPU time, MB/s, and lines handed back to the Python extractor.",
+            ),
+        ] = False,
         as_json: JSON = False,
     ) -> None:
         """Run the crawl pipeline's detection on local files."""
-        findings = scan_paths(state.settings, paths, store=store)
+        stats: dict[str, Any] = {}
+        findings = scan_paths(state.settings, paths, store=store, stats=stats)
         if as_json:
             _write_lines(findings)
-            return
-        count = 0
-        for f in findings:
-            count += 1
-            what = f.get("record_key") or f.get("watch") or ""
-            fields = ",".join(f.get("fields", []))
-            sys.stdout.write(
-                f"{f['posting']}:{f['line']}  {f['severity']:<8} {f['tenant']}  {f['kind']} {what} "
-                f"{fields} {f.get('masked') or ''}".rstrip()
-                + "\n"
+        else:
+            _print_findings(findings)
+        if show_stats and stats:
+            mb = stats["bytes"] / 1e6
+            rate = mb / stats["cpu_s"] if stats["cpu_s"] > 0 else float("inf")
+            sys.stderr.write(
+                f"leaksentinel: scanned {stats['postings']} posting(s), {mb:.2f} MB in {stats['cpu_s']:.2f} CPU-s "
+                f"({rate:.1f} MB/s); lines handed to Python: {stats['deferred_lines']} "
+                f"(read by extract.py: {stats['python_lines']}); partial scans: {stats['partial']}\n"
             )
-        sys.stdout.write(f"{count} finding(s)\n")

@@ -160,6 +160,8 @@ class BrowserProxy:
         self.on_refusal = on_refusal
         #: Every refusal's reason, in order (bounded: the first 1000).
         self.refusals: list[str] = []
+        #: Every target connected to ("host:port", through the upstream too), bounded like ``refusals``.
+        self.forwarded: list[str] = []
         self.port = 0
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -273,6 +275,10 @@ class BrowserProxy:
                 log.exception("browser proxy: refusal callback failed")
         return _Reply(403, reason)
 
+    def _note_forwarded(self, host: str, port: int) -> None:
+        if len(self.forwarded) < 1000:
+            self.forwarded.append(f"{host}:{port}")
+
     async def _read_head(self, reader: asyncio.StreamReader) -> tuple[str, list[tuple[str, str]]]:
         """The request line and headers; ``_Reply`` (400/431) when malformed or too large."""
         try:
@@ -343,7 +349,9 @@ class BrowserProxy:
                 self.connect_timeout,
             )
         except (OSError, UnicodeError, TimeoutError) as exc:
-            raise self._refuse(f"blocked: cannot resolve {what}{host}: {exc}", f"{host}:{port}") from None
+            # Not a refusal: there is no second lookup that could answer otherwise, and Chromium's own
+            # background requests (update.googleapis.com ...) fail this way on a closed network.
+            raise _Reply(502, f"cannot resolve {what}{host}: {exc or 'timed out'}") from None
         ips = list(dict.fromkeys(str(info[4][0]) for info in infos))
         if not ips:
             raise self._refuse(f"blocked: {what}{host} resolves to no address", f"{host}:{port}")
@@ -436,6 +444,7 @@ class BrowserProxy:
             if len(status) < 2 or status[1] != "200":
                 up_writer.close()
                 raise _Reply(502, f"the upstream proxy refused the tunnel: {status_line[:100]}")
+        self._note_forwarded(host, port)
         try:
             writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
             await writer.drain()
@@ -473,6 +482,7 @@ class BrowserProxy:
             self._check_literal(host, port)
             up_reader, up_writer = await self._open_upstream(upstream)
             line = f"{method} {target} HTTP/1.1"
+        self._note_forwarded(host, port)
         try:
             out = [line, f"Host: {authority}"]
             out += [f"{k}: {v}" for k, v in headers if k.lower() not in _HOP and k.lower() != "host"]

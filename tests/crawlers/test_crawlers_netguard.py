@@ -277,3 +277,37 @@ def test_a_rendered_page_redirected_to_the_internal_server_is_not_reached(
     assert not [t for t in stored_texts() if "INTERNAL-ONLY" in t]
     # Two refusals: the proxy's (the redirected request) and the late middleware's (the page it ended on).
     assert summary["blocked"] == 2 and summary["error"] == "blocked: 127.0.0.2 is a loopback address", summary
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="Debian's chromium is not installed")
+@pytest.mark.usefixtures("guarded")
+def test_a_render_source_with_its_own_proxy_is_chained_through_it(public: Site) -> None:
+    """The browser's requests go out through the source's ``--proxy`` (scrapy-playwright ignores
+    ``meta["proxy"]``): the run's browser proxy chains them to it."""
+    from core.netguard import TargetPolicy
+    from crawlers.browserproxy import BrowserProxy
+
+    public.routes["/board"] = html(
+        "<html><body><div class='post'>via proxy erin@shop.example</div></body></html>"
+    )
+    upstream = BrowserProxy(TargetPolicy(allow_private=True))  # a plain forward proxy for the test
+    upstream_url = upstream.start_in_thread()
+    try:
+        settings = load_settings(chromium_path=shutil.which("chromium") or "/usr/bin/chromium")
+        add_source(
+            open_database(settings),
+            "jsproxied",
+            "generic",
+            f"{public.base}/board",
+            render=True,
+            proxy=upstream_url,
+            options={"item": "div.post"},
+        )
+        summary = run_crawl(settings, "jsproxied", timeout_s=120)
+    finally:
+        upstream.stop()
+    assert summary["status"] == "ok" and summary["postings"] == 1, summary
+    board = f"127.0.0.1:{public.server.server_address[1]}"
+    assert upstream.forwarded.count(board) >= 2  # robots.txt (Scrapy) and the page (Chromium)
+    assert public.requests.count("/board") == 1

@@ -11,7 +11,12 @@ from pathlib import Path
 import psutil
 import pytest
 
-pytestmark = pytest.mark.slow
+pytestmark = [
+    pytest.mark.slow,
+    # The demo always runs on its own embedded SQLite (leaksentinel/demo.py sets database_url=""), so a
+    # PostgreSQL variant would run the very same thing twice.
+    pytest.mark.sqlite_only("the demo uses its own embedded SQLite whatever the configuration"),
+]
 
 
 def _ours(home: Path) -> list[psutil.Process]:

@@ -337,3 +337,56 @@ def test_chromium_launched_as_render_runs_do_sends_loopback_and_names_through_th
     finally:
         stop_process_proxy()
         forbidden.close()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    shutil.which("chromium") is None or shutil.which("openssl") is None,
+    reason="Debian's chromium or openssl is not installed",
+)
+def test_chromium_https_goes_through_checked_connect_tunnels(tmp_path: Any) -> None:
+    """https pages: Chromium asks for a CONNECT tunnel; allowed ones carry TLS, forbidden ones never connect."""
+    import ssl
+    import subprocess
+
+    from playwright.sync_api import sync_playwright
+
+    from crawlers import browserproxy
+
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    make_cert = ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=x"]
+    subprocess.run(
+        [*make_cert, "-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )
+    web = Web("127.0.0.1")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    web.server.socket = context.wrap_socket(web.server.socket, server_side=True)
+    internal = Echo("127.0.0.2")
+    s = ScrapySettings()
+    settings = load_settings(chromium_path=shutil.which("chromium") or "/usr/bin/chromium")
+    try:
+        apply_render_settings(s, settings, PUBLIC_ONLY)
+        proxy = browserproxy._process
+        assert proxy is not None
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(**s.getdict("PLAYWRIGHT_LAUNCH_OPTIONS"))
+            try:
+                page = browser.new_page(ignore_https_errors=True)
+                page.goto(f"https://127.0.0.1:{web.port}/page")
+                assert "hello from 127.0.0.1" in page.content()
+                page.evaluate(f"fetch('https://127.0.0.2:{internal.port}/secret').catch(() => null)")
+                page.wait_for_timeout(300)
+            finally:
+                browser.close()
+        assert web.requests[0] == "/page"
+        assert f"127.0.0.1:{web.port}" in proxy.forwarded
+        assert internal.connections == 0
+        assert "blocked: 127.0.0.2 is a loopback address" in proxy.refusals
+    finally:
+        stop_process_proxy()
+        web.close()
+        internal.close()

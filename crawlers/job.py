@@ -38,6 +38,8 @@ SUMMARY_KEYS = ("source", "fetched", "postings", "new", "matches", "alerts", "er
 def find_source(settings: Settings, name_or_id: str) -> Source:
     db = open_database(settings)
     with db.session() as sess:
+        if "\x00" in name_or_id or len(name_or_id) > 256:  # PostgreSQL refuses NUL in text
+            raise NotFound(f"unknown source: {name_or_id[:64]!r}")
         query = select(Source).where(Source.name == name_or_id)
         source = sess.scalar(query)
         if source is None and name_or_id.isdigit():

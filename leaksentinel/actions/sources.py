@@ -44,6 +44,8 @@ def is_removed(source: Source) -> bool:
 
 def find_source(sess: Session, name_or_id: str) -> Source:
     """A source by name or id; a removed source is not found (it cannot be crawled, set or resumed)."""
+    if "\x00" in str(name_or_id) or len(str(name_or_id)) > 256:  # PostgreSQL refuses NUL in text
+        raise NotFound(f"unknown source: {str(name_or_id)[:64]!r}")
     source = sess.scalar(select(Source).where(Source.name == name_or_id))
     if source is None and str(name_or_id).isdigit():
         source = sess.get(Source, int(name_or_id))

@@ -87,6 +87,8 @@ def find_tenant(sess: Session, name_or_id: str) -> Tenant:
     of digits stored before that rule is still found, but only when no tenant has that id.
     """
     text = str(name_or_id)
+    if "\x00" in text or len(text) > 256:  # no stored name holds one (and PostgreSQL refuses NUL in text)
+        raise NotFound(f"unknown tenant: {text[:64]!r}")
     tenant: Tenant | None = None
     if text.isascii() and text.isdigit() and len(text) <= 18:
         tenant = sess.get(Tenant, int(text))

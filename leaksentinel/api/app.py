@@ -99,7 +99,13 @@ def create_app(
 
     @app.middleware("http")
     async def _headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        response = await call_next(request)
+        if "\x00" in request.url.path or any("\x00" in k + v for k, v in request.query_params.multi_items()):
+            # No name, id, query or date holds a NUL; PostgreSQL refuses one in any text value.
+            response: Response = JSONResponse(
+                {"detail": "NUL bytes are not accepted in URLs"}, status_code=400
+            )
+        else:
+            response = await call_next(request)
         for name, value in headers.items():
             response.headers.setdefault(name, value)
         return response

@@ -247,3 +247,17 @@ def test_proxy_credentials_are_masked_for_every_role_but_operator(api: dict[str,
     assert seen_by_operator[0]["proxy"] == "http://user:hunter2@127.0.0.1:8118"
     assert seen_by_analyst[0]["proxy"] == "http://user:***@127.0.0.1:8118"
     assert "hunter2" not in c.get("/api/v1/sources", headers=_auth(analyst)).text
+
+
+def test_nul_bytes_in_urls_are_a_400_not_a_database_error(api: dict[str, Any]) -> None:
+    """PostgreSQL refuses NUL in text: found by the schemathesis run on PostgreSQL (a 500 before)."""
+    c = api["client"]
+    op = _auth(api["operator"])
+    for url in ("/api/v1/alerts?tenant=%00", "/api/v1/sources/a%00b/jobs", "/api/v1/search?q=%00"):
+        answer = c.get(url, headers=op)
+        assert answer.status_code == 400 and "NUL" in answer.text, (url, answer.text)
+
+
+def test_a_nul_in_a_tenant_name_given_to_the_cli_is_not_found(api: dict[str, Any], cli: Any) -> None:
+    out = cli("alerts", "list", "--tenant", "ac\x00me")
+    assert out.code in (1, 2) and "unknown tenant" in out.err and "Traceback" not in out.err

@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+from sqlalchemy.exc import DataError
 
 from core.db import open_database
 from core.errors import BadInput, NotFound
@@ -83,6 +84,13 @@ def create_app(
     @app.exception_handler(OverflowError)
     async def _overflow(request: Request, exc: OverflowError) -> JSONResponse:
         return JSONResponse({"detail": "not found"}, status_code=404)  # an id beyond any stored one
+
+    @app.exception_handler(DataError)
+    async def _data_error(request: Request, exc: DataError) -> JSONResponse:
+        # PostgreSQL's answer to an id beyond its integer range (SQLite raises OverflowError): nothing has it.
+        if "out of range" in str(exc.orig):
+            return JSONResponse({"detail": "not found"}, status_code=404)
+        return JSONResponse({"detail": "a value the database cannot hold"}, status_code=400)
 
     @app.exception_handler(BadInput)
     async def _bad_input(request: Request, exc: BadInput) -> JSONResponse:

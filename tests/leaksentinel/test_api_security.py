@@ -261,3 +261,11 @@ def test_nul_bytes_in_urls_are_a_400_not_a_database_error(api: dict[str, Any]) -
 def test_a_nul_in_a_tenant_name_given_to_the_cli_is_not_found(api: dict[str, Any], cli: Any) -> None:
     out = cli("alerts", "list", "--tenant", "ac\x00me")
     assert out.code in (1, 2) and "unknown tenant" in out.err and "Traceback" not in out.err
+
+
+def test_ids_beyond_the_databases_integer_range_are_not_found(api: dict[str, Any]) -> None:
+    """SQLite raises OverflowError, PostgreSQL a DataError: both are a 404 (a 500 on PostgreSQL before)."""
+    c = api["client"]
+    for url in ("/api/v1/postings/2147483648", "/api/v1/alerts/99999999999999999999"):
+        answer = c.get(url, headers=_auth(api["operator"]))
+        assert answer.status_code in (404, 422), (url, answer.status_code, answer.text)

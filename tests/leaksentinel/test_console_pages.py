@@ -346,3 +346,27 @@ def test_highlight_escapes_everything_but_the_marks() -> None:
     assert str(out) == (
         "&lt;b onclick=&#34;x&#34;&gt;<mark>&lt;i&gt;jane&lt;/i&gt;</mark>&lt;/b&gt; &amp; [[unclosed"
     )
+
+
+def test_sources_page_says_why_the_last_run_failed(world: dict[str, Any]) -> None:
+    from sqlalchemy import select
+
+    from core.models import CrawlJob, Source, utcnow
+
+    with world["db"].session() as sess:
+        source = sess.scalar(select(Source).where(Source.name == "paste-main"))
+        assert source is not None
+        source.last_status = "failed"
+        source.last_run = utcnow()
+        sess.add(
+            CrawlJob(
+                source_id=source.id,
+                status="failed",
+                finished_at=utcnow(),
+                error="Connection was refused by other side: 111: Connection refused.",
+            )
+        )
+    client: TestClient = world["client"]
+    login(client, world["operator"])
+    page = client.get("/sources").text
+    assert "Connection was refused by other side: 111: Connection refused." in page

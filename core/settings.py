@@ -101,6 +101,8 @@ class Settings:
     schedule_jitter: bool = True
     # Detection.
     max_posting_bytes: int = 50_000_000
+    #: Posting text and search entries older than this are deleted by ``purge`` unless an alert holds them.
+    retention_days: int = 180
     # Service.
     host: str = "127.0.0.1"
     port: int = 8000

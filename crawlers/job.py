@@ -42,8 +42,9 @@ def find_source(settings: Settings, name_or_id: str) -> Source:
             raise NotFound(f"unknown source: {name_or_id[:64]!r}")
         query = select(Source).where(Source.name == name_or_id)
         source = sess.scalar(query)
-        if source is None and name_or_id.isdigit():
-            source = sess.get(Source, int(name_or_id))
+        if source is None and name_or_id.isascii() and name_or_id.isdigit() and len(name_or_id) <= 10:
+            number = int(name_or_id)
+            source = sess.get(Source, number) if 0 < number < 2**31 else None
         # A removed source stays as a row (its postings name it) but is never crawled again, even by a
         # task queued before its removal.
         if source is None or (source.options or {}).get("removed"):

@@ -13,6 +13,7 @@ from core.errors import BadInput, NotFound
 from core.models import ALERT_STATUSES, Alert, AuditLog, Finding, Posting, Suppression
 from core.policy import suppression_key
 from core.settings import Settings
+from leaksentinel.actions.naming import get_by_id
 from leaksentinel.actions.tenants import tenant_by_id
 
 __all__ = ["alert_in_scope", "export_alert", "list_alerts", "set_alert_status"]
@@ -35,9 +36,7 @@ def list_alerts(
 
 def _alert(sess: Session, alert_id: str, tenant_id: int | None) -> Alert:
     """The alert by id; another tenant's alert is as unknown as a missing one."""
-    if not str(alert_id).isascii() or not str(alert_id).isdigit() or len(str(alert_id)) > 18:
-        raise BadInput(f"alert id must be a number, got {alert_id!r}")
-    alert = sess.get(Alert, int(alert_id))
+    alert = get_by_id(sess, Alert, alert_id, "alert")
     if alert is None or (tenant_id is not None and alert.tenant_id != tenant_id):
         raise NotFound(f"unknown alert: {alert_id}")
     return alert

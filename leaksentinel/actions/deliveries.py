@@ -9,6 +9,7 @@ from sqlalchemy import select
 from core.db import Database
 from core.errors import BadInput, NotFound
 from core.models import AuditLog, Delivery, Subscription, Tenant
+from leaksentinel.actions.naming import get_by_id
 
 __all__ = ["DELIVERY_STATUSES", "list_deliveries", "retry_deliveries"]
 
@@ -58,9 +59,7 @@ def retry_deliveries(
         else:
             rows = []
             for raw in ids:
-                if not raw.isdigit():
-                    raise BadInput(f"delivery id must be a number, got {raw!r}")
-                d = sess.get(Delivery, int(raw))
+                d = get_by_id(sess, Delivery, raw, "delivery")
                 if d is None:
                     raise NotFound(f"unknown delivery: {raw}")
                 rows.append(d)

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from core.db import Database
 from core.errors import BadInput, NotFound
 from core.models import ApiKey, AuditLog, Tenant
+from leaksentinel.actions.naming import get_by_id
 from leaksentinel.actions.tenants import new_api_key, tenant_by_id
 
 __all__ = ["ROLES", "add_key", "list_keys", "revoke_key"]
@@ -65,10 +66,8 @@ def list_keys(db: Database) -> list[dict[str, Any]]:
 
 
 def revoke_key(db: Database, key_id: str, actor: str = "cli") -> dict[str, Any]:
-    if not key_id.isascii() or not key_id.isdigit() or len(key_id) > 18:
-        raise BadInput(f"key id must be a number, got {key_id!r}")
     with db.session() as sess:
-        key = sess.get(ApiKey, int(key_id))
+        key = get_by_id(sess, ApiKey, key_id, "key")
         if key is None:
             raise NotFound(f"unknown key: {key_id}")
         key.revoked = True

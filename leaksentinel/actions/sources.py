@@ -14,7 +14,7 @@ from core.models import AuditLog, CrawlJob, Posting, Source, utcnow
 from core.secretbox import mask_url_credentials
 from crawlers.health import is_stale
 from crawlers.schedule import jitter_for, next_due, schedule_from_options
-from leaksentinel.actions.naming import check_slug
+from leaksentinel.actions.naming import as_row_id, check_slug
 
 __all__ = [
     "KINDS",
@@ -47,8 +47,8 @@ def find_source(sess: Session, name_or_id: str) -> Source:
     if "\x00" in str(name_or_id) or len(str(name_or_id)) > 256:  # PostgreSQL refuses NUL in text
         raise NotFound(f"unknown source: {str(name_or_id)[:64]!r}")
     source = sess.scalar(select(Source).where(Source.name == name_or_id))
-    if source is None and str(name_or_id).isdigit():
-        source = sess.get(Source, int(name_or_id))
+    if source is None and as_row_id(name_or_id) is not None:
+        source = sess.get(Source, as_row_id(name_or_id))
     if source is None or is_removed(source):
         raise NotFound(f"unknown source: {name_or_id}")
     return source

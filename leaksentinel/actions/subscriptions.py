@@ -14,6 +14,7 @@ from core.models import SEVERITIES, AuditLog, Subscription
 from core.netguard import check_url
 from core.policy import validate_kinds
 from core.settings import Settings
+from leaksentinel.actions.naming import get_by_id
 from leaksentinel.actions.tenants import tenant_by_id
 
 __all__ = ["add_subscription", "list_subscriptions", "remove_subscription"]
@@ -138,11 +139,9 @@ def remove_subscription(
 ) -> dict[str, Any]:
     """Stop delivering to one target. Its past deliveries go with it; another tenant's id is NotFound."""
     text = str(sub_id)
-    if not text.isascii() or not text.isdigit() or len(text) > 18:
-        raise BadInput(f"subscription id must be a number, got {text!r}")
     with db.session() as sess:
         tenant = tenant_by_id(sess, tenant_id)
-        sub = sess.get(Subscription, int(text))
+        sub = get_by_id(sess, Subscription, text, "subscription")
         if sub is None or sub.tenant_id != tenant.id:
             raise NotFound(f"tenant {tenant.name} has no subscription {text}")
         shown = _shown_target(sub.channel, sub.target)

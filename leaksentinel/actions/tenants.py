@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from core.db import Database
 from core.errors import BadInput, NotFound
 from core.models import ApiKey, AuditLog, Tenant, WatchItem
-from leaksentinel.actions.naming import check_slug
+from leaksentinel.actions.naming import as_row_id, check_slug
 
 __all__ = [
     "TenantRef",
@@ -90,8 +90,9 @@ def find_tenant(sess: Session, name_or_id: str) -> Tenant:
     if "\x00" in text or len(text) > 256:  # no stored name holds one (and PostgreSQL refuses NUL in text)
         raise NotFound(f"unknown tenant: {text[:64]!r}")
     tenant: Tenant | None = None
-    if text.isascii() and text.isdigit() and len(text) <= 18:
-        tenant = sess.get(Tenant, int(text))
+    row_id = as_row_id(text)
+    if row_id is not None:
+        tenant = sess.get(Tenant, row_id)
     if tenant is None:
         tenant = sess.scalar(select(Tenant).where(Tenant.name == text))
     if tenant is None:

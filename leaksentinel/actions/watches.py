@@ -24,7 +24,7 @@ from core.errors import BadInput, NotFound
 from core.hashing import SCHEME_VERSION
 from core.models import AuditLog, RecordHash, WatchItem
 from core.settings import Settings
-from leaksentinel.actions.naming import check_no_controls
+from leaksentinel.actions.naming import check_no_controls, get_by_id
 from leaksentinel.actions.tenants import check_domain, check_region, tenant_by_id
 from pipelines.detection.documents import read_document_fingerprint
 from pipelines.detection.index import MatchIndex, prefixes_of
@@ -325,11 +325,9 @@ def list_watches(db: Database, tenant_id: int) -> list[dict[str, Any]]:
 
 
 def remove_watch(db: Database, tenant_id: int, watch_id: str, actor: str = "cli") -> dict[str, Any]:
-    if not str(watch_id).isascii() or not str(watch_id).isdigit() or len(str(watch_id)) > 18:
-        raise BadInput(f"watch id must be a number, got {watch_id!r}")
     with db.session() as sess:
         tenant = tenant_by_id(sess, tenant_id)
-        item = sess.get(WatchItem, int(watch_id))
+        item = get_by_id(sess, WatchItem, watch_id, "watch")
         if item is None or item.tenant_id != tenant.id:
             raise NotFound(f"tenant {tenant.name} has no watch {watch_id}")
         sess.execute(delete(RecordHash).where(RecordHash.watch_id == item.id))

@@ -15,16 +15,6 @@ import pytest
 BIG = str(2**31)  # one past PostgreSQL's largest integer
 
 
-def _known_on_postgres(request: pytest.FixtureRequest, database_url: str) -> None:
-    if database_url:
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="product bug, reported: ids beyond 2**31-1 reach PostgreSQL (integer out of range)",
-            )
-        )
-
-
 @pytest.mark.parametrize(
     "args",
     [
@@ -36,10 +26,7 @@ def _known_on_postgres(request: pytest.FixtureRequest, database_url: str) -> Non
     ],
     ids=lambda a: " ".join(a[:2]),
 )
-def test_cli_id_beyond_int4_is_exit_2_without_traceback(
-    cli: Any, database_url: str, request: pytest.FixtureRequest, args: list[str]
-) -> None:
-    _known_on_postgres(request, database_url)
+def test_cli_id_beyond_int4_is_exit_2_without_traceback(cli: Any, database_url: str, args: list[str]) -> None:
     assert cli("tenant", "add", "acme").code == 0
     result = cli(*args)
     assert result.code == 2, (result.code, result.err[-500:])

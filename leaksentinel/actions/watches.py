@@ -59,6 +59,10 @@ def parse_record_lines(lines: Iterable[str], origin: str) -> Iterator[tuple[str,
             raise BadInput(
                 f"{origin}:{number}: not a JSON object (expected `leaksentinel hash` output)"
             ) from None
+        except RecursionError:  # `hash` output is flat: deep nesting is hostile, not a record
+            raise BadInput(
+                f"{origin}:{number}: JSON nested too deeply (expected `leaksentinel hash` output)"
+            ) from None
         if not isinstance(obj, dict) or not isinstance(obj.get("fields"), dict) or "record_key" not in obj:
             raise BadInput(f'{origin}:{number}: expected {{"record_key", "fields", "v"}}')
         version = obj.get("v", SCHEME_VERSION)

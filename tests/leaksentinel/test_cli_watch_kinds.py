@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
+from typing import Any
 
 
 def _words(n: int, seed: int) -> list[str]:
@@ -90,3 +91,11 @@ def test_a_document_fingerprint_of_another_deployment_is_refused(cli, tmp_path: 
     )
     result = cli("watch", "add", "--tenant", "acme", "--document", str(bad), "--name", "x")
     assert result.code == 2 and "key" in result.err
+
+
+def test_deeply_nested_json_in_records_is_exit_2_with_one_line(cli: Any, tmp_path: Path) -> None:
+    deep = tmp_path / "deep.jsonl"
+    deep.write_text('{"record_key": "a", "fields": ' + "[" * 100_000 + "]" * 100_000 + ', "v": 1}\n')
+    assert cli("tenant", "add", "acme").code == 0
+    out = cli("watch", "add", "--tenant", "acme", "--records", str(deep))
+    assert out.code == 2 and "nested too deeply" in out.err and len(out.err.strip().splitlines()) == 1

@@ -381,3 +381,16 @@ class Suppression(Base):
     alert_id: Mapped[int | None] = mapped_column(ForeignKey("alerts.id", ondelete="SET NULL"))
     actor: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class DeploymentSetting(Base):
+    """Facts every machine of a deployment must agree on, recorded by the first one to open the database.
+
+    Why: a machine with its own ``hash.key`` matches nothing it crawls; the recorded key fingerprint lets
+    every other machine (and ``/readyz``) see the mismatch instead of silently missing leaks."""
+
+    __tablename__ = "deployment_settings"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    recorded_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -20,11 +20,12 @@ import uvicorn
 from alerting.relay import Relay
 from core.celery_app import announce_embedded_redis, make_celery
 from core.db import open_database
-from core.errors import OperationalError
+from core.errors import BadInput, OperationalError
 from core.redis_embedded import EmbeddedRedis
 from core.settings import Settings
 from crawlers.job import mark_interrupted
 from crawlers.scheduler import RedisLeader, Scheduler
+from leaksentinel.actions.deployment import check_hash_key
 from leaksentinel.activity import ActivityLog
 from leaksentinel.api.app import create_app
 from leaksentinel.processes import WorkerProcess
@@ -106,6 +107,9 @@ class Service:
 
     def _start(self) -> Service:
         db = open_database(self.settings)
+        key = check_hash_key(db, self.settings)  # a machine with another key would match nothing it crawls
+        if not key.ok:
+            raise BadInput(key.message)
         closed = mark_interrupted(self.settings, reason="interrupted (the service that ran it died)")
         if closed:
             log.warning("%d crawl job(s) left running by a process that died are marked interrupted", closed)

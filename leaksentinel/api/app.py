@@ -17,7 +17,8 @@ from sqlalchemy.exc import DataError
 from core.db import open_database
 from core.errors import BadInput, NotFound
 from core.settings import Settings
-from leaksentinel.api import routes_ops, routes_tenant
+from leaksentinel.actions.deployment import check_hash_key
+from leaksentinel.api import health, routes_ops, routes_tenant
 from leaksentinel.api.bodies import JsonTextGuard, bad_text_response, validation_error_response
 from leaksentinel.api.limits import AUTH_FAILURE_BURST, AUTH_FAILURE_RATE, RateLimiter
 
@@ -76,6 +77,8 @@ def create_app(
     app.state.auth_failures = RateLimiter(AUTH_FAILURE_RATE, AUTH_FAILURE_BURST)
     app.state.celery = celery
     app.state.queue_depths = queue_depths
+    # The first process to open a deployment's database records its hashing key; /readyz compares.
+    check_hash_key(app.state.db, settings)
 
     @app.exception_handler(NotFound)
     async def _not_found(request: Request, exc: NotFound) -> JSONResponse:
@@ -132,10 +135,7 @@ def create_app(
         kind = "text/css" if name.endswith(".css") else "text/javascript"
         return FileResponse(path, media_type=kind, headers={"Cache-Control": "public, max-age=3600"})
 
-    @app.get("/health")
-    def health() -> dict[str, str]:
-        return {"status": "ok"}
-
+    app.include_router(health.router)
     app.include_router(routes_tenant.router)
     app.include_router(routes_ops.router)
     try:

@@ -61,7 +61,11 @@ class _Pages(LoopbackServer):
 
 def _cli(env: dict[str, str], *args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run(
-        [sys.executable, "-m", "leaksentinel", *args], env=env, capture_output=True, text=True, timeout=timeout
+        [sys.executable, "-m", "leaksentinel", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
     assert proc.returncode == 0, f"leaksentinel {' '.join(args)}: {proc.stderr}"
     return proc
@@ -90,14 +94,20 @@ def test_run_crawls_a_new_every_source_alerts_takes_crawl_now_and_tips_and_stops
             tenant_key = json.loads(added.stdout.splitlines()[-1])["api_key"]
             csv_path = tmp_path / "customers.csv"
             csv_path.write_text(company_csv(company), encoding="utf-8")
-            hashed = _cli(env, "hash", "--csv", str(csv_path), "--key-column", "id", "--region", company.region)
+            hashed = _cli(
+                env, "hash", "--csv", str(csv_path), "--key-column", "id", "--region", company.region
+            )
             records = tmp_path / "customers.jsonl"
             records.write_text(hashed.stdout, encoding="utf-8")
             _cli(env, "watch", "add", "--tenant", company.name, "--records", str(records))
             _cli(env, "subscribe", "--tenant", company.name, "--webhook", receiver.url, "--secret", "s3cret")
-            _cli(env, "source", "add", "pastes", "--kind", "pastebin", "--url", site.base_url, "--every", "1m")
+            _cli(
+                env, "source", "add", "pastes", "--kind", "pastebin", "--url", site.base_url, "--every", "1m"
+            )
             _cli(env, "source", "add", "slow", "--kind", "generic", "--url", pages.base_url + "/slow")
-            operator = json.loads(_cli(env, "key", "add", "--role", "operator", "--json").stdout.splitlines()[-1])
+            operator = json.loads(
+                _cli(env, "key", "add", "--role", "operator", "--json").stdout.splitlines()[-1]
+            )
             op = {"Authorization": f"Bearer {operator['api_key']}"}
 
             port = free_port()
@@ -136,10 +146,16 @@ def test_run_crawls_a_new_every_source_alerts_takes_crawl_now_and_tips_and_stops
                 answer = httpx.post(f"{base}/api/v1/sources/pastes/crawl", headers=op, timeout=10)
                 assert answer.status_code == 202, answer.text
                 _wait(
-                    lambda: len(
-                        [j for j in httpx.get(jobs_url, headers=op, timeout=10).json() if j["status"] == "ok"]
-                    )
-                    > before,
+                    lambda: (
+                        len(
+                            [
+                                j
+                                for j in httpx.get(jobs_url, headers=op, timeout=10).json()
+                                if j["status"] == "ok"
+                            ]
+                        )
+                        > before
+                    ),
                     60,
                     "crawl-now was not crawled",
                     log_path,
@@ -160,7 +176,9 @@ def test_run_crawls_a_new_every_source_alerts_takes_crawl_now_and_tips_and_stops
                 _wait(tip_sighted, 60, "the tip was not crawled into an alert", log_path)
 
                 # 4. SIGTERM during a crawl: everything stops in under 20 s, the job is `interrupted`.
-                assert httpx.post(f"{base}/api/v1/sources/slow/crawl", headers=op, timeout=10).status_code == 202
+                assert (
+                    httpx.post(f"{base}/api/v1/sources/slow/crawl", headers=op, timeout=10).status_code == 202
+                )
                 _wait(lambda: "/slow" in pages.requests, 60, "the slow crawl did not start", log_path)
                 stopping = time.monotonic()
                 proc.send_signal(signal.SIGTERM)

@@ -7,7 +7,7 @@ Every tenant-scoped route declares ``CurrentTenant`` / ``PickedTenant`` / ``Scop
 import io
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, HTTPException
+from fastapi import APIRouter, Body, HTTPException, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
@@ -167,6 +167,23 @@ def alert(alert: ScopedAlert, db: DB) -> dict[str, Any]:
 @router.get("/alerts/{alert_id}/export")
 def export(alert: ScopedAlert, db: DB, settings: AppSettings, format: str = "stix") -> dict[str, Any]:
     return export_alert(db, settings, str(alert.id), format, tenant_id=alert.tenant_id)
+
+
+@router.get(
+    "/alerts/{alert_id}/evidence",
+    response_class=Response,
+    responses={200: {"content": {"application/zip": {}}, "description": "The signed evidence zip."}},
+)
+def evidence(alert: ScopedAlert, who: Who, db: DB, settings: AppSettings) -> Response:
+    """The alert's signed evidence package (``leaksentinel evidence verify`` checks it)."""
+    from leaksentinel.evidence import build_evidence
+
+    data = build_evidence(db, settings, alert.id, tenant_id=alert.tenant_id, actor=who.actor)
+    return Response(
+        data,
+        media_type="application/zip",
+        headers={"Content-Disposition": f'attachment; filename="alert-{alert.id}-evidence.zip"'},
+    )
 
 
 @router.post("/alerts/{alert_id}/{action}")

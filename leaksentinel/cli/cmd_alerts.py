@@ -1,4 +1,4 @@
-"""``subscribe`` and ``alerts list/ack/resolve/false-positive``."""
+"""``subscribe`` and ``alerts list/ack/resolve/false-positive/export/evidence``."""
 
 from __future__ import annotations
 
@@ -14,6 +14,13 @@ from leaksentinel.cli.context import state
 from leaksentinel.cli.output import emit_list, emit_object
 
 JSON = Annotated[bool, typer.Option("--json", help="Machine output (JSON).")]
+
+
+def register_evidence(app: typer.Typer) -> None:
+    """``evidence verify`` / ``evidence key`` (their own module; registered here so main.py imports stay put)."""
+    from leaksentinel.cli import cmd_evidence
+
+    cmd_evidence.register(app)
 
 
 def register(app: typer.Typer) -> None:
@@ -107,6 +114,37 @@ def register(app: typer.Typer) -> None:
 
         sys.stdout.write(
             json.dumps(export_alert(state.db, state.settings, alert_id, fmt), ensure_ascii=False) + "\n"
+        )
+
+    @alerts.command("evidence")
+    def _evidence(
+        alert_id: str,
+        output: Annotated[
+            str | None,
+            typer.Option(
+                "-o", "--output", help="Zip file to write (default: alert-ID-evidence.zip; - for stdout)."
+            ),
+        ] = None,
+        as_json: JSON = False,
+    ) -> None:
+        """Write the alert's signed evidence package (raw bytes, fetch metadata, WARC, signed manifest)."""
+        import hashlib
+        import sys
+
+        from leaksentinel.cli.cmd_evidence import write_private
+        from leaksentinel.evidence import build_evidence
+
+        data = build_evidence(state.db, state.settings, alert_id)
+        digest = hashlib.sha256(data).hexdigest()
+        if output == "-":
+            sys.stdout.buffer.write(data)
+            sys.stdout.flush()
+            return
+        path = write_private(output or f"alert-{alert_id}-evidence.zip", data)
+        emit_object(
+            {"alert": int(alert_id), "file": str(path), "bytes": len(data), "sha256": digest},
+            as_json,
+            human=f"evidence of alert {alert_id} written to {path} ({len(data)} bytes, sha256 {digest})",
         )
 
     _status_command("ack", "acked", "Acknowledge an alert.")

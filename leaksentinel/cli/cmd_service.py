@@ -1,4 +1,4 @@
-"""``run`` and ``demo``."""
+"""``run``, ``demo`` and ``purge``."""
 
 from __future__ import annotations
 
@@ -60,3 +60,27 @@ def register(app: typer.Typer) -> None:
             emit_object(result, True)
         if result["delivered"] == 0:
             raise OperationalError("the demo delivered no alert")
+
+    @app.command("purge")
+    def _purge(
+        dry_run: Annotated[
+            bool, typer.Option("--dry-run", help="Count what would go; change nothing.")
+        ] = False,
+        as_json: JSON = False,
+    ) -> None:
+        """Delete posting text, search entries and evidence older than retention_days, unless an alert holds them.
+
+        The posting rows stay (ids, URLs, hashes), so alerts, sightings and repost detection keep working.
+        """
+        from core.db import open_database
+        from leaksentinel.actions.retention import purge
+
+        settings = state.settings
+        result = purge(open_database(settings), settings, dry_run=dry_run)
+        verb = "would delete" if dry_run else "deleted"
+        human = (
+            f"{verb} the text of {result['postings']} posting(s) older than {settings.retention_days} days, "
+            f"{result['search_entries']} search entries and {result['evidence_files']} evidence file(s); "
+            f"{result['held_by_alerts']} old posting(s) kept because an alert holds them"
+        )
+        emit_object(result, as_json, human)

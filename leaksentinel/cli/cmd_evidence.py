@@ -41,11 +41,17 @@ def write_private(target: str, data: bytes) -> Path:
 
 def _read_input(target: str, limit: int, what: str) -> bytes:
     path = Path(target)
-    if not path.is_file():
+    if target != "-" and not path.exists():
         raise BadInput(f"{target}: no such {what}")
+    if path.is_dir():
+        raise BadInput(f"{target}: is a directory, not an evidence {what}")
     try:
-        with path.open("rb") as handle:
-            data = handle.read(limit + 1)
+        if target == "-":  # `alerts evidence ID -o - | evidence verify -`
+            stream = getattr(sys.stdin, "buffer", None)
+            data = stream.read(limit + 1) if stream is not None else sys.stdin.read(limit + 1).encode()
+        else:
+            with path.open("rb") as handle:
+                data = handle.read(limit + 1)
     except OSError as exc:
         raise BadInput(f"{target}: cannot read ({exc.strerror or exc})") from None
     if len(data) > limit:
@@ -61,7 +67,7 @@ def register(app: typer.Typer) -> None:
 
     @evidence.command("verify")
     def _verify(
-        file: Annotated[str, typer.Argument(help="The evidence zip.")],
+        file: Annotated[str, typer.Argument(help="The evidence zip (- for standard input).")],
         key: Annotated[
             str | None,
             typer.Option(

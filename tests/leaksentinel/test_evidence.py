@@ -7,6 +7,8 @@ import hashlib
 import io
 import json
 import stat
+import subprocess
+import sys
 import zipfile
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -279,3 +281,22 @@ def test_api_gives_the_owner_the_zip_and_others_404(world: dict[str, Any], cli: 
     assert (
         own.status_code == 200 and json.loads(_entries(own.content)[MANIFEST])["alert"]["tenant"] == "other"
     )
+
+
+def test_pipe_from_export_to_verify(world: dict[str, Any]) -> None:
+    """``alerts evidence ID -o -`` writes the zip to stdout and ``evidence verify -`` reads it from stdin."""
+    run = [sys.executable, "-m", "leaksentinel"]
+    made = subprocess.run(
+        [*run, "alerts", "evidence", str(world["acme_alert"]), "-o", "-"], capture_output=True, timeout=60
+    )
+    assert made.returncode == 0, made.stderr
+    assert made.stdout[:2] == b"PK"
+    checked = subprocess.run(
+        [*run, "evidence", "verify", "-", "--json"], input=made.stdout, capture_output=True, timeout=60
+    )
+    assert checked.returncode == 0, checked.stderr
+    assert json.loads(checked.stdout.splitlines()[-1])["ok"] is True
+    broken = subprocess.run(
+        [*run, "evidence", "verify", "-"], input=made.stdout[:-30], capture_output=True, timeout=60
+    )
+    assert broken.returncode == 2 and b"not a zip file" in broken.stderr

@@ -300,3 +300,27 @@ def test_pipe_from_export_to_verify(world: dict[str, Any]) -> None:
         [*run, "evidence", "verify", "-"], input=made.stdout[:-30], capture_output=True, timeout=60
     )
     assert broken.returncode == 2 and b"not a zip file" in broken.stderr
+
+
+def test_evidence_outlives_posting_retention(world: dict[str, Any], cli: Any) -> None:
+    """A purge long after the fetch leaves the alert's raw bytes: its evidence is still complete and verifies."""
+    from datetime import timedelta
+
+    from leaksentinel.actions.retention import purge
+
+    purge(world["db"], world["settings"], now=datetime.now(UTC) + timedelta(days=10_000))
+    data = _package(world)
+    assert _entries(data)[f"posting-{world['posting']}/raw.bin"] == ACME_LEAK
+    assert _verify(cli, world["tmp"], data).code == 0
+
+
+def test_missing_raw_bytes_are_said_not_hidden(world: dict[str, Any], cli: Any) -> None:
+    digest = hashlib.sha256(ACME_LEAK).hexdigest()
+    (world["settings"].evidence_dir / digest[:2] / digest).unlink()
+    entries = _entries(_package(world))
+    folder = f"posting-{world['posting']}"
+    assert f"{folder}/raw.bin" not in entries and "evidence.warc" not in entries
+    assert (
+        json.loads(entries[f"{folder}/fetch.json"])["raw_note"] == "the raw bytes are no longer in the store"
+    )
+    assert _verify(cli, world["tmp"], _rezip(entries)).code == 0

@@ -88,6 +88,8 @@ TENANT_OBJECTS = {"alert_id", "watch_id", "subscription_id", "sub_id"}
 #: Routes any key (or no key) may call: their answers are checked for the other tenant's data instead.
 OPEN = {
     ("GET", "/health"),
+    ("GET", "/healthz"),
+    ("GET", "/readyz"),
     ("GET", "/openapi.json"),
     ("GET", "/docs"),
     ("GET", "/docs-assets/{name}"),
@@ -175,7 +177,7 @@ def test_every_route_answers_404_for_another_tenants_objects(world: dict[str, An
             seen += 1
             key = (method, template)
             url = f"{path}?tenant=other&q=x&format=stix"
-            if template.startswith("/api/") or template in ("/metrics", "/health", "/openapi.json"):
+            if template.startswith("/api/") or template in ("/metrics", "/health", "/healthz", "/readyz", "/openapi.json"):
                 body = BODIES.get(key, {}) if method != "GET" else None
                 r = c.request(method, url, headers=_auth(acme), json=body)
             else:

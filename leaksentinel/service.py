@@ -157,6 +157,13 @@ class Service:
                 raise OperationalError(
                     f"the HTTP API could not listen on {self.host}:{self.port} (port in use?)"
                 )
+            log.info(
+                "serving http://%s:%s (links in alerts: %s; home %s); Ctrl-C stops",
+                self.host,
+                self.port,
+                self.settings.console_url,
+                self.settings.home,
+            )
         return self
 
     def _queue_depths(self) -> dict[str, int]:

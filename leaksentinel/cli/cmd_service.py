@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import enum
-import logging
 from typing import Annotated
 
 import typer
@@ -41,14 +40,7 @@ def register(app: typer.Typer) -> None:
         settings = state.settings
         configure_logging(log_format.value if log_format else settings.log_format)
         service = Service(settings, host=host, port=port)
-        logging.getLogger("leaksentinel.run").info(
-            "serving http://%s:%s (links in alerts: %s; home %s); Ctrl-C stops",
-            service.host,
-            service.port,
-            service.settings.console_url,
-            settings.home,
-        )
-        service.serve_forever()
+        service.serve_forever()  # logs "serving http://..." once it listens
 
     @app.command("demo")
     def _demo(as_json: JSON = False) -> None:

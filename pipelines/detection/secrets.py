@@ -330,7 +330,7 @@ DETECTORS: tuple[_Detector, ...] = (
     _Detector(
         "private_key",
         r"(-----BEGIN (?:RSA |EC |OPENSSH |DSA |PGP |ENCRYPTED )?PRIVATE KEY(?: BLOCK)?-----)",
-        None,  # the header is fixed text: find_secrets judges the block's body (_dummy_key_body)
+        None,  # the header is fixed text: find_secrets judges the block's body (_KeyBlocks)
     ),
     _Detector(
         "jwt",
@@ -385,20 +385,36 @@ _KEY_BODY_WINDOW = 16 << 10
 _NOT_BASE64 = re2.compile(r"\\n|\\r|[^A-Za-z0-9+/=]")
 
 
-def _dummy_key_body(buf: bytes, end: int) -> bool:
-    """The key block opened before `end` closes within the window with a body no real key has.
+class _KeyBlocks:
+    """Judges the blocks private-key headers open in one buffer.
 
     Why: a header alone stays a finding (a truncated paste of a key is still a leak), but a block whose
-    body is ``...``, ``<your key>``, ``xxxx`` or a few dozen characters is a documentation stand-in."""
-    window = buf[end : end + _KEY_BODY_WINDOW]
-    close = window.find(b"-----END ")
-    if close < 0:
-        return False
-    body = window[:close].decode("utf-8", "replace")
-    if is_placeholder(body.replace("\\n", "\n").strip(" \t\r\n\"'")):
-        return True
-    encoded = _NOT_BASE64.sub("", body)
-    return len(encoded) < 120 or shannon_entropy(encoded) < 4.5
+    body is ``...``, ``<your key>``, ``xxxx`` or a few dozen characters is a documentation stand-in. The
+    END line found last is remembered, so a text of many headers is searched once, not once per header.
+    """
+
+    def __init__(self, buf: bytes) -> None:
+        self.buf = buf
+        self._searched_from = -1  # "-----END " was looked for from here...
+        self._found = -1  # ...and found here (-1: not in the rest of the buffer)
+
+    def _close(self, end: int) -> int:
+        if self._searched_from < 0 or end < self._searched_from or (0 <= self._found < end):
+            self._searched_from = end
+            self._found = self.buf.find(b"-----END ", end)
+        return self._found
+
+    def dummy(self, end: int) -> bool:
+        """The block opened by the header ending at `end` closes within the window with a body no
+        real key has."""
+        close = self._close(end)
+        if close < 0 or close - end > _KEY_BODY_WINDOW:
+            return False
+        body = self.buf[end:close].decode("utf-8", "replace")
+        if is_placeholder(body.replace("\\n", "\n").strip(" \t\r\n\"'")):
+            return True
+        encoded = _NOT_BASE64.sub("", body)
+        return len(encoded) < 120 or shannon_entropy(encoded) < 4.5
 
 
 def _block_hits(index: int, line: int, block: bytes) -> Iterator[tuple[int, int, SecretHit]]:
@@ -432,15 +448,17 @@ def find_secrets(text: str, deadline: Deadline | None = None) -> list[SecretHit]
     found: list[tuple[int, int, int, SecretHit]] = []
     seen: set[tuple[str, str]] = set()
     buf = encode_text(text)
+    keys = _KeyBlocks(buf)
     base = 0  # offset of the block in buf
     for line, block in text_blocks(buf, deadline):
         for index in sorted(set_matches(_SETS, block)):
             for number, offset, hit in _block_hits(index, line, block):
-                if index == _PRIVATE_KEY and _dummy_key_body(buf, base + offset + len(hit.matched)):
+                if (hit.detector, hit.matched) in seen:
                     continue
-                if (hit.detector, hit.matched) not in seen:
-                    seen.add((hit.detector, hit.matched))
-                    found.append((number, index, offset, hit))
+                if index == _PRIVATE_KEY and keys.dummy(base + offset + len(hit.matched)):
+                    continue
+                seen.add((hit.detector, hit.matched))
+                found.append((number, index, offset, hit))
         base += len(block)
     hits = [hit for *_, hit in sorted(found, key=lambda item: item[:3])]
     specific = {h.matched for h in hits if h.detector not in _GENERIC}

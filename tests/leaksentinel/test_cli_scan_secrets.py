@@ -10,6 +10,7 @@ import base64
 import random
 import string
 from pathlib import Path
+from typing import Any
 
 B62 = string.ascii_letters + string.digits
 B64URL = B62 + "_-"
@@ -25,7 +26,7 @@ def _labelled_key(rng: random.Random) -> str:
 
 
 def test_scan_json_reports_real_looking_tokens_by_rule_and_not_documentation_examples(
-    cli,  # type: ignore[no-untyped-def]
+    cli: Any,
     tmp_path: Path,
 ) -> None:
     assert cli("tenant", "add", "acme", "--domain", "acme-bank.test").code == 0

@@ -111,6 +111,10 @@ def _labelled_key(rng: random.Random) -> str:
     return _r(rng, B62, 31) + rng.choice(DIGITS)
 
 
+def _labelled(label: str) -> Callable[[str], str]:
+    return lambda value: f'{label} = "{value}"'
+
+
 SHAPES: dict[str, list[Shape]] = {
     "aws_access_key_id": [_aws_id("AKIA"), _aws_id("ASIA")],
     "aws_secret_access_key": [
@@ -222,7 +226,7 @@ SHAPES: dict[str, list[Shape]] = {
     "generic_api_key": [
         Shape(
             _labelled_key,
-            line=lambda value, label=label: f'{label} = "{value}"',
+            line=_labelled(label),
             body=(B62, 32),
         )
         for label in (

@@ -23,11 +23,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 import math
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import re2
 
@@ -145,6 +147,11 @@ def is_placeholder(value: str) -> bool:
     return len(value) >= 8 and max(Counter(value).values()) * 2 >= len(value)
 
 
+@functools.cache
+def _prefix_pattern(prefix: str) -> Any:
+    return re2.compile(prefix)
+
+
 @dataclass(frozen=True)
 class _Check:
     """What a rule's match must also be: not a known example, not a placeholder, random enough.
@@ -159,7 +166,7 @@ class _Check:
     def body(self, value: str) -> str:
         if not self.prefix:
             return value
-        match = re2.match(self.prefix, value)
+        match = _prefix_pattern(self.prefix).match(value)
         return value[match.end() :] if match else value
 
     def __call__(self, value: str) -> bool:
@@ -202,9 +209,28 @@ def _password_value(value: str) -> bool:
     return _plausible_value(value) and _classes(value) >= 3
 
 
+_REFERENCE_STARTS = ("/", "./", "~/", "file:", "http:", "https:", "vault:", "arn:", "env:")
+_SEGMENT_SPLIT = re2.compile(r"[-_.:/]+")
+
+
+def _slug_or_reference(value: str) -> bool:
+    """A path, URL or words joined by dashes (``file:/etc/app/credentials-2024.json``,
+    ``Basic-realm-2-protected-area``): a labelled value that names a secret, not one."""
+    if value.lower().startswith(_REFERENCE_STARTS) or "://" in value:
+        return True
+    segments = [seg for seg in _SEGMENT_SPLIT.split(value) if seg]
+    words = sum(seg.isalpha() for seg in segments)
+    return len(segments) >= 3 and words * 3 >= len(segments) * 2
+
+
 def _api_key_value(value: str) -> bool:
     """A labelled API key/token worth reporting: long, random-looking, letters and digits."""
-    return _plausible_value(value) and any(c.isdigit() for c in value) and any(c.isalpha() for c in value)
+    return (
+        _plausible_value(value)
+        and any(c.isdigit() for c in value)
+        and any(c.isalpha() for c in value)
+        and not _slug_or_reference(value)
+    )
 
 
 def _aws_secret_value(value: str) -> bool:
@@ -218,8 +244,12 @@ def _mixed_key(value: str) -> bool:
 
 
 def _has_digit(value: str) -> bool:
-    """Slack tokens carry numeric team/user ids; ``xoxo-hugs-and-kisses`` has none."""
-    return any(c.isdigit() for c in value)
+    """Slack tokens carry numeric ids or random runs with digits; ``xoxa-2-helloworldgreetings`` has none
+    past its version digit."""
+    return any(c.isdigit() for c in _SLACK_VERSION.sub("", value, count=1))
+
+
+_SLACK_VERSION = re2.compile(r"^(?:xoxe\.)?x(?:ox[a-z]|app)-(?:[0-9]-)?")
 
 
 def _jwt(value: str) -> bool:
@@ -292,8 +322,13 @@ DETECTORS: tuple[_Detector, ...] = (
     ),
     _Detector(
         "slack_token",
-        r"\b((?:xox[abeoprs]|xoxe\.xox[bp]|xapp)-[0-9A-Za-z][0-9A-Za-z\-]{9,250})" + _END,
-        _Check(3.0, r"(?:xoxe\.)?x(?:ox[a-z]|app)-", _has_digit),
+        # bot/user/legacy tokens: a numeric team id, id segments, a random tail; workspace (xoxa/xoxr)
+        # and refresh (xoxe) tokens: one random run; configuration tokens; app-level tokens
+        r"\b((?:xox[abeoprs]-(?:[0-9]-)?[0-9]{6,15}(?:-[0-9A-Za-z]{1,250})*-[0-9A-Za-z]{8,250}"
+        r"|xox[aer]-(?:[0-9]-)?[0-9A-Za-z]{16,250}"
+        r"|xoxe\.xox[bp]-[0-9]-[0-9A-Za-z]{100,250}"
+        r"|xapp-[0-9]-[0-9A-Z]{6,20}-[0-9]{6,20}-[0-9A-Za-z]{32,128}))" + _END,
+        _Check(3.0, r"(?:xoxe\.)?x(?:ox[a-z]|app)-(?:[0-9]-)?", _has_digit),
     ),
     _Detector(
         "slack_webhook",

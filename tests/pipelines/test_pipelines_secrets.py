@@ -148,6 +148,8 @@ SHAPES: dict[str, list[Shape]] = {
             )
         ),
         Shape(lambda rng: f"xoxe.xoxp-1-{_r(rng, B62, 160)}"),
+        Shape(lambda rng: f"xoxe-1-{_r(rng, B62, 145)}{rng.choice(DIGITS)}"),
+        Shape(lambda rng: f"xoxr-{_r(rng, B62, 39)}{rng.choice(DIGITS)}"),
         Shape(lambda rng: f"xapp-1-A{_r(rng, UPPER32, 10)}-{_r(rng, DIGITS, 13)}-{_r(rng, HEX, 64)}"),
     ],
     "slack_webhook": [
@@ -293,6 +295,9 @@ DOC_EXAMPLES: dict[str, list[str]] = {
         "xoxb-000000000000-000000000000-XXXXXXXXXXXXXXXXXXXXXXXX",
         "xoxp-your-token-here-123",
         "xoxo-hugs-and-kisses-forever",
+        "xoxo-2024-love-you-all",
+        "xoxo-gossip-girl-s01e01",
+        "xoxa-2-helloworldgreetingsfriends",
     ],
     "slack_webhook": ["https://hooks.slack.com/services/T00000000/B00000000/XXXXXXXXXXXXXXXXXXXXXXXX"],
     "stripe_key": [
@@ -349,6 +354,9 @@ DOC_EXAMPLES: dict[str, list[str]] = {
         "credentials = get_credentials_from_vault(v2)",
         "auth: 1234567890abcdef12345",
         'auth = "sample0token0value0abc"',
+        "auth: Basic-realm-2-protected-area",
+        "credentials: file:/etc/app/credentials-2024.json",
+        "api_token: https://vault.internal/v1/secret/data/api2",
     ],
     "alibaba_access_key_id": ["LTAIXXXXXXXXXXXXXXXX", "LTAI" + "ab12" * 4],
     "tencent_secret_id": ["AKID" + "x" * 32],

@@ -5,28 +5,33 @@ re-sent a failed event on every relay tick, with no backoff, and gave up after 1
 while alert deliveries waited. Both kinds of row now carry the same bookkeeping (``status``,
 ``attempts``, ``last_error``, ``queued_at``, ``next_attempt_at``) and go through these functions:
 
-* the relay claims due rows (:func:`due_clause`) and hands them to the broker (:func:`publish_due`);
+* the relay claims due rows (:func:`claim_due`: one atomic statement, so of two relays racing over the
+  same rows each row goes to exactly one) and hands only the rows it won to the broker
+  (:func:`publish_due`);
 * the task that tried one records the outcome (:func:`record_attempt`): sent; or queued again with a
   delay from :func:`alerting.backoff.retry_delay` that the task passes to Celery's ``retry(countdown=)``;
   or dead after ``delivery_max_attempts`` (or at once when retrying cannot help);
-* a row whose retry was due long ago (its broker message lost with a restarted Redis) is claimed again.
+* a row whose retry was due long ago (its broker message lost with a restarted Redis) is claimed again;
+  while its retry is scheduled (``next_attempt_at`` in the future) the Celery retry owns it, and the
+  relay leaves it alone, so each delivery has one retry chain and the dead-letter window is the backoff's.
 """
 
 from __future__ import annotations
 
 import logging
+import sqlite3
 from datetime import datetime, timedelta
 from typing import Any
 
 from celery import Celery
-from sqlalchemy import ColumnElement, func, or_, select, update
+from sqlalchemy import ColumnElement, Dialect, func, or_, select, update
 
 from alerting.backoff import retry_delay
 from core.db import Database
 from core.models import Delivery, OperatorEvent, utcnow
 from core.settings import Settings
 
-__all__ = ["OutboxModel", "due_clause", "publish_due", "record_attempt", "revive_dead"]
+__all__ = ["OutboxModel", "claim_due", "due_clause", "publish_due", "record_attempt", "revive_dead"]
 
 log = logging.getLogger(__name__)
 
@@ -44,25 +49,67 @@ def due_clause(model: OutboxModel, now: datetime, settings: Settings) -> ColumnE
     return or_(model.status == "pending", (model.status == "queued") & (waiting_since < overdue))
 
 
+def claims_with_returning(dialect: Dialect) -> bool:
+    """Whether one ``UPDATE ... RETURNING`` can claim rows here (PostgreSQL; SQLite from 3.35)."""
+    if dialect.name == "sqlite" and sqlite3.sqlite_version_info < (3, 35, 0):
+        return False
+    return bool(getattr(dialect, "update_returning", False))
+
+
+def claim_due(db: Database, model: OutboxModel, settings: Settings, batch: int, now: datetime) -> list[int]:
+    """Mark up to ``batch`` due rows queued and return the ids of those this caller won, in id order.
+
+    Why atomic: two relays (two ``run`` processes, or a fleet's) see the same due rows; a claim that
+    selects ids and then publishes them all, whatever its UPDATE changed, sends each row twice. Here the
+    statement that changes a row is the one that reports it: ``UPDATE ... WHERE id IN (due rows) AND
+    <still due> RETURNING id``. On PostgreSQL the inner select takes ``FOR UPDATE SKIP LOCKED`` so a
+    second relay passes over rows the first holds and claims the next ones instead of waiting; the
+    outer ``<still due>`` is re-checked on a row another transaction changed meanwhile. Without
+    RETURNING (SQLite older than 3.35) each row is claimed by its own conditional UPDATE and kept only
+    when it changed one row.
+    """
+    due = due_clause(model, now, settings)
+    values = {"status": "queued", "queued_at": now, "next_attempt_at": None}
+    candidates = select(model.id).where(due).order_by(model.id).limit(batch)
+    with db.session() as sess:
+        dialect = sess.get_bind().dialect
+        if dialect.name == "postgresql":
+            candidates = candidates.with_for_update(skip_locked=True)
+        if claims_with_returning(dialect):
+            stmt = (
+                update(model)
+                .where(model.id.in_(candidates.scalar_subquery()), due)
+                .values(**values)
+                .returning(model.id)
+                .execution_options(synchronize_session=False)
+            )
+            return sorted(sess.scalars(stmt))
+        won: list[int] = []
+        for row_id in list(sess.scalars(candidates)):
+            one = (
+                update(model)
+                .where(model.id == row_id, due)
+                .values(**values)
+                .execution_options(synchronize_session=False)
+            )
+            if getattr(sess.execute(one), "rowcount", 0) == 1:
+                won.append(row_id)
+        return won
+
+
 def publish_due(
     db: Database, celery: Celery, model: OutboxModel, task: str, settings: Settings, batch: int
 ) -> int:
-    """Claim due rows (mark them queued), then send one ``task(row_id)`` each to the ``notify`` queue.
+    """Claim due rows (:func:`claim_due`), then send one ``task(row_id)`` each to the ``notify`` queue.
 
-    Rows are claimed before publishing so a worker that finishes fast is never overwritten; if the broker
-    is down the rest are given back as pending for the next tick. Returns how many were published.
+    Only the rows this call claimed are published, so a row goes to the broker once however many
+    relays run. Rows are claimed before publishing so a worker that finishes fast is never overwritten;
+    if the broker is down the rest are given back as pending for the next tick. Returns how many were
+    published.
     """
-    now = utcnow()
-    due = due_clause(model, now, settings)
-    with db.session() as sess:
-        ids = list(sess.scalars(select(model.id).where(due).order_by(model.id).limit(batch)))
-        if not ids:
-            return 0
-        sess.execute(
-            update(model)
-            .where(model.id.in_(ids), due)
-            .values(status="queued", queued_at=now, next_attempt_at=None)
-        )
+    ids = claim_due(db, model, settings, batch, utcnow())
+    if not ids:
+        return 0
     published = 0
     for row_id in ids:
         try:

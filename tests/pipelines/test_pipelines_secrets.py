@@ -262,6 +262,17 @@ def test_random_tokens_of_each_shape_are_found(rule: str) -> None:
             assert find_secrets(f"intro\n{shape.line(value)}\n") == [SecretHit(rule, 2, value)], value
 
 
+@pytest.mark.parametrize("rule", sorted(SHAPES))
+def test_entropy_floor_and_placeholder_checks_pass_random_tokens(rule: str) -> None:
+    """Calibration: the rule's check keeps (nearly) every one of many random tokens of each shape."""
+    check = next(d.check for d in DETECTORS if d.name == rule)
+    assert check is not None
+    rng = random.Random(f"calibrate {rule}")
+    for shape in SHAPES[rule]:
+        values = [shape.make(rng) for _ in range(1000)]
+        assert sum(not check(v) for v in values) <= 1, [v for v in values if not check(v)]
+
+
 def _shape_negatives(shape: Shape) -> list[str]:
     """Bodies of the right alphabet and length that are placeholders or low entropy."""
     alphabet, n = shape.body

@@ -77,6 +77,7 @@ cmd_alerts.register_evidence(app)
 cmd_service.register(app)
 cmd_search.register(app)
 cmd_search.register_reindex(app)
+__import__("leaksentinel.cli.cmd_backup", fromlist=["register"]).register(app)  # backup, restore
 
 
 def hoist_config(argv: list[str]) -> list[str]:

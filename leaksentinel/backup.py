@@ -345,7 +345,7 @@ def _members(tar: tarfile.TarFile, path: Path) -> Iterator[tuple[tarfile.TarInfo
                 raise BadInput(f"{path}: refused {kind} member {info.name!r}")
             if info.name != MANIFEST and not _valid_name(info.name):
                 raise BadInput(f"{path}: refused member path {info.name!r}")
-            if info.size > MAX_MEMBER_BYTES:
+            if info.size > (MAX_MANIFEST_BYTES if info.name == MANIFEST else MAX_MEMBER_BYTES):
                 raise BadInput(f"{path}: refused member {info.name!r} of {info.size} bytes")
             yield info, tar.extractfile(info)
     except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:

@@ -17,7 +17,7 @@ from typing import IO
 from core.redis_embedded import die_with_parent
 from core.settings import Settings, settings_env
 
-__all__ = ["WorkerProcess"]
+__all__ = ["WorkerProcess", "stop_all"]
 
 
 class WorkerProcess:
@@ -98,15 +98,32 @@ class WorkerProcess:
 
     def stop(self, timeout_s: float = 10.0) -> None:
         """Warm shutdown (SIGTERM), then SIGKILL of the group if it lingers."""
-        proc, self.proc = self.proc, None
+        stop_all([self], timeout_s)
+
+
+def stop_all(workers: list[WorkerProcess], timeout_s: float = 10.0) -> None:
+    """Stop several workers at once: SIGTERM to every group, one shared wait, then SIGKILL what lingers.
+
+    Why together: stopped one after the other, two pools would each take their full grace time and
+    a service would overrun its 20 seconds.
+    """
+    procs: list[subprocess.Popen[bytes]] = []
+    for worker in workers:
+        proc, worker.proc = worker.proc, None
         if proc is None:
-            return
+            continue
+        procs.append(proc)
         if proc.poll() is None:
             with suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGTERM)
-            with suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout_s)
+    deadline = time.monotonic() + timeout_s
+    for proc in procs:
+        with suppress(subprocess.TimeoutExpired):
+            proc.wait(max(0.0, deadline - time.monotonic()))
+    for proc in procs:
+        # The group, not just the main process: a pool child that outlived its parent is reaped too.
         with suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
+    for proc in procs:
         with suppress(subprocess.TimeoutExpired):
             proc.wait(5)

@@ -1,7 +1,8 @@
-"""``leaksentinel run``: broker, workers, relay, scheduler and HTTP API in one supervised service.
+"""The service's parts and the roles built from them: ``run`` (all in one), ``worker``, ``scheduler``, ``serve``.
 
-Why one supervisor: on a laptop everything must start with one command and stop, all of it, on
-SIGTERM or Ctrl-C within 20 seconds; with server URLs the same parts connect to the shared servers.
+Why one module: on a laptop everything must start with one command and stop, all of it, on SIGTERM or
+Ctrl-C within 20 seconds; in a fleet each machine runs one role made of the very same parts, connected
+to the shared servers. A part is started and stopped the same way wherever it runs.
 """
 
 from __future__ import annotations
@@ -13,13 +14,13 @@ import signal
 import threading
 import time
 from types import FrameType
-from typing import IO
+from typing import IO, Any
 
 import uvicorn
 
 from alerting.relay import Relay
-from core.celery_app import announce_embedded_redis, make_celery
-from core.db import open_database
+from core.celery_app import RUNNING_REDIS_FILE, announce_embedded_redis, make_celery
+from core.db import Database, open_database
 from core.errors import BadInput, OperationalError
 from core.redis_embedded import EmbeddedRedis
 from core.settings import Settings
@@ -28,12 +29,27 @@ from crawlers.scheduler import RedisLeader, Scheduler
 from leaksentinel.actions.deployment import check_hash_key
 from leaksentinel.activity import ActivityLog
 from leaksentinel.api.app import create_app
-from leaksentinel.processes import WorkerProcess
+from leaksentinel.processes import WorkerProcess, stop_all
 
-__all__ = ["HomeLock", "Service"]
+__all__ = [
+    "NO_BROKER",
+    "HomeLock",
+    "HttpServer",
+    "Role",
+    "SchedulerRole",
+    "ServeRole",
+    "Service",
+    "WorkerRole",
+    "role_broker_url",
+]
 
 log = logging.getLogger(__name__)
 CRAWL_TASK = "crawlers.crawl"
+QUEUES = ("crawl", "notify")
+NO_BROKER = "no broker: set redis_url or start `leaksentinel run`"
+#: Delivery slots of ``run``'s own notify pool when the settings name none: deliveries are short HTTP
+#: posts, so two slots keep up with any crawl load on a laptop.
+DEFAULT_NOTIFY_CONCURRENCY = 2
 
 
 class HomeLock:
@@ -68,7 +84,262 @@ class HomeLock:
             self.fd = None
 
 
-class Service:
+def role_broker_url(settings: Settings) -> str:
+    """The broker a fleet role uses: the configured Redis, else the one a live ``run`` on this home announced.
+
+    Why refuse rather than wait: a role with no broker would sit idle forever, silently; the operator
+    must hear at once that it has nothing to talk to. An announcement left by a ``run`` that died is
+    checked with a ping, so a stale file is not mistaken for a broker.
+    """
+    if settings.redis_url:
+        return settings.redis_url
+    path = settings.run_dir / RUNNING_REDIS_FILE
+    try:
+        url = path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        url = ""
+    if not url:
+        raise OperationalError(NO_BROKER)
+    import redis
+
+    try:
+        redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2).ping()
+    except (redis.RedisError, OSError, ValueError):
+        raise OperationalError(NO_BROKER) from None
+    return url
+
+
+def open_checked_database(settings: Settings) -> Database:
+    """The deployment's database, refusing a machine whose hashing key differs: it would match nothing."""
+    db = open_database(settings)
+    key = check_hash_key(db, settings)
+    if not key.ok:
+        raise BadInput(key.message)
+    return db
+
+
+def queue_depths(broker_url: str | None) -> dict[str, int]:
+    """Tasks waiting in the broker's queues (Redis lists named after the queues)."""
+    import redis
+
+    try:
+        client = redis.Redis.from_url(broker_url or "", socket_timeout=1)
+        return {q: int(client.llen(q)) for q in QUEUES}
+    except Exception:
+        return {}
+
+
+def start_scheduler(db: Database, celery: Any, settings: Settings, broker_url: str) -> Scheduler:
+    """The scheduler thread; whichever instance holds the Redis lease fires, so a fleet fires once."""
+
+    def fire(name: str) -> None:
+        celery.send_task(CRAWL_TASK, args=[name], kwargs={"scheduled": True}, queue="crawl")
+
+    scheduler = Scheduler(
+        db,
+        fire,
+        tick_s=settings.scheduler_tick_s,
+        leader=RedisLeader(broker_url, ttl_s=max(3.0, 3 * settings.scheduler_tick_s)),
+        jitter=settings.schedule_jitter,
+    )
+    scheduler.start()
+    return scheduler
+
+
+class HttpServer:
+    """The API and console, served by uvicorn from a thread (uvicorn leaves signals to the main thread)."""
+
+    def __init__(self, settings: Settings, host: str, port: int, celery: Any, broker_url: str | None) -> None:
+        config = uvicorn.Config(
+            create_app(settings, celery=celery, queue_depths=lambda: queue_depths(broker_url)),
+            host=host,
+            port=port,
+            log_level="warning",
+            lifespan="off",
+            proxy_headers=True,
+        )
+        self.host, self.port = host, port
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, name="leaksentinel-http", daemon=True)
+
+    def start(self) -> HttpServer:
+        self.thread.start()
+        deadline = time.monotonic() + 15
+        while not self.server.started and self.thread.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if not self.server.started:
+            raise OperationalError(f"the HTTP API could not listen on {self.host}:{self.port} (port in use?)")
+        return self
+
+    def stop(self, timeout_s: float = 3.0) -> None:
+        self.server.should_exit = True
+        if self.thread.is_alive():
+            self.thread.join(timeout_s)
+
+
+class Role:
+    """A supervised set of parts: started together, restarted if a worker dies, stopped within 20 s.
+
+    Subclasses fill the parts in ``_start``; ``stop`` knows how to stop each one, in an order that lets
+    nothing new be queued while the workers drain, and records a crawl the stop cut short as
+    ``interrupted``.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.broker_url: str | None = settings.redis_url or None
+        self.workers: list[WorkerProcess] = []
+        self.relay: Relay | None = None
+        self.scheduler: Scheduler | None = None
+        self.activity: ActivityLog | None = None
+        self.http: HttpServer | None = None
+        self.stopped = threading.Event()
+
+    @property
+    def worker(self) -> WorkerProcess | None:
+        """The first worker (the only one of a ``worker`` role): kept for callers of the single-pool days."""
+        return self.workers[0] if self.workers else None
+
+    def start(self) -> Role:
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start(self) -> None:
+        raise NotImplementedError
+
+    def _queue_depths(self) -> dict[str, int]:
+        return queue_depths(self.broker_url)
+
+    def _stop_parts(self) -> None:
+        """Each part gets a bounded time; the workers stop together, so the whole stays under 20 s."""
+        if self.http is not None:
+            self.http.server.should_exit = True
+        if self.scheduler is not None:
+            self.scheduler.stop(2)
+        if self.relay is not None:
+            self.relay.stop(2)
+        workers, self.workers = self.workers, []
+        stop_all(workers, 8)
+        if self.activity is not None:
+            self.activity.stop(2)
+        if self.http is not None:
+            self.http.stop(3)
+        if workers:
+            # What a stopped worker was crawling is recorded as such, not left `running` forever.
+            try:
+                mark_interrupted(self.settings)
+            except Exception as exc:
+                log.warning("could not mark interrupted crawl jobs: %s", exc)
+
+    def stop(self) -> None:
+        self._stop_parts()
+        self.stopped.set()
+
+    def serve_forever(self) -> None:
+        """Run until SIGTERM or SIGINT, restarting a worker that died."""
+        done = threading.Event()
+
+        def on_signal(signum: int, _frame: FrameType | None) -> None:
+            done.set()
+
+        previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            self.start()
+            while not done.wait(0.5):
+                for worker in self.workers:
+                    if not worker.alive():
+                        log.warning("%s worker exited; restarting it", worker.queues)
+                        worker.start()
+        finally:
+            self.stop()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
+class WorkerRole(Role):
+    """``leaksentinel worker``: a Celery worker on the given queues, supervised so SIGTERM stops it in time."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        queues: str = "crawl,notify",
+        concurrency: int | None = None,
+        worker_log: IO[bytes] | None = None,
+    ) -> None:
+        super().__init__(settings)
+        self.queues = queues
+        self.concurrency = concurrency
+        self.worker_log = worker_log
+
+    def _start(self) -> None:
+        self.broker_url = role_broker_url(self.settings)
+        open_checked_database(self.settings)
+        closed = mark_interrupted(self.settings, reason="interrupted (the worker that ran it died)")
+        if closed:
+            log.warning("%d crawl job(s) left running by a process that died are marked interrupted", closed)
+        self.workers.append(
+            WorkerProcess(
+                self.settings,
+                self.broker_url,
+                queues=self.queues,
+                concurrency=self.concurrency,
+                name=self.queues.replace(",", "-"),
+                log=self.worker_log,
+            ).start()
+        )
+        log.info("worker on %s (broker %s)", self.queues, _redacted(self.broker_url))
+
+
+class SchedulerRole(Role):
+    """``leaksentinel scheduler``: fires due crawls (leader-elected) and publishes the outbox."""
+
+    def _start(self) -> None:
+        self.broker_url = role_broker_url(self.settings)
+        db = open_checked_database(self.settings)
+        celery = make_celery(self.settings, self.broker_url)
+        self.relay = Relay(db, celery, self.settings)
+        self.relay.start()
+        self.activity = ActivityLog(db).start()
+        self.scheduler = start_scheduler(db, celery, self.settings, self.broker_url)
+        log.info("scheduler and outbox relay (broker %s)", _redacted(self.broker_url))
+
+
+class ServeRole(Role):
+    """``leaksentinel serve``: the API and console only; crawl-now and tips go through the broker."""
+
+    def __init__(self, settings: Settings, *, host: str | None = None, port: int | None = None) -> None:
+        host = host or settings.host
+        port = port if port is not None else settings.port
+        super().__init__(settings.with_(host=host, port=port))
+        self.host, self.port = host, port
+
+    def _start(self) -> None:
+        self.broker_url = role_broker_url(self.settings)
+        open_checked_database(self.settings)
+        celery = make_celery(self.settings, self.broker_url)
+        self.http = HttpServer(self.settings, self.host, self.port, celery, self.broker_url).start()
+        log.info("serving http://%s:%s (home %s); Ctrl-C stops", self.host, self.port, self.settings.home)
+
+
+def _redacted(url: str | None) -> str:
+    """A broker URL without its password, for logs."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url or "")
+    if parts.password:
+        return url.replace(f":{parts.password}@", ":***@") if url else ""
+    return url or ""
+
+
+class Service(Role):
+    """``leaksentinel run``: the embedded broker (unless one is configured), a crawl pool and a separate
+    notify pool (so an alert never waits behind a crawl), relay, scheduler, activity log and HTTP API."""
+
     def __init__(
         self,
         settings: Settings,
@@ -82,34 +353,20 @@ class Service:
         self.host = host or settings.host
         self.port = port if port is not None else settings.port
         # Workers inherit these settings: links in alerts point where this service listens (or public_url).
-        self.settings = settings.with_(host=self.host, port=self.port)
-        self.http = http
+        super().__init__(settings.with_(host=self.host, port=self.port))
+        self.with_http = http
         self.with_scheduler = scheduler
         self.worker_log = worker_log
         self.redis: EmbeddedRedis | None = None
-        self.broker_url = settings.redis_url
-        self.worker: WorkerProcess | None = None
-        self.relay: Relay | None = None
-        self.scheduler: Scheduler | None = None
-        self._server: uvicorn.Server | None = None
-        self._server_thread: threading.Thread | None = None
-        self.activity: ActivityLog | None = None
         self.home_lock = HomeLock(self.settings)
-        self.stopped = threading.Event()
 
     def start(self) -> Service:
         self.home_lock.acquire()
-        try:
-            return self._start()
-        except BaseException:
-            self.stop()
-            raise
+        super().start()
+        return self
 
-    def _start(self) -> Service:
-        db = open_database(self.settings)
-        key = check_hash_key(db, self.settings)  # a machine with another key would match nothing it crawls
-        if not key.ok:
-            raise BadInput(key.message)
+    def _start(self) -> None:
+        db = open_checked_database(self.settings)
         closed = mark_interrupted(self.settings, reason="interrupted (the service that ran it died)")
         if closed:
             log.warning("%d crawl job(s) left running by a process that died are marked interrupted", closed)
@@ -118,45 +375,27 @@ class Service:
             self.broker_url = self.redis.start()
             announce_embedded_redis(self.settings, self.broker_url)
         celery = make_celery(self.settings, self.broker_url)
-        self.worker = WorkerProcess(self.settings, self.broker_url, log=self.worker_log).start()
+        notify_concurrency = int(
+            getattr(self.settings, "notify_concurrency", None) or DEFAULT_NOTIFY_CONCURRENCY
+        )
+        for queues, concurrency in (("notify", notify_concurrency), ("crawl", None)):
+            self.workers.append(
+                WorkerProcess(
+                    self.settings,
+                    self.broker_url,
+                    queues=queues,
+                    concurrency=concurrency,
+                    name=queues,
+                    log=self.worker_log,
+                ).start()
+            )
         self.relay = Relay(db, celery, self.settings)
         self.relay.start()
         self.activity = ActivityLog(db).start()
         if self.with_scheduler:
-
-            def fire(name: str) -> None:
-                celery.send_task(CRAWL_TASK, args=[name], kwargs={"scheduled": True}, queue="crawl")
-
-            self.scheduler = Scheduler(
-                db,
-                fire,
-                tick_s=self.settings.scheduler_tick_s,
-                leader=RedisLeader(self.broker_url, ttl_s=max(3.0, 3 * self.settings.scheduler_tick_s)),
-                jitter=self.settings.schedule_jitter,
-            )
-            self.scheduler.start()
-        if self.http:
-            config = uvicorn.Config(
-                create_app(self.settings, celery=celery, queue_depths=self._queue_depths),
-                host=self.host,
-                port=self.port,
-                log_level="warning",
-                lifespan="off",
-                proxy_headers=True,
-            )
-            self._server = uvicorn.Server(config)
-            # Served from a thread: uvicorn leaves signals to the main thread (serve_forever).
-            self._server_thread = threading.Thread(
-                target=self._server.run, name="leaksentinel-http", daemon=True
-            )
-            self._server_thread.start()
-            deadline = time.monotonic() + 15
-            while not self._server.started and self._server_thread.is_alive() and time.monotonic() < deadline:
-                time.sleep(0.05)
-            if not self._server.started:
-                raise OperationalError(
-                    f"the HTTP API could not listen on {self.host}:{self.port} (port in use?)"
-                )
+            self.scheduler = start_scheduler(db, celery, self.settings, self.broker_url)
+        if self.with_http:
+            self.http = HttpServer(self.settings, self.host, self.port, celery, self.broker_url).start()
             log.info(
                 "serving http://%s:%s (links in alerts: %s; home %s); Ctrl-C stops",
                 self.host,
@@ -164,59 +403,11 @@ class Service:
                 self.settings.console_url,
                 self.settings.home,
             )
-        return self
-
-    def _queue_depths(self) -> dict[str, int]:
-        """Tasks waiting in the broker's queues (Redis lists named after the queues)."""
-        import redis
-
-        try:
-            client = redis.Redis.from_url(self.broker_url or "", socket_timeout=1)
-            return {q: int(client.llen(q)) for q in ("crawl", "notify")}
-        except Exception:
-            return {}
 
     def stop(self) -> None:
-        """Stop everything; each part gets a bounded time so the whole stays under 20 s."""
-        if self._server is not None:
-            self._server.should_exit = True
-        if self.scheduler is not None:
-            self.scheduler.stop(2)
-        if self.relay is not None:
-            self.relay.stop(2)
-        if self.worker is not None:
-            self.worker.stop(8)
-        if self.activity is not None:
-            self.activity.stop(2)
-        if self._server_thread is not None:
-            self._server_thread.join(3)
-        if self.home_lock.fd is not None:
-            # What the stopped worker was crawling is recorded as such, not left `running` forever.
-            try:
-                mark_interrupted(self.settings)
-            except Exception as exc:
-                log.warning("could not mark interrupted crawl jobs: %s", exc)
+        self._stop_parts()
         if self.redis is not None:
             announce_embedded_redis(self.settings, None)
             self.redis.stop(3)
         self.home_lock.release()
         self.stopped.set()
-
-    def serve_forever(self) -> None:
-        """Run until SIGTERM or SIGINT."""
-        done = threading.Event()
-
-        def on_signal(signum: int, _frame: FrameType | None) -> None:
-            done.set()
-
-        previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
-        try:
-            self.start()
-            while not done.wait(0.5):
-                if self.worker is not None and not self.worker.alive():
-                    log.warning("worker exited; restarting it")
-                    self.worker.start()
-        finally:
-            self.stop()
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)

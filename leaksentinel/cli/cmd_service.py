@@ -1,4 +1,4 @@
-"""``run``, ``demo`` and ``purge``."""
+"""``run``, the fleet roles (``worker``, ``scheduler``, ``serve``), ``demo`` and ``purge``."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from core.errors import OperationalError
+from core.errors import BadInput, OperationalError
 from leaksentinel.cli.context import state
 from leaksentinel.cli.output import emit_object
 
@@ -18,6 +18,27 @@ class LogFormat(enum.StrEnum):
 
 
 JSON = Annotated[bool, typer.Option("--json", help="Machine output (JSON).")]
+LOG_FORMAT = Annotated[
+    LogFormat | None,
+    typer.Option("--log-format", help="text for people (default), json: one object per line."),
+]
+VALID_QUEUES = ("crawl", "notify")
+
+
+def parse_queues(text: str) -> str:
+    """``crawl``, ``notify`` or both, comma-separated; anything else is bad usage (exit 2), not a silent idle worker."""
+    names = [q.strip() for q in text.split(",") if q.strip()]
+    unknown = [q for q in names if q not in VALID_QUEUES]
+    if not names or unknown:
+        shown = ", ".join(repr(q) for q in unknown) or repr(text)
+        raise BadInput(f"--queues: unknown queue {shown}; choose crawl, notify or crawl,notify")
+    return ",".join(dict.fromkeys(names))
+
+
+def _logging(log_format: LogFormat | None) -> None:
+    from leaksentinel.activity import configure_logging
+
+    configure_logging(log_format.value if log_format else state.settings.log_format)
 
 
 def register(app: typer.Typer) -> None:
@@ -25,22 +46,65 @@ def register(app: typer.Typer) -> None:
     def _run(
         host: Annotated[str | None, typer.Option("--host")] = None,
         port: Annotated[int | None, typer.Option("--port")] = None,
-        log_format: Annotated[
-            LogFormat | None,
-            typer.Option("--log-format", help="text for people (default), json: one object per line."),
-        ] = None,
+        log_format: LOG_FORMAT = None,
     ) -> None:
         """Run the service: scheduler, crawl and alert workers, HTTP API and console.
 
         Logs one line per crawl finished, alert raised, delivery sent or dead, and source health change.
         """
-        from leaksentinel.activity import configure_logging
         from leaksentinel.service import Service
 
-        settings = state.settings
-        configure_logging(log_format.value if log_format else settings.log_format)
-        service = Service(settings, host=host, port=port)
+        _logging(log_format)
+        service = Service(state.settings, host=host, port=port)
         service.serve_forever()  # logs "serving http://..." once it listens
+
+    @app.command("worker")
+    def _worker(
+        queues: Annotated[
+            str, typer.Option("--queues", help="crawl, notify or crawl,notify: the queues this worker takes.")
+        ] = "crawl,notify",
+        concurrency: Annotated[
+            int | None,
+            typer.Option(
+                "--concurrency", min=1, max=256, help="Parallel tasks (default: worker_concurrency)."
+            ),
+        ] = None,
+        log_format: LOG_FORMAT = None,
+    ) -> None:
+        """A fleet role: a Celery worker on the crawl and/or notify queue of the configured broker.
+
+        Without redis_url it joins the broker of a `leaksentinel run` on this home. SIGTERM stops it within
+        20 s; a crawl it cuts short is recorded `interrupted`.
+        """
+        import sys
+
+        from leaksentinel.service import WorkerRole
+
+        chosen = parse_queues(queues)
+        _logging(log_format)
+        WorkerRole(
+            state.settings, queues=chosen, concurrency=concurrency, worker_log=sys.stderr.buffer
+        ).serve_forever()
+
+    @app.command("scheduler")
+    def _scheduler(log_format: LOG_FORMAT = None) -> None:
+        """A fleet role: fires due crawls (one leader across the fleet, elected in Redis) and publishes the outbox."""
+        from leaksentinel.service import SchedulerRole
+
+        _logging(log_format)
+        SchedulerRole(state.settings).serve_forever()
+
+    @app.command("serve")
+    def _serve(
+        host: Annotated[str | None, typer.Option("--host")] = None,
+        port: Annotated[int | None, typer.Option("--port")] = None,
+        log_format: LOG_FORMAT = None,
+    ) -> None:
+        """A fleet role: the HTTP API and console only; crawl-now and tips are sent to the workers through the broker."""
+        from leaksentinel.service import ServeRole
+
+        _logging(log_format)
+        ServeRole(state.settings, host=host, port=port).serve_forever()
 
     @app.command("demo")
     def _demo(as_json: JSON = False) -> None:

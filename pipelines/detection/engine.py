@@ -28,6 +28,7 @@ from pipelines.detection.fastscan import HashedScan, HashedScanner, candidates_o
 from pipelines.detection.index import MatchIndex
 from pipelines.detection.keywords import KeywordMatcher
 from pipelines.detection.lines import Deadline, LineIndex, LineReader
+from pipelines.detection.lookalikes import LookalikeMatcher
 from pipelines.detection.regexes import RegexMatcher
 from pipelines.detection.secrets import find_secrets
 from pipelines.detection.severity import record_severity
@@ -72,6 +73,8 @@ class Finding:
     watch_id: int | None = None
     overlap: float | None = None
     masked: str | None = None
+    #: How a look-alike was made from the watched domain (kind ``lookalike`` only): an additive field.
+    technique: str | None = None
 
     def as_json(self, posting: str) -> dict[str, object]:
         """The contract's `scan --json` object."""
@@ -87,6 +90,8 @@ class Finding:
         out["severity"] = self.severity
         if self.masked is not None:
             out["masked"] = self.masked
+        if self.technique is not None:
+            out["technique"] = self.technique
         return out
 
 
@@ -164,6 +169,8 @@ class WatchSnapshot:
     keywords: list[tuple[int, int, str]] = field(default_factory=list)  # tenant_id, watch_id, keyword
     regexes: list[tuple[int, int, str]] = field(default_factory=list)  # tenant_id, watch_id, pattern
     documents: list[tuple[int, int, str, set[int]]] = field(default_factory=list)  # ..., name, fingerprints
+    #: The watched domains' look-alikes, generated at load (None: built by the detector from `domains`).
+    lookalikes: LookalikeMatcher | None = None
 
     @classmethod
     def load(cls, db: Database) -> WatchSnapshot:
@@ -184,6 +191,8 @@ class WatchSnapshot:
                     fps = {int(h, 16) for h in (item.data or {}).get("fingerprints", [])}
                     snap.documents.append((item.tenant_id, item.id, item.name or item.value, fps))
         snap.regions = tuple(sorted(regions))
+        if snap.domains:
+            snap.lookalikes = LookalikeMatcher(snap.domains)
         return snap
 
 
@@ -227,6 +236,8 @@ class Detector:
         self.keywords = KeywordMatcher(snapshot.keywords) if snapshot.keywords else None
         self.regexes = RegexMatcher(snapshot.regexes) if snapshot.regexes else None
         self.documents = DocumentMatcher(snapshot.documents) if snapshot.documents else None
+        if snapshot.lookalikes is None and snapshot.domains:
+            snapshot.lookalikes = LookalikeMatcher(snapshot.domains)
         self._hasher: HashedScanner | None = None
         #: Running totals of every `detect` call of this detector.
         self.stats = ScanStats()
@@ -253,6 +264,7 @@ class Detector:
         listing_s = max(LISTING_FLOOR_S, deadline.remaining())
         findings = self._records(self._hit_lines(scan, hit_mask), text, scan, listing_s)
         findings += self._domains(self._domain_candidates(text, listing_s), text)
+        findings += self._lookalikes(text, deadline)
         findings += self._watches(text, deadline)
         findings += self._secrets(text, deadline)
         result = DetectionResult(
@@ -418,6 +430,29 @@ class Detector:
                         masked=mask("email", cand.raw),
                     )
         return sorted(seen.values(), key=lambda f: (f.tenant, f.line))
+
+    def _lookalikes(self, text: str, deadline: Deadline) -> list[Finding]:
+        """Look-alikes of watched domains named in the posting (one Aho-Corasick pass over the text)."""
+        matcher = self.snapshot.lookalikes
+        if matcher is None:
+            return []
+        if deadline.expired():  # one linear pass: like the watched domains, it gets a floor
+            deadline = Deadline.after(LISTING_FLOOR_S)
+        return [
+            Finding(
+                tenant_id=hit.tenant_id,
+                tenant=self._name(hit.tenant_id),
+                kind="lookalike",
+                watch=hit.variant,
+                watch_id=hit.watch_id,
+                line=hit.line,
+                # addresses on a look-alike are a phishing kit's harvest; a bare mention is a warning
+                severity="high" if hit.email else "medium",
+                masked=mask("email", hit.email) if hit.email else None,
+                technique=hit.technique,
+            )
+            for hit in matcher.find(text, deadline)
+        ]
 
     def _name(self, tenant_id: int) -> str:
         return self.snapshot.tenants.get(tenant_id, str(tenant_id))

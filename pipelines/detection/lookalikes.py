@@ -1,0 +1,308 @@
+"""Look-alike domains of watched domains: generated once per snapshot, found in one pass per posting.
+
+Why this shape: a phishing kit harvesting logins on ``acme-bank-secure.com`` or ``acrne-bank.com`` is a
+leak that concerns the owner of ``acme-bank.com`` although the exact domain never appears. The variants
+(typos, homoglyphs, IDN homoglyphs as punycode, bit flips, added words, TLD swaps) come from dnstwist's
+fuzzer, which runs offline; they are bounded per domain, computed when the watch snapshot loads (and
+remembered per process), and searched with one Aho-Corasick automaton, so the cost per posting follows
+the text and the occurrences, never the number of variants.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import ahocorasick
+
+from pipelines.detection.lines import Deadline, LineIndex
+
+__all__ = ["MAX_VARIANTS", "LookalikeHit", "LookalikeMatcher", "variants"]
+
+#: At most this many look-alikes per watched domain (the likeliest techniques first).
+MAX_VARIANTS = 2000
+
+#: Words phishing domains add to a brand ("acme-bank-secure.com", "login-acme-bank.com").
+WORDS = (
+    "secure",
+    "login",
+    "signin",
+    "verify",
+    "account",
+    "support",
+    "online",
+    "portal",
+    "auth",
+    "update",
+    "service",
+    "help",
+    "my",
+    "web",
+    "mail",
+    "pay",
+    "app",
+)
+
+#: TLDs a squatter swaps in.
+TLDS = (
+    "com",
+    "net",
+    "org",
+    "co",
+    "io",
+    "info",
+    "biz",
+    "us",
+    "uk",
+    "de",
+    "ru",
+    "cn",
+    "xyz",
+    "online",
+    "site",
+    "top",
+    "app",
+    "shop",
+    "live",
+    "club",
+    "cc",
+    "me",
+    "eu",
+)
+
+#: dnstwist's fuzzer names -> the technique reported, in the order variants are kept under the bound.
+_TECHNIQUES = {
+    "omission": "omission",
+    "transposition": "transposition",
+    "repetition": "repetition",
+    "replacement": "replacement",
+    "insertion": "insertion",
+    "hyphenation": "hyphenation",
+    "dictionary": "word-addition",
+    "tld-swap": "tld-swap",
+    "bitsquatting": "bit-flip",
+    "vowel-swap": "vowel-swap",
+    "addition": "addition",
+    "homoglyph": "homoglyph",
+    "cyrillic": "homoglyph",
+    "subdomain": "subdomain",
+    "plural": "plural",
+    "various": "various",
+}
+_ORDER = {name: rank for rank, name in enumerate(_TECHNIQUES)}
+
+
+@functools.lru_cache(maxsize=4096)
+def variants(domain: str, limit: int = MAX_VARIANTS) -> tuple[tuple[str, str], ...]:
+    """(variant in ASCII/punycode form, technique) for a domain, at most ``limit``, the exact domain excluded.
+
+    Homoglyphs are many (two rounds of substitutions): single ASCII confusables and IDN forms with few
+    foreign letters are kept first. An IDN homoglyph's technique is ``idn-homoglyph``."""
+    domain = domain.lower().rstrip(".")
+    perms: list[tuple[str, str]] = []
+    try:
+        fuzzer = _fuzzer_class()(domain, dictionary=WORDS, tld_dictionary=TLDS)
+        # one fuzzer at a time: dnstwist keeps one technique per name, we want the likeliest one
+        for fuzz in _TECHNIQUES:
+            fuzzer.generate([fuzz])
+            perms.extend((str(p.get("domain") or ""), fuzz) for p in fuzzer.domains)
+    except Exception:  # a domain dnstwist cannot parse simply has no look-alikes
+        return ()
+    ranked: list[tuple[tuple[int, int, int, str], str, str]] = []
+    for name, fuzz in perms:
+        if not name or name == domain:
+            continue
+        technique = _TECHNIQUES[fuzz]
+        idn = "xn--" in name
+        if technique == "homoglyph" and idn:
+            technique = "idn-homoglyph"
+        ranked.append(((_ORDER[fuzz], int(idn), _foreign_letters(name), name), name, technique))
+    ranked.sort()
+    out: dict[str, str] = {}
+    for _, name, technique in ranked:
+        if len(out) >= limit:
+            break
+        out.setdefault(name, technique)
+    return tuple(out.items())
+
+
+@functools.cache
+def _fuzzer_class() -> type:
+    """dnstwist's fuzzer with cheaper homoglyphs: every single substitution (ASCII or IDN), and a second
+    round of ASCII confusables only (``rn``/``m`` with ``0``/``o``): two IDN letters at once multiply the
+    variants (and the IDNA encodings, the slow part) for little gain."""
+    import dnstwist  # imported here: only snapshots with domain watches pay for it
+
+    class Fuzzer(dnstwist.Fuzzer):
+        def _homoglyph(self) -> set[str]:
+            unicode = self.glyphs_idn_by_tld.get(self.tld, self.glyphs_unicode)
+            every = {
+                k: set(self.glyphs_ascii.get(k, ())) | set(unicode.get(k, ()))
+                for k in {*self.glyphs_ascii, *unicode}
+            }
+            ascii_only = {k: set(v) for k, v in self.glyphs_ascii.items()}
+
+            def mix(name: str, glyphs: dict[str, set[str]]) -> set[str]:
+                out: set[str] = set()
+                for i, c in enumerate(name):
+                    out.update(name[:i] + g + name[i + 1 :] for g in glyphs.get(c, ()))
+                for i in range(len(name) - 1):
+                    win = name[i : i + 2]
+                    for c in {win[0], win[1], win}:
+                        out.update(name[:i] + win.replace(c, g) + name[i + 2 :] for g in glyphs.get(c, ()))
+                return out
+
+            first = mix(self.domain, every)
+            second = {v for r in first if r.isascii() for v in mix(r, ascii_only)}
+            return first | second
+
+    return Fuzzer
+
+
+def _foreign_letters(name: str) -> int:
+    """How many non-ASCII letters a punycode name stands for (fewer: a closer look-alike)."""
+    if "xn--" not in name:
+        return 0
+    try:
+        return sum(not c.isascii() for c in name.encode("ascii").decode("idna"))
+    except (UnicodeError, ValueError):
+        return 99
+
+
+@dataclass(frozen=True)
+class LookalikeHit:
+    tenant_id: int
+    watch_id: int
+    domain: str  # the watched domain
+    variant: str  # the look-alike, ASCII (punycode) form
+    technique: str
+    line: int
+    email: str | None  # the address on the look-alike, when the posting wrote one
+
+
+@dataclass(frozen=True)
+class _Entry:
+    tenant_id: int
+    watch_id: int
+    domain: str
+    variant: str
+    technique: str
+
+
+_HOST_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-.")
+_LOCAL_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789._%+-'")
+
+
+class LookalikeMatcher:
+    """Every tenant's look-alike domains, searched in one pass over a posting."""
+
+    def __init__(self, domains: Sequence[tuple[int, str, int]], limit: int = MAX_VARIANTS) -> None:
+        """``domains``: (tenant_id, watched domain, watch_id), as the watch snapshot holds them."""
+        self.owned: dict[int, set[str]] = {}
+        for tenant_id, domain, _ in domains:
+            self.owned.setdefault(tenant_id, set()).add(domain)
+        entries: dict[str, dict[tuple[int, str], _Entry]] = {}
+        for tenant_id, domain, watch_id in domains:
+            own = self.owned[tenant_id]
+            for variant, technique in variants(domain, limit):
+                if _within(variant, own):
+                    continue  # another domain the tenant watches exactly: kind `domain`, not a look-alike
+                entry = _Entry(tenant_id, watch_id, domain, variant, technique)
+                for needle in _written_forms(variant):
+                    entries.setdefault(needle, {}).setdefault((tenant_id, variant), entry)
+        self.count = len(entries)
+        self._automaton: ahocorasick.Automaton | None = None
+        if entries:
+            automaton = ahocorasick.Automaton()
+            for needle, by_tenant in entries.items():
+                automaton.add_word(needle, (len(needle), tuple(by_tenant.values())))
+            automaton.make_automaton()
+            self._automaton = automaton
+
+    def find(self, text: str, deadline: Deadline | None = None) -> list[LookalikeHit]:
+        """One hit per (tenant, variant): the first line naming it as a whole host (in an address, a URL
+        or bare); a host that is, or is under, a domain the tenant watches is never a look-alike."""
+        if self._automaton is None or not text:
+            return []
+        lowered = text.lower()
+        index: LineIndex[str] | None = None
+        seen: dict[tuple[int, str], LookalikeHit] = {}
+        for count, (end, (length, owners)) in enumerate(self._automaton.iter(lowered)):
+            if deadline is not None and count % 4096 == 4095 and deadline.expired():
+                break
+            start = end + 1 - length
+            if not _whole_host(lowered, start, end + 1):
+                continue
+            host = _host_around(lowered, start, end + 1)
+            email = _email_before(lowered, start, end + 1)
+            for entry in owners:
+                key = (entry.tenant_id, entry.variant)
+                if key in seen or _within(host, self.owned.get(entry.tenant_id, set())):
+                    continue
+                if index is None:
+                    index = LineIndex(lowered)
+                seen[key] = LookalikeHit(
+                    entry.tenant_id,
+                    entry.watch_id,
+                    entry.domain,
+                    entry.variant,
+                    entry.technique,
+                    index.line_of(start),
+                    email,
+                )
+        return sorted(seen.values(), key=lambda h: (h.tenant_id, h.line, h.variant))
+
+
+def _within(host: str, domains: Iterable[str]) -> bool:
+    return any(host == d or host.endswith("." + d) for d in domains)
+
+
+def _written_forms(variant: str) -> set[str]:
+    """The punycode form and, for IDN, the Unicode form a posting may show."""
+    forms = {variant}
+    if "xn--" in variant:
+        with contextlib.suppress(UnicodeError, ValueError):
+            forms.add(variant.encode("ascii").decode("idna").lower())
+    return forms
+
+
+def _is_host_char(c: str) -> bool:
+    return c.isalnum() or c in "-_"
+
+
+def _whole_host(text: str, start: int, end: int) -> bool:
+    """The match is a host's whole tail: no letter before it, and the host does not go on after it."""
+    if start > 0 and _is_host_char(text[start - 1]):
+        return False
+    if end < len(text):
+        after = text[end]
+        if _is_host_char(after):
+            return False
+        if after == "." and end + 1 < len(text) and _is_host_char(text[end + 1]):
+            return False  # acmebank.com.evil.net: the host is evil.net
+    return True
+
+
+def _host_around(text: str, start: int, end: int) -> str:
+    """The full host the match ends (subdomains included), bounded to 253 characters."""
+    i = start
+    while i > 0 and end - i < 253 and (text[i - 1] in _HOST_CHARS or text[i - 1].isalnum()):
+        i -= 1
+    return text[i:end].lstrip(".-")
+
+
+def _email_before(text: str, start: int, end: int) -> str | None:
+    """``local@host`` when the posting writes an address on the host (bounded look back)."""
+    host_start = start
+    while host_start > 0 and start - host_start < 253 and text[host_start - 1] in _HOST_CHARS:
+        host_start -= 1
+    if host_start == 0 or text[host_start - 1] != "@":
+        return None
+    at = host_start - 1
+    i = at
+    while i > 0 and at - i < 64 and text[i - 1] in _LOCAL_CHARS:
+        i -= 1
+    local = text[i:at].strip(".")
+    return f"{local}@{text[host_start:end]}" if local else None

@@ -31,7 +31,15 @@ from core.db import Database
 from core.models import Delivery, OperatorEvent, utcnow
 from core.settings import Settings
 
-__all__ = ["OutboxModel", "claim_due", "due_clause", "publish_due", "record_attempt", "revive_dead"]
+__all__ = [
+    "OutboxModel",
+    "claim_due",
+    "due_clause",
+    "owns_attempt",
+    "publish_due",
+    "record_attempt",
+    "revive_dead",
+]
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +138,21 @@ def publish_due(
             break
         published += 1
     return published
+
+
+def owns_attempt(row: Delivery | OperatorEvent, now: datetime, *, early_s: float = 5.0) -> bool:
+    """Whether a task message that just arrived for ``row`` may attempt it now.
+
+    Why: the retry chain that scheduled ``next_attempt_at`` owns the row until then. A second message
+    (a requeue of a row whose first message only waited behind a long queue) arriving while that retry
+    is scheduled must not start a second chain; it should return without an attempt. ``early_s``
+    allows for clocks that differ a little between workers: a retry that runs slightly early by this
+    worker's clock is still the owner. Dropping a message by mistake loses nothing: the relay requeues
+    the row once it is overdue.
+    """
+    if row.status != "queued" or row.next_attempt_at is None:
+        return row.status in {"pending", "queued"}
+    return row.next_attempt_at <= now + timedelta(seconds=early_s)
 
 
 def record_attempt(

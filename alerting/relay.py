@@ -4,6 +4,9 @@ Why a relay: alerts and their delivery rows are written in the posting's transac
 to the broker, so a broker that is down or restarted loses nothing; the relay publishes each pending
 row and publishes again any row that stayed unacknowledged too long. Operator events take the same
 path (alerting.outbox): same backoff, same dead letters.
+
+Any number of relays may run (one per ``run``, several in a fleet): each tick claims its rows with one
+atomic statement (alerting.outbox.claim_due) and publishes only those, so a row goes out once.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ class Relay:
         self._last_digest = 0.0
 
     def run_once(self, batch: int = 200) -> int:
-        """Publish the alert deliveries that are due; returns how many were published."""
+        """Claim and publish the alert deliveries that are due; returns how many this relay published."""
         return publish_due(self.db, self.celery, Delivery, NOTIFY_TASK, self.settings, batch)
 
     def run_operator_events(self, batch: int = 50) -> int:

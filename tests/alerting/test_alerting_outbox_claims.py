@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from alerting.outbox import claims_with_returning
+from alerting.outbox import claims_with_returning, owns_attempt
 from alerting.relay import Relay
 from core.celery_app import make_celery
 from core.db import open_database
@@ -218,3 +218,20 @@ def test_a_stuck_queued_row_is_republished_once_and_never_while_its_retry_is_sch
     counts = published(broker)
     assert {i: counts[i] for i in scheduled if counts[i] != 1} == {}
     assert sum(counts.values()) == 120
+
+
+def test_only_the_chain_that_scheduled_a_retry_may_attempt_before_it_is_due() -> None:
+    now = utcnow()
+    at = lambda s: now + timedelta(seconds=s)  # noqa: E731
+    row = Delivery(status="pending", attempts=0)
+    assert owns_attempt(row, now)  # a first attempt
+    row.status, row.queued_at = "queued", at(-200)
+    assert owns_attempt(row, now)  # handed over, never failed
+    row.next_attempt_at = at(240)  # failed; Celery's retry runs in 240 s
+    assert not owns_attempt(row, now)  # a duplicate message now: not the owner
+    assert not owns_attempt(row, at(234))
+    assert owns_attempt(row, at(236))  # the retry itself, its worker's clock 4 s behind
+    assert owns_attempt(row, at(400))
+    for final in ("sent", "dead", "unrouted"):
+        row.status = final
+        assert not owns_attempt(row, at(400))

@@ -184,6 +184,8 @@ def _tampered(kind: str, archive: Path, out: Path) -> Path:
         info = tarfile.TarInfo("evidence/../../escaped")
         entries.append((info, b"x"))
         manifest["files"].append({"path": info.name, "size": 1, "sha256": "0" * 64})
+    elif kind == "dotdot":  # a member named ../x that the manifest does not list
+        entries.append((tarfile.TarInfo("../escaped"), b"x"))
     elif kind == "absolute":
         entries.append((tarfile.TarInfo("/tmp/escaped"), b"x"))
     elif kind == "symlink":
@@ -212,7 +214,18 @@ def _tampered(kind: str, archive: Path, out: Path) -> Path:
 
 @pytest.mark.parametrize(
     "kind",
-    ["bytes", "traversal", "absolute", "symlink", "hardlink", "extra", "missing", "oversize", "not-gzip"],
+    [
+        "bytes",
+        "traversal",
+        "dotdot",
+        "absolute",
+        "symlink",
+        "hardlink",
+        "extra",
+        "missing",
+        "oversize",
+        "not-gzip",
+    ],
 )
 def test_restore_refuses_a_tampered_or_hostile_archive_and_writes_nothing(
     kind: str, world: dict[str, Any], cli: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch

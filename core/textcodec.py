@@ -223,9 +223,10 @@ def decode_document(raw: bytes, http: str | None = None) -> Decoded:
         codec, skip = bom
         return Decoded(_decode_units(raw[skip:], codec), codec, "bom")
     sniffed = sniff_encoding(raw)
-    for how, codec in (("http", codec_name(http)), ("declared", declared_charset(raw))):
-        if codec is None:
+    for how, label in (("http", codec_name(http)), ("declared", declared_charset(raw))):
+        if label is None:
             continue
+        codec = label
         if codec.startswith(("utf-16", "utf-32")):
             if sniffed is None or not sniffed[0].startswith(codec[:6]):
                 continue  # a UTF-16/32 label on 8-bit bytes: the bytes were transcoded, the label was not

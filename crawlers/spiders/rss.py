@@ -27,6 +27,7 @@ from twisted.python.failure import Failure
 
 from core.posting import PostingDraft
 from crawlers.spiders.base import SourceSpider
+from crawlers.spiders.decoding import parse_xml, response_charset, response_text
 from crawlers.spiders.html_text import html_to_lines, parse_iso, proxy_meta
 
 __all__ = ["FeedItem", "RssSpider", "parse_feed"]
@@ -53,8 +54,10 @@ class FeedItem:
     summary: str  # description or summary, HTML
 
 
-def _parser() -> etree.XMLParser:
+def _parser(encoding: str | None = None) -> etree.XMLParser:
+    """The hardened parser; `encoding` overrides the document's declaration when not None."""
     return etree.XMLParser(
+        encoding=encoding,
         resolve_entities=False,
         no_network=True,
         huge_tree=False,
@@ -120,10 +123,11 @@ def _atom_content(el: Any) -> str:
     return html.escape(text, quote=False)
 
 
-def parse_feed(body: bytes) -> tuple[str, list[FeedItem]]:
-    """(feed title, items) of an RSS or Atom document; raises FeedError when it is neither."""
+def parse_feed(body: bytes, charset: str | bytes | None = None) -> tuple[str, list[FeedItem]]:
+    """(feed title, items) of an RSS or Atom document served with HTTP charset label `charset`; raises
+    FeedError when it is neither. Decoded by BOM, `charset`, the XML declaration, then detection."""
     try:
-        root = etree.fromstring(body, _parser())
+        root = parse_xml(body, charset, _parser)
     except etree.XMLSyntaxError as exc:
         raise FeedError(f"not well-formed XML: {exc}") from exc
     if root is None:
@@ -225,7 +229,7 @@ class RssSpider(SourceSpider):
             self.count("not_modified")
             return
         try:
-            _, items = parse_feed(response.body)
+            _, items = parse_feed(response.body, response_charset(response))
         except FeedError as exc:
             self.logger.warning("feed %s: %s", response.url, exc)
             self.count("errors")
@@ -254,11 +258,7 @@ class RssSpider(SourceSpider):
     def parse_page(self, response: Response, entry: dict[str, Any]) -> Iterator[Any]:
         self._retry.pop(entry["link"], None)
         self._save_cursor()
-        try:
-            markup: str | bytes = response.text
-        except AttributeError:  # not a text response: keep the bytes, the pipeline decodes them
-            yield self._posting(entry, entry["link"], response.body, "")
-            return
+        markup = response_text(response)  # any response, text or not: BOM, header, <meta>, detection
         if not entry.get("title"):
             entry = {**entry, "title": _page_title(markup)}
         yield self._posting(entry, entry["link"], response.body, markup, page=True)

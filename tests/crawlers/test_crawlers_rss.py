@@ -7,7 +7,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from api_fixtures import FeedSite
+from api_fixtures import FeedSite, FixtureServer, Reply
 from sqlalchemy import select
 
 from core.db import open_database
@@ -132,3 +132,102 @@ def test_the_source_proxy_carries_every_request() -> None:
         assert {r for r in site.requests if "/articles/" in r} == {
             f"http://feeds.invalid{p}" for p in site.articles
         }
+
+
+# -- encodings: BOM, then the HTTP charset, then the XML declaration, then detection ----------------------
+
+ITEM = (
+    "<item><title>{title}</title><link>{link}</link><guid>{guid}</guid>"
+    "<pubDate>Wed, 01 May 2024 12:00:00 GMT</pubDate>{content}</item>"
+)
+ENCODED = "<content:encoded><![CDATA[<p>{text}</p>]]></content:encoded>"
+
+
+def _rss(declaration: str, items: list[str]) -> str:
+    return (
+        f'{declaration}<rss version="2.0" xmlns:content="http://purl.org/rss/1.0/modules/content/">'
+        f"<channel><title>Encodings</title>{''.join(items)}</channel></rss>"
+    )
+
+
+class EncodedFeeds(FixtureServer):
+    """Feeds as real servers send them: Latin-1 without a declaration (charset only in the header),
+    windows-1252 that declares UTF-8, UTF-16 with a BOM under a header that says UTF-8, and a linked page
+    served as ``application/octet-stream`` whose only charset is its ``<meta>``."""
+
+    LATIN1 = "Café Müller: naïve señor, Ångström, ½ price"
+    CP1252 = "“Smart” quotes cost 5 € – Zoë’s dump"
+    UTF16 = "Łódź – Ελληνικά – 東京 – jane@acme.example"
+    PAGE = "Page of Straße Nr. 5 – ‘quoted’ Œuvre"
+
+    def __init__(self) -> None:
+        super().__init__()
+        latin = ITEM.format(
+            title="Crème brûlée", link="/l/1", guid="l1", content=ENCODED.format(text=self.LATIN1)
+        )
+        page_item = ITEM.format(title="Seite", link="/page.html", guid="l2", content="")
+        smart = ITEM.format(
+            title="Preis 5 €", link="/w/1", guid="w1", content=ENCODED.format(text=self.CP1252)
+        )
+        wide = ITEM.format(title="Łódź", link="/u/1", guid="u1", content=ENCODED.format(text=self.UTF16))
+        page = (
+            '<html><head><meta http-equiv="Content-Type" content="text/html; charset=windows-1252">'
+            f"<title>t</title></head><body><p>{self.PAGE}</p></body></html>"
+        )
+        self.routes = {
+            "/latin1.xml": Reply(
+                200, _rss("", [latin, page_item]).encode("latin-1"), "application/rss+xml; charset=ISO-8859-1"
+            ),
+            "/page.html": Reply(200, page.encode("cp1252"), "application/octet-stream"),
+            "/cp1252.xml": Reply(
+                200,
+                _rss('<?xml version="1.0" encoding="utf-8"?>', [smart]).encode("cp1252"),
+                "application/xml",
+            ),
+            "/utf16.xml": Reply(
+                200,
+                _rss('<?xml version="1.0" encoding="UTF-16"?>', [wide]).encode("utf-16"),
+                "text/xml; charset=utf-8",
+            ),
+        }
+
+    def route(self, path: str, query: dict[str, list[str]], headers: dict[str, str]) -> Reply:
+        return self.routes[path]
+
+
+def test_parse_feed_decodes_by_bom_then_header_then_declaration() -> None:
+    site = EncodedFeeds()
+    latin = site.routes["/latin1.xml"].body
+    _, items = parse_feed(latin, "ISO-8859-1")
+    assert items[0].content == f"<p>{site.LATIN1}</p>" and items[0].title == "Crème brûlée"
+    _, items = parse_feed(latin)  # no header either: detected, not dropped
+    assert items[0].content == f"<p>{site.LATIN1}</p>"
+    _, items = parse_feed(site.routes["/cp1252.xml"].body)  # declares UTF-8: re-decoded as windows-1252
+    assert items[0].content == f"<p>{site.CP1252}</p>" and items[0].title == "Preis 5 €"
+    _, items = parse_feed(site.routes["/utf16.xml"].body, "utf-8")  # the BOM wins over the header
+    assert items[0].content == f"<p>{site.UTF16}</p>" and items[0].title == "Łódź"
+    # The header wins over the declaration: a KOI8-R feed that says UTF-8.
+    koi = _rss(
+        '<?xml version="1.0" encoding="utf-8"?>',
+        [ITEM.format(title="Привет", link="/k", guid="k", content="")],
+    )
+    _, items = parse_feed(koi.encode("koi8-r"), b"koi8-r")
+    assert items[0].title == "Привет"
+
+
+def test_feeds_in_legacy_and_wide_encodings_are_stored_with_the_right_text() -> None:
+    settings = load_settings()
+    db = open_database(settings)
+    with EncodedFeeds() as site:
+        for name in ("latin1", "cp1252", "utf16"):
+            add_source(db, name, "rss", f"{site.base_url}/{name}.xml")
+        runs = {name: run_crawl(settings, name) for name in ("latin1", "cp1252", "utf16")}
+        for name, summary in runs.items():
+            assert summary["status"] == "ok" and summary["errors"] == 0, (name, summary)
+        assert (runs["latin1"]["new"], runs["cp1252"]["new"], runs["utf16"]["new"]) == (2, 1, 1), runs
+        with db.session() as sess:
+            stored = {p.url.removeprefix(site.base_url): p for p in sess.scalars(select(Posting))}
+    assert stored["/l/1"].text == site.LATIN1 and stored["/l/1"].title == "Crème brûlée"
+    assert stored["/page.html"].text == site.PAGE and stored["/page.html"].title == "Seite"
+    assert stored["/w/1"].text == site.CP1252 and stored["/w/1"].title == "Preis 5 €"
+    assert stored["/u/1"].text == site.UTF16 and stored["/u/1"].title == "Łódź"

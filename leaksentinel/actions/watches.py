@@ -30,6 +30,7 @@ from pipelines.detection.documents import read_document_fingerprint
 from pipelines.detection.index import MatchIndex, prefixes_of
 from pipelines.detection.keywords import normalize_keyword
 from pipelines.detection.regexes import compile_watch_regex
+from pipelines.detection.yara_watch import read_rules
 from pipelines.retro import retro_match
 
 __all__ = [
@@ -38,6 +39,7 @@ __all__ = [
     "add_keyword_watch",
     "add_records",
     "add_regex_watch",
+    "add_yara_watch",
     "list_watches",
     "parse_record_lines",
     "remove_watch",
@@ -294,6 +296,20 @@ def add_document_watch(
     return out
 
 
+def add_yara_watch(db: Database, tenant_id: int, path: Path | str, actor: str = "cli") -> dict[str, Any]:
+    """Register a YARA rules file: compiled now (errors are bad input); its source is kept in the watch's
+    data (the value column holds its SHA-256: rules outgrow it) and compiled again per watch snapshot."""
+    rules = read_rules(path)
+    name = Path(path).name[:128] or "rules.yar"
+    check_no_controls(name, "rules file name")
+    out = _add_simple_watch(
+        db, tenant_id, "yara", rules.digest, name, {"source": rules.source, "rules": list(rules.names)}, actor
+    )
+    out["name"] = name
+    out["rules"] = list(rules.names)
+    return out
+
+
 def list_watches(db: Database, tenant_id: int) -> list[dict[str, Any]]:
     with db.session() as sess:
         tenant = tenant_by_id(sess, tenant_id)
@@ -309,6 +325,8 @@ def list_watches(db: Database, tenant_id: int) -> list[dict[str, Any]]:
                 "name": item.name,
                 "created_at": item.created_at.isoformat(),
             }
+            if item.kind == "yara":
+                row["rules"] = list((item.data or {}).get("rules", []))
             if item.kind == "records":
                 row["hashes"] = int(
                     sess.scalar(

@@ -18,6 +18,7 @@ from leaksentinel.actions.watches import (
     add_keyword_watch,
     add_records,
     add_regex_watch,
+    add_yara_watch,
     list_watches,
     remove_watch,
 )
@@ -172,12 +173,20 @@ def register(app: typer.Typer) -> None:
         regex: Annotated[str | None, typer.Option("--regex")] = None,
         document: Annotated[Path | None, typer.Option("--document")] = None,
         name: Annotated[str | None, typer.Option("--name", help="Name of a document watch.")] = None,
+        yara_file: Annotated[
+            Path | None,
+            typer.Option("--yara", help="YARA rules file, run on every posting; findings name the rule."),
+        ] = None,
         as_json: JSON = False,
     ) -> None:
-        """Add a watch item (adding one that exists is not an error)."""
-        chosen = [x for x in (records, domain, keyword, regex, document) if x is not None]
+        """Add a watch item (adding one that exists is not an error).
+
+        A watched domain also watches its look-alikes (typo, homoglyph, IDN, bit-flip, TLD swap): findings
+        of kind ``lookalike`` name the variant. ``--yara`` rules are compiled now (a compile error is
+        refused) and give findings of kind ``yara`` naming the rule."""
+        chosen = [x for x in (records, domain, keyword, regex, document, yara_file) if x is not None]
         if len(chosen) != 1:
-            raise BadInput("give exactly one of --records, --domain, --keyword, --regex, --document")
+            raise BadInput("give exactly one of --records, --domain, --keyword, --regex, --document, --yara")
         tenant_id = resolve_tenant(state.db, tenant).id  # the name or id, resolved once
         if records is not None:
             out = add_records(state.db, tenant_id, records, settings=state.settings)
@@ -196,6 +205,12 @@ def register(app: typer.Typer) -> None:
         elif regex is not None:
             out = add_regex_watch(state.db, tenant_id, regex)
             human = f"watching regex {out['value']!r} for {out['tenant']} (watch {out['id']})"
+        elif yara_file is not None:
+            out = add_yara_watch(state.db, tenant_id, yara_file)
+            human = (
+                f"watching YARA rules {out['name']!r} ({', '.join(out['rules'])}) for {out['tenant']} "
+                f"(watch {out['id']})"
+            )
         else:
             assert document is not None
             out = add_document_watch(state.db, tenant_id, document, name or "")

@@ -32,6 +32,7 @@ from pipelines.detection.lookalikes import LookalikeMatcher
 from pipelines.detection.regexes import RegexMatcher
 from pipelines.detection.secrets import find_secrets
 from pipelines.detection.severity import record_severity
+from pipelines.detection.yara_watch import YaraMatcher
 
 __all__ = [
     "DbHashLookup",
@@ -171,6 +172,9 @@ class WatchSnapshot:
     documents: list[tuple[int, int, str, set[int]]] = field(default_factory=list)  # ..., name, fingerprints
     #: The watched domains' look-alikes, generated at load (None: built by the detector from `domains`).
     lookalikes: LookalikeMatcher | None = None
+    yara: list[tuple[int, int, str]] = field(default_factory=list)  # tenant_id, watch_id, rules source
+    #: The YARA watches compiled once, at load (None: compiled by the detector from `yara`).
+    yara_rules: YaraMatcher | None = None
 
     @classmethod
     def load(cls, db: Database) -> WatchSnapshot:
@@ -187,12 +191,18 @@ class WatchSnapshot:
                     snap.keywords.append((item.tenant_id, item.id, item.value))
                 elif item.kind == "regex":
                     snap.regexes.append((item.tenant_id, item.id, item.value))
+                elif item.kind == "yara":
+                    source = (item.data or {}).get("source")
+                    if isinstance(source, str):
+                        snap.yara.append((item.tenant_id, item.id, source))
                 elif item.kind == "document":
                     fps = {int(h, 16) for h in (item.data or {}).get("fingerprints", [])}
                     snap.documents.append((item.tenant_id, item.id, item.name or item.value, fps))
         snap.regions = tuple(sorted(regions))
         if snap.domains:
             snap.lookalikes = LookalikeMatcher(snap.domains)
+        if snap.yara:
+            snap.yara_rules = YaraMatcher(snap.yara)
         return snap
 
 
@@ -238,6 +248,8 @@ class Detector:
         self.documents = DocumentMatcher(snapshot.documents) if snapshot.documents else None
         if snapshot.lookalikes is None and snapshot.domains:
             snapshot.lookalikes = LookalikeMatcher(snapshot.domains)
+        if snapshot.yara_rules is None and snapshot.yara:
+            snapshot.yara_rules = YaraMatcher(snapshot.yara)
         self._hasher: HashedScanner | None = None
         #: Running totals of every `detect` call of this detector.
         self.stats = ScanStats()
@@ -458,7 +470,7 @@ class Detector:
         return self.snapshot.tenants.get(tenant_id, str(tenant_id))
 
     def _watches(self, text: str, deadline: Deadline) -> list[Finding]:
-        """Keyword, regex and document watches: each its own kind, independent of records."""
+        """Keyword, regex, YARA and document watches: each its own kind, independent of records."""
         out: list[Finding] = []
         if self.keywords is not None:
             for k in self.keywords.find(text, deadline):
@@ -485,6 +497,19 @@ class Detector:
                         line=r.line,
                         severity="medium",
                         masked=mask("text", r.matched),
+                    )
+                )
+        if self.snapshot.yara_rules is not None and not deadline.expired():
+            for y in self.snapshot.yara_rules.find(text, deadline):
+                out.append(
+                    Finding(
+                        tenant_id=y.tenant_id,
+                        tenant=self._name(y.tenant_id),
+                        kind="yara",
+                        watch=y.rule,
+                        watch_id=y.watch_id,
+                        line=y.line,
+                        severity="medium",
                     )
                 )
         if self.documents is not None and not deadline.expired():

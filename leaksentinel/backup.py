@@ -56,7 +56,7 @@ FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 DB_NAME = "leaksentinel.db"
 #: Single files of the home that are copied when present (keys, and the home's own configuration).
-HOME_FILES = ("hash.key", "secrets.key", "evidence.key", "config.toml")
+HOME_FILES = ("hash.key", "secrets.key", "evidence.key", "console.secret", "config.toml")
 #: Folders of the home that are copied (``run/`` never is).
 HOME_DIRS = ("evidence", "index", "search")
 #: Files inside the copied folders that belong to a running process, not to the data.

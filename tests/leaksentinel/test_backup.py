@@ -43,6 +43,15 @@ def world(tmp_path: Path, cli: Any) -> dict[str, Any]:
     leak.write_text(LEAK)
     stored = cli("scan", "--store", str(leak), "--json")
     assert stored.code == 0, stored.err
+    hook = ("--webhook", "http://127.0.0.1:9/hook", "--secret", "s3cret-value")
+    assert cli("subscribe", "--tenant", "acme", *hook).code == 0  # sealed under secrets.key
+    from core.evidence_key import load_or_create_signing_key
+    from leaksentinel.console.session import load_or_create_secret
+
+    settings = load_settings()
+    load_or_create_signing_key(settings)  # the keys a running service would have made
+    load_or_create_secret(settings.home)
+    assert (settings.home / "secrets.key").is_file()
     return {"leak": leak}
 
 
@@ -84,7 +93,8 @@ def test_round_trip_gives_the_same_alerts_searches_and_matches(
     restored = cli("restore", str(archive), "--json")
     assert restored.code == 0, restored.err
     assert restored.json()["restored"] == str(new_home) and restored.json()["files"] == len(names)
-    assert (new_home / "hash.key").read_bytes() == (home / "hash.key").read_bytes()
+    for key in ("hash.key", "secrets.key", "evidence.key", "console.secret"):
+        assert (new_home / key).read_bytes() == (home / key).read_bytes(), key
     for path in (new_home / "leaksentinel.db", new_home / "hash.key"):
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert _answers(cli, world["leak"]) == before

@@ -158,7 +158,8 @@ def register(app: typer.Typer) -> None:
             _write_lines([document_fingerprint(text, name=document.name, key=key)])
 
     watch = typer.Typer(
-        help="What a tenant watches: records, domains, keywords, regexes, documents.", no_args_is_help=True
+        help="What a tenant watches: records, domains (and look-alikes), keywords, regexes, documents, YARA.",
+        no_args_is_help=True,
     )
     app.add_typer(watch, name="watch")
 

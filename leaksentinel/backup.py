@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
+from urllib.parse import quote
 
 from core.errors import BadInput, OperationalError
 from core.home import DIR_MODE, FILE_MODE, private_dir
@@ -134,7 +135,7 @@ def _search_writer_lock(search_dir: Path) -> Iterator[None]:
 def _snapshot_database(source: Path, target: Path) -> None:
     """One consistent copy through SQLite's online backup API, checked before it is archived."""
     try:
-        src = sqlite3.connect(f"file:{source}?mode=ro", uri=True, timeout=60)
+        src = sqlite3.connect(f"file:{quote(str(source))}?mode=ro", uri=True, timeout=60)
         try:
             dst = sqlite3.connect(target)
             try:
@@ -340,7 +341,7 @@ def _members(tar: tarfile.TarFile, path: Path) -> Iterator[tuple[tarfile.TarInfo
             count += 1
             if count > MAX_MEMBERS + 1:
                 raise BadInput(f"{path}: too many members")
-            if not info.isreg():
+            if not info.isreg() or info.issparse():
                 kind = "link" if info.issym() or info.islnk() else "non-file"
                 raise BadInput(f"{path}: refused {kind} member {info.name!r}")
             if info.name != MANIFEST and not _valid_name(info.name):
@@ -352,8 +353,9 @@ def _members(tar: tarfile.TarFile, path: Path) -> Iterator[tuple[tarfile.TarInfo
         raise BadInput(f"{path} is damaged ({exc})") from None
 
 
-def _walk_archive(path: Path, write_to: Path | None) -> dict[str, Any]:
-    """Check every member against the manifest; with ``write_to``, also write each file there (0600)."""
+def _walk_archive(path: Path, write_to: Path | None, space_at: Path | None = None) -> dict[str, Any]:
+    """Check every member against the manifest; with ``write_to``, also write each file there (0600).
+    With ``space_at``, refuse a backup larger than the free space there before reading any member."""
     with _open_archive(path) as tar:
         members = _members(tar, path)
         first = next(members, None)
@@ -366,8 +368,8 @@ def _walk_archive(path: Path, write_to: Path | None) -> dict[str, Any]:
         except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
             raise BadInput(f"{path} is damaged ({exc})") from None
         expected = {f["path"]: f for f in manifest["files"]}
-        if write_to is None:
-            _check_space(path, sum(f["size"] for f in expected.values()))
+        if space_at is not None:
+            _check_space(path, space_at, sum(f["size"] for f in expected.values()))
         done: set[str] = set()
         for info, fh in members:
             want = expected.get(info.name)
@@ -414,15 +416,17 @@ def _copy_member(
         )
 
 
-def _check_space(path: Path, total: int) -> None:
-    free = shutil.disk_usage(path.parent if path.parent.exists() else Path.cwd()).free
+def _check_space(path: Path, where: Path, total: int) -> None:
+    while not where.exists() and where != where.parent:
+        where = where.parent
+    free = shutil.disk_usage(where).free
     if total > free:
         raise BadInput(f"{path}: the backup holds {total} bytes, more than the {free} bytes free")
 
 
-def read_manifest(path: Path) -> dict[str, Any]:
+def read_manifest(path: Path, space_at: Path | None = None) -> dict[str, Any]:
     """The manifest of a backup, once every file has been checked against it (nothing written)."""
-    return _walk_archive(path, None)
+    return _walk_archive(path, None, space_at)
 
 
 def _home_holds_data(home: Path) -> str | None:
@@ -432,14 +436,19 @@ def _home_holds_data(home: Path) -> str | None:
     if not home.is_dir():
         return f"{home} is not a directory"
     db = home / DB_NAME
-    if db.exists() and (not db.is_file() or db.stat().st_size > 0):
+    if db.is_symlink() or (db.exists() and (not db.is_file() or db.stat().st_size > 0)):
         return f"{home} already has a database"
     for dirpath, dirnames, filenames in os.walk(home):
         if Path(dirpath) == home:
             dirnames[:] = [d for d in dirnames if d != "run"]
         for name in filenames:
             p = Path(dirpath) / name
-            if p.parent == home and name.startswith(DB_NAME) and p.stat().st_size == 0:
+            if (
+                p.parent == home
+                and name.startswith(DB_NAME)
+                and stat.S_ISREG(p.lstat().st_mode)
+                and p.lstat().st_size == 0
+            ):
                 continue  # the empty database file any command creates before SQLite does
             return f"{home} is not empty (it holds {p.relative_to(home)})"
     return None
@@ -459,8 +468,8 @@ def restore_home(settings: Settings, source: Path) -> dict[str, Any]:
         raise BadInput(f"{problem}: restore only into an empty or new home (set LEAKSENTINEL_HOME)")
     if not source.is_file():
         raise BadInput(f"no such file: {source}")
-    manifest = read_manifest(source)  # pass 1: everything checked, nothing written
-    private_dir(home.parent)
+    manifest = read_manifest(source, home.parent)  # pass 1: everything checked, nothing written
+    home.parent.mkdir(parents=True, exist_ok=True)  # never chmod a parent we did not make (it may be /srv)
     staging = Path(tempfile.mkdtemp(prefix=f".{home.name}.restore-", dir=home.parent))
     try:
         _walk_archive(source, staging)  # pass 2: written aside, checked again as it is written
@@ -477,7 +486,13 @@ def restore_home(settings: Settings, source: Path) -> dict[str, Any]:
             os.replace(child, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    rebuilt = _repair_indexes(settings)
+    try:
+        rebuilt = _repair_indexes(settings)
+    except Exception as exc:  # e.g. a backup from a newer version whose schema this one cannot migrate
+        raise OperationalError(
+            f"restored into {home}, but checking its indexes failed ({type(exc).__name__}: {exc}); "
+            "run `leaksentinel reindex` with the version that made the backup"
+        ) from None
     return {
         "restored": str(home),
         "from": str(source),

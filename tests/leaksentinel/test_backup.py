@@ -313,3 +313,19 @@ def test_backup_of_a_home_without_database_is_bad_input(cli: Any, tmp_path: Path
     result = cli("backup", str(tmp_path / "b.tar.gz"))
     assert result.code == 2 and "no database" in result.err
     assert not os.path.exists(tmp_path / "b.tar.gz")
+
+
+def test_restore_leaves_the_parent_folder_mode_alone(
+    world: dict[str, Any], cli: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The new home is made 0700; the folder it lives in (``/srv``, say) is not the home's to tighten."""
+    archive = tmp_path / "home.tar.gz"
+    assert cli("backup", str(archive)).code == 0
+    shared = tmp_path / "srv"
+    shared.mkdir()
+    os.chmod(shared, 0o755)
+    target = _switch_home(monkeypatch, shared / "leaksentinel")
+    assert cli("restore", str(archive)).code == 0
+    assert stat.S_IMODE(shared.stat().st_mode) == 0o755
+    assert stat.S_IMODE(target.stat().st_mode) == 0o700
+    assert sorted(p.name for p in shared.iterdir()) == ["leaksentinel"]  # no staging folder left behind

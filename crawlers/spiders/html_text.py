@@ -20,6 +20,8 @@ import lxml.html
 from lxml import etree
 from parsel import Selector, SelectorList
 
+from core.textcodec import decode_document, strip_xml_declaration
+
 __all__ = [
     "html_to_lines",
     "html_to_text",
@@ -63,8 +65,8 @@ def _roots(source: Any) -> Iterable[Any]:
         if root is not None:  # an element, or the string of a text/attribute selector
             yield root
         return
-    if isinstance(source, bytes):
-        source = source.decode("utf-8", errors="replace")
+    if isinstance(source, bytes):  # BOM, <meta charset>, then detection: never mojibake from UTF-8 only
+        source = decode_document(source).text
     if isinstance(source, str):
         if not source.strip():
             return
@@ -112,13 +114,13 @@ def html_to_lines(markup: str | bytes) -> str:
     lines. Unlike `html_to_text` it edits the tree it parses, so it takes markup only."""
     if not markup or not markup.strip():
         return ""
+    if isinstance(markup, bytes):  # decoded here (BOM, <meta charset>, detection), not by libxml2's guess
+        markup = decode_document(markup).text
     try:
         root = lxml.html.fromstring(markup)
-    except ValueError:  # a str with an XML encoding declaration: parse the bytes
-        if not isinstance(markup, str):
-            return ""
+    except ValueError:  # a str with an XML encoding declaration: the text is decoded already, drop it
         try:
-            root = lxml.html.fromstring(markup.encode("utf-8"))
+            root = lxml.html.fromstring(strip_xml_declaration(markup))
         except (etree.ParserError, ValueError):
             return ""
     except etree.ParserError:

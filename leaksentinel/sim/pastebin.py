@@ -23,9 +23,14 @@ from leaksentinel.sim.postings import SimPaste
 from leaksentinel.sim.server import LoopbackHandler, LoopbackServer
 
 __all__ = [
+    "ANSWERS",
+    "HTML_ERROR_PAGE",
     "ITEM_NOT_FOUND",
     "ITEM_NOT_READY",
+    "ITEM_REMOVED",
     "NOT_WHITELISTED",
+    "NOT_WHITELISTED_OLD",
+    "SLOW_DOWN",
     "PastebinSite",
 ]
 
@@ -36,6 +41,21 @@ ITEM_NOT_READY = "File is not ready for scraping yet. Try again in 1 minute."
 NOT_WHITELISTED = (
     "YOUR IP: {ip} DOES NOT HAVE ACCESS. VISIT: https://pastebin.com/doc_scraping_api TO GET ACCESS!"
 )
+#: The older wording of the same refusal (scrapers in the wild still match both).
+NOT_WHITELISTED_OLD = (
+    "THIS IP: {ip} DOES NOT HAVE ACCESS. VISIT: https://pastebin.com/scraping TO GET ACCESS!"
+)
+#: A paste its author or the moderators took down after it was listed.
+ITEM_REMOVED = "This paste has been removed!"
+#: A rate-limit answer sent as text with HTTP 200 (not a 429): the client must wait and ask again.
+SLOW_DOWN = "Please slow down, you are hitting our servers unnecessarily hard! Too many requests."
+#: A front-end error page (a CDN or maintenance page) served with HTTP 200 instead of the raw paste.
+HTML_ERROR_PAGE = (
+    "<!DOCTYPE html>\n<html><head><title>Pastebin.com - Temporarily unavailable</title></head>"
+    "<body><h1>Something went wrong</h1><p>Please try again in a few minutes.</p></body></html>\n"
+)
+#: What `PastebinSite.answers` may force for a key, besides the paste itself.
+ANSWERS = ("empty", "not_found", "removed", "html_error", "not_whitelisted_old")
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 250
@@ -45,7 +65,9 @@ class PastebinSite(LoopbackServer):
     """The simulated Pastebin; thread-safe so tests can publish pastes while a crawl runs.
 
     Knobs for the unhappy paths a crawler must survive: `not_ready` (keys answered with the
-    not-ready sentinel), `whitelisted = False` (every API call answers the IP sentinel), and
+    not-ready sentinel), `answers` (key → one of `ANSWERS`: an empty body, not found, removed, an HTML
+    error page, the older not-whitelisted text), `whitelisted = False` (every API call answers the IP
+    sentinel), `slow_down_next(n)` (the next n API calls answer `SLOW_DOWN` with HTTP 200) and
     `fail_next(n, status)` (the next n requests answer an HTTP error, 429 with Retry-After).
     """
 
@@ -55,9 +77,11 @@ class PastebinSite(LoopbackServer):
     def __init__(self, pastes: list[SimPaste], host: str = "127.0.0.1", port: int = 0) -> None:
         super().__init__(host, port)
         self.not_ready: set[str] = set()
+        self.answers: dict[str, str] = {}
         self.whitelisted = True
+        self._slow_down: dict[str, int] = {}
         self._pastes: dict[str, SimPaste] = {}
-        self._fail: list[int] = []
+        self._fail: list[tuple[int, str]] = []
         for p in pastes:
             self._pastes[p.key] = p
 
@@ -73,10 +97,17 @@ class PastebinSite(LoopbackServer):
         with self.lock:
             self._pastes[paste.key] = paste
 
-    def fail_next(self, n: int, status: int = 429) -> None:
-        """Answer the next `n` requests with `status` (a 429 carries `Retry-After: 1`)."""
+    def fail_next(self, n: int, status: int = 429, path: str = "") -> None:
+        """Answer the next `n` requests (whose path starts with `path`) with `status` (a 429 carries
+        `Retry-After: 1`)."""
         with self.lock:
-            self._fail.extend([status] * n)
+            self._fail.extend([(status, path)] * n)
+
+    def slow_down_next(self, n: int, path: str = "/api_") -> None:
+        """Answer the next `n` calls whose path starts with `path` with the `SLOW_DOWN` text (HTTP 200,
+        no Retry-After)."""
+        with self.lock:
+            self._slow_down[path] = self._slow_down.get(path, 0) + n
 
     def metadata(self, paste: SimPaste) -> dict[str, str]:
         """The listing/meta entry of a paste: every value a string, as the real API sends."""
@@ -97,7 +128,8 @@ class PastebinSite(LoopbackServer):
     def handle_get(self, req: LoopbackHandler) -> None:
         with self.lock:
             self.log_request(req.path)
-            failure = self._fail.pop(0) if self._fail else None
+            at = next((i for i, (_, p) in enumerate(self._fail) if req.path.startswith(p)), None)
+            failure = self._fail.pop(at)[0] if at is not None else None
         if failure is not None:
             headers = {"Retry-After": "1"} if failure == 429 else {}
             req.send_body(failure, f"HTTP {failure}\n".encode(), "text/plain; charset=utf-8", headers)
@@ -105,7 +137,13 @@ class PastebinSite(LoopbackServer):
         url = urlsplit(req.path)
         query = {k: v[-1] for k, v in parse_qs(url.query).items()}
         path = url.path
-        if (
+        with self.lock:
+            slow = next((p for p, n in self._slow_down.items() if n > 0 and path.startswith(p)), None)
+            if slow is not None:
+                self._slow_down[slow] -= 1
+        if slow is not None:
+            self._text(req, SLOW_DOWN)
+        elif (
             path in ("/api_scraping.php", "/api_scrape_item.php", "/api_scrape_item_meta.php")
             and not self.whitelisted
         ):
@@ -143,6 +181,22 @@ class PastebinSite(LoopbackServer):
     def _item(self, req: LoopbackHandler, key: str) -> None:
         if key in self.not_ready:
             self._text(req, ITEM_NOT_READY)
+            return
+        with self.lock:
+            forced = self.answers.get(key)
+        if forced == "empty":
+            req.send_body(200, b"", "text/plain; charset=utf-8")
+            return
+        if forced == "html_error":
+            req.send_body(200, HTML_ERROR_PAGE.encode("utf-8"), "text/html; charset=utf-8")
+            return
+        if forced in ("not_found", "removed", "not_whitelisted_old"):
+            texts = {
+                "not_found": ITEM_NOT_FOUND,
+                "removed": ITEM_REMOVED,
+                "not_whitelisted_old": NOT_WHITELISTED_OLD.format(ip=req.client_address[0]),
+            }
+            self._text(req, texts[forced])
             return
         paste = self._lookup(key)
         self._text(req, paste.text if paste is not None else ITEM_NOT_FOUND)

@@ -1,4 +1,6 @@
-"""The pastebin spider against the simulated scraping API: sentinels, not-ready pastes, the cursor."""
+"""The pastebin spider against the simulated scraping API: every answer that is not a paste (empty,
+not ready, not found, removed, an HTML error page, not whitelisted, rate-limited by status or by text),
+not-ready pastes fetched again, the cursor."""
 
 from __future__ import annotations
 
@@ -9,10 +11,19 @@ from core.db import open_database
 from core.models import Posting, Source
 from core.settings import load_settings
 from crawlers.job import run_crawl
-from crawlers.spiders.pastebin import is_sentinel
+from crawlers.spiders.pastebin import classify, is_sentinel
 from leaksentinel.actions.sources import add_source
 from leaksentinel.sim import Underground
-from leaksentinel.sim.pastebin import ITEM_NOT_FOUND, ITEM_NOT_READY, NOT_WHITELISTED
+from leaksentinel.sim.pastebin import (
+    HTML_ERROR_PAGE,
+    ITEM_NOT_FOUND,
+    ITEM_NOT_READY,
+    ITEM_REMOVED,
+    NOT_WHITELISTED,
+    NOT_WHITELISTED_OLD,
+    SLOW_DOWN,
+)
+from leaksentinel.sim.postings import SimPaste
 
 
 @pytest.mark.parametrize(
@@ -21,6 +32,14 @@ from leaksentinel.sim.pastebin import ITEM_NOT_FOUND, ITEM_NOT_READY, NOT_WHITEL
         (ITEM_NOT_FOUND, "not_found"),
         (ITEM_NOT_READY, "not_ready"),
         (NOT_WHITELISTED.format(ip="1.2.3.4"), "no_access"),
+        (NOT_WHITELISTED_OLD.format(ip="2001:db8::1"), "no_access"),
+        ("Forbidden: " + NOT_WHITELISTED.format(ip="10.1.5.6"), "no_access"),
+        (ITEM_REMOVED, "removed"),
+        ("Error, paste key is not valid.", "not_found"),
+        (SLOW_DOWN, "rate_limited"),
+        ("Too Many Requests", "rate_limited"),
+        ("", "empty"),
+        (" \r\n\t", "empty"),
     ],
 )
 def test_sentinels_are_recognised(body: str, kind: str) -> None:
@@ -30,6 +49,92 @@ def test_sentinels_are_recognised(body: str, kind: str) -> None:
 def test_a_real_paste_is_not_a_sentinel() -> None:
     assert is_sentinel(b"Error handling in Python\nuse try/except") is None
     assert is_sentinel(b"x" * 1000) is None
+    assert is_sentinel(b"try again in 5 minutes, the build is flaky") is None
+    # A paste quoting a sentinel among other lines is still a paste.
+    assert is_sentinel(b"log:\nfoo\nThis paste has been removed!\nbar\nbaz") is None
+    # HTML is an error page only when served as HTML: a paste of HTML source comes as text/plain.
+    page = HTML_ERROR_PAGE.encode()
+    assert classify(page, b"text/html; charset=utf-8") == "html_error"
+    assert classify(page, "text/plain; charset=utf-8") is None
+
+
+def _stored_keys(settings: object) -> set[str]:
+    db = open_database(settings)  # type: ignore[arg-type]
+    with db.session() as sess:
+        return {p.url.rsplit("/", 1)[1] for p in sess.scalars(select(Posting))}
+
+
+def test_answers_that_are_not_pastes_are_never_stored_and_transient_ones_are_fetched_again() -> None:
+    settings = load_settings()
+    db = open_database(settings)
+    with Underground(seed=7, n_noise=6) as site:
+        pastes = site.pastes
+        html_source = SimPaste("htmlsrc1", "page", "", "html5", pastes[-1].date + 1, HTML_ERROR_PAGE)
+        site.site.add(html_source)
+        kinds = ["empty", "not_found", "removed", "html_error"]
+        forced = {pastes[i].key: kind for i, kind in enumerate(kinds)}
+        site.site.answers.update(forced)
+        site.site.not_ready.add(pastes[4].key)
+        add_source(db, "pb", "pastebin", site.base_url)
+        first = run_crawl(settings, "pb")
+        assert first["status"] == "ok" and first["errors"] == 0, first
+        stored = _stored_keys(settings)
+        expected = {p.key for p in pastes[5:]} | {html_source.key}
+        assert stored == expected, (stored, forced)
+        assert first["new"] == len(expected)
+        with db.session() as sess:
+            source = sess.scalar(select(Source).where(Source.name == "pb"))
+            assert source is not None
+            pending = set(source.cursor["pending"])
+        # Transient answers wait for the next run; gone pastes are forgotten.
+        assert pending == {pastes[0].key, pastes[3].key, pastes[4].key}
+
+        site.site.answers.clear()
+        site.site.not_ready.clear()
+        site.site.requests.clear()
+        second = run_crawl(settings, "pb")
+        assert second["status"] == "ok" and second["new"] == 3, second
+        fetched = {r.rsplit("=", 1)[1] for r in site.site.requests if "api_scrape_item.php" in r}
+        assert fetched == pending
+        assert _stored_keys(settings) == expected | pending
+
+
+def test_rate_limited_runs_wait_retry_and_succeed() -> None:
+    settings = load_settings()
+    db = open_database(settings)
+    with Underground(seed=8, n_noise=2) as site:
+        site.site.slow_down_next(1, "/api_scraping.php")  # the listing says "slow down" (HTTP 200)
+        site.site.slow_down_next(1, "/api_scrape_item.php")  # and so does one paste
+        site.site.fail_next(1, 429, "/api_scrape_item.php")  # and one answers 429 with Retry-After
+        add_source(db, "pb", "pastebin", site.base_url)
+        summary = run_crawl(settings, "pb")
+        assert summary["status"] == "ok" and summary["errors"] == 0, summary
+        assert summary["status_counts"].get("429") == 1
+        assert summary["new"] == len(site.pastes)
+        assert _stored_keys(settings) == {p.key for p in site.pastes}
+        listings = [r for r in site.site.requests if r.startswith("/api_scraping.php")]
+        assert len(listings) == 2  # asked again after the wait, not given up
+
+
+def test_a_deployment_that_is_not_whitelisted_stores_nothing_and_says_why() -> None:
+    settings = load_settings()
+    db = open_database(settings)
+    with Underground(seed=9, n_noise=2) as site:
+        site.site.whitelisted = False
+        add_source(db, "pb", "pastebin", site.base_url)
+        summary = run_crawl(settings, "pb")
+        assert summary["postings"] == 0 and summary["errors"] == 1, summary
+        assert "not whitelisted" in summary["error"], summary
+        # Whitelisted only for the listing: a paste refused with the older wording is kept pending.
+        site.site.whitelisted = True
+        refused = site.pastes[0]
+        site.site.answers[refused.key] = "not_whitelisted_old"
+        again = run_crawl(settings, "pb")
+        assert again["errors"] == 1 and "not whitelisted" in again["error"], again
+        assert refused.key not in _stored_keys(settings)
+        with db.session() as sess:
+            source = sess.scalar(select(Source).where(Source.name == "pb"))
+            assert source is not None and source.cursor["pending"] == [refused.key]
 
 
 def test_crawl_stores_every_paste_with_metadata_and_refetches_not_ready_later() -> None:

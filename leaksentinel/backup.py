@@ -328,8 +328,8 @@ def _parse_manifest(data: bytes, path: Path) -> dict[str, Any]:
                 raise ValueError(f"{name}: bad sha256")
         if DB_NAME not in seen:
             raise ValueError("no database in the backup")
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise BadInput(f"{path}: bad manifest: {exc}") from None
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
+        raise BadInput(f"{path}: bad manifest: {type(exc).__name__}: {exc}"[:500]) from None
     return manifest
 
 

@@ -214,6 +214,9 @@ def _tampered(kind: str, archive: Path, out: Path) -> Path:
                 entries[i] = (info, bytes(20_000_000))
     elif kind == "missing":
         entries = [e for e in entries if e[0].name != "hash.key"]
+    elif kind == "deep-manifest":  # JSON nested past the parser's recursion limit
+        entries[0] = (entries[0][0], b"[" * 200_000)
+        return _write(out, entries)
     elif kind == "not-gzip":
         out.write_bytes(b"PK\x03\x04 not a tar.gz")
         return out
@@ -234,6 +237,7 @@ def _tampered(kind: str, archive: Path, out: Path) -> Path:
         "extra",
         "missing",
         "oversize",
+        "deep-manifest",
         "not-gzip",
     ],
 )

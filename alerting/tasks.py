@@ -13,7 +13,7 @@ from celery import Task
 from alerting.channels import build_channel
 from alerting.channels.email import SmtpConfig
 from alerting.events import build_event
-from alerting.outbox import record_attempt
+from alerting.outbox import owns_attempt, record_attempt
 from core.alert_view import alert_to_dict
 from core.celery_app import app
 from core.db import open_database
@@ -50,6 +50,8 @@ def deliver(settings: Settings, delivery_id: int) -> tuple[str, float | None]:
         delivery = sess.get(Delivery, delivery_id)
         if delivery is None or delivery.status in {"sent", "dead"}:
             return (delivery.status if delivery else "missing", None)
+        if not owns_attempt(delivery, utcnow()):  # a duplicate message while this row's retry is scheduled
+            return (delivery.status, None)
         try:
             sub = sess.get(Subscription, delivery.subscription_id)
         except SecretKeyError as exc:  # this machine lacks the deployment's secrets.key: say so, once
@@ -124,6 +126,8 @@ def attempt_operator_event(settings: Settings, event_id: int) -> tuple[str, floa
         row = sess.get(OperatorEvent, event_id)
         if row is None or row.status in {"sent", "dead", "unrouted"}:
             return (row.status if row else "missing", None)
+        if not owns_attempt(row, utcnow()):  # a duplicate message while this event's retry is scheduled
+            return (row.status, None)
         event_key = row.event_id
         payload = {
             "event_id": event_key,

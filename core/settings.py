@@ -80,8 +80,9 @@ class Settings:
     operator_webhook_secret: str = ""
     operator_email: str = ""
     # Delivery.
-    #: With the backoff below, 12 attempts span 15 to 30 minutes: a receiver down for ten minutes loses nothing.
-    delivery_max_attempts: int = 12
+    #: With the backoff below (full jitter), 18 attempts span about 27 minutes on average, and less than ten
+    #: minutes about once in ten thousand dead letters: a receiver down for ten minutes loses nothing.
+    delivery_max_attempts: int = 18
     delivery_backoff_base_s: float = 2.0
     delivery_backoff_max_s: float = 300.0
     #: Redis visibility timeout; every retry delay stays below it (a longer ETA re-runs the task in a loop).

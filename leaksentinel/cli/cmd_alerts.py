@@ -16,13 +16,6 @@ from leaksentinel.cli.output import emit_list, emit_object
 JSON = Annotated[bool, typer.Option("--json", help="Machine output (JSON).")]
 
 
-def register_evidence(app: typer.Typer) -> None:
-    """``evidence verify`` / ``evidence key`` (their own module; registered here so main.py imports stay put)."""
-    from leaksentinel.cli import cmd_evidence
-
-    cmd_evidence.register(app)
-
-
 def register(app: typer.Typer) -> None:
     @app.command("subscribe")
     def _subscribe(

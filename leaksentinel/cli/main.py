@@ -17,7 +17,16 @@ import typer
 from typer import _click as typer_click
 
 from core.errors import LeakSentinelError
-from leaksentinel.cli import cmd_alerts, cmd_detect, cmd_search, cmd_service, cmd_sources, cmd_tenants
+from leaksentinel.cli import (
+    cmd_alerts,
+    cmd_backup,
+    cmd_detect,
+    cmd_evidence,
+    cmd_search,
+    cmd_service,
+    cmd_sources,
+    cmd_tenants,
+)
 from leaksentinel.cli.context import state
 from leaksentinel.cli.output import err
 
@@ -73,11 +82,11 @@ cmd_tenants.register(app)
 cmd_detect.register(app)
 cmd_sources.register(app)
 cmd_alerts.register(app)
-cmd_alerts.register_evidence(app)
+cmd_evidence.register(app)
 cmd_service.register(app)
 cmd_search.register(app)
 cmd_search.register_reindex(app)
-__import__("leaksentinel.cli.cmd_backup", fromlist=["register"]).register(app)  # backup, restore
+cmd_backup.register(app)
 
 
 def hoist_config(argv: list[str]) -> list[str]:

@@ -111,10 +111,12 @@ class PastebinSpider(SourceSpider):
             retry = await self._slowed_down(response)
             if retry is not None:
                 yield retry
+            else:  # no listing this run: an error, the cursor stays as it was
+                self.count("errors")
             return
         if kind == "no_access":
             self.logger.error(
-                "pastebin refused the scraping API (IP not whitelisted): %r", response.text[:200]
+                "pastebin refused the scraping API (IP not whitelisted): %r", response.body[:200]
             )
             return
         try:

@@ -179,3 +179,23 @@ def test_unreachable_source_is_a_failed_run() -> None:
     add_source(db, "dead", "pastebin", "http://127.0.0.1:9")
     summary = run_crawl(settings, "dead", timeout_s=60)
     assert summary["status"] == "failed" and summary["fetched"] == 0 and summary["errors"] > 0
+
+
+def test_pastes_still_rate_limited_after_the_waits_are_fetched_next_run() -> None:
+    settings = load_settings()
+    db = open_database(settings)
+    with Underground(seed=10, n_noise=1) as site:
+        keys = {p.key for p in site.pastes}
+        # Every paste answers "slow down" to each of its four asks (once, then after 1, 2 and 4 s).
+        site.site.slow_down_next(4 * len(keys), "/api_scrape_item.php")
+        add_source(db, "pb", "pastebin", site.base_url)
+        first = run_crawl(settings, "pb")
+        assert first["status"] == "ok" and first["errors"] == 0 and first["postings"] == 0, first
+        asked = [r for r in site.site.requests if r.startswith("/api_scrape_item.php")]
+        assert len(asked) == 4 * len(keys)  # then left pending, not stored and not a failure
+        with db.session() as sess:
+            source = sess.scalar(select(Source).where(Source.name == "pb"))
+            assert source is not None and set(source.cursor["pending"]) == keys
+        second = run_crawl(settings, "pb")
+        assert second["status"] == "ok" and second["new"] == len(keys), second
+        assert _stored_keys(settings) == keys

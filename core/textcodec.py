@@ -231,6 +231,8 @@ def decode_document(raw: bytes, http: str | None = None) -> Decoded:
             if sniffed is None or not sniffed[0].startswith(codec[:6]):
                 continue  # a UTF-16/32 label on 8-bit bytes: the bytes were transcoded, the label was not
             codec = sniffed[0]  # the byte order the zero bytes show
+        elif sniffed is not None:
+            continue  # an 8-bit label on UTF-16/32 bytes: NULs would decode as "valid" text
         text = _strict(raw, codec)
         if text is not None:
             return Decoded(text, codec, how)

@@ -69,10 +69,10 @@ def _first_pass_encoding(body: bytes, http: str | None) -> tuple[bytes, str | No
         codec, skip = bom
         return body[skip:], _LIBXML_NAMES.get(codec, codec)
     wide = sniff_encoding(body)
+    if wide is not None:  # UTF-16/32 without a BOM: its zero bytes outweigh an 8-bit label
+        return body, _LIBXML_NAMES.get(wide[0], wide[0])
     if http is not None and not http.startswith(("utf-16", "utf-32")):
         return body, _LIBXML_NAMES.get(http, http)
-    if wide is not None:  # UTF-16/32 without a BOM
-        return body, _LIBXML_NAMES.get(wide[0], wide[0])
     return body, None  # libxml2 reads the declaration; without one, XML's default (UTF-8)
 
 

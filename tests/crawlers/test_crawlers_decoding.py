@@ -53,6 +53,10 @@ def test_rules_in_order_bom_then_header_then_declaration_then_detection() -> Non
     # A UTF-16 label on 8-bit bytes (the file was transcoded, not its label) is ignored.
     assert decode_document(b'<?xml version="1.0" encoding="UTF-16"?><a>x</a>', "utf-16").encoding == "utf-8"
     assert decode_document("wide".encode("utf-16-be"), "utf-16").text == "wide"
+    # And an 8-bit label on UTF-16 without a BOM: the NULs would be "valid" UTF-8.
+    assert decode_document("jane@acme.example".encode("utf-16-le"), "utf-8").text == "jane@acme.example"
+    feed = "<rss><channel><title>Wide feed</title></channel></rss>".encode("utf-16-le")
+    assert parse_feed(feed, "utf-8")[0] == "Wide feed"
 
 
 def test_labels() -> None:

@@ -3,7 +3,10 @@
 Why these rules: a feed is hostile XML, so it is parsed with entities left unresolved, no network and
 no huge-tree mode (no XXE, no entity expansion bombs). An item that carries its full content
 (``content:encoded``, Atom ``content``) is read from the feed; otherwise its link is fetched and the
-page's text is the posting. The feed is fetched conditionally (ETag, Last-Modified): a 304 is "nothing
+page's text is the posting. Bytes are decoded by BOM, then the HTTP charset, then the XML declaration,
+then detection, and a feed whose bytes the parser rejects is re-decoded and parsed as text
+(`crawlers.spiders.decoding`): a Latin-1 feed that declares nothing is read, not dropped whole. The
+feed is fetched conditionally (ETag, Last-Modified): a 304 is "nothing
 new". A malformed feed is an error of the run, counted in its summary, and leaves the cursor alone.
 
 Cursor: ``{"newest": newest item time (ISO), "guids": [guids at that instant], "undated": [recent guids

@@ -6,8 +6,8 @@ no huge-tree mode (no XXE, no entity expansion bombs). An item that carries its 
 page's text is the posting. Bytes are decoded by BOM, then the HTTP charset, then the XML declaration,
 then detection, and a feed whose bytes the parser rejects is re-decoded and parsed as text
 (`crawlers.spiders.decoding`): a Latin-1 feed that declares nothing is read, not dropped whole. The
-feed is fetched conditionally (ETag, Last-Modified): a 304 is "nothing
-new". A malformed feed is an error of the run, counted in its summary, and leaves the cursor alone.
+feed is fetched conditionally (ETag, Last-Modified): a 304 is "nothing new". A malformed feed is an
+error of the run, counted in its summary, and leaves the cursor alone.
 
 Cursor: ``{"newest": newest item time (ISO), "guids": [guids at that instant], "undated": [recent guids
 of items without a date], "etag": ..., "last_modified": ..., "retry": [items whose page failed]}``.

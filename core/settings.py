@@ -108,6 +108,8 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8000
     worker_concurrency: int = 2
+    #: Processes of `run`'s delivery pool (apart from the crawl pool, so an alert never waits behind a crawl).
+    notify_concurrency: int = 2
     #: Serve /metrics without an API key (for a Prometheus on a trusted network).
     metrics_public: bool = False
     api_rate_per_s: float = 20.0

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 from typing import Any
 
 from core.celery_app import app
 from core.db import open_database
-from core.errors import OperationalError
+from core.errors import NotFound, OperationalError
 from core.models import AuditLog
 from core.netguard import TargetPolicy, UnsafeTarget, check_url
 from core.settings import load_settings
-from crawlers.job import run_crawl
+from crawlers.job import Interrupted, run_crawl
 from crawlers.tips import ensure_tip_source
 
 __all__ = ["crawl", "crawl_tip"]
+
+log = logging.getLogger(__name__)
 
 
 #: How often a requested crawl looks again whether the run in progress has ended (below any visibility timeout).
@@ -29,6 +32,11 @@ def crawl(self: Any, source: str, scheduled: bool = False) -> dict[str, Any]:
     settings = load_settings()
     try:
         return run_crawl(settings, source)
+    except NotFound as exc:  # removed since it was queued
+        return {"source": source, "skipped": str(exc)}
+    except Interrupted:  # the worker is stopping: the job is stored `interrupted`; the schedule comes again
+        log.warning("crawl of %s interrupted: the worker is stopping", source)
+        return {"source": source, "interrupted": True}
     except OperationalError as exc:  # already being crawled
         if scheduled or self.request.retries * BUSY_RETRY_S > settings.crawl_timeout_s:
             return {"source": source, "skipped": str(exc)}

@@ -375,9 +375,7 @@ class Service(Role):
             self.broker_url = self.redis.start()
             announce_embedded_redis(self.settings, self.broker_url)
         celery = make_celery(self.settings, self.broker_url)
-        notify_concurrency = int(
-            getattr(self.settings, "notify_concurrency", None) or DEFAULT_NOTIFY_CONCURRENCY
-        )
+        notify_concurrency = self.settings.notify_concurrency or DEFAULT_NOTIFY_CONCURRENCY
         for queues, concurrency in (("notify", notify_concurrency), ("crawl", None)):
             self.workers.append(
                 WorkerProcess(

@@ -177,7 +177,13 @@ def test_every_route_answers_404_for_another_tenants_objects(world: dict[str, An
             seen += 1
             key = (method, template)
             url = f"{path}?tenant=other&q=x&format=stix"
-            if template.startswith("/api/") or template in ("/metrics", "/health", "/healthz", "/readyz", "/openapi.json"):
+            if template.startswith("/api/") or template in (
+                "/metrics",
+                "/health",
+                "/healthz",
+                "/readyz",
+                "/openapi.json",
+            ):
                 body = BODIES.get(key, {}) if method != "GET" else None
                 r = c.request(method, url, headers=_auth(acme), json=body)
             else:

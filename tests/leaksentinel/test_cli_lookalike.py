@@ -72,7 +72,9 @@ def test_unrelated_domains_and_embedded_names_give_nothing(cli, tmp_path: Path, 
 
 
 def test_exact_domain_gives_domain_only(cli, tmp_path: Path, database_url: str) -> None:  # type: ignore[no-untyped-def]
-    assert cli("tenant", "add", "acme-bank", "--domain", "acme-bank.com", "--domain", "acme-bank.net").code == 0
+    assert (
+        cli("tenant", "add", "acme-bank", "--domain", "acme-bank.com", "--domain", "acme-bank.net").code == 0
+    )
     text = "ceo@acme-bank.com:pw\nhttps://mail.acme-bank.com/owa\nit@acme-bank.net:pw2\n"
     findings = _scan(cli, tmp_path, text)
     assert {f["kind"] for f in findings} == {"domain"}

@@ -469,49 +469,37 @@ class Detector:
     def _name(self, tenant_id: int) -> str:
         return self.snapshot.tenants.get(tenant_id, str(tenant_id))
 
+    def _watch_finding(
+        self, kind: str, tenant_id: int, watch: str, watch_id: int, line: int, masked: str | None = None
+    ) -> Finding:
+        """A finding of a tenant's own watch (keyword, regex, YARA rule): medium, whatever matched."""
+        return Finding(
+            tenant_id=tenant_id,
+            tenant=self._name(tenant_id),
+            kind=kind,
+            watch=watch,
+            watch_id=watch_id,
+            line=line,
+            severity="medium",
+            masked=masked,
+        )
+
     def _watches(self, text: str, deadline: Deadline) -> list[Finding]:
         """Keyword, regex, YARA and document watches: each its own kind, independent of records."""
         out: list[Finding] = []
         if self.keywords is not None:
             for k in self.keywords.find(text, deadline):
-                out.append(
-                    Finding(
-                        tenant_id=k.tenant_id,
-                        tenant=self._name(k.tenant_id),
-                        kind="keyword",
-                        watch=k.keyword,
-                        watch_id=k.watch_id,
-                        line=k.line,
-                        severity="medium",
-                    )
-                )
+                out.append(self._watch_finding("keyword", k.tenant_id, k.keyword, k.watch_id, k.line))
         if self.regexes is not None:
             for r in self.regexes.find(text, deadline):
                 out.append(
-                    Finding(
-                        tenant_id=r.tenant_id,
-                        tenant=self._name(r.tenant_id),
-                        kind="regex",
-                        watch=r.pattern,
-                        watch_id=r.watch_id,
-                        line=r.line,
-                        severity="medium",
-                        masked=mask("text", r.matched),
+                    self._watch_finding(
+                        "regex", r.tenant_id, r.pattern, r.watch_id, r.line, masked=mask("text", r.matched)
                     )
                 )
         if self.snapshot.yara_rules is not None and not deadline.expired():
             for y in self.snapshot.yara_rules.find(text, deadline):
-                out.append(
-                    Finding(
-                        tenant_id=y.tenant_id,
-                        tenant=self._name(y.tenant_id),
-                        kind="yara",
-                        watch=y.rule,
-                        watch_id=y.watch_id,
-                        line=y.line,
-                        severity="medium",
-                    )
-                )
+                out.append(self._watch_finding("yara", y.tenant_id, y.rule, y.watch_id, y.line))
         if self.documents is not None and not deadline.expired():
             for d in self.documents.find(text, key=self.key):
                 out.append(

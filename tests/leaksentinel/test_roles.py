@@ -16,14 +16,14 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import IO, Any
 
 import httpx
 import psutil
 import pytest
+from service_procs import cli_ok, logs_tail, spawn, wait_for
 from sqlalchemy import select
 
 from alerting.signing import verify
@@ -60,42 +60,6 @@ def _clean_env(home: Path) -> dict[str, str]:
     """The caller's environment minus any broker it names: the test decides which broker exists."""
     env = {k: v for k, v in os.environ.items() if k != "LEAKSENTINEL_REDIS_URL"}
     return {**env, "LEAKSENTINEL_HOME": str(home), "LEAKSENTINEL_SCHEDULER_TICK_S": "0.5"}
-
-
-def _cli(env: dict[str, str], *args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(
-        [sys.executable, "-m", "leaksentinel", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    assert proc.returncode == 0, f"leaksentinel {' '.join(args)}: {proc.stderr}"
-    return proc
-
-
-def _spawn(env: dict[str, str], log: IO[bytes], *args: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "leaksentinel", *args],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-
-
-def _logs(paths: list[Path]) -> str:
-    return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-2500:]}" for p in paths if p.exists())
-
-
-def _wait(predicate: Callable[[], Any], timeout: float, what: str, logs: list[Path]) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.25)
-    pytest.fail(f"{what} within {timeout:.0f} s; logs:\n{_logs(logs)}")
 
 
 def _tree(proc: subprocess.Popen[bytes]) -> list[psutil.Process]:
@@ -145,17 +109,19 @@ def test_scheduler_workers_and_serve_as_separate_processes_alert_crawl_now_and_s
             "LEAKSENTINEL_ALLOW_PRIVATE_TARGETS": "true",
         }
         company = site.company
-        _cli(env, "tenant", "add", company.name, "--domain", company.domain)
+        cli_ok(env, "tenant", "add", company.name, "--domain", company.domain)
         csv_path = tmp_path / "customers.csv"
         csv_path.write_text(company_csv(company), encoding="utf-8")
-        hashed = _cli(env, "hash", "--csv", str(csv_path), "--key-column", "id", "--region", company.region)
+        hashed = cli_ok(env, "hash", "--csv", str(csv_path), "--key-column", "id", "--region", company.region)
         records = tmp_path / "customers.jsonl"
         records.write_text(hashed.stdout, encoding="utf-8")
-        _cli(env, "watch", "add", "--tenant", company.name, "--records", str(records))
-        _cli(env, "subscribe", "--tenant", company.name, "--webhook", receiver.url, "--secret", "s3cret")
-        _cli(env, "source", "add", "pastes", "--kind", "pastebin", "--url", site.base_url, "--every", "1m")
-        _cli(env, "source", "add", "slow", "--kind", "generic", "--url", slow_page.base_url + "/slow")
-        operator = json.loads(_cli(env, "key", "add", "--role", "operator", "--json").stdout.splitlines()[-1])
+        cli_ok(env, "watch", "add", "--tenant", company.name, "--records", str(records))
+        cli_ok(env, "subscribe", "--tenant", company.name, "--webhook", receiver.url, "--secret", "s3cret")
+        cli_ok(env, "source", "add", "pastes", "--kind", "pastebin", "--url", site.base_url, "--every", "1m")
+        cli_ok(env, "source", "add", "slow", "--kind", "generic", "--url", slow_page.base_url + "/slow")
+        operator = json.loads(
+            cli_ok(env, "key", "add", "--role", "operator", "--json").stdout.splitlines()[-1]
+        )
         op = {"Authorization": f"Bearer {operator['api_key']}"}
 
         port = free_port()
@@ -170,12 +136,12 @@ def test_scheduler_workers_and_serve_as_separate_processes_alert_crawl_now_and_s
         procs: dict[str, subprocess.Popen[bytes]] = {}
         for name, args in roles.items():
             with logs[name].open("wb") as log_file:
-                procs[name] = _spawn(env, log_file, *args)
+                procs[name] = spawn(env, log_file, *args)
         all_logs = list(logs.values())
         with _killed_at_exit(list(procs.values())):
             # 1. The scheduler fires the never-crawled source, the crawl worker crawls it, the notify
             #    worker delivers the signed alert that the scheduler's relay published.
-            _wait(lambda: receiver.received, 90, "no alert delivered", all_logs)
+            wait_for(lambda: receiver.received, 90, "no alert delivered", all_logs)
             first = receiver.received[0]
             assert verify("s3cret", first.body, first.headers["x-leaksentinel-signature"], tolerance_s=600)
             assert first.json()["type"] == "alert.created"
@@ -187,16 +153,16 @@ def test_scheduler_workers_and_serve_as_separate_processes_alert_crawl_now_and_s
                 jobs = httpx.get(jobs_url, headers=op, timeout=10).json()
                 return len([j for j in jobs if j["status"] == "ok"])
 
-            before = _wait(ok_jobs, 30, "the scheduled crawl did not end ok", all_logs)
+            before = wait_for(ok_jobs, 30, "the scheduled crawl did not end ok", all_logs)
             answer = httpx.post(f"{base}/api/v1/sources/pastes/crawl", headers=op, timeout=10)
             assert answer.status_code == 202, answer.text
-            _wait(lambda: ok_jobs() > before, 60, "crawl-now was not crawled", all_logs)
+            wait_for(lambda: ok_jobs() > before, 60, "crawl-now was not crawled", all_logs)
 
             # 3. SIGTERM to every role while the crawl worker is mid-crawl: each stops in < 20 s,
             #    nothing is left behind, the cut crawl is `interrupted`.
             answer = httpx.post(f"{base}/api/v1/sources/slow/crawl", headers=op, timeout=10)
             assert answer.status_code == 202, answer.text
-            _wait(lambda: "/slow" in slow_page.requests, 60, "the slow crawl did not start", all_logs)
+            wait_for(lambda: "/slow" in slow_page.requests, 60, "the slow crawl did not start", all_logs)
             trees = {name: _tree(proc) for name, proc in procs.items()}
             assert len(trees["crawl"]) > 1 and len(trees["notify"]) > 1  # supervisor + Celery worker
             stopping = time.monotonic()
@@ -205,13 +171,13 @@ def test_scheduler_workers_and_serve_as_separate_processes_alert_crawl_now_and_s
             for name, proc in procs.items():
                 proc.wait(STOP_S + 5)
                 assert time.monotonic() - stopping < STOP_S, f"{name} took too long to stop"
-                assert proc.returncode == 0, f"{name} exited {proc.returncode}:\n{_logs([logs[name]])}"
+                assert proc.returncode == 0, f"{name} exited {proc.returncode}:\n{logs_tail([logs[name]])}"
             time.sleep(0.5)
             for name, tree in trees.items():
                 assert not _alive(tree), f"{name} left processes behind: {_alive(tree)}"
         slow_page.release.set()
     # The crawl worker's Celery logs the task it cut short (with Celery's traceback); the other roles log none.
-    text = _logs([logs["scheduler"], logs["notify"], logs["serve"]])
+    text = logs_tail([logs["scheduler"], logs["notify"], logs["serve"]])
     assert "Traceback" not in text, text
     assert "crawl pastes: ok" in text and "sent by webhook" in text
     db = open_database(load_settings(environ=env))
@@ -225,7 +191,7 @@ def test_run_has_a_notify_pool_and_a_crawl_pool(tmp_path: Path) -> None:
     port = free_port()
     log_path = tmp_path / "run.log"
     with log_path.open("wb") as log_file:
-        proc = _spawn(env, log_file, "run", "--port", str(port))
+        proc = spawn(env, log_file, "run", "--port", str(port))
     with _killed_at_exit([proc]):
 
         def pools() -> list[list[str]]:
@@ -242,7 +208,7 @@ def test_run_has_a_notify_pool_and_a_crawl_pool(tmp_path: Path) -> None:
         def both() -> bool:
             return len(pools()) == 2
 
-        _wait(both, 30, "run did not start two worker pools", [log_path])
+        wait_for(both, 30, "run did not start two worker pools", [log_path])
         queues = sorted(cmd[cmd.index("-Q") + 1] for cmd in pools())
         assert queues == ["crawl", "notify"]
         tree = _tree(proc)

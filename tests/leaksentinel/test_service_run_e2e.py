@@ -17,12 +17,11 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
+from service_procs import cli_ok, wait_for
 from sqlalchemy import select
 
 from alerting.signing import verify
@@ -59,28 +58,6 @@ class _Pages(LoopbackServer):
         request.send_body(200, body.encode(), "text/html; charset=utf-8")
 
 
-def _cli(env: dict[str, str], *args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(
-        [sys.executable, "-m", "leaksentinel", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    assert proc.returncode == 0, f"leaksentinel {' '.join(args)}: {proc.stderr}"
-    return proc
-
-
-def _wait(predicate: Callable[[], Any], timeout: float, what: str, log: Path) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.25)
-    pytest.fail(f"{what} within {timeout:.0f} s; run's log:\n{log.read_text(errors='replace')[-4000:]}")
-
-
 def test_run_crawls_a_new_every_source_alerts_takes_crawl_now_and_tips_and_stops_clean(
     tmp_path: Path, database_url: str
 ) -> None:
@@ -90,23 +67,25 @@ def test_run_crawls_a_new_every_source_alerts_takes_crawl_now_and_tips_and_stops
         company = site.company
         leaking = next(p for p in site.pastes if len(p.leaked_keys) >= 3)
         with _Pages(leaking.text) as pages:
-            added = _cli(env, "tenant", "add", company.name, "--domain", company.domain, "--json")
+            added = cli_ok(env, "tenant", "add", company.name, "--domain", company.domain, "--json")
             tenant_key = json.loads(added.stdout.splitlines()[-1])["api_key"]
             csv_path = tmp_path / "customers.csv"
             csv_path.write_text(company_csv(company), encoding="utf-8")
-            hashed = _cli(
+            hashed = cli_ok(
                 env, "hash", "--csv", str(csv_path), "--key-column", "id", "--region", company.region
             )
             records = tmp_path / "customers.jsonl"
             records.write_text(hashed.stdout, encoding="utf-8")
-            _cli(env, "watch", "add", "--tenant", company.name, "--records", str(records))
-            _cli(env, "subscribe", "--tenant", company.name, "--webhook", receiver.url, "--secret", "s3cret")
-            _cli(
+            cli_ok(env, "watch", "add", "--tenant", company.name, "--records", str(records))
+            cli_ok(
+                env, "subscribe", "--tenant", company.name, "--webhook", receiver.url, "--secret", "s3cret"
+            )
+            cli_ok(
                 env, "source", "add", "pastes", "--kind", "pastebin", "--url", site.base_url, "--every", "1m"
             )
-            _cli(env, "source", "add", "slow", "--kind", "generic", "--url", pages.base_url + "/slow")
+            cli_ok(env, "source", "add", "slow", "--kind", "generic", "--url", pages.base_url + "/slow")
             operator = json.loads(
-                _cli(env, "key", "add", "--role", "operator", "--json").stdout.splitlines()[-1]
+                cli_ok(env, "key", "add", "--role", "operator", "--json").stdout.splitlines()[-1]
             )
             op = {"Authorization": f"Bearer {operator['api_key']}"}
 
@@ -124,7 +103,7 @@ def test_run_crawls_a_new_every_source_alerts_takes_crawl_now_and_tips_and_stops
             try:
                 started = time.monotonic()
                 # 1. The never-crawled `--every` source is crawled by `run` alone; the signed alert arrives.
-                _wait(lambda: receiver.received, INTERVAL_S + MARGIN_S, "no alert delivered", log_path)
+                wait_for(lambda: receiver.received, INTERVAL_S + MARGIN_S, "no alert delivered", [log_path])
                 first = receiver.received[0]
                 assert time.monotonic() - started < INTERVAL_S + MARGIN_S
                 assert verify(
@@ -145,7 +124,7 @@ def test_run_crawls_a_new_every_source_alerts_takes_crawl_now_and_tips_and_stops
                 before = len(httpx.get(jobs_url, headers=op, timeout=10).json())
                 answer = httpx.post(f"{base}/api/v1/sources/pastes/crawl", headers=op, timeout=10)
                 assert answer.status_code == 202, answer.text
-                _wait(
+                wait_for(
                     lambda: (
                         len(
                             [
@@ -158,7 +137,7 @@ def test_run_crawls_a_new_every_source_alerts_takes_crawl_now_and_tips_and_stops
                     ),
                     60,
                     "crawl-now was not crawled",
-                    log_path,
+                    [log_path],
                 )
 
                 # 3. A URL tip through the API is crawled by the same run; its posting joins an alert.
@@ -173,13 +152,13 @@ def test_run_crawls_a_new_every_source_alerts_takes_crawl_now_and_tips_and_stops
                     assert answer.status_code == 200, answer.text
                     return any(tip_url in a["sightings"] for a in answer.json())
 
-                _wait(tip_sighted, 60, "the tip was not crawled into an alert", log_path)
+                wait_for(tip_sighted, 60, "the tip was not crawled into an alert", [log_path])
 
                 # 4. SIGTERM during a crawl: everything stops in under 20 s, the job is `interrupted`.
                 assert (
                     httpx.post(f"{base}/api/v1/sources/slow/crawl", headers=op, timeout=10).status_code == 202
                 )
-                _wait(lambda: "/slow" in pages.requests, 60, "the slow crawl did not start", log_path)
+                wait_for(lambda: "/slow" in pages.requests, 60, "the slow crawl did not start", [log_path])
                 stopping = time.monotonic()
                 proc.send_signal(signal.SIGTERM)
                 proc.wait(25)

@@ -269,6 +269,8 @@ def run_crawl(
             # Everything it read led where the network guard refused to go (a tip that only redirects
             # to an internal address): nothing was read, and the operator should see why.
             or (summary.get("blocked", 0) > 0 and summary.get("postings", 0) == 0)
+            # The site answered, but only to refuse us (not whitelisted): nothing was read.
+            or (summary.get("refused", 0) > 0 and summary.get("postings", 0) == 0)
         )
         status = "failed" if failed else "ok"
         if failed and not error:

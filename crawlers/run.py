@@ -170,6 +170,8 @@ def summarize(stats: dict[str, Any], seconds: float, source: str) -> dict[str, A
         # Postings whose detection hit its time limit (their end was not read): worth a look.
         "partial_scans": int(stats.get("leaksentinel/partial_scans", 0)),
         "blocked": int(stats.get("leaksentinel/blocked", 0)),
+        # Answers in which the site refused us (an API that does not whitelist this deployment).
+        "refused": int(stats.get("leaksentinel/refused", 0)),
     }
 
 

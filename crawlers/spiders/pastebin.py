@@ -115,6 +115,7 @@ class PastebinSpider(SourceSpider):
                 self.count("errors")
             return
         if kind == "no_access":
+            self.count("refused")  # the site refused us: with nothing read, the run failed (crawlers.job)
             self.logger.error(
                 "pastebin refused the scraping API (IP not whitelisted): %r", response.body[:200]
             )
@@ -155,6 +156,8 @@ class PastebinSpider(SourceSpider):
                 return
         if kind:
             self.count(f"sentinel_{kind}")
+            if kind == "no_access":
+                self.count("refused")
             if kind == "no_access" and not self._refused:
                 self._refused = True  # one error line per run, not one per paste
                 self.logger.error("pastebin refused paste %s (IP not whitelisted)", key)

@@ -125,12 +125,14 @@ def test_a_deployment_that_is_not_whitelisted_stores_nothing_and_says_why() -> N
         summary = run_crawl(settings, "pb")
         assert summary["postings"] == 0 and summary["errors"] == 1, summary
         assert "not whitelisted" in summary["error"], summary
+        assert summary["status"] == "failed" and summary["refused"] == 1, summary  # refused, nothing read
         # Whitelisted only for the listing: a paste refused with the older wording is kept pending.
         site.site.whitelisted = True
         refused = site.pastes[0]
         site.site.answers[refused.key] = "not_whitelisted_old"
         again = run_crawl(settings, "pb")
         assert again["errors"] == 1 and "not whitelisted" in again["error"], again
+        assert again["status"] == "ok", again  # the other pastes were read
         assert refused.key not in _stored_keys(settings)
         with db.session() as sess:
             source = sess.scalar(select(Source).where(Source.name == "pb"))

@@ -237,6 +237,8 @@ class Finding(Base):
     line: Mapped[int | None] = mapped_column(Integer)
     severity: Mapped[str] = mapped_column(String(16))
     masked: Mapped[str | None] = mapped_column(String(256))
+    #: For a look-alike finding: how the domain was twisted (typo, homoglyph, idn-homoglyph, bitsquatting...).
+    technique: Mapped[str | None] = mapped_column(String(32))
 
 
 class Alert(Base):
@@ -256,6 +258,10 @@ class Alert(Base):
     new_records: Mapped[int] = mapped_column(Integer, default=0)
     first_seen: Mapped[datetime] = mapped_column(default=utcnow)
     last_seen: Mapped[datetime] = mapped_column(default=utcnow)
+    #: Who on the security team owns the alert (free text: a name or an email).
+    assignee: Mapped[str | None] = mapped_column(String(128))
+    #: Why the last status change was made (required for false positive and resolved).
+    status_reason: Mapped[str | None] = mapped_column(Text)
 
     tenant: Mapped[Tenant] = relationship()
     posting: Mapped[Posting] = relationship()
@@ -275,6 +281,38 @@ class Sighting(Base):
     seen_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     alert: Mapped[Alert] = relationship(back_populates="sightings")
+
+
+class AlertEvent(Base):
+    """One entry of an alert's timeline: a status change, an assignment or a note, with actor and time."""
+
+    __tablename__ = "alert_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id", ondelete="CASCADE"), index=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    actor: Mapped[str] = mapped_column(String(128))
+    #: status, assign, note
+    action: Mapped[str] = mapped_column(String(32))
+    old_value: Mapped[str | None] = mapped_column(String(128))
+    new_value: Mapped[str | None] = mapped_column(String(128))
+    #: The reason of a status change, or a note's text.
+    text: Mapped[str | None] = mapped_column(Text)
+
+
+class SavedQuery(Base):
+    """An analyst's named search (query text plus filters), listed on the search landing page."""
+
+    __tablename__ = "saved_queries"
+    __table_args__ = (UniqueConstraint("owner", "name", name="uq_saved_query_owner_name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    owner: Mapped[str] = mapped_column(String(128))
+    name: Mapped[str] = mapped_column(String(128))
+    query: Mapped[str] = mapped_column(Text)
+    filters: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class Subscription(Base):

@@ -37,6 +37,8 @@ ALERT_FIELDS: tuple[str, ...] = (
 )
 #: Per-finding fields; ``masked`` is the only representation of a matched value.
 FINDING_FIELDS: tuple[str, ...] = ("kind", "record_key", "fields", "watch", "line", "severity", "masked")
+#: Per-finding fields sent only when set (a look-alike's technique): additive to the event contract.
+OPTIONAL_FINDING_FIELDS: tuple[str, ...] = ("technique",)
 _LIST_FIELDS = frozenset({"kinds", "sightings", "fields"})
 
 _Scalar = str | int | float | bool | None
@@ -78,6 +80,11 @@ def build_event(
         raise ValueError("an alert event needs the alert's id")
     body["findings"] = [
         {name: _field(name, finding.get(name)) for name in FINDING_FIELDS}
+        | {
+            name: _scalar(name, finding[name])
+            for name in OPTIONAL_FINDING_FIELDS
+            if finding.get(name) is not None
+        }
         for finding in alert.get("findings") or ()
     ]
     if console_url:

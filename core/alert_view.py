@@ -49,6 +49,7 @@ def alert_to_dict(sess: Session, alert: Alert, *, with_findings: bool = False) -
                 "severity": f.severity,
                 "masked": f.masked,
             }
+            | ({"technique": f.technique} if f.technique else {})
             for f in rows
         ]
     return out

@@ -151,6 +151,7 @@ def add_findings(
                 line=f.line,
                 severity=f.severity,
                 masked=f.masked,
+                technique=f.technique,
             )
         )
 

@@ -91,3 +91,25 @@ def test_removed_domain_watch_stops_its_lookalikes(cli, tmp_path: Path, database
     watch_id = str(watch.jsonl()[-1]["id"])
     assert cli("watch", "remove", "--tenant", "acme-bank", watch_id).code == 0
     assert _scan(cli, tmp_path, text) == []
+
+
+def test_stored_lookalike_alert_keeps_the_technique(cli, tmp_path: Path, database_url: str) -> None:  # type: ignore[no-untyped-def]
+    """``scan --store`` raises the alert; its findings (API, webhook event) still say how the domain was twisted."""
+    from alerting.events import build_event
+    from core.alert_view import alert_to_dict
+    from core.db import open_database
+    from core.models import Alert
+    from core.settings import load_settings
+
+    assert cli("tenant", "add", "acme-bank", "--domain", "acme-bank.com").code == 0
+    posting = tmp_path / "kit.txt"
+    posting.write_text("harvest\njane@acme-bnak.com:qwerty\n", encoding="utf-8")
+    assert cli("scan", str(posting), "--store", "--json").code == 0
+    with open_database(load_settings()).session() as sess:
+        alert = sess.query(Alert).one()
+        view = alert_to_dict(sess, alert, with_findings=True)
+    assert [(f["kind"], f["watch"], f.get("technique")) for f in view["findings"]] == [
+        ("lookalike", "acme-bnak.com", "transposition")
+    ]
+    event = build_event(view, event_id="e1")
+    assert event["alert"]["findings"][0]["technique"] == "transposition"

@@ -104,6 +104,8 @@ class Settings:
     max_posting_bytes: int = 50_000_000
     #: Posting text and search entries older than this are deleted by ``purge`` unless an alert holds them.
     retention_days: int = 180
+    #: How often the scheduler leader runs ``purge`` (0 turns the automatic purge off).
+    purge_every_s: float = 86400.0
     # Service.
     host: str = "127.0.0.1"
     port: int = 8000

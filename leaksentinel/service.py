@@ -25,7 +25,7 @@ from core.errors import BadInput, OperationalError
 from core.redis_embedded import EmbeddedRedis
 from core.settings import Settings
 from crawlers.job import mark_interrupted
-from crawlers.scheduler import RedisLeader, Scheduler
+from crawlers.scheduler import Housekeeping, RedisFiredLog, RedisLeader, Scheduler
 from leaksentinel.actions.deployment import check_hash_key
 from leaksentinel.activity import ActivityLog
 from leaksentinel.api.app import create_app
@@ -129,6 +129,27 @@ def queue_depths(broker_url: str | None) -> dict[str, int]:
         return {}
 
 
+def housekeeping(db: Database, settings: Settings) -> tuple[Housekeeping, ...]:
+    """What the scheduler leader runs on its own: the retention purge, daily by default."""
+    if settings.purge_every_s <= 0:
+        return ()
+
+    def purge_now() -> None:
+        from leaksentinel.actions.retention import purge
+
+        counts = purge(db, settings)
+        logging.getLogger("leaksentinel.activity").info(
+            "purge: %d postings, %d evidence files deleted (%d held by alerts, retention %d days)",
+            counts["postings"],
+            counts["evidence_files"],
+            counts["held_by_alerts"],
+            settings.retention_days,
+            extra={"event": {"event": "purge", **counts}},
+        )
+
+    return (Housekeeping("purge", settings.purge_every_s, purge_now),)
+
+
 def start_scheduler(db: Database, celery: Any, settings: Settings, broker_url: str) -> Scheduler:
     """The scheduler thread; whichever instance holds the Redis lease fires, so a fleet fires once."""
 
@@ -141,6 +162,8 @@ def start_scheduler(db: Database, celery: Any, settings: Settings, broker_url: s
         tick_s=settings.scheduler_tick_s,
         leader=RedisLeader(broker_url, ttl_s=max(3.0, 3 * settings.scheduler_tick_s)),
         jitter=settings.schedule_jitter,
+        fired_log=RedisFiredLog(broker_url),
+        housekeeping=housekeeping(db, settings),
     )
     scheduler.start()
     return scheduler

@@ -62,6 +62,9 @@ class Settings:
     #: Where the key that seals webhook and proxy secrets lives (empty: ``secrets.key`` in the home). Copy the
     #: file to every machine of a fleet, like ``hash.key``.
     secrets_key_file: str = ""
+    #: Where the deployment's hashing key lives (empty: ``hash.key`` in the home). In a fleet, point every
+    #: machine at the same key (``LEAKSENTINEL_HASH_KEY_FILE``, or this setting in config.toml).
+    hash_key_file: str = ""
     #: Base URL of the console as users reach it (behind a proxy: the proxy's URL), put into alert messages
     #: and emails as links. Empty: what `run` listens on (http://HOST:PORT).
     public_url: str = ""
@@ -106,6 +109,14 @@ class Settings:
     retention_days: int = 180
     #: How often the scheduler leader runs ``purge`` (0 turns the automatic purge off).
     purge_every_s: float = 86400.0
+    #: A YARA watch, when added, is run over the stored postings (newest first) up to these bounds: postings,
+    #: bytes of text, and seconds (keep below ``broker_visibility_timeout_s``: a longer task is handed out again).
+    yara_retro_max_postings: int = 100_000
+    yara_retro_max_bytes: int = 2_000_000_000
+    yara_retro_seconds: float = 900.0
+    #: With no worker to hand the hunt to (the CLI on a home where ``run`` is not up), it runs in the
+    #: foreground for at most this long.
+    yara_retro_inline_seconds: float = 60.0
     # Service.
     host: str = "127.0.0.1"
     port: int = 8000
@@ -147,6 +158,8 @@ class Settings:
 
     @property
     def key_path(self) -> Path:
+        if self.hash_key_file:
+            return Path(self.hash_key_file).expanduser()
         return self.home / "hash.key"
 
     @property

@@ -54,16 +54,30 @@ HOME_PAGE = {
     "operator": "/sources",
 }
 TENANT_ROLES = ("tenant_admin", "tenant_viewer")
+#: Roles that may open alert pages (tenant roles: only their own tenant's, through ScopedAlert).
+ALERT_ROLES = ("tenant_admin", "tenant_viewer", "operator", "analyst")
 NAV: dict[str, list[tuple[str, str]]] = {
-    "tenant_admin": [("/alerts", "Alerts"), ("/watches", "Watches"), ("/subscriptions", "Subscriptions")],
-    "tenant_viewer": [("/alerts", "Alerts"), ("/watches", "Watches"), ("/subscriptions", "Subscriptions")],
-    "analyst": [("/search", "Search"), ("/alerts", "Alerts"), ("/sources", "Sources")],
+    "tenant_admin": [
+        ("/alerts", "Alerts"),
+        ("/overview", "Overview"),
+        ("/watches", "Watches"),
+        ("/subscriptions", "Subscriptions"),
+    ],
+    "tenant_viewer": [
+        ("/alerts", "Alerts"),
+        ("/overview", "Overview"),
+        ("/watches", "Watches"),
+        ("/subscriptions", "Subscriptions"),
+    ],
+    "analyst": [("/search", "Search"), ("/alerts", "Alerts"), ("/sources", "Sources"), ("/ops", "Dashboard")],
     "operator": [
+        ("/ops", "Dashboard"),
         ("/sources", "Sources"),
         ("/deliveries?status=dead", "Dead letters"),
         ("/alerts", "Alerts"),
         ("/watches", "Watches"),
         ("/subscriptions", "Subscriptions"),
+        ("/overview", "Tenant overview"),
         ("/search", "Search"),
     ],
 }
@@ -126,6 +140,32 @@ def _schedule_parts(schedule: str | None) -> tuple[str, str]:
     return "every", ""
 
 
+def duration(seconds: Any) -> str:
+    """A run's length as people read it: ``850 ms``, ``14.2 s``, ``3 min 05 s``, ``1 h 02 min`` (empty: none)."""
+    if not isinstance(seconds, int | float) or isinstance(seconds, bool) or seconds < 0:
+        return ""
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    whole = int(seconds)
+    if whole < 3600:
+        return f"{whole // 60} min {whole % 60:02d} s"
+    return f"{whole // 3600} h {whole % 3600 // 60:02d} min"
+
+
+def size(value: Any) -> str:
+    """Bytes as people read them: ``512 B``, ``12.3 kB``, ``4.0 MB`` (decimal units; empty: none)."""
+    if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
+        return ""
+    amount = float(value)
+    for unit in ("B", "kB", "MB", "GB"):
+        if amount < 1000 or unit == "GB":
+            return f"{amount:.0f} {unit}" if unit == "B" else f"{amount:.1f} {unit}"
+        amount /= 1000
+    return f"{amount:.1f} TB"  # pragma: no cover - the loop returns at GB
+
+
 def _environment() -> Environment:
     env = Environment(
         loader=FileSystemLoader(str(HERE / "templates")),
@@ -137,6 +177,8 @@ def _environment() -> Environment:
     env.filters["highlight"] = highlight
     env.filters["when"] = _when
     env.filters["schedule_parts"] = _schedule_parts
+    env.filters["duration"] = duration
+    env.filters["size"] = size
     return env
 
 

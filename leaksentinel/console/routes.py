@@ -14,7 +14,7 @@ from fastapi.staticfiles import StaticFiles
 
 from core.errors import NotFound
 from leaksentinel.api.auth import Principal
-from leaksentinel.console import routes_analyst, routes_ops, routes_session, routes_tenant
+from leaksentinel.console import routes_analyst, routes_ops, routes_overview, routes_session, routes_tenant
 from leaksentinel.console.pages import (
     EVIDENCE_CHARS,
     HERE,
@@ -76,5 +76,5 @@ def mount_console(app: FastAPI) -> None:
     app.add_exception_handler(PageError, _page_error)
     app.add_exception_handler(LoginRequired, _login_required)
     app.add_exception_handler(NotFound, _not_found)
-    for area in (routes_session, routes_tenant, routes_analyst, routes_ops):
+    for area in (routes_session, routes_tenant, routes_analyst, routes_ops, routes_overview):
         app.include_router(area.router)

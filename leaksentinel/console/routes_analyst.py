@@ -1,18 +1,23 @@
-"""Console pages of analysts: search (with highlights, facets and selector pivots) and postings."""
+"""Console pages of analysts: search (a landing page with recent postings, saved queries and syntax help;
+highlights, facets, a date histogram, selector pivots) and postings (alerts, reposts, pivots)."""
 
 # No `from __future__ import annotations` here: FastAPI resolves route annotations at runtime.
 import re
+import urllib.parse
 from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse
-from sqlalchemy import func, select
+from fastapi.responses import HTMLResponse, Response
+from markupsafe import Markup
+from starlette.concurrency import run_in_threadpool
 
 from core.db import Database
-from core.errors import BadInput
-from core.models import Alert, Posting, Source
+from core.errors import BadInput, NotFound
+from leaksentinel.api.auth import Principal
+from leaksentinel.console.charts import ACCENT, Series, bar_chart, fill_days
 from leaksentinel.console.pages import (
+    ALERT_ROLES,
     MAX_PIVOTS,
     PIVOT_KINDS,
     PIVOT_SCAN_CHARS,
@@ -20,7 +25,10 @@ from leaksentinel.console.pages import (
     console_of,
     current,
     evidence_view,
+    form_value,
     path_number,
+    posted,
+    redirect,
     render,
 )
 
@@ -71,8 +79,11 @@ def _run_search(
     request: Request, text: str, source: str, since: str, until: str, after: str
 ) -> dict[str, Any]:
     backend = _search_backend(request)
+    db = console_of(request).db
     if backend is None:
-        return _sql_search(console_of(request).db, text, source or None)
+        from leaksentinel.actions.postings import substring_search
+
+        return substring_search(db, text, source or None)
     from core.search import SearchQuery
 
     try:
@@ -88,6 +99,10 @@ def _run_search(
         )
     finally:
         backend.close()
+    facets = dict(page.facets)
+    from leaksentinel.cli.cmd_search import finding_kind_facet
+
+    facets["finding_kind"] = finding_kind_facet(db, [h.id for h in page.hits])
     return {
         "hits": [
             {
@@ -102,56 +117,42 @@ def _run_search(
         ],
         "total": page.total,
         "next_cursor": page.next_cursor,
-        "facets": page.facets,
+        "facets": facets,
     }
 
 
-def _sql_search(db: Database, text: str, source: str | None) -> dict[str, Any]:
-    """Without `core.search`: a bounded substring search over posting text (50 newest), facets over them."""
-    pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-    with db.session() as sess:
-        query = (
-            select(Posting, Source.name)
-            .join(Source, Source.id == Posting.source_id)
-            .where(Posting.text.like(pattern, escape="\\"))
-            .order_by(Posting.id.desc())
-            .limit(50)
-        )
-        if source:
-            query = query.where(Source.name == source)
-        rows = sess.execute(query).all()
-        hits = []
-        facets: dict[str, dict[str, int]] = {"source": {}, "day": {}}
-        for p, name in rows:
-            body = p.text or ""
-            at = body.lower().find(text.lower())
-            start = max(0, at - 60)
-            window = body[start : at + len(text) + 120]
-            rel = at - start
-            snippet = window[:rel] + "[[" + window[rel : rel + len(text)] + "]]" + window[rel + len(text) :]
-            when = p.published or p.fetched
-            hits.append(
-                {"id": p.id, "url": p.url, "source": name, "title": p.title, "when": when, "snippet": snippet}
-            )
-            facets["source"][name] = facets["source"].get(name, 0) + 1
-            day = when.strftime("%Y-%m-%d")
-            facets["day"][day] = facets["day"].get(day, 0) + 1
-    return {"hits": hits, "total": len(hits), "next_cursor": None, "facets": facets}
+def _posting(db: Database, posting_id: int, who: Principal) -> dict[str, Any]:
+    from leaksentinel.actions.postings import posting_detail
+
+    try:
+        detail = posting_detail(db, posting_id, tenant_id=who.tenant_id if who.is_tenant else None)
+    except NotFound:
+        raise PageError(404, "No such posting.") from None
+    view = evidence_view(detail["row"])
+    view["source"] = detail["source"]
+    view["pivots"] = _pivots(detail["row"].text or "")
+    view["alerts"] = detail["alerts"]
+    view["reposts"] = detail["reposts"]
+    view["more_reposts"] = detail["more_reposts"]
+    return view
 
 
-def _posting(db: Database, posting_id: int) -> dict[str, Any]:
-    with db.session() as sess:
-        row = sess.get(Posting, posting_id)
-        if row is None:
-            raise PageError(404, "No such posting.")
-        source = sess.get(Source, row.source_id)
-        view = evidence_view(row)
-        view["source"] = source.name if source else ""
-        view["pivots"] = _pivots(row.text or "")
-        view["alerts"] = int(
-            sess.scalar(select(func.count()).select_from(Alert).where(Alert.posting_id == row.id)) or 0
-        )
-        return view
+def _filters_of(source: str, since: str, until: str) -> dict[str, str]:
+    return {k: v for k, v in (("source", source), ("since", since), ("until", until)) if v}
+
+
+def _histogram(q: str, source: str, days: dict[str, int]) -> Markup | None:
+    """The results' dates as bars (every match, not only this page); a bar opens that day's results."""
+    if not days:
+        return None
+    labels, counts = fill_days(days)
+    return bar_chart(
+        labels,
+        [Series("postings", counts, ACCENT)],
+        title=f"Matching postings per day ({labels[0]} to {labels[-1]})",
+        height=140,
+        links=["/search?" + urllib.parse.urlencode(_filters_of(source, d, d) | {"q": q}) for d in labels],
+    )
 
 
 @router.get("/search")
@@ -159,9 +160,17 @@ def search_page(
     request: Request, q: str = "", source: str = "", since: str = "", until: str = "", after: str = ""
 ) -> HTMLResponse:
     who, session = current(request, "analyst", "operator")
+    from leaksentinel.actions.postings import recent_postings
+    from leaksentinel.actions.saved_queries import list_saved_queries
+    from leaksentinel.actions.stats import source_names
+
+    db = console_of(request).db
     result: dict[str, Any] | None = None
     error = None
     q = q.strip()
+    for value in (source, since, until, after):
+        if len(value) > 4096 or "\x00" in value:
+            raise PageError(400, "That filter is too long.")
     if q:
         if len(q) > 4096:
             raise PageError(400, "That query is too long.")
@@ -174,6 +183,7 @@ def search_page(
     facets = (result or {}).get("facets") or {}
     days = sorted((facets.get("day") or {}).items(), reverse=True)[:31]
     sources = sorted((facets.get("source") or {}).items(), key=lambda kv: (-kv[1], kv[0]))
+    kinds = sorted((facets.get("finding_kind") or {}).items(), key=lambda kv: (-kv[1], kv[0]))
     return render(
         request,
         "search.html",
@@ -187,11 +197,55 @@ def search_page(
         error=error,
         facet_sources=sources,
         facet_days=days,
+        facet_kinds=kinds,
+        histogram=_histogram(q, source, facets.get("day") or {}) if result else None,
+        source_names=source_names(db),
+        saved=list_saved_queries(db, who.actor),
+        recent=[] if q else recent_postings(db, 15),
+        filters=_filters_of(source, since, until),
     )
+
+
+@router.post("/search/saved")
+async def save_search(request: Request) -> Response:
+    """Save the query and filters on the page under a name (the same name replaces it)."""
+    who, form = await posted(request, "analyst", "operator")
+    from leaksentinel.actions.saved_queries import save_query
+
+    q = form_value(form, "q")
+    filters = _filters_of(form_value(form, "source"), form_value(form, "since"), form_value(form, "until"))
+    back = "/search?" + urllib.parse.urlencode(filters | {"q": q})
+    try:
+        saved = await run_in_threadpool(
+            lambda: save_query(console_of(request).db, who.actor, form_value(form, "name"), q, filters)
+        )
+    except BadInput as exc:
+        return redirect(request, back, f"Not saved: {exc}")
+    return redirect(request, back, f"Saved as \u201c{saved['name']}\u201d.")
+
+
+@router.post("/search/saved/{query_id}/delete")
+async def delete_search(request: Request, query_id: str) -> Response:
+    who, _ = await posted(request, "analyst", "operator")
+    from leaksentinel.actions.saved_queries import delete_saved_query
+
+    number = path_number(query_id, "saved query")
+    try:
+        name = await run_in_threadpool(lambda: delete_saved_query(console_of(request).db, who.actor, number))
+    except NotFound:
+        raise PageError(404, "No such saved query.") from None
+    return redirect(request, "/search", f"Deleted the saved query \u201c{name}\u201d.")
 
 
 @router.get("/postings/{posting_id}")
 def posting_page(request: Request, posting_id: str) -> HTMLResponse:
     who, session = current(request, "analyst", "operator")
-    posting = _posting(console_of(request).db, path_number(posting_id, "posting"))
-    return render(request, "posting.html", who=who, session=session, posting=posting)
+    posting = _posting(console_of(request).db, path_number(posting_id, "posting"), who)
+    return render(
+        request,
+        "posting.html",
+        who=who,
+        session=session,
+        posting=posting,
+        alert_links=who.role in ALERT_ROLES,
+    )

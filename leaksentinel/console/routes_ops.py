@@ -1,4 +1,6 @@
-"""Console pages of operators: sources (schedule, pause, run, remove), their crawl jobs, dead letters."""
+"""Console pages of operators: the fleet dashboard (charts), sources (schedule, pause, run, remove), their
+crawl jobs with durations and bytes, dead letters. Counting is in leaksentinel.actions.stats; drawing in
+leaksentinel.console.charts (inline SVG: no script, within the CSP)."""
 
 # No `from __future__ import annotations` here: FastAPI resolves route annotations at runtime.
 import urllib.parse
@@ -6,12 +8,20 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
-from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
-from core.db import Database
 from core.errors import BadInput, NotFound
-from core.models import CrawlJob
+from leaksentinel.console.charts import (
+    ACCENT,
+    FAIL,
+    OK,
+    SEVERITY_COLORS,
+    Series,
+    bar_chart,
+    histogram,
+    run_strip,
+    sparkline,
+)
 from leaksentinel.console.pages import (
     MAX_LISTED,
     PageError,
@@ -28,49 +38,64 @@ from leaksentinel.console.pages import (
 router = APIRouter(include_in_schema=False)
 
 
-def _jobs(db: Database, name: str, *, reveal_proxy: bool) -> dict[str, Any]:
-    from leaksentinel.actions.sources import find_source, source_to_dict
-
-    with db.session() as sess:
-        try:
-            source = find_source(sess, name)
-        except NotFound:
-            raise PageError(404, "No such source.") from None
-        jobs = list(
-            sess.scalars(
-                select(CrawlJob)
-                .where(CrawlJob.source_id == source.id)
-                .order_by(CrawlJob.id.desc())
-                .limit(200)
-            )
+def _with_charts(sources: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each source's recent runs as two small charts: postings per run, and which runs failed."""
+    for s in sources:
+        s["spark_yield"] = sparkline(
+            s["yields"], marks=s["failed"], title=f"{s['name']}: postings per run, last {s['runs']} runs"
         )
-        return {
-            "source": source_to_dict(source, reveal_proxy=reveal_proxy),
-            "jobs": [
-                {
-                    "id": j.id,
-                    "started_at": j.started_at,
-                    "finished_at": j.finished_at,
-                    "status": j.status,
-                    "stats": j.stats or {},
-                    "error": j.error,
-                }
-                for j in jobs
-            ],
-        }
+        s["spark_runs"] = run_strip(
+            s["failed"], title=f"{s['name']}: {s['failures']} of the last {s['runs']} runs failed"
+        )
+    return sources
+
+
+@router.get("/ops")
+def ops_dashboard(request: Request, days: int = 30) -> HTMLResponse:
+    """The fleet at a glance: postings and alerts per day, and each source's recent runs and next run."""
+    who, session = current(request, "operator", "analyst")
+    from leaksentinel.actions.stats import daily_activity, fleet_sources
+
+    db = console_of(request).db
+    days = max(7, min(days, 90))
+    activity = daily_activity(db, days)
+    sources = _with_charts(fleet_sources(db, reveal_proxy=who.role == "operator"))
+    chart = bar_chart(
+        activity["days"],
+        [Series("postings", activity["postings"], ACCENT)],
+        title=f"Postings stored per day, last {days} days",
+    )
+    alerts_chart = bar_chart(
+        activity["days"],
+        [Series("alerts", activity["alerts"], SEVERITY_COLORS["high"])],
+        title=f"Alerts raised per day, last {days} days",
+    )
+    return render(
+        request,
+        "ops.html",
+        who=who,
+        session=session,
+        days=days,
+        activity=activity,
+        postings_chart=chart,
+        alerts_chart=alerts_chart,
+        sources=sources,
+        totals={"postings": sum(activity["postings"]), "alerts": sum(activity["alerts"])},
+        unhealthy=[s for s in sources if s["health"] == "unhealthy"],
+    )
 
 
 @router.get("/sources")
 def sources_page(request: Request) -> HTMLResponse:
     who, session = current(request, "operator", "analyst")
-    from leaksentinel.actions.sources import list_sources
+    from leaksentinel.actions.stats import fleet_sources
 
     return render(
         request,
         "sources.html",
         who=who,
         session=session,
-        sources=list_sources(console_of(request).db, reveal_proxy=who.role == "operator"),
+        sources=_with_charts(fleet_sources(console_of(request).db, reveal_proxy=who.role == "operator")),
         can_edit=who.role == "operator",
     )
 
@@ -78,13 +103,27 @@ def sources_page(request: Request) -> HTMLResponse:
 @router.get("/sources/{name}/jobs")
 def jobs_page(request: Request, name: str) -> HTMLResponse:
     who, session = current(request, "operator", "analyst")
-    return render(
-        request,
-        "jobs.html",
-        who=who,
-        session=session,
-        **_jobs(console_of(request).db, name, reveal_proxy=who.role == "operator"),
+    from leaksentinel.actions.stats import list_jobs
+
+    try:
+        data = list_jobs(console_of(request).db, name, reveal_proxy=who.role == "operator")
+    except NotFound:
+        raise PageError(404, "No such source.") from None
+    finished = [j for j in reversed(data["jobs"]) if j["seconds"] is not None]
+    durations = bar_chart(
+        [f"#{j['id']}" for j in finished],
+        [
+            Series("ok", [j["seconds"] if j["status"] == "ok" else 0 for j in finished], OK),
+            Series("failed", [0 if j["status"] == "ok" else j["seconds"] for j in finished], FAIL),
+        ],
+        title=f"Duration of the last {len(finished)} runs of {data['source']['name']} (seconds)",
+        links=[f"#job-{j['id']}" for j in finished],
+        height=160,
     )
+    spread = histogram(
+        [j["seconds"] for j in finished], title="How long runs take (seconds)", unit="s", height=140
+    )
+    return render(request, "jobs.html", who=who, session=session, durations=durations, spread=spread, **data)
 
 
 @router.get("/sources/{name}/remove")

@@ -14,6 +14,12 @@ setup(
             depends=["pipelines/detection/_native/sha256.h", "pipelines/detection/_native/util.h"],
             extra_compile_args=["-O3", "-std=gnu11", "-Wall", "-Wno-unused-function"],
             optional=True,
-        )
+        ),
+        Extension(
+            "pipelines.detection._fingerprint",
+            sources=["pipelines/detection/_native/fingerprint.c"],
+            extra_compile_args=["-O3", "-std=gnu11", "-Wall", "-Wextra"],
+            optional=True,
+        ),
     ]
 )

@@ -7,11 +7,13 @@ surrounds it. The overlap |doc ∩ posting| / |doc| then estimates the fraction 
 Text is normalised first (NFKC, case-fold, whitespace and punctuation dropped) so re-wrapping and
 case changes do not matter; CJK characters are kept.
 
-Hashing: k-grams get a 64-bit polynomial hash (mixed by the splitmix64 finaliser), computed with numpy
-when it is installed and in pure Python otherwise (same values); the window minimum (the set of minima
-does not depend on how ties are broken) is then, when a deployment key is given, replaced by its keyed
-BLAKE2b, so fingerprints are only comparable within one deployment. Fingerprints are 63-bit so they fit
-a signed 64-bit database column.
+Hashing: k-grams get a 64-bit polynomial hash (mixed by the splitmix64 finaliser); the window minimum
+(the set of minima does not depend on how ties are broken) is then, when a deployment key is given,
+replaced by its keyed BLAKE2b, so fingerprints are only comparable within one deployment. Fingerprints
+are 63-bit so they fit a signed 64-bit database column. The whole chain (letters, k-gram hashes, window
+minima, keyed BLAKE2b, first positions and lines) runs in the C extension ``_fingerprint`` when it is
+built; the Python functions below (numpy-vectorised when numpy is installed, pure Python otherwise) are
+the reference it is tested against and the fallback, with the same values.
 
 Usage::
 
@@ -23,6 +25,8 @@ Usage::
 from __future__ import annotations
 
 import hashlib
+import importlib
+import os
 import re
 from array import array
 from bisect import bisect_right
@@ -39,6 +43,18 @@ try:  # numpy makes fingerprinting much faster; the pure-Python path gives the s
     import numpy as _np
 except ImportError:  # pragma: no cover - numpy is present wherever the tests run
     _np = None
+
+_native: Any
+try:  # the C extension: the same fingerprints, one pass over the text
+    _native = importlib.import_module("pipelines.detection._fingerprint")
+except ImportError:  # no C compiler at install
+    _native = None
+
+
+def native_available() -> bool:
+    """True when fingerprints come from the C extension (not switched off by ``LEAKSENTINEL_NATIVE_SCAN=0``)."""
+    return _native is not None and os.environ.get("LEAKSENTINEL_NATIVE_SCAN", "1") != "0"
+
 
 __all__ = [
     "DEFAULT_K",
@@ -219,6 +235,9 @@ def fingerprints(
 ) -> set[int]:
     """The winnowed fingerprints of `text` (empty when its normalised form is shorter than k)."""
     _check_params(k, window)
+    if native_available():
+        keyed, _ = _native.winnow(fold(text[:MAX_TEXT_CHARS]), k, window, key)
+        return set(array("Q", keyed))
     raw = _window_minima(_kgram_hashes(normalize_for_fingerprint(text), k), window)
     return {_keyed(h, key) for h in raw}
 
@@ -308,6 +327,7 @@ class DocumentMatcher:
     def __init__(self, items: Iterable[tuple[int, int, str, set[int]]]) -> None:
         self._docs: list[_Doc] = []
         self._index: dict[int, list[int]] = {}
+        self._known: Any = None  # the fingerprints of `_index` as a numpy array, built on first use
         for tenant_id, watch_id, name, fps in items:
             if not fps:
                 continue
@@ -323,6 +343,8 @@ class DocumentMatcher:
         """Documents of which at least `min_overlap` of the fingerprints are in the posting."""
         if not self._docs or not text:
             return []
+        if native_available():
+            return self._find_native(text, key, min_overlap)
         norm, letter_lines = _normalized_lines(text)
         hashes = _kgram_hashes(norm, DEFAULT_K)
         keyed = {_keyed(h, key): h for h in _window_minima(hashes, DEFAULT_WINDOW)}
@@ -345,5 +367,40 @@ class DocumentMatcher:
             doc = self._docs[doc_id]
             position = min(first.get(raw, 0) for raw in raws_of[doc_id])
             line = letter_lines.line(position)
+            hits.append(DocumentHit(doc.tenant_id, doc.watch_id, doc.name, share, line))
+        return sorted(hits, key=lambda h: (h.tenant_id, -h.overlap, h.watch_id))
+
+    def _find_native(self, text: str, key: bytes | None, min_overlap: float) -> list[DocumentHit]:
+        """`find` through the C extension: one pass for the fingerprints, a second only when a document
+        is present (for its first line); the same hits as the Python path."""
+        folded = fold(text[:MAX_TEXT_CHARS])
+        keyed_bytes, raw_bytes = _native.winnow(folded, DEFAULT_K, DEFAULT_WINDOW, key)
+        keyed, raws = array("Q", keyed_bytes), array("Q", raw_bytes)
+        if _np is not None and len(keyed) > 64:
+            if self._known is None:
+                self._known = _np.fromiter(self._index, dtype=_np.uint64, count=len(self._index))
+            found_at = _np.flatnonzero(_np.isin(_np.frombuffer(keyed_bytes, dtype=_np.uint64), self._known))
+            present = [(keyed[i], raws[i]) for i in found_at.tolist()]
+        else:
+            present = [(fp, raw) for fp, raw in zip(keyed, raws, strict=True) if fp in self._index]
+        counts: Counter[int] = Counter()
+        raws_of: dict[int, set[int]] = {}
+        for fp, raw in present:
+            for doc_id in self._index[fp]:
+                counts[doc_id] += 1
+                raws_of.setdefault(doc_id, set()).add(raw)
+        found = [
+            (doc_id, min(1.0, n / self._docs[doc_id].size))
+            for doc_id, n in counts.items()
+            if n / self._docs[doc_id].size >= min_overlap
+        ]
+        if not found:
+            return []
+        wanted = sorted(set().union(*(raws_of[d] for d, _ in found)))
+        first: dict[int, tuple[int, int]] = _native.first_lines(folded, DEFAULT_K, wanted)
+        hits = []
+        for doc_id, share in found:
+            doc = self._docs[doc_id]
+            _, line = min(first.get(raw, (0, 1)) for raw in raws_of[doc_id])
             hits.append(DocumentHit(doc.tenant_id, doc.watch_id, doc.name, share, line))
         return sorted(hits, key=lambda h: (h.tenant_id, -h.overlap, h.watch_id))

@@ -1,0 +1,532 @@
+/* Native fingerprints of a posting: the near-duplicate SimHash and the document winnowing fingerprints.
+ *
+ * Why native: both read every character of a posting. The Python references (pipelines/fingerprint.py,
+ * pipelines/detection/documents.py) stay the definition; this module gives bit-identical values
+ * (differential tests in tests/pipelines/test_pipelines_fingerprint_native.py) about a hundred times faster.
+ *
+ *   simhash(text) -> int | None
+ *       Charikar's SimHash over 3-token shingles exactly as fingerprint.simhash computes it: tokens are the
+ *       matches of [\u3040-\u30ff\u3400-\u9fff\uf900-\ufaff]|[^\W_]+ in the first 2,000,000 characters, at
+ *       most 50,000 of them, each case-folded; a shingle is three tokens joined by U+001F, UTF-8, hashed by
+ *       BLAKE2b with an 8-byte digest read big-endian. None below 12 tokens.
+ *   winnow(folded, k, window, key) -> (keyed, raw)
+ *       The distinct window minima of the k-gram hashes of the letters and digits of `folded` (already
+ *       NFKC + case-folded), ascending by raw value, as two byte strings of native uint64: the stored
+ *       fingerprint (keyed BLAKE2b of the raw value, 63 bits) and the raw value.
+ *   first_lines(folded, k, raws) -> {raw: (first k-gram index, 1-based line)}
+ *       Where each raw hash first occurs, and on which line of `folded` its first letter stands.
+ *
+ * Errors: MemoryError on allocation failure, ValueError on bad parameters; nothing is silently dropped.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ------------------------------------------------------------------------------------------ BLAKE2b */
+
+static const uint64_t B2_IV[8] = {
+    0x6a09e667f3bcc908ULL, 0xbb67ae8584caa73bULL, 0x3c6ef372fe94f82bULL, 0xa54ff53a5f1d36f1ULL,
+    0x510e527fade682d1ULL, 0x9b05688c2b3e6c1fULL, 0x1f83d9abfb41bd6bULL, 0x5be0cd19137e2179ULL,
+};
+
+static const uint8_t B2_SIGMA[12][16] = {
+    {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}, {14, 10, 4, 8, 9, 15, 13, 6, 1, 12, 0, 2, 11, 7, 5, 3},
+    {11, 8, 12, 0, 5, 2, 15, 13, 10, 14, 3, 6, 7, 1, 9, 4}, {7, 9, 3, 1, 13, 12, 11, 14, 2, 6, 5, 10, 4, 0, 15, 8},
+    {9, 0, 5, 7, 2, 4, 10, 15, 14, 1, 11, 12, 6, 8, 3, 13}, {2, 12, 6, 10, 0, 11, 8, 3, 4, 13, 7, 5, 15, 14, 1, 9},
+    {12, 5, 1, 15, 14, 13, 4, 10, 0, 7, 6, 3, 9, 2, 8, 11}, {13, 11, 7, 14, 12, 1, 3, 9, 5, 0, 15, 4, 8, 6, 2, 10},
+    {6, 15, 14, 9, 11, 3, 0, 8, 12, 2, 13, 7, 1, 4, 10, 5}, {10, 2, 8, 4, 7, 6, 1, 5, 15, 11, 9, 14, 3, 12, 13, 0},
+    {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}, {14, 10, 4, 8, 9, 15, 13, 6, 1, 12, 0, 2, 11, 7, 5, 3},
+};
+
+static inline uint64_t rotr64(uint64_t x, unsigned n) { return (x >> n) | (x << (64 - n)); }
+
+static inline uint64_t load64_le(const uint8_t *p) {
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--) v = (v << 8) | p[i];
+    return v;
+}
+
+static void b2_compress(uint64_t h[8], const uint8_t block[128], uint64_t t, int last) {
+    uint64_t m[16], v[16];
+    for (int i = 0; i < 16; i++) m[i] = load64_le(block + 8 * i);
+    for (int i = 0; i < 8; i++) {
+        v[i] = h[i];
+        v[i + 8] = B2_IV[i];
+    }
+    v[12] ^= t; /* messages here are far below 2**64 bytes: the high counter word stays 0 */
+    if (last) v[14] = ~v[14];
+#define B2_G(a, b, c, d, x, y)          \
+    do {                                \
+        a = a + b + (x);                \
+        d = rotr64(d ^ a, 32);          \
+        c = c + d;                      \
+        b = rotr64(b ^ c, 24);          \
+        a = a + b + (y);                \
+        d = rotr64(d ^ a, 16);          \
+        c = c + d;                      \
+        b = rotr64(b ^ c, 63);          \
+    } while (0)
+    for (int r = 0; r < 12; r++) {
+        const uint8_t *s = B2_SIGMA[r];
+        B2_G(v[0], v[4], v[8], v[12], m[s[0]], m[s[1]]);
+        B2_G(v[1], v[5], v[9], v[13], m[s[2]], m[s[3]]);
+        B2_G(v[2], v[6], v[10], v[14], m[s[4]], m[s[5]]);
+        B2_G(v[3], v[7], v[11], v[15], m[s[6]], m[s[7]]);
+        B2_G(v[0], v[5], v[10], v[15], m[s[8]], m[s[9]]);
+        B2_G(v[1], v[6], v[11], v[12], m[s[10]], m[s[11]]);
+        B2_G(v[2], v[7], v[8], v[13], m[s[12]], m[s[13]]);
+        B2_G(v[3], v[4], v[9], v[14], m[s[14]], m[s[15]]);
+    }
+#undef B2_G
+    for (int i = 0; i < 8; i++) h[i] ^= v[i] ^ v[i + 8];
+}
+
+/* BLAKE2b with an 8-byte digest (key of at most 64 bytes, may be empty), returned as the big-endian
+ * integer of the digest bytes: what int.from_bytes(hashlib.blake2b(msg, digest_size=8, key=key).digest(),
+ * "big") gives. */
+static uint64_t blake2b_8(const uint8_t *key, size_t keylen, const uint8_t *msg, size_t len) {
+    uint64_t h[8];
+    uint8_t block[128];
+    memcpy(h, B2_IV, sizeof h);
+    h[0] ^= 0x01010000ULL ^ ((uint64_t)keylen << 8) ^ 8ULL;
+    uint64_t t = 0;
+    if (keylen) {
+        memset(block, 0, sizeof block);
+        memcpy(block, key, keylen);
+        t = 128;
+        b2_compress(h, block, t, len == 0);
+    }
+    if (len || !keylen) {
+        while (len > 128) {
+            t += 128;
+            b2_compress(h, msg, t, 0);
+            msg += 128;
+            len -= 128;
+        }
+        memset(block, 0, sizeof block);
+        memcpy(block, msg, len);
+        t += len;
+        b2_compress(h, block, t, 1);
+    }
+    /* digest bytes are h[0] little-endian; read big-endian that is the byte swap of h[0] */
+    return __builtin_bswap64(h[0]);
+}
+
+/* ------------------------------------------------------------------------------------------ helpers */
+
+typedef struct {
+    uint8_t *p;
+    size_t len, cap;
+} fbuf;
+
+static int fbuf_reserve(fbuf *b, size_t extra) {
+    if (extra > SIZE_MAX / 2 - b->len) return -1;
+    if (b->len + extra <= b->cap) return 0;
+    size_t cap = b->cap ? b->cap : 1024;
+    while (cap < b->len + extra) cap *= 2;
+    uint8_t *p = realloc(b->p, cap);
+    if (!p) return -1;
+    b->p = p;
+    b->cap = cap;
+    return 0;
+}
+
+static inline void put_utf8(fbuf *b, Py_UCS4 c) { /* room for 4 bytes reserved by the caller */
+    uint8_t *o = b->p + b->len;
+    if (c < 0x80) {
+        o[0] = (uint8_t)c;
+        b->len += 1;
+    } else if (c < 0x800) {
+        o[0] = (uint8_t)(0xC0 | (c >> 6));
+        o[1] = (uint8_t)(0x80 | (c & 0x3F));
+        b->len += 2;
+    } else if (c < 0x10000) {
+        o[0] = (uint8_t)(0xE0 | (c >> 12));
+        o[1] = (uint8_t)(0x80 | ((c >> 6) & 0x3F));
+        o[2] = (uint8_t)(0x80 | (c & 0x3F));
+        b->len += 3;
+    } else {
+        o[0] = (uint8_t)(0xF0 | (c >> 18));
+        o[1] = (uint8_t)(0x80 | ((c >> 12) & 0x3F));
+        o[2] = (uint8_t)(0x80 | ((c >> 6) & 0x3F));
+        o[3] = (uint8_t)(0x80 | (c & 0x3F));
+        b->len += 4;
+    }
+}
+
+/* Python's re `[^\W_]` (and str.isalnum): alphabetic, decimal, digit or numeric. */
+static inline int is_alnum(Py_UCS4 c) {
+    if (c < 0x80) return (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z');
+    return Py_UNICODE_ISALNUM(c);
+}
+
+static inline int is_cjk(Py_UCS4 c) {
+    return (c >= 0x3040 && c <= 0x30FF) || (c >= 0x3400 && c <= 0x9FFF) || (c >= 0xF900 && c <= 0xFAFF);
+}
+
+/* ------------------------------------------------------------------------------------------ SimHash */
+
+#define SIM_MAX_CHARS 2000000
+#define SIM_MAX_TOKENS 50000
+#define SIM_MIN_TOKENS 12
+#define SIM_SHINGLE 3
+
+/* Appends the case-folded UTF-8 of text[start:end] to b (str.casefold, character by character). */
+static int fold_utf8(fbuf *b, int kind, const void *data, Py_ssize_t start, Py_ssize_t end) {
+    if (fbuf_reserve(b, (size_t)(end - start) * 12)) return -1; /* a fold gives at most 3 code points */
+    for (Py_ssize_t i = start; i < end; i++) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, i);
+        if (c < 0x80) {
+            if (c >= 'A' && c <= 'Z') c |= 0x20;
+            b->p[b->len++] = (uint8_t)c;
+            continue;
+        }
+        Py_UCS4 folded[3];
+        int n = _PyUnicode_ToFoldedFull(c, folded);
+        for (int j = 0; j < n; j++) put_utf8(b, folded[j]);
+    }
+    return 0;
+}
+
+static PyObject *simhash(PyObject *self, PyObject *arg) {
+    (void)self;
+    if (!PyUnicode_Check(arg)) {
+        PyErr_SetString(PyExc_TypeError, "simhash() takes a str");
+        return NULL;
+    }
+    if (PyUnicode_READY(arg) < 0) return NULL;
+    int kind = PyUnicode_KIND(arg);
+    const void *data = PyUnicode_DATA(arg);
+    Py_ssize_t n = PyUnicode_GET_LENGTH(arg);
+    if (n > SIM_MAX_CHARS) n = SIM_MAX_CHARS;
+
+    fbuf bytes = {0}, shingle = {0};
+    size_t *ends = malloc(sizeof(size_t) * (SIM_MAX_TOKENS + 1)); /* ends[t]: end of token t in bytes */
+    if (!ends) return PyErr_NoMemory();
+    size_t tokens = 0;
+    ends[0] = 0;
+    Py_ssize_t i = 0;
+    while (i < n && tokens < SIM_MAX_TOKENS) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, i);
+        Py_ssize_t j;
+        if (is_cjk(c)) {
+            j = i + 1;
+        } else if (is_alnum(c)) {
+            j = i + 1;
+            while (j < n && is_alnum(PyUnicode_READ(kind, data, j))) j++;
+        } else {
+            i++;
+            continue;
+        }
+        if (fold_utf8(&bytes, kind, data, i, j)) goto nomem;
+        ends[++tokens] = bytes.len;
+        i = j;
+    }
+    if (tokens < SIM_MIN_TOKENS) {
+        free(ends);
+        free(bytes.p);
+        Py_RETURN_NONE;
+    }
+    int64_t weights[64] = {0};
+    for (size_t t = 0; t + SIM_SHINGLE <= tokens; t++) {
+        size_t from = ends[t], to = ends[t + SIM_SHINGLE];
+        shingle.len = 0;
+        if (fbuf_reserve(&shingle, to - from + SIM_SHINGLE)) goto nomem;
+        for (size_t s = 0; s < SIM_SHINGLE; s++) {
+            if (s) shingle.p[shingle.len++] = 0x1F;
+            size_t a = ends[t + s], z = ends[t + s + 1];
+            memcpy(shingle.p + shingle.len, bytes.p + a, z - a);
+            shingle.len += z - a;
+        }
+        uint64_t h = blake2b_8(NULL, 0, shingle.p, shingle.len);
+        for (int bit = 0; bit < 64; bit++) weights[bit] += (int64_t)((h >> bit) & 1) * 2 - 1;
+    }
+    uint64_t value = 0;
+    for (int bit = 0; bit < 64; bit++)
+        if (weights[bit] > 0) value |= 1ULL << bit;
+    free(ends);
+    free(bytes.p);
+    free(shingle.p);
+    return PyLong_FromLongLong((long long)(int64_t)value);
+nomem:
+    free(ends);
+    free(bytes.p);
+    free(shingle.p);
+    return PyErr_NoMemory();
+}
+
+/* ------------------------------------------------------------------------------------------ winnowing */
+
+#define W_BASE 0x100000001B3ULL
+#define W_MASK63 0x7FFFFFFFFFFFFFFFULL
+
+static inline uint64_t mix64(uint64_t h) {
+    h = (h ^ (h >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    h = (h ^ (h >> 27)) * 0x94D049BB133111EBULL;
+    return h ^ (h >> 31);
+}
+
+static inline uint64_t upow(uint64_t b, unsigned long e) {
+    uint64_t r = 1;
+    while (e) {
+        if (e & 1) r *= b;
+        b *= b;
+        e >>= 1;
+    }
+    return r;
+}
+
+/* The k-gram rolling hash over the letters and digits of a str: call next() per character; it returns
+ * 1 when a k-gram ends at this letter (its hash in *out, its index in *index). */
+typedef struct {
+    unsigned long k;
+    uint64_t top, h;
+    Py_UCS4 *ring; /* the last k letters */
+    size_t letters;
+} roller;
+
+static int roller_init(roller *r, unsigned long k) {
+    r->k = k;
+    r->top = upow(W_BASE, k - 1);
+    r->h = 0;
+    r->letters = 0;
+    r->ring = malloc(sizeof(Py_UCS4) * k);
+    return r->ring ? 0 : -1;
+}
+
+static inline int roller_push(roller *r, Py_UCS4 c, uint64_t *out, size_t *index) {
+    size_t slot = r->letters % r->k;
+    if (r->letters >= r->k) r->h -= (uint64_t)r->ring[slot] * r->top;
+    r->h = r->h * W_BASE + c;
+    r->ring[slot] = c;
+    r->letters++;
+    if (r->letters < r->k) return 0;
+    *out = mix64(r->h);
+    *index = r->letters - r->k;
+    return 1;
+}
+
+static int cmp_u64(const void *a, const void *b) {
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
+static int parse_kw(PyObject *folded, unsigned long k, unsigned long window) {
+    if (!PyUnicode_Check(folded)) {
+        PyErr_SetString(PyExc_TypeError, "folded text must be a str");
+        return -1;
+    }
+    if (k < 1 || window < 1 || k > 1000000 || window > 1000000) {
+        PyErr_SetString(PyExc_ValueError, "fingerprint k and window must be between 1 and 1000000");
+        return -1;
+    }
+    return PyUnicode_READY(folded);
+}
+
+static PyObject *winnow(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *folded, *keyobj;
+    unsigned long k, window;
+    if (!PyArg_ParseTuple(args, "OkkO", &folded, &k, &window, &keyobj)) return NULL;
+    if (parse_kw(folded, k, window) < 0) return NULL;
+    const uint8_t *key = NULL;
+    Py_ssize_t keylen = 0;
+    if (keyobj != Py_None) {
+        if (!PyBytes_Check(keyobj)) {
+            PyErr_SetString(PyExc_TypeError, "key must be bytes or None");
+            return NULL;
+        }
+        key = (const uint8_t *)PyBytes_AS_STRING(keyobj);
+        keylen = PyBytes_GET_SIZE(keyobj);
+        if (keylen > 64) {
+            PyErr_SetString(PyExc_ValueError, "maximum key length is 64 bytes");
+            return NULL;
+        }
+    }
+    int kind = PyUnicode_KIND(folded);
+    const void *data = PyUnicode_DATA(folded);
+    Py_ssize_t n = PyUnicode_GET_LENGTH(folded);
+
+    roller r;
+    if (roller_init(&r, k)) return PyErr_NoMemory();
+    /* monotonic deque of (index, hash), increasing hashes; at most `window` entries */
+    size_t qcap = window + 1, qhead = 0, qlen = 0;
+    size_t *qi = malloc(sizeof(size_t) * qcap);
+    uint64_t *qh = malloc(sizeof(uint64_t) * qcap);
+    fbuf picked = {0}; /* uint64 minima, possibly repeated */
+    size_t last_picked = SIZE_MAX, count = 0;
+    uint64_t overall = UINT64_MAX;
+    if (!qi || !qh) goto nomem;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, i);
+        if (!is_alnum(c)) continue;
+        uint64_t h;
+        size_t at;
+        if (!roller_push(&r, c, &h, &at)) continue;
+        count++;
+        if (h < overall) overall = h;
+        while (qlen && qh[(qhead + qlen - 1) % qcap] >= h) qlen--; /* >=: the rightmost equal survives */
+        qi[(qhead + qlen) % qcap] = at;
+        qh[(qhead + qlen) % qcap] = h;
+        qlen++;
+        if (qi[qhead] + window <= at) {
+            qhead = (qhead + 1) % qcap;
+            qlen--;
+        }
+        if (at + 1 >= window && qi[qhead] != last_picked) {
+            last_picked = qi[qhead];
+            if (fbuf_reserve(&picked, 8)) goto nomem;
+            memcpy(picked.p + picked.len, &qh[qhead], 8);
+            picked.len += 8;
+        }
+    }
+    if (count && count < window) { /* shorter than one window: its minimum */
+        if (fbuf_reserve(&picked, 8)) goto nomem;
+        memcpy(picked.p + picked.len, &overall, 8);
+        picked.len += 8;
+    }
+    size_t m = picked.len / 8, distinct = 0;
+    uint64_t *raw = (uint64_t *)picked.p;
+    if (m) {
+        qsort(raw, m, 8, cmp_u64);
+        for (size_t j = 0; j < m; j++)
+            if (!distinct || raw[distinct - 1] != raw[j]) raw[distinct++] = raw[j];
+    }
+    PyObject *keyed_b = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(distinct * 8));
+    PyObject *raw_b = PyBytes_FromStringAndSize(m ? (const char *)raw : NULL, (Py_ssize_t)(distinct * 8));
+    if (!keyed_b || !raw_b) {
+        Py_XDECREF(keyed_b);
+        Py_XDECREF(raw_b);
+        goto fail;
+    }
+    uint64_t *keyed = (uint64_t *)PyBytes_AS_STRING(keyed_b);
+    for (size_t j = 0; j < distinct; j++) {
+        if (key) {
+            uint8_t be[8];
+            for (int b = 0; b < 8; b++) be[b] = (uint8_t)(raw[j] >> (56 - 8 * b));
+            keyed[j] = blake2b_8(key, (size_t)keylen, be, 8) & W_MASK63;
+        } else {
+            keyed[j] = raw[j] & W_MASK63;
+        }
+    }
+    free(r.ring);
+    free(qi);
+    free(qh);
+    free(picked.p);
+    return Py_BuildValue("(NN)", keyed_b, raw_b);
+nomem:
+    PyErr_NoMemory();
+fail:
+    free(r.ring);
+    free(qi);
+    free(qh);
+    free(picked.p);
+    return NULL;
+}
+
+static PyObject *first_lines(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *folded, *raws;
+    unsigned long k;
+    if (!PyArg_ParseTuple(args, "OkO", &folded, &k, &raws)) return NULL;
+    if (parse_kw(folded, k, 1) < 0) return NULL;
+    PyObject *wanted = PySequence_Fast(raws, "raws must be a sequence of int");
+    if (!wanted) return NULL;
+    Py_ssize_t nw = PySequence_Fast_GET_SIZE(wanted);
+    PyObject *out = PyDict_New();
+    uint64_t *vals = malloc(sizeof(uint64_t) * (size_t)(nw ? nw : 1));
+    size_t *lines_ring = malloc(sizeof(size_t) * k);
+    roller r = {0};
+    if (!out) goto done;
+    if (!vals || !lines_ring || roller_init(&r, k)) {
+        PyErr_NoMemory();
+        goto fail;
+    }
+    for (Py_ssize_t j = 0; j < nw; j++) {
+        vals[j] = PyLong_AsUnsignedLongLong(PySequence_Fast_GET_ITEM(wanted, j));
+        if (vals[j] == (uint64_t)-1 && PyErr_Occurred()) goto fail;
+    }
+    qsort(vals, (size_t)nw, 8, cmp_u64);
+    int kind = PyUnicode_KIND(folded);
+    const void *data = PyUnicode_DATA(folded);
+    Py_ssize_t n = PyUnicode_GET_LENGTH(folded), left = nw;
+    size_t line = 1;
+    for (Py_ssize_t i = 0; i < n && left > 0; i++) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, i);
+        if (c == '\n') {
+            line++;
+            continue;
+        }
+        if (!is_alnum(c)) continue;
+        lines_ring[r.letters % k] = line; /* the line of letter number r.letters */
+        uint64_t h;
+        size_t at;
+        if (!roller_push(&r, c, &h, &at)) continue;
+        /* binary search in the sorted wanted values */
+        size_t lo = 0, hi = (size_t)nw;
+        while (lo < hi) {
+            size_t mid = (lo + hi) / 2;
+            if (vals[mid] < h) lo = mid + 1;
+            else hi = mid;
+        }
+        if (lo < (size_t)nw && vals[lo] == h) {
+            PyObject *keyo = PyLong_FromUnsignedLongLong(h);
+            if (!keyo) goto fail;
+            int has = PyDict_Contains(out, keyo);
+            if (has == 0) {
+                PyObject *v = Py_BuildValue("(nn)", (Py_ssize_t)at, (Py_ssize_t)lines_ring[at % k]);
+                if (!v || PyDict_SetItem(out, keyo, v) < 0) {
+                    Py_XDECREF(v);
+                    Py_DECREF(keyo);
+                    goto fail;
+                }
+                Py_DECREF(v);
+                left--;
+            }
+            Py_DECREF(keyo);
+            if (has < 0) goto fail;
+        }
+    }
+    goto done;
+fail:
+    Py_CLEAR(out);
+done:
+    free(vals);
+    free(lines_ring);
+    free(r.ring);
+    Py_DECREF(wanted);
+    return out;
+}
+
+static PyObject *blake2b8(PyObject *self, PyObject *args) {
+    (void)self;
+    Py_buffer msg, key = {0};
+    if (!PyArg_ParseTuple(args, "y*|y*", &msg, &key)) return NULL;
+    PyObject *out = NULL;
+    if (key.buf && key.len > 64) {
+        PyErr_SetString(PyExc_ValueError, "maximum key length is 64 bytes");
+    } else {
+        uint64_t h = blake2b_8(key.buf, key.buf ? (size_t)key.len : 0, msg.buf, (size_t)msg.len);
+        out = PyLong_FromUnsignedLongLong(h);
+    }
+    PyBuffer_Release(&msg);
+    if (key.buf) PyBuffer_Release(&key);
+    return out;
+}
+
+static PyMethodDef methods[] = {
+    {"simhash", simhash, METH_O, "simhash(text) -> the signed 64-bit SimHash, or None below 12 tokens"},
+    {"winnow", winnow, METH_VARARGS,
+     "winnow(folded, k, window, key) -> (keyed, raw): distinct window minima as native uint64 bytes"},
+    {"first_lines", first_lines, METH_VARARGS,
+     "first_lines(folded, k, raws) -> {raw: (first k-gram index, line)}"},
+    {"blake2b8", blake2b8, METH_VARARGS, "blake2b8(msg, key=b'') -> the 8-byte BLAKE2b digest, big-endian int"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_fingerprint", "Native posting fingerprints.", -1,
+                                    methods, NULL, NULL, NULL, NULL};
+
+PyMODINIT_FUNC PyInit__fingerprint(void) { return PyModule_Create(&module); }

@@ -1,0 +1,220 @@
+"""The native fingerprints (SimHash, winnowing) equal the Python references bit for bit.
+
+Why differential: stored postings keep their SimHash and bands, and registered documents keep their
+winnowing fingerprints; a native value that differed by one bit would silently stop near-duplicate
+grouping and document matching across the switch. So every value is compared with the reference, on
+random text of every script, Chinese text, and the characters whose case folding or class is special.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from array import array
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from core.canonical import fold
+from pipelines import fingerprint
+from pipelines.detection import documents
+
+native = pytest.mark.skipif(not fingerprint.native_available(), reason="native fingerprints not built")
+KEY = bytes(range(32))
+
+CN = (
+    "我们今天讨论的是关于数据安全的问题随着互联网的发展越来越多的企业开始重视用户隐私保护这是一个"
+    "非常重要的话题在过去的几年里很多公司都遭遇了数据泄露事件给用户带来了巨大的损失"
+)
+# characters where a tokeniser or a case fold is easy to get wrong: full folds (ß, ﬁ, İ), final sigma,
+# numerics that are not decimal (Ⅻ, ², ½), kana outside \w (・ ゠ ゛), CJK compatibility, underscores,
+# combining marks, astral letters and digits, full-width forms, surrogates (never part of a token)
+SPECIAL = "ßﬁİıΣσςǅẞŉΐ Ⅻ²½٣߁ ・゠゛ヿ㐀豈﨎 _‿ é\u0301 𝐀𝟘𐐀𠀀 ＡＢＣ１２３ \ud800 \n\t.,;:@-"
+WORDS = [
+    "alpha",
+    "Beta",
+    "GAMMA",
+    "straße",
+    "İstanbul",
+    "数据",
+    "泄露",
+    "カタカナ",
+    "ひらがな",
+    "Ⅻ",
+    "a_b",
+    "x1",
+]
+
+any_text = st.text(
+    alphabet=st.one_of(
+        st.characters(codec="utf-8"),
+        st.characters(min_codepoint=0x3000, max_codepoint=0x30FF),
+        st.characters(min_codepoint=0x4E00, max_codepoint=0x4FFF),
+        st.sampled_from(SPECIAL),
+    ),
+    max_size=400,
+)
+worded = st.lists(
+    st.tuples(
+        st.sampled_from(WORDS) | st.text(alphabet=SPECIAL + "abcXYZ019中文", min_size=1, max_size=6),
+        st.sampled_from([" ", "\n", ", ", "", "_", "・", "—"]),
+    ),
+    min_size=0,
+    max_size=120,
+).map(lambda parts: "".join(w + sep for w, sep in parts))
+chinese = st.lists(st.integers(0, len(CN) - 30), min_size=1, max_size=30).map(
+    lambda starts: "，".join(CN[s : s + 8 + s % 20] for s in starts) + "。\n"
+)
+texts = any_text | worded | chinese
+
+FAST = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def test_native_fingerprints_are_built_where_required() -> None:
+    if os.environ.get("LEAKSENTINEL_TEST_REQUIRE_NATIVE") != "1":
+        pytest.skip("LEAKSENTINEL_TEST_REQUIRE_NATIVE=1 is set by CI only")
+    assert fingerprint.native_available(), "the C extension pipelines.detection._fingerprint did not build"
+    assert documents.native_available()
+
+
+def test_switched_off_by_the_scanner_switch(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LEAKSENTINEL_NATIVE_SCAN", "0")
+    assert not fingerprint.native_available()
+    assert not documents.native_available()
+
+
+@native
+@FAST
+@given(st.binary(max_size=300), st.sampled_from([b"", b"k", KEY, bytes(64)]))
+def test_blake2b_equals_hashlib(message: bytes, key: bytes) -> None:
+    expected = int.from_bytes(hashlib.blake2b(message, digest_size=8, key=key).digest(), "big")
+    assert documents._native.blake2b8(message, key) == expected
+
+
+@native
+@FAST
+@given(texts)
+def test_simhash_equals_the_reference(text: str) -> None:
+    assert fingerprint.simhash(text) == fingerprint.simhash_py(text)
+
+
+@native
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "one two three four five six seven eight nine ten eleven",  # 11 tokens: None
+        "one two three four five six seven eight nine ten eleven twelve",
+        CN * 3,
+        "abc中文def 中文abc " * 20,  # CJK inside a Latin run stays in the run; alone it is one token each
+        "x" * 300 + " " + " ".join(["y" * 129] * 14),  # shingles longer than one BLAKE2b block
+        " ".join(f"w{i}" for i in range(60_000)),  # past the 50,000-token limit
+        "word " * 400_001 + "tail",  # past the 2,000,000-character limit, cutting a token
+    ],
+)
+def test_simhash_edges(text: str) -> None:
+    assert fingerprint.simhash(text) == fingerprint.simhash_py(text)
+
+
+@native
+def test_simhash_of_a_near_duplicate_stays_near() -> None:
+    text = " ".join(f"line {i} of the dump with value {i * 7}" for i in range(300))
+    edited = text.replace("value 21 ", "value 22 ")
+    a, b = fingerprint.simhash(text), fingerprint.simhash(edited)
+    assert a is not None and b is not None
+    assert fingerprint.hamming(a, b) <= 3
+    assert a == fingerprint.simhash_py(text) and b == fingerprint.simhash_py(edited)
+
+
+def _reference_fingerprints(text: str, key: bytes | None, k: int, window: int) -> set[int]:
+    norm = documents.normalize_for_fingerprint(text)
+    raw = documents._window_minima(documents._kgram_hashes(norm, k, fast=False), window)
+    return {documents._keyed(h, key) for h in raw}
+
+
+@native
+@FAST
+@given(texts, st.sampled_from([None, KEY]), st.sampled_from([(25, 20), (3, 4), (1, 1), (5, 50)]))
+def test_winnowing_equals_the_reference(text: str, key: bytes | None, params: tuple[int, int]) -> None:
+    k, window = params
+    assert documents.fingerprints(text, k, window, key=key) == _reference_fingerprints(text, key, k, window)
+
+
+@native
+@FAST
+@given(texts)
+def test_winnow_returns_raw_minima_beside_their_keyed_values(text: str) -> None:
+    keyed, raw = documents._native.winnow(fold(text), 4, 3, KEY)
+    norm = documents.normalize_for_fingerprint(text)
+    minima = documents._window_minima(documents._kgram_hashes(norm, 4, fast=False), 3)
+    assert list(array("Q", raw)) == sorted(minima)
+    assert list(array("Q", keyed)) == [documents._keyed(h, KEY) for h in sorted(minima)]
+
+
+def _posting(seed: int) -> str:
+    lines = []
+    for i in range(400):
+        if i % 3 == 0:
+            lines.append(CN[(i * 7) % 60 : (i * 7) % 60 + 25] + f" 第{i}行")
+        elif i % 3 == 1:
+            lines.append(f"Row {i}: the quarterly plan for project {seed} says revenue {i * 13} units")
+        else:
+            lines.append("")
+    return "\n".join(lines)
+
+
+@native
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 380), st.integers(5, 60), st.sampled_from([None, KEY]), texts)
+def test_document_matcher_finds_the_same_documents_on_the_same_lines(
+    start: int, length: int, key: bytes | None, noise: str
+) -> None:
+    posting = _posting(1)
+    lines = posting.split("\n")
+    doc = "\n".join(lines[start : start + length])
+    other = _posting(2)
+    matcher = documents.DocumentMatcher(
+        [
+            (1, 10, "piece", documents.fingerprints(doc, key=key)),
+            (2, 20, "other", documents.fingerprints(other, key=key)),
+            (1, 30, "noise", documents.fingerprints(noise + CN, key=key)),
+        ]
+    )
+    text = noise + "\n" + posting
+    native_hits = matcher.find(text, key=key)
+    os.environ["LEAKSENTINEL_NATIVE_SCAN"] = "0"
+    try:
+        python_hits = matcher.find(text, key=key)
+    finally:
+        del os.environ["LEAKSENTINEL_NATIVE_SCAN"]
+    assert native_hits == python_hits
+    if documents.fingerprints(doc, key=key):
+        assert any(h.watch_id == 10 for h in native_hits)
+
+
+@native
+def test_first_line_counts_lines_before_the_first_letter() -> None:
+    text = "\n\n\n" + "!!\n" * 5 + CN + "\nsecond line of the document with more words"
+    matcher = documents.DocumentMatcher([(1, 1, "cn", documents.fingerprints(CN, key=KEY))])
+    (hit,) = matcher.find(text, key=KEY)
+    assert hit.line == 9
+    os.environ["LEAKSENTINEL_NATIVE_SCAN"] = "0"
+    try:
+        assert matcher.find(text, key=KEY) == [hit]
+    finally:
+        del os.environ["LEAKSENTINEL_NATIVE_SCAN"]
+
+
+@native
+def test_bad_parameters_are_errors_not_crashes() -> None:
+    with pytest.raises(ValueError):
+        documents._native.winnow("abc", 0, 20, None)
+    with pytest.raises(ValueError):
+        documents._native.winnow("abc", 25, 20, bytes(65))
+    with pytest.raises(TypeError):
+        documents._native.winnow(b"abc", 25, 20, None)
+    with pytest.raises(TypeError):
+        fingerprint._native.simhash(b"bytes")  # type: ignore[union-attr]
+    with pytest.raises(OverflowError):
+        documents._native.first_lines("abc", 2, [-1])

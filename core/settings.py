@@ -65,6 +65,9 @@ class Settings:
     #: Where the deployment's hashing key lives (empty: ``hash.key`` in the home). In a fleet, point every
     #: machine at the same key (``LEAKSENTINEL_HASH_KEY_FILE``, or this setting in config.toml).
     hash_key_file: str = ""
+    #: Where raw fetched bytes (evidence) are kept (empty: ``evidence/`` in the home). In a fleet, a directory
+    #: every machine mounts (NFS, a shared volume), so any machine can export any alert's evidence.
+    evidence_path: str = ""
     #: Base URL of the console as users reach it (behind a proxy: the proxy's URL), put into alert messages
     #: and emails as links. Empty: what `run` listens on (http://HOST:PORT).
     public_url: str = ""
@@ -164,6 +167,8 @@ class Settings:
 
     @property
     def evidence_dir(self) -> Path:
+        if self.evidence_path:
+            return Path(self.evidence_path).expanduser()
         return self.home / "evidence"
 
     @property

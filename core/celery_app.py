@@ -20,7 +20,7 @@ from core.settings import Settings, load_settings
 
 __all__ = ["TASK_MODULES", "app", "broker_url", "make_celery"]
 
-TASK_MODULES = ("alerting.tasks", "crawlers.tasks")
+TASK_MODULES = ("alerting.tasks", "crawlers.tasks", "pipelines.tasks")
 RUNNING_REDIS_FILE = "redis.url"
 #: What this process announced, per file: only that is withdrawn (a second ``run`` on the same home
 #: must not delete the first one's announcement on its way out).
@@ -78,7 +78,11 @@ def make_celery(settings: Settings, url: str | None = None) -> Celery:
     celery = Celery("leaksentinel", broker=url, backend=None, include=list(TASK_MODULES))
     celery.conf.update(
         task_default_queue="notify",
-        task_routes={"alerting.*": {"queue": "notify"}, "crawlers.*": {"queue": "crawl"}},
+        task_routes={
+            "alerting.*": {"queue": "notify"},
+            "crawlers.*": {"queue": "crawl"},
+            "pipelines.*": {"queue": "crawl"},
+        },
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         task_acks_on_failure_or_timeout=True,

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 from collections.abc import Iterable, Iterator
+from dataclasses import asdict
 from pathlib import Path
 from typing import IO, Any
 
@@ -31,7 +33,7 @@ from pipelines.detection.index import MatchIndex, prefixes_of
 from pipelines.detection.keywords import normalize_keyword
 from pipelines.detection.regexes import compile_watch_regex
 from pipelines.detection.yara_watch import read_rules
-from pipelines.retro import retro_match
+from pipelines.retro import hunt_state, mark_hunt_queued, retro_match, yara_retro_hunt
 
 __all__ = [
     "add_document_watch",
@@ -40,10 +42,18 @@ __all__ = [
     "add_records",
     "add_regex_watch",
     "add_yara_watch",
+    "hunt_watch",
     "list_watches",
     "parse_record_lines",
     "remove_watch",
+    "start_retro_hunt",
 ]
+
+log = logging.getLogger(__name__)
+#: The worker task that hunts (named, not imported: the command line does not load the worker's modules).
+HUNT_TASK = "pipelines.yara_retro_hunt"
+#: How long sending the hunt to a broker may take before it is run here instead.
+BROKER_CONNECT_S = 3.0
 
 _HEX = re.compile(r"^[0-9a-f]{16,128}$")
 BATCH = 2000
@@ -296,9 +306,18 @@ def add_document_watch(
     return out
 
 
-def add_yara_watch(db: Database, tenant_id: int, path: Path | str, actor: str = "cli") -> dict[str, Any]:
+def add_yara_watch(
+    db: Database,
+    tenant_id: int,
+    path: Path | str,
+    actor: str = "cli",
+    settings: Settings | None = None,
+) -> dict[str, Any]:
     """Register a YARA rules file: compiled now (errors are bad input); its source is kept in the watch's
-    data (the value column holds its SHA-256: rules outgrow it) and compiled again per watch snapshot."""
+    data (the value column holds its SHA-256: rules outgrow it) and compiled again per watch snapshot.
+
+    With ``settings``, a new watch (or one whose last hunt did not finish) is hunted over the stored
+    postings (``start_retro_hunt``); its state is ``retro`` in the answer and in ``list_watches``."""
     rules = read_rules(path)
     name = Path(path).name[:128] or "rules.yar"
     check_no_controls(name, "rules file name")
@@ -307,7 +326,88 @@ def add_yara_watch(db: Database, tenant_id: int, path: Path | str, actor: str = 
     )
     out["name"] = name
     out["rules"] = list(rules.names)
+    if settings is not None:
+        with db.session() as sess:
+            item = sess.get(WatchItem, out["id"])
+            state = hunt_state(item.data if item is not None else None)
+        if out["created"] or state is None or state.get("status") in ("failed", "interrupted"):
+            out["retro"] = start_retro_hunt(db, settings, out["id"], actor=actor)
+        else:
+            out["retro"] = state
     return out
+
+
+def _broker_for_hunt(settings: Settings) -> str | None:
+    """The broker a worker listens on: the configured Redis, or the embedded one a running ``run`` on
+    this home announced; None when there is none (the command line then hunts itself)."""
+    from core.celery_app import RUNNING_REDIS_FILE  # lazily: it builds the worker's app on import
+
+    if settings.redis_url:
+        return settings.redis_url
+    announced = settings.run_dir / RUNNING_REDIS_FILE
+    try:
+        url = announced.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return url or None
+
+
+def _send_hunt(settings: Settings, url: str, watch_id: int, token: str) -> bool:
+    """Hand the hunt to the broker; False (never an exception) when it cannot be reached in time."""
+    from core.celery_app import make_celery
+
+    celery = make_celery(settings, url)
+    try:
+        with celery.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=BROKER_CONNECT_S)
+            celery.send_task(
+                HUNT_TASK,
+                args=[watch_id],
+                kwargs={"token": token},
+                queue="crawl",
+                connection=conn,
+                retry=False,
+            )
+        return True
+    except Exception as exc:  # broker gone (a stale announcement, a network fault): hunt here instead
+        log.warning("retro-hunt not queued (%s): running it here", " ".join(str(exc).split())[:200])
+        return False
+    finally:
+        celery.close()
+
+
+def start_retro_hunt(
+    db: Database, settings: Settings, watch_id: int, *, actor: str = "cli", inline: bool | None = None
+) -> dict[str, Any]:
+    """Search the stored postings with a YARA watch: on a worker when one can be reached (the answer says
+    ``queued``; the watch's state says when it is done), else here, bounded by
+    ``yara_retro_inline_seconds`` (the answer is the result). ``inline=True`` always hunts here."""
+    url = None if inline else _broker_for_hunt(settings)
+    if url is not None:
+        token = mark_hunt_queued(db, watch_id)
+        if _send_hunt(settings, url, watch_id, token):
+            return {"status": "queued", "where": "worker"}
+    seconds = min(settings.yara_retro_inline_seconds, settings.yara_retro_seconds)
+    result = yara_retro_hunt(db, settings, watch_id, seconds=seconds, actor=actor)
+    out = {k: v for k, v in asdict(result).items() if v is not None}
+    out["where"] = "here"
+    return out
+
+
+def hunt_watch(
+    db: Database, settings: Settings, tenant_id: int, watch_id: str, actor: str = "cli"
+) -> dict[str, Any]:
+    """Run a YARA watch's retro-hunt again (``watch hunt``): findings stored before are not stored again."""
+    with db.session() as sess:
+        tenant = tenant_by_id(sess, tenant_id)
+        item = get_by_id(sess, WatchItem, watch_id, "watch")
+        if item is None or item.tenant_id != tenant.id:
+            raise NotFound(f"tenant {tenant.name} has no watch {watch_id}")
+        if item.kind != "yara":
+            raise BadInput(f"watch {watch_id} is a {item.kind} watch: only YARA watches are hunted")
+        wid, tenant_name = item.id, tenant.name
+    out = start_retro_hunt(db, settings, wid, actor=actor)
+    return {"id": wid, "tenant": tenant_name, "kind": "yara", "retro": out}
 
 
 def list_watches(db: Database, tenant_id: int) -> list[dict[str, Any]]:
@@ -327,6 +427,7 @@ def list_watches(db: Database, tenant_id: int) -> list[dict[str, Any]]:
             }
             if item.kind == "yara":
                 row["rules"] = list((item.data or {}).get("rules", []))
+                row["retro"] = hunt_state(item.data)
             if item.kind == "records":
                 row["hashes"] = int(
                     sess.scalar(

@@ -19,6 +19,7 @@ from leaksentinel.actions.watches import (
     add_records,
     add_regex_watch,
     add_yara_watch,
+    hunt_watch,
     list_watches,
     remove_watch,
 )
@@ -90,6 +91,28 @@ def _print_findings(findings: Any) -> None:
             + "\n"
         )
     sys.stdout.write(f"{count} finding(s)\n")
+
+
+def hunt_summary(state: dict[str, Any] | None) -> str:
+    """A YARA retro-hunt's state in words (``watch add --yara``, ``watch list``)."""
+    if not state:
+        return "not run"
+    status = str(state.get("status"))
+    if status == "queued":
+        return "queued for a worker"
+    if status == "running":
+        return f"running ({state.get('postings', 0)} postings searched so far)"
+    if status in ("busy", "removed"):
+        return {"busy": "already running", "removed": "watch removed"}[status]
+    text = (
+        f"{status}: {state.get('postings', 0)} stored postings searched, {state.get('matches', 0)} matched, "
+        f"{state.get('alerts', 0)} new alerts"
+    )
+    if state.get("limited"):
+        text += f" (stopped at the {state['limited']} limit, newest searched first)"
+    if state.get("error"):
+        text += f"; error: {state['error']}"
+    return text
 
 
 def register(app: typer.Typer) -> None:
@@ -183,8 +206,11 @@ def register(app: typer.Typer) -> None:
         """Add a watch item (adding one that exists is not an error).
 
         A watched domain also watches its look-alikes (typo, homoglyph, IDN, bit-flip, TLD swap): findings
-        of kind ``lookalike`` name the variant. ``--yara`` rules are compiled now (a compile error is
-        refused) and give findings of kind ``yara`` naming the rule."""
+        of kind ``lookalike`` name the variant and its ``technique``. ``--yara`` rules are compiled now (a
+        compile error is refused) and give findings of kind ``yara`` naming the rule; a new YARA watch is
+        also run over the stored postings (retro-hunt, newest first, bounded): queued for the workers of
+        a running ``run`` or fleet, else run here for at most ``yara_retro_inline_seconds``. ``watch list``
+        shows how the hunt ended."""
         chosen = [x for x in (records, domain, keyword, regex, document, yara_file) if x is not None]
         if len(chosen) != 1:
             raise BadInput("give exactly one of --records, --domain, --keyword, --regex, --document, --yara")
@@ -207,10 +233,10 @@ def register(app: typer.Typer) -> None:
             out = add_regex_watch(state.db, tenant_id, regex)
             human = f"watching regex {out['value']!r} for {out['tenant']} (watch {out['id']})"
         elif yara_file is not None:
-            out = add_yara_watch(state.db, tenant_id, yara_file)
+            out = add_yara_watch(state.db, tenant_id, yara_file, settings=state.settings)
             human = (
                 f"watching YARA rules {out['name']!r} ({', '.join(out['rules'])}) for {out['tenant']} "
-                f"(watch {out['id']})"
+                f"(watch {out['id']}); retro-hunt: {hunt_summary(out.get('retro'))}"
             )
         else:
             assert document is not None
@@ -222,13 +248,19 @@ def register(app: typer.Typer) -> None:
 
     @watch.command("list")
     def _watch_list(tenant: Annotated[str, typer.Option("--tenant")], as_json: JSON = False) -> None:
-        """List a tenant's watch items."""
-        emit_list(
-            list_watches(state.db, resolve_tenant(state.db, tenant).id),
-            as_json,
-            ["id", "kind", "value", "name", "records"],
-            title="watch items",
-        )
+        """List a tenant's watch items (a YARA watch with the state of its retro-hunt)."""
+        rows = list_watches(state.db, resolve_tenant(state.db, tenant).id)
+        if not as_json:
+            rows = [{**r, "retro": hunt_summary(r["retro"]) if "retro" in r else None} for r in rows]
+        emit_list(rows, as_json, ["id", "kind", "value", "name", "records", "retro"], title="watch items")
+
+    @watch.command("hunt")
+    def _watch_hunt(
+        watch_id: str, tenant: Annotated[str, typer.Option("--tenant")], as_json: JSON = False
+    ) -> None:
+        """Run a YARA watch over the stored postings again (alerts already raised are not raised twice)."""
+        out = hunt_watch(state.db, state.settings, resolve_tenant(state.db, tenant).id, watch_id)
+        emit_object(out, as_json, human=f"retro-hunt of watch {out['id']}: {hunt_summary(out['retro'])}")
 
     @watch.command("remove")
     def _watch_remove(

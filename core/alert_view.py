@@ -10,9 +10,12 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.models import Alert, Finding, Source, Tenant
+from core.models import Alert, AlertEvent, Finding, Source, Tenant
 
-__all__ = ["alert_to_dict"]
+__all__ = ["alert_timeline", "alert_to_dict"]
+
+#: At most this many entries of an alert's history are read (newest kept); the rest is counted.
+TIMELINE_LIMIT = 500
 
 
 def _iso(value: Any) -> str | None:
@@ -36,6 +39,8 @@ def alert_to_dict(sess: Session, alert: Alert, *, with_findings: bool = False) -
         "first_seen": _iso(alert.first_seen),
         "last_seen": _iso(alert.last_seen),
         "sightings": [s.url for s in alert.sightings],
+        "assignee": alert.assignee,
+        "status_reason": alert.status_reason,
     }
     if with_findings:
         rows = sess.scalars(select(Finding).where(Finding.alert_id == alert.id).order_by(Finding.id))
@@ -53,3 +58,29 @@ def alert_to_dict(sess: Session, alert: Alert, *, with_findings: bool = False) -
             for f in rows
         ]
     return out
+
+
+def alert_timeline(sess: Session, alert_id: int) -> list[dict[str, Any]]:
+    """Every triage change of an alert (status, assignment, note), oldest first, with actor and time.
+
+    Why here: the API's ``timeline``, the console's history and ``alerts show`` must read it alike."""
+    rows = list(
+        sess.scalars(
+            select(AlertEvent)
+            .where(AlertEvent.alert_id == alert_id)
+            .order_by(AlertEvent.id.desc())
+            .limit(TIMELINE_LIMIT)
+        )
+    )
+    rows.reverse()
+    return [
+        {
+            "at": _iso(e.at),
+            "actor": e.actor,
+            "action": e.action,
+            "from": e.old_value,
+            "to": e.new_value,
+            "text": e.text,
+        }
+        for e in rows
+    ]

@@ -7,14 +7,28 @@ Every tenant-scoped route declares ``CurrentTenant`` / ``PickedTenant`` / ``Scop
 import io
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, HTTPException, Response
+from fastapi import APIRouter, Body, HTTPException, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from core.db import Database
 from core.errors import BadInput, NotFound
 from core.models import Tenant
-from leaksentinel.actions.alerts import export_alert, list_alerts, set_alert_status
+from leaksentinel.actions.alerts import (
+    ACTIONS,
+    MAX_ASSIGNEE,
+    MAX_BULK,
+    MAX_NOTE,
+    MAX_REASON,
+    InvalidTransition,
+    add_note,
+    alert_detail,
+    assign_alert,
+    bulk_triage,
+    export_alert,
+    list_alerts,
+    triage_alert,
+)
 from leaksentinel.actions.subscriptions import add_subscription, list_subscriptions, remove_subscription
 from leaksentinel.actions.tenants import add_tenant, list_tenants
 from leaksentinel.actions.watches import (
@@ -31,7 +45,7 @@ from leaksentinel.api.deps import CurrentPrincipal as Who
 
 router = APIRouter(prefix="/api/v1")
 
-TRIAGE = {"ack": "acked", "resolve": "resolved", "false-positive": "false_positive", "reopen": "new"}
+TRIAGE = ACTIONS
 
 
 class Strict(BaseModel):
@@ -146,22 +160,87 @@ def unsubscribe(subscription_id: int, who: Who, tenant: CurrentTenant, db: DB) -
 
 
 @router.get("/alerts")
-def alerts(who: Who, tenant: PickedTenant, db: DB, status: str | None = None) -> list[dict[str, Any]]:
+def alerts(
+    who: Who,
+    tenant: PickedTenant,
+    db: DB,
+    status: str | None = None,
+    kind: str | None = None,
+    source: Annotated[str | None, Query(max_length=64)] = None,
+    since: Annotated[str | None, Query(max_length=40, description="YYYY-MM-DD or ISO time")] = None,
+    until: Annotated[
+        str | None, Query(max_length=40, description="YYYY-MM-DD (inclusive) or ISO time")
+    ] = None,
+    assignee: Annotated[str | None, Query(max_length=MAX_ASSIGNEE)] = None,
+) -> list[dict[str, Any]]:
+    """The inbox, oldest first: filter by status, finding kind, source, first-seen dates, assignee."""
     if not who.is_tenant:
         who.require("operator", "analyst")
-    return list_alerts(db, tenant.id if tenant else None, status)
+    return list_alerts(
+        db,
+        tenant.id if tenant else None,
+        status,
+        kind=kind,
+        source=source,
+        since=since,
+        until=until,
+        assignee=assignee,
+    )
+
+
+class BulkIn(Strict):
+    ids: list[int] = Field(min_length=1, max_length=MAX_BULK)
+    action: str = Field(pattern="^(ack|resolve|false-positive|reopen|assign)$")
+    reason: str | None = Field(default=None, max_length=MAX_REASON)
+    assignee: str | None = Field(default=None, max_length=MAX_ASSIGNEE)
+
+
+@router.post("/alerts/bulk")
+def bulk(body: BulkIn, who: Who, tenant: PickedTenant, db: DB) -> dict[str, Any]:
+    """One action on many alerts: ``changed`` ids, and ``skipped`` ones whose state does not offer it.
+    Any id that is not the caller's makes the whole call a 404 (nothing changes)."""
+    who.require("operator", "tenant_admin")
+    scope = who.tenant_id if who.is_tenant else (tenant.id if tenant else None)
+    return bulk_triage(
+        db,
+        list(body.ids),
+        body.action,
+        reason=body.reason,
+        assignee=body.assignee,
+        tenant_id=scope,
+        actor=who.actor,
+    )
 
 
 @router.get("/alerts/{alert_id}")
 def alert(alert: ScopedAlert, db: DB) -> dict[str, Any]:
-    from core.alert_view import alert_to_dict
-    from core.models import Alert
+    """The alert with its findings, and what the alert page shows: ``title``, ``severity_reason``,
+    ``leaked_records`` (one row per record), ``sightings_timeline``, ``next_steps``, ``assignee``,
+    ``status_reason``, the ``actions`` its state offers and the triage ``timeline`` (masked values only)."""
+    return alert_detail(db, alert.id, tenant_id=alert.tenant_id)
 
-    with db.session() as sess:
-        row = sess.get(Alert, alert.id)
-        if row is None:
-            raise NotFound(f"unknown alert: {alert.id}")
-        return alert_to_dict(sess, row, with_findings=True)
+
+class NoteIn(Strict):
+    text: str = Field(min_length=1, max_length=MAX_NOTE)
+
+
+@router.post("/alerts/{alert_id}/notes", status_code=201)
+def note(alert: ScopedAlert, body: NoteIn, who: Who, db: DB) -> dict[str, Any]:
+    """Add a note to the alert's timeline."""
+    who.require("operator", "tenant_admin")
+    add_note(db, alert.id, body.text, tenant_id=alert.tenant_id, actor=who.actor)
+    return alert_detail(db, alert.id, tenant_id=alert.tenant_id)
+
+
+class AssignIn(Strict):
+    assignee: str | None = Field(max_length=MAX_ASSIGNEE, description="A name or email; null or empty clears")
+
+
+@router.post("/alerts/{alert_id}/assign")
+def assign(alert: ScopedAlert, body: AssignIn, who: Who, db: DB) -> dict[str, Any]:
+    """Set or clear who owns the alert (recorded on its timeline)."""
+    who.require("operator", "tenant_admin")
+    return assign_alert(db, alert.id, body.assignee, tenant_id=alert.tenant_id, actor=who.actor)
 
 
 @router.get("/alerts/{alert_id}/export")
@@ -186,13 +265,30 @@ def evidence(alert: ScopedAlert, who: Who, db: DB, settings: AppSettings) -> Res
     )
 
 
+class TriageIn(Strict):
+    reason: str | None = Field(default=None, max_length=MAX_REASON)
+
+
 @router.post("/alerts/{alert_id}/{action}")
-def triage(alert: ScopedAlert, action: str, who: Who, db: DB) -> dict[str, Any]:
-    status = TRIAGE.get(action)
-    if status is None:
+def triage(
+    alert: ScopedAlert, action: str, who: Who, db: DB, body: Annotated[TriageIn | None, Body()] = None
+) -> dict[str, Any]:
+    """ack, resolve, false-positive, reopen: 409 when the alert's state does not offer the action,
+    422 when resolve or false-positive come without a ``reason``."""
+    if action not in TRIAGE:
         raise HTTPException(404, "unknown action")
     who.require("operator", "tenant_admin")
-    return set_alert_status(db, str(alert.id), status, tenant_id=alert.tenant_id, actor=who.actor)
+    try:
+        return triage_alert(
+            db,
+            alert.id,
+            action,
+            reason=body.reason if body else None,
+            tenant_id=alert.tenant_id,
+            actor=who.actor,
+        )
+    except InvalidTransition as exc:
+        raise HTTPException(409, str(exc)) from None
 
 
 def tenant_names(db: Database) -> dict[int, str]:

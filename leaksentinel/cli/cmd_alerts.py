@@ -1,19 +1,73 @@
-"""``subscribe`` and ``alerts list/ack/resolve/false-positive/export/evidence``."""
+"""``subscribe`` and ``alerts list/show/ack/resolve/false-positive/reopen/assign/note/export/evidence``."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from leaksentinel.actions.alerts import list_alerts, set_alert_status
+from leaksentinel.actions.alerts import (
+    REASON_REQUIRED,
+    add_note,
+    alert_detail,
+    assign_alert,
+    list_alerts,
+    triage_alert,
+)
 from leaksentinel.actions.deliveries import list_deliveries, retry_deliveries
 from leaksentinel.actions.subscriptions import add_subscription, remove_subscription
 from leaksentinel.actions.tenants import resolve_tenant
 from leaksentinel.cli.context import state
-from leaksentinel.cli.output import emit_list, emit_object
+from leaksentinel.cli.output import emit_list, emit_object, err
 
 JSON = Annotated[bool, typer.Option("--json", help="Machine output (JSON).")]
+REASON = Annotated[
+    str | None,
+    typer.Option("--reason", help="Why (kept on the alert's timeline; needed to resolve or dismiss)."),
+]
+
+
+def cli_actor() -> str:
+    """Who acts from the command line, for the alert's timeline: ``cli:<login name>``."""
+    import getpass
+
+    try:
+        return f"cli:{getpass.getuser()}"[:128]
+    except Exception:  # no login name (a container without a passwd entry)
+        return "cli"
+
+
+def _show_human(story: dict[str, Any]) -> str:
+    """``alerts show`` for a person: what and where, why so severe, records, sightings, steps, history."""
+    lines = [
+        f"alert {story['id']} · {story['severity']} · {story['status'].replace('_', ' ')}"
+        + (f" · assigned to {story['assignee']}" if story.get("assignee") else ""),
+        story["title"],
+        f"where: {story.get('url') or ''}",
+        f"why {story['severity_reason']}",
+    ]
+    if story.get("status_reason"):
+        lines.append(f"reason: {story['status_reason']}")
+    if story["leaked_records"]:
+        lines.append("records:")
+        for r in story["leaked_records"][:50]:
+            seen = "new" if r["new"] else f"seen before in alert {r['first_seen_alert']}"
+            pw = ", with password" if r["with_password"] else ""
+            lines.append(f"  {r['record_key']}  {r['masked'] or ''}  [{', '.join(r['fields'])}]  {seen}{pw}")
+        if len(story["leaked_records"]) > 50:
+            lines.append(f"  ... {len(story['leaked_records']) - 50} more (--json for all)")
+    lines.append("sightings:")
+    lines += [f"  {s['at']}  {s['source']}  {s['url']}" for s in story["sightings_timeline"]]
+    lines.append("next steps:")
+    lines += [f"  - {s['step']}" for s in story["next_steps"]]
+    if story["timeline"]:
+        lines.append("history:")
+        for e in story["timeline"]:
+            change = f"{e['from'] or '-'} -> {e['to'] or '-'}" if e["action"] != "note" else ""
+            text = f"  {e['text']}" if e.get("text") else ""
+            lines.append(f"  {e['at']}  {e['actor']}  {e['action']} {change}{text}".rstrip())
+    lines.append(f"actions: {', '.join(story['actions']) or 'none'}")
+    return "\n".join(lines)
 
 
 def register(app: typer.Typer) -> None:
@@ -73,24 +127,91 @@ def register(app: typer.Typer) -> None:
         status: Annotated[
             str | None, typer.Option("--status", help="new, acked, resolved, false_positive")
         ] = None,
+        kind: Annotated[
+            str | None,
+            typer.Option("--kind", help="Alerts with a finding of this kind (record, secret ...)."),
+        ] = None,
+        source: Annotated[
+            str | None, typer.Option("--source", help="Source of the leak's first posting.")
+        ] = None,
+        since: Annotated[
+            str | None, typer.Option("--since", help="First seen on or after (YYYY-MM-DD).")
+        ] = None,
+        until: Annotated[
+            str | None, typer.Option("--until", help="First seen on or before (YYYY-MM-DD).")
+        ] = None,
+        assignee: Annotated[str | None, typer.Option("--assignee")] = None,
         as_json: JSON = False,
     ) -> None:
         """List alerts."""
         emit_list(
-            list_alerts(state.db, resolve_tenant(state.db, tenant).id if tenant else None, status),
+            list_alerts(
+                state.db,
+                resolve_tenant(state.db, tenant).id if tenant else None,
+                status,
+                kind=kind,
+                source=source,
+                since=since,
+                until=until,
+                assignee=assignee,
+            ),
             as_json,
             ["id", "tenant", "severity", "status", "kinds", "records", "new_records", "source", "url"],
             title="alerts",
         )
 
-    def _status_command(command: str, status: str, doc: str) -> None:
-        def handler(alert_id: str, as_json: JSON = False) -> None:
-            emit_object(
-                set_alert_status(state.db, alert_id, status), as_json, human=f"alert {alert_id}: {status}"
+    @alerts.command("show")
+    def _show(alert_id: str, as_json: JSON = False) -> None:
+        """One alert: what leaked and where, why so severe, each record, sightings, next steps, history."""
+        story = alert_detail(state.db, alert_id)
+        emit_object(story, as_json, human=_show_human(story))
+
+    def _status_command(command: str, action: str, doc: str) -> None:
+        def handler(alert_id: str, reason: REASON = None, as_json: JSON = False) -> None:
+            # The contract's forms (`alerts resolve ID`) keep working without --reason; the API and the
+            # console require one. The timeline then says no reason was given.
+            out = triage_alert(
+                state.db, alert_id, action, reason=reason, actor=cli_actor(), require_reason=False
             )
+            if action in REASON_REQUIRED and not out.get("status_reason"):
+                err(
+                    f"leaksentinel: note: alert {out['id']} is {out['status'].replace('_', ' ')} without a "
+                    "reason on its timeline; say why with --reason TEXT (the console and API require it)"
+                )
+            emit_object(out, as_json, human=f"alert {alert_id}: {out['status']}")
 
         handler.__doc__ = doc
         alerts.command(command)(handler)
+
+    @alerts.command("assign")
+    def _assign(
+        alert_id: str,
+        assignee: Annotated[str | None, typer.Argument(help="A name or email.")] = None,
+        clear: Annotated[bool, typer.Option("--clear", help="Unassign the alert.")] = False,
+        as_json: JSON = False,
+    ) -> None:
+        """Set (or --clear) who owns an alert; recorded on its timeline."""
+        from core.errors import BadInput
+
+        if clear == bool(assignee):
+            raise BadInput("give an assignee or --clear (not both)")
+        out = assign_alert(state.db, alert_id, None if clear else assignee, actor=cli_actor())
+        emit_object(
+            out,
+            as_json,
+            human=f"alert {alert_id}: "
+            + (f"assigned to {out['assignee']}" if out["assignee"] else "unassigned"),
+        )
+
+    @alerts.command("note")
+    def _note(
+        alert_id: str,
+        text: Annotated[str, typer.Argument(help="The note (what was checked, who was told).")],
+        as_json: JSON = False,
+    ) -> None:
+        """Add a note to an alert's timeline."""
+        out = add_note(state.db, alert_id, text, actor=cli_actor())
+        emit_object(out, as_json, human=f"alert {alert_id}: note added")
 
     @alerts.command("export")
     def _export(
@@ -140,9 +261,12 @@ def register(app: typer.Typer) -> None:
             human=f"evidence of alert {alert_id} written to {path} ({len(data)} bytes, sha256 {digest})",
         )
 
-    _status_command("ack", "acked", "Acknowledge an alert.")
-    _status_command("resolve", "resolved", "Mark an alert resolved.")
-    _status_command("false-positive", "false_positive", "Mark an alert a false positive.")
+    _status_command("ack", "ack", "Acknowledge a new alert.")
+    _status_command("resolve", "resolve", "Mark an alert resolved (say why with --reason).")
+    _status_command(
+        "false-positive", "false-positive", "Mark an alert a false positive (say why with --reason)."
+    )
+    _status_command("reopen", "reopen", "Reopen a resolved, dismissed or acknowledged alert.")
 
     deliveries = typer.Typer(help="Alert deliveries and the dead-letter list.", no_args_is_help=True)
     app.add_typer(deliveries, name="deliveries")

@@ -14,7 +14,7 @@ from typing import Any
 from core.celery_app import app
 from core.db import open_database
 from core.settings import load_settings
-from pipelines.retro import yara_retro_hunt
+from pipelines.retro import mark_hunt_queued, yara_retro_hunt
 
 __all__ = ["HUNT_QUEUE", "HUNT_TASK", "retro_hunt"]
 
@@ -22,8 +22,14 @@ HUNT_TASK = "pipelines.yara_retro_hunt"
 HUNT_QUEUE = "crawl"
 
 
-@app.task(name=HUNT_TASK, acks_late=True, ignore_result=True)
-def retro_hunt(watch_id: int, token: str | None = None) -> dict[str, Any]:
-    """One hunt; a message handed out twice finds its findings stored and raises nothing twice."""
+@app.task(name=HUNT_TASK, bind=True, acks_late=True, ignore_result=True)
+def retro_hunt(self: Any, watch_id: int, token: str | None = None) -> dict[str, Any]:
+    """One hunt; a message handed out twice finds its findings stored and raises nothing twice. A hunt
+    stopped with its worker is queued again, and picks up when the workers are back."""
     settings = load_settings()
-    return asdict(yara_retro_hunt(open_database(settings), settings, int(watch_id), token=token))
+    db = open_database(settings)
+    result = yara_retro_hunt(db, settings, int(watch_id), token=token)
+    if result.status == "interrupted":
+        again = mark_hunt_queued(db, int(watch_id))
+        self.apply_async(args=[int(watch_id)], kwargs={"token": again}, queue=HUNT_QUEUE)
+    return asdict(result)

@@ -292,3 +292,37 @@ def test_a_stale_broker_announcement_falls_back_to_hunting_here(
     retro = added.json()["retro"]
     assert (retro["where"], retro["status"], retro["alerts"]) == ("here", "done", 2)
     assert json.loads(added.lines[-1])["retro"]["postings"] == 2
+
+
+def test_sigterm_stops_the_hunt_between_postings_and_says_interrupted(
+    cli, tmp_path: Path, database_url: str
+) -> None:  # type: ignore[no-untyped-def]
+    """A worker told to stop ends its hunt at the next posting (``run`` stops within 20 s); the task then
+    queues it again, and a rerun finishes it without a second alert."""
+    import os
+    import signal
+
+    _store_many(cli, tmp_path, 3)
+    watch_id = _setup_watch(cli, tmp_path)
+    db = open_database(load_settings())
+    settings = load_settings()
+    calls = {"n": 0}
+
+    def clock() -> float:
+        calls["n"] += 1
+        if calls["n"] == 6:  # while the second posting is read
+            os.kill(os.getpid(), signal.SIGTERM)
+        return time.monotonic()
+
+    before = signal.getsignal(signal.SIGTERM)
+    stopped = yara_retro_hunt(db, settings, watch_id, clock=clock)
+    assert signal.getsignal(signal.SIGTERM) is before  # the handler is put back
+    assert stopped.status == "interrupted" and 1 <= stopped.postings < 3
+    state = next(r for r in list_watches(db, 1) if r["id"] == watch_id)["retro"]
+    assert state["status"] == "interrupted"
+    # adding the same rules again runs an unfinished hunt again
+    rules = tmp_path / "r.yar"
+    readded = cli("watch", "add", "--tenant", "acme", "--yara", str(rules), "--json").json()
+    assert readded["created"] is False and readded["retro"]["status"] == "done"
+    assert readded["retro"]["alerts"] == 3 - stopped.alerts
+    assert len(cli("alerts", "list", "--json").jsonl()) == 3

@@ -9,26 +9,48 @@ Opening also makes the home owner-only (core.home) and binds the key that seals 
 from __future__ import annotations
 
 import contextlib
+import logging
+import os
+import random
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import OperationalError as SAOperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.home import secure_home
 from core.secretbox import SecretBox, bind_box, secrets_key_path
 from core.settings import Settings
 
-__all__ = ["Database", "open_database"]
+__all__ = ["Database", "RetryPolicy", "is_transient", "open_database", "retry_transient"]
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
 _lock = threading.Lock()
 _cache: dict[str, Database] = {}
+
+
+def _env_number(name: str, default: float) -> float:
+    try:
+        value = float(os.environ.get(name, ""))
+    except ValueError:
+        return default
+    return value if value >= 0 else default
+
+
+def _busy_timeout_ms() -> int:
+    """How long a SQLite writer waits for the write lock before "database is locked" (30 s by default)."""
+    return int(_env_number("LEAKSENTINEL_SQLITE_BUSY_TIMEOUT_MS", 30_000))
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -36,8 +58,84 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute(f"PRAGMA busy_timeout={_busy_timeout_ms()}")
     cur.close()
+
+
+#: PostgreSQL SQLSTATEs worth another try: serialization failure, deadlock, the server shutting down or
+#: ending the connection (restart, failover, pg_terminate_backend), connection failures.
+_TRANSIENT_SQLSTATES = frozenset(
+    {"40001", "40P01", "57P01", "57P02", "57P03", "08000", "08001", "08003", "08004", "08006"}
+)
+_SQLITE_BUSY = ("database is locked", "database table is locked", "database is busy")
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether a database error may pass if the same transaction is simply run again.
+
+    Why this list: a lost connection (the server restarted, or ended our backend), a serialization
+    failure or deadlock, and SQLite's write lock held past the busy timeout all leave nothing behind
+    (the transaction rolled back); a constraint violation or a bad statement would fail again."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    orig = exc.orig
+    sqlstate = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    if sqlstate in _TRANSIENT_SQLSTATES:
+        return True
+    text = str(orig).lower()
+    if any(marker in text for marker in _SQLITE_BUSY):
+        return True
+    module = type(orig).__module__ if orig is not None else ""
+    # Any OperationalError from a PostgreSQL driver: connection refused while the server restarts, an
+    # admin shutdown, "server closed the connection unexpectedly"...
+    return isinstance(exc, SAOperationalError) and module.startswith(("psycopg", "psycopg2"))
+
+
+class RetryPolicy:
+    """Bounded retries with exponential backoff and jitter (defaults ride out a ~10 s outage).
+
+    ``LEAKSENTINEL_DB_RETRY_ATTEMPTS`` / ``_DB_RETRY_BASE_S`` / ``_DB_RETRY_MAX_S`` override the defaults
+    (operators with slower failovers; tests that want a short budget)."""
+
+    def __init__(self, attempts: int | None = None, base_s: float | None = None, max_s: float | None = None):
+        self.attempts = max(1, int(attempts or _env_number("LEAKSENTINEL_DB_RETRY_ATTEMPTS", 8)))
+        self.base_s = base_s if base_s is not None else _env_number("LEAKSENTINEL_DB_RETRY_BASE_S", 0.1)
+        self.max_s = max_s if max_s is not None else _env_number("LEAKSENTINEL_DB_RETRY_MAX_S", 4.0)
+
+    def delay(self, attempt: int) -> float:
+        """The wait after failed attempt ``attempt`` (1-based): half to all of min(max, base * 2^(n-1))."""
+        ceiling = min(self.max_s, self.base_s * 2 ** (attempt - 1))
+        return ceiling * random.uniform(0.5, 1.0)
+
+
+def retry_transient(
+    fn: Callable[[], T], *, what: str = "database work", policy: RetryPolicy | None = None
+) -> T:
+    """``fn()``, run again after a transient database error (``is_transient``), a bounded number of times.
+
+    ``fn`` must be a whole transaction (open, work, commit), so a retry starts from scratch; the last
+    error is raised when the attempts are used up or the error is not transient."""
+    policy = policy or RetryPolicy()
+    attempt = 1
+    while True:
+        try:
+            return fn()
+        except DBAPIError as exc:
+            if attempt >= policy.attempts or not is_transient(exc):
+                raise
+            wait = policy.delay(attempt)
+            log.warning(
+                "%s: transient database error (attempt %d of %d), retrying in %.2f s: %s",
+                what,
+                attempt,
+                policy.attempts,
+                wait,
+                " ".join(str(exc.orig).split())[:200],
+            )
+            time.sleep(wait)
+            attempt += 1
 
 
 class Database:
@@ -48,7 +146,7 @@ class Database:
         self.url = url
         kwargs: dict[str, Any] = {"future": True}
         if url.startswith("sqlite"):
-            kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
+            kwargs["connect_args"] = {"timeout": _busy_timeout_ms() / 1000, "check_same_thread": False}
         else:
             kwargs["pool_pre_ping"] = True
         self.engine: Engine = create_engine(url, **kwargs)
@@ -90,6 +188,15 @@ class Database:
             raise
         finally:
             sess.close()
+
+    def run(self, work: Callable[[Session], T], *, what: str = "database work") -> T:
+        """``work(session)`` in one transaction, run again on a transient error (``retry_transient``)."""
+
+        def attempt() -> T:
+            with self.session() as sess:
+                return work(sess)
+
+        return retry_transient(attempt, what=what)
 
     def dispose(self) -> None:
         self.engine.dispose()

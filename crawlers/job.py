@@ -1,13 +1,20 @@
 """Run one crawl of a source as a child process, with a timeout, a lock, and a job record.
 
 Why the parent does the bookkeeping: a run that hangs or crashes must still be recorded as failed, the
-cursor must only advance after a run that finished, and two runs of one source must never overlap.
+cursor must only advance after a run that finished and stored every posting it read, and two runs of
+one source must never overlap.
+
+Why a heartbeat: a run killed outright (kill -9, a machine lost) cannot clean up. Its Redis lease is
+short (``LEAKSENTINEL_CRAWL_LEASE_S``, 30 s) and renewed by the running parent, so it lapses within
+the lease once the parent is gone; its job row carries a heartbeat time, so a job no process beats for
+is closed as ``interrupted`` (by the next run of the source, or ``mark_interrupted``).
 """
 
 from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 import re
 import signal
@@ -33,6 +40,22 @@ from crawlers.health import assess_run
 __all__ = ["Interrupted", "find_source", "first_log_error", "mark_interrupted", "run_crawl"]
 
 SUMMARY_KEYS = ("source", "fetched", "postings", "new", "matches", "alerts", "errors", "seconds")
+
+log = logging.getLogger(__name__)
+
+
+def lease_s() -> float:
+    """Seconds a crawl's Redis lease lives without renewal (the parent renews it every third of that)."""
+    try:
+        value = float(os.environ.get("LEAKSENTINEL_CRAWL_LEASE_S", ""))
+    except ValueError:
+        return 30.0
+    return value if value > 0 else 30.0
+
+
+def stale_after_s() -> float:
+    """A running job whose heartbeat is older than this belongs to a process that is gone."""
+    return 2 * lease_s()
 
 
 def find_source(settings: Settings, name_or_id: str) -> Source:
@@ -79,18 +102,31 @@ class SourceLock:
 
 
 class RedisSourceLock:
-    """The same lock across machines (distributed setup): a Redis key with a lease longer than a run."""
+    """The same lock across machines (distributed setup): a Redis key with a short lease that the
+    running parent renews (``renew``); when the parent dies, the lease lapses within ``lease_s``."""
 
-    def __init__(self, redis_url: str, source_id: int, lease_s: int) -> None:
+    def __init__(self, redis_url: str, source_id: int, lease_s: float) -> None:
         import redis
 
         self.client = redis.Redis.from_url(redis_url, socket_timeout=5)
         self.key = f"leaksentinel:crawl-lock:{source_id}"
         self.token = f"{os.uname().nodename}:{os.getpid()}:{time.monotonic_ns()}"
-        self.lease_s = lease_s
+        self.lease_ms = max(1, int(lease_s * 1000))
 
     def acquire(self) -> bool:
-        return bool(self.client.set(self.key, self.token, nx=True, ex=self.lease_s))
+        return bool(self.client.set(self.key, self.token, nx=True, px=self.lease_ms))
+
+    def renew(self) -> bool:
+        """Extend our own lease (compare-and-expire, atomic in Redis); False if it is no longer ours."""
+        renewed = self.client.eval(
+            "if redis.call('get', KEYS[1]) == ARGV[1] then "
+            "return redis.call('pexpire', KEYS[1], ARGV[2]) end return 0",
+            1,
+            self.key,
+            self.token,
+            str(self.lease_ms),
+        )
+        return bool(renewed)
 
     def release(self) -> None:
         # Delete only our own lease (a compare-and-delete, atomic in Redis).
@@ -108,8 +144,23 @@ class CrawlLock:
     def __init__(self, settings: Settings, source_id: int, timeout_s: float) -> None:
         self.parts: list[SourceLock | RedisSourceLock] = [SourceLock(settings.run_dir, source_id)]
         if settings.redis_url:
-            self.parts.append(RedisSourceLock(settings.redis_url, source_id, int(timeout_s) + 60))
+            self.parts.append(RedisSourceLock(settings.redis_url, source_id, lease_s()))
         self.held: list[SourceLock | RedisSourceLock] = []
+
+    @property
+    def fleet_wide(self) -> bool:
+        """Whether holding this lock excludes every other run of the source, on any machine."""
+        return len(self.parts) > 1
+
+    def renew(self) -> None:
+        """Keep the Redis lease alive (called by the heartbeat)."""
+        for part in self.held:
+            if isinstance(part, RedisSourceLock):
+                try:
+                    if not part.renew():
+                        log.error("the crawl lease %s was lost (expired or taken over)", part.key)
+                except Exception as exc:  # Redis unreachable: try again at the next beat
+                    log.warning("could not renew the crawl lease %s: %s", part.key, exc)
 
     def acquire(self) -> bool:
         for part in self.parts:
@@ -181,26 +232,95 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def mark_interrupted(settings: Settings, *, reason: str = "interrupted (the service stopped)") -> int:
-    """Jobs left ``running`` by a process of this machine that no longer exists become ``interrupted``.
+def _is_stale(job: CrawlJob, me: str, now: float) -> bool:
+    """Whether a ``running`` job's process is gone: it ran here and its pid is dead, or (on any machine)
+    its heartbeat stopped ``stale_after_s`` ago."""
+    stats = job.stats or {}
+    runner = stats.get("runner") or {}
+    if runner.get("host") == me and not _pid_alive(int(runner.get("pid") or 0)):
+        return True
+    beat = stats.get("heartbeat")
+    return isinstance(beat, int | float) and now - float(beat) > stale_after_s()
 
-    Why by runner: a job records the host and pid of the process that runs it, so a service stopping
-    (or starting after a crash) closes only what died here, never a job another machine is running.
+
+def _close_job(sess: Session, job: CrawlJob, reason: str) -> None:
+    job.status, job.error, job.finished_at = "interrupted", reason, utcnow()
+    src = sess.get(Source, job.source_id)
+    if src is not None:
+        src.last_status = "interrupted"
+
+
+def mark_interrupted(settings: Settings, *, reason: str = "interrupted (the service stopped)") -> int:
+    """Jobs left ``running`` by a process that no longer exists become ``interrupted``.
+
+    Why by runner and heartbeat: a job records the host and pid of the process that runs it and the time
+    of its last heartbeat, so a service stopping (or starting after a crash) closes what died here, and
+    a job whose heartbeat stopped (its machine died) is closed from anywhere — never a live job.
     """
     db = open_database(settings)
     me = socket.gethostname()
+    now = time.time()
     closed = 0
     with db.session() as sess:
         for job in sess.scalars(select(CrawlJob).where(CrawlJob.status == "running")).all():
-            runner = (job.stats or {}).get("runner") or {}
-            if runner.get("host") != me or _pid_alive(int(runner.get("pid") or 0)):
-                continue
-            job.status, job.error, job.finished_at = "interrupted", reason, utcnow()
-            src = sess.get(Source, job.source_id)
-            if src is not None:
-                src.last_status = "interrupted"
-            closed += 1
+            if _is_stale(job, me, now):
+                _close_job(sess, job, reason)
+                closed += 1
     return closed
+
+
+def _reclaim_source_jobs(settings: Settings, source_id: int, fleet_wide: bool) -> int:
+    """Close the source's jobs left ``running`` by dead runs (called while holding the source's lock).
+
+    With a lock that excludes every other run of the source (one home, or a Redis lease), any other
+    ``running`` job of it is dead by definition; otherwise only stale ones are closed."""
+    db = open_database(settings)
+    me = socket.gethostname()
+    now = time.time()
+
+    def reclaim(sess: Session) -> int:
+        closed = 0
+        query = select(CrawlJob).where(CrawlJob.source_id == source_id, CrawlJob.status == "running")
+        for job in sess.scalars(query).all():
+            if fleet_wide or _is_stale(job, me, now):
+                _close_job(sess, job, "interrupted (its crawl process died; reclaimed by the next run)")
+                closed += 1
+        return closed
+
+    return db.run(reclaim, what="reclaiming dead crawl jobs")
+
+
+class Heartbeat:
+    """While a run lasts: renews its Redis lease and stamps its job row, every third of the lease."""
+
+    def __init__(self, settings: Settings, lock: CrawlLock, job_id: int) -> None:
+        self.settings = settings
+        self.lock = lock
+        self.job_id = job_id
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._run, name=f"crawl-heartbeat-{job_id}", daemon=True)
+
+    def start(self) -> Heartbeat:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.thread.join(timeout=10)
+
+    def _run(self) -> None:
+        interval = lease_s() / 3
+        while not self.stopped.wait(interval):
+            self.lock.renew()
+            try:
+                open_database(self.settings).run(self._stamp, what="crawl heartbeat")
+            except Exception as exc:  # the database is down for now: the next beat tries again
+                log.warning("crawl heartbeat not recorded: %s", exc)
+
+    def _stamp(self, sess: Session) -> None:
+        job = sess.get(CrawlJob, self.job_id)
+        if job is not None and job.status == "running":
+            job.stats = {**(job.stats or {}), "heartbeat": time.time()}
 
 
 def _stderr_target(stderr: Any) -> tuple[Any, Any]:
@@ -225,6 +345,7 @@ def run_crawl(
         raise OperationalError(f"source {source.name} is already being crawled")
     db = open_database(settings)
     job_id: int | None = None
+    heartbeat: Heartbeat | None = None
     previous_handler: Any = None
     if threading.current_thread() is threading.main_thread():
 
@@ -233,11 +354,18 @@ def run_crawl(
 
         previous_handler = signal.signal(signal.SIGTERM, on_term)
     try:
-        with db.session() as sess:
-            job = CrawlJob(source_id=source.id, status="running", stats={"runner": runner_id()})
+        _reclaim_source_jobs(settings, source.id, lock.fleet_wide or db.is_sqlite)
+
+        def create_job(sess: Session) -> int:
+            job = CrawlJob(
+                source_id=source.id, status="running", stats={"runner": runner_id(), "heartbeat": time.time()}
+            )
             sess.add(job)
             sess.flush()
-            job_id = job.id
+            return job.id
+
+        job_id = db.run(create_job, what="recording the crawl job")
+        heartbeat = Heartbeat(settings, lock, job_id).start()
         started = time.monotonic()
         env = {**os.environ, **settings_env(settings), "PYTHONUNBUFFERED": "1"}
         cmd = [sys.executable, "-m", "crawlers.run", "--source", str(source.id)]
@@ -271,6 +399,8 @@ def run_crawl(
             or (summary.get("blocked", 0) > 0 and summary.get("postings", 0) == 0)
             # The site answered, but only to refuse us (not whitelisted): nothing was read.
             or (summary.get("refused", 0) > 0 and summary.get("postings", 0) == 0)
+            # A posting it read could not be stored: the run failed, and the cursor stays before it.
+            or summary.get("store_failed", 0) > 0
         )
         status = "failed" if failed else "ok"
         if failed and not error:
@@ -288,7 +418,9 @@ def run_crawl(
         if error:
             error = _one_line(str(error))
             summary["error"] = error
-        with db.session() as sess:
+        heartbeat.stop()
+
+        def finish(sess: Session) -> None:
             job_row = sess.get(CrawlJob, job_id)
             src = sess.get(Source, source.id)
             if job_row is not None:
@@ -306,6 +438,8 @@ def run_crawl(
                     if isinstance(cursor, dict) and summary.get("finish_reason") == "finished":
                         src.cursor = cursor
                 _record_health(sess, src, summary, failed, settings.unhealthy_after_failures)
+
+        db.run(finish, what="recording the crawl's outcome")
         summary["status"] = status
         return summary
     except (Interrupted, KeyboardInterrupt):
@@ -320,6 +454,8 @@ def run_crawl(
                     src.last_status = "interrupted"
         raise
     finally:
+        if heartbeat is not None:
+            heartbeat.stop()
         if previous_handler is not None:
             signal.signal(signal.SIGTERM, previous_handler)
         lock.release()

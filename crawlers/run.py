@@ -172,6 +172,10 @@ def summarize(stats: dict[str, Any], seconds: float, source: str) -> dict[str, A
         "blocked": int(stats.get("leaksentinel/blocked", 0)),
         # Answers in which the site refused us (an API that does not whitelist this deployment).
         "refused": int(stats.get("leaksentinel/refused", 0)),
+        # Postings that could not be stored: the run fails and the cursor stays (crawlers.job).
+        "store_failed": int(stats.get("leaksentinel/store_failed", 0)),
+        # The run wrote its candidate and search indexes (a killed run's postings are indexed next run).
+        "indexed": bool(stats.get("leaksentinel/indexed", 0)),
     }
 
 
@@ -225,6 +229,8 @@ def main(argv: list[str] | None = None) -> int:
         summary["error"] = first_error.first or one_line(
             str(stats.get("leaksentinel/first_blocked") or f"{summary['errors']} errors")
         )
+    if summary["store_failed"]:  # the reason that matters most: a posting was not kept
+        summary["error"] = one_line(str(stats.get("leaksentinel/store_error") or "a posting was not stored"))
     spider = crawler.spider
     summary["cursor"] = getattr(spider, "new_cursor", None)
     _emit(summary)

@@ -8,6 +8,7 @@ alerted twice (its (source, URL) is unique).
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import uuid
 from collections import defaultdict
@@ -37,10 +38,18 @@ from core.posting import PostingDraft
 from core.settings import Settings, load_settings
 from pipelines.detection.candidates import CandidateIndex
 from pipelines.detection.engine import Finding as DetectedFinding
+from pipelines.leaklock import lock_leak_decisions, pause_for_tests
 from pipelines.neardup import add_bands, near_duplicates
+from pipelines.recovery import INDEXED_STAT, mark_indexed, unindexed_postings
 from pipelines.search_index import SearchIndexer
 
 __all__ = ["StorePipeline", "StoreResult", "add_findings", "raise_alerts", "store_posting", "write_evidence"]
+
+log = logging.getLogger(__name__)
+
+#: Crawl stats: postings that could not be stored, and the first reason (crawlers.run reports both).
+STORE_FAILED_STAT = "leaksentinel/store_failed"
+STORE_ERROR_STAT = "leaksentinel/store_error"
 
 LOCAL_SOURCE = "local"
 TIPS_SOURCE = "tips"
@@ -81,43 +90,55 @@ def _source_id(sess: Session, name: str) -> int:
 
 
 def store_posting(db: Database, settings: Settings, draft: PostingDraft) -> StoreResult:
+    """Store a detected posting with its findings, alerts and outbox in one transaction.
+
+    Idempotent per (source, URL): storing it again returns the stored row (``new`` False). A transient
+    database error (lost connection, serialization failure, SQLite's write lock) runs the transaction
+    again, a bounded number of times (core.db.retry_transient); any other error is raised, never hidden.
+    """
     raw = draft.raw or draft.text.encode("utf-8")
     evidence = write_evidence(settings.evidence_dir, raw)
+
+    def existing_id(sess: Session) -> int | None:
+        source_id = _source_id(sess, draft.source)
+        return sess.scalar(select(Posting.id).where(Posting.source_id == source_id, Posting.url == draft.url))
+
+    def store(sess: Session) -> StoreResult:
+        source_id = _source_id(sess, draft.source)
+        existing = sess.scalar(
+            select(Posting.id).where(Posting.source_id == source_id, Posting.url == draft.url)
+        )
+        if existing is not None:
+            return StoreResult(existing, False, 0, 0)
+        posting = Posting(
+            source_id=source_id,
+            url=draft.url,
+            title=draft.title,
+            author=draft.author,
+            published=draft.published,
+            fetched=draft.fetched,
+            content_hash=draft.content_hash,
+            simhash=draft.simhash,
+            evidence_sha256=evidence,
+            size=len(raw),
+            text=draft.text,
+            candidate_hashes=draft.candidate_hashes or None,
+        )
+        sess.add(posting)
+        sess.flush()
+        add_bands(sess, posting.id, draft.simhash)
+        alerts = raise_alerts(sess, posting, draft.findings)
+        return StoreResult(posting.id, True, alerts, len(draft.findings))
+
+    what = f"storing {draft.url[:200]}"
     try:
-        with db.session() as sess:
-            source_id = _source_id(sess, draft.source)
-            existing = sess.scalar(
-                select(Posting.id).where(Posting.source_id == source_id, Posting.url == draft.url)
-            )
-            if existing is not None:
-                return StoreResult(existing, False, 0, 0)
-            posting = Posting(
-                source_id=source_id,
-                url=draft.url,
-                title=draft.title,
-                author=draft.author,
-                published=draft.published,
-                fetched=draft.fetched,
-                content_hash=draft.content_hash,
-                simhash=draft.simhash,
-                evidence_sha256=evidence,
-                size=len(raw),
-                text=draft.text,
-                candidate_hashes=draft.candidate_hashes or None,
-            )
-            reposted = near_duplicates(sess, draft.simhash, draft.content_hash)
-            sess.add(posting)
-            sess.flush()
-            add_bands(sess, posting.id, draft.simhash)
-            alerts = raise_alerts(sess, posting, draft.findings, reposted)
-            return StoreResult(posting.id, True, alerts, len(draft.findings))
-    except IntegrityError:  # a concurrent run stored the same (source, url) first
-        with db.session() as sess:
-            source_id = _source_id(sess, draft.source)
-            pid = sess.scalar(
-                select(Posting.id).where(Posting.source_id == source_id, Posting.url == draft.url)
-            )
-        return StoreResult(int(pid or 0), False, 0, 0)
+        return db.run(store, what=what)
+    except IntegrityError:
+        # A concurrent run stored the same (source, url) first; any other violation is a real failure.
+        pid = db.run(existing_id, what=what)
+        if pid is None:
+            raise
+        return StoreResult(pid, False, 0, 0)
 
 
 def _existing_leak(sess: Session, tenant_id: int, reposted: list[int]) -> Alert | None:
@@ -172,12 +193,23 @@ def _unsuppressed(
 
 
 def raise_alerts(
-    sess: Session, posting: Posting, findings: list[DetectedFinding], reposted: list[int]
+    sess: Session, posting: Posting, findings: list[DetectedFinding], reposted: list[int] | None = None
 ) -> int:
-    """One alert per (tenant, leak): a repost joins the leak's alert as a sighting and notifies no one again."""
+    """One alert per (tenant, leak): a repost joins the leak's alert as a sighting and notifies no one again.
+
+    ``posting`` must be flushed (it has an id). The decision is serialised per tenant and near-duplicate
+    band (pipelines.leaklock): the earlier copies are looked up only once the lock is held, so a copy
+    stored at the same moment by another process is seen. ``reposted``: earlier copies already known.
+    """
     by_tenant: dict[int, list[DetectedFinding]] = defaultdict(list)
     for finding in findings:
         by_tenant[finding.tenant_id].append(finding)
+    if not by_tenant:
+        return 0
+    lock_leak_decisions(sess, by_tenant, posting.simhash, posting.content_hash)
+    copies = near_duplicates(sess, posting.simhash, posting.content_hash, exclude=posting.id)
+    reposted = sorted(set(reposted or ()) | set(copies))
+    pause_for_tests()
     created = 0
     for tenant_id, unfiltered in by_tenant.items():
         found = _unsuppressed(sess, tenant_id, unfiltered, posting.content_hash)
@@ -240,25 +272,74 @@ def raise_alerts(
 
 
 class StorePipeline:
-    def __init__(self, settings: Settings, stats: Any = None) -> None:
+    """The crawl's last item pipeline: stores each posting, then feeds the candidate and search indexes.
+
+    A posting that cannot be stored (after the transient-error retries) is an error of the run: the
+    crawl stops (reason ``store_failed``), the run is recorded failed with the reason, and the source's
+    cursor stays where it was, so the next run fetches that posting again (crawlers.job).
+    """
+
+    def __init__(self, settings: Settings, stats: Any = None, crawler: Any = None) -> None:
         self.settings = settings
         self.db = open_database(settings)
         self.stats = stats
+        self.crawler = crawler
         self.candidates = CandidateIndex(settings.index_dir / "candidates")
         self.search = SearchIndexer(settings, self.db)
+        self.store_failed = 0
+
+    def open_spider(self, spider: Any = None) -> None:
+        """Index what earlier runs of this source stored but never indexed (killed mid-run)."""
+        name = getattr(spider, "source_name", "")
+        if not name:
+            return
+        try:
+            job_ids, rows = unindexed_postings(self.db, name)
+        except Exception as exc:  # the next run tries again; this one still crawls
+            log.warning("could not look for postings left unindexed by earlier runs: %s", exc)
+            return
+        for posting_id, blob, draft in rows:
+            self.candidates.add(posting_id, blob)
+            self.search.add(posting_id, draft)
+        self.candidates.flush()
+        self.search.flush()
+        mark_indexed(self.db, job_ids)
+        if rows:
+            log.info("indexed %d postings stored by %d interrupted runs", len(rows), len(job_ids))
 
     def close_spider(self, spider: Any = None) -> None:
         self.candidates.flush()
         self.search.flush()
+        if self.stats is not None:
+            self.stats.set_value(INDEXED_STAT, 1)
 
     @classmethod
     def from_crawler(cls, crawler: Any) -> StorePipeline:
-        return cls(load_settings(), crawler.stats)
+        return cls(load_settings(), crawler.stats, crawler)
+
+    def _failed(self, item: PostingDraft, exc: Exception, spider: Any) -> None:
+        self.store_failed += 1
+        reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:240]
+        message = f"posting {item.url} could not be stored ({reason}); the cursor stays for the next run"
+        log.error("%s", message)
+        if self.stats is not None:
+            self.stats.inc_value(STORE_FAILED_STAT)
+            if self.stats.get_value(STORE_ERROR_STAT) is None:
+                self.stats.set_value(STORE_ERROR_STAT, message)
+        engine = getattr(self.crawler, "engine", None)
+        if engine is not None and spider is not None and self.store_failed == 1:
+            engine.close_spider(spider, "store_failed")
 
     def process_item(self, item: Any, spider: Any = None) -> Any:
         if not isinstance(item, PostingDraft):
             return item
-        result = store_posting(self.db, self.settings, item)
+        try:
+            result = store_posting(self.db, self.settings, item)
+        except Exception as exc:
+            from scrapy.exceptions import DropItem  # only crawls get here; scan and tips never import Scrapy
+
+            self._failed(item, exc, spider)
+            raise DropItem(f"not stored: {item.url}") from exc
         item.posting_id = result.posting_id
         item.is_new = result.new
         item.alerts_created = result.alerts

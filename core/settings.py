@@ -52,6 +52,13 @@ class Settings:
     redis_url: str = ""
     #: Elasticsearch URL; empty means a tantivy index in the home.
     search_url: str = ""
+    #: Which search backend: "auto" (Elasticsearch when ``search_url`` is set, else PostgreSQL full text when
+    #: ``database_url`` is PostgreSQL, so every machine of a fleet searches every posting, else tantivy in the
+    #: home), or "tantivy", "postgres", "elasticsearch". After switching, run ``leaksentinel reindex``.
+    search_backend: str = "auto"
+    #: Where the console's session-signing secret lives (empty: ``console.secret`` in the home). Point every
+    #: front machine of a fleet at the same file so each accepts the others' session cookies.
+    console_secret_file: str = ""
     #: Whether subscriptions and crawls may target loopback/private networks. None: allowed only in the
     #: embedded default (no server URLs configured).
     allow_private_targets: bool | None = None
@@ -128,6 +135,10 @@ class Settings:
     notify_concurrency: int = 2
     #: Serve /metrics without an API key (for a Prometheus on a trusted network).
     metrics_public: bool = False
+    #: Port of the Prometheus exporter of ``worker``, ``scheduler`` and ``run`` (0: none; ``--metrics-port``).
+    metrics_port: int = 0
+    #: Address that exporter listens on: loopback by default; a fleet's scraper needs a reachable one.
+    metrics_host: str = "127.0.0.1"
     api_rate_per_s: float = 20.0
     api_burst: int = 60
     api_max_body_bytes: int = 20_000_000

@@ -1,10 +1,11 @@
-"""Full-text and selector search over stored postings: tantivy embedded, Elasticsearch distributed.
+"""Full-text and selector search over stored postings: tantivy embedded, PostgreSQL full text in a fleet,
+Elasticsearch for the largest deployments.
 
 Usage::
 
     from core.search import SearchQuery, open_backend
 
-    backend = open_backend(settings)          # tantivy in ``home/search`` unless ``search_url`` is set
+    backend = open_backend(settings)          # per ``search_backend``: tantivy, postgres or elasticsearch
     page = backend.search(SearchQuery("客户数据 acme", since=datetime(2024, 1, 1, tzinfo=UTC)))
     for hit in page.hits:
         print(hit.url, hit.snippet)           # snippet marks matches as [[...]]
@@ -20,6 +21,7 @@ from core.search.base import (
     SearchHit,
     SearchPage,
     SearchQuery,
+    backend_name,
     extract_selectors,
     is_selector,
     open_backend,
@@ -39,6 +41,7 @@ __all__ = [
     "SearchHit",
     "SearchPage",
     "SearchQuery",
+    "backend_name",
     "extract_selectors",
     "is_selector",
     "iter_posting_docs",

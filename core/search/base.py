@@ -1,6 +1,6 @@
 """The search interface every backend implements, and what they share: selectors, query parsing, snippets.
 
-Why one module of shared logic: the embedded tantivy index and Elasticsearch must answer the same query
+Why one module of shared logic: tantivy, PostgreSQL full text and Elasticsearch must answer the same query
 the same way (the CLI contract does not say which backend runs), so query syntax, selector detection and
 normalisation, and snippet marking live here, and a backend only translates the parsed query.
 
@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from core.settings import Settings
 
 __all__ = [
+    "BACKENDS",
     "MAX_QUERY_CHARS",
     "MAX_QUERY_TERMS",
     "And",
@@ -59,6 +60,7 @@ __all__ = [
     "SearchQuery",
     "SelectorLeaf",
     "TokensLeaf",
+    "backend_name",
     "decode_cursor",
     "encode_cursor",
     "extract_selectors",
@@ -173,12 +175,39 @@ class SearchBackend(Protocol):
     def close(self) -> None: ...
 
 
-def open_backend(settings: Settings) -> SearchBackend:
-    """Elasticsearch when ``search_url`` is set, else the tantivy index in ``home/search``."""
+BACKENDS = ("auto", "tantivy", "postgres", "elasticsearch")
+
+
+def backend_name(settings: Settings) -> str:
+    """The backend ``search_backend`` picks: "auto" is Elasticsearch when ``search_url`` is set, else
+    PostgreSQL full text when the database is PostgreSQL (the fleet default: one index every machine
+    shares), else tantivy in the home."""
+    name = (settings.search_backend or "auto").strip().lower()
+    if name not in BACKENDS:
+        raise BadInput(f"setting search_backend: expected one of {', '.join(BACKENDS)}, got {name!r}")
+    if name != "auto":
+        return name
     if settings.search_url:
+        return "elasticsearch"
+    if settings.database_url.split(":", 1)[0].split("+", 1)[0] in ("postgresql", "postgres"):
+        return "postgres"
+    return "tantivy"
+
+
+def open_backend(settings: Settings) -> SearchBackend:
+    """The configured backend (`backend_name`); each is imported only when chosen."""
+    name = backend_name(settings)
+    if name == "elasticsearch":
+        if not settings.search_url:
+            raise BadInput("search_backend is elasticsearch but search_url is not set")
         from core.search.es_backend import ElasticsearchBackend
 
         return ElasticsearchBackend(settings.search_url)
+    if name == "postgres":
+        from core.db import open_database
+        from core.search.pg_backend import PostgresBackend
+
+        return PostgresBackend(open_database(settings).engine)
     from core.search.tantivy_backend import TantivyBackend
 
     return TantivyBackend(settings.home / "search")

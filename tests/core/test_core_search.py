@@ -1,4 +1,5 @@
-"""One suite for every search backend: tantivy always, Elasticsearch when LEAKSENTINEL_TEST_ES_URL is set.
+"""One suite for every search backend: tantivy always, PostgreSQL full text when LEAKSENTINEL_TEST_PG_URL is
+set (CI sets it), Elasticsearch when LEAKSENTINEL_TEST_ES_URL is set.
 
 Each assertion compares the backend's answer with the truth computed from the generated postings by
 plain string matching, so "finds exactly the postings holding it" is checked, not just "finds some".
@@ -26,6 +27,8 @@ from core.search.base import SearchBackend
 from core.search.tantivy_backend import TantivyBackend
 
 ES_URL = os.environ.get("LEAKSENTINEL_TEST_ES_URL", "")
+PG_URL = os.environ.get("LEAKSENTINEL_TEST_PG_URL", "")
+BACKENDS = ["tantivy", "postgres", "elasticsearch"]
 BASE = datetime(2024, 3, 1, tzinfo=UTC)
 SOURCES = [("pastebin", "pastebin"), ("forum", "discourse"), ("channel", "telegram")]
 EMAILS = ["alice.w@acme.com", "bob.k@globex.cn", "carol@initech.io", "dave@acme.com"]
@@ -120,24 +123,83 @@ def has_word(word: str) -> object:
     return lambda d: bool(pattern.search(re.sub(r"[\u4e00-\u9fff]", " ", d.text)))
 
 
-@pytest.fixture(scope="module", params=["tantivy", "elasticsearch"])
-def backend(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[SearchBackend]:
-    if request.param == "tantivy":
-        b: SearchBackend = TantivyBackend(tmp_path_factory.mktemp("search"))
+@contextlib.contextmanager
+def pg_database() -> Iterator[str]:
+    """A private PostgreSQL database migrated to head (search_entries included), dropped afterwards."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    from core.db import Database
+
+    admin = make_url(PG_URL).set(drivername="postgresql").render_as_string(hide_password=False)
+    name = f"ls_search_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+    try:
+        database = Database(url)
+        try:
+            database.migrate()
+        finally:
+            database.dispose()
+        yield url
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextlib.contextmanager
+def open_empty(kind: str, tmp: Path) -> Iterator[tuple[SearchBackend, str]]:
+    """An empty backend of this kind, and what another process needs to open the same index."""
+    if kind == "tantivy":
+        b: SearchBackend = TantivyBackend(tmp / "search")
+        yield b, str(tmp / "search")
+        b.close()
+    elif kind == "postgres":
+        if not PG_URL:
+            pytest.skip("PostgreSQL search tests need LEAKSENTINEL_TEST_PG_URL")
+        from core.search.pg_backend import PostgresBackend
+
+        with pg_database() as url:
+            pg = PostgresBackend.from_url(url)
+            try:
+                yield pg, url
+            finally:
+                pg.close()
     else:
         if not ES_URL:
             pytest.skip("Elasticsearch tests need LEAKSENTINEL_TEST_ES_URL (e.g. http://127.0.0.1:9200)")
         from core.search.es_backend import ElasticsearchBackend
 
-        es_backend = ElasticsearchBackend(ES_URL, index=f"ls-test-{uuid.uuid4().hex[:10]}")
-        b = es_backend
-    assert b.index(DOCS) == len(DOCS)
-    yield b
-    if request.param == "elasticsearch":
-        es_backend.es.indices.delete(index=es_backend.index_name, ignore_unavailable=True)
-    b.close()
+        index = f"ls-test-{uuid.uuid4().hex[:10]}"
+        es_backend = ElasticsearchBackend(ES_URL, index=index)
+        try:
+            yield es_backend, index
+        finally:
+            es_backend.es.indices.delete(index=es_backend.index_name, ignore_unavailable=True)
+            es_backend.close()
+
+
+def reopen(kind: str, where: str) -> SearchBackend:
+    """The index `open_empty` made, opened again (in another process)."""
+    if kind == "tantivy":
+        return TantivyBackend(Path(where))
+    if kind == "postgres":
+        from core.search.pg_backend import PostgresBackend
+
+        return PostgresBackend.from_url(where)
+    from core.search.es_backend import ElasticsearchBackend
+
+    return ElasticsearchBackend(ES_URL, index=where)
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def backend(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[SearchBackend]:
+    with open_empty(request.param, tmp_path_factory.mktemp("search")) as (b, _):
+        assert b.index(DOCS) == len(DOCS)
+        yield b
 
 
 def all_ids(backend: SearchBackend, text: str, page: int = 37, **filters: object) -> list[int]:
@@ -364,39 +426,52 @@ def tantivy_small(tmp_path_factory: pytest.TempPathFactory) -> TantivyBackend:
     return b
 
 
-def test_reindex_replaces_and_delete_removes(tmp_path: Path) -> None:
-    b = TantivyBackend(tmp_path / "idx")
-    b.index(DOCS[:10])
-    changed = SearchDoc(**{**DOCS[0].__dict__, "text": "replaced zebra"})
-    b.index([changed])
-    assert b.count() == 10
-    assert [h.id for h in b.search(SearchQuery("zebra")).hits] == [DOCS[0].id]
-    assert b.delete([DOCS[0].id, DOCS[1].id]) == 2
-    assert b.count() == 8
-    assert b.search(SearchQuery("zebra")).total == 0
+@pytest.mark.parametrize("kind", BACKENDS)
+def test_reindex_replaces_and_delete_removes(kind: str, tmp_path: Path) -> None:
+    with open_empty(kind, tmp_path) as (b, _):
+        b.index(DOCS[:10])
+        changed = SearchDoc(**{**DOCS[0].__dict__, "text": "replaced zebra"})
+        b.index([changed])
+        assert b.count() == 10
+        assert [h.id for h in b.search(SearchQuery("zebra")).hits] == [DOCS[0].id]
+        assert b.search(SearchQuery("password", ids=frozenset({DOCS[0].id}))).total == 0  # old text gone
+        assert b.delete([DOCS[0].id, DOCS[1].id]) == 2
+        assert b.count() == 8
+        assert b.search(SearchQuery("zebra")).total == 0
+        assert b.search(SearchQuery("-zzzznotthere", ids=frozenset({DOCS[1].id}))).total == 0
 
 
-def _index_from_process(path: str, start: int) -> None:
-    b = TantivyBackend(Path(path))
-    for i in range(start, start + 20, 5):
-        b.index(
-            [
-                SearchDoc(**{**DOCS[0].__dict__, "id": 1000 + j, "text": f"proc{start} word"})
-                for j in range(i, i + 5)
-            ]
-        )
+def _index_from_process(kind: str, where: str, start: int) -> None:
+    b = reopen(kind, where)
+    try:
+        for i in range(start, start + 20, 5):
+            b.index(
+                [
+                    SearchDoc(**{**DOCS[0].__dict__, "id": 1000 + j, "text": f"proc{start} word"})
+                    for j in range(i, i + 5)
+                ]
+            )
+        # Both writers also replace the same postings, in opposite orders.
+        shared = [
+            SearchDoc(**{**DOCS[0].__dict__, "id": 5000 + j, "text": f"shared {start}"}) for j in range(30)
+        ]
+        b.index(shared if start % 200 == 0 else list(reversed(shared)))
+    finally:
+        b.close()
 
 
-def test_several_processes_index_the_same_index(tmp_path: Path) -> None:
-    path = tmp_path / "shared"
-    TantivyBackend(path)
-    ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=_index_from_process, args=(str(path), start)) for start in (0, 100, 200)]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(60)
-        assert p.exitcode == 0
-    b = TantivyBackend(path)
-    assert b.count() == 60
-    assert b.search(SearchQuery("proc100")).total == 20
+@pytest.mark.parametrize("kind", BACKENDS)
+def test_several_processes_index_the_same_index(kind: str, tmp_path: Path) -> None:
+    with open_empty(kind, tmp_path) as (b, where):
+        ctx = multiprocessing.get_context("spawn")
+        procs = [
+            ctx.Process(target=_index_from_process, args=(kind, where, start)) for start in (0, 100, 200)
+        ]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join(60)
+            assert p.exitcode == 0
+        assert b.count() == 90
+        assert b.search(SearchQuery("proc100")).total == 20
+        assert b.search(SearchQuery("shared")).total == 30

@@ -341,6 +341,13 @@ DETECTORS: tuple[_Detector, ...] = (
         _Check(3.3, "[rs]k_(?:live|test)_"),
     ),
     _Detector("google_api_key", r"\b(AIza[0-9A-Za-z_\-]{35})" + _END, _Check(3.6, "AIza")),
+    # A GCP service-account key file (JSON, often pasted on one line): its key id, beside the private key
+    # block the private_key rule reports, names the leaked key even when the block itself is cut off.
+    _Detector(
+        "gcp_service_account",
+        r'\\?"private_key_id\\?"\s*:\s*\\?"([0-9a-f]{40})\\?"',
+        _Check(3.0),
+    ),
     _Detector("gitlab_pat", r"\b(glpat-[0-9A-Za-z_\-.]{20,100})" + _END, _Check(3.2, "glpat-")),
     _Detector(
         "gitlab_token",

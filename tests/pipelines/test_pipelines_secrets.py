@@ -163,6 +163,18 @@ SHAPES: dict[str, list[Shape]] = {
     "stripe_key": [_prefixed(p, B62, 24) for p in ("sk_live_", "sk_test_", "rk_live_", "rk_test_")]
     + [_prefixed("sk_live_51", B62, 97)],
     "google_api_key": [_prefixed("AIza", B64URL, 35)],
+    "gcp_service_account": [
+        Shape(
+            lambda rng: _r(rng, HEX, 40),
+            line=lambda value: json.dumps(
+                {"type": "service_account", "project_id": "acme-prod", "private_key_id": value}
+            ),
+        ),
+        Shape(  # pasted as an escaped JSON string on one line
+            lambda rng: _r(rng, HEX, 40),
+            line=lambda value: json.dumps(json.dumps({"type": "service_account", "private_key_id": value})),
+        ),
+    ],
     "gitlab_pat": [_prefixed("glpat-", B64URL, 20)],
     "gitlab_token": [
         _prefixed(f"gl{kind}-", B64URL, 20)
@@ -372,6 +384,12 @@ DOC_EXAMPLES: dict[str, list[str]] = {
     "alibaba_access_key_id": ["LTAIXXXXXXXXXXXXXXXX", "LTAI" + "ab12" * 4],
     "tencent_secret_id": ["AKID" + "x" * 32],
     "google_api_key": ["AIza" + "X" * 35, "AIzaSy" + "your_api_key_here_" * 2],
+    "gcp_service_account": [
+        '"private_key_id": "0000000000000000000000000000000000000000"',
+        '"private_key_id": "your-private-key-id"',
+        '"private_key_id": "1234567890abcdef1234567890abcdef12345678"',
+        '"key_id": "' + "ab12" * 10 + '"',
+    ],
 }
 
 

@@ -14,6 +14,7 @@ from alerting.channels import build_channel
 from alerting.channels.email import SmtpConfig
 from alerting.events import build_event
 from alerting.outbox import owns_attempt, record_attempt
+from core import telemetry
 from core.alert_view import alert_to_dict
 from core.celery_app import app
 from core.db import open_database
@@ -24,6 +25,7 @@ from core.settings import Settings, load_settings
 __all__ = ["deliver", "deliver_operator_event", "notify", "notify_operator", "smtp_config"]
 
 log = logging.getLogger(__name__)
+telemetry.instrument_celery()  # a worker that loads these tasks counts every task it runs
 
 
 def _is_row_id(value: object) -> bool:
@@ -57,6 +59,7 @@ def deliver(settings: Settings, delivery_id: int) -> tuple[str, float | None]:
         except SecretKeyError as exc:  # this machine lacks the deployment's secrets.key: say so, once
             delivery.attempts += 1
             delivery.status, delivery.last_error = "dead", str(exc)[:2000]
+            telemetry.count_delivery("unknown", "dead")
             return ("dead", None)
         if delivery.event_type == "alert.digest" and delivery.payload and sub is not None:
             event = dict(delivery.payload)
@@ -65,6 +68,7 @@ def deliver(settings: Settings, delivery_id: int) -> tuple[str, float | None]:
             if alert is None or sub is None:
                 delivery.status = "dead"
                 delivery.last_error = "alert or subscription deleted"
+                telemetry.count_delivery(sub.channel if sub else "unknown", "dead")
                 return ("dead", None)
             view = alert_to_dict(sess, alert, with_findings=True)
             console = f"{settings.console_url}/alerts/{alert.id}"
@@ -72,6 +76,7 @@ def deliver(settings: Settings, delivery_id: int) -> tuple[str, float | None]:
         if sub is None:
             delivery.status = "dead"
             delivery.last_error = "subscription deleted"
+            telemetry.count_delivery("unknown", "dead")
             return ("dead", None)
         channel_kind, target, secret = sub.channel, sub.target, sub.secret
         event_id = delivery.event_id
@@ -96,8 +101,12 @@ def deliver(settings: Settings, delivery_id: int) -> tuple[str, float | None]:
         if delivery is None:
             return ("missing", None)
         status, delay = record_attempt(delivery, settings, ok=ok, retryable=retryable, error=error)
+        latency: float | None = None
         if status == "sent":
             delivery.sent_at = utcnow()
+            latency = (delivery.sent_at - delivery.created_at).total_seconds()  # stored -> delivered
+        outcome = {"sent": "sent", "dead": "dead"}.get(status, "retry")
+        telemetry.count_delivery(channel_kind, outcome, latency)
         return (status, delay)
 
 

@@ -19,6 +19,7 @@ from typing import IO, Any
 import uvicorn
 
 from alerting.relay import Relay
+from core import telemetry as process_metrics
 from core.celery_app import RUNNING_REDIS_FILE, announce_embedded_redis, make_celery
 from core.db import Database, open_database
 from core.errors import BadInput, OperationalError
@@ -30,6 +31,7 @@ from leaksentinel.actions.deployment import check_hash_key
 from leaksentinel.activity import ActivityLog
 from leaksentinel.api.app import create_app
 from leaksentinel.processes import WorkerProcess, stop_all
+from leaksentinel.telemetry import Exporter, MetricsDir, make_registry
 
 __all__ = [
     "NO_BROKER",
@@ -155,6 +157,7 @@ def start_scheduler(db: Database, celery: Any, settings: Settings, broker_url: s
 
     def fire(name: str) -> None:
         celery.send_task(CRAWL_TASK, args=[name], kwargs={"scheduled": True}, queue="crawl")
+        process_metrics.count_scheduled_crawl(name)
 
     scheduler = Scheduler(
         db,
@@ -206,7 +209,16 @@ class Role:
     Subclasses fill the parts in ``_start``; ``stop`` knows how to stop each one, in an order that lets
     nothing new be queued while the workers drain, and records a crawl the stop cut short as
     ``interrupted``.
+
+    Metrics: every role gives its child processes a multiprocess directory (named before they start), and
+    with ``metrics_port`` serves them with prometheus_client's own HTTP server; ``metrics_database`` says
+    whether that exporter also serves the database's figures (the fleet-wide roles do, workers do not).
     """
+
+    #: The role's name in logs and in its metrics directory.
+    role = "role"
+    #: Whether this role's exporter also serves the figures read from the shared database.
+    metrics_database = True
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -216,6 +228,8 @@ class Role:
         self.scheduler: Scheduler | None = None
         self.activity: ActivityLog | None = None
         self.http: HttpServer | None = None
+        self.metrics_dir: MetricsDir | None = None
+        self.exporter: Exporter | None = None
         self.stopped = threading.Event()
 
     @property
@@ -225,11 +239,22 @@ class Role:
 
     def start(self) -> Role:
         try:
+            # Named before any child starts: their figures go to files this role's exporter adds up.
+            self.metrics_dir = MetricsDir(self.settings.run_dir, self.role).create()
             self._start()
+            self._start_exporter()
         except BaseException:
             self.stop()
             raise
         return self
+
+    def _start_exporter(self) -> None:
+        """The Prometheus exporter on ``metrics_port`` (none when 0): process, queue and database figures."""
+        if not self.settings.metrics_port:
+            return
+        db = open_database(self.settings) if self.metrics_database else None
+        registry = make_registry(db=db, queue_depths=self._queue_depths)
+        self.exporter = Exporter(registry, self.settings.metrics_host, self.settings.metrics_port).start()
 
     def _start(self) -> None:
         raise NotImplementedError
@@ -257,6 +282,12 @@ class Role:
                 mark_interrupted(self.settings)
             except Exception as exc:
                 log.warning("could not mark interrupted crawl jobs: %s", exc)
+        if self.exporter is not None:
+            self.exporter.stop(2)
+            self.exporter = None
+        if self.metrics_dir is not None:
+            self.metrics_dir.close()
+            self.metrics_dir = None
 
     def stop(self) -> None:
         self._stop_parts()
@@ -284,7 +315,14 @@ class Role:
 
 
 class WorkerRole(Role):
-    """``leaksentinel worker``: a Celery worker on the given queues, supervised so SIGTERM stops it in time."""
+    """``leaksentinel worker``: a Celery worker on the given queues, supervised so SIGTERM stops it in time.
+
+    Its exporter serves what its processes did and the broker's queue depths, not the database's figures:
+    a fleet has many workers, and one scrape of the scheduler or the API shows those.
+    """
+
+    role = "worker"
+    metrics_database = False
 
     def __init__(
         self,
@@ -321,6 +359,8 @@ class WorkerRole(Role):
 class SchedulerRole(Role):
     """``leaksentinel scheduler``: fires due crawls (leader-elected) and publishes the outbox."""
 
+    role = "scheduler"
+
     def _start(self) -> None:
         self.broker_url = role_broker_url(self.settings)
         db = open_checked_database(self.settings)
@@ -333,7 +373,15 @@ class SchedulerRole(Role):
 
 
 class ServeRole(Role):
-    """``leaksentinel serve``: the API and console only; crawl-now and tips go through the broker."""
+    """``leaksentinel serve``: the API and console only; crawl-now and tips go through the broker.
+
+    Its metrics are the API's ``/metrics`` (with its key check), not a separate exporter.
+    """
+
+    role = "serve"
+
+    def _start_exporter(self) -> None:
+        """None: ``/metrics`` on the API's port is this role's exporter."""
 
     def __init__(self, settings: Settings, *, host: str | None = None, port: int | None = None) -> None:
         host = host or settings.host
@@ -361,7 +409,12 @@ def _redacted(url: str | None) -> str:
 
 class Service(Role):
     """``leaksentinel run``: the embedded broker (unless one is configured), a crawl pool and a separate
-    notify pool (so an alert never waits behind a crawl), relay, scheduler, activity log and HTTP API."""
+    notify pool (so an alert never waits behind a crawl), relay, scheduler, activity log and HTTP API.
+
+    Its ``/metrics`` adds up the figures of both pools; ``metrics_port`` serves the same on its own port.
+    """
+
+    role = "run"
 
     def __init__(
         self,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from core import telemetry
 from core.db import open_database
 from core.hashing import load_or_create_key
 from core.posting import PostingDraft
@@ -17,7 +18,9 @@ log = logging.getLogger(__name__)
 
 
 def detect_draft(detector: Detector, draft: PostingDraft) -> PostingDraft:
+    elapsed = telemetry.timed()
     result = detector.detect(draft.text)
+    telemetry.count_scan(len(draft.raw) or len(draft.text), elapsed())  # scan MB/s in /metrics
     draft.findings = result.findings
     draft.candidate_hashes = result.candidate_hashes
     draft.partial = result.partial

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from core.errors import BadInput, OperationalError
+from core.settings import Settings
 from leaksentinel.cli.context import state
 from leaksentinel.cli.output import emit_object
 
@@ -22,6 +23,15 @@ LOG_FORMAT = Annotated[
     LogFormat | None,
     typer.Option("--log-format", help="text for people (default), json: one object per line."),
 ]
+METRICS_PORT = Annotated[
+    int | None,
+    typer.Option(
+        "--metrics-port",
+        min=0,
+        max=65535,
+        help="Serve Prometheus metrics on this port (on metrics_host; default: the metrics_port setting, 0: none).",
+    ),
+]
 VALID_QUEUES = ("crawl", "notify")
 
 
@@ -33,6 +43,12 @@ def parse_queues(text: str) -> str:
         shown = ", ".join(repr(q) for q in unknown) or repr(text)
         raise BadInput(f"--queues: unknown queue {shown}; choose crawl, notify or crawl,notify")
     return ",".join(dict.fromkeys(names))
+
+
+def _settings(metrics_port: int | None) -> Settings:
+    """The settings, with ``--metrics-port`` over the ``metrics_port`` setting when given."""
+    settings = state.settings
+    return settings if metrics_port is None else settings.with_(metrics_port=metrics_port)
 
 
 def _logging(log_format: LogFormat | None) -> None:
@@ -47,6 +63,7 @@ def register(app: typer.Typer) -> None:
         host: Annotated[str | None, typer.Option("--host")] = None,
         port: Annotated[int | None, typer.Option("--port")] = None,
         log_format: LOG_FORMAT = None,
+        metrics_port: METRICS_PORT = None,
     ) -> None:
         """Run the service: scheduler, crawl and alert workers, HTTP API and console.
 
@@ -55,7 +72,7 @@ def register(app: typer.Typer) -> None:
         from leaksentinel.service import Service
 
         _logging(log_format)
-        service = Service(state.settings, host=host, port=port)
+        service = Service(_settings(metrics_port), host=host, port=port)
         service.serve_forever()  # logs "serving http://..." once it listens
 
     @app.command("worker")
@@ -70,6 +87,7 @@ def register(app: typer.Typer) -> None:
             ),
         ] = None,
         log_format: LOG_FORMAT = None,
+        metrics_port: METRICS_PORT = None,
     ) -> None:
         """A fleet role: a Celery worker on the crawl and/or notify queue of the configured broker.
 
@@ -83,16 +101,16 @@ def register(app: typer.Typer) -> None:
         chosen = parse_queues(queues)
         _logging(log_format)
         WorkerRole(
-            state.settings, queues=chosen, concurrency=concurrency, worker_log=sys.stderr.buffer
+            _settings(metrics_port), queues=chosen, concurrency=concurrency, worker_log=sys.stderr.buffer
         ).serve_forever()
 
     @app.command("scheduler")
-    def _scheduler(log_format: LOG_FORMAT = None) -> None:
+    def _scheduler(log_format: LOG_FORMAT = None, metrics_port: METRICS_PORT = None) -> None:
         """A fleet role: fires due crawls (one leader across the fleet, elected in Redis) and publishes the outbox."""
         from leaksentinel.service import SchedulerRole
 
         _logging(log_format)
-        SchedulerRole(state.settings).serve_forever()
+        SchedulerRole(_settings(metrics_port)).serve_forever()
 
     @app.command("serve")
     def _serve(

@@ -17,6 +17,9 @@ Rules worth knowing (documented here because both sides depend on them):
   Two-digit years are rejected (ambiguous). Years 1900..2099 only.
 - iban: a country in the ISO 13616 registry must have its registered length; an unknown country
   code is accepted at 15..34 characters (registry additions must not break hashing), mod-97 always.
+- card, iban, cn_id, ssn: spaces, hyphens and dots between groups are dropped, full-width forms read
+  as ASCII (NFKC), IBANs and the id's check character `x` upper-cased: every writing of one number has
+  one canonical form.
 - api_key: stripped only, case kept, at least 16 characters, no whitespace inside.
 - Values longer than `MAX_VALUE_CHARS` are rejected before any work is done.
 """
@@ -152,6 +155,8 @@ def _phone(value: str, region: str | None) -> str | None:
     """E.164 through libphonenumber; `region` reads national numbers; must be a valid number."""
     text = _PHONE_EXTENSION.sub("", _nfkc(value).strip())
     text = " ".join(text.split())
+    if text.startswith("(+") and ")" in text:  # "(+86) 138 1234 5678": the country code in brackets
+        text = "+" + text[2:].replace(")", " ", 1)
     if text.startswith("00"):
         text = "+" + text[2:]
     if not _PHONE_CHARS.fullmatch(text):
@@ -171,6 +176,9 @@ def _phone(value: str, region: str | None) -> str | None:
 
 _DOUBLED = (0, 2, 4, 6, 8, 1, 3, 5, 7, 9)
 _SEPARATORS = re.compile(r"[\s\-]+")
+# Identifiers (card, iban, cn_id, ssn) are also written in dotted groups (`4111.1111.1111.1111`); after
+# NFKC, full-width digits, letters, `Ｘ` and ideographic spaces are ASCII, so every writing meets.
+_ID_SEPARATORS = re.compile(r"[\s\-.]+")
 
 
 def luhn_ok(digits: str) -> bool:
@@ -186,7 +194,7 @@ def _ascii_digits(value: str) -> bool:
 
 def _card(value: str) -> str | None:
     """Digits only, 12..19 of them, Luhn-valid (covers UnionPay 62... at 16..19 digits)."""
-    digits = _SEPARATORS.sub("", _nfkc(value))
+    digits = _ID_SEPARATORS.sub("", _nfkc(value))
     if not (12 <= len(digits) <= 19 and _ascii_digits(digits) and luhn_ok(digits)):
         return None
     return digits
@@ -212,7 +220,7 @@ _IBAN_SHAPE = re.compile(r"[A-Z]{2}[0-9]{2}[A-Z0-9]{11,30}")
 
 def _iban(value: str) -> str | None:
     """Separators removed, upper case, registered length, ISO 7064 mod-97 == 1."""
-    iban = _SEPARATORS.sub("", _nfkc(value)).upper()
+    iban = _ID_SEPARATORS.sub("", _nfkc(value)).upper()
     if not iban.isascii() or not _IBAN_SHAPE.fullmatch(iban):
         return None
     expected = IBAN_LENGTHS.get(iban[:2])
@@ -242,7 +250,7 @@ def cn_id_check_digit(first17: str) -> str:
 
 def _cn_id(value: str) -> str | None:
     """18 characters, province code, real birth date, GB 11643 check (X upper case)."""
-    cid = _SEPARATORS.sub("", _nfkc(value)).upper()
+    cid = _ID_SEPARATORS.sub("", _nfkc(value)).upper()
     if len(cid) != 18 or not _ascii_digits(cid[:17]) or int(cid[:2]) not in _CN_PROVINCES:
         return None
     if _date(int(cid[6:10]), int(cid[10:12]), int(cid[12:14])) is None:
@@ -257,7 +265,7 @@ def _cn_id(value: str) -> str | None:
 
 def _ssn(value: str) -> str | None:
     """US SSN as 9 digits; never-issued areas (000, 666, 9xx), group 00 and serial 0000 rejected."""
-    ssn = _SEPARATORS.sub("", _nfkc(value))
+    ssn = _ID_SEPARATORS.sub("", _nfkc(value))
     if len(ssn) != 9 or not _ascii_digits(ssn):
         return None
     area, group, serial = ssn[:3], ssn[3:5], ssn[5:]

@@ -242,19 +242,37 @@ def _segments(text: str) -> Iterator[str]:
 
 
 def _scan_line(line: str, ctx: _Context) -> Iterator[Candidate]:
-    if len(line) <= SEGMENT_CHARS and _STRUCTURE.search(line) is None:
+    narrow = narrow_forms(line)
+    if len(line) <= SEGMENT_CHARS and _STRUCTURE.search(narrow) is None:
         return  # prose without digits, '@', labels or delimiters: at most a bare name, never a record
     stripped = line.lstrip()
     if stripped[:1] in ("{", "[") and len(line) <= JSON_MAX_CHARS:
-        values = _json_values(stripped)
+        values = _json_values(stripped)  # JSON is read as written: a full-width quote is no quote
         if values is not None:
             yield from _scan_text("\t".join(values), ctx, sql=False)
             return
-    sql = "'" in line and (_SQL_HINT.search(line[:512]) is not None or stripped.startswith("("))
-    yield from _scan_text(line, ctx, sql=sql)
+    sql = "'" in narrow and (_SQL_HINT.search(narrow[:512]) is not None or narrow.lstrip().startswith("("))
+    yield from _scan_text(narrow, ctx, sql=sql)
+
+
+# Full-width ASCII forms (U+FF01..U+FF5E) and the spaces NFKC makes " " (no-break, figure, narrow no-break,
+# ideographic) read as their ASCII forms, as NFKC would: `１３８ｘ`, `Ｘ` as an id's check character,
+# `１１０１０５　１９４９...` are then found by the same patterns as their ASCII writings. One character for
+# one, so lengths and positions do not move; the native scanner applies the same map.
+NARROW_SPACES = "\u00a0\u2007\u202f\u3000"
+_NARROW_MAP = {c: c - 0xFEE0 for c in range(0xFF01, 0xFF5F)} | {ord(c): 0x20 for c in NARROW_SPACES}
+_NARROWABLE = re.compile("[\uff01-\uff5e" + NARROW_SPACES + "]")
+
+
+def narrow_forms(text: str) -> str:
+    """`text` with full-width ASCII forms and NFKC-space characters as ASCII (see `_NARROW_MAP`)."""
+    if text.isascii() or _NARROWABLE.search(text) is None:
+        return text
+    return text.translate(_NARROW_MAP)
 
 
 def _scan_text(text: str, ctx: _Context, *, sql: bool) -> Iterator[Candidate]:
+    text = narrow_forms(text)
     for segment in _segments(text):
         if time.monotonic() > ctx.deadline:
             return
@@ -355,6 +373,141 @@ def _typed(segment: str, ctx: _Context) -> None:
         ctx.work -= cost
         for field_type, canonical, raw in forms:
             ctx.add(field_type, canonical, raw)
+    _grouped(segment, ctx)
+
+
+# --------------------------------------------------------------------------- grouped identifiers
+
+# Identifiers written in groups: `110105 19491231 002X`, `110105-1949-1231-002X`, `gb82-west-1234-...`,
+# `4111.1111.1111.1111`, `6222  0212  3456  7890  123`, `123 45 6789`. A group is a maximal run of ASCII
+# letters and digits; a separator is 1..5 characters of " ", "-", "." with at most one that is not a
+# space (" - ", "  ", "."), and one separator is used throughout a value. Group lengths are the format's:
+#   cn_id  6-8-4 or 6-4-4-4 (last character a digit or X), GB 11643 checked by canonicalize;
+#   card   4-6-5, 4-6-4, or groups of 4 and a last group of 1..4, 13..19 digits, Luhn (longest first);
+#   ssn    3-2-4, not joined to a digit by the same separator on either side (it has no checksum);
+#   iban   known country, groups of 4 up to the registered length (last group shorter), or unbroken
+#          in any case at the registered length; mod 97.
+# Each start is a group; a value found consumes its groups. No work units: one linear pass, no parses.
+# The native scanner (scan_grouped in _native/scanner.c) is a port of this.
+GROUP_LIMIT = 9  # an IBAN of 34 characters is 9 groups
+_GROUP_START = re.compile(r"(?<![A-Za-z0-9])(?:[A-Za-z]{2}[0-9]{2}|[0-9]{3})")
+_ALNUM_RUN = re.compile(r"[A-Za-z0-9]+")
+_SEP_RUN = re.compile(r"[ .\-]{1,6}")
+_CARD_3_GROUPS = ((4, 6, 5), (4, 6, 4))
+
+
+def _grouped(segment: str, ctx: _Context) -> None:
+    pos = 0
+    while (m := _GROUP_START.search(segment, pos)) is not None:
+        pos = _grouped_at(segment, m.start(), ctx)
+
+
+def _group_run(s: str, pos: int) -> tuple[list[tuple[int, int]], str]:
+    """The groups from `pos` (at most GROUP_LIMIT) joined by the first separator, and that separator."""
+    first = _ALNUM_RUN.match(s, pos)
+    assert first is not None
+    groups, sep, end = [(pos, first.end())], "", first.end()
+    while len(groups) < GROUP_LIMIT:
+        m = _SEP_RUN.match(s, end)
+        if m is None:
+            break
+        text = m.group()
+        if len(text) > 5 or len(text) - text.count(" ") > 1 or (sep and text != sep):
+            break
+        g = _ALNUM_RUN.match(s, m.end())
+        if g is None:
+            break
+        sep = text
+        groups.append((g.start(), g.end()))
+        end = g.end()
+    return groups, sep
+
+
+def _grouped_at(s: str, pos: int, ctx: _Context) -> int:
+    """Try the group at `pos` as the start of a grouped identifier; returns where to search next."""
+    groups, sep = _group_run(s, pos)
+    first = s[pos : groups[0][1]]
+    lens = [b - a for a, b in groups]
+    found: tuple[str, int] | None = None  # type, number of groups
+    if first.isdigit():
+        if lens[0] == 6:
+            found = _grouped_cn_id(s, groups, lens)
+        elif lens[0] == 4:
+            found = _grouped_card(s, groups, lens)
+        elif lens[0] == 3:
+            found = _grouped_ssn(s, groups, lens, sep)
+    elif len(first) >= 4 and first[:2].isalpha() and first[2:4].isdigit():
+        found = _grouped_iban(first, lens)
+    if found is None:
+        return groups[0][1]
+    field_type, count = found
+    raw = s[pos : groups[count - 1][1]]
+    compact = "".join(s[a:b] for a, b in groups[:count])
+    ctx.add(field_type, _canonical(field_type, compact), raw)
+    return groups[count - 1][1]
+
+
+def _digits(s: str, group: tuple[int, int]) -> bool:
+    return s[group[0] : group[1]].isdigit()
+
+
+def _grouped_cn_id(s: str, groups: list[tuple[int, int]], lens: list[int]) -> tuple[str, int] | None:
+    for shape in ((6, 8, 4), (6, 4, 4, 4)):
+        k = len(shape)
+        if tuple(lens[:k]) == shape and all(_digits(s, g) for g in groups[: k - 1]):
+            a, b = groups[k - 1]
+            if s[a : b - 1].isdigit() and (s[b - 1].isdigit() or s[b - 1] in "Xx"):
+                return "cn_id", k
+    return None
+
+
+def _grouped_card(s: str, groups: list[tuple[int, int]], lens: list[int]) -> tuple[str, int] | None:
+    for k in range(min(len(groups), 5), 2, -1):
+        shape = lens[:k]
+        if k == 3:
+            fits = tuple(shape) in _CARD_3_GROUPS
+        else:
+            fits = all(n == 4 for n in shape[:-1]) and 1 <= shape[-1] <= 4
+        if fits and all(_digits(s, g) for g in groups[:k]):
+            digits = "".join(s[a:b] for a, b in groups[:k])
+            if luhn_ok(digits):
+                return "card", k
+    return None
+
+
+def _grouped_ssn(s: str, groups: list[tuple[int, int]], lens: list[int], sep: str) -> tuple[str, int] | None:
+    if lens[:3] != [3, 2, 4] or not all(_digits(s, g) for g in groups[:3]):
+        return None
+    if len(groups) > 3 and _is_digit_ascii(s[groups[3][0]]):
+        return None  # the start of something longer
+    before = groups[0][0] - len(sep)
+    if before >= 1 and s[before : groups[0][0]] == sep and _is_digit_ascii(s[before - 1]):
+        return None  # the end of something longer
+    return "ssn", 3
+
+
+def _grouped_iban(first: str, lens: list[int]) -> tuple[str, int] | None:
+    length = IBAN_LENGTHS.get(first[:2].upper())
+    if length is None:
+        return None
+    if lens[0] == length:
+        return "iban", 1
+    if lens[0] != 4:
+        return None
+    total = 4
+    for k, n in enumerate(lens[1:], start=2):
+        if n > 4:
+            return None
+        total += n
+        if total == length:
+            return "iban", k
+        if n < 4 or total > length:
+            return None
+    return None
+
+
+def _is_digit_ascii(char: str) -> bool:
+    return "0" <= char <= "9"
 
 
 def _iban(raw: str, ctx: _Context) -> None:

@@ -40,16 +40,24 @@ static int is_typed(int t) {
 
 /* ------------------------------------------------------------------ character classes */
 static inline int is_ideo(cp_t c) { return (c >= 0x4E00 && c <= 0x9FEF) || (c >= 0x3400 && c <= 0x4DB5); }
+/* extract.narrow_forms: full-width ASCII forms and the spaces NFKC makes " " read as ASCII (0: not one) */
+static inline cp_t narrow_cp(cp_t c) {
+    if (c >= 0xFF01 && c <= 0xFF5E) return c - 0xFEE0;
+    return c == 0x00A0 || c == 0x2007 || c == 0x202F || c == 0x3000 ? ' ' : 0;
+}
 static inline int allowed(cp_t c) {
     if (c < 0x80) return (c >= 0x20 && c != 0x7F) || c == '\t';
     if (is_ideo(c)) return 1;
     switch (c) {
         case 0x3001: case 0x3002: case 0x3010: case 0x3011:
-        case 0xFF01: case 0xFF0C: case 0xFF1A: case 0xFF1B: case 0xFF1F:
             return 1;
         default:
-            return 0;
+            return narrow_cp(c) != 0;
     }
+}
+/* str.isspace() among allowed characters, as written (before narrowing) */
+static inline int is_wide_space(cp_t c) {
+    return c == ' ' || c == '\t' || c == 0x00A0 || c == 0x2007 || c == 0x202F || c == 0x3000;
 }
 static inline int is_digit(cp_t c) { return c >= '0' && c <= '9'; }
 static inline int is_upper(cp_t c) { return c >= 'A' && c <= 'Z'; }
@@ -557,11 +565,11 @@ static int luhn_ok(const cp_t *d, size_t n) {
     return sum % 10 == 0;
 }
 
-/* _SEPARATORS.sub("", value): drop whitespace and '-' */
+/* _ID_SEPARATORS.sub("", value): drop whitespace, '-' and '.' */
 static size_t compact(const cp_t *v, size_t n, cp_t *out) {
     size_t m = 0;
     for (size_t i = 0; i < n; i++)
-        if (!is_space(v[i]) && v[i] != '-') out[m++] = v[i];
+        if (!is_space(v[i]) && v[i] != '-' && v[i] != '.') out[m++] = v[i];
     return m;
 }
 
@@ -1238,6 +1246,162 @@ static void scan_numbers(Scanner *sc, const cp_t *s, size_t n) {
     }
 }
 
+/* ------------------------------------------------------------------ grouped identifiers (extract._grouped) */
+#define GROUP_LIMIT 9
+
+typedef struct {
+    size_t s, e;
+} span_t;
+
+static inline int is_sep_char(cp_t c) { return c == ' ' || c == '-' || c == '.'; }
+
+/* extract._group_run: the groups from p joined by the first separator; the separator in (sep_s, sep_n) */
+static int group_run(const cp_t *s, size_t n, size_t p, span_t *g, size_t *sep_s, size_t *sep_n) {
+    size_t e = p;
+    while (e < n && is_alnum_ascii(s[e])) e++;
+    g[0].s = p;
+    g[0].e = e;
+    int k = 1;
+    *sep_n = 0;
+    while (k < GROUP_LIMIT) {
+        size_t q = e;
+        int other = 0;
+        while (q < n && q - e < 6 && is_sep_char(s[q])) other += s[q++] != ' ';
+        size_t len = q - e;
+        if (len == 0 || len > 5 || other > 1) break;
+        if (*sep_n && (len != *sep_n || memcmp(s + e, s + *sep_s, len * sizeof(cp_t)) != 0)) break;
+        if (q >= n || !is_alnum_ascii(s[q])) break;
+        *sep_s = e;
+        *sep_n = len;
+        size_t r = q;
+        while (r < n && is_alnum_ascii(s[r])) r++;
+        g[k].s = q;
+        g[k].e = r;
+        k++;
+        e = r;
+    }
+    return k;
+}
+
+static int group_digits(const cp_t *s, span_t g) { return all_digits(s + g.s, g.e - g.s); }
+#define GLEN(i) ((int)(g[i].e - g[i].s))
+
+static int grouped_cn_id(const cp_t *s, const span_t *g, int ng) {
+    static const int shapes[2][4] = {{6, 8, 4, 0}, {6, 4, 4, 4}};
+    for (int t = 0; t < 2; t++) {
+        int k = shapes[t][3] ? 4 : 3, ok = ng >= k;
+        for (int i = 0; ok && i < k; i++) ok = GLEN(i) == shapes[t][i];
+        for (int i = 0; ok && i < k - 1; i++) ok = group_digits(s, g[i]);
+        if (!ok) continue;
+        const cp_t *l = s + g[k - 1].s;
+        if (all_digits(l, 3) && (is_digit(l[3]) || l[3] == 'X' || l[3] == 'x')) return k;
+    }
+    return 0;
+}
+
+static int grouped_card(const cp_t *s, const span_t *g, int ng) {
+    for (int k = ng < 5 ? ng : 5; k > 2; k--) {
+        int fits = 1, total = 0;
+        if (k == 3) {
+            fits = GLEN(0) == 4 && GLEN(1) == 6 && (GLEN(2) == 5 || GLEN(2) == 4);
+        } else {
+            for (int i = 0; i < k - 1; i++) fits &= GLEN(i) == 4;
+            fits &= GLEN(k - 1) >= 1 && GLEN(k - 1) <= 4;
+        }
+        for (int i = 0; fits && i < k; i++) fits = group_digits(s, g[i]);
+        if (!fits) continue;
+        cp_t d[32];
+        for (int i = 0; i < k; i++) {
+            memcpy(d + total, s + g[i].s, (size_t)GLEN(i) * sizeof(cp_t));
+            total += GLEN(i);
+        }
+        if (luhn_ok(d, (size_t)total)) return k;
+    }
+    return 0;
+}
+
+static int grouped_ssn(const cp_t *s, const span_t *g, int ng, size_t sep_n) {
+    if (ng < 3 || GLEN(0) != 3 || GLEN(1) != 2 || GLEN(2) != 4) return 0;
+    for (int i = 0; i < 3; i++)
+        if (!group_digits(s, g[i])) return 0;
+    if (ng > 3 && is_digit(s[g[3].s])) return 0; /* the start of something longer */
+    size_t st = g[0].s;
+    if (st >= sep_n + 1 && is_digit(s[st - sep_n - 1])) {
+        size_t sep_s = g[0].e; /* the separator of the run, as written after the first group */
+        if (memcmp(s + st - sep_n, s + sep_s, sep_n * sizeof(cp_t)) == 0) return 0; /* the end of one */
+    }
+    return 3;
+}
+
+static int grouped_iban(const cp_t *s, const span_t *g, int ng) {
+    cp_t cc[2] = {s[g[0].s] & ~(cp_t)0x20, s[g[0].s + 1] & ~(cp_t)0x20}; /* ASCII letters: upper case */
+    int length = iban_length(cc, 2);
+    if (!length) return 0;
+    if (GLEN(0) == length) return 1;
+    if (GLEN(0) != 4) return 0;
+    int total = 4;
+    for (int k = 2; k <= ng; k++) {
+        int len = GLEN(k - 1);
+        if (len > 4) return 0;
+        total += len;
+        if (total == length) return k;
+        if (len < 4 || total > length) return 0;
+    }
+    return 0;
+}
+
+static void scan_grouped(Scanner *sc, const cp_t *s, size_t n) {
+    span_t g[GROUP_LIMIT];
+    cbuf c;
+    size_t i = 0;
+    while (i < n) {
+        if (!is_alnum_ascii(s[i]) || (i > 0 && is_alnum_ascii(s[i - 1]))) {
+            i++;
+            continue;
+        }
+        /* extract._GROUP_START: three digits, or two letters and two digits (an IBAN) */
+        if (!((i + 2 < n && is_digit(s[i]) && is_digit(s[i + 1]) && is_digit(s[i + 2])) ||
+              (i + 3 < n && is_alpha_ascii(s[i]) && is_alpha_ascii(s[i + 1]) && is_digit(s[i + 2]) &&
+               is_digit(s[i + 3])))) {
+            while (i < n && is_alnum_ascii(s[i])) i++;
+            continue;
+        }
+        size_t sep_s = 0, sep_n = 0;
+        int ng = group_run(s, n, i, g, &sep_s, &sep_n);
+        int type = -1, count = 0, len0 = GLEN(0);
+        if (group_digits(s, g[0])) {
+            if (len0 == 6) count = grouped_cn_id(s, g, ng), type = T_CN_ID;
+            else if (len0 == 4) count = grouped_card(s, g, ng), type = T_CARD;
+            else if (len0 == 3) count = grouped_ssn(s, g, ng, sep_n), type = T_SSN;
+        } else if (len0 >= 4 && is_alpha_ascii(s[i]) && is_alpha_ascii(s[i + 1]) && is_digit(s[i + 2]) &&
+                   is_digit(s[i + 3])) {
+            count = grouped_iban(s, g, ng), type = T_IBAN;
+        }
+        if (!count) {
+            i = g[0].e;
+            continue;
+        }
+        cp_t comp[GROUP_LIMIT * 40];
+        size_t m = 0;
+        for (int k = 0; k < count; k++) {
+            size_t len = g[k].e - g[k].s;
+            if (m + len > sizeof comp / sizeof *comp) break;
+            memcpy(comp + m, s + g[k].s, len * sizeof(cp_t));
+            m += len;
+        }
+        int ok = type == T_CN_ID ? canon_cn_id(comp, m, &c)
+                 : type == T_CARD ? canon_card(comp, m, &c)
+                 : type == T_SSN  ? canon_ssn(comp, m, &c)
+                                  : canon_iban(comp, m, &c);
+        if (ok && add(sc, type, &c, s + i, g[count - 1].e - i) < 0) {
+            sc->error = 1;
+            return;
+        }
+        i = g[count - 1].e;
+    }
+}
+#undef GLEN
+
 /* ------------------------------------------------------------------ fields (extract._field) */
 static int has_digit(const cp_t *v, size_t n) {
     for (size_t i = 0; i < n; i++)
@@ -1769,40 +1933,51 @@ static int structured(const cp_t *s, size_t n) {
     return 0;
 }
 
-/* 0 done, 1 defer (Python reads it), -1 error */
-static int scan_line(Scanner *sc, const cp_t *s, size_t n, int prepared) {
+/* 0 done, 1 defer (Python reads it), -1 error. Full-width forms in s are narrowed in place. */
+static int scan_line(Scanner *sc, cp_t *s, size_t n, int prepared) {
     if (!prepared)
         while (n && s[n - 1] == '\r') n--;
     if (n > SEGMENT_CHARS) return 1;
-    int has_year = 0, wide_label = 0, wide_struct = 0;
+    int has_year = 0, wide_struct = 0, wide = 0;
     unsigned acc = 0, prev = 0;
     for (size_t i = 0; i < n; i++) {
         cp_t c = s[i];
-        if (c < 0x80) {
-            unsigned f = LINE_CLASS[c];
-            acc |= f | ((f & prev & L_SPACE) ? L_STRUCT : 0); /* two spaces in a row are a delimiter */
-            prev = f;
-        } else {
+        if (c >= 0x80) {
             if (!allowed(c)) return 1;
-            has_year |= c == 0x5E74;
-            wide_label |= c == 0xFF1A;
-            wide_struct |= c == 0xFF1A || c == 0xFF1B || c == 0xFF0C || c == 0x3001;
-            prev = 0;
+            cp_t w = narrow_cp(c);
+            if (!w) {
+                has_year |= c == 0x5E74;
+                wide_struct |= c == 0x3001;
+                prev = 0;
+                continue;
+            }
+            wide = 1;
+            c = w; /* classified as the ASCII character it reads as */
         }
+        unsigned f = LINE_CLASS[c];
+        acc |= f | ((f & prev & L_SPACE) ? L_STRUCT : 0); /* two spaces in a row are a delimiter */
+        prev = f;
     }
     if (acc & L_BAD) return 1;
     int has_at = (acc & L_AT) != 0, has_dot = (acc & L_DOT) != 0, quote = (acc & L_QUOTE) != 0;
-    int has_label = (acc & L_LABEL) != 0 || wide_label, structure = (acc & L_STRUCT) != 0 || wide_struct;
+    int has_label = (acc & L_LABEL) != 0, structure = (acc & L_STRUCT) != 0 || wide_struct;
     int sql = 0;
     if (!prepared) {
         if (!structure) return 0;
         size_t k = 0;
-        while (k < n && is_space(s[k])) k++;
+        while (k < n && is_wide_space(s[k])) k++;
         if (k < n && (s[k] == '{' || s[k] == '[')) {
-            /* JSON: the values of a flat object here, anything else in Python */
+            /* JSON (read as written): the values of a flat object here, anything else in Python */
             long m = s[k] == '{' ? json_flat(s + k, n - k, sc->json) : -1;
             return m < 0 ? 1 : scan_line(sc, sc->json, (size_t)m, 1);
         }
+    }
+    if (wide)
+        for (size_t i = 0; i < n; i++)
+            if (s[i] >= 0x80 && narrow_cp(s[i])) s[i] = narrow_cp(s[i]);
+    if (!prepared) {
+        size_t k = 0;
+        while (k < n && is_space(s[k])) k++;
         sql = quote && (sql_hint(s, n) || (k < n && s[k] == '('));
     }
     lineset_clear(&sc->seen_fields);
@@ -1815,6 +1990,7 @@ static int scan_line(Scanner *sc, const cp_t *s, size_t n, int prepared) {
     if (!sc->error && has_year) scan_cjk_dates(sc, s, n);
     if (!sc->error) scan_ibans(sc, s, n);
     if (!sc->error) scan_numbers(sc, s, n);
+    if (!sc->error) scan_grouped(sc, s, n);
     if (!sc->error) {
         if (sql) sql_values(sc, s, n);
         else delimited(sc, s, n);

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -310,7 +310,10 @@ class Detector:
         """Email candidates that may be on a watched domain: lines naming one, and non-ASCII lines
         with an '@' (an address written in full-width or Unicode letters folds to its ASCII form).
 
-        The cost follows the occurrences found (C searches, a line number each), never the lines."""
+        The cost follows the occurrences found (C searches, a line number each), never the lines.
+        Lines are read in growing batches, in order, until every watched domain has an address: only
+        each watch's first address makes a finding (`_domains`), so the rest of a dump of addresses on a
+        watched domain is not listed again."""
         if not self.snapshot.domains:
             return []
         lowered = text.lower()
@@ -321,20 +324,25 @@ class Detector:
             while pos >= 0:
                 numbers.add(index.line_of(pos))
                 pos = lowered.find(needle, pos + len(needle))
+        listing = Deadline.after(listing_s)
         if not text.isascii():
-            pos = text.find("@")
-            while pos >= 0:
-                start = text.rfind("\n", 0, pos) + 1
-                end = text.find("\n", pos)
-                end = len(text) if end < 0 else end
-                if not text[start:end].isascii():
-                    numbers.add(index.line_of(pos))
-                pos = text.find("@", end)  # one look per line holding an '@'
-        return [
-            c
-            for c in candidates_on_lines(text, numbers, self.snapshot.regions, deadline_s=listing_s)
-            if c.field_type == "email"
-        ]
+            numbers.update(index.line_of(pos) for pos in _unicode_host_lines(text, listing))
+        watches = {(t, w) for t, _, w in self.snapshot.domains}
+        covered: set[tuple[int, int]] = set()
+        ordered = sorted(numbers)
+        out: list[Candidate] = []
+        start, batch = 0, 64
+        while start < len(ordered) and covered != watches and not listing.expired():
+            lines = set(ordered[start : start + batch])
+            for c in candidates_on_lines(text, lines, self.snapshot.regions, deadline_s=listing.remaining()):
+                if c.field_type == "email":
+                    out.append(c)
+                    host = c.canonical.rpartition("@")[2]
+                    covered.update(
+                        (t, w) for t, d, w in self.snapshot.domains if host == d or host.endswith("." + d)
+                    )
+            start, batch = start + batch, batch * 4
+        return out
 
     @staticmethod
     def _hit_lines(scan: HashedScan, hit_mask: np.ndarray) -> dict[str, np.ndarray]:
@@ -539,6 +547,39 @@ class Detector:
                     )
                 )
         return out
+
+
+# An at sign, then letters, digits, dots and hyphens with at least one non-ASCII character among them.
+_UNICODE_HOST = re.compile("[@\uff20\ufe6b][A-Za-z0-9._\\-\u0080-\U0010ffff]*[\u0080-\U0010ffff]")
+
+
+def _unicode_host_lines(text: str, deadline: Deadline) -> Iterator[int]:
+    """An offset on each line that holds an ASCII '@', a non-ASCII character, and an address whose
+    domain may be written with non-ASCII characters (full-width, Unicode letters): only folding makes
+    such a domain a watched one.
+
+    An address whose domain is written in ASCII names the domain literally, so its line is already among
+    those naming a watched domain; the other lines with an '@' (a Telegram handle in a Chinese ad, a CSV
+    row with a Chinese name) cannot add a finding and are not listed. Kept, conservatively: a line with a
+    backslash (JSON escapes can write any character), and an at sign followed, before the first ASCII
+    character that no host holds, by a non-ASCII character. Whole-text C searches: the cost follows the
+    lines found, not the lines with an '@'; a text of millions of such lines stops at the `deadline`."""
+
+    def line_at(pos: int) -> tuple[int, int]:
+        end = text.find("\n", pos)
+        return text.rfind("\n", 0, pos) + 1, len(text) if end < 0 else end
+
+    for search in (_UNICODE_HOST.search, _BACKSLASH.search):
+        match = search(text)
+        while match is not None:
+            start, end = line_at(match.start())
+            line = text[start:end]
+            if "@" in line and not line.isascii():
+                yield start
+            match = search(text, end) if not deadline.expired() else None
+
+
+_BACKSLASH = re.compile(r"\\")
 
 
 def _domain_needles(domains: Iterable[str]) -> set[str]:

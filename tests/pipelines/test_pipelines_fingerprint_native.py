@@ -135,7 +135,7 @@ def _reference_fingerprints(text: str, key: bytes | None, k: int, window: int) -
 
 @native
 @FAST
-@given(texts, st.sampled_from([None, KEY]), st.sampled_from([(25, 20), (3, 4), (1, 1), (5, 50)]))
+@given(texts, st.sampled_from([None, b"", KEY]), st.sampled_from([(25, 20), (3, 4), (1, 1), (5, 50)]))
 def test_winnowing_equals_the_reference(text: str, key: bytes | None, params: tuple[int, int]) -> None:
     k, window = params
     assert documents.fingerprints(text, k, window, key=key) == _reference_fingerprints(text, key, k, window)

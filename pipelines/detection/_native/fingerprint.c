@@ -114,6 +114,27 @@ static uint64_t blake2b_8(const uint8_t *key, size_t keylen, const uint8_t *msg,
     return __builtin_bswap64(h[0]);
 }
 
+/* BLAKE2b-8 of an 8-byte message under a fixed key: the key block is compressed once (b2_keyed_init),
+ * each message then costs one compression instead of two. */
+static void b2_keyed_init(uint64_t h[8], const uint8_t *key, size_t keylen) {
+    uint8_t block[128];
+    memcpy(h, B2_IV, 8 * sizeof(uint64_t));
+    h[0] ^= 0x01010000ULL ^ ((uint64_t)keylen << 8) ^ 8ULL;
+    memset(block, 0, sizeof block);
+    memcpy(block, key, keylen);
+    b2_compress(h, block, 128, 0);
+}
+
+static uint64_t b2_keyed_u64(const uint64_t keyed_state[8], uint64_t value) {
+    uint64_t h[8];
+    uint8_t block[128];
+    memcpy(h, keyed_state, sizeof h);
+    memset(block, 0, sizeof block);
+    for (int b = 0; b < 8; b++) block[b] = (uint8_t)(value >> (56 - 8 * b)); /* to_bytes(8, "big") */
+    b2_compress(h, block, 136, 1);
+    return __builtin_bswap64(h[0]);
+}
+
 /* ------------------------------------------------------------------------------------------ helpers */
 
 typedef struct {
@@ -156,9 +177,18 @@ static inline void put_utf8(fbuf *b, Py_UCS4 c) { /* room for 4 bytes reserved b
     }
 }
 
-/* Python's re `[^\W_]` (and str.isalnum): alphabetic, decimal, digit or numeric. */
+/* Python's re `[^\W_]` (and str.isalnum): alphabetic, decimal, digit or numeric. The Basic Multilingual
+ * Plane is answered from a bitmap filled at import from the interpreter's own tables (so it follows the
+ * running Python's Unicode version), the rest by asking the interpreter. */
+static uint8_t bmp_alnum[0x10000 / 8];
+
+static void fill_bmp_alnum(void) {
+    for (Py_UCS4 c = 0; c < 0x10000; c++)
+        if (Py_UNICODE_ISALNUM(c)) bmp_alnum[c >> 3] |= (uint8_t)(1u << (c & 7));
+}
+
 static inline int is_alnum(Py_UCS4 c) {
-    if (c < 0x80) return (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z');
+    if (c < 0x10000) return (bmp_alnum[c >> 3] >> (c & 7)) & 1;
     return Py_UNICODE_ISALNUM(c);
 }
 
@@ -402,14 +432,18 @@ static PyObject *winnow(PyObject *self, PyObject *args) {
         goto fail;
     }
     uint64_t *keyed = (uint64_t *)PyBytes_AS_STRING(keyed_b);
-    for (size_t j = 0; j < distinct; j++) {
-        if (key) {
+    if (key && keylen) {
+        uint64_t state[8];
+        b2_keyed_init(state, key, (size_t)keylen);
+        for (size_t j = 0; j < distinct; j++) keyed[j] = b2_keyed_u64(state, raw[j]) & W_MASK63;
+    } else if (key) { /* an empty key: plain BLAKE2b */
+        for (size_t j = 0; j < distinct; j++) {
             uint8_t be[8];
             for (int b = 0; b < 8; b++) be[b] = (uint8_t)(raw[j] >> (56 - 8 * b));
-            keyed[j] = blake2b_8(key, (size_t)keylen, be, 8) & W_MASK63;
-        } else {
-            keyed[j] = raw[j] & W_MASK63;
+            keyed[j] = blake2b_8(NULL, 0, be, 8) & W_MASK63;
         }
+    } else {
+        for (size_t j = 0; j < distinct; j++) keyed[j] = raw[j] & W_MASK63;
     }
     free(r.ring);
     free(qi);
@@ -529,4 +563,7 @@ static PyMethodDef methods[] = {
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_fingerprint", "Native posting fingerprints.", -1,
                                     methods, NULL, NULL, NULL, NULL};
 
-PyMODINIT_FUNC PyInit__fingerprint(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__fingerprint(void) {
+    fill_bmp_alnum();
+    return PyModule_Create(&module);
+}

@@ -50,6 +50,7 @@ __all__ = [
     "add_note",
     "alert_detail",
     "alert_in_scope",
+    "alert_posting",
     "alert_sources",
     "assign_alert",
     "bulk_triage",
@@ -215,6 +216,15 @@ def alert_detail(
     offered actions and the triage timeline; ``with_excerpt`` adds posting lines (clear text: console only)."""
     with db.session() as sess:
         return alert_story(sess, _alert(sess, str(alert_id), tenant_id), with_excerpt=with_excerpt)
+
+
+def alert_posting(db: Database, alert_id: str | int, *, tenant_id: int | None = None) -> Posting | None:
+    """The leak's first posting (detached, text loaded): the evidence the console shows as inert text."""
+    with db.session() as sess:
+        posting = _alert(sess, str(alert_id), tenant_id).posting
+        if posting is not None:
+            sess.expunge(posting)
+        return posting
 
 
 def _event(

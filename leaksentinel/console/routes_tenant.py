@@ -4,18 +4,17 @@ Every page is scoped by the API's own dependencies (PickedTenant, ScopedAlert): 
 """
 
 # No `from __future__ import annotations` here: FastAPI resolves route annotations at runtime.
+import re
 from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
-from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
-from core.alert_view import alert_to_dict
 from core.db import Database
 from core.errors import BadInput, NotFound
-from core.models import ALERT_STATUSES, SEVERITIES, Alert, Sighting, Source
+from core.models import ALERT_STATUSES, SEVERITIES
 from leaksentinel.api.auth import Principal
 from leaksentinel.api.deps import PickedTenant, ScopedAlert, TenantRef
 from leaksentinel.console.pages import (
@@ -41,41 +40,48 @@ from leaksentinel.console.session import Session
 router = APIRouter(include_in_schema=False)
 
 
-def _alert_detail(db: Database, alert_id: int) -> dict[str, Any]:
-    """An alert's page data; the caller's scope was checked by the ScopedAlert dependency."""
-    with db.session() as sess:
-        alert = sess.get(Alert, alert_id)
-        if alert is None:
-            raise PageError(404, "No such alert.")
-        view = alert_to_dict(sess, alert, with_findings=True)
-        sightings: dict[str, dict[str, Any]] = {}
-        for s in sess.scalars(
-            select(Sighting).where(Sighting.alert_id == alert.id).order_by(Sighting.seen_at)
-        ):
-            row = sightings.setdefault(
-                s.url, {"url": s.url, "first": s.seen_at, "last": s.seen_at, "times": 0}
-            )
-            row["last"] = s.seen_at
-            row["times"] += 1
-        posting = alert.posting
-        source = sess.get(Source, posting.source_id) if posting is not None else None
-        evidence = evidence_view(posting) if posting is not None else None
-        if evidence is not None:
-            evidence["source"] = source.name if source else ""
-        return {"alert": view, "sightings": list(sightings.values()), "evidence": evidence}
+#: The inbox's bulk form sends the page back here; anything else (another site) is refused.
+_BACK = re.compile(r"/alerts(\?[\w=&%.+\-:]*)?\Z")
+
+
+def _back(form: dict[str, list[str]]) -> str:
+    back = form_value(form, "back")
+    return back if _BACK.match(back) else "/alerts"
 
 
 @router.get("/alerts")
-def alerts_page(request: Request, scope: PickedTenant, status: str = "", severity: str = "") -> HTMLResponse:
+def alerts_page(
+    request: Request,
+    scope: PickedTenant,
+    status: str = "",
+    severity: str = "",
+    kind: str = "",
+    source: str = "",
+    since: str = "",
+    until: str = "",
+) -> HTMLResponse:
     who, session = current(request, "tenant_admin", "tenant_viewer", "operator", "analyst")
     if status and status not in ALERT_STATUSES:
         raise PageError(400, f"Unknown status {status!r}.")
     if severity and severity not in SEVERITIES:
         raise PageError(400, f"Unknown severity {severity!r}.")
     console = console_of(request)
-    from leaksentinel.actions.alerts import list_alerts
+    from leaksentinel.actions.alerts import ALERT_KINDS, alert_sources, list_alerts
 
-    rows = list_alerts(console.db, scope.id if scope else None, status or None)
+    try:
+        rows = list_alerts(
+            console.db,
+            scope.id if scope else None,
+            status or None,
+            kind=kind or None,
+            source=source[:64] or None,
+            since=since[:40] or None,
+            until=until[:40] or None,
+        )
+    except NotFound:
+        raise
+    except BadInput as exc:
+        raise PageError(400, f"{str(exc)[:200]}.") from None
     if severity:
         rows = [r for r in rows if r["severity"] == severity]
     rows.reverse()  # newest first
@@ -88,41 +94,162 @@ def alerts_page(request: Request, scope: PickedTenant, status: str = "", severit
         more=max(0, len(rows) - MAX_LISTED),
         statuses=ALERT_STATUSES,
         severities=SEVERITIES,
+        kinds=ALERT_KINDS,
+        sources=alert_sources(console.db, scope.id if scope else None),
         status=status,
         severity=severity,
+        kind=kind,
+        source=source,
+        since=since,
+        until=until,
+        back=str(request.url.path) + (f"?{request.url.query}" if request.url.query else ""),
+        can_triage=who.role in ("tenant_admin", "operator"),
         tenant=picked_name(who, scope),
         tenants=[] if who.is_tenant else tenant_names(console.db),
     )
 
 
+@router.post("/alerts/bulk")
+async def bulk_triage(request: Request, scope: PickedTenant) -> Response:
+    """The inbox's bulk action: every ticked alert must be the caller's (else a 404 page, nothing changes)."""
+    who, form = await posted(request, "tenant_admin", "operator")
+    back = _back(form)
+    action = form_value(form, "action")
+    ids = [v.strip() for v in form.get("ids", []) if v.strip()]
+    if not ids:
+        return redirect(request, back, "Tick at least one alert.")
+    from leaksentinel.actions.alerts import bulk_triage as bulk
+
+    scope_id = who.tenant_id if who.is_tenant else (scope.id if scope else None)
+    try:
+        out = await run_in_threadpool(
+            lambda: bulk(
+                console_of(request).db,
+                ids,
+                action,
+                reason=form_value(form, "reason") or None,
+                assignee=form_value(form, "assignee") or None,
+                tenant_id=scope_id,
+                actor=who.actor,
+            )
+        )
+    except NotFound:
+        raise PageError(404, "Not found.") from None
+    except BadInput as exc:
+        return redirect(request, back, f"Nothing changed: {exc}.")
+    message = f"{len(out['changed'])} alert{'' if len(out['changed']) == 1 else 's'} changed ({action})."
+    if out["skipped"]:
+        skipped = ", ".join(f"{s['id']} ({s['status'].replace('_', ' ')})" for s in out["skipped"][:20])
+        message += f" Skipped, their state does not allow it: {skipped}."
+    return redirect(request, back, message)
+
+
 @router.get("/alerts/{alert_id}")
 def alert_page(request: Request, alert: ScopedAlert) -> HTMLResponse:
     who, session = current(request, "tenant_admin", "tenant_viewer", "operator", "analyst")
-    detail = _alert_detail(console_of(request).db, alert.id)
+    from leaksentinel.actions.alerts import alert_detail, alert_posting
+
+    db = console_of(request).db
+    story = alert_detail(db, alert.id, tenant_id=alert.tenant_id, with_excerpt=True)
+    posting = alert_posting(db, alert.id, tenant_id=alert.tenant_id)
+    evidence = evidence_view(posting) if posting is not None else None
+    if evidence is not None:
+        evidence["source"] = story["source"] or ""
+    labels = {
+        "ack": "Acknowledge",
+        "resolve": "Resolve",
+        "false-positive": "False positive",
+        "reopen": "Reopen",
+    }
     return render(
         request,
         "alert.html",
         who=who,
         session=session,
+        alert=story,
+        evidence=evidence,
         can_triage=who.role in ("tenant_admin", "operator"),
-        **detail,
+        offered=[(a, labels[a]) for a in story["actions"]],
+        others=[f for f in story["findings"] if f["kind"] != "record"],
+    )
+
+
+def _refused(exc: BadInput) -> str:
+    return f"Nothing changed: {str(exc)[:300]}."
+
+
+@router.post("/alerts/{alert_id}/notes")
+async def add_note(request: Request, alert: ScopedAlert) -> Response:
+    who, form = await posted(request, "tenant_admin", "operator")
+    from leaksentinel.actions.alerts import add_note as note
+
+    back = f"/alerts/{alert.id}"
+    try:
+        await run_in_threadpool(
+            lambda: note(
+                console_of(request).db,
+                alert.id,
+                form_value(form, "text"),
+                tenant_id=alert.tenant_id,
+                actor=who.actor,
+            )
+        )
+    except NotFound:
+        raise
+    except BadInput as exc:
+        return redirect(request, back, _refused(exc))
+    return redirect(request, back + "#history", "Note added.")
+
+
+@router.post("/alerts/{alert_id}/assign")
+async def assign(request: Request, alert: ScopedAlert) -> Response:
+    who, form = await posted(request, "tenant_admin", "operator")
+    from leaksentinel.actions.alerts import assign_alert
+
+    back = f"/alerts/{alert.id}"
+    assignee = "" if form_value(form, "clear") == "yes" else form_value(form, "assignee")
+    try:
+        out = await run_in_threadpool(
+            lambda: assign_alert(
+                console_of(request).db, alert.id, assignee or None, tenant_id=alert.tenant_id, actor=who.actor
+            )
+        )
+    except NotFound:
+        raise
+    except BadInput as exc:
+        return redirect(request, back, _refused(exc))
+    return redirect(
+        request,
+        back,
+        f"Assigned to {out['assignee']}." if out["assignee"] else f"Alert {alert.id} is unassigned.",
     )
 
 
 @router.post("/alerts/{alert_id}/{action}")
 async def triage(request: Request, alert: ScopedAlert, action: str) -> Response:
-    who, _ = await posted(request, "tenant_admin", "operator")
+    who, form = await posted(request, "tenant_admin", "operator")
     status = TRIAGE.get(action)
     if status is None:
         raise PageError(404, "Unknown action.")
-    from leaksentinel.actions.alerts import set_alert_status
+    from leaksentinel.actions.alerts import triage_alert
 
-    await run_in_threadpool(
-        lambda: set_alert_status(
-            console_of(request).db, str(alert.id), status, tenant_id=alert.tenant_id, actor=who.actor
+    back = f"/alerts/{alert.id}"
+    try:
+        await run_in_threadpool(
+            lambda: triage_alert(
+                console_of(request).db,
+                alert.id,
+                action,
+                reason=form_value(form, "reason") or None,
+                tenant_id=alert.tenant_id,
+                actor=who.actor,
+            )
         )
-    )
-    return redirect(request, f"/alerts/{alert.id}", f"Alert {alert.id} is now {status.replace('_', ' ')}.")
+    except NotFound:
+        raise
+    except BadInput as exc:
+        return redirect(request, back, _refused(exc))
+    return redirect(request, back, f"Alert {alert.id} is now {status.replace('_', ' ')}.")
 
 
 @router.get("/watches")

@@ -228,7 +228,7 @@ def test_admin_triages_and_viewer_cannot(world: dict[str, Any]) -> None:
     assert "is now acked" in page and "status-acked" in page
     assert _status(world, alert_id) == "acked"
     assert "is now acked" not in client.get(f"/alerts/{alert_id}").text  # the flash shows once
-    client.post(f"/alerts/{alert_id}/false-positive", data={"csrf": csrf})
+    client.post(f"/alerts/{alert_id}/false-positive", data={"csrf": csrf, "reason": "a test account"})
     assert _status(world, alert_id) == "false_positive"
     assert str(alert_id) in client.get("/alerts?status=false_positive").text
     assert client.get("/alerts?status=bogus").status_code == 400

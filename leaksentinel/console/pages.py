@@ -31,7 +31,7 @@ from leaksentinel.console.session import (
     SESSION_COOKIE,
     ConsoleSigner,
     Session,
-    load_or_create_secret,
+    console_secret,
     principal_from_key_id,
     session_ended,
 )
@@ -189,7 +189,7 @@ class Console:
         self.settings: Settings = app.state.settings
         self.db: Database = app.state.db
         self.env = _environment()
-        self.signer = ConsoleSigner(load_or_create_secret(self.settings.home))
+        self.signer = ConsoleSigner(console_secret(self.settings))
         self.login_limiter = RateLimiter(0.5, 10)
 
 

@@ -5,6 +5,11 @@ credential for the whole API). The cookie holds only the key's id, an expiry and
 an HMAC whose secret lives in the home (``console.secret``, 0600), so nobody can forge a session for
 another key. Each request reloads the key, so revoking the key ends its sessions at once.
 
+Why the secret can live outside the home: behind a load balancer, each request may reach another front
+machine; all must check cookies with one secret. ``console_secret_file`` (setting, or
+``LEAKSENTINEL_CONSOLE_SECRET_FILE``) names that shared file; the home's file is the embedded default.
+Logins and logouts are rows in the shared database, so a logout on one machine ends the session on all.
+
 Why logout is recorded on the server: a signed cookie stays valid until it expires, so deleting it in
 the browser alone would leave a copy (a shared machine, a proxy log) usable for the rest of the day.
 Login writes a ``session.start`` row to the audit log, whose id the token carries; logout writes
@@ -28,7 +33,9 @@ from pathlib import Path
 from sqlalchemy import select
 
 from core.db import Database
+from core.errors import BadInput
 from core.models import ApiKey, AuditLog, Tenant
+from core.settings import Settings
 from leaksentinel.api.auth import Principal
 
 __all__ = [
@@ -37,6 +44,7 @@ __all__ = [
     "SESSION_SECONDS",
     "ConsoleSigner",
     "Session",
+    "console_secret",
     "end_session",
     "load_or_create_secret",
     "principal_from_key_id",
@@ -51,12 +59,32 @@ SESSION_SECONDS = 8 * 3600
 SECRET_FILE = "console.secret"
 
 
-def load_or_create_secret(home: Path) -> bytes:
-    """The per-home signing secret, created 0600 on first use (atomic: two workers agree on one)."""
-    path = home / SECRET_FILE
+#: Fewer bytes than this in a configured secret file is refused (a guessable secret forges sessions).
+MIN_SECRET_BYTES = 32
+
+
+def console_secret(settings: Settings) -> bytes:
+    """The signing secret: the shared ``console_secret_file`` when configured (a fleet's front machines),
+    else the home's ``console.secret``. A configured file that is missing is created (0600)."""
+    if not settings.console_secret_file:
+        return load_or_create_secret(settings.home)
+    path = Path(settings.console_secret_file).expanduser()
+    secret = load_or_create_secret(path.parent, path)
+    if len(secret) < MIN_SECRET_BYTES:
+        raise BadInput(
+            f"console_secret_file {path} holds {len(secret)} bytes, at least {MIN_SECRET_BYTES} are needed: "
+            "put the output of `openssl rand -hex 32` in it, on every front machine"
+        )
+    return secret
+
+
+def load_or_create_secret(home: Path, path: Path | None = None) -> bytes:
+    """The signing secret in ``path`` (default: the home's ``console.secret``), created 0600 on first use
+    (atomic: two workers, or two machines on a shared directory, agree on one)."""
+    path = path if path is not None else home / SECRET_FILE
     try:
         data = path.read_bytes().strip()
-        if len(data) >= 32:
+        if len(data) >= MIN_SECRET_BYTES:
             return data
     except FileNotFoundError:
         pass
@@ -64,8 +92,13 @@ def load_or_create_secret(home: Path) -> bytes:
     value = secrets.token_hex(32).encode()
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:  # another process won the race: use its secret
-        return path.read_bytes().strip()
+    except FileExistsError:  # another process won the race: use its secret, once it is written
+        deadline = time.monotonic() + 2.0
+        data = path.read_bytes().strip()
+        while len(data) < MIN_SECRET_BYTES and time.monotonic() < deadline:
+            time.sleep(0.02)
+            data = path.read_bytes().strip()
+        return data
     with os.fdopen(fd, "wb") as fh:
         fh.write(value)
     return value

@@ -192,14 +192,23 @@ def register(app: typer.Typer) -> None:
         records: Annotated[
             Path | None, typer.Option("--records", help="JSON Lines from `leaksentinel hash`.")
         ] = None,
-        domain: Annotated[str | None, typer.Option("--domain")] = None,
+        domain: Annotated[
+            str | None,
+            typer.Option(
+                "--domain", help="Addresses on it (kind domain) and its look-alikes (kind lookalike)."
+            ),
+        ] = None,
         keyword: Annotated[str | None, typer.Option("--keyword")] = None,
         regex: Annotated[str | None, typer.Option("--regex")] = None,
         document: Annotated[Path | None, typer.Option("--document")] = None,
         name: Annotated[str | None, typer.Option("--name", help="Name of a document watch.")] = None,
         yara_file: Annotated[
             Path | None,
-            typer.Option("--yara", help="YARA rules file, run on every posting; findings name the rule."),
+            typer.Option(
+                "--yara",
+                help="YARA rules file, run on every posting and hunted over the stored ones; "
+                "findings of kind yara name the rule.",
+            ),
         ] = None,
         as_json: JSON = False,
     ) -> None:
@@ -285,7 +294,13 @@ def register(app: typer.Typer) -> None:
         ] = False,
         as_json: JSON = False,
     ) -> None:
-        """Run the crawl pipeline's detection on local files."""
+        """Run the crawl pipeline's detection on local files.
+
+        One finding per (posting, tenant, record or watch), of kind record, domain, lookalike (``watch``:
+        the variant, ``technique``: how it was made from the watched domain, e.g. omission, homoglyph,
+        idn-homoglyph, bit-flip, tld-swap), keyword, regex, yara (``watch``: the rule name), document or
+        secret (``watch``: the rule id, e.g. github_token, aws_access_key_id).
+        """
         stats: dict[str, Any] = {}
         findings = scan_paths(state.settings, paths, store=store, stats=stats)
         if as_json:

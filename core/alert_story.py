@@ -238,6 +238,35 @@ def _leaked_records(
     return out
 
 
+def _other_findings(findings: list[Finding]) -> list[dict[str, Any]]:
+    """Findings that are not records, one row per (kind, watch, technique) however many sightings hold it."""
+    rows: dict[tuple[str, str | None, str | None], dict[str, Any]] = {}
+    for f in findings:
+        if f.kind == "record":
+            continue
+        key = (f.kind, f.watch, f.technique)
+        row = rows.get(key)
+        if row is None:
+            row = rows[key] = {
+                "kind": f.kind,
+                "watch": f.watch,
+                "technique": f.technique,
+                "masked": f.masked,
+                "line": f.line,
+                "overlap": f.overlap,
+                "severity": f.severity,
+                "postings": set(),
+            }
+        row["postings"].add(f.posting_id)
+        if rank(f.severity) > rank(row["severity"]):
+            row["severity"] = f.severity
+    out = [
+        {k: v for k, v in r.items() if k != "postings"} | {"sightings": len(r["postings"])}
+        for r in rows.values()
+    ]
+    return out[:MAX_RECORDS]
+
+
 def _severity_reason(
     alert: Alert, findings: list[Finding], records: list[dict[str, Any]], thresholds: Any
 ) -> str:
@@ -335,7 +364,7 @@ def alert_story(
     sess: Session, alert: Alert, *, with_excerpt: bool = False, now: datetime | None = None
 ) -> dict[str, Any]:
     """The alert (``alerts list`` object with findings) plus: ``title``, ``severity_reason``,
-    ``leaked_records``, ``with_password``, ``sightings_timeline``, ``next_steps``, ``actions`` (offered
+    ``leaked_records``, ``other_findings`` (grouped), ``with_password``, ``sightings_timeline``, ``next_steps``, ``actions`` (offered
     triage actions), ``timeline`` (triage history); and ``excerpt`` when ``with_excerpt``."""
     view = alert_to_dict(sess, alert, with_findings=True)
     findings = list(sess.scalars(select(Finding).where(Finding.alert_id == alert.id).order_by(Finding.id)))
@@ -355,6 +384,7 @@ def alert_story(
         "severity_reason": _severity_reason(alert, findings, records, thresholds),
         "with_password": passwords,
         "leaked_records": records,
+        "other_findings": _other_findings(findings),
         "sightings_timeline": _sightings(sess, alert),
         "next_steps": next_steps(set(view["kinds"]), fields=fields, with_password=bool(passwords), host=host),
         "actions": list(offered_actions(alert.status)),

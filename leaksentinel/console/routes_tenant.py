@@ -170,7 +170,6 @@ def alert_page(request: Request, alert: ScopedAlert) -> HTMLResponse:
         evidence=evidence,
         can_triage=who.role in ("tenant_admin", "operator"),
         offered=[(a, labels[a]) for a in story["actions"]],
-        others=[f for f in story["findings"] if f["kind"] != "record"],
     )
 
 

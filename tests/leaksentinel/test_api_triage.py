@@ -258,6 +258,9 @@ def test_alert_detail_says_what_and_where_with_one_row_per_record(world: dict[st
     assert set(rows) == {"acme-1", "acme-2"}
     assert rows["acme-1"]["masked"] == "j***@acme.example" and rows["acme-1"]["fields"] == ["email"]
     assert all(r["new"] and r["with_password"] and r["first_seen_alert"] is None for r in rows.values())
+    assert [(o["kind"], o["watch"], o["sightings"]) for o in combo["other_findings"]] == [
+        ("domain", "acme.example", 1)
+    ]
     assert any("Reset the passwords" in s["step"] for s in combo["next_steps"])
     assert combo["next_steps"][-1]["kind"] == "takedown"
     assert "excerpt" not in combo and "hunter2" not in json.dumps(combo)  # the API stays masked

@@ -475,3 +475,30 @@ def test_several_processes_index_the_same_index(kind: str, tmp_path: Path) -> No
         assert b.count() == 90
         assert b.search(SearchQuery("proc100")).total == 20
         assert b.search(SearchQuery("shared")).total == 30
+
+
+# --------------------------------------------------------------------------- PostgreSQL only
+
+
+def test_postgres_finds_words_past_the_tsvector_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A posting with more distinct words than a tsvector holds (1 MB; 300 bytes here) is still found by
+    every word, through its token string."""
+    from core.search import pg_backend
+
+    monkeypatch.setattr(pg_backend, "TSVECTOR_BUDGET", 300)
+    words = [f"word{i:03d}" for i in range(200)]
+    huge = SearchDoc(**{**DOCS[0].__dict__, "id": 7, "title": "big one", "text": " ".join(words)})
+    small = SearchDoc(
+        **{**DOCS[1].__dict__, "id": 8, "text": "word199 alone\x00 and a lone \ud800 surrogate"}
+    )
+    with open_empty("postgres", tmp_path) as (b, _):
+        assert b.index([huge, small]) == 2
+        assert pg_backend.tsvector_literal([], words)[1] is False
+        assert {h.id for h in b.search(SearchQuery("word000")).hits} == {7}
+        assert {h.id for h in b.search(SearchQuery("word150")).hits} == {7}
+        assert {h.id for h in b.search(SearchQuery("word199")).hits} == {7, 8}
+        assert {h.id for h in b.search(SearchQuery('"word150 word151"')).hits} == {7}
+        assert {h.id for h in b.search(SearchQuery("word150 -word199")).hits} == set()
+        assert {h.id for h in b.search(SearchQuery("surrogate")).hits} == {8}

@@ -56,6 +56,16 @@ def upgrade() -> None:
             postgresql_using="gin",
             postgresql_ops={column: "gin_trgm_ops"},
         )
+    # The rare posting whose tokens overflow the tsvector is found by its token string; this small index
+    # keeps that fallback of a one-word query an index scan (without it the OR makes every query scan).
+    op.create_index(
+        "ix_search_entries_body_tokens_overflow",
+        "search_entries",
+        ["body_tokens"],
+        postgresql_using="gin",
+        postgresql_ops={"body_tokens": "gin_trgm_ops"},
+        postgresql_where=sa.text("NOT complete"),
+    )
     op.create_index("ix_search_entries_source", "search_entries", ["source"])
     op.create_index("ix_search_entries_seen", "search_entries", ["seen"])
 

@@ -290,6 +290,7 @@ class StorePipeline:
 
     def open_spider(self, spider: Any = None) -> None:
         """Index what earlier runs of this source stored but never indexed (killed mid-run)."""
+        spider = spider or getattr(self.crawler, "spider", None)  # Scrapy no longer passes it
         name = getattr(spider, "source_name", "")
         if not name:
             return
@@ -326,6 +327,7 @@ class StorePipeline:
             self.stats.inc_value(STORE_FAILED_STAT)
             if self.stats.get_value(STORE_ERROR_STAT) is None:
                 self.stats.set_value(STORE_ERROR_STAT, message)
+        spider = spider or getattr(self.crawler, "spider", None)
         engine = getattr(self.crawler, "engine", None)
         if engine is not None and spider is not None and self.store_failed == 1:
             engine.close_spider(spider, "store_failed")

@@ -13,9 +13,11 @@ Usage::
         lookup(keyed_hash(key, c.field_type, c.canonical), c.line)
 
 Two families of candidates:
-- typed: emails, phones, cards, IBANs, Chinese ids, US SSNs (NNN-NN-NNNN only), IPv4 addresses and
-  dates, found by regex scans anywhere in the text (digit runs are cut into groups and the
-  plausible group spans are checked: Luhn, libphonenumber, GB 11643...);
+- typed: emails, phones, cards, IBANs, Chinese ids, US SSNs, IPv4 addresses and dates, found by
+  regex scans anywhere in the text (digit runs are cut into groups and the plausible group spans are
+  checked: Luhn, libphonenumber, GB 11643...), and identifiers written in the groups of their format
+  with one separator throughout (``110105 19491231 002X``, ``gb82-west-1234-...``, ``123 45 6789``;
+  see "grouped identifiers"). Full-width forms and NFKC spaces are read as ASCII first (`narrow_forms`);
 - delimited fields: each line is split on ``: ; | , tab``, full-width ``：；，、`` and runs of 2+ spaces,
   ``key=value`` is split too, SQL INSERT string literals and JSON-line string values are pulled
   out; each value is tried as username, name, api_key (when token-like), dob, passport and text;
@@ -45,7 +47,7 @@ from core.canonical import (
     luhn_ok,
 )
 
-__all__ = ["Candidate", "extract_candidates"]
+__all__ = ["Candidate", "extract_candidates", "narrow_forms"]
 
 SEGMENT_CHARS = 65_536  # long lines are scanned in pieces of this size
 # Work budgets per segment: a field or a digit run costs 1, each phone parse 1 more. A line's first

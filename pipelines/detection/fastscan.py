@@ -3,7 +3,8 @@
 Why: the matcher needs, per posting, the keyed hash of every candidate and the line it stood on; the
 candidates themselves (raw text, for masking) are wanted only for the few lines a registered hash hit.
 The C scanner (``_native/scanner.c``) produces exactly extract.py's candidates, hashed, for lines made
-of ASCII, CJK ideographs and common CJK punctuation; it hands every other line back, and those (and
+of ASCII, CJK ideographs, common CJK punctuation, full-width ASCII forms and the spaces NFKC makes " "
+(both read as ASCII, as ``extract.narrow_forms`` does); it hands every other line back, and those (and
 JSON lines, whose values json.loads reads) go through extract.py here. So the result is the same as
 hashing ``extract_candidates`` whatever the text, only 30-100x faster on the usual dumps.
 

@@ -181,6 +181,52 @@ def test_ssn() -> None:
     assert canonicalize("ssn", "12345678") is None
 
 
+_FULL_WIDTH = {c: c + 0xFEE0 for c in range(0x21, 0x7F)} | {0x20: 0x3000}
+
+
+@pytest.mark.parametrize(
+    ("field_type", "written", "expected"),
+    [
+        # every writing of one identifier has the one canonical form (issue 13)
+        ("cn_id", "110105 19491231 002X", CN_ID),
+        ("cn_id", "110105-1949-1231-002x", CN_ID),
+        ("cn_id", "110105.19491231.002X", CN_ID),
+        ("cn_id", "110105  19491231  002X", CN_ID),
+        ("cn_id", "110105 - 19491231 - 002X", CN_ID),
+        ("cn_id", "11010519491231002Ｘ", CN_ID),
+        ("cn_id", "110105 19491231 002X".translate(_FULL_WIDTH), CN_ID),
+        ("iban", "GB82-WEST-1234-5698-7654-32", "GB82WEST12345698765432"),
+        ("iban", "gb82  west  1234  5698  7654  32", "GB82WEST12345698765432"),
+        ("iban", "DE89.3704.0044.0532.0130.00", "DE89370400440532013000"),
+        ("iban", "Gb82West12345698765432", "GB82WEST12345698765432"),
+        ("iban", "GB82 WEST 1234 5698 7654 32".translate(_FULL_WIDTH), "GB82WEST12345698765432"),
+        ("iban", "GB82\u00a0WEST\u00a01234\u00a05698\u00a07654\u00a032", "GB82WEST12345698765432"),
+        ("card", "4111.1111.1111.1111", "4111111111111111"),
+        ("card", "4111  1111  1111  1111", "4111111111111111"),
+        ("card", "4111 - 1111 - 1111 - 1111", "4111111111111111"),
+        ("card", "4111-1111-1111-1111".translate(_FULL_WIDTH), "4111111111111111"),
+        ("card", "6205 5000 0000 0000 004", "6205500000000000004"),
+        ("ssn", "123.45.6789", "123456789"),
+        ("ssn", "123  45  6789", "123456789"),
+        ("ssn", "123-45-6789".translate(_FULL_WIDTH), "123456789"),
+        ("phone", "(+86) 138 0013 8000", "+8613800138000"),
+        ("phone", "(+86)13800138000", "+8613800138000"),
+        ("phone", "+86.138.0013.8000", "+8613800138000"),
+        ("phone", "(+86) 138 0013 8000".translate(_FULL_WIDTH), "+8613800138000"),
+    ],
+)
+def test_identifier_writings_meet(field_type: str, written: str, expected: str) -> None:
+    assert canonicalize(field_type, written, "CN") == expected
+
+
+def test_identifier_writings_keep_their_checks() -> None:
+    assert canonicalize("card", "4111.1111.1111.1112") is None
+    assert canonicalize("iban", "gb82-west-1234-5698-7654-33") is None
+    assert canonicalize("cn_id", "110105.19491231.0021") is None
+    assert canonicalize("ssn", "666.12.3456") is None
+    assert canonicalize("passport", "AB.123456") is None  # dots are an identifier separator only
+
+
 # --------------------------------------------------------------------------- text-like types
 
 

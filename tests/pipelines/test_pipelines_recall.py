@@ -13,6 +13,7 @@ import io
 import json
 import random
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +34,8 @@ class Rec:
     cn_id: str
     name: str
     dob: tuple[int, int, int]
+    iban: str
+    ssn: str
 
 
 _SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁"
@@ -83,6 +86,22 @@ def _cn_id(rng: random.Random) -> str:
     return first17 + cn_id_check_digit(first17)
 
 
+def _iban(rng: random.Random) -> str:
+    """A valid GB or DE IBAN (check digits computed here)."""
+    country, bban = rng.choice(
+        (
+            ("GB", "WEST" + "".join(rng.choice("0123456789") for _ in range(14))),
+            ("DE", "".join(rng.choice("0123456789") for _ in range(18))),
+        )
+    )
+    check = 98 - int("".join(str(int(c, 36)) for c in bban + country + "00")) % 97
+    return f"{country}{check:02d}{bban}"
+
+
+def _ssn(rng: random.Random) -> str:
+    return f"{rng.randint(1, 665):03d}{rng.randint(1, 99):02d}{rng.randint(1, 9999):04d}"
+
+
 def _international(rng: random.Random) -> str:
     """A valid US, GB or DE number in international form."""
     while True:
@@ -118,6 +137,8 @@ def _records(rng: random.Random) -> list[Rec]:
             cn_id=_cn_id(rng),
             name=name,
             dob=(rng.randint(1950, 2005), rng.randint(1, 12), rng.randint(1, 28)),
+            iban=_iban(rng),
+            ssn=_ssn(rng),
         )
         out.append(rec)
     return out
@@ -126,10 +147,11 @@ def _records(rng: random.Random) -> list[Rec]:
 def _company_csv(records: list[Rec]) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf)
-    writer.writerow(["id", "email", "phone", "card", "cn_id", "name", "dob"])
+    writer.writerow(["id", "email", "phone", "card", "cn_id", "name", "dob", "iban", "ssn"])
     for r in records:
         y, m, d = r.dob
-        writer.writerow([r.key, r.email, r.phone, r.card, r.cn_id, r.name, f"{y}-{m:02d}-{d:02d}"])
+        dob = f"{y}-{m:02d}-{d:02d}"
+        writer.writerow([r.key, r.email, r.phone, r.card, r.cn_id, r.name, dob, r.iban, r.ssn])
     return buf.getvalue()
 
 
@@ -200,6 +222,85 @@ def _free_text(recs: list[Rec], rng: random.Random) -> str:
     return "\n".join(out)
 
 
+# Writings of one identifier (issue 13): grouped with spaces, hyphens, dots or several separators, full-width
+# forms, lower case. Each is applied to one value alone on its line, so that the record is found by it only.
+_FULL = {c: c + 0xFEE0 for c in range(0x21, 0x7F)} | {0x20: 0x3000}
+
+
+def _full_width(text: str) -> str:
+    return text.translate(_FULL)
+
+
+def _groups(value: str, sizes: tuple[int, ...], sep: str) -> str:
+    out, pos = [], 0
+    for size in sizes:
+        out.append(value[pos : pos + size])
+        pos += size
+    return sep.join([*out, value[pos:]] if pos < len(value) else out)
+
+
+_FOURS = (4, 4, 4, 4, 4, 4, 4, 4)
+WRITINGS: dict[str, list] = {  # type: ignore[type-arg]
+    "cn_id": [
+        lambda v: _groups(v, (6, 8), " "),
+        lambda v: _groups(v, (6, 8), "-"),
+        lambda v: _groups(v, (6, 8), "."),
+        lambda v: _groups(v, (6, 8), "  "),
+        lambda v: _groups(v, (6, 8), " - "),
+        lambda v: _groups(v, (6, 4, 4), " "),
+        lambda v: _groups(v.lower(), (6, 8), " "),
+        lambda v: v[:-1] + _full_width(v[-1]),
+        lambda v: _full_width(_groups(v, (6, 8), " ")),
+    ],
+    "iban": [
+        lambda v: v.lower(),
+        lambda v: _groups(v, _FOURS, " "),
+        lambda v: _groups(v.lower(), _FOURS, " "),
+        lambda v: _groups(v, _FOURS, "-"),
+        lambda v: _groups(v, _FOURS, "  "),
+        lambda v: _groups(v, _FOURS, "."),
+        lambda v: _full_width(_groups(v, _FOURS, " ")),
+    ],
+    "card": [
+        lambda v: _groups(v, _FOURS, "."),
+        lambda v: _groups(v, _FOURS, "  "),
+        lambda v: _groups(v, _FOURS, " - "),
+        lambda v: _groups(v, _FOURS, "\u00a0"),
+        lambda v: _full_width(_groups(v, _FOURS, "-")),
+    ],
+    "phone": [
+        lambda v: f"+86 {_groups(v, (3, 4), ' ')}",
+        lambda v: _groups(v, (3, 4), "-"),
+        lambda v: f"(+86){v}",
+        lambda v: f"(+86) {_groups(v, (3, 4), ' ')}",
+        lambda v: _groups(v, (3, 4), "."),
+        lambda v: _full_width(v),
+    ],
+    "ssn": [
+        lambda v: _groups(v, (3, 2), "-"),
+        lambda v: _groups(v, (3, 2), " "),
+        lambda v: _groups(v, (3, 2), "."),
+        lambda v: _groups(v, (3, 2), "  "),
+    ],
+}
+_LABELS = {"cn_id": "身份证：", "iban": "IBAN ", "card": "卡号 ", "phone": "电话 ", "ssn": "SSN: "}
+
+
+def _variants(field: str) -> Callable[[list[Rec], random.Random], str]:
+    """A posting where each record appears by `field` alone, cycling through every writing of it."""
+
+    def make(recs: list[Rec], rng: random.Random) -> str:
+        writers = WRITINGS[field]
+        lines = []
+        for i, r in enumerate(recs):
+            value = getattr(r, field)
+            written = writers[i % len(writers)](value) if value.isdigit() or field != "phone" else value
+            lines.append(f"{_LABELS[field]}{written} ok")
+        return "\n".join(lines)
+
+    return make
+
+
 FORMATS = {
     "combo.txt": _combo,
     "users.csv": lambda recs, rng: _csv_cn(recs, rng, ","),
@@ -209,6 +310,7 @@ FORMATS = {
     "app.log": _kv,
     "chat.txt": _chat,
     "forum.txt": _free_text,
+    **{f"variants_{field}.txt": _variants(field) for field in WRITINGS},
 }
 
 
@@ -226,6 +328,16 @@ def _decoys(recs: list[Rec]) -> str:
             r.name,  # a name alone
             f"生日 {y}-{m:02d}-{d:02d}",  # a dob alone
         ]
+        # the writings of issue 13 with a wrong check: none may be read as the registered value
+        bad_id = r.cn_id[:-1] + ("0" if r.cn_id[-1] != "0" else "1")
+        bad_iban = r.iban[:2] + f"{(int(r.iban[2:4]) + 1) % 100:02d}" + r.iban[4:]
+        for i in range(len(WRITINGS["cn_id"])):
+            lines.append(f"身份证：{WRITINGS['cn_id'][i](bad_id)}")
+        for i in range(len(WRITINGS["iban"])):
+            lines.append(f"IBAN {WRITINGS['iban'][i](bad_iban)}")
+        for i in range(len(WRITINGS["card"])):
+            lines.append(f"卡号 {WRITINGS['card'][i](card)}")
+        lines.append(f"SSN {r.ssn[:3]} {r.ssn[3:5]} {r.ssn[5:]}1")  # a digit too many
     return "\n".join(lines)
 
 
@@ -296,6 +408,9 @@ def test_recall_and_precision_over_every_leak_format(cli, tmp_path: Path, regist
     print(
         f"record-level recall {recall:.4f}, precision {precision:.4f} ({len(findings)} findings, {wanted} planted)"
     )
+    missed_variants = sorted((p, k) for p, k in missed if "/variants_" in p)
+    assert not missed_variants, f"every writing of every identifier is found: {missed_variants[:10]}"
+    assert not [f for f in findings if f["posting"] == str(dumps / "decoys.txt")], "no decoy is found"
     assert recall >= 0.98, (recall, sorted(missed)[:10])
     assert precision >= 0.99, (precision, false[:5])
 

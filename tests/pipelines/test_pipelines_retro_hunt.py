@@ -326,3 +326,24 @@ def test_sigterm_stops_the_hunt_between_postings_and_says_interrupted(
     assert readded["created"] is False and readded["retro"]["status"] == "done"
     assert readded["retro"]["alerts"] == 3 - stopped.alerts
     assert len(cli("alerts", "list", "--json").jsonl()) == 3
+
+
+def test_api_watch_list_shows_the_hunt_to_its_tenant_only(cli, tmp_path: Path, database_url: str) -> None:  # type: ignore[no-untyped-def]
+    from fastapi.testclient import TestClient
+
+    from leaksentinel.api.app import create_app
+
+    _store_many(cli, tmp_path, 2)
+    acme = cli("tenant", "add", "acme", "--json").json()["api_key"]
+    other = cli("tenant", "add", "other", "--json").json()["api_key"]
+    rules = tmp_path / "r.yar"
+    rules.write_text(RULES)
+    watch = cli("watch", "add", "--tenant", "acme", "--yara", str(rules), "--json").json()
+    client = TestClient(create_app(load_settings(api_rate_per_s=1000.0, api_burst=1000)))
+    mine = client.get("/api/v1/watches", headers={"Authorization": f"Bearer {acme}"})
+    assert mine.status_code == 200, mine.text
+    row = next(r for r in mine.json() if r["id"] == watch["id"])
+    assert row["kind"] == "yara" and row["retro"]["status"] == "done" and row["retro"]["alerts"] == 2
+    assert "token" not in row["retro"]
+    theirs = client.get("/api/v1/watches", headers={"Authorization": f"Bearer {other}"})
+    assert theirs.status_code == 200 and [r for r in theirs.json() if r["kind"] == "yara"] == []

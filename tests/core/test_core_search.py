@@ -409,21 +409,23 @@ def test_only_bad_input_on_bad_arguments(backend: SearchBackend) -> None:
         backend.search(SearchQuery("leak", since=BASE + timedelta(days=5), until=BASE))
 
 
-# --------------------------------------------------------------------------- tantivy only
+# --------------------------------------------------------------------------- index lifecycle, any query
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def small_backend(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[SearchBackend]:
+    with open_empty(request.param, tmp_path_factory.mktemp("small")) as (b, _):
+        b.index(DOCS[:40])
+        yield b
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.text(max_size=300))
-def test_arbitrary_queries_never_crash_tantivy(tantivy_small: TantivyBackend, query: str) -> None:
+def test_arbitrary_queries_never_crash(small_backend: SearchBackend, query: str) -> None:
     with contextlib.suppress(BadInput):
-        tantivy_small.search(SearchQuery(query, limit=3))
-
-
-@pytest.fixture(scope="module")
-def tantivy_small(tmp_path_factory: pytest.TempPathFactory) -> TantivyBackend:
-    b = TantivyBackend(tmp_path_factory.mktemp("small"))
-    b.index(DOCS[:40])
-    return b
+        small_backend.search(SearchQuery(query, limit=3))
 
 
 @pytest.mark.parametrize("kind", BACKENDS)

@@ -23,10 +23,23 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from core.db import Database
 from core.hashing import load_or_create_key
-from core.models import Alert, AuditLog, Finding, Posting, Sighting, Tenant, WatchItem, utcnow
+from core.models import (
+    SEVERITIES,
+    Alert,
+    AuditLog,
+    Finding,
+    Posting,
+    Sighting,
+    Suppression,
+    Tenant,
+    WatchItem,
+    utcnow,
+)
+from core.policy import suppression_key, tenant_severity
 from core.settings import Settings
 from pipelines.detection.candidates import CandidateIndex
 from pipelines.detection.engine import Detector, time_budget
@@ -284,8 +297,11 @@ def _store_hits(db: Database, posting_id: int, found: list[DetectedFinding]) -> 
             .limit(1)
         )
         if alert is not None:  # the posting already alerted this tenant (records, keywords...): one alert
+            new = _unsilenced(sess, tenant_id, new, posting.content_hash)
+            if not new:
+                return 0, 0
             add_findings(sess, posting_id, tenant_id, alert.id, new)
-            alert.kinds = sorted({*(alert.kinds or []), "yara"})
+            _refresh(sess, alert)
             return len(new), 0
         reposted = near_duplicates(sess, posting.simhash, posting.content_hash, exclude=posting_id)
         created = raise_alerts(sess, posting, new, reposted)
@@ -302,8 +318,34 @@ def _store_hits(db: Database, posting_id: int, found: list[DetectedFinding]) -> 
                 latest = sess.scalar(select(func.max(Sighting.seen_at)).where(Sighting.alert_id == joined.id))
                 if latest is not None:
                     joined.last_seen = latest
-                joined.kinds = sorted({*(joined.kinds or []), "yara"})
+                _refresh(sess, joined)
         return len(new), created
+
+
+def _unsilenced(
+    sess: Session, tenant_id: int, found: list[DetectedFinding], content_hash: str
+) -> list[DetectedFinding]:
+    """Drop findings the tenant marked false positive on this content (as the store does for a crawl)."""
+    keys = {suppression_key(f.kind, f.watch_id, f.record_key, content_hash): f for f in found}
+    silenced = set(
+        sess.scalars(
+            select(Suppression.key).where(Suppression.tenant_id == tenant_id, Suppression.key.in_(list(keys)))
+        )
+    )
+    return [f for k, f in keys.items() if k not in silenced]
+
+
+def _refresh(sess: Session, alert: Alert) -> None:
+    """An alert that gained YARA findings: its kinds include ``yara`` and its severity is what the store
+    would have given it with them (never lowered)."""
+    sess.flush()
+    alert.kinds = sorted({*(alert.kinds or []), "yara"})
+    severities = list(sess.scalars(select(Finding.severity).where(Finding.alert_id == alert.id)))
+    tenant = sess.get(Tenant, alert.tenant_id)
+    thresholds = (tenant.settings or {}).get("severity_thresholds") if tenant is not None else None
+    computed = tenant_severity(alert.records, alert.new_records, alert.kinds, severities, thresholds)
+    if SEVERITIES.index(computed) > SEVERITIES.index(alert.severity):
+        alert.severity = computed
 
 
 class _StopFlag:

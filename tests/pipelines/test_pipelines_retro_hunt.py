@@ -347,3 +347,24 @@ def test_api_watch_list_shows_the_hunt_to_its_tenant_only(cli, tmp_path: Path, d
     assert "token" not in row["retro"]
     theirs = client.get("/api/v1/watches", headers={"Authorization": f"Bearer {other}"})
     assert theirs.status_code == 200 and [r for r in theirs.json() if r["kind"] == "yara"] == []
+
+
+def test_joining_an_existing_alert_gives_it_the_kinds_and_severity_a_crawl_would(
+    cli, tmp_path: Path, database_url: str
+) -> None:  # type: ignore[no-untyped-def]
+    rules = tmp_path / "r.yar"
+    rules.write_text(RULES)
+    assert cli("tenant", "add", "crawled", "--domain", "crawled.example").code == 0
+    assert cli("tenant", "add", "hunted", "--domain", "hunted.example").code == 0
+    assert cli("watch", "add", "--tenant", "crawled", "--yara", str(rules)).code == 0
+    posting = tmp_path / "mixed.txt"
+    posting.write_text("staff list\nann@crawled.example\nbob@hunted.example\nproject-falcon sheet\n")
+    assert cli("scan", "--store", str(posting)).code == 0
+    before = _alerts(cli, "hunted")
+    assert [(a["kinds"], a["severity"]) for a in before] == [(["domain"], "low")]
+    added = cli("watch", "add", "--tenant", "hunted", "--yara", str(rules), "--json").json()
+    assert (added["retro"]["findings"], added["retro"]["alerts"]) == (1, 0)  # joined, not a second alert
+    crawled, hunted = _alerts(cli, "crawled"), _alerts(cli, "hunted")
+    assert [(a["kinds"], a["severity"]) for a in hunted] == [(a["kinds"], a["severity"]) for a in crawled]
+    assert hunted[0]["kinds"] == ["domain", "yara"] and hunted[0]["severity"] == "medium"
+    assert hunted[0]["id"] == before[0]["id"]

@@ -150,6 +150,7 @@ def _histogram(q: str, source: str, days: dict[str, int]) -> Markup | None:
         labels,
         [Series("postings", counts, ACCENT)],
         title=f"Matching postings per day ({labels[0]} to {labels[-1]})",
+        width=1000,
         height=140,
         links=["/search?" + urllib.parse.urlencode(_filters_of(source, d, d) | {"q": q}) for d in labels],
     )

@@ -33,6 +33,7 @@ def overview_page(request: Request, scope: PickedTenant, weeks: int = 12) -> HTM
             [Series(sev, data["severity"].get(sev, []), SEVERITY_COLORS[sev]) for sev in SEVERITIES],
             title=f"Alerts of {scope.name} per week by severity, last {weeks} weeks",
             empty="No alerts in these weeks.",
+            width=1100,
             height=200,
         )
     return render(

@@ -367,7 +367,12 @@ def run_crawl(
         job_id = db.run(create_job, what="recording the crawl job")
         heartbeat = Heartbeat(settings, lock, job_id).start()
         started = time.monotonic()
-        env = {**os.environ, **settings_env(settings), "PYTHONUNBUFFERED": "1"}
+        env = {
+            **os.environ,
+            **settings_env(settings),
+            "PYTHONUNBUFFERED": "1",
+            "LEAKSENTINEL_CRAWL_PARENT_PID": str(os.getpid()),  # the run stops if this process dies
+        }
         cmd = [sys.executable, "-m", "crawlers.run", "--source", str(source.id)]
         summary: dict[str, Any] | None = None
         error: str | None = None

@@ -11,7 +11,9 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
+import threading
 import time
 from typing import Any
 
@@ -27,7 +29,10 @@ from crawlers.browserguard import BrowserGuard, record_refusal
 from crawlers.browserguard import totals as browser_totals
 from crawlers.browserproxy import process_proxy, stop_process_proxy
 
-__all__ = ["FirstError", "chromium_problem", "main", "scrapy_settings_for"]
+__all__ = ["PARENT_ENV", "FirstError", "chromium_problem", "main", "scrapy_settings_for"]
+
+#: The pid of the process that started this run (crawlers.job sets it).
+PARENT_ENV = "LEAKSENTINEL_CRAWL_PARENT_PID"
 
 
 def scrapy_settings_for(settings: Settings, source: Source) -> ScrapySettings:
@@ -184,10 +189,35 @@ def _emit(summary: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
+def stop_when_orphaned(interval_s: float = 1.0, grace_s: float = 15.0) -> threading.Thread:
+    """Stop this run if the process that started it dies (kill -9 of a worker, a lost machine).
+
+    Why: the parent holds the source's lease and records the job; an orphaned run would go on crawling
+    after its lease lapsed, beside the next run. SIGTERM lets Scrapy close cleanly (stored postings are
+    indexed); a run that has not exited after ``grace_s`` is ended outright."""
+    try:  # set by crawlers.job: the parent may already be gone by the time this line runs
+        parent = int(os.environ.get(PARENT_ENV, ""))
+    except ValueError:
+        parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(interval_s)
+        print("ERROR: the process that started this crawl is gone; stopping", file=sys.stderr, flush=True)
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(grace_s)
+        os._exit(1)
+
+    thread = threading.Thread(target=watch, name="orphan-watch", daemon=True)
+    thread.start()
+    return thread
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="crawlers.run")
     parser.add_argument("--source", type=int, required=True)
     args = parser.parse_args(argv)
+    stop_when_orphaned()
     settings = load_settings()
     db = open_database(settings)
     with db.session() as sess:

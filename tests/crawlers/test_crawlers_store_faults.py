@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -388,3 +389,39 @@ def test_mark_interrupted_closes_a_job_whose_heartbeat_stopped_on_any_machine(da
             "running",
         ]
         assert sess.execute(text("SELECT 1")).scalar() == 1
+
+
+@pytest.mark.sqlite_only("process bookkeeping only; the database side is the killed-crawl test above")
+def test_a_crawl_whose_parent_is_killed_stops_instead_of_running_on_unleased(
+    tmp_path: Path, database_url: str
+) -> None:
+    import psutil
+
+    with socket.socket() as hang:
+        hang.bind(("127.0.0.1", 0))
+        hang.listen()
+        settings = load_settings()
+        db = open_database(settings)
+        add_source(
+            db, "hang", "generic", f"http://127.0.0.1:{hang.getsockname()[1]}/", options={"item": "pre"}
+        )
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "leaksentinel", "crawl", "hang"],
+            cwd=ROOT,
+            env={**os.environ},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        try:
+            parent = psutil.Process(proc.pid)
+            assert _wait(lambda: any("crawlers.run" in " ".join(c.cmdline()) for c in parent.children()), 60)
+            child = next(c for c in parent.children() if "crawlers.run" in " ".join(c.cmdline()))
+            proc.kill()  # the parent only: its Scrapy child is orphaned
+            proc.wait(10)
+            killed_at = time.monotonic()
+            assert _wait(lambda: not child.is_running() or child.status() == psutil.STATUS_ZOMBIE, 25)
+            assert time.monotonic() - killed_at < 20
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)

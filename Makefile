@@ -46,7 +46,7 @@ test: install-dev chromium
 
 # Refresh the console screenshots in docs/ (the browser tests take them).
 screenshots: install-dev chromium
-	LEAKSENTINEL_SCREENSHOT_DIR=$(CURDIR)/docs/screenshots $(VENV)/bin/pytest tests/leaksentinel/test_console_browser.py
+	LEAKSENTINEL_SCREENSHOT_DIR=$(CURDIR)/docs/screenshots $(VENV)/bin/pytest tests/leaksentinel/test_console_browser.py tests/leaksentinel/test_console_browser_charts.py
 
 lint: install-dev
 	$(VENV)/bin/ruff check .

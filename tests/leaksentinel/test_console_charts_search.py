@@ -479,3 +479,15 @@ def test_posting_page_links_alerts_reposts_and_selectors(world: dict[str, Any]) 
     # Tenant users have no posting pages (their alert page shows their evidence).
     _login(client, world["admin"])
     assert client.get(f"/postings/{world['posting']}").status_code == 403
+
+
+def test_docs_show_the_new_pages_with_screenshots_that_exist() -> None:
+    root = Path(__file__).resolve().parents[2]
+    for doc, shots in (
+        ("docs/operators.md", ["ops-dashboard.png"]),
+        ("docs/analysts.md", ["search-landing.png", "search-results.png"]),
+    ):
+        text = (root / doc).read_text()
+        for shot in shots:
+            assert f"(screenshots/{shot})" in text, (doc, shot)
+            assert (root / "docs" / "screenshots" / shot).stat().st_size > 10_000

@@ -110,9 +110,10 @@ def register(app: typer.Typer) -> None:
 def register_reindex(app: typer.Typer) -> None:
     @app.command("reindex")
     def _reindex(as_json: JSON = False) -> None:
-        """Rebuild the search index from the database (after deleting it, or switching backend)."""
-        from core.search import reindex
+        """Rebuild the search index from the database (after deleting it, upgrading, or switching backend)."""
+        from core.search import backend_name, reindex
 
+        name = backend_name(state.settings)
         backend = open_backend(state.settings)
         try:
             count = reindex(state.db, backend)
@@ -120,4 +121,4 @@ def register_reindex(app: typer.Typer) -> None:
             backend.close()
         from leaksentinel.cli.output import emit_object
 
-        emit_object({"indexed": count}, as_json, human=f"indexed {count} postings")
+        emit_object({"indexed": count}, as_json, human=f"indexed {count} postings ({name} search index)")

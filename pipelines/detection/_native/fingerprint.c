@@ -106,7 +106,7 @@ static uint64_t blake2b_8(const uint8_t *key, size_t keylen, const uint8_t *msg,
             len -= 128;
         }
         memset(block, 0, sizeof block);
-        memcpy(block, msg, len);
+        if (len) memcpy(block, msg, len);
         t += len;
         b2_compress(h, block, t, 1);
     }
@@ -133,6 +133,84 @@ static uint64_t b2_keyed_u64(const uint64_t keyed_state[8], uint64_t value) {
     for (int b = 0; b < 8; b++) block[b] = (uint8_t)(value >> (56 - 8 * b)); /* to_bytes(8, "big") */
     b2_compress(h, block, 136, 1);
     return __builtin_bswap64(h[0]);
+}
+
+/* Four independent one-block messages at once (one per 64-bit lane): what fingerprints need, since a
+ * shingle almost always fits one block and a keyed fingerprint is one block after the key's. Each lane
+ * starts from the same state `h0`, compresses its final block `m` (word w of lane j in m[w][j]) with
+ * its byte count `t[j]`, and gets the big-endian digest integer in out[j]. Compiled for AVX2 and for the
+ * baseline, chosen when the module loads (GCC on x86-64); elsewhere the plain vector code. */
+typedef uint64_t v4u64 __attribute__((vector_size(32)));
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define LS_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define LS_CLONES
+#endif
+
+/* macros, not functions: a 32-byte vector passed by value warns of an ABI change without AVX */
+#define v4_splat(x) ((v4u64){(x), (x), (x), (x)})
+#define v4_rotr(x, n) (((x) >> (n)) | ((x) << (64 - (n))))
+
+LS_CLONES static void b2_final4(const uint64_t h0[8], const uint64_t m[16][4], const uint64_t t[4],
+                                uint64_t out[4]) {
+    v4u64 w[16], v[16];
+    for (int i = 0; i < 16; i++) memcpy(&w[i], m[i], sizeof(v4u64));
+    for (int i = 0; i < 8; i++) {
+        v[i] = v4_splat(h0[i]);
+        v[i + 8] = v4_splat(B2_IV[i]);
+    }
+    v4u64 tv;
+    memcpy(&tv, t, sizeof tv);
+    v[12] ^= tv;
+    v[14] = ~v[14];
+#define B2_G4(a, b, c, d, x, y)         \
+    do {                                \
+        a = a + b + (x);                \
+        d = v4_rotr(d ^ a, 32);         \
+        c = c + d;                      \
+        b = v4_rotr(b ^ c, 24);         \
+        a = a + b + (y);                \
+        d = v4_rotr(d ^ a, 16);         \
+        c = c + d;                      \
+        b = v4_rotr(b ^ c, 63);         \
+    } while (0)
+    for (int r = 0; r < 12; r++) {
+        const uint8_t *s = B2_SIGMA[r];
+        B2_G4(v[0], v[4], v[8], v[12], w[s[0]], w[s[1]]);
+        B2_G4(v[1], v[5], v[9], v[13], w[s[2]], w[s[3]]);
+        B2_G4(v[2], v[6], v[10], v[14], w[s[4]], w[s[5]]);
+        B2_G4(v[3], v[7], v[11], v[15], w[s[6]], w[s[7]]);
+        B2_G4(v[0], v[5], v[10], v[15], w[s[8]], w[s[9]]);
+        B2_G4(v[1], v[6], v[11], v[12], w[s[10]], w[s[11]]);
+        B2_G4(v[2], v[7], v[8], v[13], w[s[12]], w[s[13]]);
+        B2_G4(v[3], v[4], v[9], v[14], w[s[14]], w[s[15]]);
+    }
+#undef B2_G4
+    v4u64 r = v4_splat(h0[0]) ^ v[0] ^ v[8];
+    uint64_t lanes[4];
+    memcpy(lanes, &r, sizeof lanes);
+    for (int j = 0; j < 4; j++) out[j] = __builtin_bswap64(lanes[j]);
+}
+
+/* Lane j's block: `len` (at most 128) bytes of `msg`, zero-padded, as little-endian words. */
+static inline void b2_lane(uint64_t m[16][4], int j, const uint8_t *msg, size_t len) {
+    uint8_t block[128];
+    memset(block, 0, sizeof block);
+    if (len) memcpy(block, msg, len);
+    for (int i = 0; i < 16; i++) m[i][j] = load64_le(block + 8 * i);
+}
+
+/* LSD radix sort of n uint64 (8 passes of a byte), `tmp` of n elements. */
+static void radix_sort_u64(uint64_t *a, uint64_t *tmp, size_t n) {
+    for (int shift = 0; shift < 64; shift += 8) {
+        size_t count[257] = {0};
+        for (size_t i = 0; i < n; i++) count[((a[i] >> shift) & 0xFF) + 1]++;
+        if (count[((a[0] >> shift) & 0xFF) + 1] == n) continue; /* every value has this byte */
+        for (int b = 0; b < 256; b++) count[b + 1] += count[b];
+        for (size_t i = 0; i < n; i++) tmp[count[(a[i] >> shift) & 0xFF]++] = a[i];
+        memcpy(a, tmp, n * sizeof *a);
+    }
 }
 
 /* ------------------------------------------------------------------------------------------ helpers */
@@ -260,18 +338,40 @@ static PyObject *simhash(PyObject *self, PyObject *arg) {
         Py_RETURN_NONE;
     }
     int64_t weights[64] = {0};
-    for (size_t t = 0; t + SIM_SHINGLE <= tokens; t++) {
-        size_t from = ends[t], to = ends[t + SIM_SHINGLE];
-        shingle.len = 0;
-        if (fbuf_reserve(&shingle, to - from + SIM_SHINGLE)) goto nomem;
-        for (size_t s = 0; s < SIM_SHINGLE; s++) {
-            if (s) shingle.p[shingle.len++] = 0x1F;
-            size_t a = ends[t + s], z = ends[t + s + 1];
-            memcpy(shingle.p + shingle.len, bytes.p + a, z - a);
-            shingle.len += z - a;
+    uint64_t h0[8], m[16][4], lens[4], hashes[4];
+    memcpy(h0, B2_IV, sizeof h0);
+    h0[0] ^= 0x01010000ULL ^ 8ULL; /* no key, 8-byte digest */
+    int lanes = 0;
+    size_t shingles = tokens - SIM_SHINGLE + 1;
+    for (size_t t = 0; t <= shingles; t++) {
+        if (t < shingles) {
+            size_t from = ends[t], to = ends[t + SIM_SHINGLE];
+            shingle.len = 0;
+            if (fbuf_reserve(&shingle, to - from + SIM_SHINGLE)) goto nomem;
+            for (size_t s = 0; s < SIM_SHINGLE; s++) {
+                if (s) shingle.p[shingle.len++] = 0x1F;
+                size_t a = ends[t + s], z = ends[t + s + 1];
+                memcpy(shingle.p + shingle.len, bytes.p + a, z - a);
+                shingle.len += z - a;
+            }
+            if (shingle.len > 128) { /* a long shingle: several blocks, one at a time */
+                uint64_t h = blake2b_8(NULL, 0, shingle.p, shingle.len);
+                for (int bit = 0; bit < 64; bit++) weights[bit] += (int64_t)((h >> bit) & 1) * 2 - 1;
+                continue;
+            }
+            b2_lane(m, lanes, shingle.p, shingle.len);
+            lens[lanes++] = shingle.len;
+            if (lanes < 4) continue;
         }
-        uint64_t h = blake2b_8(NULL, 0, shingle.p, shingle.len);
-        for (int bit = 0; bit < 64; bit++) weights[bit] += (int64_t)((h >> bit) & 1) * 2 - 1;
+        if (!lanes) break;
+        for (int j = lanes; j < 4; j++) { /* the last, partial batch: idle lanes hash nothing */
+            b2_lane(m, j, NULL, 0);
+            lens[j] = 0;
+        }
+        b2_final4(h0, m, lens, hashes);
+        for (int j = 0; j < lanes; j++)
+            for (int bit = 0; bit < 64; bit++) weights[bit] += (int64_t)((hashes[j] >> bit) & 1) * 2 - 1;
+        lanes = 0;
     }
     uint64_t value = 0;
     for (int bit = 0; bit < 64; bit++)
@@ -315,6 +415,7 @@ typedef struct {
     uint64_t top, h;
     Py_UCS4 *ring; /* the last k letters */
     size_t letters;
+    size_t slot; /* where the next letter goes in ring (letters % k, kept without dividing) */
 } roller;
 
 static int roller_init(roller *r, unsigned long k) {
@@ -322,15 +423,17 @@ static int roller_init(roller *r, unsigned long k) {
     r->top = upow(W_BASE, k - 1);
     r->h = 0;
     r->letters = 0;
+    r->slot = 0;
     r->ring = malloc(sizeof(Py_UCS4) * k);
     return r->ring ? 0 : -1;
 }
 
 static inline int roller_push(roller *r, Py_UCS4 c, uint64_t *out, size_t *index) {
-    size_t slot = r->letters % r->k;
+    size_t slot = r->slot;
     if (r->letters >= r->k) r->h -= (uint64_t)r->ring[slot] * r->top;
     r->h = r->h * W_BASE + c;
     r->ring[slot] = c;
+    r->slot = slot + 1 == r->k ? 0 : slot + 1;
     r->letters++;
     if (r->letters < r->k) return 0;
     *out = mix64(r->h);
@@ -381,8 +484,11 @@ static PyObject *winnow(PyObject *self, PyObject *args) {
 
     roller r;
     if (roller_init(&r, k)) return PyErr_NoMemory();
-    /* monotonic deque of (index, hash), increasing hashes; at most `window` entries */
-    size_t qcap = window + 1, qhead = 0, qlen = 0;
+    /* monotonic deque of (index, hash), increasing hashes; at most window + 1 entries in a ring of a
+     * power-of-two size (positions by mask, not division) */
+    size_t qcap = 1, qhead = 0, qlen = 0;
+    while (qcap < (size_t)window + 1) qcap *= 2;
+    const size_t qmask = qcap - 1;
     size_t *qi = malloc(sizeof(size_t) * qcap);
     uint64_t *qh = malloc(sizeof(uint64_t) * qcap);
     fbuf picked = {0}; /* uint64 minima, possibly repeated */
@@ -397,12 +503,12 @@ static PyObject *winnow(PyObject *self, PyObject *args) {
         if (!roller_push(&r, c, &h, &at)) continue;
         count++;
         if (h < overall) overall = h;
-        while (qlen && qh[(qhead + qlen - 1) % qcap] >= h) qlen--; /* >=: the rightmost equal survives */
-        qi[(qhead + qlen) % qcap] = at;
-        qh[(qhead + qlen) % qcap] = h;
+        while (qlen && qh[(qhead + qlen - 1) & qmask] >= h) qlen--; /* >=: the rightmost equal survives */
+        qi[(qhead + qlen) & qmask] = at;
+        qh[(qhead + qlen) & qmask] = h;
         qlen++;
         if (qi[qhead] + window <= at) {
-            qhead = (qhead + 1) % qcap;
+            qhead = (qhead + 1) & qmask;
             qlen--;
         }
         if (at + 1 >= window && qi[qhead] != last_picked) {
@@ -420,7 +526,10 @@ static PyObject *winnow(PyObject *self, PyObject *args) {
     size_t m = picked.len / 8, distinct = 0;
     uint64_t *raw = (uint64_t *)picked.p;
     if (m) {
-        qsort(raw, m, 8, cmp_u64);
+        uint64_t *tmp = malloc(m * sizeof(uint64_t));
+        if (!tmp) goto nomem;
+        radix_sort_u64(raw, tmp, m);
+        free(tmp);
         for (size_t j = 0; j < m; j++)
             if (!distinct || raw[distinct - 1] != raw[j]) raw[distinct++] = raw[j];
     }
@@ -433,9 +542,16 @@ static PyObject *winnow(PyObject *self, PyObject *args) {
     }
     uint64_t *keyed = (uint64_t *)PyBytes_AS_STRING(keyed_b);
     if (key && keylen) {
-        uint64_t state[8];
+        uint64_t state[8], mw[16][4], t136[4] = {136, 136, 136, 136}, out4[4];
         b2_keyed_init(state, key, (size_t)keylen);
-        for (size_t j = 0; j < distinct; j++) keyed[j] = b2_keyed_u64(state, raw[j]) & W_MASK63;
+        memset(mw, 0, sizeof mw); /* words 1..15 of each lane's block stay zero: 8-byte messages */
+        size_t j = 0;
+        for (; j + 4 <= distinct; j += 4) {
+            for (int l = 0; l < 4; l++) mw[0][l] = __builtin_bswap64(raw[j + l]); /* to_bytes(8, "big") */
+            b2_final4(state, mw, t136, out4);
+            for (int l = 0; l < 4; l++) keyed[j + l] = out4[l] & W_MASK63;
+        }
+        for (; j < distinct; j++) keyed[j] = b2_keyed_u64(state, raw[j]) & W_MASK63;
     } else if (key) { /* an empty key: plain BLAKE2b */
         for (size_t j = 0; j < distinct; j++) {
             uint8_t be[8];
@@ -494,10 +610,11 @@ static PyObject *first_lines(PyObject *self, PyObject *args) {
             continue;
         }
         if (!is_alnum(c)) continue;
-        lines_ring[r.letters % k] = line; /* the line of letter number r.letters */
+        lines_ring[r.slot] = line; /* the line of letter number r.letters */
         uint64_t h;
         size_t at;
         if (!roller_push(&r, c, &h, &at)) continue;
+        size_t first_line = lines_ring[r.slot]; /* the k-gram's first letter: the oldest in the ring */
         /* binary search in the sorted wanted values */
         size_t lo = 0, hi = (size_t)nw;
         while (lo < hi) {
@@ -510,7 +627,7 @@ static PyObject *first_lines(PyObject *self, PyObject *args) {
             if (!keyo) goto fail;
             int has = PyDict_Contains(out, keyo);
             if (has == 0) {
-                PyObject *v = Py_BuildValue("(nn)", (Py_ssize_t)at, (Py_ssize_t)lines_ring[at % k]);
+                PyObject *v = Py_BuildValue("(nn)", (Py_ssize_t)at, (Py_ssize_t)first_line);
                 if (!v || PyDict_SetItem(out, keyo, v) < 0) {
                     Py_XDECREF(v);
                     Py_DECREF(keyo);

@@ -51,31 +51,31 @@ def _with_charts(sources: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 @router.get("/ops")
-def ops_dashboard(request: Request, days: int = 30) -> HTMLResponse:
+def ops_dashboard(request: Request, days: str = "30") -> HTMLResponse:
     """The fleet at a glance: postings and alerts per day, and each source's recent runs and next run."""
     who, session = current(request, "operator", "analyst")
     from leaksentinel.actions.stats import daily_activity, fleet_sources
 
     db = console_of(request).db
-    days = max(7, min(days, 90))
-    activity = daily_activity(db, days)
+    window = max(7, min(int(days), 90)) if days.isascii() and days.isdigit() and len(days) < 6 else 30
+    activity = daily_activity(db, window)
     sources = _with_charts(fleet_sources(db, reveal_proxy=who.role == "operator"))
     chart = bar_chart(
         activity["days"],
         [Series("postings", activity["postings"], ACCENT)],
-        title=f"Postings stored per day, last {days} days",
+        title=f"Postings stored per day, last {window} days",
     )
     alerts_chart = bar_chart(
         activity["days"],
         [Series("alerts", activity["alerts"], SEVERITY_COLORS["high"])],
-        title=f"Alerts raised per day, last {days} days",
+        title=f"Alerts raised per day, last {window} days",
     )
     return render(
         request,
         "ops.html",
         who=who,
         session=session,
-        days=days,
+        days=window,
         activity=activity,
         postings_chart=chart,
         alerts_chart=alerts_chart,

@@ -17,21 +17,21 @@ router = APIRouter(include_in_schema=False)
 
 
 @router.get("/overview")
-def overview_page(request: Request, scope: PickedTenant, weeks: int = 12) -> HTMLResponse:
+def overview_page(request: Request, scope: PickedTenant, weeks: str = "12") -> HTMLResponse:
     who, session = current(request, *ALERT_ROLES)
     from leaksentinel.actions.stats import tenant_weekly_alerts
 
     db = console_of(request).db
-    weeks = max(4, min(weeks, 52))
+    window = max(4, min(int(weeks), 52)) if weeks.isascii() and weeks.isdigit() and len(weeks) < 6 else 12
     data = None
     chart = None
     if scope is not None:
-        data = tenant_weekly_alerts(db, scope.id, weeks)
+        data = tenant_weekly_alerts(db, scope.id, window)
         data["all"] = [sum(column) for column in zip(*data["severity"].values(), strict=True)]
         chart = bar_chart(
             [f"week of {w}" for w in data["weeks"]],
             [Series(sev, data["severity"].get(sev, []), SEVERITY_COLORS[sev]) for sev in SEVERITIES],
-            title=f"Alerts of {scope.name} per week by severity, last {weeks} weeks",
+            title=f"Alerts of {scope.name} per week by severity, last {window} weeks",
             empty="No alerts in these weeks.",
             width=1100,
             height=200,
@@ -44,7 +44,7 @@ def overview_page(request: Request, scope: PickedTenant, weeks: int = 12) -> HTM
         scope=scope,
         data=data,
         chart=chart,
-        weeks=weeks,
+        weeks=window,
         severities=SEVERITIES,
         tenant=picked_name(who, scope),
         tenants=[] if who.is_tenant else tenant_names(db),

@@ -376,6 +376,10 @@ def test_operator_dashboard_charts_postings_alerts_and_sources(world: dict[str, 
     assert "every 5m" in row.group(0) and "UTC" in row.group(0).split('class="next-run"')[1]
     assert "1 of the last 3 runs failed" in html
     assert client.get("/ops?days=7").text.count("Postings stored per day, last 7 days") >= 1
+    for hostile in ("abc", "\u00b2", "-5", "9" * 40, "1e9"):  # a bad window is the default, not an error
+        r = client.get("/ops", params={"days": hostile})
+        assert r.status_code == 200 and "last 30 days" in r.text, hostile
+    assert "last 90 days" in client.get("/ops?days=5000").text
     # The sources page shows the same sparklines and the next run; the jobs page durations and bytes.
     sources = _page_is_clean(client.get("/sources"))
     assert "paste-main: postings per run" in sources and 'class="next-run"' in sources
@@ -398,6 +402,7 @@ def test_tenant_overview_counts_only_its_own_alerts(world: dict[str, Any]) -> No
     assert sum(counts.values()) == world["acme_alerts"]
     assert f"{world['acme_alerts']:,} alert" in html
     assert client.get("/overview?tenant=globex").status_code == 404  # another tenant is unknown
+    assert "last 12 weeks" in _page_is_clean(client.get("/overview", params={"weeks": "\u00b2"}))
     _login(client, world["globex_admin"])
     html = _page_is_clean(client.get("/overview"))
     assert "Alerts of globex" in html and "Alerts of acme" not in html and "1 alert first seen" in html

@@ -227,6 +227,7 @@ def test_dashboard_search_landing_and_overview_draw_under_the_csp(tmp_path: Path
             page.wait_for_url("**/sources/darkfeed/jobs")
             assert page.locator("#chart-durations svg g.bar").count() == 20
             assert page.locator("td.duration").first.inner_text().endswith("s")
+            _shot(page, "source-jobs", full_page=False)
 
             _login(page, site["base"], site["analyst"])
             assert page.url.endswith("/search")

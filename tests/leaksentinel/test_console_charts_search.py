@@ -489,7 +489,7 @@ def test_posting_page_links_alerts_reposts_and_selectors(world: dict[str, Any]) 
 def test_docs_show_the_new_pages_with_screenshots_that_exist() -> None:
     root = Path(__file__).resolve().parents[2]
     for doc, shots in (
-        ("docs/operators.md", ["ops-dashboard.png"]),
+        ("docs/operators.md", ["ops-dashboard.png", "source-jobs.png"]),
         ("docs/analysts.md", ["search-landing.png", "search-results.png"]),
     ):
         text = (root / doc).read_text()

@@ -113,7 +113,7 @@ BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/api/v1/deliveries/retry"): {"all_dead": True},
 }
 #: Safe values for path parameters that are not tenant objects.
-OTHER_PARAMS = {"name": "pb", "posting_id": "1"}
+OTHER_PARAMS = {"name": "pb", "posting_id": "1", "query_id": "1"}
 
 
 def _login_console(client: TestClient, key: str) -> str:

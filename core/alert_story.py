@@ -366,7 +366,7 @@ def alert_story(
     """The alert (``alerts list`` object with findings) plus: ``title``, ``severity_reason``,
     ``leaked_records``, ``other_findings`` (grouped), ``with_password``, ``sightings_timeline``, ``next_steps``, ``actions`` (offered
     triage actions), ``timeline`` (triage history); and ``excerpt`` when ``with_excerpt``."""
-    view = alert_to_dict(sess, alert, with_findings=True)
+    view = alert_to_dict(sess, alert, with_findings=True, with_triage=True)
     findings = list(sess.scalars(select(Finding).where(Finding.alert_id == alert.id).order_by(Finding.id)))
     posting = alert.posting
     texts: dict[int, list[str]] = {}

@@ -22,7 +22,9 @@ def _iso(value: Any) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def alert_to_dict(sess: Session, alert: Alert, *, with_findings: bool = False) -> dict[str, Any]:
+def alert_to_dict(
+    sess: Session, alert: Alert, *, with_findings: bool = False, with_triage: bool = False
+) -> dict[str, Any]:
     tenant = sess.get(Tenant, alert.tenant_id)
     posting = alert.posting
     source = sess.get(Source, posting.source_id) if posting is not None else None
@@ -39,9 +41,10 @@ def alert_to_dict(sess: Session, alert: Alert, *, with_findings: bool = False) -
         "first_seen": _iso(alert.first_seen),
         "last_seen": _iso(alert.last_seen),
         "sightings": [s.url for s in alert.sightings],
-        "assignee": alert.assignee,
-        "status_reason": alert.status_reason,
     }
+    if with_triage:  # the team's own notes: in its lists and pages, never in events, exports or evidence
+        out["assignee"] = alert.assignee
+        out["status_reason"] = alert.status_reason
     if with_findings:
         rows = sess.scalars(select(Finding).where(Finding.alert_id == alert.id).order_by(Finding.id))
         out["findings"] = [

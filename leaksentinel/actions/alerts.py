@@ -177,7 +177,7 @@ def list_alerts(
             query = query.where(Alert.first_seen < stop)
         if assignee:
             query = query.where(Alert.assignee == assignee[:MAX_ASSIGNEE])
-        return [alert_to_dict(sess, a) for a in sess.scalars(query)]
+        return [alert_to_dict(sess, a, with_triage=True) for a in sess.scalars(query)]
 
 
 def alert_sources(db: Database, tenant_id: int | None = None) -> list[str]:
@@ -295,7 +295,7 @@ def triage_alert(
         alert = _alert(sess, str(alert_id), tenant_id)
         _transition(sess, alert, action, text, actor, require_reason=require_reason)
         sess.flush()
-        return alert_to_dict(sess, alert)
+        return alert_to_dict(sess, alert, with_triage=True)
 
 
 def set_alert_status(
@@ -339,7 +339,7 @@ def assign_alert(
             _event(sess, alert, actor, "assign", alert.assignee, who, None)
             alert.assignee = who
         sess.flush()
-        return alert_to_dict(sess, alert)
+        return alert_to_dict(sess, alert, with_triage=True)
 
 
 def add_note(
@@ -353,7 +353,7 @@ def add_note(
         alert = _alert(sess, str(alert_id), tenant_id)
         _event(sess, alert, actor, "note", None, None, note)
         sess.flush()
-        return alert_to_dict(sess, alert)
+        return alert_to_dict(sess, alert, with_triage=True)
 
 
 def bulk_triage(

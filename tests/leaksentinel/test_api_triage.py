@@ -270,3 +270,26 @@ def test_alert_detail_says_what_and_where_with_one_row_per_record(world: dict[st
     assert rows["acme-1"]["new"] is False and rows["acme-1"]["first_seen_alert"] == world["combo"]
     assert later["title"].startswith("2 acme customer records on later.txt")
     assert [s["source"] for s in later["sightings_timeline"]] == ["local"]
+
+
+def test_triage_notes_stay_out_of_exports_and_evidence(world: dict[str, Any]) -> None:
+    """Reasons, notes and assignees are the team's own: not in STIX/MISP exports or evidence zips."""
+    import io
+    import zipfile
+
+    c, alert = world["client"], world["combo"]
+    _post(world, f"/alerts/{alert}/assign", {"assignee": "internal-owner@acme.example"})
+    _post(world, f"/alerts/{alert}/notes", {"text": "internal-note-7731"})
+    _post(world, f"/alerts/{alert}/resolve", {"reason": "internal-reason-4410"})
+    for fmt in ("stix", "misp"):
+        text = c.get(f"/api/v1/alerts/{alert}/export?format={fmt}", headers=_auth(world["acme"])).text
+        assert "internal-" not in text, fmt
+    r = c.get(f"/api/v1/alerts/{alert}/evidence", headers=_auth(world["acme"]))
+    assert r.status_code == 200
+    with zipfile.ZipFile(io.BytesIO(r.content)) as z:
+        assert all(b"internal-" not in z.read(name) for name in z.namelist())
+    listed = c.get("/api/v1/alerts", headers=_auth(world["acme"])).json()[0]
+    assert (listed["assignee"], listed["status_reason"]) == (
+        "internal-owner@acme.example",
+        "internal-reason-4410",
+    )

@@ -128,8 +128,10 @@ def retro_match(db: Database, settings: Settings, tenant_id: int, prefixes: np.n
 
 # --- YARA retro-hunt -------------------------------------------------------------------------------
 
-#: Postings whose ids are read per query (their texts are then read one at a time).
+#: Postings whose ids are read per query, and whose texts are read per query (bounded in bytes).
 HUNT_BATCH = 500
+HUNT_CHUNK = 200
+HUNT_CHUNK_BYTES = 8_000_000
 #: A hunt marked running longer than its time limit plus this is taken to have died with its process.
 HUNT_STALE_MARGIN_S = 120.0
 
@@ -239,36 +241,38 @@ def _claim(db: Database, watch_id: int, token: str | None, seconds: float) -> tu
         return ("running", upto)
 
 
-def _posting_ids(db: Database, upto: int) -> Iterator[int]:
-    """Stored postings newest first up to ``upto``, then those stored while the hunt ran (oldest first):
-    a crawl that began before the watch existed may store matching postings during the hunt."""
-    cursor = upto + 1
-    while True:
-        with db.session() as sess:
-            ids = list(
-                sess.scalars(
-                    select(Posting.id)
-                    .where(Posting.id < cursor)
-                    .order_by(Posting.id.desc())
-                    .limit(HUNT_BATCH)
-                )
-            )
-        if not ids:
-            break
-        yield from ids
-        cursor = ids[-1]
-    cursor = upto
-    while True:
-        with db.session() as sess:
-            ids = list(
-                sess.scalars(
-                    select(Posting.id).where(Posting.id > cursor).order_by(Posting.id).limit(HUNT_BATCH)
-                )
-            )
-        if not ids:
-            break
-        yield from ids
-        cursor = ids[-1]
+def _posting_ids(db: Database, upto: int) -> Iterator[tuple[int, int]]:
+    """(id, size) of the stored postings newest first up to ``upto``, then of those stored while the hunt
+    ran (oldest first): a crawl that began before the watch existed may store matching postings meanwhile."""
+    for newer in (False, True):
+        cursor = upto if newer else upto + 1
+        while True:
+            query = select(Posting.id, Posting.size)
+            if newer:
+                query = query.where(Posting.id > cursor).order_by(Posting.id)
+            else:
+                query = query.where(Posting.id < cursor).order_by(Posting.id.desc())
+            with db.session() as sess:
+                rows = [(int(i), int(size or 0)) for i, size in sess.execute(query.limit(HUNT_BATCH))]
+            if not rows:
+                break
+            yield from rows
+            cursor = rows[-1][0]
+
+
+def _chunks(rows: Iterator[tuple[int, int]]) -> Iterator[list[int]]:
+    """Ids grouped so that one query reads their texts: at most HUNT_CHUNK postings or about
+    HUNT_CHUNK_BYTES of text (a bigger posting is a chunk alone)."""
+    chunk: list[int] = []
+    size = 0
+    for posting_id, posting_size in rows:
+        if chunk and (len(chunk) >= HUNT_CHUNK or size + posting_size > HUNT_CHUNK_BYTES):
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(posting_id)
+        size += posting_size
+    if chunk:
+        yield chunk
 
 
 def _store_hits(db: Database, posting_id: int, found: list[DetectedFinding]) -> tuple[int, int]:
@@ -390,6 +394,22 @@ class _Hunt:
         self.overall, self.counts, self.clock = overall, counts, clock
         self.visited: set[int] = set()
         self.limited: str | None = None
+        self.texts: dict[int, str | None] = {}
+
+    def prefetch(self, ids: list[int]) -> None:
+        """Read the texts of a chunk in one query (a query per posting costs more than YARA does)."""
+        todo = [i for i in ids if i not in self.visited]
+        self.texts = dict.fromkeys(todo)
+        if todo:
+            with self.db.session() as sess:
+                rows = sess.execute(select(Posting.id, Posting.text).where(Posting.id.in_(todo))).all()
+            self.texts.update((int(pid), text) for pid, text in rows)
+
+    def ordered(self, chunks: Iterator[list[int]]) -> Iterator[int]:
+        """The postings in hunt order, each chunk's texts read before its first posting is scanned."""
+        for chunk in chunks:
+            self.prefetch(chunk)
+            yield from chunk
 
     def scan(self, posting_id: int) -> list[DetectedFinding]:
         if self.limited:
@@ -401,8 +421,11 @@ class _Hunt:
             self.limited = "time"
             return []
         self.visited.add(posting_id)
-        with self.db.session() as sess:
-            text = sess.scalar(select(Posting.text).where(Posting.id == posting_id))
+        if posting_id in self.texts:
+            text = self.texts.pop(posting_id)
+        else:
+            with self.db.session() as sess:
+                text = sess.scalar(select(Posting.text).where(Posting.id == posting_id))
         if not text:  # purged: only its hashes are left
             return []
         size = len(text.encode("utf-8", "surrogatepass"))
@@ -479,11 +502,13 @@ def yara_retro_hunt(
             raise ValueError("the stored rules no longer compile")
         hunt = _Hunt(db, settings, matcher, tenant_id, tenant_name, watch_id, overall, counts, clock)
         with _StopFlag() as stop:
-            for number, posting_id in enumerate(_posting_ids(db, upto)):
+            number = 0
+            for posting_id in hunt.ordered(_chunks(_posting_ids(db, upto))):
                 if stop.stopped:
                     status = "interrupted"
                     break
-                if number % HUNT_BATCH == 0 and number and not _update(db, watch_id, **counts):
+                number += 1
+                if number % HUNT_BATCH == 0 and not _update(db, watch_id, **counts):
                     return _result("removed", counts)
                 if posting_id in hunt.visited:
                     continue

@@ -151,3 +151,38 @@ def test_a_short_shared_console_secret_is_refused(tmp_path: Path, database_url: 
     db_url = database_url or f"sqlite:///{tmp_path / 'shared' / 'fleet.db'}"
     with pytest.raises(BadInput, match="openssl rand"):
         _front(tmp_path, "a", db_url, str(short))
+
+
+def test_every_posting_crawled_on_a_is_searchable_on_b(
+    cli, tmp_path: Path, database_url: str, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """The crawl pipeline (a Scrapy process on machine A) writes to the shared index."""
+    if not database_url:
+        pytest.skip("a fleet shares a PostgreSQL database (LEAKSENTINEL_TEST_PG_URL)")
+    from core.search.cjk import tokenize
+    from leaksentinel.sim import Underground
+
+    (tmp_path / "shared").mkdir()
+    _machine(monkeypatch, tmp_path, "a")
+    with Underground(seed=5, n_records=20, n_noise=4) as site:
+        assert cli("source", "add", "pastes", "--kind", "pastebin", "--url", site.base_url).code == 0
+        crawl = cli("crawl", "pastes", "--json")
+        assert crawl.code == 0, crawl.err
+        pastes = site.pastes
+    assert crawl.json()["new"] == len(pastes) > 3
+
+    _machine(monkeypatch, tmp_path, "b")
+    every = cli("search", "NOT zzzznothere", "--limit", "1000", "--json").jsonl()
+    assert sorted(h["url"].rsplit("/", 1)[-1].rsplit("=", 1)[-1] for h in every) == sorted(
+        p.key for p in pastes
+    )
+    tokens = [set(tokenize(p.text)) for p in pastes]
+    checked = 0
+    for paste, mine in zip(pastes, tokens, strict=True):
+        others = set().union(*(t for t in tokens if t is not mine))
+        unique = sorted(t for t in mine - others if len(t) > 3 and t.isalpha())  # words, not selectors
+        if unique:
+            hits = cli("search", unique[0], "--json").jsonl()
+            assert [h["url"].rsplit("/", 1)[-1].rsplit("=", 1)[-1] for h in hits] == [paste.key], unique[0]
+            checked += 1
+    assert checked >= 3

@@ -7,6 +7,8 @@ number of registered values; the findings are grouped to one per (posting, tenan
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
@@ -310,39 +312,41 @@ class Detector:
         """Email candidates that may be on a watched domain: lines naming one, and non-ASCII lines
         with an '@' (an address written in full-width or Unicode letters folds to its ASCII form).
 
-        The cost follows the occurrences found (C searches, a line number each), never the lines.
-        Lines are read in growing batches, in order, until every watched domain has an address: only
-        each watch's first address makes a finding (`_domains`), so the rest of a dump of addresses on a
-        watched domain is not listed again."""
+        Only each watch's first address makes a finding (`_domains`), and an address on a domain can
+        only stand on a line naming it or on one of the few lines with a non-ASCII host. So each watch
+        reads its own lines, in order, in growing batches, until it has its first address: a dump of
+        100,000 addresses on a watched domain costs one batch, not a line number and a listing per
+        address. The cost follows the lines read, never the lines of the posting."""
         if not self.snapshot.domains:
             return []
         lowered = text.lower()
-        index = LineIndex(lowered)
-        numbers: set[int] = set()
-        for needle in _domain_needles(d for _, d, _ in self.snapshot.domains):
-            pos = lowered.find(needle)
-            while pos >= 0:
-                numbers.add(index.line_of(pos))
-                pos = lowered.find(needle, pos + len(needle))
+        index = LineIndex(lowered)  # lower() keeps every "\n": its line numbers are the text's
         listing = Deadline.after(listing_s)
+        unicode_hosts: list[int] = []
         if not text.isascii():
-            numbers.update(index.line_of(pos) for pos in _unicode_host_lines(text, listing))
-        watches = {(t, w) for t, _, w in self.snapshot.domains}
-        covered: set[tuple[int, int]] = set()
-        ordered = sorted(numbers)
-        out: list[Candidate] = []
-        start, batch = 0, 64
-        while start < len(ordered) and covered != watches and not listing.expired():
-            lines = set(ordered[start : start + batch])
-            for c in candidates_on_lines(text, lines, self.snapshot.regions, deadline_s=listing.remaining()):
+            text_index = LineIndex(text)
+            unicode_hosts = sorted({text_index.line_of(p) for p in _unicode_host_lines(text, listing)})
+        listed: dict[int, list[Candidate]] = {}  # line -> its email candidates
+
+        def read(lines: list[int]) -> None:
+            todo = {n for n in lines if n not in listed}
+            listed.update((n, []) for n in todo)
+            for c in candidates_on_lines(text, todo, self.snapshot.regions, deadline_s=listing.remaining()):
                 if c.field_type == "email":
-                    out.append(c)
-                    host = c.canonical.rpartition("@")[2]
-                    covered.update(
-                        (t, w) for t, d, w in self.snapshot.domains if host == d or host.endswith("." + d)
-                    )
-            start, batch = start + batch, batch * 4
-        return out
+                    listed[c.line].append(c)
+
+        for _, domain, _ in self.snapshot.domains:
+            needles = [_needle_lines(lowered, index, n) for n in sorted(_domain_needles([domain]))]
+            lines = _distinct(heapq.merge(*needles, iter(unicode_hosts)))
+            batch, found = 64, False
+            while not found and not listing.expired():
+                part = list(itertools.islice(lines, batch))
+                if not part:
+                    break
+                read(part)
+                found = any(_on_domain(c, domain) for n in part for c in listed[n])
+                batch *= 4
+        return [c for n in sorted(listed) for c in listed[n]]
 
     @staticmethod
     def _hit_lines(scan: HashedScan, hit_mask: np.ndarray) -> dict[str, np.ndarray]:
@@ -580,6 +584,32 @@ def _unicode_host_lines(text: str, deadline: Deadline) -> Iterator[int]:
 
 
 _BACKSLASH = re.compile(r"\\")
+
+
+def _on_domain(cand: Candidate, domain: str) -> bool:
+    """An address on `domain` or one of its subdomains (as `_domains` decides)."""
+    host = cand.canonical.rpartition("@")[2]
+    return host == domain or host.endswith("." + domain)
+
+
+def _needle_lines(lowered: str, index: LineIndex[str], needle: str) -> Iterator[int]:
+    """The lines naming `needle`, in order, one look per line (the next search starts at its end)."""
+    pos = lowered.find(needle)
+    while pos >= 0:
+        yield index.line_of(pos)
+        end = lowered.find("\n", pos)
+        if end < 0:
+            return
+        pos = lowered.find(needle, end)
+
+
+def _distinct(numbers: Iterator[int]) -> Iterator[int]:
+    """Sorted numbers without repeats."""
+    last = None
+    for n in numbers:
+        if n != last:
+            yield n
+            last = n
 
 
 def _domain_needles(domains: Iterable[str]) -> set[str]:

@@ -5,7 +5,8 @@ Why: a Chinese dump has an '@' on most lines (Telegram handles, addresses beside
 the candidates of every such line cost more than the rest of the scan. The engine now lists the lines
 naming a watched domain, and of the other lines only those where an address's domain may be written
 with non-ASCII characters, in growing batches until every watched domain has its first address. The
-reference below is the engine's former selection (every non-ASCII line with an '@', all listed at once).
+reference below is the engine's former selection (every non-ASCII line with an '@', all listed at once),
+with the line of an '@' taken from the text itself.
 """
 
 from __future__ import annotations
@@ -44,13 +45,14 @@ def _reference_candidates(detector: Detector, text: str) -> list[Candidate]:
             numbers.add(index.line_of(pos))
             pos = lowered.find(needle, pos + len(needle))
     if not text.isascii():
+        text_index = LineIndex(text)  # offsets in `text` (lower() may lengthen it: 'İ' is two characters)
         pos = text.find("@")
         while pos >= 0:
             start = text.rfind("\n", 0, pos) + 1
             end = text.find("\n", pos)
             end = len(text) if end < 0 else end
             if not text[start:end].isascii():
-                numbers.add(index.line_of(pos))
+                numbers.add(text_index.line_of(pos))
             pos = text.find("@", end)
     return [c for c in candidates_on_lines(text, numbers, ("CN",)) if c.field_type == "email"]
 
@@ -73,6 +75,8 @@ PIECES = [
     '{"email": "\\u0062@acme.example", "name": "李四"}',
     "INSERT INTO t VALUES ('王五','it\\'s@acme.example');",
     "a@b.com，电话",
+    "İİİ ",
+    "wang@qq.com:pw acme.example",
     "，",
     " ",
     ":",
@@ -83,7 +87,7 @@ PIECES = [
 texts = st.lists(st.sampled_from(PIECES), max_size=60).map("".join)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(texts, st.lists(st.sampled_from(DOMAINS), min_size=1, max_size=3, unique=True))
 def test_domain_findings_equal_the_listing_of_every_line_with_an_at(
     text: str, domains: list[tuple[int, str, int]]
@@ -115,3 +119,29 @@ def test_listing_stops_once_every_watched_domain_has_an_address() -> None:
     assert listed and len(listed) < 100  # the first batch only, not 5,000 lines
     (finding,) = detector._domains(listed, text)
     assert finding.line == 1
+
+
+def test_a_dump_on_one_watched_domain_is_read_one_batch_deep_while_another_is_never_found() -> None:
+    text = "\n".join(f"user{i}@qq.com:pass{i} 张伟" for i in range(20_000))
+    detector = _detector([(2, "qq.com", 21), (1, "acme.example", 11)])
+    listed = detector._domain_candidates(text, 30.0)
+    assert 0 < len(listed) <= 64
+    (finding,) = detector._domains(listed, text)
+    assert finding.watch == "qq.com" and finding.line == 1
+
+
+def test_a_watch_reads_past_its_first_batch_until_its_first_address() -> None:
+    text = (
+        "see acme.example for details 中文\n" * 300 + "x\nleak ops@acme.example:pw\n" + "ops2@acme.example\n"
+    )
+    detector = _detector([(1, "acme.example", 11), (2, "qq.com", 21)])
+    (finding,) = detector._domains(detector._domain_candidates(text, 30.0), text)
+    assert finding.line == 302
+    assert [finding] == detector._domains(_reference_candidates(detector, text), text)
+
+
+def test_a_unicode_host_after_characters_that_lengthen_when_lowered() -> None:
+    text = "İstanbul İzmir TG@x\n" * 3 + "联系 ｏｐｓ＠ａｃｍｅ．ｅｘａｍｐｌｅ TG@y 中文\n"
+    detector = _detector([(1, "acme.example", 11)])
+    (finding,) = detector._domains(detector._domain_candidates(text, 30.0), text)
+    assert finding.line == 4

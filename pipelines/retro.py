@@ -235,7 +235,8 @@ def _claim(db: Database, watch_id: int, token: str | None, seconds: float) -> tu
             **({"queued_at": state["queued_at"]} if state.get("queued_at") else {}),
             "started_at": _now_iso(),
             "limit_s": seconds,
-            "token": token or state.get("token") or uuid.uuid4().hex,
+            # a hunt started here gets its own token: a queued message arriving meanwhile finds it busy
+            "token": token or uuid.uuid4().hex,
         }
         item.data = data
         return ("running", upto)

@@ -368,3 +368,25 @@ def test_joining_an_existing_alert_gives_it_the_kinds_and_severity_a_crawl_would
     assert [(a["kinds"], a["severity"]) for a in hunted] == [(a["kinds"], a["severity"]) for a in crawled]
     assert hunted[0]["kinds"] == ["domain", "yara"] and hunted[0]["severity"] == "medium"
     assert hunted[0]["id"] == before[0]["id"]
+
+
+def test_a_queued_message_arriving_while_a_hunt_runs_here_finds_it_busy(
+    cli, tmp_path: Path, database_url: str
+) -> None:  # type: ignore[no-untyped-def]
+    _store_many(cli, tmp_path, 2)
+    watch_id = _setup_watch(cli, tmp_path)
+    db = open_database(load_settings())
+    settings = load_settings()
+    token = mark_hunt_queued(db, watch_id)  # handed to a broker, then the command hunted here as well
+    nested: list[str] = []
+
+    def clock() -> float:
+        if not nested:
+            nested.append("")
+            nested[0] = yara_retro_hunt(db, settings, watch_id, token=token).status
+        return time.monotonic()
+
+    here = yara_retro_hunt(db, settings, watch_id, clock=clock)
+    assert nested == ["busy"]
+    assert (here.status, here.alerts) == ("done", 2)
+    assert len(cli("alerts", "list", "--json").jsonl()) == 2

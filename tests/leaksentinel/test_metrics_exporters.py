@@ -78,7 +78,9 @@ def _stop(procs: dict[str, subprocess.Popen[bytes]], logs: list[Path]) -> None:
     assert time.monotonic() - stopping < STOP_S
 
 
-def test_worker_and_scheduler_exporters_serve_what_their_processes_did(tmp_path: Path) -> None:
+def test_worker_and_scheduler_exporters_serve_what_their_processes_did(
+    tmp_path: Path, database_url: str
+) -> None:
     home = tmp_path / "home"
     with EmbeddedRedis() as broker, Underground(seed=5, n_noise=2) as site, WebhookReceiver() as receiver:
         env = {

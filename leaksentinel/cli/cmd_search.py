@@ -64,7 +64,8 @@ def finding_kind_facet(db: Database, posting_ids: list[int]) -> dict[str, int]:
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("search")
+    # A query may start with "-" (`-test acme`): unknown options are read as the query, not refused.
+    @app.command("search", context_settings={"ignore_unknown_options": True})
     def _search(
         query: Annotated[
             str, typer.Argument(help='Words, "a phrase", 客户数据, a OR b, -word, or an email/IP/hash...')
@@ -84,6 +85,8 @@ def register(app: typer.Typer) -> None:
         as_json: JSON = False,
     ) -> None:
         """Search the collected postings; only postings that match, best first."""
+        if query.startswith("--"):
+            raise BadInput(f"no such option: {query.split('=', 1)[0]} (try: leaksentinel search --help)")
         q = SearchQuery(
             query,
             source=source,

@@ -186,3 +186,15 @@ def test_every_posting_crawled_on_a_is_searchable_on_b(
             assert [h["url"].rsplit("/", 1)[-1].rsplit("=", 1)[-1] for h in hits] == [paste.key], unique[0]
             checked += 1
     assert checked >= 3
+
+
+def test_a_query_may_start_with_a_minus(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """``search -word`` excludes the word (as ``NOT word``); an unknown ``--option`` is still a usage error."""
+    a, b = tmp_path / "a.txt", tmp_path / "b.txt"
+    a.write_text("leaked combo list\n")
+    b.write_text("leaked payroll export\n")
+    assert cli("scan", "--store", str(a), str(b)).code == 0
+    assert [h["url"] for h in cli("search", "-payroll", "--json").jsonl()] == [str(a)]
+    assert [h["url"] for h in cli("search", "leaked -combo", "--json").jsonl()] == [str(b)]
+    bad = cli("search", "--bogus")
+    assert bad.code == 2 and "no such option: --bogus" in bad.err

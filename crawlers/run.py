@@ -237,15 +237,22 @@ def main(argv: list[str] | None = None) -> int:
     process = CrawlerProcess(scrapy_settings, install_root_handler=True)
     crawler = process.create_crawler(spider_cls)
     started = time.monotonic()
-    process.crawl(
+    first_error = FirstError()
+    logging.getLogger().addHandler(first_error)
+    crash: list[str] = []
+    done = process.crawl(
         crawler,
         source_name=source.name,
         source_url=source.url,
         cursor=source.cursor or {},
         options={**(source.options or {}), "proxy": source.proxy, "render": source.render},
     )
-    first_error = FirstError()
-    logging.getLogger().addHandler(first_error)
+
+    def crashed(failure: Any) -> None:  # the crawl could not start (a pipeline failed to open...)
+        crash.append(one_line(f"{failure.type.__name__}: {failure.getErrorMessage()}"))
+
+    if hasattr(done, "addErrback"):
+        done.addErrback(crashed)
     try:
         process.start()
     finally:
@@ -259,6 +266,13 @@ def main(argv: list[str] | None = None) -> int:
         summary["error"] = first_error.first or one_line(
             str(stats.get("leaksentinel/first_blocked") or f"{summary['errors']} errors")
         )
+    if crash or not summary["finish_reason"]:  # it never ran to a close: nothing it did can be trusted
+        summary["errors"] = max(1, summary["errors"])
+        reason = crash[0] if crash else first_error.first or "the crawl stopped before it finished"
+        summary["error"] = one_line(f"the crawl did not run: {reason}")
+        summary["cursor"] = None
+        _emit(summary)
+        return 1
     if summary["store_failed"]:  # the reason that matters most: a posting was not kept
         summary["error"] = one_line(str(stats.get("leaksentinel/store_error") or "a posting was not stored"))
     spider = crawler.spider

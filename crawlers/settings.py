@@ -27,6 +27,8 @@ DOWNLOADER_MIDDLEWARES = {
 EXTENSIONS = {
     "crawlers.extensions.budget.ByteBudget": 500,
     "crawlers.extensions.progress.CrawlProgress": 510,
+    # A posting that fails in any pipeline stage fails the run and keeps the cursor.
+    "crawlers.extensions.lost_items.LostItems": 520,
 }
 #: Bytes one run may read (0: no budget); a source's `byte_budget` option overrides it.
 LEAKSENTINEL_BYTE_BUDGET = 200_000_000

@@ -6,7 +6,7 @@ import logging
 from typing import Any
 
 from core import telemetry
-from core.db import open_database
+from core.db import open_database, retry_transient
 from core.hashing import load_or_create_key
 from core.posting import PostingDraft
 from core.settings import Settings, load_settings
@@ -40,7 +40,8 @@ class DetectPipeline:
 
     def process_item(self, item: Any, spider: Any = None) -> Any:
         if isinstance(item, PostingDraft):
-            detect_draft(self.detector, item)
+            # The record lookup reads the database: a transient fault is waited out, not a lost posting.
+            retry_transient(lambda: detect_draft(self.detector, item), what=f"detecting {item.url[:200]}")
             if item.partial and spider is not None and spider.crawler and spider.crawler.stats:
                 spider.crawler.stats.inc_value("leaksentinel/partial_scans")
         return item

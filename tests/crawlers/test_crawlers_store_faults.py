@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -137,7 +138,7 @@ def test_a_posting_that_cannot_be_stored_fails_the_run_and_the_cursor_stays(
         before = _cursor(settings)
         _refuse_url(settings, f"/{refused.key}", on=True)
         first = run_crawl(settings, "pastes")
-        assert first["status"] == "failed", first
+        assert first["status"] == "failed", json.dumps(first)
         assert first["store_failed"] >= 1
         assert "could not be stored" in first["error"] and refused.key in first["error"]
         assert "refused this row" in first["error"]
@@ -155,6 +156,46 @@ def test_a_posting_that_cannot_be_stored_fails_the_run_and_the_cursor_stays(
         assert alerts == _leaks(site)  # nothing alerted twice
         assert _cursor(settings)["date"] == max(p.date for p in site.pastes)
         assert run_crawl(settings, "pastes")["new"] == 0
+
+
+def _rename_hashes(settings: Settings, away: bool) -> None:
+    """Make the registered hashes unreadable (or readable again): detection's database read fails."""
+    names = ("record_hashes", "record_hashes_away") if away else ("record_hashes_away", "record_hashes")
+    with open_database(settings).engine.begin() as conn:
+        conn.exec_driver_sql(f"ALTER TABLE {names[0]} RENAME TO {names[1]}")
+
+
+def test_a_posting_lost_before_the_store_stage_also_fails_the_run(
+    tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Detection reads the registered hashes from the database; when that read fails for good, no
+    posting is silently dropped: the run fails with the reason and the cursor stays."""
+    progress = tmp_path / "progress.json"
+    monkeypatch.setenv(PROGRESS_ENV, str(progress))
+    with Underground(seed=11) as site:
+        settings = _world(tmp_path, site, delay=0.2)
+        before = _cursor(settings)
+        # Unreadable from the start: the crawl cannot even open its pipelines.
+        _rename_hashes(settings, away=True)
+        first = run_crawl(settings, "pastes")
+        _rename_hashes(settings, away=False)
+        assert first["status"] == "failed", json.dumps(first)
+        assert "did not run" in first["error"] and "record_hashes" in first["error"]
+        assert _cursor(settings) == before
+        # Unreadable from the middle of the crawl: the postings being detected then are lost to this run.
+        thread, out = _crawl_in_thread(settings, tmp_path / "crawl.log")
+        assert _wait(lambda: (read_progress(progress) or {}).get("postings", 0) >= 1, 60)
+        _rename_hashes(settings, away=True)
+        thread.join(120)
+        _rename_hashes(settings, away=False)
+        second = out["summary"]
+        assert second["status"] == "failed", json.dumps(second)
+        assert "could not be processed" in second["error"] and "record_hashes" in second["error"]
+        assert _cursor(settings) == before
+        third = run_crawl(settings, "pastes")
+        assert third["status"] == "ok", third
+        postings, urls, alerts = _counts(settings)
+        assert postings == urls == len(site.pastes) and alerts == _leaks(site)
 
 
 def _crawl_in_thread(settings: Settings, log: Path) -> tuple[threading.Thread, dict[str, Any]]:
@@ -225,8 +266,9 @@ def test_a_store_whose_retries_run_out_fails_the_run_and_the_next_run_completes(
         _hold_sqlite_write_lock(settings, lambda: (read_progress(progress) or {}).get("errors", 0) >= 1, 30)
         thread.join(120)
         first = out["summary"]
-        assert first["status"] == "failed", first
-        assert "could not be stored" in first["error"] and "database is locked" in first["error"]
+        assert first["status"] == "failed", json.dumps(first)
+        assert re.search(r"could not be (stored|processed)", first["error"]), first["error"]
+        assert "database is locked" in first["error"]
         assert _cursor(settings) == before
         stored_first, _, _ = _counts(settings)
         assert stored_first < len(site.pastes)

@@ -113,7 +113,11 @@ def alert_title(
     if records:
         what = f"{records} {tenant} customer {'record' if records == 1 else 'records'}"
         if with_password:
-            what += " with passwords" if with_password == records else f" ({with_password} with passwords)"
+            what += (
+                " with passwords"
+                if with_password == records
+                else f" ({with_password} with {'a password' if with_password == 1 else 'passwords'})"
+            )
     elif "secret" in kinds:
         rules = sorted({str(f["watch"]) for f in findings if f["kind"] == "secret" and f.get("watch")})
         what = f"a leaked {tenant} secret" + (f" ({', '.join(rules[:3])})" if rules else "")

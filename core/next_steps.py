@@ -124,8 +124,8 @@ def next_steps(
         out.append(
             {
                 "kind": "takedown",
-                "step": "Export the evidence; the site has no registrar abuse contact "
-                "(a local file, an address or an onion service): report it to its hosting provider.",
+                "step": "Export the evidence. No abuse contact is known for this place (a local file, an IP "
+                "address or an onion service); for a site, report the posting to its hosting provider.",
             }
         )
     return out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
 import typer
@@ -37,6 +38,21 @@ def cli_actor() -> str:
         return "cli"
 
 
+_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def _when(value: str | None) -> str:
+    """An ISO time as people read it in a terminal: ``2026-12-03 08:13 UTC``."""
+    from datetime import UTC, datetime
+
+    if not value:
+        return ""
+    try:
+        return datetime.fromisoformat(value).astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    except ValueError:
+        return value
+
+
 def _show_human(story: dict[str, Any]) -> str:
     """``alerts show`` for a person: what and where, why so severe, records, sightings, steps, history."""
     lines = [
@@ -57,17 +73,18 @@ def _show_human(story: dict[str, Any]) -> str:
         if len(story["leaked_records"]) > 50:
             lines.append(f"  ... {len(story['leaked_records']) - 50} more (--json for all)")
     lines.append("sightings:")
-    lines += [f"  {s['at']}  {s['source']}  {s['url']}" for s in story["sightings_timeline"]]
+    lines += [f"  {_when(s['at'])}  {s['source']}  {s['url']}" for s in story["sightings_timeline"]]
     lines.append("next steps:")
     lines += [f"  - {s['step']}" for s in story["next_steps"]]
     if story["timeline"]:
         lines.append("history:")
         for e in story["timeline"]:
-            change = f"{e['from'] or '-'} -> {e['to'] or '-'}" if e["action"] != "note" else ""
-            text = f"  {e['text']}" if e.get("text") else ""
-            lines.append(f"  {e['at']}  {e['actor']}  {e['action']} {change}{text}".rstrip())
+            change = f" {e['from'] or '-'} -> {e['to'] or '-'}" if e["action"] != "note" else ""
+            text = f": {e['text']}" if e.get("text") else ""
+            lines.append(f"  {_when(e['at'])}  {e['actor']}  {e['action']}{change}{text}")
     lines.append(f"actions: {', '.join(story['actions']) or 'none'}")
-    return "\n".join(lines)
+    # Crawled URLs and titles are hostile: no escape sequence reaches the terminal.
+    return _CONTROLS.sub(lambda m: f"\\x{ord(m.group()):02x}", "\n".join(lines))
 
 
 def register(app: typer.Typer) -> None:

@@ -99,3 +99,12 @@ def test_list_filters(cli: Any, alert_id: int) -> None:
     cli("alerts", "assign", str(alert_id), "ana")
     assert ids("--assignee", "ana") == [alert_id] and ids("--assignee", "bob") == []
     assert json.loads(cli("alerts", "list", "--json").lines[0])["assignee"] == "ana"
+
+
+def test_show_never_sends_escape_sequences_to_the_terminal(cli: Any, alert_id: int, tmp_path: Path) -> None:
+    hostile = tmp_path / "dump\x1b[2J.txt"
+    hostile.write_text("again\njane@acme.example:hunter2\nmore words here\n")
+    assert cli("scan", "--store", str(hostile)).code == 0
+    newest = max(a["id"] for a in cli("alerts", "list", "--json").jsonl())
+    out = cli("alerts", "show", str(newest)).out
+    assert "\x1b" not in out and "dump\\x1b[2J.txt" in out

@@ -39,7 +39,7 @@ from sqlalchemy import select
 
 from core.db import open_database
 from core.hashing import load_or_create_key
-from core.models import CrawlJob
+from core.models import CrawlJob, Delivery
 from core.posting import PostingDraft
 from core.redis_embedded import free_port
 from core.settings import load_settings
@@ -245,6 +245,19 @@ def main() -> None:
                 crawl_postings = sum(
                     int((j.stats or {}).get("postings") or 0) for j in jobs if j.status == "ok"
                 )
+                # Alerts the crawls found: stored when their outbox row was written (the database's clock
+                # is this machine's), received when the webhook arrived.
+                created = dict(sess.execute(select(Delivery.event_id, Delivery.created_at)).all())
+            probe_urls = set(probes.stored)
+            crawl_alerts = []
+            for r in receiver.received:
+                try:
+                    is_probe = r.json()["alert"]["url"] in probe_urls
+                except (ValueError, KeyError, TypeError):
+                    continue
+                when = created.get(r.headers.get("x-leaksentinel-event-id", ""))
+                if not is_probe and when is not None:
+                    crawl_alerts.append(r.at - _epoch(when))
             metrics = httpx.get(f"{base}/metrics", headers=operator, timeout=10).text
         finally:
             stop_crawls.set()
@@ -280,6 +293,7 @@ def main() -> None:
     print(row("baseline: no crawl running", baseline, args.probes))
     print(row("under crawl load: all probes of the phase", loaded, len(urls)))
     print(row("  of which stored while a crawl was running", loaded_during, len(during)))
+    print(row("alerts the crawls found (stored in the crawl)", crawl_alerts, len(crawl_alerts)))
     median_crawl = statistics.median(crawl_seconds) if crawl_seconds else 0.0
     print(
         f"crawl load: {args.sources} sources x {len(site.pastes)} pastes; {crawl_jobs} crawls overlapped the "

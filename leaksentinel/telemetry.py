@@ -15,8 +15,8 @@ Two kinds of figures, two sources:
   the broker at scrape time.
 
 Labels are bounded: source names (chosen by the operator), task names, channel kinds, outcomes, queues;
-never tenant data. prometheus_client is imported lazily: a role must name the multiprocess directory of its
-children before anything in it imports the client.
+never tenant data. prometheus_client is imported lazily, so each process chooses memory or files when it
+first counts: a role imports it for itself (memory) before it names the directory its children inherit.
 """
 
 from __future__ import annotations

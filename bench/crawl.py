@@ -1,0 +1,215 @@
+"""Crawl benchmark: postings per second per core from fetch to stored, indexed and alerted, beside the
+same spider with no item pipelines (Scrapy's own ceiling) in the same run, with peak RSS.
+
+The simulated paste site (leaksentinel.sim's Pastebin scraping API, on loopback, in this process) serves
+`--pastes` postings of about `--kb` KB each, written like bench/detect.py's mixed corpus (combo lists,
+CSV, SQL, JSON lines, Chinese chat ads and prose, code, logs), every tenth with a leak of each watch
+kind. The home is the embedded default (SQLite, tantivy, no servers) with three tenants registering
+records, a domain, a keyword, a regex and a document (bench/detect.py's `setup_scan_home`).
+
+Each run crawls the site twice with the real pastebin spider, each time as its own process
+(`python -m crawlers.run` as a crawl job runs it):
+  1. bare: ITEM_PIPELINES emptied: Scrapy fetching, parsing and building the items, nothing else;
+  2. full: the pipelines (normalise, fingerprint, detect, store with its outbox; candidate and search
+     indexes written at the close), into a fresh home.
+Start-up (interpreter, Scrapy, the pipelines' open) is measured by a crawl of an empty site and shown
+apart. Per core = postings / CPU seconds of the crawl process (the site's own CPU is not counted).
+
+    python bench/crawl.py                       # 2,000 postings of ~10 KB, 3 runs, medians
+    python bench/crawl.py --pastes 300 --runs 1 # a quick look
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+import detect as corpus  # noqa: E402  (bench/detect.py: the corpus and the home with every watch kind)
+
+from leaksentinel.sim import pastebin as sim_pastebin  # noqa: E402
+from leaksentinel.sim.postings import SimPaste  # noqa: E402
+
+TARGET_PER_CORE = 100.0
+TARGET_SHARE_OF_BARE = 0.5
+
+# The crawl process: crawlers.run's main, with the item pipelines emptied for the bare ceiling; it
+# prints its own CPU time and peak RSS after the summary line.
+_CHILD = """
+import json, resource, sys
+import crawlers.run as run
+source, bare = int(sys.argv[1]), sys.argv[2] == "1"
+if bare:
+    settings_for = run.scrapy_settings_for
+    def without_pipelines(settings, src):
+        s = settings_for(settings, src)
+        s.set("ITEM_PIPELINES", {}, priority="cmdline")
+        return s
+    run.scrapy_settings_for = without_pipelines
+code = run.main(["--source", str(source)])
+usage = resource.getrusage(resource.RUSAGE_SELF)
+print(json.dumps({"cpu_s": usage.ru_utime + usage.ru_stime, "maxrss_kb": usage.ru_maxrss}), flush=True)
+sys.exit(code)
+"""
+
+
+def make_pastes(count: int, size: int, seed: int) -> tuple[list[SimPaste], list[corpus.Person]]:
+    """`count` pastes of about `size` bytes in the corpus's format mix, with planted people and leaks."""
+    rng = random.Random(seed)
+    formats, weights = list(corpus.MIX), list(corpus.MIX.values())
+    texts: list[str] = []
+    planted: list[corpus.Person] = []
+    for i in range(count):
+        fmt = rng.choices(formats, weights)[0]
+        people = [corpus.gen_person(rng)] if fmt in corpus.DENSE and i % 4 == 0 else []
+        planted.extend(people)
+        texts.append(corpus.posting_text(fmt, rng, size, people))
+    texts = corpus.plant_watched(texts, seed)
+    now = int(time.time())
+    pastes = [
+        SimPaste(
+            key=f"b{i:07d}",
+            title=f"paste {i}",
+            user=f"user{i % 97}",
+            syntax="text",
+            date=now - count + i,
+            text=text,
+        )
+        for i, text in enumerate(texts)
+    ]
+    return pastes, planted
+
+
+def add_paste_source(home: Path, url: str, limit: int) -> int:
+    from core.db import open_database
+    from core.settings import Settings
+    from leaksentinel.actions.sources import add_source
+
+    db = open_database(Settings(home=home))
+    source_id = int(add_source(db, "pastes", "pastebin", url, every="1h", options={"limit": limit})["id"])
+    db.engine.dispose()
+    return source_id
+
+
+def crawl(home: Path, source_id: int, *, bare: bool) -> dict[str, float]:
+    """One crawl process: its summary, wall time, CPU seconds and peak RSS."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEAKSENTINEL_")}
+    env |= {"LEAKSENTINEL_HOME": str(home), "PYTHONPATH": str(ROOT)}
+    started = time.perf_counter()
+    out = subprocess.run(
+        [sys.executable, "-c", _CHILD, str(source_id), "1" if bare else "0"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        check=False,
+    )
+    wall = time.perf_counter() - started
+    lines = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
+    if out.returncode != 0 or len(lines) < 2:
+        raise SystemExit(f"crawl failed ({out.returncode}): {out.stdout[-2000:]}\n{out.stderr[-3000:]}")
+    summary, usage = lines[0], lines[-1]
+    return {
+        "wall_s": wall,
+        "cpu_s": float(usage["cpu_s"]),
+        "maxrss_mb": usage["maxrss_kb"] / 1024,
+        "fetched": float(summary.get("fetched", 0)),
+        "postings": float(summary.get("postings", 0)),
+        "new": float(summary.get("new", 0)),
+        "alerts": float(summary.get("alerts", 0)),
+        "indexed": float(bool(summary.get("indexed"))),
+        "errors": float(summary.get("errors", 0)),
+    }
+
+
+def one_run(work: Path, pastes: list[SimPaste], planted: list[corpus.Person], n: int) -> dict[str, float]:
+    """Bare and full crawls of the same site into fresh homes, and the start-up of each on an empty site."""
+    figures: dict[str, float] = {}
+    with sim_pastebin.PastebinSite([]) as empty, sim_pastebin.PastebinSite(pastes) as site:
+        for bare in (True, False):
+            name = "bare" if bare else "full"
+            home = corpus.setup_scan_home(work / f"{name}-startup", planted)
+            startup = crawl(home, add_paste_source(home, empty.base_url, n), bare=bare)
+            home = corpus.setup_scan_home(work / name, planted)
+            result = crawl(home, add_paste_source(home, site.base_url, n), bare=bare)
+            done = result["fetched"] - 1 if bare else result["new"]  # bare: the listing is not a posting
+            figures[f"{name}_startup_cpu_s"] = startup["cpu_s"]
+            figures[f"{name}_postings"] = done
+            figures[f"{name}_per_core"] = done / result["cpu_s"]
+            figures[f"{name}_per_core_steady"] = done / max(1e-9, result["cpu_s"] - startup["cpu_s"])
+            figures[f"{name}_per_s"] = done / result["wall_s"]
+            figures[f"{name}_rss_mb"] = result["maxrss_mb"]
+            figures[f"{name}_errors"] = result["errors"]
+            if not bare:
+                figures["alerts"] = result["alerts"]
+                figures["indexed"] = result["indexed"]
+    return figures
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pastes", type=int, default=2000, help="postings on the simulated site")
+    parser.add_argument("--kb", type=float, default=10.0, help="size of a posting in KB")
+    parser.add_argument("--runs", type=int, default=3, help="runs; medians are printed")
+    args = parser.parse_args(argv)
+    # the scraping API lists at most 250 pastes per call; the simulated one lists them all at once
+    sim_pastebin.MAX_LIMIT = max(sim_pastebin.MAX_LIMIT, args.pastes)
+    pastes, planted = make_pastes(args.pastes, int(args.kb * 1000), 5)
+    size = sum(p.size for p in pastes)
+    print(
+        f"site: {len(pastes)} pastes, {size / 1e6:.1f} MB; {os.cpu_count()} cores, Python "
+        f"{sys.version.split()[0]}; home: embedded default, 3 tenants x every watch kind",
+        flush=True,
+    )
+    results = []
+    with tempfile.TemporaryDirectory(prefix="ls-bench-crawl-") as tmp:
+        for run in range(max(1, args.runs)):
+            work = Path(tmp) / f"run{run}"
+            work.mkdir()
+            f = one_run(work, pastes, planted, args.pastes)
+            results.append(f)
+            print(
+                f"  run {run + 1}: full {f['full_per_core']:.1f} postings/CPU-s ({f['full_postings']:.0f} stored, "
+                f"{f['alerts']:.0f} alerts, indexed {bool(f['indexed'])}, {f['full_rss_mb']:.0f} MB peak), "
+                f"bare {f['bare_per_core']:.1f} postings/CPU-s ({f['bare_rss_mb']:.0f} MB peak)",
+                flush=True,
+            )
+
+    def med(name: str) -> float:
+        return statistics.median(r[name] for r in results)
+
+    share = med("full_per_core") / max(1e-9, med("bare_per_core"))
+    print()
+    print(f"{'measure (median of ' + str(len(results)) + ')':44s} {'full':>9s} {'bare':>9s}  target")
+    print("-" * 80)
+    rows = [
+        ("postings/s per core, start-up included", "per_core", f">= {TARGET_PER_CORE:.0f} full"),
+        ("postings/s per core, start-up excluded", "per_core_steady", ""),
+        ("postings/s wall clock", "per_s", ""),
+        ("start-up CPU-s (a crawl of an empty site)", "startup_cpu_s", ""),
+        ("peak RSS MB", "rss_mb", ""),
+        ("postings (stored / fetched)", "postings", ""),
+    ]
+    for label, key, target in rows:
+        print(f"{label:44s} {med('full_' + key):9.1f} {med('bare_' + key):9.1f}  {target}")
+    print(
+        f"full / bare per core: {share:.0%} (target >= {TARGET_SHARE_OF_BARE:.0%}); "
+        f"alerts {med('alerts'):.0f}; errors full {med('full_errors'):.0f}, bare {med('bare_errors'):.0f}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

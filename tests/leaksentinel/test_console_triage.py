@@ -296,3 +296,17 @@ def test_operator_triages_any_tenants_alert_and_the_stylesheet_is_served(world: 
     css = client.get("/static/alert.css")
     assert css.status_code == 200 and "pre.excerpt" in css.text
     assert '<link rel="stylesheet" href="/static/alert.css">' in client.get(f"/alerts/{world['combo']}").text
+
+
+def test_the_page_downloads_the_signed_evidence(world: dict[str, Any], cli: Any, tmp_path: Path) -> None:
+    client: TestClient = world["client"]
+    login(client, world["viewer"])
+    page = client.get(f"/alerts/{world['combo']}").text
+    assert f'id="evidence-zip" href="/alerts/{world["combo"]}/evidence"' in page
+    r = client.get(f"/alerts/{world['combo']}/evidence")
+    assert r.status_code == 200 and r.headers["content-type"] == "application/zip"
+    assert f'filename="alert-{world["combo"]}-evidence.zip"' in r.headers["content-disposition"]
+    zip_path = tmp_path / "e.zip"
+    zip_path.write_bytes(r.content)
+    assert cli("evidence", "verify", str(zip_path)).code == 0
+    assert client.get(f"/alerts/{world['globex']}/evidence").status_code == 404

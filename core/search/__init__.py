@@ -55,7 +55,10 @@ __all__ = [
 
 
 def iter_posting_docs(db: Database, after_id: int = 0, batch: int = 1000) -> Iterator[SearchDoc]:
-    """Stored postings (id > `after_id`, in id order) as `SearchDoc`s, read `batch` rows at a time."""
+    """Stored postings (id > `after_id`, in id order) as `SearchDoc`s, read `batch` rows at a time.
+
+    Purged postings (their text emptied by ``purge``) are left out: retention deleted their entries, and a
+    rebuild must not bring them back."""
     from sqlalchemy import select
 
     from core.models import Posting, Source
@@ -66,7 +69,7 @@ def iter_posting_docs(db: Database, after_id: int = 0, batch: int = 1000) -> Ite
             rows = sess.execute(
                 select(Posting, Source.name, Source.kind)
                 .join(Source, Source.id == Posting.source_id)
-                .where(Posting.id > last)
+                .where(Posting.id > last, Posting.text != "")
                 .order_by(Posting.id)
                 .limit(batch)
             ).all()
@@ -91,5 +94,12 @@ def iter_posting_docs(db: Database, after_id: int = 0, batch: int = 1000) -> Ite
 
 
 def reindex(db: Database, backend: SearchBackend, after_id: int = 0) -> int:
-    """(Re)build the index from the database: after deleting the index, or switching backend."""
-    return backend.index(iter_posting_docs(db, after_id))
+    """(Re)build the index from the database: after deleting the index, upgrading, or switching backend.
+
+    A full rebuild of the PostgreSQL index also drops entries whose posting is gone or purged (it lives
+    on, unlike a tantivy directory one deletes first)."""
+    count = backend.index(iter_posting_docs(db, after_id))
+    prune = getattr(backend, "prune_orphans", None)
+    if after_id == 0 and callable(prune):
+        prune()
+    return count

@@ -279,6 +279,14 @@ class PostgresBackend:
             f"DELETE FROM {TABLE} WHERE posting_id = ANY(CAST(:ids AS bigint[]))", {"ids": wanted}
         )
 
+    def prune_orphans(self) -> int:
+        """Delete entries whose posting no longer exists or was purged (text emptied); `reindex` calls it."""
+        return self._write(
+            f"DELETE FROM {TABLE} s WHERE NOT EXISTS "
+            "(SELECT 1 FROM postings p WHERE p.id = s.posting_id AND p.text <> '')",
+            {},
+        )
+
     def count(self) -> int:
         with self.engine.connect() as conn:
             return int(conn.execute(text(f"SELECT count(*) FROM {TABLE}")).scalar_one())

@@ -198,3 +198,33 @@ def test_a_query_may_start_with_a_minus(cli, tmp_path: Path) -> None:  # type: i
     assert [h["url"] for h in cli("search", "leaked -combo", "--json").jsonl()] == [str(b)]
     bad = cli("search", "--bogus")
     assert bad.code == 2 and "no such option: --bogus" in bad.err
+
+
+def test_reindex_leaves_out_purged_postings_and_drops_orphans(cli, tmp_path: Path, database_url: str) -> None:  # type: ignore[no-untyped-def]
+    from datetime import UTC, datetime
+
+    from sqlalchemy import update
+
+    from core.models import Posting
+    from core.search import SearchDoc
+
+    kept, purged = tmp_path / "kept.txt", tmp_path / "purged.txt"
+    kept.write_text("leaked combo list\n")
+    purged.write_text("leaked payroll export\n")
+    assert cli("scan", "--store", str(kept), str(purged)).code == 0
+    settings = load_settings()
+    with open_database(settings).session() as sess:  # what purge leaves of a posting
+        sess.execute(update(Posting).where(Posting.url == str(purged)).values(text=""))
+    ghost = SearchDoc(
+        7_777_777, "http://gone.example/1", "local", "local", None, None, None, datetime.now(UTC), "ghost"
+    )
+    backend = open_backend(settings)
+    try:
+        backend.index([ghost])
+    finally:
+        backend.close()
+    assert cli("reindex", "--json").json() == {"indexed": 1}
+    assert [h["url"] for h in cli("search", "leaked", "--json").jsonl()] == [str(kept)] or not database_url
+    if database_url:  # the shared index lives on: a rebuild also drops what has no posting behind it
+        assert cli("search", "payroll", "--json").jsonl() == []
+        assert cli("search", "ghost", "--json").jsonl() == []

@@ -223,6 +223,17 @@ def _slug_or_reference(value: str) -> bool:
     return len(segments) >= 3 and words * 3 >= len(segments) * 2
 
 
+_PHRASE_SPLIT = re2.compile(r"[-_.~]+")
+
+
+def _dotted_phrase(value: str) -> bool:
+    """Lower-case words joined by dots or dashes (``your.client.secret.value``): a stand-in, where a
+    random token's segments mix cases and digits."""
+    segments = [seg for seg in _PHRASE_SPLIT.split(value) if seg]
+    words = sum(len(seg) >= 3 and seg.isalpha() and seg.islower() for seg in segments)
+    return len(segments) >= 3 and words >= len(segments) - 1
+
+
 def _api_key_value(value: str) -> bool:
     """A labelled API key/token worth reporting: long, random-looking, letters and digits."""
     return (
@@ -389,6 +400,13 @@ DETECTORS: tuple[_Detector, ...] = (
         "azure_storage_key",
         r"(?i)\b(?:AccountKey|SharedAccessKey)\s*=\s*([A-Za-z0-9+/]{86}==|[A-Za-z0-9+/]{43}=)(?:[^A-Za-z0-9+/=]|$)",
         _Check(4.0),
+    ),
+    # Microsoft Entra ID (Azure AD) application client secrets: three characters, a digit, "Q~", then
+    # 31-34 random ones; "~" and "." are in the alphabet, so the token's edges are spelled out.
+    _Detector(
+        "azure_ad_client_secret",
+        r"(?:^|[ \t\"'=:(,>])([0-9A-Za-z_~.]{3}[0-9]Q~[0-9A-Za-z_~.\-]{31,34})(?:[^0-9A-Za-z_~.\-]|$)",
+        _Check(3.6, r"[0-9A-Za-z_~.]{3}[0-9]Q~", lambda value: not _dotted_phrase(value[6:])),
     ),
     _Detector(
         "database_url",

@@ -229,6 +229,18 @@ SHAPES: dict[str, list[Shape]] = {
             ),
         ),
     ],
+    "azure_ad_client_secret": [
+        Shape(
+            lambda rng: f"{_r(rng, B62, 3)}{rng.choice(DIGITS)}Q~{_r(rng, B62 + '_~.-', 34)}",
+            line=lambda value: f"AZURE_CLIENT_SECRET={value}",
+            body=(B62 + "_~-", 34),
+            wrap=lambda body: "Abc8Q~" + body,
+        ),
+        Shape(
+            lambda rng: f"{_r(rng, B62 + '_~.', 3)}{rng.choice(DIGITS)}Q~{_r(rng, B62 + '_~.-', 31)}",
+            line=lambda value: f'"clientSecret": "{value}"',
+        ),
+    ],
     "database_url": [
         _db_url(s)
         for s in ("postgresql", "postgres", "mysql", "mongodb+srv", "redis", "amqps", "postgresql+psycopg")
@@ -380,6 +392,12 @@ DOC_EXAMPLES: dict[str, list[str]] = {
         "auth: Basic-realm-2-protected-area",
         "credentials: file:/etc/app/credentials-2024.json",
         "api_token: https://vault.internal/v1/secret/data/api2",
+    ],
+    "azure_ad_client_secret": [
+        "AZURE_CLIENT_SECRET=Abc8Q~" + "x" * 34,
+        "client secret: xyz1Q~abcdefghijklmnopqrstuvwxyz12345",
+        '"clientSecret": "<your8Q~client-secret-value-goes-here>"',
+        "AZURE_CLIENT_SECRET=Abc8Q~your.client.secret.value.here.1",
     ],
     "alibaba_access_key_id": ["LTAIXXXXXXXXXXXXXXXX", "LTAI" + "ab12" * 4],
     "tencent_secret_id": ["AKID" + "x" * 32],

@@ -270,20 +270,23 @@ def mark_interrupted(settings: Settings, *, reason: str = "interrupted (the serv
 
 
 def _reclaim_source_jobs(settings: Settings, source_id: int, fleet_wide: bool) -> int:
-    """Close the source's jobs left ``running`` by dead runs (called while holding the source's lock).
+    """Close jobs left ``running`` by dead runs (called while holding the source's lock).
 
     With a lock that excludes every other run of the source (one home, or a Redis lease), any other
-    ``running`` job of it is dead by definition; otherwise only stale ones are closed."""
+    ``running`` job of this source is dead by definition; otherwise, and for other sources, only jobs
+    whose process is gone or whose heartbeat stopped are closed. Every run doing this means a dead job
+    is closed by the next crawl of anything, not only at the next start of the service."""
     db = open_database(settings)
     me = socket.gethostname()
     now = time.time()
 
     def reclaim(sess: Session) -> int:
         closed = 0
-        query = select(CrawlJob).where(CrawlJob.source_id == source_id, CrawlJob.status == "running")
-        for job in sess.scalars(query).all():
-            if fleet_wide or _is_stale(job, me, now):
-                _close_job(sess, job, "interrupted (its crawl process died; reclaimed by the next run)")
+        for job in sess.scalars(select(CrawlJob).where(CrawlJob.status == "running")).all():
+            mine = job.source_id == source_id
+            if (mine and fleet_wide) or _is_stale(job, me, now):
+                reason = "reclaimed by the next run" if mine else "its heartbeat stopped"
+                _close_job(sess, job, f"interrupted (its crawl process died; {reason})")
                 closed += 1
         return closed
 

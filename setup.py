@@ -12,7 +12,7 @@ setup(
             "pipelines.detection._scanner",
             sources=["pipelines/detection/_native/scanner.c"],
             depends=["pipelines/detection/_native/sha256.h", "pipelines/detection/_native/util.h"],
-            extra_compile_args=["-O3", "-std=gnu11", "-Wall", "-Wno-unused-function"],
+            extra_compile_args=["-O3", "-std=gnu11", "-Wall", "-Wextra"],
             optional=True,
         ),
         Extension(

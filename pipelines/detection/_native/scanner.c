@@ -3,8 +3,9 @@
  * Why: extraction plus one HMAC per candidate in Python runs near 1 MB/s; the detection target is 30.
  * This file is a line-for-line port of extract.py's per-line path (typed scan, delimited/SQL values,
  * labelled values, generic forms, the dob/email/iban/cn_id/ssn/card/ip rules of core/canonical.py) for
- * lines whose characters all lie in a small allowlist (ASCII printable, tab, CJK ideographs and a few
- * CJK punctuation marks) where NFKC, case folding and the regex classes are known exactly. Any other
+ * lines whose characters all lie in a small allowlist (ASCII printable, tab, CJK ideographs, a few CJK
+ * punctuation marks, full-width ASCII forms and the NFKC spaces, the last two read as ASCII exactly as
+ * extract.narrow_forms does) where NFKC, case folding and the regex classes are known exactly. Any other
  * line is handed back ("deferred") and extract.py reads it, so the two can never disagree on it.
  * Phone numbers other than Chinese mobiles are parsed by libphonenumber through a Python callback,
  * exactly as extract.py does. Differential tests compare the two on generated and hostile lines.
@@ -189,6 +190,7 @@ typedef struct {
     lsbuf starts; /* where each line of the scanned text starts (uint32 code point offsets) */
     uint32_t digest_base; /* digests of earlier chunks of this scan */
     PyObject *collect; /* when set, candidates are listed here as (type, canonical, raw, line) */
+    long fail_emits;   /* tests: when > 0, the emit that brings it to 0 fails as if out of memory */
     cp_t json[SEGMENT_CHARS + 2];
     int error;
 } Scanner;
@@ -219,7 +221,26 @@ static int make_key(lsbuf *b, int tag, const cp_t *v, size_t n) {
     return 0;
 }
 
-static int emit(Scanner *sc, int type, const cp_t *canon, size_t n, const cp_t *raw, size_t rn) {
+/* Records one candidate. On failure (no memory, or a Python error while listing) it sets sc->error and
+ * returns -1: every caller checks and stops, and the entry point raises (MemoryError when no Python
+ * exception is set), as CPython's Modules/_json.c bails out on a failed PyList_Append. */
+static int emit_candidate(Scanner *sc, int type, const cp_t *canon, size_t n, const cp_t *raw, size_t rn);
+
+#define MUST_CHECK __attribute__((warn_unused_result))
+
+static MUST_CHECK int emit(Scanner *sc, int type, const cp_t *canon, size_t n, const cp_t *raw, size_t rn) {
+    if (sc->fail_emits > 0 && --sc->fail_emits == 0) { /* test hook: an allocation failure here */
+        sc->error = 1;
+        return -1;
+    }
+    if (emit_candidate(sc, type, canon, n, raw, rn) < 0) {
+        sc->error = 1;
+        return -1;
+    }
+    return 0;
+}
+
+static int emit_candidate(Scanner *sc, int type, const cp_t *canon, size_t n, const cp_t *raw, size_t rn) {
     /* The same canonical text often comes as text, username and name in a row: its key body and hash
        are reused, only the tag differs (the hash mixes the tag in afterwards). */
     uint64_t body;
@@ -919,7 +940,7 @@ typedef struct {
     int digits;
 } group_t;
 
-static int add(Scanner *sc, int type, cbuf *c, const cp_t *raw, size_t rn) {
+static MUST_CHECK int add(Scanner *sc, int type, cbuf *c, const cp_t *raw, size_t rn) {
     return emit(sc, type, c->c, c->n, raw, rn);
 }
 
@@ -990,7 +1011,7 @@ static int number_run(Scanner *sc, const cp_t *r, size_t n) {
     if (total < 7 && ng < 3) return 1;
     cbuf c;
     if (ipv4_shape(r, n)) {
-        if (canon_ip(r, n, &c)) emit(sc, T_IP, c.c, c.n, r, n);
+        if (canon_ip(r, n, &c) && emit(sc, T_IP, c.c, c.n, r, n) < 0) return 1;
         return 1;
     }
     int found = 0;
@@ -1003,7 +1024,7 @@ static int number_run(Scanner *sc, const cp_t *r, size_t n) {
             for (int k = 0; k < sc->ndob; k++) {
                 if (canon_dob(raw, rn, sc->dob_mdy[k], &c)) {
                     found = 1;
-                    add(sc, T_DOB, &c, raw, rn);
+                    if (add(sc, T_DOB, &c, raw, rn) < 0) return 1;
                 }
             }
         }
@@ -1011,13 +1032,15 @@ static int number_run(Scanner *sc, const cp_t *r, size_t n) {
     if (found && ng == 3) return 1;
     for (int i = 0; i < ng; i++)
         if (g[i].digits == 18 && canon_cn_id(r + g[i].start, g[i].end - g[i].start, &c))
-            add(sc, T_CN_ID, &c, r + g[i].start, g[i].end - g[i].start);
+            if (add(sc, T_CN_ID, &c, r + g[i].start, g[i].end - g[i].start) < 0) return 1;
     /* ssns: 3-2-4 joined by '-' exactly */
     for (int i = 0; i + 2 < ng; i++) {
         group_t *a = &g[i], *b = &g[i + 1], *d = &g[i + 2];
         if (a->digits == 3 && b->digits == 2 && d->digits == 4 && b->start - a->end == 1 &&
             r[a->end] == '-' && d->start - b->end == 1 && r[b->end] == '-') {
-            if (canon_ssn(r + a->start, d->end - a->start, &c)) add(sc, T_SSN, &c, r + a->start, d->end - a->start);
+            if (canon_ssn(r + a->start, d->end - a->start, &c) &&
+                add(sc, T_SSN, &c, r + a->start, d->end - a->start) < 0)
+                return 1;
         }
     }
     /* cards */
@@ -1042,7 +1065,7 @@ static int number_run(Scanner *sc, const cp_t *r, size_t n) {
             for (size_t q = s; q < en && m < 128; q++)
                 if (r[q] != ' ' && r[q] != '-') d[m++] = r[q];
             if (m > 0 && all_digits(d, m) && luhn_ok(d, m)) {
-                if (canon_card(r + s, en - s, &c)) add(sc, T_CARD, &c, r + s, en - s);
+                if (canon_card(r + s, en - s, &c) && add(sc, T_CARD, &c, r + s, en - s) < 0) return 1;
                 used = ends[e] - i + 1;
                 break;
             }
@@ -1067,7 +1090,7 @@ static int number_run(Scanner *sc, const cp_t *r, size_t n) {
             if (sc->error) return 1;
             parses += tried;
             if (ok) {
-                add(sc, T_PHONE, &c, raw, rn);
+                if (add(sc, T_PHONE, &c, raw, rn) < 0) return 1;
                 used = ends[e] - i + 1;
                 break;
             }
@@ -1108,7 +1131,7 @@ static void scan_emails(Scanner *sc, const cp_t *s, size_t n) {
         }
         if (!end) continue;
         sc->work--;
-        if (canon_email(sc, s + st, end - st, &c)) add(sc, T_EMAIL, &c, s + st, end - st);
+        if (canon_email(sc, s + st, end - st, &c) && add(sc, T_EMAIL, &c, s + st, end - st) < 0) return;
         if (sc->error) return;
         last = end;
         p = end - 1;
@@ -1141,7 +1164,7 @@ static void scan_cjk_dates(Scanner *sc, const cp_t *s, size_t n) {
         p = r;
         if (p < n && s[p] == ' ') p++;
         if (p < n && (s[p] == 0x65E5 || s[p] == 0x53F7)) p++; /* 日 号 */
-        if (canon_dob(s + i, p - i, 0, &c)) add(sc, T_DOB, &c, s + i, p - i);
+        if (canon_dob(s + i, p - i, 0, &c) && add(sc, T_DOB, &c, s + i, p - i) < 0) return;
         i = p - 1;
     }
 }
@@ -1192,7 +1215,7 @@ static void scan_ibans(Scanner *sc, const cp_t *s, size_t n) {
                 }
             }
         }
-        if (canon_iban(comp, m, &c)) add(sc, T_IBAN, &c, s + i, rawn);
+        if (canon_iban(comp, m, &c) && add(sc, T_IBAN, &c, s + i, rawn) < 0) return;
         i = end - 1;
     }
 }
@@ -1312,6 +1335,7 @@ static int grouped_card(const cp_t *s, const span_t *g, int ng) {
         if (!fits) continue;
         cp_t d[32];
         for (int i = 0; i < k; i++) {
+            if (total + GLEN(i) > 32) return 0; /* not reached: the shapes hold at most 20 digits */
             memcpy(d + total, s + g[i].s, (size_t)GLEN(i) * sizeof(cp_t));
             total += GLEN(i);
         }
@@ -1366,10 +1390,21 @@ static void scan_grouped(Scanner *sc, const cp_t *s, size_t n) {
             while (i < n && is_alnum_ascii(s[i])) i++;
             continue;
         }
+        /* cheap refusals first (the same outcome as the checks below): a numeric start of another length,
+           or a start with no separator after it, cannot begin a grouped value (only an unbroken IBAN) */
+        size_t e0 = i;
+        while (e0 < n && is_alnum_ascii(s[e0])) e0++;
+        size_t len0 = e0 - i;
+        int numeric = all_digits(s + i, len0);
+        int joined = e0 < n && is_sep_char(s[e0]);
+        if (numeric ? !joined || (len0 != 3 && len0 != 4 && len0 != 6) : !joined && (len0 < 15 || len0 > 34)) {
+            i = e0;
+            continue;
+        }
         size_t sep_s = 0, sep_n = 0;
         int ng = group_run(s, n, i, g, &sep_s, &sep_n);
-        int type = -1, count = 0, len0 = GLEN(0);
-        if (group_digits(s, g[0])) {
+        int type = -1, count = 0;
+        if (numeric) {
             if (len0 == 6) count = grouped_cn_id(s, g, ng), type = T_CN_ID;
             else if (len0 == 4) count = grouped_card(s, g, ng), type = T_CARD;
             else if (len0 == 3) count = grouped_ssn(s, g, ng, sep_n), type = T_SSN;
@@ -1393,31 +1428,13 @@ static void scan_grouped(Scanner *sc, const cp_t *s, size_t n) {
                  : type == T_CARD ? canon_card(comp, m, &c)
                  : type == T_SSN  ? canon_ssn(comp, m, &c)
                                   : canon_iban(comp, m, &c);
-        if (ok && add(sc, type, &c, s + i, g[count - 1].e - i) < 0) {
-            sc->error = 1;
-            return;
-        }
+        if (ok && add(sc, type, &c, s + i, g[count - 1].e - i) < 0) return;
         i = g[count - 1].e;
     }
 }
 #undef GLEN
 
 /* ------------------------------------------------------------------ fields (extract._field) */
-static int has_digit(const cp_t *v, size_t n) {
-    for (size_t i = 0; i < n; i++)
-        if (is_digit(v[i])) return 1;
-    return 0;
-}
-
-static int ideo_run(const cp_t *v, size_t n, size_t k) {
-    size_t run = 0;
-    for (size_t i = 0; i < n; i++) {
-        run = is_cjk_wide(v[i]) ? run + 1 : 0;
-        if (run >= k) return 1;
-    }
-    return 0;
-}
-
 static int dob_hint(const cp_t *v, size_t n) {
     size_t d = 0;
     while (d < n && is_digit(v[d])) d++;
@@ -1439,14 +1456,6 @@ static int dob_hint(const cp_t *v, size_t n) {
                 return 1;
     }
     return 0;
-}
-
-static int is_token_char(cp_t c) {
-    return is_alnum_ascii(c) || c == '_' || c == '-' || c == '.' || c == '+' || c == '/' || c == '=' || c == '~';
-}
-
-static int not_a_name_char(cp_t c) {
-    return is_digit(c) || (c < 0x80 && strchr("@_/\\=<>#$%&*+~^|[]{}", (int)c) != NULL && c != 0);
 }
 
 /* core.canonical.name_from_folded on allowed characters */
@@ -1539,25 +1548,25 @@ static void generic(Scanner *sc, const cp_t *v, size_t n, int whole) {
     }
     cbuf c;
     if (whole && (digit || (words <= TEXT_MAX_WORDS && maxrun < 25)))
-        if (canon_text(folded, n, &c)) add(sc, T_TEXT, &c, v, n);
-    if (n >= 3 && n <= 64 && canon_username(folded, n, &c)) add(sc, T_USERNAME, &c, v, n);
+        if (canon_text(folded, n, &c) && add(sc, T_TEXT, &c, v, n) < 0) return;
+    if (n >= 3 && n <= 64 && canon_username(folded, n, &c) && add(sc, T_USERNAME, &c, v, n) < 0) return;
     if (!digit && words <= NAME_MAX_WORDS && maxrun < 9 && !notname) {
-        if (canon_name(folded, n, &c)) add(sc, T_NAME, &c, v, n);
+        if (canon_name(folded, n, &c) && add(sc, T_NAME, &c, v, n) < 0) return;
     } else {
         if (n >= 16 && n <= 512 && token && letter && digit) {
             memcpy(c.c, v, n * sizeof(cp_t));
             c.n = n;
-            add(sc, T_API_KEY, &c, v, n);
+            if (add(sc, T_API_KEY, &c, v, n) < 0) return;
         }
         if (n >= 6 && n <= 12 && digit && alnum) {
             for (size_t i = 0; i < n; i++) c.c[i] = is_lower(v[i]) ? v[i] - 32 : v[i];
             c.n = n;
-            add(sc, T_PASSPORT, &c, v, n);
+            if (add(sc, T_PASSPORT, &c, v, n) < 0) return;
         }
     }
     if (n >= 6 && n <= 40 && dob_hint(v, n))
         for (int k = 0; k < sc->ndob; k++)
-            if (canon_dob(v, n, sc->dob_mdy[k], &c)) add(sc, T_DOB, &c, v, n);
+            if (canon_dob(v, n, sc->dob_mdy[k], &c) && add(sc, T_DOB, &c, v, n) < 0) return;
 }
 
 static int is_quote(cp_t c) { return c == '"' || c == '\'' || c == '`'; }
@@ -1918,17 +1927,6 @@ static int sql_hint(const cp_t *s, size_t n) {
         if (k < 4) continue;
         if (p + 4 < n && is_word(s[p + 4])) continue;
         return 1;
-    }
-    return 0;
-}
-
-static int structured(const cp_t *s, size_t n) {
-    for (size_t i = 0; i < n; i++) {
-        cp_t c = s[i];
-        if (is_digit(c) || c == '@' || c == ':' || c == ';' || c == '|' || c == ',' || c == '\t' || c == 0xFF1A ||
-            c == 0xFF1B || c == 0xFF0C || c == 0x3001 || c == '=')
-            return 1;
-        if (c == ' ' && i + 1 < n && s[i + 1] == ' ') return 1;
     }
     return 0;
 }
@@ -2303,7 +2301,14 @@ static PyObject *Scanner_set_automata(Scanner *sc, PyObject *args) {
     Py_RETURN_NONE;
 }
 
-static PyObject *Scanner_stats(Scanner *sc, PyObject *unused) {
+static PyObject *Scanner_fail_emits(Scanner *sc, PyObject *arg) {
+    long n = PyLong_AsLong(arg);
+    if (n == -1 && PyErr_Occurred()) return NULL;
+    sc->fail_emits = n;
+    Py_RETURN_NONE;
+}
+
+static PyObject *Scanner_stats(Scanner *sc, PyObject *Py_UNUSED(ignored)) {
     return Py_BuildValue("{slsl}", "phones_ruled_out", sc->ruled_out, "phones_asked", sc->asked);
 }
 
@@ -2314,6 +2319,8 @@ static PyMethodDef Scanner_methods[] = {
     {"set_automata", (PyCFunction)Scanner_set_automata, METH_VARARGS,
      "set_automata([(cc, types, accept, npfp, accept, idd, accept) | None per region], valid_cc_flags)"},
     {"stats", (PyCFunction)Scanner_stats, METH_NOARGS, "counters of the phone shortcut"},
+    {"_fail_emits", (PyCFunction)Scanner_fail_emits, METH_O,
+     "_fail_emits(n): tests only, the n-th next candidate fails as an allocation would (MemoryError)"},
     {NULL, NULL, 0, NULL}};
 
 static PyTypeObject ScannerType = {
@@ -2351,7 +2358,7 @@ static inline size_t bloom_block(uint64_t x, size_t nblocks) {
 
 static inline uint64_t bloom_bits(uint64_t x, int k) { return (x >> (9 * k)) & 511; }
 
-static PyObject *bloom_build(PyObject *self, PyObject *args) {
+static PyObject *bloom_build(PyObject *Py_UNUSED(module), PyObject *args) {
     Py_buffer arr;
     if (!PyArg_ParseTuple(args, "y*", &arr)) return NULL;
     size_t na = (size_t)arr.len / 8, nblocks = na / 64 + 1;
@@ -2372,7 +2379,7 @@ static PyObject *bloom_build(PyObject *self, PyObject *args) {
     return out;
 }
 
-static PyObject *contains_sorted(PyObject *self, PyObject *args) {
+static PyObject *contains_sorted(PyObject *Py_UNUSED(module), PyObject *args) {
     Py_buffer arr, dir, q, bl = {0};
     int shift;
     if (!PyArg_ParseTuple(args, "y*y*y*i|y*", &arr, &dir, &q, &shift, &bl)) return NULL;
@@ -2473,7 +2480,7 @@ static void sort_u128(u128_t *a, u128_t *tmp, size_t n) {
 }
 
 /* The distinct digests, sorted. */
-static PyObject *sort16(PyObject *self, PyObject *arg) {
+static PyObject *sort16(PyObject *Py_UNUSED(module), PyObject *arg) {
     Py_buffer b;
     if (PyObject_GetBuffer(arg, &b, PyBUF_SIMPLE)) return NULL;
     size_t n = (size_t)b.len / 16;
@@ -2508,7 +2515,7 @@ static PyObject *sort16(PyObject *self, PyObject *arg) {
     return out;
 }
 
-static PyObject *select_impl(PyObject *self, PyObject *arg) {
+static PyObject *select_impl(PyObject *Py_UNUSED(module), PyObject *arg) {
     ls_sha_select(PyObject_IsTrue(arg));
     return PyUnicode_FromString(ls_sha_impl);
 }
@@ -2521,8 +2528,13 @@ static PyMethodDef module_methods[] = {
     {"use_sha_ni", select_impl, METH_O, "use_sha_ni(allowed) -> the SHA-256 implementation in use"},
     {NULL, NULL, 0, NULL}};
 
-static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_scanner", "Native candidate scanner.", -1,
-                                    module_methods};
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "_scanner",
+    .m_doc = "Native candidate scanner.",
+    .m_size = -1,
+    .m_methods = module_methods,
+};
 
 PyMODINIT_FUNC PyInit__scanner(void) {
     ls_sha_select(1);

@@ -4,9 +4,10 @@ Why: a posting already stored must not be stored or alerted again (exact: SHA-25
 white space folded), and a repost with small edits must join the first leak's alert (near: a 64-bit
 SimHash over word shingles, CJK characters counted as words).
 
-The SimHash is computed by the native extension ``pipelines.detection._fingerprint`` when it is built
-(bit-identical, about 30x faster; tested against :func:`simhash_py`, the reference kept here and used
-when the extension is missing or ``LEAKSENTINEL_NATIVE_SCAN=0``).
+The SimHash and the folded text of the exact hash are computed by the native extension
+``pipelines.detection._fingerprint`` when it is built (bit-identical; tested against :func:`simhash_py`
+and :func:`content_hash_py`, the references kept here and used when the extension is missing or
+``LEAKSENTINEL_NATIVE_SCAN=0``).
 """
 
 from __future__ import annotations
@@ -20,7 +21,15 @@ from typing import Any
 
 from core.posting import PostingDraft
 
-__all__ = ["FingerprintPipeline", "content_hash", "hamming", "native_available", "simhash", "simhash_py"]
+__all__ = [
+    "FingerprintPipeline",
+    "content_hash",
+    "content_hash_py",
+    "hamming",
+    "native_available",
+    "simhash",
+    "simhash_py",
+]
 
 _native: ModuleType | None
 try:
@@ -37,6 +46,16 @@ MIN_TOKENS = 12
 
 
 def content_hash(text: str) -> str:
+    """SHA-256 of the text with white space folded and case-folded (see :func:`content_hash_py`)."""
+    if _native is not None and native_available():
+        folded: bytes | None = _native.content_fold(text)  # one pass instead of split, join, fold
+        if folded is not None:
+            return hashlib.sha256(folded).hexdigest()
+    return content_hash_py(text)
+
+
+def content_hash_py(text: str) -> str:
+    """The reference: white space runs as one space, ends stripped, case-folded, UTF-8, SHA-256."""
     folded = " ".join(text.split()).casefold()
     return hashlib.sha256(folded.encode("utf-8")).hexdigest()
 

@@ -218,3 +218,21 @@ def test_bad_parameters_are_errors_not_crashes() -> None:
         fingerprint._native.simhash(b"bytes")  # type: ignore[union-attr]
     with pytest.raises(OverflowError):
         documents._native.first_lines("abc", 2, [-1])
+
+
+@native
+@FAST
+@given(
+    texts
+    | st.text(
+        alphabet=st.sampled_from(" \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f\x85\xa0\u2028\u3000aZİß"), max_size=60
+    )
+)
+def test_content_hash_equals_the_reference(text: str) -> None:
+    try:
+        expected = fingerprint.content_hash_py(text)
+    except UnicodeEncodeError:  # a lone surrogate: the native path gives way to the reference
+        with pytest.raises(UnicodeEncodeError):
+            fingerprint.content_hash(text)
+        return
+    assert fingerprint.content_hash(text) == expected

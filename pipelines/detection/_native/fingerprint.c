@@ -667,7 +667,60 @@ static PyObject *blake2b8(PyObject *self, PyObject *args) {
     return out;
 }
 
+/* " ".join(text.split()).casefold() as UTF-8 bytes, in one pass (what fingerprint.content_hash hashes);
+ * None when the text holds a lone surrogate (the caller's encode then raises as before). */
+static PyObject *content_fold(PyObject *self, PyObject *arg) {
+    (void)self;
+    if (!PyUnicode_Check(arg)) {
+        PyErr_SetString(PyExc_TypeError, "content_fold() takes a str");
+        return NULL;
+    }
+    if (PyUnicode_READY(arg) < 0) return NULL;
+    int kind = PyUnicode_KIND(arg);
+    const void *data = PyUnicode_DATA(arg);
+    Py_ssize_t n = PyUnicode_GET_LENGTH(arg);
+    fbuf out = {0};
+    if (fbuf_reserve(&out, (size_t)n + 16)) return PyErr_NoMemory();
+    int space = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, i);
+        if (c < 0x80) {
+            if (c == ' ' || (c >= 0x09 && c <= 0x0D) || (c >= 0x1C && c <= 0x1F)) {
+                space = 1;
+                continue;
+            }
+            if (out.len + 2 > out.cap && fbuf_reserve(&out, 2)) goto nomem;
+            if (space && out.len) out.p[out.len++] = ' ';
+            space = 0;
+            out.p[out.len++] = (uint8_t)(c >= 'A' && c <= 'Z' ? c | 0x20 : c);
+            continue;
+        }
+        if (Py_UNICODE_ISSPACE(c)) {
+            space = 1;
+            continue;
+        }
+        if (c >= 0xD800 && c <= 0xDFFF) {
+            free(out.p);
+            Py_RETURN_NONE;
+        }
+        if (fbuf_reserve(&out, 1 + 12)) goto nomem;
+        if (space && out.len) out.p[out.len++] = ' ';
+        space = 0;
+        Py_UCS4 folded[3];
+        int k = _PyUnicode_ToFoldedFull(c, folded);
+        for (int j = 0; j < k; j++) put_utf8(&out, folded[j]);
+    }
+    PyObject *result = PyBytes_FromStringAndSize((const char *)out.p, (Py_ssize_t)out.len);
+    free(out.p);
+    return result;
+nomem:
+    free(out.p);
+    return PyErr_NoMemory();
+}
+
 static PyMethodDef methods[] = {
+    {"content_fold", content_fold, METH_O,
+     "content_fold(text) -> UTF-8 of ' '.join(text.split()).casefold(), or None on a lone surrogate"},
     {"simhash", simhash, METH_O, "simhash(text) -> the signed 64-bit SimHash, or None below 12 tokens"},
     {"winnow", winnow, METH_VARARGS,
      "winnow(folded, k, window, key) -> (keyed, raw): distinct window minima as native uint64 bytes"},

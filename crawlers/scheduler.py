@@ -86,7 +86,8 @@ class RedisFiredLog:
         out: dict[str, datetime] = {}
         for key, value in self.client.hgetall(self.FIRED).items():
             try:
-                out[key.decode()] = datetime.fromtimestamp(float(value), UTC)
+                name = key.decode() if isinstance(key, bytes) else str(key)
+                out[name] = datetime.fromtimestamp(float(value), UTC)
             except (ValueError, UnicodeDecodeError):
                 continue
         return out

@@ -504,3 +504,19 @@ def test_postgres_finds_words_past_the_tsvector_limit(
         assert {h.id for h in b.search(SearchQuery('"word150 word151"')).hits} == {7}
         assert {h.id for h in b.search(SearchQuery("word150 -word199")).hits} == set()
         assert {h.id for h in b.search(SearchQuery("surrogate")).hits} == {8}
+
+
+def test_postgres_search_is_cut_off_after_its_time(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A query that runs past the statement timeout ends with a clear error, not a held connection."""
+    from core.errors import OperationalError
+    from core.search import pg_backend
+
+    with open_empty("postgres", tmp_path) as (b, _):
+        b.index(DOCS)
+        monkeypatch.setattr(pg_backend, "STATEMENT_TIMEOUT_MS", 1)
+        slow = " OR ".join(f'"{w} {v}"' for w, v in zip(ENGLISH, reversed(ENGLISH), strict=True))
+        with pytest.raises(OperationalError, match="narrow the query"):
+            for _ in range(20):  # 1 ms: one of these runs over
+                b.search(SearchQuery(f"({slow}) -{ENGLISH[0]}"))
+        monkeypatch.setattr(pg_backend, "STATEMENT_TIMEOUT_MS", 30_000)
+        assert b.search(SearchQuery("password")).total > 0  # the connection is fine afterwards

@@ -36,6 +36,7 @@ from core.db import open_database
 from core.hashing import load_or_create_key
 from core.models import Alert, CrawlJob, Posting, Source
 from core.redis_embedded import EmbeddedRedis
+from core.search import open_backend
 from core.settings import Settings, load_settings
 from crawlers.extensions.progress import ENV as PROGRESS_ENV
 from crawlers.extensions.progress import read_progress
@@ -363,6 +364,12 @@ def test_a_crawl_killed_mid_run_resumes_without_loss_or_duplicate(tmp_path: Path
         assert len(with_hashes) >= _leaks(site)
         for pid, blob in with_hashes:
             assert pid in index.postings_with(unpack_prefixes(blob)), pid
+        # ... and analysts' search holds each posting once.
+        backend = open_backend(settings)
+        try:
+            assert backend.count() == len(site.pastes)
+        finally:
+            backend.close()
 
 
 @pytest.mark.sqlite_only("the lease lives in Redis; the database side is the killed-crawl test above")

@@ -63,6 +63,16 @@ def finding_kind_facet(db: Database, posting_ids: list[int]) -> dict[str, int]:
     return {str(kind): int(n) for kind, n in rows}
 
 
+def _has_postings(db: Database) -> bool:
+    """Whether any posting still holds text (what an index would hold)."""
+    from sqlalchemy import select
+
+    from core.models import Posting
+
+    with db.session() as sess:
+        return sess.scalar(select(Posting.id).where(Posting.text != "").limit(1)) is not None
+
+
 def register(app: typer.Typer) -> None:
     # A query may start with "-" (`-test acme`): unknown options are read as the query, not refused.
     @app.command("search", context_settings={"ignore_unknown_options": True})
@@ -99,6 +109,13 @@ def register(app: typer.Typer) -> None:
         backend = open_backend(state.settings)
         try:
             page = backend.search(q)
+            if page.total == 0 and backend.count() == 0 and _has_postings(state.db):
+                # After an upgrade to the PostgreSQL index, or a deleted index directory: say how to fill it.
+                typer.echo(
+                    "leaksentinel: the search index is empty but the database holds postings: "
+                    "run `leaksentinel reindex`",
+                    err=True,
+                )
         finally:
             backend.close()
         rows = [hit.to_json() for hit in page.hits]

@@ -90,8 +90,10 @@ def test_machine_b_finds_what_machine_a_stored(cli, tmp_path: Path, database_url
         assert backend.delete(ids) == 1 and backend.count() == 0
     finally:
         backend.close()
-    assert cli("search", "客户数据", "--json").jsonl() == []
+    empty = cli("search", "客户数据", "--json")  # as right after upgrading: the index is still empty
+    assert empty.jsonl() == [] and "run `leaksentinel reindex`" in empty.err
     assert cli("reindex", "--json").json() == {"indexed": 1}
+    assert "reindex" not in cli("search", "nothing-like-this", "--json").err  # no hint once it is filled
     _machine(monkeypatch, tmp_path, "a")
     assert [h["url"] for h in cli("search", "客户数据", "--json").jsonl()] == [str(leak)]
 

@@ -105,9 +105,9 @@ def deliver(settings: Settings, delivery_id: int) -> tuple[str, float | None]:
         if status == "sent":
             delivery.sent_at = utcnow()
             latency = (delivery.sent_at - delivery.created_at).total_seconds()  # stored -> delivered
-        outcome = {"sent": "sent", "dead": "dead"}.get(status, "retry")
-        telemetry.count_delivery(channel_kind, outcome, latency)
-        return (status, delay)
+    # Counted once the outcome is committed: a scrape never shows a delivery the outbox does not.
+    telemetry.count_delivery(channel_kind, {"sent": "sent", "dead": "dead"}.get(status, "retry"), latency)
+    return (status, delay)
 
 
 @app.task(name="alerting.notify", bind=True, acks_late=True, max_retries=None)

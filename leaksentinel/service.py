@@ -219,6 +219,8 @@ class Role:
     role = "role"
     #: Whether this role's exporter also serves the figures read from the shared database.
     metrics_database = True
+    #: Whether this role serves ``/metrics`` on its API (then its children count to files even with no exporter).
+    metrics_on_api = False
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -239,8 +241,10 @@ class Role:
 
     def start(self) -> Role:
         try:
-            # Named before any child starts: their figures go to files this role's exporter adds up.
-            self.metrics_dir = MetricsDir(self.settings.run_dir, self.role).create()
+            # Named before any child starts: their figures go to files this role's exporter adds up. A role
+            # that exports nothing names none, so its children's figures cost nothing and leave no file.
+            if self.settings.metrics_port or self.metrics_on_api:
+                self.metrics_dir = MetricsDir(self.settings.run_dir, self.role).create()
             self._start()
             self._start_exporter()
         except BaseException:
@@ -308,6 +312,8 @@ class Role:
                     if not worker.alive():
                         log.warning("%s worker exited; restarting it", worker.queues)
                         worker.start()
+                if self.metrics_dir is not None:
+                    self.metrics_dir.compact_now_and_then()  # even if nobody scrapes, files stay few
         finally:
             self.stop()
             for sig, handler in previous.items():
@@ -379,6 +385,7 @@ class ServeRole(Role):
     """
 
     role = "serve"
+    metrics_on_api = True
 
     def _start_exporter(self) -> None:
         """None: ``/metrics`` on the API's port is this role's exporter."""
@@ -415,6 +422,7 @@ class Service(Role):
     """
 
     role = "run"
+    metrics_on_api = True
 
     def __init__(
         self,

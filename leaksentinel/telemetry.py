@@ -26,6 +26,7 @@ import logging
 import os
 import shutil
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -80,6 +81,7 @@ class MetricsDir:
         self.path = self.base / f"{role}-{os.getpid()}"
         self.previous: str | None = None
         self.active = False
+        self.compacted_at = time.monotonic()
 
     def create(self) -> MetricsDir:
         import prometheus_client  # noqa: F401  (the role's own values: in memory, chosen now)
@@ -96,6 +98,17 @@ class MetricsDir:
         os.environ[MULTIPROC_ENV] = str(self.path)
         self.active = True
         return self
+
+    def compact_now_and_then(self, every_s: float = 60.0) -> None:
+        """Fold exited processes' files once a minute: a role nobody scrapes keeps few files too."""
+        if not self.active or time.monotonic() - self.compacted_at < every_s:
+            return
+        self.compacted_at = time.monotonic()
+        try:
+            with _COLLECT_LOCK:
+                compact(str(self.path))
+        except Exception as exc:
+            log.warning("metrics: could not compact %s: %s", self.path, exc)
 
     def close(self) -> None:
         """Stop naming the directory (children are gone); it is removed by the next role on this home."""

@@ -208,7 +208,7 @@ class Posting(Base):
     title: Mapped[str | None] = mapped_column(String(512))
     author: Mapped[str | None] = mapped_column(String(256))
     published: Mapped[datetime | None] = mapped_column()
-    fetched: Mapped[datetime] = mapped_column(default=utcnow)
+    fetched: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     #: SHA-256 of the normalised text: the exact-duplicate fingerprint.
     content_hash: Mapped[str] = mapped_column(String(64), index=True)
     #: 64-bit SimHash of the text's shingles: the near-duplicate fingerprint.

@@ -685,6 +685,7 @@ static int canon_iban(const cp_t *v, size_t n, cbuf *o) {
 
 static int canon_ip(const cp_t *v, size_t n, cbuf *o) {
     /* caller checked the IPv4 shape: octets <= 255, no leading zeros */
+    if (n > 15) return 0; /* longer than any dotted quad: the buffer's bound is checked here too */
     size_t i = 0;
     for (int part = 0; part < 4; part++) {
         size_t s = i;
@@ -721,6 +722,7 @@ static int from_python(Scanner *sc, PyObject *res, cbuf *o) {
 
 static int canon_email(Scanner *sc, const cp_t *v, size_t n, cbuf *o) {
     /* v is a match of extract._EMAIL: ASCII local part, '@', labels, ASCII letters TLD */
+    if (n > 1024) return 0; /* longer than any match (and than o): core.canonical's limit */
     size_t at = 0;
     int ascii = 1;
     for (size_t i = 0; i < n; i++) {
@@ -1460,6 +1462,7 @@ static int dob_hint(const cp_t *v, size_t n) {
 
 /* core.canonical.name_from_folded on allowed characters */
 static int canon_name(const cp_t *f, size_t n, cbuf *o) {
+    if (n > FIELD_MAX_CHARS) return 0; /* fields are cut to this: tmp below holds no more */
     cp_t tmp[FIELD_MAX_CHARS + 8];
     size_t m = 0;
     for (size_t i = 0; i < n; i++) {
@@ -1485,6 +1488,7 @@ static int canon_name(const cp_t *f, size_t n, cbuf *o) {
 }
 
 static int canon_text(const cp_t *f, size_t n, cbuf *o) {
+    if (n > 1024) return 0; /* o holds 1100 */
     o->n = 0;
     size_t i = 0;
     while (i < n) {
@@ -1511,6 +1515,7 @@ static int canon_username(const cp_t *f, size_t n, cbuf *o) {
 }
 
 static void generic(Scanner *sc, const cp_t *v, size_t n, int whole) {
+    if (n > FIELD_MAX_CHARS) return; /* field() never passes more: folded below holds no more */
     cp_t folded[FIELD_MAX_CHARS + 8];
     int ascii = 1, digit = 0, notname = 0, token = 1, letter = 0, alnum = 1;
     size_t spaces = 0, words = 0, run = 0, maxrun = 0;

@@ -341,7 +341,9 @@ class Delivery(Base):
     __table_args__ = (Index("ix_deliveries_status", "status"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id", ondelete="CASCADE"), index=True)
+    alert_id: Mapped[int | None] = mapped_column(  # None: a digest
+        ForeignKey("alerts.id", ondelete="CASCADE"), index=True
+    )
     subscription_id: Mapped[int] = mapped_column(
         ForeignKey("subscriptions.id", ondelete="CASCADE"), index=True
     )

@@ -43,7 +43,8 @@ static int is_typed(int t) {
 static inline int is_ideo(cp_t c) { return (c >= 0x4E00 && c <= 0x9FEF) || (c >= 0x3400 && c <= 0x4DB5); }
 /* extract.narrow_forms: full-width ASCII forms and the spaces NFKC makes " " read as ASCII (0: not one) */
 static inline cp_t narrow_cp(cp_t c) {
-    if (c >= 0xFF01 && c <= 0xFF5E) return c - 0xFEE0;
+    if (c >= 0xFF01) return c <= 0xFF5E ? c - 0xFEE0 : 0;
+    if (c > 0x3000) return 0; /* CJK ideographs: one test */
     return c == 0x00A0 || c == 0x2007 || c == 0x202F || c == 0x3000 ? ' ' : 0;
 }
 static inline int allowed(cp_t c) {
@@ -1381,23 +1382,43 @@ static void scan_grouped(Scanner *sc, const cp_t *s, size_t n) {
     cbuf c;
     size_t i = 0;
     while (i < n) {
-        if (!is_alnum_ascii(s[i]) || (i > 0 && is_alnum_ascii(s[i - 1]))) {
-            i++;
-            continue;
-        }
-        /* extract._GROUP_START: three digits, or two letters and two digits (an IBAN) */
-        if (!((i + 2 < n && is_digit(s[i]) && is_digit(s[i + 1]) && is_digit(s[i + 2])) ||
-              (i + 3 < n && is_alpha_ascii(s[i]) && is_alpha_ascii(s[i + 1]) && is_digit(s[i + 2]) &&
-               is_digit(s[i + 3])))) {
+        /* extract._GROUP_START: a group starting with three digits, or with two letters and two digits (an
+           IBAN). Every start holds a digit at its first or third character: the loop runs from digit to
+           digit, the start of its group decided from the characters before it. */
+        size_t p = i;
+        while (p < n && !is_digit(s[p])) p++;
+        if (p >= n) break;
+        if (p == 0 || !is_alnum_ascii(s[p - 1])) {
+            i = p; /* a group starting with a digit */
+        } else if (p >= i + 2 && is_alpha_ascii(s[p - 1]) && is_alpha_ascii(s[p - 2]) &&
+                   (p == 2 || !is_alnum_ascii(s[p - 3]))) {
+            i = p - 2; /* two letters, then this digit */
+        } else {
+            i = p;
             while (i < n && is_alnum_ascii(s[i])) i++;
             continue;
         }
-        /* cheap refusals first (the same outcome as the checks below): a numeric start of another length,
-           or a start with no separator after it, cannot begin a grouped value (only an unbroken IBAN) */
+        /* cheap refusals first (the same outcome as the checks below): a group of digits and letters, a
+           numeric group of another length than 3, 4, 6, or a group with no separator after it cannot begin
+           a grouped value (only an unbroken IBAN can stand alone) */
         size_t e0 = i;
-        while (e0 < n && is_alnum_ascii(s[e0])) e0++;
+        while (e0 < n && is_digit(s[e0])) e0++;
+        int numeric = e0 > i;
+        if (numeric) {
+            if (e0 < n && is_alpha_ascii(s[e0])) { /* digits then letters: no start */
+                while (e0 < n && is_alnum_ascii(s[e0])) e0++;
+                i = e0;
+                continue;
+            }
+        } else {
+            if (!(i + 3 < n && is_digit(s[i + 3]))) { /* two letters and one digit only */
+                while (e0 < n && is_alnum_ascii(s[e0])) e0++;
+                i = e0;
+                continue;
+            }
+            while (e0 < n && is_alnum_ascii(s[e0])) e0++;
+        }
         size_t len0 = e0 - i;
-        int numeric = all_digits(s + i, len0);
         int joined = e0 < n && is_sep_char(s[e0]);
         if (numeric ? !joined || (len0 != 3 && len0 != 4 && len0 != 6) : !joined && (len0 < 15 || len0 > 34)) {
             i = e0;
@@ -1410,8 +1431,7 @@ static void scan_grouped(Scanner *sc, const cp_t *s, size_t n) {
             if (len0 == 6) count = grouped_cn_id(s, g, ng), type = T_CN_ID;
             else if (len0 == 4) count = grouped_card(s, g, ng), type = T_CARD;
             else if (len0 == 3) count = grouped_ssn(s, g, ng, sep_n), type = T_SSN;
-        } else if (len0 >= 4 && is_alpha_ascii(s[i]) && is_alpha_ascii(s[i + 1]) && is_digit(s[i + 2]) &&
-                   is_digit(s[i + 3])) {
+        } else { /* two letters and two digits (checked above): an IBAN's start */
             count = grouped_iban(s, g, ng), type = T_IBAN;
         }
         if (!count) {

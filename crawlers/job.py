@@ -126,7 +126,10 @@ class RedisSourceLock:
             self.token,
             str(self.lease_ms),
         )
-        return bool(renewed)
+        if renewed:
+            return True
+        # Lapsed (the process stalled past the lease): take it back unless another run holds it now.
+        return bool(self.client.set(self.key, self.token, nx=True, px=self.lease_ms))
 
     def release(self) -> None:
         # Delete only our own lease (a compare-and-delete, atomic in Redis).
@@ -294,36 +297,51 @@ def _reclaim_source_jobs(settings: Settings, source_id: int, fleet_wide: bool) -
 
 
 class Heartbeat:
-    """While a run lasts: renews its Redis lease and stamps its job row, every third of the lease."""
+    """While a run lasts: renews its Redis lease and stamps its job row, every third of the lease.
 
-    def __init__(self, settings: Settings, lock: CrawlLock, job_id: int) -> None:
+    Two threads, so a slow database (retries during an outage) never delays the lease's renewal. It
+    starts as soon as the lock is held (the job row comes later: ``job_id`` is set when it exists)."""
+
+    def __init__(self, settings: Settings, lock: CrawlLock) -> None:
         self.settings = settings
         self.lock = lock
-        self.job_id = job_id
+        self.job_id: int | None = None
         self.stopped = threading.Event()
-        self.thread = threading.Thread(target=self._run, name=f"crawl-heartbeat-{job_id}", daemon=True)
+        self.threads = [
+            threading.Thread(target=self._loop, args=(self.lock.renew,), name="crawl-lease", daemon=True),
+            threading.Thread(target=self._loop, args=(self._stamp,), name="crawl-heartbeat", daemon=True),
+        ]
 
     def start(self) -> Heartbeat:
-        self.thread.start()
+        for thread in self.threads:
+            thread.start()
         return self
 
     def stop(self) -> None:
         self.stopped.set()
-        self.thread.join(timeout=10)
+        for thread in self.threads:
+            thread.join(timeout=10)
 
-    def _run(self) -> None:
+    def _loop(self, beat: Any) -> None:
         interval = lease_s() / 3
         while not self.stopped.wait(interval):
-            self.lock.renew()
             try:
-                open_database(self.settings).run(self._stamp, what="crawl heartbeat")
-            except Exception as exc:  # the database is down for now: the next beat tries again
-                log.warning("crawl heartbeat not recorded: %s", exc)
+                beat()
+            except Exception as exc:  # Redis or the database down for now: the next beat tries again
+                log.warning("crawl heartbeat: %s", exc)
 
-    def _stamp(self, sess: Session) -> None:
-        job = sess.get(CrawlJob, self.job_id)
-        if job is not None and job.status == "running":
-            job.stats = {**(job.stats or {}), "heartbeat": time.time()}
+    def _stamp(self) -> None:
+        job_id = self.job_id
+        if job_id is None:
+            return
+
+        def stamp(sess: Session) -> None:
+            job = sess.get(CrawlJob, job_id)
+            if job is not None and job.status == "running":
+                job.stats = {**(job.stats or {}), "heartbeat": time.time()}
+
+        with open_database(self.settings).session() as sess:  # one attempt: the next beat is the retry
+            stamp(sess)
 
 
 def _stderr_target(stderr: Any) -> tuple[Any, Any]:
@@ -346,9 +364,9 @@ def run_crawl(
     lock = CrawlLock(settings, source.id, timeout_s or settings.crawl_timeout_s)
     if not lock.acquire():
         raise OperationalError(f"source {source.name} is already being crawled")
+    heartbeat = Heartbeat(settings, lock).start()
     db = open_database(settings)
     job_id: int | None = None
-    heartbeat: Heartbeat | None = None
     previous_handler: Any = None
     if threading.current_thread() is threading.main_thread():
 
@@ -367,8 +385,7 @@ def run_crawl(
             sess.flush()
             return job.id
 
-        job_id = db.run(create_job, what="recording the crawl job")
-        heartbeat = Heartbeat(settings, lock, job_id).start()
+        job_id = heartbeat.job_id = db.run(create_job, what="recording the crawl job")
         started = time.monotonic()
         env = {
             **os.environ,
@@ -462,8 +479,7 @@ def run_crawl(
                     src.last_status = "interrupted"
         raise
     finally:
-        if heartbeat is not None:
-            heartbeat.stop()
+        heartbeat.stop()
         if previous_handler is not None:
             signal.signal(signal.SIGTERM, previous_handler)
         lock.release()

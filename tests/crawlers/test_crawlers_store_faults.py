@@ -383,6 +383,9 @@ def test_the_crawl_lease_is_renewed_while_it_runs_and_lapses_once_killed(
         hang.bind(("127.0.0.1", 0))
         hang.listen()  # accepts the connection, never answers: the crawl runs until killed
         monkeypatch.setenv("LEAKSENTINEL_REDIS_URL", broker.url)
+        monkeypatch.setenv(
+            "LEAKSENTINEL_ALLOW_PRIVATE_TARGETS", "true"
+        )  # a Redis URL alone would forbid loopback
         settings = load_settings()
         db = open_database(settings)
         add_source(

@@ -139,6 +139,8 @@ def test_a_feed_under_its_http_charset_keeps_its_text(title: str, codec: str, de
         title.encode(codec)
     except UnicodeEncodeError:
         return
+    if codec == "shift_jis" and ("\\" in title or "~" in title):
+        return  # 0x5C and 0x7E are yen/backslash and overline/tilde: decoders legitimately differ
     decl = (
         ""
         if declare is None

@@ -68,12 +68,13 @@ constraints:
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache
 
-# The native scanner built with AddressSanitizer + UndefinedBehaviorSanitizer into a copy of the tree (the
+# The native extensions (scanner, fingerprints) built with AddressSanitizer + UndefinedBehaviorSanitizer into a copy of the tree (the
 # installed extension, which other processes may have loaded, is left alone), then the differential
 # C-vs-Python tests run against it: any out-of-bounds access, use after free or undefined behaviour aborts.
 SANITIZE_DIR ?= build/sanitize
 SANITIZE_TESTS ?= tests/pipelines/test_pipelines_fastscan.py tests/pipelines/test_pipelines_fastscan_hygiene.py \
-	tests/pipelines/test_pipelines_extract_variants.py tests/pipelines/test_pipelines_fastscan_stats.py
+	tests/pipelines/test_pipelines_extract_variants.py tests/pipelines/test_pipelines_fastscan_stats.py \
+	tests/pipelines/test_pipelines_fingerprint_native.py
 .PHONY: sanitize
 sanitize: install-dev
 	rm -rf $(SANITIZE_DIR) && mkdir -p $(SANITIZE_DIR)
@@ -82,6 +83,10 @@ sanitize: install-dev
 	  -Wall -Wextra -Werror -shared -fPIC -I"$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["include"])')" \
 	  pipelines/detection/_native/scanner.c \
 	  -o $(SANITIZE_DIR)/pipelines/detection/_scanner$$($(PY) -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))')
+	$(CC) -std=gnu11 -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+	  -Wall -Wextra -Werror -shared -fPIC -I"$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["include"])')" \
+	  pipelines/detection/_native/fingerprint.c \
+	  -o $(SANITIZE_DIR)/pipelines/detection/_fingerprint$$($(PY) -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))')
 	cd $(SANITIZE_DIR) && LD_PRELOAD="$$($(CC) -print-file-name=libasan.so)" \
 	  ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 PYTHONPATH=. \
 	  $(CURDIR)/$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS) $(SANITIZE_TESTS)

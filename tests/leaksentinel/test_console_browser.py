@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import socket
 import tempfile
 import threading
 import time
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from console_server import serve
 
 from core.settings import CHROMIUM_ARGS
 
@@ -76,12 +76,6 @@ POSTINGS = [
         "bob@globex.example:letmein\nalice@example.org:qwerty\n",
     ),
 ]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class _Ingest:
@@ -199,28 +193,11 @@ def browser() -> Iterator[Any]:
 @contextlib.contextmanager
 def _serve(tmp_path: Path, *, csp: bool = True) -> Iterator[dict[str, Any]]:
     """The world served by uvicorn on loopback (``csp=False``: without the Content-Security-Policy)."""
-    import uvicorn
-
     from leaksentinel.api.app import create_app
 
     world = _build_world(tmp_path)
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(world["settings"], csp=csp), host="127.0.0.1", port=port, log_level="warning"
-        )
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
-    try:
-        yield {**world, "base": f"http://127.0.0.1:{port}"}
-    finally:
-        server.should_exit = True
-        thread.join(timeout=5)
+    with serve(create_app(world["settings"], csp=csp)) as base:
+        yield {**world, "base": base}
 
 
 @pytest.fixture

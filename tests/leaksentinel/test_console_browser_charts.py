@@ -9,16 +9,14 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import socket
 import tempfile
-import threading
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from console_server import serve
 
 CHROMIUM = Path("/usr/bin/chromium")
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's /usr/bin/chromium is not installed")
@@ -35,12 +33,6 @@ SOURCES = [  # name, kind, every, postings per run, every n-th run fails
 ]
 LEAK = "Acme Corp customer export, fresh from the CRM.\nemail,name\njane.doe@acme.example,Jane Doe\n"
 TITLES = ["combo list", "[SELLING] VPN access", "db dump", "weekly roundup", "fresh mail:pass", "logs"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _build(tmp_path: Path) -> dict[str, Any]:
@@ -143,26 +135,11 @@ def _build(tmp_path: Path) -> dict[str, Any]:
 
 @contextlib.contextmanager
 def _serve(tmp_path: Path) -> Iterator[dict[str, Any]]:
-    import uvicorn
-
     from leaksentinel.api.app import create_app
 
     world = _build(tmp_path)
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(world["settings"]), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
-    try:
-        yield {**world, "base": f"http://127.0.0.1:{port}"}
-    finally:
-        server.should_exit = True
-        thread.join(timeout=5)
+    with serve(create_app(world["settings"])) as base:
+        yield {**world, "base": base}
 
 
 def _login(page: Any, base: str, key: str) -> None:

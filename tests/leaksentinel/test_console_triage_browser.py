@@ -8,16 +8,14 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import tempfile
-import threading
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from console_server import serve
 
 from core.settings import CHROMIUM_ARGS
 
@@ -58,12 +56,6 @@ COMBO = (
     "more on request\n",
 )
 REPOST = ("tg-leaks", "https://t.me/s/leakchan/4411", None, timedelta(hours=1), COMBO[4])
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _build_world(tmp_path: Path) -> dict[str, Any]:
@@ -118,26 +110,11 @@ def _build_world(tmp_path: Path) -> dict[str, Any]:
 
 @pytest.fixture
 def site(tmp_path: Path) -> Iterator[dict[str, Any]]:
-    import uvicorn
-
     from leaksentinel.api.app import create_app
 
     world = _build_world(tmp_path)
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(world["settings"]), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
-    try:
-        yield {**world, "base": f"http://127.0.0.1:{port}"}
-    finally:
-        server.should_exit = True
-        thread.join(timeout=5)
+    with serve(create_app(world["settings"])) as base:
+        yield {**world, "base": base}
 
 
 @pytest.fixture

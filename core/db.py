@@ -138,6 +138,10 @@ def retry_transient(
             attempt += 1
 
 
+#: Execution option marking a read-only session's connection (a deferred BEGIN on SQLite).
+READ_ONLY_OPTION = "leaksentinel_read_only"
+
+
 class Database:
     """An engine plus a session factory; one per URL per process."""
 
@@ -152,8 +156,15 @@ class Database:
         self.engine: Engine = create_engine(url, **kwargs)
         if url.startswith("sqlite"):
             event.listen(self.engine, "connect", _sqlite_pragmas)
-            # Take the write lock at BEGIN so concurrent writers queue instead of failing on upgrade.
-            event.listen(self.engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
+            # Take the write lock at BEGIN so concurrent writers queue instead of failing on upgrade;
+            # read-only sessions (``read_session``) begin deferred and never wait for a writer (WAL).
+            event.listen(
+                self.engine,
+                "begin",
+                lambda conn: conn.exec_driver_sql(
+                    "BEGIN" if conn.get_execution_options().get(READ_ONLY_OPTION) else "BEGIN IMMEDIATE"
+                ),
+            )
 
             @event.listens_for(self.engine, "connect")
             def _no_pysqlite_begin(dbapi_conn: Any, _record: Any) -> None:
@@ -162,6 +173,9 @@ class Database:
         if secrets_key is not None:
             bind_box(self.engine.dialect, SecretBox(secrets_key))
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self.read_sessions = sessionmaker(
+            self.engine.execution_options(**{READ_ONLY_OPTION: True}), expire_on_commit=False
+        )
 
     @property
     def is_sqlite(self) -> bool:
@@ -183,6 +197,21 @@ class Database:
         try:
             yield sess
             sess.commit()
+        except BaseException:
+            sess.rollback()
+            raise
+        finally:
+            sess.close()
+
+    @contextmanager
+    def read_session(self) -> Iterator[Session]:
+        """A unit of work that only reads: on SQLite it does not take the write lock, so pages, metrics
+        and searches never queue behind a crawl's writes (WAL readers see the last commit). Writing
+        through it fails or waits like any deferred transaction: use ``session`` for writes."""
+        sess = self.read_sessions()
+        try:
+            yield sess
+            sess.commit()  # ends the read; nothing to write, and loaded objects stay usable
         except BaseException:
             sess.rollback()
             raise

@@ -241,7 +241,7 @@ class DatabaseCollector:
 
         now = utcnow()
         finished = CrawlJob.status != "running"
-        with self.db.session() as sess:
+        with self.db.read_session() as sess:
             sources = sess.scalars(select(Source).where(Source.kind.not_in(("local", "tips")))).all()
             per_source = {
                 row[0]: row[1:]

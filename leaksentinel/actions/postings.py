@@ -25,7 +25,7 @@ MAX_ALERTS = 100
 def recent_postings(db: Database, limit: int = 20) -> list[dict[str, Any]]:
     """The newest stored postings (metadata only, never their text), newest first."""
     limit = max(1, min(int(limit), 200))
-    with db.session() as sess:
+    with db.read_session() as sess:
         rows = sess.execute(
             select(
                 Posting.id,
@@ -60,7 +60,7 @@ def posting_detail(db: Database, posting_id: int, *, tenant_id: int | None = Non
     None lists every tenant's (operators, analysts). NotFound for an unknown posting."""
     from pipelines.neardup import near_duplicates
 
-    with db.session() as sess:
+    with db.read_session() as sess:
         row = sess.get(Posting, posting_id)
         if row is None:
             raise NotFound(f"unknown posting: {posting_id}")
@@ -141,7 +141,7 @@ def substring_search(db: Database, text: str, source: str | None = None, limit: 
     """Without `core.search`: a bounded substring search over posting text (newest first), with the same
     result shape as the index (snippets marked ``[[...]]``, facets by source and day over the hits)."""
     pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-    with db.session() as sess:
+    with db.read_session() as sess:
         query = (
             select(Posting, Source.name)
             .join(Source, Source.id == Posting.source_id)

@@ -67,7 +67,7 @@ def daily_activity(db: Database, days: int = 30, *, now: datetime | None = None)
     days = max(1, min(int(days), MAX_DAYS))
     first = _today(now) - timedelta(days=days - 1)
     since = datetime(first.year, first.month, first.day, tzinfo=UTC)
-    with db.session() as sess:
+    with db.read_session() as sess:
         postings = _per_day(sess, Posting.fetched, since)
         alerts = _per_day(sess, Alert.first_seen, since)
     labels = _days(first, days)
@@ -92,7 +92,7 @@ def tenant_weekly_alerts(
     weeks = max(1, min(int(weeks), MAX_WEEKS))
     first = week_start(_today(now)) - timedelta(weeks=weeks - 1)
     since = datetime(first.year, first.month, first.day, tzinfo=UTC)
-    with db.session() as sess:
+    with db.read_session() as sess:
         tenant_by_id(sess, tenant_id)
         day = _day(sess, Alert.first_seen)
         rows = sess.execute(
@@ -147,7 +147,7 @@ def list_jobs(db: Database, name: str, *, limit: int = 200, reveal_proxy: bool =
     """A source (as ``source_to_dict``) and its latest crawl jobs, newest first; NotFound for an unknown
     or removed source."""
     limit = max(1, min(int(limit), 1000))
-    with db.session() as sess:
+    with db.read_session() as sess:
         source = find_source(sess, name)
         jobs = sess.scalars(
             select(CrawlJob).where(CrawlJob.source_id == source.id).order_by(CrawlJob.id.desc()).limit(limit)
@@ -175,7 +175,7 @@ def fleet_sources(
             .where(CrawlJob.source_id.in_(list(by_id)), CrawlJob.status != "running")
             .subquery()
         )
-        with db.session() as sess:
+        with db.read_session() as sess:
             jobs = sess.scalars(
                 select(CrawlJob)
                 .join(inner, inner.c.id == CrawlJob.id)
@@ -197,6 +197,6 @@ def fleet_sources(
 
 def source_names(db: Database) -> list[str]:
     """Names of the sources postings can come from (crawled, scanned files, tips), for a search picker."""
-    with db.session() as sess:
+    with db.read_session() as sess:
         rows = sess.scalars(select(Source).order_by(Source.name))
         return [s.name for s in rows if not is_removed(s) and not (s.options or {}).get("tip")]

@@ -26,6 +26,8 @@ class PostingDraft:
     published: datetime | None = None
     fetched: datetime = field(default_factory=utcnow)
     encoding: str | None = None
+    #: The HTTP exchange it was read from (core.fetch_record.from_response); kept beside the evidence.
+    fetch: dict[str, Any] | None = None
     # Filled in by the pipelines.
     content_hash: str = ""
     simhash: int | None = None

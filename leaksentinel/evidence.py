@@ -7,9 +7,12 @@ archive tools; then ``manifest.json`` (the SHA-256 and size of every file, the a
 metadata, the chain of custody) signed with the deployment's Ed25519 evidence key (core.evidence_key)
 in ``manifest.sig``.
 
-What the crawler does not keep is said in the manifest rather than invented: HTTP request and response
-headers are not stored with postings today, so the WARC holds ``resource`` records (the bytes fetched)
-rather than ``response`` records, and no screenshot exists for rendered sources.
+The HTTP exchange of a crawled posting (status, final URL, request and response headers, credential
+values removed) is kept by the crawl beside the evidence (core.fetch_record); with it the WARC holds a
+``request`` and a ``response`` record, and ``fetch.json`` the headers as received; a rendered source's
+full-page screenshot is ``posting-<id>/screenshot.png``. What was not kept (postings stored before, ``scan
+--store``, a post cut out of a larger response) is said in ``fetch.json`` rather than invented, and the
+WARC then holds a ``resource`` record of the bytes fetched.
 
 Verification never extracts anything to disk: entries are read into memory with bounded sizes, and
 names are checked (no absolute paths, no ``..``, no duplicates) before anything is compared.
@@ -26,8 +29,10 @@ import uuid
 import zipfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -38,6 +43,7 @@ from core.alert_view import alert_to_dict
 from core.db import Database
 from core.errors import BadInput, NotFound
 from core.evidence_key import load_or_create_signing_key, parse_public_key, public_key_hex
+from core.fetch_record import read_fetch_record
 from core.models import Alert, Posting, Sighting, Source
 from core.settings import Settings
 
@@ -47,8 +53,10 @@ __all__ = [
     "SIGNATURE",
     "VerifyResult",
     "build_evidence",
+    "http_response_head",
     "verify_evidence",
     "warc_record",
+    "warc_request_record",
 ]
 
 FORMAT = "leaksentinel-evidence/1"
@@ -90,6 +98,7 @@ def warc_record(
     *,
     content_type: str = "application/octet-stream",
     http_head: bytes | None = None,
+    record_id: str | None = None,
 ) -> bytes:
     """One WARC/1.1 record of ``raw``, dated at the fetch, with SHA-256 block and payload digests.
 
@@ -103,7 +112,7 @@ def warc_record(
     payload_digest = "sha256:" + base64.b32encode(hashlib.sha256(raw).digest()).decode("ascii")
     headers = {
         "WARC-Date": when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-        "WARC-Record-ID": f"<urn:uuid:{uuid.uuid4()}>",
+        "WARC-Record-ID": record_id or f"<urn:uuid:{uuid.uuid4()}>",
         "WARC-Payload-Digest": payload_digest,
     }
     out = io.BytesIO()
@@ -136,6 +145,79 @@ def warc_record(
         )
     writer.write_record(record)
     return out.getvalue()
+
+
+#: Headers that describe how the body travelled, not the body stored (decoded by the crawler): left out
+#: of the WARC's HTTP head, whose Content-Length is the stored payload's. fetch.json keeps them as received.
+_TRANSFER_HEADERS = frozenset({"transfer-encoding", "content-encoding", "content-length"})
+
+
+def _header_pairs(value: Any) -> list[tuple[str, str]]:
+    """``[[name, value], ...]`` from a sidecar as WARC-safe pairs (no CR/LF, no colon in names)."""
+    pairs: list[tuple[str, str]] = []
+    for pair in value if isinstance(value, list) else []:
+        if isinstance(pair, list) and len(pair) == 2:
+            name = " ".join(str(pair[0]).replace(":", " ").split())
+            if name:
+                pairs.append((name, " ".join(str(pair[1]).split())))
+    return pairs
+
+
+def http_response_head(status: int, headers: Any, protocol: str | None, size: int) -> bytes:
+    """The status line and headers of a kept fetch, as the HTTP head of a WARC ``response`` record."""
+    try:
+        reason = HTTPStatus(status).phrase
+    except ValueError:
+        reason = ""
+    proto = protocol if protocol in ("HTTP/1.0", "HTTP/1.1") else "HTTP/1.1"
+    lines = [f"{proto} {status} {reason}".rstrip()]
+    lines += [f"{n}: {v}" for n, v in _header_pairs(headers) if n.lower() not in _TRANSFER_HEADERS]
+    lines.append(f"Content-Length: {size}")
+    return ("\r\n".join(lines) + "\r\n").encode("latin-1", "replace")
+
+
+def warc_request_record(
+    uri: str, fetched: datetime, method: str, headers: Any, *, concurrent_to: str | None = None
+) -> bytes:
+    """A WARC/1.1 ``request`` record: the request line and headers the crawler sent (credentials removed)."""
+    from warcio.statusandheaders import StatusAndHeaders
+    from warcio.warcwriter import WARCWriter
+
+    parts = urlsplit(uri)
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    pairs = _header_pairs(headers)
+    if parts.netloc and not any(n.lower() == "host" for n, _ in pairs):
+        pairs.insert(0, ("Host", parts.netloc))
+    safe_method = method if method.isascii() and method.isalpha() else "GET"
+    http = StatusAndHeaders(f"{safe_method} {target} HTTP/1.1", pairs, is_http_request=True)
+    http.compute_headers_buffer()
+    block = http.headers_buff or b""
+    when = fetched if fetched.tzinfo else fetched.replace(tzinfo=UTC)
+    warc_headers = {
+        "WARC-Date": when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "WARC-Record-ID": f"<urn:uuid:{uuid.uuid4()}>",
+        "WARC-Block-Digest": "sha256:" + base64.b32encode(hashlib.sha256(block).digest()).decode(),
+    }
+    if concurrent_to:
+        warc_headers["WARC-Concurrent-To"] = concurrent_to
+    out = io.BytesIO()
+    writer = WARCWriter(out, gzip=False, warc_version="1.1")
+    record = writer.create_warc_record(
+        uri, "request", payload=io.BytesIO(b""), length=0, warc_headers_dict=warc_headers, http_headers=http
+    )
+    writer.write_record(record)
+    return out.getvalue()
+
+
+def _stored(settings: Settings, digest: Any) -> bytes | None:
+    """Content-addressed bytes from the evidence store, only if they still hash to their name."""
+    if not isinstance(digest, str) or len(digest) != 64 or not all(c in "0123456789abcdef" for c in digest):
+        return None
+    try:
+        data = (settings.evidence_dir / digest[:2] / digest).read_bytes()
+    except OSError:
+        return None
+    return data if hashlib.sha256(data).hexdigest() == digest else None
 
 
 def _raw_of(settings: Settings, posting: Posting) -> bytes | None:
@@ -206,22 +288,25 @@ def build_evidence(
                 "raw_sha256": posting.evidence_sha256,
                 "request_headers": None,
                 "response_headers": None,
-                "headers_note": "not kept: the crawler stores the body as fetched, not the HTTP headers",
+                "headers_note": (
+                    "not kept: no HTTP exchange was recorded for this posting"
+                    " (stored before headers were kept, or not crawled: scan --store, tips)"
+                ),
                 "screenshot": None,
                 "screenshot_note": (
-                    "not kept: the crawler stores no screenshot of rendered pages"
+                    "not kept: no screenshot was recorded for this posting"
                     if rendered
                     else "not a rendered source"
                 ),
             }
+            record = read_fetch_record(settings.evidence_dir, posting.id)
+            if record is not None:
+                _add_exchange(settings, fetch, record, files, folder)
             if raw is None:
                 fetch["raw_note"] = "the raw bytes are no longer in the store"
             else:
                 files[f"{folder}/raw.bin"] = raw
-                content_type = mimetypes.guess_type(posting.url)[0] or "application/octet-stream"
-                warc.write(
-                    warc_record(raw, _target_uri(posting.url), posting.fetched, content_type=content_type)
-                )
+                warc.write(_warc_of(raw, posting, record))
             files[f"{folder}/fetch.json"] = _json_bytes(fetch)
             postings_meta.append(fetch)
     if warc.tell():
@@ -257,6 +342,69 @@ def build_evidence(
             zf.writestr(zipfile.ZipInfo(name, date_time=stamp), data, compress_type=zipfile.ZIP_DEFLATED)
         zf.writestr(zipfile.ZipInfo(SIGNATURE, date_time=stamp), signature.hex() + "\n")
     return out.getvalue()
+
+
+def _add_exchange(
+    settings: Settings, fetch: dict[str, Any], record: dict[str, Any], files: dict[str, bytes], folder: str
+) -> None:
+    """Put a kept HTTP exchange (core.fetch_record) and the rendered page's screenshot into the package."""
+    fetch.update(
+        {
+            "method": record.get("method"),
+            "request_url": record.get("request_url"),
+            "redirects": record.get("redirects") or [],
+            "final_url": record.get("url"),
+            "status": record.get("status"),
+            "protocol": record.get("protocol"),
+            "request_headers": record.get("request_headers") or [],
+            "response_headers": record.get("response_headers") or [],
+            "headers_truncated": bool(record.get("headers_truncated")),
+            "response_body_sha256": record.get("body_sha256"),
+            "headers_note": (
+                "as received (request headers as the crawler set them); values of Authorization, Cookie,"
+                " Set-Cookie and Proxy-Authorization removed"
+            ),
+        }
+    )
+    if fetch.get("raw_sha256") != record.get("body_sha256"):
+        fetch["body_note"] = "the raw bytes are one post cut out of the response (a feed item, a thread post)"
+    elif record.get("rendered"):
+        fetch["body_note"] = "the raw bytes are the page as the browser rendered it (its DOM)"
+    shot_digest = record.get("screenshot_sha256")
+    shot = _stored(settings, shot_digest)
+    if shot is not None:
+        name = f"{folder}/screenshot.png"
+        files[name] = shot
+        fetch["screenshot"] = {"file": name, "sha256": shot_digest, "size": len(shot)}
+        fetch["screenshot_note"] = "the full page as the browser rendered it when fetched"
+    elif shot_digest:
+        fetch["screenshot_note"] = "not kept: the screenshot is no longer in the store"
+    elif record.get("screenshot_note"):
+        fetch["screenshot_note"] = str(record["screenshot_note"])[:300]
+
+
+def _warc_of(raw: bytes, posting: Posting, record: dict[str, Any] | None) -> bytes:
+    """The WARC records of one posting: request + response when the exchange was kept and the raw bytes are
+    its body; otherwise a resource record of the bytes fetched."""
+    uri = _target_uri(posting.url)
+    if record is not None and record.get("body_sha256") == posting.evidence_sha256:
+        status = record.get("status")
+        uri = str(record.get("url") or uri)
+        if isinstance(status, int) and 100 <= status <= 999:
+            response_id = f"<urn:uuid:{uuid.uuid4()}>"
+            head = http_response_head(
+                status, record.get("response_headers"), record.get("protocol"), len(raw)
+            )
+            request = warc_request_record(
+                uri,
+                posting.fetched,
+                str(record.get("method") or "GET"),
+                record.get("request_headers"),
+                concurrent_to=response_id,
+            )
+            return warc_record(raw, uri, posting.fetched, http_head=head, record_id=response_id) + request
+    content_type = mimetypes.guess_type(posting.url)[0] or "application/octet-stream"
+    return warc_record(raw, uri, posting.fetched, content_type=content_type)
 
 
 def _json_bytes(value: Any) -> bytes:

@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core.db import Database, open_database
+from core.fetch_record import write_fetch_record
 from core.models import (
     Alert,
     Delivery,
@@ -332,6 +333,14 @@ class StorePipeline:
         if engine is not None and spider is not None and self.store_failed == 1:
             engine.close_spider(spider, "store_failed")
 
+    def _keep_fetch(self, posting_id: int, item: PostingDraft) -> None:
+        """Keep the HTTP exchange beside the evidence (core.fetch_record); a failure loses only the
+        headers in the evidence package (which then says so), never the posting."""
+        try:
+            write_fetch_record(self.settings.evidence_dir, posting_id, item.fetch or {})
+        except (OSError, TypeError, ValueError) as exc:
+            log.warning("fetch record of posting %s not kept: %s", posting_id, exc)
+
     def process_item(self, item: Any, spider: Any = None) -> Any:
         if not isinstance(item, PostingDraft):
             return item
@@ -344,6 +353,8 @@ class StorePipeline:
             raise DropItem(f"not stored: {item.url}") from exc
         item.posting_id = result.posting_id
         item.is_new = result.new
+        if result.new and item.fetch:
+            self._keep_fetch(result.posting_id, item)
         item.alerts_created = result.alerts
         if result.new:
             self.candidates.add(result.posting_id, item.candidate_hashes)

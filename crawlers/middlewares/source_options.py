@@ -6,11 +6,32 @@ Why a middleware: every spider gets them without knowing about them; a source ad
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from scrapy import Request, Spider
 
-__all__ = ["SourceOptionsMiddleware"]
+from core.fetch_record import MAX_SCREENSHOT_BYTES, SCREENSHOT_KEY
+
+__all__ = ["SourceOptionsMiddleware", "full_page_screenshot"]
+
+log = logging.getLogger(__name__)
+
+#: A screenshot that takes longer is skipped (the page is still read).
+SCREENSHOT_TIMEOUT_MS = 15_000
+
+
+async def full_page_screenshot(page: Any) -> bytes | str:
+    """Page method of rendered requests: the full page as PNG for the evidence package, or a note saying
+    why there is none (never an error: a page that cannot be photographed is still read)."""
+    try:
+        shot: bytes = await page.screenshot(full_page=True, type="png", timeout=SCREENSHOT_TIMEOUT_MS)
+    except Exception as exc:
+        log.warning("no screenshot of %s: %s", str(page.url)[:200], exc)
+        return f"not kept: the screenshot failed ({type(exc).__name__})"
+    if len(shot) > MAX_SCREENSHOT_BYTES:
+        return f"not kept: the screenshot was {len(shot)} bytes (more than {MAX_SCREENSHOT_BYTES})"
+    return shot
 
 
 class SourceOptionsMiddleware:
@@ -29,4 +50,8 @@ class SourceOptionsMiddleware:
             request.meta.setdefault(
                 "playwright_page_init_callback", "crawlers.browserguard.refuse_websockets"
             )
+            if "playwright_page_methods" not in request.meta:
+                from scrapy_playwright.page import PageMethod  # only rendered sources need Playwright
+
+                request.meta["playwright_page_methods"] = {SCREENSHOT_KEY: PageMethod(full_page_screenshot)}
         return None

@@ -16,6 +16,7 @@ from scrapy.http import Response, TextResponse
 from scrapy.spidermiddlewares.httperror import HttpError
 from twisted.python.failure import Failure
 
+from core.fetch_record import from_response
 from core.posting import PostingDraft
 
 __all__ = ["GONE", "SourceSpider", "as_int", "failure_status", "logged_by_retry", "positive_int"]
@@ -76,6 +77,7 @@ class SourceSpider(scrapy.Spider):
             title=title or None,
             author=author or None,
             published=published,
+            fetch=from_response(response),
         )
 
     def keep_old_cursor(self, reason: str, *validators: str) -> None:

@@ -22,6 +22,7 @@ import scrapy
 from scrapy.http import Response
 from twisted.python.failure import Failure
 
+from core.fetch_record import from_response
 from core.posting import PostingDraft
 from crawlers.spiders.base import GONE, SourceSpider, as_int, failure_status, positive_int
 from crawlers.spiders.html_text import html_to_lines, parse_iso, proxy_meta
@@ -134,7 +135,7 @@ class DiscourseSpider(SourceSpider):
         }
         if not entry["n"]:
             entry["n"] = max([0, *(as_int(p.get("post_number")) for p in posts)])
-        yield from self._postings(posts, topic_id, slug, title, seen)
+        yield from self._postings(response, posts, topic_id, slug, title, seen)
         chunks = [missing[i : i + POSTS_PER_REQUEST] for i in range(0, len(missing), POSTS_PER_REQUEST)]
         if not chunks:
             self._remember(topic_id, entry)
@@ -166,7 +167,7 @@ class DiscourseSpider(SourceSpider):
                 self.count("errors")
             return
         posts = [p for p in stream_obj["posts"] if isinstance(p, dict)]
-        yield from self._postings(posts, topic_id, slug, title, self._seen.get(topic_id, {}))
+        yield from self._postings(response, posts, topic_id, slug, title, self._seen.get(topic_id, {}))
         self._pending[topic_id] -= 1
         if self._pending[topic_id] == 0 and topic_id not in self._failed:
             self._remember(topic_id, entry)
@@ -223,6 +224,7 @@ class DiscourseSpider(SourceSpider):
 
     def _postings(
         self,
+        response: Response,
         posts: list[dict[str, Any]],
         topic_id: str,
         slug: str,
@@ -244,6 +246,7 @@ class DiscourseSpider(SourceSpider):
                 title=title,
                 author=str(post.get("username") or "") or None,
                 published=parse_iso(post.get("created_at")),
+                fetch=from_response(response),
             )
 
     def _json(self, response: Response) -> dict[str, Any] | None:

@@ -22,6 +22,7 @@ import scrapy
 from scrapy.http import Response
 from twisted.python.failure import Failure
 
+from core.fetch_record import from_response
 from core.posting import PostingDraft
 from crawlers.spiders.base import SourceSpider, as_int, positive_int
 from crawlers.spiders.html_text import parse_iso, proxy_meta
@@ -127,6 +128,7 @@ class GistsSpider(SourceSpider):
             url=entry["url"],
             raw=response.body,
             encoding=getattr(response, "encoding", None),
+            fetch=from_response(response),
             title=entry.get("title") or None,
             author=entry.get("author") or None,
             published=parse_iso(entry.get("published")),

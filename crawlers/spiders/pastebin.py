@@ -26,6 +26,7 @@ from typing import Any
 import scrapy
 from scrapy.http import Response
 
+from core.fetch_record import from_response
 from core.posting import PostingDraft
 from crawlers.spiders.base import SourceSpider
 
@@ -175,6 +176,7 @@ class PastebinSpider(SourceSpider):
             url=str(entry.get("full_url") or response.url),
             raw=response.body,
             encoding=response.encoding if hasattr(response, "encoding") else None,
+            fetch=from_response(response),
             title=str(entry.get("title") or "") or None,
             author=str(entry.get("user") or "") or None,
             published=datetime.fromtimestamp(date, UTC) if date else None,

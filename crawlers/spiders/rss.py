@@ -28,6 +28,7 @@ from lxml import etree
 from scrapy.http import Response
 from twisted.python.failure import Failure
 
+from core.fetch_record import from_response
 from core.posting import PostingDraft
 from crawlers.spiders.base import SourceSpider
 from crawlers.spiders.decoding import parse_xml, response_charset, response_text
@@ -253,7 +254,7 @@ class RssSpider(SourceSpider):
             if item.content.strip() or not link:
                 markup = item.content if item.content.strip() else item.summary
                 url = link or f"{response.url}#{item.guid}"
-                yield self._posting(entry, url, markup.encode("utf-8"), markup)
+                yield self._posting(entry, url, markup.encode("utf-8"), markup, response)
             else:
                 yield self._page_request(entry)
         self._save_cursor()
@@ -264,7 +265,7 @@ class RssSpider(SourceSpider):
         markup = response_text(response)  # any response, text or not: BOM, header, <meta>, detection
         if not entry.get("title"):
             entry = {**entry, "title": _page_title(markup)}
-        yield self._posting(entry, entry["link"], response.body, markup, page=True)
+        yield self._posting(entry, entry["link"], response.body, markup, response, page=True)
 
     def page_failed(self, failure: Failure) -> None:
         """Keep an item whose page failed for a transient reason, so the next run fetches it again."""
@@ -276,7 +277,13 @@ class RssSpider(SourceSpider):
 
     # -- helpers -----------------------------------------------------------------------------
     def _posting(
-        self, entry: dict[str, Any], url: str, raw: bytes, markup: str | bytes, page: bool = False
+        self,
+        entry: dict[str, Any],
+        url: str,
+        raw: bytes,
+        markup: str | bytes,
+        response: Response,
+        page: bool = False,
     ) -> PostingDraft:
         text = html_to_lines(markup) if markup else ""
         if not text and not page:
@@ -289,6 +296,7 @@ class RssSpider(SourceSpider):
             title=str(entry.get("title") or "") or None,
             author=str(entry.get("author") or "") or None,
             published=parse_iso(str(entry.get("published") or "")),
+            fetch=from_response(response),
         )
 
     def _page_request(self, entry: dict[str, Any]) -> scrapy.Request:

@@ -1,0 +1,176 @@
+"""The HTTP exchange behind a posting (status, final URL, request and response headers, screenshot), kept
+beside the evidence without a schema change.
+
+Why a sidecar: the evidence package must show how a posting was fetched, not only its bytes. The crawl
+captures the exchange when it builds the item (``from_response``); the store writes it, once the posting
+has an id, to ``<evidence_dir>/fetches/<posting_id>.json`` (atomic), and the rendered page's screenshot
+content-addressed like the raw bytes. ``leaksentinel.evidence`` reads it back; postings stored before (or by
+``scan --store``) have none, and the package says so.
+
+Secrets never reach disk: the values of credential headers are replaced by ``[removed]`` (names kept),
+and headers are bounded in count and size.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "MAX_HEADER_BYTES",
+    "MAX_SCREENSHOT_BYTES",
+    "REMOVED",
+    "SCREENSHOT_KEY",
+    "SECRET_HEADERS",
+    "from_response",
+    "read_fetch_record",
+    "sanitize_headers",
+    "write_fetch_record",
+]
+
+#: Header values never kept: credentials of the crawler or session tokens of the site.
+SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key"})
+REMOVED = "[removed]"
+#: Request plus response headers kept per fetch (names and values, UTF-8); the rest is cut and said so.
+MAX_HEADER_BYTES = 64 * 1024
+#: Screenshots above this are not kept (the sidecar says why).
+MAX_SCREENSHOT_BYTES = 10 * 1024 * 1024
+#: The sidecar file itself is never read past this (hostile or corrupted disk contents).
+MAX_SIDECAR_BYTES = 4 * MAX_HEADER_BYTES
+FETCHES = "fetches"
+#: The key of the screenshot page method in a rendered request's ``playwright_page_methods`` (a dict).
+SCREENSHOT_KEY = "leaksentinel_screenshot"
+_CACHE = "leaksentinel_fetch_record"
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bytes):
+        return value.decode("latin-1")
+    return str(value)
+
+
+def sanitize_headers(headers: Any, budget: int) -> tuple[list[list[str]], int, bool]:
+    """``[[name, value], ...]`` in order with credential values removed, within ``budget`` bytes.
+
+    ``headers`` is a Scrapy ``Headers`` (name -> list of bytes values), a mapping or a list of pairs.
+    Returns the pairs, the bytes used, and whether some were cut."""
+    pairs: list[tuple[str, str]] = []
+    items = headers.items() if hasattr(headers, "items") else headers or []
+    for name, values in items:
+        for value in values if isinstance(values, list | tuple) else [values]:
+            pairs.append((_text(name), _text(value)))
+    out: list[list[str]] = []
+    used = 0
+    for name, value in pairs:
+        if name.lower() in SECRET_HEADERS:
+            value = REMOVED
+        size = len(name.encode()) + len(value.encode()) + 4
+        if used + size > budget:
+            return out, used, True
+        out.append([name, value])
+        used += size
+    return out, used, False
+
+
+def _screenshot_of(meta: dict[str, Any]) -> Any:
+    """What the render path's screenshot page method gave: PNG bytes, a note (str) or None."""
+    methods = meta.get("playwright_page_methods")
+    method = methods.get(SCREENSHOT_KEY) if isinstance(methods, dict) else None
+    return getattr(method, "result", None)
+
+
+def from_response(response: Any) -> dict[str, Any]:
+    """The fetch record of a Scrapy response: what was asked, what came back, where it ended (and the
+    page's screenshot when it was rendered). Computed once per response: every posting read from one
+    feed or thread shares it."""
+    request = response.request  # None for a response built by hand (tests, tools)
+    meta: dict[str, Any] = request.meta if request is not None else {}
+    cached = meta.get(_CACHE)
+    if isinstance(cached, tuple) and cached[0] is response:
+        return dict(cached[1])
+    sent = request.headers if request is not None else []
+    request_headers, used, cut_req = sanitize_headers(sent, MAX_HEADER_BYTES)
+    response_headers, _, cut_resp = sanitize_headers(response.headers, MAX_HEADER_BYTES - used)
+    redirects = [str(u) for u in meta.get("redirect_urls", [])][:20]
+    record: dict[str, Any] = {
+        "method": request.method if request is not None else None,
+        "request_url": redirects[0] if redirects else (request.url if request is not None else response.url),
+        "redirects": redirects,
+        "url": response.url,
+        "status": int(response.status),
+        "protocol": getattr(response, "protocol", None),
+        "request_headers": request_headers,
+        "response_headers": response_headers,
+        "headers_truncated": cut_req or cut_resp,
+        "body_sha256": hashlib.sha256(response.body).hexdigest(),
+        "rendered": bool(meta.get("playwright")),
+    }
+    shot = _screenshot_of(meta)
+    if isinstance(shot, bytes):
+        record["screenshot_png"] = shot
+    elif isinstance(shot, str):
+        record["screenshot_note"] = shot
+    if request is not None:
+        meta[_CACHE] = (response, record)
+    return dict(record)
+
+
+def _sidecar(evidence_dir: Path, posting_id: int) -> Path:
+    return evidence_dir / FETCHES / f"{int(posting_id)}.json"
+
+
+def write_fetch_record(evidence_dir: Path, posting_id: int, record: dict[str, Any]) -> Path:
+    """Write the sidecar of a stored posting (atomically); a screenshot goes content-addressed beside the
+    raw bytes and only its SHA-256 into the sidecar. Values are sanitised again here: whatever built the
+    record, no credential reaches disk."""
+    data = {k: v for k, v in record.items() if k != "screenshot_png"}
+    req, used, cut_req = sanitize_headers(record.get("request_headers") or [], MAX_HEADER_BYTES)
+    resp, _, cut_resp = sanitize_headers(record.get("response_headers") or [], MAX_HEADER_BYTES - used)
+    data["request_headers"], data["response_headers"] = req, resp
+    data["headers_truncated"] = bool(record.get("headers_truncated")) or cut_req or cut_resp
+    shot = record.get("screenshot_png")
+    data["screenshot_sha256"] = None
+    if isinstance(shot, bytes):
+        if len(shot) > MAX_SCREENSHOT_BYTES:
+            data["screenshot_note"] = (
+                f"not kept: the screenshot was {len(shot)} bytes (more than {MAX_SCREENSHOT_BYTES})"
+            )
+        else:
+            digest = hashlib.sha256(shot).hexdigest()
+            path = evidence_dir / digest[:2] / digest
+            if not path.exists():
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_name(f".{digest}.{os.getpid()}.tmp")
+                tmp.write_bytes(shot)
+                os.replace(tmp, path)
+            data["screenshot_sha256"] = digest
+            data["screenshot_size"] = len(shot)
+    elif record.get("screenshot_note"):
+        data["screenshot_note"] = str(record["screenshot_note"])
+    target = _sidecar(evidence_dir, posting_id)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, sort_keys=True, ensure_ascii=False), encoding="utf-8")
+    os.replace(tmp, target)
+    return target
+
+
+def read_fetch_record(evidence_dir: Path, posting_id: int) -> dict[str, Any] | None:
+    """The sidecar of a posting, or None when none was kept (older postings, ``scan --store``) or it is
+    unreadable."""
+    path = _sidecar(evidence_dir, posting_id)
+    try:
+        with path.open("rb") as handle:
+            body = handle.read(MAX_SIDECAR_BYTES + 1)
+    except OSError:
+        return None
+    if len(body) > MAX_SIDECAR_BYTES:
+        return None
+    try:
+        value = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None

@@ -197,6 +197,7 @@ def warc_request_record(
         "WARC-Date": when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
         "WARC-Record-ID": f"<urn:uuid:{uuid.uuid4()}>",
         "WARC-Block-Digest": "sha256:" + base64.b32encode(hashlib.sha256(block).digest()).decode(),
+        "WARC-Payload-Digest": "sha256:" + base64.b32encode(hashlib.sha256(b"").digest()).decode(),
     }
     if concurrent_to:
         warc_headers["WARC-Concurrent-To"] = concurrent_to

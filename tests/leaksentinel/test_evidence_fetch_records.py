@@ -127,8 +127,9 @@ def test_crawled_evidence_holds_status_final_url_and_headers_without_secrets(
     assert SESSION not in sidecar.read_text()
 
     records = {}
-    for record in ArchiveIterator(io.BytesIO(entries["evidence.warc"])):
+    for record in ArchiveIterator(io.BytesIO(entries["evidence.warc"]), check_digests=True):
         records[record.rec_type] = (record, record.content_stream().read())
+        assert record.digest_checker.passed is True, record.digest_checker.problems
     assert set(records) == {"request", "response"}
     response, payload = records["response"]
     assert response.http_headers.get_statuscode() == "200"

@@ -25,6 +25,7 @@ __all__ = [
     "REMOVED",
     "SCREENSHOT_KEY",
     "SECRET_HEADERS",
+    "forget_fetch_record",
     "from_response",
     "read_fetch_record",
     "sanitize_headers",
@@ -174,3 +175,13 @@ def read_fetch_record(evidence_dir: Path, posting_id: int) -> dict[str, Any] | N
     except (UnicodeDecodeError, ValueError):
         return None
     return value if isinstance(value, dict) else None
+
+
+def forget_fetch_record(evidence_dir: Path, posting_id: int, raw_deleted: bool) -> None:
+    """Retention: delete a purged posting's sidecar, and its screenshot when the raw bytes it was taken
+    with were deleted too (postings read from one page share both; a page still kept keeps its picture)."""
+    record = read_fetch_record(evidence_dir, posting_id)
+    digest = record.get("screenshot_sha256") if record is not None else None
+    if raw_deleted and isinstance(digest, str) and len(digest) == 64 and digest.isalnum():
+        (evidence_dir / digest[:2] / digest).unlink(missing_ok=True)
+    _sidecar(evidence_dir, posting_id).unlink(missing_ok=True)

@@ -21,6 +21,7 @@ from sqlalchemy import func, select, update
 
 from core.db import Database
 from core.errors import BadInput
+from core.fetch_record import forget_fetch_record
 from core.models import Alert, Posting, Sighting
 from core.search import open_backend
 from core.settings import Settings
@@ -74,6 +75,8 @@ def purge(
             for digest in files:
                 with contextlib.suppress(FileNotFoundError):
                     (settings.evidence_dir / digest[:2] / digest).unlink()
+            for posting_id, raw_digest in rows:  # the HTTP exchange and screenshot (core.fetch_record) go too
+                forget_fetch_record(settings.evidence_dir, posting_id, raw_digest in files)
             with db.session() as sess:
                 sess.execute(
                     update(Posting)

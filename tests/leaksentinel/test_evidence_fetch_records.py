@@ -14,6 +14,7 @@ import json
 import shutil
 import zipfile
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,13 +29,16 @@ from core.fetch_record import (
     read_fetch_record,
     write_fetch_record,
 )
+from core.models import Alert, Posting, Source, Tenant
 from core.settings import load_settings
 from crawlers.job import run_crawl
 from leaksentinel.actions.alerts import list_alerts
+from leaksentinel.actions.retention import purge
 from leaksentinel.actions.sources import add_source
 from leaksentinel.actions.tenants import add_tenant
 from leaksentinel.evidence import MANIFEST, build_evidence, verify_evidence
 from leaksentinel.sim.server import LoopbackHandler, LoopbackServer
+from pipelines.store import write_evidence
 
 SESSION = "SESSIONSECRET-7f3a"
 BOARD = b"""<!doctype html><html><head><meta charset="utf-8"><title>leak board</title></head>
@@ -214,3 +218,40 @@ def test_sidecar_drops_credential_values_and_bounds_headers_and_screenshots(tmp_
     assert kept["screenshot_sha256"] is None and "not kept" in kept["screenshot_note"]
     assert not [p for p in tmp_path.rglob("*") if p.is_file() and p != path]  # no oversized PNG stored
     assert read_fetch_record(tmp_path, 43) is None
+
+
+def test_purge_deletes_the_exchange_and_screenshot_of_unheld_postings_only(database_url: str) -> None:
+    """Retention covers what the crawl kept beside the raw bytes: a purged posting's headers and screenshot
+    go with it; an alert's posting keeps them."""
+    settings = load_settings()
+    db = open_database(settings)
+    old = datetime.now(UTC) - timedelta(days=settings.retention_days + 5)
+    ids: dict[str, int] = {}
+    with db.session() as sess:
+        tenant = Tenant(name="acme")
+        source = Source(name="paste", kind="pastebin", url="http://127.0.0.1:1/")
+        sess.add_all([tenant, source])
+        sess.flush()
+        for name in ("held", "unheld"):
+            text = f"leaked row {name} alice@example.com"
+            posting = Posting(
+                source_id=source.id,
+                url=f"http://127.0.0.1:1/{name}",
+                fetched=old,
+                content_hash=hashlib.sha256(text.encode()).hexdigest(),
+                evidence_sha256=write_evidence(settings.evidence_dir, text.encode()),
+                text=text,
+            )
+            sess.add(posting)
+            sess.flush()
+            ids[name] = posting.id
+        sess.add(Alert(tenant_id=tenant.id, posting_id=ids["held"], severity="high"))
+    shots = {}
+    for name, posting_id in ids.items():
+        shots[name] = b"\x89PNG\r\n\x1a\n" + name.encode()
+        write_fetch_record(settings.evidence_dir, posting_id, {"status": 200, "screenshot_png": shots[name]})
+    purge(db, settings)
+    for name, posting_id in ids.items():
+        digest = hashlib.sha256(shots[name]).hexdigest()
+        kept = (settings.evidence_dir / digest[:2] / digest).exists()
+        assert kept == (read_fetch_record(settings.evidence_dir, posting_id) is not None) == (name == "held")

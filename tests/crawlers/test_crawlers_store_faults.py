@@ -467,12 +467,30 @@ def test_a_crawl_whose_parent_is_killed_stops_instead_of_running_on_unleased(
         )
         try:
             parent = psutil.Process(proc.pid)
-            assert _wait(lambda: any("crawlers.run" in " ".join(c.cmdline()) for c in parent.children()), 60)
-            child = next(c for c in parent.children() if "crawlers.run" in " ".join(c.cmdline()))
+
+            def crawl_child() -> psutil.Process | None:
+                for c in parent.children():
+                    try:  # a short-lived helper process may be gone between listing and reading it
+                        if "crawlers.run" in " ".join(c.cmdline()):
+                            return c
+                    except psutil.Error:
+                        continue
+                return None
+
+            assert _wait(lambda: crawl_child() is not None, 60)
+            child = crawl_child()
+            assert child is not None
             proc.kill()  # the parent only: its Scrapy child is orphaned
             proc.wait(10)
             killed_at = time.monotonic()
-            assert _wait(lambda: not child.is_running() or child.status() == psutil.STATUS_ZOMBIE, 25)
+
+            def gone() -> bool:
+                try:
+                    return not child.is_running() or child.status() == psutil.STATUS_ZOMBIE
+                except psutil.NoSuchProcess:
+                    return True
+
+            assert _wait(gone, 25)
             assert time.monotonic() - killed_at < 20
         finally:
             with contextlib.suppress(ProcessLookupError):

@@ -61,6 +61,23 @@ def _wait(predicate: Callable[[], Any], timeout: float, step: float = 0.02) -> b
     return bool(predicate())
 
 
+def _crawl_a_page_that_never_answers(hang: socket.socket) -> tuple[Settings, Any, subprocess.Popen[bytes]]:
+    """Source ``hang`` on a listening socket that never answers, and ``leaksentinel crawl hang`` started on it
+    in a session of its own (kill the group to end it)."""
+    settings = load_settings()
+    db = open_database(settings)
+    add_source(db, "hang", "generic", f"http://127.0.0.1:{hang.getsockname()[1]}/", options={"item": "pre"})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "leaksentinel", "crawl", "hang"],
+        cwd=ROOT,
+        env={**os.environ},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    return settings, db, proc
+
+
 def _world(tmp_path: Path, site: Underground, delay: float | None = None) -> Settings:
     """The demo company registered, and the paste site added as source ``pastes``."""
     settings = load_settings()
@@ -386,19 +403,7 @@ def test_the_crawl_lease_is_renewed_while_it_runs_and_lapses_once_killed(
         monkeypatch.setenv(
             "LEAKSENTINEL_ALLOW_PRIVATE_TARGETS", "true"
         )  # a Redis URL alone would forbid loopback
-        settings = load_settings()
-        db = open_database(settings)
-        add_source(
-            db, "hang", "generic", f"http://127.0.0.1:{hang.getsockname()[1]}/", options={"item": "pre"}
-        )
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "leaksentinel", "crawl", "hang"],
-            cwd=ROOT,
-            env={**os.environ},
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+        settings, db, proc = _crawl_a_page_that_never_answers(hang)
         client = redis.Redis.from_url(broker.url)
         key = "leaksentinel:crawl-lock:1"
         try:
@@ -452,19 +457,7 @@ def test_a_crawl_whose_parent_is_killed_stops_instead_of_running_on_unleased(
     with socket.socket() as hang:
         hang.bind(("127.0.0.1", 0))
         hang.listen()
-        settings = load_settings()
-        db = open_database(settings)
-        add_source(
-            db, "hang", "generic", f"http://127.0.0.1:{hang.getsockname()[1]}/", options={"item": "pre"}
-        )
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "leaksentinel", "crawl", "hang"],
-            cwd=ROOT,
-            env={**os.environ},
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+        _settings, _db, proc = _crawl_a_page_that_never_answers(hang)
         try:
             parent = psutil.Process(proc.pid)
 

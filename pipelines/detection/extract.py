@@ -83,7 +83,8 @@ class Candidate:
 _EMAIL = r"(?<![A-Za-z0-9._%+\-])[A-Za-z0-9._%+\-]{1,64}@(?:[^\W_][\w\-]{0,62}\.){1,8}[A-Za-z]{2,24}"
 _CJK_DATE = r"\d{4} ?年 ?\d\d? ?月 ?\d\d? ?[日号]?"
 _IBAN = r"(?<![A-Za-z0-9])[A-Z]{2}\d\d(?: ?[A-Za-z0-9]{1,4}){3,9}"
-_NUM = r"\+?\(?\d+[Xx]?(?:(?: ?[\-./] ?| ?\( ?| ?\) ?| )\d+[Xx]?){0,11}\)?"  # <= 12 groups
+# groups joined by one of "-./()" (a space on either side allowed) or by 1..5 spaces (`138  1234  5678`)
+_NUM = r"\+?\(?\d+[Xx]?(?:(?: ?[\-./] ?| ?\( ?| ?\) ?| {1,5})\d+[Xx]?){0,11}\)?"  # <= 12 groups
 _EMAIL_RE = re.compile(_EMAIL)
 _CJK_DATE_RE = re.compile(_CJK_DATE)
 _IBAN_RE = re.compile(_IBAN)
@@ -181,11 +182,19 @@ def extract_candidates(
         dob_regions=_dob_regions(regions),
         deadline=time.monotonic() + deadline_s,
     )
-    for lineno, line in _lines(_bounded(text, max_bytes)):
+    lines = _lines(_bounded(text, max_bytes))
+    current = next(lines, None)
+    while current is not None:
+        following = next(lines, None)
         if time.monotonic() > ctx.deadline:
             return
+        lineno, line = current
         ctx.start_line(lineno)
+        if following is not None:
+            _wrapped(line, following[1], ctx)  # a value wrapped onto the next line: on this one
+            yield from ctx.take()
         yield from _scan_line(line, ctx)
+        current = following
 
 
 def _phone_regions(regions: Iterable[str]) -> tuple[str, ...]:
@@ -399,9 +408,17 @@ _CARD_3_GROUPS = ((4, 6, 5), (4, 6, 4))
 
 
 def _grouped(segment: str, ctx: _Context) -> None:
+    for field_type, _start, _end, compact, raw in _grouped_values(segment):
+        ctx.add(field_type, _canonical(field_type, compact), raw)
+
+
+def _grouped_values(s: str) -> Iterator[tuple[str, int, int, str, str]]:
+    """(type, start, end, compact, raw) of each grouped value in `s` (its checksum not yet checked)."""
     pos = 0
-    while (m := _GROUP_START.search(segment, pos)) is not None:
-        pos = _grouped_at(segment, m.start(), ctx)
+    while (m := _GROUP_START.search(s, pos)) is not None:
+        pos, value = _grouped_at(s, m.start())
+        if value is not None:
+            yield value
 
 
 def _group_run(s: str, pos: int) -> tuple[list[tuple[int, int]], str]:
@@ -425,8 +442,8 @@ def _group_run(s: str, pos: int) -> tuple[list[tuple[int, int]], str]:
     return groups, sep
 
 
-def _grouped_at(s: str, pos: int, ctx: _Context) -> int:
-    """Try the group at `pos` as the start of a grouped identifier; returns where to search next."""
+def _grouped_at(s: str, pos: int) -> tuple[int, tuple[str, int, int, str, str] | None]:
+    """Try the group at `pos` as the start of a grouped identifier: where to search next, and the value."""
     groups, sep = _group_run(s, pos)
     first = s[pos : groups[0][1]]
     lens = [b - a for a, b in groups]
@@ -441,12 +458,11 @@ def _grouped_at(s: str, pos: int, ctx: _Context) -> int:
     elif len(first) >= 4 and first[:2].isalpha() and first[2:4].isdigit():
         found = _grouped_iban(first, lens)
     if found is None:
-        return groups[0][1]
+        return groups[0][1], None
     field_type, count = found
-    raw = s[pos : groups[count - 1][1]]
+    end = groups[count - 1][1]
     compact = "".join(s[a:b] for a, b in groups[:count])
-    ctx.add(field_type, _canonical(field_type, compact), raw)
-    return groups[count - 1][1]
+    return end, (field_type, pos, end, compact, s[pos:end])
 
 
 def _digits(s: str, group: tuple[int, int]) -> bool:
@@ -506,6 +522,111 @@ def _grouped_iban(first: str, lens: list[int]) -> tuple[str, int] | None:
         if n < 4 or total > length:
             return None
     return None
+
+
+# --------------------------------------------------------------------------- values wrapped over two lines
+
+# A value may be wrapped onto the next line where its format makes the join unambiguous (see
+# docs/identifier-writings.md). Only the end of a line and the start of the next are read: `a`, the last
+# WRAP_WINDOW characters of the line without its trailing spaces, tabs and CRs, and `b`, the first
+# WRAP_WINDOW characters of the next line after its indentation (spaces and tabs), both narrowed; a window
+# that would cut a run of letters and digits is shortened to the nearest other character instead.
+#   grouped: cn_id, IBAN or card groups broken at a group boundary. The line break stands for the
+#            separator, which is the one written before the last group of `a` or after the first group of
+#            `b` (each tried): `a + sep + b` is read as in _grouped, and a value that starts in `a` and
+#            ends in `b` (groups on both lines, one separator throughout, the format's group lengths, its
+#            checksum) is a candidate.
+#   unbroken: the last run of `a` and the first run of `b` joined: an 18-character cn_id (GB 11643 and
+#            its date and province checks), or an IBAN whose country and check digits are on the first
+#            line and whose joined length is its country's (mod 97). Cards are not joined unbroken: their
+#            lengths vary and Luhn alone would glue one number in ten.
+# The candidate stands on the first line; its raw text is the two pieces joined by "\n". The native
+# scanner (scan_wrapped in _native/scanner.c) is a port of this.
+WRAP_WINDOW = 80
+_WRAP_TYPES = frozenset({"card", "iban", "cn_id"})
+_WRAP_GROUP_MAX = 8  # the longest group of a grouped value (cn_id 6-8-4)
+_INDENT = re.compile("[ \t" + NARROW_SPACES + "]*")
+_TRAILING = " \t\r" + NARROW_SPACES
+_LAST_RUN = re.compile(r"[A-Za-z0-9]+\Z")
+_FIRST_RUN = re.compile(r"[A-Za-z0-9]+")
+_NOT_ALNUM = re.compile(r"[^A-Za-z0-9]")
+_SEP_BEFORE = re.compile(r"(?<=[A-Za-z0-9])[ .\-]+\Z")
+_SEP_AFTER = re.compile(r"[ .\-]+(?=[A-Za-z0-9])")
+
+
+def _is_alnum_ascii(char: str) -> bool:
+    return char.isascii() and char.isalnum()
+
+
+def _wrap_windows(line: str, following: str) -> tuple[str, str] | None:
+    """The end of `line` and the start of `following` a wrapped value would stand in (see above)."""
+    a = line.rstrip(_TRAILING)
+    if not a or not _is_alnum_ascii(narrow_forms(a[-1])):
+        return None
+    start = _INDENT.match(following)
+    b = following[start.end() if start else 0 :]
+    if not b or not _is_alnum_ascii(narrow_forms(b[0])):
+        return None
+    wa = narrow_forms(a[-WRAP_WINDOW - 1 :])
+    if len(wa) > WRAP_WINDOW:
+        cuts_run = _is_alnum_ascii(wa[0]) and _is_alnum_ascii(wa[1])
+        wa = wa[1:]
+        if cuts_run:  # the window starts inside a run: after the first other character
+            m = _NOT_ALNUM.search(wa)
+            if m is None:
+                return None
+            wa = wa[m.end() :]
+    wb = narrow_forms(b[: WRAP_WINDOW + 1])
+    if len(wb) > WRAP_WINDOW:
+        cuts_run = _is_alnum_ascii(wb[-2]) and _is_alnum_ascii(wb[-1])
+        wb = wb[:-1]
+        if cuts_run:  # the window ends inside a run: before the last other character
+            cut = len(wb) - 1
+            while cut >= 0 and _is_alnum_ascii(wb[cut]):
+                cut -= 1
+            if cut < 0:
+                return None
+            wb = wb[:cut]
+    return wa, wb
+
+
+def _valid_separator(sep: str) -> bool:
+    return len(sep) <= 5 and len(sep) - sep.count(" ") <= 1
+
+
+def _wrapped(line: str, following: str, ctx: _Context) -> None:
+    """Candidates of a value that starts at the end of `line` and ends at the start of `following`."""
+    windows = _wrap_windows(line, following)
+    if windows is None:
+        return
+    a, b = windows
+    last = _LAST_RUN.search(a)
+    first = _FIRST_RUN.match(b)
+    if last is None or first is None:
+        return
+    if last.end() - last.start() <= _WRAP_GROUP_MAX and first.end() <= _WRAP_GROUP_MAX:
+        seps: list[str] = []
+        before = _SEP_BEFORE.search(a, 0, last.start())
+        after = _SEP_AFTER.match(b, first.end())
+        for m in (before, after):
+            if m is not None and _valid_separator(m.group()) and m.group() not in seps:
+                seps.append(m.group())
+        for sep in seps:
+            for field_type, start, end, compact, _raw in _grouped_values(a + sep + b):
+                if field_type in _WRAP_TYPES and start < len(a) and end > len(a) + len(sep):
+                    raw = a[start:] + "\n" + b[: end - len(a) - len(sep)]
+                    ctx.add(field_type, _canonical(field_type, compact), raw)
+    r1, r2 = last.group(), first.group()
+    value = r1 + r2
+    if len(value) == 18 and r1.isdigit() and value[:17].isdigit() and value[17] in "0123456789Xx":
+        ctx.add("cn_id", _canonical("cn_id", value), r1 + "\n" + r2)
+    elif (
+        len(r1) >= 4
+        and r1[:2].isalpha()
+        and r1[2:4].isdigit()
+        and IBAN_LENGTHS.get(r1[:2].upper()) == len(value)
+    ):
+        ctx.add("iban", _canonical("iban", value), r1 + "\n" + r2)
 
 
 def _is_digit_ascii(char: str) -> bool:
@@ -723,10 +844,10 @@ def _parsed_phone(raw: str, region: str | None) -> str | None:
 
 
 # Chinese mobiles (most phones in the dumps this service reads) cost a regex instead of a ~25 µs
-# libphonenumber parse: the raw shape (optional +86/0086, 3-4-4 digits with optional space or dash)
+# libphonenumber parse: the raw shape (optional +86/0086, 3-4-4 digits with optional spaces or a dash)
 # and libphonenumber's own mobile pattern for CN, which implies a valid number whose E.164 is
 # "+86" + the 11 digits. Anything else, including shapes this does not accept, is parsed as before.
-_CN_MOBILE_RAW = re.compile(r"(\+86 ?|0086 ?)?(1\d\d)[ \-]?(\d{4})[ \-]?(\d{4})")
+_CN_MOBILE_RAW = re.compile(r"(\+86 {0,5}|0086 {0,5})?(1\d\d)(?: {1,5}|-)?(\d{4})(?: {1,5}|-)?(\d{4})")
 _CN_META = phonenumbers.PhoneMetadata.metadata_for_region("CN")
 _CN_MOBILE = re.compile(
     str(_CN_META.mobile.national_number_pattern) if _CN_META and _CN_META.mobile else r"(?!)"

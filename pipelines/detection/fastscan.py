@@ -227,9 +227,18 @@ class HashedScanner:
             for number in python:
                 if number <= lines.count:
                     ctx.start_line(number)
-                    by_line[number] = [
-                        (c, self._hash(c.field_type, c.canonical))
-                        for c in ex._scan_line(lines.line(number).rstrip("\r"), ctx)
+                    line = lines.line(number).rstrip("\r")
+                    # a value wrapped onto the next line comes first (extract_candidates' order): the native
+                    # scanner listed it already when it read this line, else it is read here
+                    wrapped = by_line.get(number, [])
+                    if self._native is None and number < lines.count:
+                        ex._wrapped(line, lines.line(number + 1).rstrip("\r"), ctx)
+                        wrapped = [(c, self._hash(c.field_type, c.canonical)) for c in ctx.take()]
+                    for c, _digest in wrapped:
+                        ctx.add(c.field_type, c.canonical, c.raw)
+                    ctx.take()
+                    by_line[number] = wrapped + [
+                        (c, self._hash(c.field_type, c.canonical)) for c in ex._scan_line(line, ctx)
                     ]
         return [item for number in sorted(by_line) for item in by_line[number]]
 

@@ -780,11 +780,13 @@ static int cn_mobile_shape(const cp_t *v, size_t n, cp_t nat[11], int *prefixed)
         i = 4;
         *prefixed = 1;
     }
-    if (*prefixed && i < n && v[i] == ' ') i++;
+    for (size_t sp = 0; *prefixed && sp < 5 && i < n && v[i] == ' '; sp++) i++; /* " {0,5}" */
     int k = 0;
     const int groups[3] = {3, 4, 4};
     for (int g = 0; g < 3; g++) {
-        if (g > 0 && i < n && (v[i] == ' ' || v[i] == '-')) i++;
+        if (g > 0 && i < n && v[i] == '-') i++; /* "(?: {1,5}|-)?" */
+        else
+            for (size_t sp = 0; g > 0 && sp < 5 && i < n && v[i] == ' '; sp++) i++;
         for (int d = 0; d < groups[g]; d++) {
             if (i >= n || !is_digit(v[i])) return 0;
             nat[k++] = v[i++];
@@ -1235,7 +1237,9 @@ static size_t num_sep(const cp_t *s, size_t n, size_t p) {
             if (q < n && is_digit(s[q])) return q;
         }
     }
-    if (p + 1 < n && s[p] == ' ' && is_digit(s[p + 1])) return p + 1;
+    size_t q = p; /* " {1,5}" */
+    while (q < n && q - p < 5 && s[q] == ' ') q++;
+    if (q > p && q < n && is_digit(s[q])) return q;
     return 0;
 }
 
@@ -1274,6 +1278,8 @@ static void scan_numbers(Scanner *sc, const cp_t *s, size_t n) {
 
 /* ------------------------------------------------------------------ grouped identifiers (extract._grouped) */
 #define GROUP_LIMIT 9
+#define WRAP_WINDOW 80   /* extract.WRAP_WINDOW */
+#define WRAP_GROUP_MAX 8 /* extract._WRAP_GROUP_MAX */
 
 typedef struct {
     size_t s, e;
@@ -1377,7 +1383,9 @@ static int grouped_iban(const cp_t *s, const span_t *g, int ng) {
     return 0;
 }
 
-static void scan_grouped(Scanner *sc, const cp_t *s, size_t n) {
+/* With j > 0 (scan_wrapped): s is a window of two lines joined by a separator in [a, j); only the cn_ids, IBANs
+   and cards that start before a and end after j are candidates, their raw text the two pieces joined by '\n' */
+static void scan_grouped(Scanner *sc, const cp_t *s, size_t n, size_t a, size_t j) {
     span_t g[GROUP_LIMIT];
     cbuf c;
     size_t i = 0;
@@ -1450,11 +1458,129 @@ static void scan_grouped(Scanner *sc, const cp_t *s, size_t n) {
                  : type == T_CARD ? canon_card(comp, m, &c)
                  : type == T_SSN  ? canon_ssn(comp, m, &c)
                                   : canon_iban(comp, m, &c);
-        if (ok && add(sc, type, &c, s + i, g[count - 1].e - i) < 0) return;
+        if (j) {
+            size_t en = g[count - 1].e;
+            if (ok && type != T_SSN && i < a && en > j) {
+                cp_t raw[2 * WRAP_WINDOW + 8];
+                size_t rn = a - i;
+                memcpy(raw, s + i, rn * sizeof(cp_t));
+                raw[rn++] = '\n';
+                memcpy(raw + rn, s + j, (en - j) * sizeof(cp_t));
+                rn += en - j;
+                if (add(sc, type, &c, raw, rn) < 0) return;
+            }
+        } else if (ok && add(sc, type, &c, s + i, g[count - 1].e - i) < 0) {
+            return;
+        }
         i = g[count - 1].e;
     }
 }
 #undef GLEN
+
+/* ------------------------------------------------------------------ values wrapped over two lines (extract._wrapped) */
+static inline cp_t text_cp(int kind, const void *data, Py_ssize_t i) { /* narrowed as extract.narrow_forms */
+    cp_t c = (cp_t)PyUnicode_READ(kind, data, i);
+    if (c >= 0x80) {
+        cp_t w = narrow_cp(c);
+        if (w) c = w;
+    }
+    return c;
+}
+
+static int valid_separator(const cp_t *s, size_t n) {
+    int other = 0;
+    for (size_t i = 0; i < n; i++) other += s[i] != ' ';
+    return n >= 1 && n <= 5 && other <= 1;
+}
+
+/* the line [a0, a1) of text (a1: its '\n' or the end), and the start of the next line */
+static void scan_wrapped(Scanner *sc, int kind, const void *data, Py_ssize_t a0, Py_ssize_t a1, Py_ssize_t n) {
+    if (a1 >= n) return; /* the last line */
+    Py_ssize_t e = a1;
+    while (e > a0) {
+        cp_t c = text_cp(kind, data, e - 1);
+        if (c != ' ' && c != '\t' && c != '\r') break;
+        e--;
+    }
+    if (e == a0 || !is_alnum_ascii(text_cp(kind, data, e - 1))) return;
+    Py_ssize_t b0 = a1 + 1;
+    while (b0 < n) {
+        cp_t c = text_cp(kind, data, b0);
+        if (c != ' ' && c != '\t') break;
+        b0++;
+    }
+    if (b0 >= n || !is_alnum_ascii(text_cp(kind, data, b0))) return;
+    /* the windows (extract._wrap_windows) */
+    Py_ssize_t ws = e - a0 > WRAP_WINDOW ? e - WRAP_WINDOW : a0;
+    if (ws > a0 && is_alnum_ascii(text_cp(kind, data, ws - 1)) && is_alnum_ascii(text_cp(kind, data, ws))) {
+        while (ws < e && is_alnum_ascii(text_cp(kind, data, ws))) ws++;
+        if (ws >= e) return;
+        ws++; /* after the first other character */
+    }
+    cp_t J[2 * WRAP_WINDOW + 8], B[WRAP_WINDOW + 1];
+    size_t an = 0, bn = 0;
+    for (Py_ssize_t i = ws; i < e; i++) J[an++] = text_cp(kind, data, i);
+    Py_ssize_t be = b0;
+    while (be < n && be - b0 < WRAP_WINDOW) {
+        cp_t c = text_cp(kind, data, be);
+        if (c == '\n') break;
+        B[bn++] = c;
+        be++;
+    }
+    if (bn == WRAP_WINDOW && be < n && is_alnum_ascii(B[bn - 1]) && is_alnum_ascii(text_cp(kind, data, be))) {
+        size_t k = bn;
+        while (k > 0 && is_alnum_ascii(B[k - 1])) k--;
+        if (k == 0) return;
+        bn = k - 1; /* before the last other character */
+    }
+    size_t ls = an; /* the last run of the first window, the first run of the second */
+    while (ls > 0 && is_alnum_ascii(J[ls - 1])) ls--;
+    size_t fe = 0;
+    while (fe < bn && is_alnum_ascii(B[fe])) fe++;
+    if (ls == an || fe == 0) return;
+    if (an - ls <= WRAP_GROUP_MAX && fe <= WRAP_GROUP_MAX) {
+        size_t s1 = 0, s1n = 0, s2 = 0, s2n = 0; /* the separators before the last group, after the first */
+        size_t p = ls;
+        while (p > 0 && is_sep_char(J[p - 1])) p--;
+        if (p < ls && p > 0 && is_alnum_ascii(J[p - 1]) && valid_separator(J + p, ls - p)) s1 = p, s1n = ls - p;
+        size_t q = fe;
+        while (q < bn && is_sep_char(B[q])) q++;
+        if (q > fe && q < bn && is_alnum_ascii(B[q]) && valid_separator(B + fe, q - fe)) s2 = fe, s2n = q - fe;
+        cp_t seps[2][5];
+        size_t sepn[2];
+        int ns = 0;
+        if (s1n) {
+            memcpy(seps[ns], J + s1, s1n * sizeof(cp_t));
+            sepn[ns++] = s1n;
+        }
+        if (s2n && !(ns && s1n == s2n && memcmp(seps[0], B + s2, s2n * sizeof(cp_t)) == 0)) {
+            memcpy(seps[ns], B + s2, s2n * sizeof(cp_t));
+            sepn[ns++] = s2n;
+        }
+        for (int k = 0; k < ns && !sc->error; k++) {
+            memcpy(J + an, seps[k], sepn[k] * sizeof(cp_t));
+            memcpy(J + an + sepn[k], B, bn * sizeof(cp_t));
+            scan_grouped(sc, J, an + sepn[k] + bn, an, an + sepn[k]);
+        }
+        if (sc->error) return;
+    }
+    /* unbroken: an 18-character cn_id, or an IBAN with its country and check digits on the first line */
+    size_t r1 = an - ls, len = r1 + fe;
+    cp_t v[WRAP_WINDOW * 2], raw[WRAP_WINDOW * 2 + 1];
+    memcpy(v, J + ls, r1 * sizeof(cp_t));
+    memcpy(v + r1, B, fe * sizeof(cp_t));
+    memcpy(raw, J + ls, r1 * sizeof(cp_t));
+    raw[r1] = '\n';
+    memcpy(raw + r1 + 1, B, fe * sizeof(cp_t));
+    cbuf c;
+    if (len == 18 && all_digits(v, r1) && all_digits(v, 17) && (is_digit(v[17]) || v[17] == 'X' || v[17] == 'x')) {
+        if (canon_cn_id(v, len, &c) && add(sc, T_CN_ID, &c, raw, len + 1) < 0) return;
+    } else if (r1 >= 4 && is_alpha_ascii(v[0]) && is_alpha_ascii(v[1]) && is_digit(v[2]) && is_digit(v[3])) {
+        cp_t cc[2] = {v[0] & ~(cp_t)0x20, v[1] & ~(cp_t)0x20};
+        if ((size_t)iban_length(cc, 2) == len && canon_iban(v, len, &c) && add(sc, T_IBAN, &c, raw, len + 1) < 0)
+            return;
+    }
+}
 
 /* ------------------------------------------------------------------ fields (extract._field) */
 static int dob_hint(const cp_t *v, size_t n) {
@@ -2013,7 +2139,7 @@ static int scan_line(Scanner *sc, cp_t *s, size_t n, int prepared) {
     if (!sc->error && has_year) scan_cjk_dates(sc, s, n);
     if (!sc->error) scan_ibans(sc, s, n);
     if (!sc->error) scan_numbers(sc, s, n);
-    if (!sc->error) scan_grouped(sc, s, n);
+    if (!sc->error) scan_grouped(sc, s, n, 0, 0);
     if (!sc->error) {
         if (sql) sql_values(sc, s, n);
         else delimited(sc, s, n);
@@ -2134,6 +2260,11 @@ static PyObject *Scanner_scan(Scanner *sc, PyObject *args, PyObject *kw) {
                 index++;
                 continue;
             }
+        }
+        if (!prepared) { /* a value wrapped onto the next line stands on this one, before its own values */
+            sc->line_index = index;
+            scan_wrapped(sc, kind, data, start, end, n);
+            if (sc->error) break;
         }
         if (len > SEGMENT_CHARS + 1) {
             r = 1;

@@ -3,9 +3,11 @@ beside the evidence without a schema change.
 
 Why a sidecar: the evidence package must show how a posting was fetched, not only its bytes. The crawl
 captures the exchange when it builds the item (``from_response``); the store writes it, once the posting
-has an id, to ``<evidence_dir>/fetches/<posting_id>.json`` (atomic), and the rendered page's screenshot
-content-addressed like the raw bytes. ``leaksentinel.evidence`` reads it back; postings stored before (or by
-``scan --store``) have none, and the package says so.
+has an id, to ``fetches/<posting_id>.json`` in the evidence store (core.evidence_store: the evidence directory
+or an S3-compatible bucket; atomic either way), and the rendered page's screenshot content-addressed like the
+raw bytes. ``leaksentinel.evidence`` reads it back; postings stored before (or by ``scan --store``) have none,
+and the package says so. Every function takes the store, the settings, or (older callers) the evidence
+directory.
 
 Secrets never reach disk: the values of credential headers are replaced by ``[removed]`` (names kept),
 and headers are bounded in count and size.
@@ -15,9 +17,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Any
+
+from core.evidence_store import EvidenceStore, as_store, blob_key, put_blob
+from core.settings import Settings
 
 __all__ = [
     "MAX_HEADER_BYTES",
@@ -119,14 +123,19 @@ def from_response(response: Any) -> dict[str, Any]:
     return dict(record)
 
 
-def _sidecar(evidence_dir: Path, posting_id: int) -> Path:
-    return evidence_dir / FETCHES / f"{int(posting_id)}.json"
+#: Where callers keep evidence: a store, the settings naming one, or an evidence directory.
+Target = EvidenceStore | Settings | Path
 
 
-def write_fetch_record(evidence_dir: Path, posting_id: int, record: dict[str, Any]) -> Path:
+def _sidecar(posting_id: int) -> str:
+    return f"{FETCHES}/{int(posting_id)}.json"
+
+
+def write_fetch_record(target: Target, posting_id: int, record: dict[str, Any]) -> str:
     """Write the sidecar of a stored posting (atomically); a screenshot goes content-addressed beside the
     raw bytes and only its SHA-256 into the sidecar. Values are sanitised again here: whatever built the
-    record, no credential reaches disk."""
+    record, no credential reaches disk. Returns the sidecar's key in the store."""
+    store = as_store(target)
     data = {k: v for k, v in record.items() if k != "screenshot_png"}
     req, used, cut_req = sanitize_headers(record.get("request_headers") or [], MAX_HEADER_BYTES)
     resp, _, cut_resp = sanitize_headers(record.get("response_headers") or [], MAX_HEADER_BYTES - used)
@@ -140,35 +149,23 @@ def write_fetch_record(evidence_dir: Path, posting_id: int, record: dict[str, An
                 f"not kept: the screenshot was {len(shot)} bytes (more than {MAX_SCREENSHOT_BYTES})"
             )
         else:
-            digest = hashlib.sha256(shot).hexdigest()
-            path = evidence_dir / digest[:2] / digest
-            if not path.exists():
-                path.parent.mkdir(parents=True, exist_ok=True)
-                tmp = path.with_name(f".{digest}.{os.getpid()}.tmp")
-                tmp.write_bytes(shot)
-                os.replace(tmp, path)
-            data["screenshot_sha256"] = digest
+            data["screenshot_sha256"] = put_blob(store, shot)
             data["screenshot_size"] = len(shot)
     elif record.get("screenshot_note"):
         data["screenshot_note"] = str(record["screenshot_note"])
-    target = _sidecar(evidence_dir, posting_id)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, sort_keys=True, ensure_ascii=False), encoding="utf-8")
-    os.replace(tmp, target)
-    return target
+    key = _sidecar(posting_id)
+    store.put(key, json.dumps(data, sort_keys=True, ensure_ascii=False).encode("utf-8"))
+    return key
 
 
-def read_fetch_record(evidence_dir: Path, posting_id: int) -> dict[str, Any] | None:
+def read_fetch_record(target: Target, posting_id: int) -> dict[str, Any] | None:
     """The sidecar of a posting, or None when none was kept (older postings, ``scan --store``) or it is
-    unreadable."""
-    path = _sidecar(evidence_dir, posting_id)
+    unreadable (or the store cannot be read)."""
     try:
-        with path.open("rb") as handle:
-            body = handle.read(MAX_SIDECAR_BYTES + 1)
+        body = as_store(target).get(_sidecar(posting_id), limit=MAX_SIDECAR_BYTES + 1)
     except OSError:
         return None
-    if len(body) > MAX_SIDECAR_BYTES:
+    if body is None or len(body) > MAX_SIDECAR_BYTES:
         return None
     try:
         value = json.loads(body.decode("utf-8"))
@@ -177,11 +174,17 @@ def read_fetch_record(evidence_dir: Path, posting_id: int) -> dict[str, Any] | N
     return value if isinstance(value, dict) else None
 
 
-def forget_fetch_record(evidence_dir: Path, posting_id: int, raw_deleted: bool) -> None:
+def forget_fetch_record(target: Target, posting_id: int, raw_deleted: bool) -> None:
     """Retention: delete a purged posting's sidecar, and its screenshot when the raw bytes it was taken
     with were deleted too (postings read from one page share both; a page still kept keeps its picture)."""
-    record = read_fetch_record(evidence_dir, posting_id)
+    store = as_store(target)
+    record = read_fetch_record(store, posting_id)
     digest = record.get("screenshot_sha256") if record is not None else None
-    if raw_deleted and isinstance(digest, str) and len(digest) == 64 and digest.isalnum():
-        (evidence_dir / digest[:2] / digest).unlink(missing_ok=True)
-    _sidecar(evidence_dir, posting_id).unlink(missing_ok=True)
+    if raw_deleted and isinstance(digest, str):
+        try:
+            key = blob_key(digest)
+        except ValueError:
+            key = None
+        if key is not None:
+            store.delete(key)
+    store.delete(_sidecar(posting_id))

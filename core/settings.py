@@ -75,6 +75,21 @@ class Settings:
     #: Where raw fetched bytes (evidence) are kept (empty: ``evidence/`` in the home). In a fleet, a directory
     #: every machine mounts (NFS, a shared volume), so any machine can export any alert's evidence.
     evidence_path: str = ""
+    #: Evidence in an S3-compatible bucket instead of a directory: ``s3://BUCKET[/PREFIX]`` (empty: the
+    #: directory above). Same keys as the directory (core.evidence_store), so ``aws s3 sync evidence/
+    #: s3://BUCKET/PREFIX/`` moves existing evidence. Needs the ``s3`` extra (boto3). Checked when settings
+    #: load: a malformed URL, or both ``evidence_path`` and ``evidence_url``, is an error at start.
+    evidence_url: str = ""
+    #: The S3-compatible server (MinIO, Ceph, ...: ``http(s)://HOST:PORT``; empty: AWS S3). Path-style
+    #: addressing is used with an endpoint URL.
+    evidence_s3_endpoint_url: str = ""
+    #: The bucket's region (empty: boto3's own resolution, ``AWS_REGION``/``AWS_DEFAULT_REGION``, else us-east-1).
+    evidence_s3_region: str = ""
+    #: An AWS shared-credentials file (INI, ``[default]`` or ``AWS_PROFILE``'s section) to read the bucket's
+    #: credentials from. Empty: the standard chain (``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``,
+    #: ``~/.aws/credentials``, an instance or pod role). Credentials themselves are never a setting: they are
+    #: not stored in the database nor printed.
+    evidence_s3_credentials_file: str = ""
     #: Base URL of the console as users reach it (behind a proxy: the proxy's URL), put into alert messages
     #: and emails as links. Empty: what `run` listens on (http://HOST:PORT).
     public_url: str = ""
@@ -262,7 +277,11 @@ def load_settings(
             values[key] = _coerce(key, raw, getattr(defaults, key))
     if "home" not in values:
         values["home"] = defaults.home
-    return Settings(**values)
+    settings = Settings(**values)
+    from core.evidence_store import validate_evidence_settings  # imports no settings at module level
+
+    validate_evidence_settings(settings)
+    return settings
 
 
 def settings_env(settings: Settings) -> dict[str, str]:

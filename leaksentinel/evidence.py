@@ -2,7 +2,8 @@
 
 Why: a leak is only acted on (takedown, notification, prosecution) when its evidence holds up. The zip
 holds, for the leak's posting and each of its reposts, the raw bytes exactly as fetched (the store keeps
-them content-addressed under their SHA-256), the fetch metadata, and a WARC file of the same bytes for
+them content-addressed under their SHA-256 in the evidence store, core.evidence_store: a directory or an
+S3-compatible bucket), the fetch metadata, and a WARC file of the same bytes for
 archive tools; then ``manifest.json`` (the SHA-256 and size of every file, the alert and posting
 metadata, the chain of custody) signed with the deployment's Ed25519 evidence key (core.evidence_key)
 in ``manifest.sig``.
@@ -41,8 +42,9 @@ from sqlalchemy.orm import Session
 
 from core.alert_view import alert_to_dict
 from core.db import Database
-from core.errors import BadInput, NotFound
+from core.errors import BadInput, NotFound, OperationalError
 from core.evidence_key import load_or_create_signing_key, parse_public_key, public_key_hex
+from core.evidence_store import EvidenceStore, EvidenceStoreError, blob_key, open_evidence_store
 from core.fetch_record import read_fetch_record
 from core.models import Alert, Posting, Sighting, Source
 from core.settings import Settings
@@ -210,26 +212,28 @@ def warc_request_record(
     return out.getvalue()
 
 
-def _stored(settings: Settings, digest: Any) -> bytes | None:
+def _blob(store: EvidenceStore, digest: Any) -> bytes | None:
+    """Content-addressed bytes from the evidence store (core.evidence_store: a directory or a bucket).
+    None when the digest is not one or the bytes are gone; an unreachable store is an error (the package
+    would otherwise claim the evidence was deleted)."""
+    try:
+        key = blob_key(digest)
+    except ValueError:
+        return None
+    try:
+        return store.get(key)
+    except EvidenceStoreError as exc:
+        raise OperationalError(f"evidence store {store.describe()} cannot be read: {exc}") from None
+
+
+def _stored(store: EvidenceStore, digest: Any) -> bytes | None:
     """Content-addressed bytes from the evidence store, only if they still hash to their name."""
-    if not isinstance(digest, str) or len(digest) != 64 or not all(c in "0123456789abcdef" for c in digest):
-        return None
-    try:
-        data = (settings.evidence_dir / digest[:2] / digest).read_bytes()
-    except OSError:
-        return None
-    return data if hashlib.sha256(data).hexdigest() == digest else None
+    data = _blob(store, digest)
+    return data if data is not None and hashlib.sha256(data).hexdigest() == digest else None
 
 
-def _raw_of(settings: Settings, posting: Posting) -> bytes | None:
-    digest = posting.evidence_sha256 or ""
-    if len(digest) != 64 or not all(c in "0123456789abcdef" for c in digest):
-        return None
-    path = settings.evidence_dir / digest[:2] / digest
-    try:
-        return path.read_bytes()
-    except OSError:
-        return None
+def _raw_of(store: EvidenceStore, posting: Posting) -> bytes | None:
+    return _blob(store, posting.evidence_sha256 or "")
 
 
 def _load_alert(sess: Session, alert_id: int | str, tenant_id: int | None) -> Alert:
@@ -256,6 +260,7 @@ def build_evidence(
     files: dict[str, bytes] = {}
     postings_meta: list[dict[str, Any]] = []
     warc = io.BytesIO()
+    store = open_evidence_store(settings)
     with db.session() as sess:
         alert = _load_alert(sess, alert_id, tenant_id)
         view = alert_to_dict(sess, alert, with_findings=True)
@@ -273,7 +278,7 @@ def build_evidence(
                 continue
             source = sess.get(Source, posting.source_id)
             folder = f"posting-{posting.id}"
-            raw = _raw_of(settings, posting)
+            raw = _raw_of(store, posting)
             rendered = bool(source.render) if source is not None else False
             fetch = {
                 "posting": posting.id,
@@ -300,9 +305,9 @@ def build_evidence(
                     else "not a rendered source"
                 ),
             }
-            record = read_fetch_record(settings.evidence_dir, posting.id)
+            record = read_fetch_record(store, posting.id)
             if record is not None:
-                _add_exchange(settings, fetch, record, files, folder)
+                _add_exchange(store, fetch, record, files, folder)
             if raw is None:
                 fetch["raw_note"] = "the raw bytes are no longer in the store"
             else:
@@ -346,7 +351,7 @@ def build_evidence(
 
 
 def _add_exchange(
-    settings: Settings, fetch: dict[str, Any], record: dict[str, Any], files: dict[str, bytes], folder: str
+    store: EvidenceStore, fetch: dict[str, Any], record: dict[str, Any], files: dict[str, bytes], folder: str
 ) -> None:
     """Put a kept HTTP exchange (core.fetch_record) and the rendered page's screenshot into the package."""
     fetch.update(
@@ -372,7 +377,7 @@ def _add_exchange(
     elif record.get("rendered"):
         fetch["body_note"] = "the raw bytes are the page as the browser rendered it (its DOM)"
     shot_digest = record.get("screenshot_sha256")
-    shot = _stored(settings, shot_digest)
+    shot = _stored(store, shot_digest)
     if shot is not None:
         name = f"{folder}/screenshot.png"
         files[name] = shot

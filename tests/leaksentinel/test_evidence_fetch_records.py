@@ -202,7 +202,7 @@ def test_sidecar_drops_credential_values_and_bounds_headers_and_screenshots(tmp_
         "response_headers": [["Set-Cookie", "sid=def"], ["X-Big", "x" * (MAX_HEADER_BYTES + 10)]],
         "screenshot_png": b"\x89PNG" + b"\0" * MAX_SCREENSHOT_BYTES,
     }
-    path = write_fetch_record(tmp_path, 42, record)
+    path = tmp_path / write_fetch_record(tmp_path, 42, record)
     text = path.read_text()
     for secret in ("tok-123", "cHJveHk=", "sid=abc", "sid=def"):
         assert secret not in text

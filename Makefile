@@ -5,6 +5,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 PYTEST_ARGS ?=
+# The suite runs on every core (pytest-xdist; each test has its own home and PostgreSQL database).
+# `make test PYTEST_WORKERS=0` runs it in one process.
+PYTEST_WORKERS ?= auto
 # The versions this tree was tested with (see docs/operators.md, "Dependency audit"); `make constraints`
 # refreshes it from a working virtualenv.
 CONSTRAINTS ?= constraints.txt
@@ -42,7 +45,7 @@ chromium:
 	fi
 
 test: install-dev chromium
-	$(VENV)/bin/pytest $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 # Refresh the console screenshots in docs/ (the browser tests take them).
 screenshots: install-dev chromium

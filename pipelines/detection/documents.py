@@ -339,12 +339,22 @@ class DocumentMatcher:
     def __len__(self) -> int:
         return len(self._docs)
 
-    def find(self, text: str, *, key: bytes | None = None, min_overlap: float = 0.1) -> list[DocumentHit]:
-        """Documents of which at least `min_overlap` of the fingerprints are in the posting."""
+    def find(
+        self,
+        text: str,
+        *,
+        key: bytes | None = None,
+        min_overlap: float = 0.1,
+        folded: str | None = None,
+    ) -> list[DocumentHit]:
+        """Documents of which at least `min_overlap` of the fingerprints are in the posting.
+
+        ``folded``: ``fold(text[:MAX_TEXT_CHARS])`` when the caller has it already (the keyword watches
+        read the same folded text)."""
         if not self._docs or not text:
             return []
         if native_available():
-            return self._find_native(text, key, min_overlap)
+            return self._find_native(text, key, min_overlap, folded)
         norm, letter_lines = _normalized_lines(text)
         hashes = _kgram_hashes(norm, DEFAULT_K)
         keyed = {_keyed(h, key): h for h in _window_minima(hashes, DEFAULT_WINDOW)}
@@ -370,10 +380,13 @@ class DocumentMatcher:
             hits.append(DocumentHit(doc.tenant_id, doc.watch_id, doc.name, share, line))
         return sorted(hits, key=lambda h: (h.tenant_id, -h.overlap, h.watch_id))
 
-    def _find_native(self, text: str, key: bytes | None, min_overlap: float) -> list[DocumentHit]:
+    def _find_native(
+        self, text: str, key: bytes | None, min_overlap: float, folded: str | None = None
+    ) -> list[DocumentHit]:
         """`find` through the C extension: one pass for the fingerprints, a second only when a document
         is present (for its first line); the same hits as the Python path."""
-        folded = fold(text[:MAX_TEXT_CHARS])
+        if folded is None:
+            folded = fold(text[:MAX_TEXT_CHARS])
         keyed_bytes, raw_bytes = _native.winnow(folded, DEFAULT_K, DEFAULT_WINDOW, key)
         keyed, raws = array("Q", keyed_bytes), array("Q", raw_bytes)
         if _np is not None and len(keyed) > 64:

@@ -19,11 +19,12 @@ from typing import Protocol
 import numpy as np
 from sqlalchemy import select
 
-from core.canonical import CORROBORATING, FIELD_TYPES, IDENTIFYING
+from core.canonical import CORROBORATING, FIELD_TYPES, IDENTIFYING, fold
 from core.db import Database
 from core.hashing import DIGEST_BYTES
 from core.masking import mask
 from core.models import RecordHash, Tenant, WatchItem
+from pipelines.detection.documents import MAX_TEXT_CHARS as FOLD_CHARS
 from pipelines.detection.documents import DocumentMatcher
 from pipelines.detection.extract import Candidate
 from pipelines.detection.fastscan import HashedScan, HashedScanner, candidates_on_lines
@@ -277,10 +278,13 @@ class Detector:
         # listing the few hit lines is bounded by their number: it gets a floor, not what is left
         listing_s = max(LISTING_FLOOR_S, deadline.remaining())
         findings = self._records(self._hit_lines(scan, hit_mask), text, scan, listing_s)
-        findings += self._domains(self._domain_candidates(text, listing_s), text)
-        findings += self._lookalikes(text, deadline)
+        # the lowered text (domains, look-alikes, secrets) and the folded one (keywords, documents) are
+        # made once per posting, not once per stage
+        lowered = text.lower() if self.snapshot.domains else ""
+        findings += self._domains(self._domain_candidates(text, listing_s, lowered), text)
+        findings += self._lookalikes(text, deadline, lowered)
         findings += self._watches(text, deadline)
-        findings += self._secrets(text, deadline)
+        findings += self._secrets(text, deadline, lowered)
         result = DetectionResult(
             findings=findings,
             candidate_hashes=scan.digests,
@@ -308,7 +312,7 @@ class Detector:
         found = {hit.hash for hit in self.lookup.lookup(sorted(set(hexes)))} if hexes else set()
         return np.array([h in found for h in hexes], dtype=bool)
 
-    def _domain_candidates(self, text: str, listing_s: float) -> list[Candidate]:
+    def _domain_candidates(self, text: str, listing_s: float, lowered: str | None = None) -> list[Candidate]:
         """Email candidates that may be on a watched domain: lines naming one, and non-ASCII lines
         with an '@' (an address written in full-width or Unicode letters folds to its ASCII form).
 
@@ -319,7 +323,7 @@ class Detector:
         address. The cost follows the lines read, never the lines of the posting."""
         if not self.snapshot.domains:
             return []
-        lowered = text.lower()
+        lowered = text.lower() if lowered is None else lowered
         index = LineIndex(lowered)  # lower() keeps every "\n": its line numbers are the text's
         listing = Deadline.after(listing_s)
         unicode_hosts: list[int] = []
@@ -455,7 +459,7 @@ class Detector:
                     )
         return sorted(seen.values(), key=lambda f: (f.tenant, f.line))
 
-    def _lookalikes(self, text: str, deadline: Deadline) -> list[Finding]:
+    def _lookalikes(self, text: str, deadline: Deadline, lowered: str | None = None) -> list[Finding]:
         """Look-alikes of watched domains named in the posting (one Aho-Corasick pass over the text)."""
         matcher = self.snapshot.lookalikes
         if matcher is None:
@@ -475,7 +479,7 @@ class Detector:
                 masked=mask("email", hit.email) if hit.email else None,
                 technique=hit.technique,
             )
-            for hit in matcher.find(text, deadline)
+            for hit in matcher.find(text, deadline, lowered=lowered or None)
         ]
 
     def _name(self, tenant_id: int) -> str:
@@ -499,8 +503,10 @@ class Detector:
     def _watches(self, text: str, deadline: Deadline) -> list[Finding]:
         """Keyword, regex, YARA and document watches: each its own kind, independent of records."""
         out: list[Finding] = []
+        # the document watches fold the whole text: the keyword watches then read the same folded text
+        folded = fold(text[:FOLD_CHARS]) if self.documents is not None and not deadline.expired() else None
         if self.keywords is not None:
-            for k in self.keywords.find(text, deadline):
+            for k in self.keywords.find(text, deadline, folded=folded):
                 out.append(self._watch_finding("keyword", k.tenant_id, k.keyword, k.watch_id, k.line))
         if self.regexes is not None:
             for r in self.regexes.find(text, deadline):
@@ -513,7 +519,7 @@ class Detector:
             for y in self.snapshot.yara_rules.find(text, deadline):
                 out.append(self._watch_finding("yara", y.tenant_id, y.rule, y.watch_id, y.line))
         if self.documents is not None and not deadline.expired():
-            for d in self.documents.find(text, key=self.key):
+            for d in self.documents.find(text, key=self.key, folded=folded):
                 out.append(
                     Finding(
                         tenant_id=d.tenant_id,
@@ -528,11 +534,11 @@ class Detector:
                 )
         return out
 
-    def _secrets(self, text: str, deadline: Deadline) -> list[Finding]:
+    def _secrets(self, text: str, deadline: Deadline, lowered: str | None = None) -> list[Finding]:
         """Built-in secret detectors; a secret is reported to the tenants whose domains the posting names."""
         if not self.snapshot.domains:
             return []
-        lowered = text.lower()
+        lowered = text.lower() if lowered is None else lowered
         owners = {tid for tid, domain, _ in self.snapshot.domains if domain in lowered}
         if not owners:
             return []

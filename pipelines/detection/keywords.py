@@ -16,7 +16,8 @@ Usage::
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import functools
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import ahocorasick
@@ -117,13 +118,21 @@ class KeywordMatcher:
         """Number of distinct folded keywords."""
         return self._size
 
-    def find(self, text: str, deadline: Deadline | None = None) -> list[KeywordHit]:
+    def find(
+        self, text: str, deadline: Deadline | None = None, *, folded: str | None = None
+    ) -> list[KeywordHit]:
         """One hit per (tenant, watch): the first line its keyword appears on.
 
+        ``folded``: ``fold(text[:MAX_TEXT_CHARS])`` when the caller has it already (the document watches
+        fold the whole text too): folding is then not done again. Folding is local to a line (no
+        character folds to or from a line end, and NFKC never joins characters across one), so the
+        folded text cut into blocks on line ends is the blocks folded one by one.
         Past `deadline` the rest of the text is not read (the deadline then says ``exceeded``)."""
         if not self._size or not text:
             return []
         text = text[:MAX_TEXT_CHARS]
+        if folded is not None and folded.count("\n") == text.count("\n"):
+            return self._find_folded(text, folded, deadline)
         hits: list[KeywordHit] = []
         done: set[str] = set()
         line = 1
@@ -133,10 +142,35 @@ class KeywordMatcher:
             block = text[start:end]
             folded = fold(block)
             if folded.count("\n") == block.count("\n"):
-                self._find_in_block(block, folded, line, done, hits, deadline)
+                self._find_in_block(_block_lines(block), folded, line, done, hits, deadline)
             else:  # folding moved a line end (no known character does): fold line by line
                 for number, piece in enumerate(block.split("\n"), line):
-                    self._find_in_block(piece, fold(piece), number, done, hits, deadline)
+                    self._find_in_block(_block_lines(piece), fold(piece), number, done, hits, deadline)
+            if len(done) == self._size:
+                break
+            line += block.count("\n")
+        return hits
+
+    def _find_folded(self, text: str, folded: str, deadline: Deadline | None) -> list[KeywordHit]:
+        """`find` over a text folded whole (with as many line ends as `text`): blocks of the folded
+        text, the excerpt's original line read by its number."""
+        hits: list[KeywordHit] = []
+        done: set[str] = set()
+        index: list[LineIndex[str]] = []
+
+        def original(number: int) -> str:
+            if not index:
+                index.append(LineIndex(text))
+            return index[0].line(number)
+
+        line = 1
+        for start, end in line_blocks(folded, BLOCK_CHARS):
+            if deadline is not None and deadline.expired():
+                break
+            block = folded[start:end]
+            self._find_in_block(
+                functools.partial(_shifted, original, line), block, line, done, hits, deadline
+            )
             if len(done) == self._size:
                 break
             line += block.count("\n")
@@ -144,24 +178,24 @@ class KeywordMatcher:
 
     def _find_in_block(
         self,
-        block: str,
+        original_line: Callable[[int], str],
         folded: str,
         line: int,
         done: set[str],
         hits: list[KeywordHit],
         deadline: Deadline | None,
     ) -> None:
-        """Hits of keywords not yet `done` in a block of whole lines starting at 1-based `line`."""
+        """Hits of keywords not yet `done` in a block of whole lines starting at 1-based `line`;
+        `original_line(n)`: the block's n-th line (1-based) as the posting wrote it."""
         folded_lines: LineIndex[str] | None = None
-        lines: LineIndex[str] | None = None
         for count, (end_index, (keyword, bucket)) in enumerate(self._automaton.iter(folded), 1):
             if keyword in done:
                 if count % 65536 == 0 and deadline is not None and deadline.expired():
                     return
                 continue
             start, end = end_index - len(keyword) + 1, end_index + 1
-            if folded_lines is None or lines is None:
-                folded_lines, lines = LineIndex(folded), LineIndex(block)
+            if folded_lines is None:
+                folded_lines = LineIndex(folded)
             number = folded_lines.line_of(start)
             line_start, line_end = folded_lines.span(number)
             if end > line_end:
@@ -170,8 +204,25 @@ class KeywordMatcher:
             if not _on_boundaries(norm_line, start - line_start, end - line_start, keyword):
                 continue
             done.add(keyword)
-            excerpt = _excerpt(lines.line(number), norm_line, start - line_start, end - line_start)
+            excerpt = _excerpt(original_line(number), norm_line, start - line_start, end - line_start)
             lineno = line + number - 1
             hits.extend(KeywordHit(e.tenant_id, e.watch_id, e.keyword, lineno, excerpt) for e in bucket)
             if len(done) == self._size:
                 return
+
+
+def _shifted(original: Callable[[int], str], first: int, number: int) -> str:
+    """Line `number` of a block that starts at line `first` of the text."""
+    return original(first + number - 1)
+
+
+def _block_lines(block: str) -> Callable[[int], str]:
+    """The n-th line (1-based) of a block, its index built on first use."""
+    index: list[LineIndex[str]] = []
+
+    def line(number: int) -> str:
+        if not index:
+            index.append(LineIndex(block))
+        return index[0].line(number)
+
+    return line

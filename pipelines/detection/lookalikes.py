@@ -4,20 +4,38 @@ Why this shape: a phishing kit harvesting logins on ``acme-bank-secure.com`` or 
 leak that concerns the owner of ``acme-bank.com`` although the exact domain never appears. The variants
 (typos, homoglyphs, IDN homoglyphs as punycode, bit flips, added words, TLD swaps) come from dnstwist's
 fuzzer, which runs offline; they are bounded per domain, computed when the watch snapshot loads (and
-remembered per process), and searched with one Aho-Corasick automaton, so the cost per posting follows
-the text and the occurrences, never the number of variants.
+remembered per process), and searched in one pass, so the cost per posting follows the text and the
+occurrences, never the number of variants.
+
+The pass: the C extension ``_fingerprint.host_spans`` walks the text once and hands back only the whole
+hosts whose hash is a variant's (a few per posting, checked here against the variants themselves); the
+Aho-Corasick automaton is the reference it is tested against (``find_reference``), and the path used when
+the extension is missing, switched off (``LEAKSENTINEL_NATIVE_SCAN=0``), or a variant holds a character
+a host cannot.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import Iterable, Sequence
+import importlib
+import os
+from array import array
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import ahocorasick
 
 from pipelines.detection.lines import Deadline, LineIndex
+
+_native: Any
+try:  # the C extension: one pass over the text for the whole hosts that may be variants
+    _native = importlib.import_module("pipelines.detection._fingerprint")
+    if not hasattr(_native, "host_spans"):  # an extension built before host_spans
+        _native = None
+except ImportError:  # no C compiler at install
+    _native = None
 
 __all__ = ["MAX_VARIANTS", "LookalikeHit", "LookalikeMatcher", "variants"]
 
@@ -213,26 +231,73 @@ class LookalikeMatcher:
                 for needle in _written_forms(variant):
                     entries.setdefault(needle, {}).setdefault((tenant_id, variant), entry)
         self.count = len(entries)
+        self._needles: dict[str, tuple[int, tuple[_Entry, ...]]] = {
+            needle: (len(needle), tuple(by_tenant.values())) for needle, by_tenant in entries.items()
+        }
         self._automaton: ahocorasick.Automaton | None = None
         if entries:
             automaton = ahocorasick.Automaton()
-            for needle, by_tenant in entries.items():
-                automaton.add_word(needle, (len(needle), tuple(by_tenant.values())))
+            for needle, value in self._needles.items():
+                automaton.add_word(needle, value)
             automaton.make_automaton()
             self._automaton = automaton
+        # the native pass takes needles made of host characters and dots (every dnstwist variant is)
+        self._hashes = b""
+        self._maxlen = max((len(n) for n in self._needles), default=0)
+        self._need_dot = all("." in n for n in self._needles)
+        if _native is not None and entries and all(_needle_chars(n) for n in self._needles):
+            self._hashes = array("Q", sorted({_native.host_hash(n) for n in self._needles})).tobytes()
 
-    def find(self, text: str, deadline: Deadline | None = None) -> list[LookalikeHit]:
+    def native(self) -> bool:
+        """True when `find` takes the native pass."""
+        return bool(self._hashes) and os.environ.get("LEAKSENTINEL_NATIVE_SCAN", "1") != "0"
+
+    def find(
+        self, text: str, deadline: Deadline | None = None, *, lowered: str | None = None
+    ) -> list[LookalikeHit]:
         """One hit per (tenant, variant): the first line naming it as a whole host (in an address, a URL
-        or bare); a host that is, or is under, a domain the tenant watches is never a look-alike."""
+        or bare); a host that is, or is under, a domain the tenant watches is never a look-alike.
+
+        ``lowered``: ``text.lower()`` when the caller has it already."""
+        if self._automaton is None or not text:
+            return []
+        lowered = text.lower() if lowered is None else lowered
+        if not self.native():
+            return self._hits(lowered, self._reference_matches(lowered), deadline)
+        return self._hits(lowered, self._native_matches(lowered), deadline)
+
+    def find_reference(self, text: str, deadline: Deadline | None = None) -> list[LookalikeHit]:
+        """`find` through the Aho-Corasick automaton alone (the reference of the native pass)."""
         if self._automaton is None or not text:
             return []
         lowered = text.lower()
+        return self._hits(lowered, self._reference_matches(lowered), deadline)
+
+    def _reference_matches(self, lowered: str) -> Iterator[tuple[int, int, tuple[_Entry, ...]]]:
+        """(start, end, owners) of every needle occurrence, in the automaton's order."""
+        assert self._automaton is not None
+        for end, (length, owners) in self._automaton.iter(lowered):
+            yield end + 1 - length, end + 1, owners
+
+    def _native_matches(self, lowered: str) -> Iterator[tuple[int, int, tuple[_Entry, ...]]]:
+        """The same occurrences, as far as `_hits` keeps them (whole hosts), in the same order."""
+        for start, end in _native.host_spans(lowered, self._hashes, self._maxlen, self._need_dot):
+            found = self._needles.get(lowered[start:end])
+            if found is not None:  # else a hash collision
+                yield start, end, found[1]
+
+    def _hits(
+        self,
+        lowered: str,
+        matches: Iterator[tuple[int, int, tuple[_Entry, ...]]],
+        deadline: Deadline | None,
+    ) -> list[LookalikeHit]:
         index: LineIndex[str] | None = None
         seen: dict[tuple[int, str], LookalikeHit] = {}
-        for count, (end, (length, owners)) in enumerate(self._automaton.iter(lowered)):
+        for count, (start, end_excl, owners) in enumerate(matches):
             if deadline is not None and count % 4096 == 4095 and deadline.expired():
                 break
-            start = end + 1 - length
+            end = end_excl - 1
             if not _whole_host(lowered, start, end + 1):
                 continue
             host = _host_around(lowered, start, end + 1)
@@ -253,6 +318,11 @@ class LookalikeMatcher:
                     email,
                 )
         return sorted(seen.values(), key=lambda h: (h.tenant_id, h.line, h.variant))
+
+
+def _needle_chars(needle: str) -> bool:
+    """Every character of the needle is one the native pass walks over: a host character or a dot."""
+    return all(c == "." or _is_host_char(c) for c in needle)
 
 
 def _within(host: str, domains: Iterable[str]) -> bool:

@@ -142,7 +142,10 @@ static uint64_t b2_keyed_u64(const uint64_t keyed_state[8], uint64_t value) {
  * baseline, chosen when the module loads (GCC on x86-64); elsewhere the plain vector code. */
 typedef uint64_t v4u64 __attribute__((vector_size(32)));
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && __GNUC__ >= 11
+/* x86-64-v4 (AVX-512VL): 256-bit rotates in one instruction */
+#define LS_CLONES __attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
+#elif defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
 #define LS_CLONES __attribute__((target_clones("avx2", "default")))
 #else
 #define LS_CLONES
@@ -298,6 +301,29 @@ static int fold_utf8(fbuf *b, int kind, const void *data, Py_ssize_t start, Py_s
     return 0;
 }
 
+/* SimHash bit counts, eight bits at a time: byte j of acc[b] counts bit 8j + b of the hashes added since
+ * the last flush (at most 255 of them, so no byte overflows); ones[bit] holds the flushed counts. */
+typedef struct {
+    uint64_t acc[8];
+    int64_t ones[64];
+    unsigned pending;
+    int64_t total;
+} bitcount;
+
+static inline void bitcount_flush(bitcount *bc) {
+    for (int b = 0; b < 8; b++) {
+        for (int j = 0; j < 8; j++) bc->ones[8 * j + b] += (int64_t)((bc->acc[b] >> (8 * j)) & 0xFF);
+        bc->acc[b] = 0;
+    }
+    bc->pending = 0;
+}
+
+static inline void bitcount_add(bitcount *bc, uint64_t h) {
+    for (int b = 0; b < 8; b++) bc->acc[b] += (h >> b) & 0x0101010101010101ULL;
+    bc->total++;
+    if (++bc->pending == 255) bitcount_flush(bc);
+}
+
 static PyObject *simhash(PyObject *self, PyObject *arg) {
     (void)self;
     if (!PyUnicode_Check(arg)) {
@@ -337,7 +363,8 @@ static PyObject *simhash(PyObject *self, PyObject *arg) {
         free(bytes.p);
         Py_RETURN_NONE;
     }
-    int64_t weights[64] = {0};
+    bitcount bc;
+    memset(&bc, 0, sizeof bc);
     uint64_t h0[8], m[16][4], lens[4], hashes[4];
     memcpy(h0, B2_IV, sizeof h0);
     h0[0] ^= 0x01010000ULL ^ 8ULL; /* no key, 8-byte digest */
@@ -355,8 +382,7 @@ static PyObject *simhash(PyObject *self, PyObject *arg) {
                 shingle.len += z - a;
             }
             if (shingle.len > 128) { /* a long shingle: several blocks, one at a time */
-                uint64_t h = blake2b_8(NULL, 0, shingle.p, shingle.len);
-                for (int bit = 0; bit < 64; bit++) weights[bit] += (int64_t)((h >> bit) & 1) * 2 - 1;
+                bitcount_add(&bc, blake2b_8(NULL, 0, shingle.p, shingle.len));
                 continue;
             }
             b2_lane(m, lanes, shingle.p, shingle.len);
@@ -369,13 +395,13 @@ static PyObject *simhash(PyObject *self, PyObject *arg) {
             lens[j] = 0;
         }
         b2_final4(h0, m, lens, hashes);
-        for (int j = 0; j < lanes; j++)
-            for (int bit = 0; bit < 64; bit++) weights[bit] += (int64_t)((hashes[j] >> bit) & 1) * 2 - 1;
+        for (int j = 0; j < lanes; j++) bitcount_add(&bc, hashes[j]);
         lanes = 0;
     }
+    bitcount_flush(&bc);
     uint64_t value = 0;
-    for (int bit = 0; bit < 64; bit++)
-        if (weights[bit] > 0) value |= 1ULL << bit;
+    for (int bit = 0; bit < 64; bit++) /* weight: +1 per hash with the bit set, -1 per hash without */
+        if (2 * bc.ones[bit] - bc.total > 0) value |= 1ULL << bit;
     free(ends);
     free(bytes.p);
     free(shingle.p);
@@ -718,6 +744,121 @@ nomem:
     return PyErr_NoMemory();
 }
 
+/* ------------------------------------------------------------------------------------------ look-alike hosts */
+
+/* What lookalikes._whole_host calls a host character: str.isalnum(), '-' or '_'. */
+static inline int host_char(Py_UCS4 c) { return c == '-' || c == '_' || is_alnum(c); }
+
+/* Characters a look-alike needle may hold (the caller checks every needle is made of them). */
+static inline int needle_char(Py_UCS4 c) { return c == '.' || host_char(c); }
+
+/* The hash of a needle, computed the same way forwards (host_hash) and backwards (host_spans). */
+static PyObject *host_hash(PyObject *self, PyObject *arg) {
+    (void)self;
+    if (!PyUnicode_Check(arg)) {
+        PyErr_SetString(PyExc_TypeError, "host_hash() takes a str");
+        return NULL;
+    }
+    if (PyUnicode_READY(arg) < 0) return NULL;
+    int kind = PyUnicode_KIND(arg);
+    const void *data = PyUnicode_DATA(arg);
+    uint64_t h = 0;
+    for (Py_ssize_t i = 0; i < PyUnicode_GET_LENGTH(arg); i++) h = h * W_BASE + PyUnicode_READ(kind, data, i);
+    return PyLong_FromUnsignedLongLong(mix64(h));
+}
+
+/* host_spans(text, hashes, maxlen, need_dot) -> [(start, end), ...]
+ *
+ * Every span text[start:end] that is a whole host as lookalikes._whole_host decides (no host character
+ * before it; after it neither a host character nor a '.' followed by one), made of at most `maxlen`
+ * needle characters (holding a '.' when `need_dot`), whose host_hash is one of `hashes` (native uint64
+ * bytes). In order of `end`, the longer span first at one end (the order of an Aho-Corasick pass). The
+ * caller checks each span's text against its needles (a hash can collide). */
+static PyObject *host_spans(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *text;
+    Py_buffer hashes;
+    Py_ssize_t maxlen;
+    int need_dot;
+    if (!PyArg_ParseTuple(args, "Uy*np", &text, &hashes, &maxlen, &need_dot)) return NULL;
+    PyObject *out = NULL;
+    uint64_t *table = NULL;
+    size_t nh = (size_t)hashes.len / 8, cap = 16;
+    while (cap < nh * 4) cap *= 2;
+    table = calloc(cap, sizeof(uint64_t));
+    if (!table) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    int has_zero = 0;
+    for (size_t j = 0; j < nh; j++) {
+        uint64_t v;
+        memcpy(&v, (const uint8_t *)hashes.buf + 8 * j, 8);
+        if (!v) {
+            has_zero = 1;
+            continue;
+        }
+        size_t at = (size_t)(v ^ (v >> 29)) & (cap - 1);
+        while (table[at] && table[at] != v) at = (at + 1) & (cap - 1);
+        table[at] = v;
+    }
+    out = PyList_New(0);
+    if (!out) goto done;
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text);
+    for (Py_ssize_t e = 1; e <= n; e++) {
+        if (!needle_char(PyUnicode_READ(kind, data, e - 1))) continue;
+        if (e < n) {
+            Py_UCS4 after = PyUnicode_READ(kind, data, e);
+            if (host_char(after)) continue;
+            if (after == '.' && e + 1 < n && host_char(PyUnicode_READ(kind, data, e + 1))) continue;
+        }
+        Py_ssize_t first = PyList_GET_SIZE(out), s = e;
+        uint64_t h = 0, power = 1;
+        int dot = 0;
+        while (s > 0 && e - s < maxlen) {
+            Py_UCS4 c = PyUnicode_READ(kind, data, s - 1);
+            if (!needle_char(c)) break;
+            h += (uint64_t)c * power;
+            power *= W_BASE;
+            dot |= c == '.';
+            s--;
+            if ((!dot && need_dot) || (s > 0 && host_char(PyUnicode_READ(kind, data, s - 1)))) continue;
+            uint64_t v = mix64(h);
+            int hit = 0;
+            if (!v) {
+                hit = has_zero;
+            } else {
+                size_t at = (size_t)(v ^ (v >> 29)) & (cap - 1);
+                while (table[at] && table[at] != v) at = (at + 1) & (cap - 1);
+                hit = table[at] == v;
+            }
+            if (!hit) continue;
+            PyObject *span = Py_BuildValue("(nn)", s, e);
+            if (!span || PyList_Append(out, span) < 0) {
+                Py_XDECREF(span);
+                Py_CLEAR(out);
+                goto done;
+            }
+            Py_DECREF(span);
+        }
+        /* the spans of this end were found shortest first: longest first, as Aho-Corasick reports them */
+        Py_ssize_t last = PyList_GET_SIZE(out) - 1;
+        while (first < last) {
+            PyObject *a = PyList_GET_ITEM(out, first), *b = PyList_GET_ITEM(out, last);
+            PyList_SET_ITEM(out, first, b);
+            PyList_SET_ITEM(out, last, a);
+            first++;
+            last--;
+        }
+    }
+done:
+    free(table);
+    PyBuffer_Release(&hashes);
+    return out;
+}
+
 static PyMethodDef methods[] = {
     {"content_fold", content_fold, METH_O,
      "content_fold(text) -> UTF-8 of ' '.join(text.split()).casefold(), or None on a lone surrogate"},
@@ -727,6 +868,9 @@ static PyMethodDef methods[] = {
     {"first_lines", first_lines, METH_VARARGS,
      "first_lines(folded, k, raws) -> {raw: (first k-gram index, line)}"},
     {"blake2b8", blake2b8, METH_VARARGS, "blake2b8(msg, key=b'') -> the 8-byte BLAKE2b digest, big-endian int"},
+    {"host_hash", host_hash, METH_O, "host_hash(needle) -> the hash host_spans looks needles up by"},
+    {"host_spans", host_spans, METH_VARARGS,
+     "host_spans(text, hashes, maxlen, need_dot) -> [(start, end)] of whole hosts whose hash is in hashes"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -47,6 +47,7 @@ __all__ = [
     "S3EvidenceStore",
     "as_store",
     "blob_key",
+    "is_digest",
     "open_evidence_store",
     "parse_s3_url",
     "put_blob",
@@ -70,9 +71,14 @@ def check_key(key: str) -> str:
     return key
 
 
+def is_digest(value: object) -> bool:
+    """Whether ``value`` is a lowercase SHA-256 hex digest (what content-addressed keys are named by)."""
+    return isinstance(value, str) and _DIGEST.fullmatch(value) is not None
+
+
 def blob_key(digest: str) -> str:
     """The key of content-addressed bytes: ``ab/abcdef...`` (the layout of ``evidence/`` since the start)."""
-    if not isinstance(digest, str) or not _DIGEST.fullmatch(digest):
+    if not is_digest(digest):
         raise ValueError(f"not a SHA-256 hex digest: {str(digest)[:80]!r}")
     return f"{digest[:2]}/{digest}"
 

@@ -153,10 +153,13 @@ def writings(field_type: str, value: str) -> list[str]:
         forms += ["+86" + value, "0086" + value, "+86 " + value, "(+86)" + value, "(+86) " + value]
         forms += [f"+86 {grouped(value, (3, 4, 4), ' ')}", f"+86-{grouped(value, (3, 4, 4), '-')}"]
         forms += [f"(+86) {grouped(value, (3, 4, 4), ' ')}", f"+86.{grouped(value, (3, 4, 4), '.')}"]
+        # several spaces between the groups, or after the country code
+        forms += [f"+86 {grouped(value, (3, 4, 4), '  ')}", f"+86  {grouped(value, (3, 4, 4), ' ')}"]
+        forms += [f"+86   {grouped(value, (3, 4, 4), '   ')}", f"0086  {grouped(value, (3, 4, 4), '  ')}"]
     for shape in shapes:
         for sep in SEPARATORS:
-            if field_type == "phone" and sep not in (" ", "-", ".", " - ", "\u3000", "\u00a0"):
-                continue  # several spaces split a phone into fields (not a phone writing)
+            if field_type == "phone" and sep == " . ":
+                continue  # a dot with spaces around it is not a phone writing
             if shape == (6, 13) and sep not in (" ", "-", "\u3000", "\u00a0"):
                 continue  # 6-13 is read with a space or a hyphen only
             forms.append(grouped(value, shape, sep))
@@ -452,3 +455,246 @@ def test_random_dump_of_all_variants_matches_native() -> None:
                 )
     for regions in (("CN",), ("CN", "US"), ()):
         assert_same("\n".join(lines), regions)
+
+
+# --------------------------------------------------------------------------- (d) values wrapped over two lines
+
+WRAP_SEPARATORS = (" ", "-", ".", "  ", " - ", "\u3000")
+LINE_ENDS = ("\n", "\r\n", " \n", "  \r\n")
+INDENTS = ("", "    ", "\t", "  \t")
+FIRST_LINES = ("{}", "x {}", "号码：{}", "name,{}", "id={}", "卡号 {}")
+SECOND_LINES = ("{}", "{} y", "{}，谢谢", "{},2024", "{} status=ok")
+
+
+def group_shapes(field_type: str, value: str) -> list[tuple[int, ...]]:
+    if field_type == "cn_id":
+        return [(6, 8, 4), (6, 4, 4, 4)]
+    if field_type == "card" and len(value) == 15:
+        return [fours(value), (4, 6, 5)]
+    if field_type == "card" and len(value) == 14:
+        return [fours(value), (4, 6, 4)]
+    return [fours(value)]
+
+
+def split_groups(value: str, shape: tuple[int, ...]) -> list[str]:
+    out, pos = [], 0
+    for size in shape:
+        if pos < len(value):
+            out.append(value[pos : pos + size])
+        pos += size
+    return out
+
+
+def wrapped_text(first: str, second: str, eol: str, indent: str, before: str, after: str) -> str:
+    return before.format(first) + eol + indent + after.format(second)
+
+
+def assert_wrapped_found(field_type: str, value: str, text: str, raw_first: str) -> None:
+    """Found by extract.py on the line where it starts (the first), and the same by the native scanner."""
+    expected = registered(field_type, value)
+    regions = regions_for(field_type)
+    lines = {(c.canonical, c.line) for c in extract_candidates(text, regions) if c.field_type == field_type}
+    assert (expected, 1) in lines, (field_type, text, lines)
+    if fastscan.native_available():
+        assert_same(text, regions)
+        listed = [c for c in fastscan.candidates_on_lines(text, {1}, regions) if c.canonical == expected]
+        assert listed and listed[0].line == 1 and listed[0].raw.startswith(raw_first), (text, listed)
+
+
+@st.composite
+def grouped_wraps(draw: st.DrawFn) -> tuple[str, str, str, str]:
+    """(type, value, text, first piece): a valid value in groups, broken onto a second line at a group boundary."""
+    field_type = draw(st.sampled_from(("cn_id", "iban", "card")))
+    value = draw({"cn_id": cn_ids(), "iban": ibans(), "card": cards()}[field_type])
+    if field_type == "iban" and draw(st.booleans()):
+        value = value.lower()
+    groups = split_groups(value, draw(st.sampled_from(group_shapes(field_type, value))))
+    at = draw(st.integers(1, len(groups) - 1))
+    sep = draw(st.sampled_from(WRAP_SEPARATORS))
+    first, second = sep.join(groups[:at]), sep.join(groups[at:])
+    if draw(st.booleans()):
+        first, second = full_width(first), full_width(second)
+    text = wrapped_text(
+        first,
+        second,
+        draw(st.sampled_from(LINE_ENDS)),
+        draw(st.sampled_from(INDENTS)),
+        draw(st.sampled_from(FIRST_LINES)),
+        draw(st.sampled_from(SECOND_LINES)),
+    )
+    return field_type, value, text, narrow_forms(first)
+
+
+@st.composite
+def unbroken_wraps(draw: st.DrawFn) -> tuple[str, str, str, str]:
+    """An unbroken cn_id split anywhere, or an IBAN split after its check digits, over two lines."""
+    field_type = draw(st.sampled_from(("cn_id", "iban")))
+    value = draw(cn_ids() if field_type == "cn_id" else ibans())
+    at = draw(st.integers(1 if field_type == "cn_id" else 4, len(value) - 1))
+    text = wrapped_text(
+        value[:at],
+        value[at:],
+        draw(st.sampled_from(LINE_ENDS)),
+        draw(st.sampled_from(INDENTS)),
+        draw(st.sampled_from(FIRST_LINES)),
+        draw(st.sampled_from(SECOND_LINES)),
+    )
+    return field_type, value, text, value[:at]
+
+
+@_SETTINGS
+@given(case=grouped_wraps())
+def test_grouped_values_wrapped_at_a_group_boundary_are_found(case: tuple[str, str, str, str]) -> None:
+    field_type, value, text, first = case
+    assert_wrapped_found(field_type, value, text, first)
+
+
+@_SETTINGS
+@given(case=unbroken_wraps())
+def test_unbroken_cn_ids_and_ibans_split_over_two_lines_are_found(case: tuple[str, str, str, str]) -> None:
+    field_type, value, text, first = case
+    assert_wrapped_found(field_type, value, text, first)
+
+
+@pytest.mark.parametrize(
+    ("text", "field_type", "canonical", "raw"),
+    [
+        ("GB82 WEST 1234\n5698 7654 32", "iban", "GB82WEST12345698765432", "GB82 WEST 1234\n5698 7654 32"),
+        (
+            "iban: gb82-west-1234-5698-7654\r\n    32 ok",
+            "iban",
+            "GB82WEST12345698765432",
+            "gb82-west-1234-5698-7654\n32",
+        ),
+        ("4111 1111\n1111 1111", "card", "4111111111111111", "4111 1111\n1111 1111"),
+        ("卡号 4111 1111\r\n\t1111 1111 有效", "card", "4111111111111111", "4111 1111\n1111 1111"),
+        ("3782 822463\n10005", "card", "378282246310005", "3782 822463\n10005"),
+        ("身份证 110105 19491231\n  002X", "cn_id", "11010519491231002X", "110105 19491231\n002X"),
+        ("110105-1949\n1231-002x", "cn_id", "11010519491231002X", "110105-1949\n1231-002x"),
+        ("id 11010519491231\n002X,ok", "cn_id", "11010519491231002X", "11010519491231\n002X"),
+        ("iban GB82WEST1234569876\n5432", "iban", "GB82WEST12345698765432", "GB82WEST1234569876\n5432"),
+    ],
+)
+def test_wrapped_examples_stand_on_their_first_line(
+    text: str, field_type: str, canonical: str, raw: str
+) -> None:
+    got = [
+        (c.canonical, c.raw, c.line) for c in extract_candidates(text, ("CN",)) if c.field_type == field_type
+    ]
+    assert (canonical, raw, 1) in got, got
+    assert not [g for g in got if g[2] == 2 and g[0] == canonical], got  # not on the second line as well
+    if fastscan.native_available():
+        assert_same(text, ("CN",))
+        listed = [(c.canonical, c.raw, c.line) for c in fastscan.candidates_on_lines(text, {1}, ("CN",))]
+        assert (canonical, raw, 1) in listed, listed
+
+
+WRAP_REFUSED = [
+    # a value broken inside a group, not at a group boundary
+    ("4111 11\n11 1111 1111", "card", "4111111111111111"),
+    ("GB82 WEST 12\n34 5698 7654 32", "iban", "GB82WEST12345698765432"),
+    ("110105 194912\n31 002X", "cn_id", "11010519491231002X"),
+    # one separator throughout: the second line's separator differs from the first's
+    ("4111-1111\n1111 1111", "card", "4111111111111111"),
+    ("GB82-WEST-1234\n5698.7654.32", "iban", "GB82WEST12345698765432"),
+    # an unbroken card is not joined: Luhn alone would glue one pair of numbers in ten
+    ("41111111\n11111111", "card", "4111111111111111"),
+    ("order 411111111111\n1111 paid", "card", "4111111111111111"),
+    # an IBAN's country and check digits stay on the first line
+    ("GB\n82WEST12345698765432", "iban", "GB82WEST12345698765432"),
+    ("GB82W\nEST1234569876543", "iban", None),  # too short when joined
+    # a cn_id of 17 or 19 characters when joined
+    ("1101051949123\n1002", "cn_id", None),
+    ("11010519491231\n002X1", "cn_id", "11010519491231002X"),
+    # over three lines, or with a blank line between
+    ("4111\n1111\n1111 1111", "card", "4111111111111111"),
+    ("4111 1111\n\n1111 1111", "card", "4111111111111111"),
+    # something else between the pieces
+    ("4111 1111 ;\n1111 1111", "card", "4111111111111111"),
+    ("4111 1111\n- 1111 1111", "card", "4111111111111111"),
+]
+
+
+@pytest.mark.parametrize(("text", "field_type", "canonical"), WRAP_REFUSED)
+def test_wrongly_wrapped_values_are_not_joined(text: str, field_type: str, canonical: str | None) -> None:
+    got = {(c.field_type, c.canonical) for c in extract_candidates(text, ("CN", "US"))}
+    if canonical is not None:
+        assert (field_type, canonical) not in got, got
+    else:  # nothing of the type at all
+        assert not [g for g in got if g[0] == field_type], got
+    if fastscan.native_available():
+        assert_same(text, ("CN", "US"))
+
+
+@_SETTINGS
+@given(first=st.text(string.digits, min_size=4, max_size=12), size=st.integers(12, 19))
+def test_two_numbers_on_adjacent_lines_are_not_glued_into_a_card(first: str, size: int) -> None:
+    """Unbroken digits on adjacent lines are never one card, even when their join passes Luhn."""
+    if len(first) >= size:
+        return
+    second = "1" + "0" * (size - len(first) - 2)
+    second += luhn_digit(first + second)
+    assert luhn_valid(first + second)
+    for before, after in (("{}", "{}"), ("total {}", "{} items"), ("a,{}", "{},b")):
+        text = before.format(first) + "\n" + after.format(second)
+        cards_found = {c.canonical for c in extract_candidates(text, ("US",)) if c.field_type == "card"}
+        assert first + second not in cards_found, text
+        if fastscan.native_available():
+            assert_same(text, ("US",))
+
+
+@_SETTINGS
+@given(value=cards(), delta=st.integers(1, 9), at=st.integers(1, 3))
+def test_wrapped_card_with_wrong_luhn_digit_is_not_found(value: str, delta: int, at: int) -> None:
+    bad = value[:-1] + str((int(value[-1]) + delta) % 10)
+    groups = split_groups(bad, fours(bad))
+    at = min(at, len(groups) - 1)
+    text = " ".join(groups[:at]) + "\n" + " ".join(groups[at:])
+    got = {c.canonical for c in extract_candidates(text, ("US",)) if c.field_type == "card"}
+    assert bad not in got and value not in got, (text, got)
+    if fastscan.native_available():
+        assert_same(text, ("US",))
+
+
+@_SETTINGS
+@given(value=ibans(), at=st.integers(4, 30), delta=st.integers(1, 96))
+def test_wrapped_iban_with_wrong_check_digits_is_not_found(value: str, at: int, delta: int) -> None:
+    bad = value[:2] + f"{(int(value[2:4]) + delta) % 100:02d}" + value[4:]
+    if iban_valid(bad):
+        return
+    at = min(at, len(bad) - 1)
+    groups = split_groups(bad, fours(bad))
+    for text in (bad[:at] + "\n" + bad[at:], " ".join(groups[:2]) + "\n" + " ".join(groups[2:])):
+        got = {c.canonical for c in extract_candidates(text, ()) if c.field_type == "iban"}
+        assert not got & {bad, value}, (text, got)
+        if fastscan.native_available():
+            assert_same(text, ())
+
+
+def test_wrapped_values_in_a_long_dump_match_native() -> None:
+    """Wrapped values among ordinary lines, long lines (windows cut inside runs) and CRLF lines."""
+    if not fastscan.native_available():
+        pytest.skip("native scanner not built")
+    rng = random.Random(1313)
+    lines: list[str] = []
+    values = ["4111111111111111", "GB82WEST12345698765432", "11010519491231002X", "6205500000000000004"]
+    for i in range(300):
+        value = rng.choice(values)
+        groups = split_groups(value, (6, 8, 4) if len(value) == 18 else fours(value))
+        at = rng.randrange(1, len(groups))
+        sep = rng.choice(WRAP_SEPARATORS)
+        pad = rng.choice(["", "x" * rng.randrange(60, 100), "1234 " * rng.randrange(10, 25), "ab1 " * 30])
+        lines.append(pad + rng.choice([" ", ",", ""]) + sep.join(groups[:at]) + rng.choice(["", "\r", " "]))
+        lines.append(
+            rng.choice(INDENTS) + sep.join(groups[at:]) + rng.choice(["", " ok", "9" * 90, ",1 " * 40])
+        )
+        if i % 7 == 0:
+            lines.append(value[: rng.randrange(1, len(value))] + "\n" + value[rng.randrange(1, len(value)) :])
+    text = "\n".join(lines)
+    for regions in (("CN",), ("CN", "US"), ()):
+        assert_same(text, regions)
+    from test_pipelines_fastscan import _candidates_on_lines_match
+
+    count = text.count("\n") + 1
+    _candidates_on_lines_match(text, set(range(1, count + 1)), ("CN",))
+    _candidates_on_lines_match(text, set(range(1, count + 1, 3)), ("CN", "US"))

@@ -240,6 +240,14 @@ def _groups(value: str, sizes: tuple[int, ...], sep: str) -> str:
 
 
 _FOURS = (4, 4, 4, 4, 4, 4, 4, 4)
+
+
+def _wrap(written: str, sep: str, after: int, eol: str = "\n", indent: str = "") -> str:
+    """`written` (groups joined by `sep`) broken onto a second line after its `after`-th group."""
+    groups = written.split(sep)
+    return sep.join(groups[:after]) + eol + indent + sep.join(groups[after:])
+
+
 WRITINGS: dict[str, list] = {  # type: ignore[type-arg]
     "cn_id": [
         lambda v: _groups(v, (6, 8), " "),
@@ -251,6 +259,10 @@ WRITINGS: dict[str, list] = {  # type: ignore[type-arg]
         lambda v: _groups(v.lower(), (6, 8), " "),
         lambda v: v[:-1] + _full_width(v[-1]),
         lambda v: _full_width(_groups(v, (6, 8), " ")),
+        # wrapped over two lines: at a group boundary (CRLF, indented), or unbroken
+        lambda v: _wrap(_groups(v, (6, 8), " "), " ", 2),
+        lambda v: _wrap(_groups(v, (6, 4, 4), "-"), "-", 1, "\r\n", "    "),
+        lambda v: f"{v[:11]}\n{v[11:]}",
     ],
     "iban": [
         lambda v: v.lower(),
@@ -260,6 +272,9 @@ WRITINGS: dict[str, list] = {  # type: ignore[type-arg]
         lambda v: _groups(v, _FOURS, "  "),
         lambda v: _groups(v, _FOURS, "."),
         lambda v: _full_width(_groups(v, _FOURS, " ")),
+        lambda v: _wrap(_groups(v, _FOURS, " "), " ", 3),
+        lambda v: _wrap(_groups(v.lower(), _FOURS, "  "), "  ", 4, "\r\n", "\t"),
+        lambda v: f"{v[:9]}\n  {v[9:]}",
     ],
     "card": [
         lambda v: _groups(v, _FOURS, "."),
@@ -267,6 +282,8 @@ WRITINGS: dict[str, list] = {  # type: ignore[type-arg]
         lambda v: _groups(v, _FOURS, " - "),
         lambda v: _groups(v, _FOURS, "\u00a0"),
         lambda v: _full_width(_groups(v, _FOURS, "-")),
+        lambda v: _wrap(_groups(v, _FOURS, " "), " ", 2),
+        lambda v: _wrap(_groups(v, _FOURS, "-"), "-", 3, "\r\n", "  "),
     ],
     "phone": [
         lambda v: f"+86 {_groups(v, (3, 4), ' ')}",
@@ -275,6 +292,10 @@ WRITINGS: dict[str, list] = {  # type: ignore[type-arg]
         lambda v: f"(+86) {_groups(v, (3, 4), ' ')}",
         lambda v: _groups(v, (3, 4), "."),
         lambda v: _full_width(v),
+        # several spaces between the groups or after the country code
+        lambda v: f"+86 {_groups(v, (3, 4), '  ')}",
+        lambda v: _groups(v, (3, 4), "  "),
+        lambda v: f"+86  {_groups(v, (3, 4), ' ')}",
     ],
     "ssn": [
         lambda v: _groups(v, (3, 2), "-"),

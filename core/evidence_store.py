@@ -355,8 +355,12 @@ class S3EvidenceStore:
 
         try:
             self._client.head_bucket(Bucket=self.bucket)
-        except (BotoCoreError, ClientError) as exc:
-            raise self._error("reach the bucket", "(bucket)", exc) from exc
+        except ClientError as exc:
+            code = str(exc.response.get("Error", {}).get("Code", ""))
+            why = {"404": "no such bucket", "403": "access denied (credentials or policy)"}.get(code, code)
+            raise EvidenceStoreError(f"cannot reach the bucket {self.describe()}: {why}") from exc
+        except BotoCoreError as exc:
+            raise EvidenceStoreError(f"cannot reach the bucket {self.describe()}: {exc}") from exc
 
 
 def validate_evidence_settings(settings: Settings) -> None:

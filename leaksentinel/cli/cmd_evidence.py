@@ -1,4 +1,5 @@
-"""``evidence verify`` and ``evidence key``: checking an alert's evidence package (``alerts evidence``)."""
+"""``evidence verify`` and ``evidence key``: checking an alert's evidence package (``alerts evidence``);
+``evidence store``: whether the configured evidence store (a directory or a bucket) answers."""
 
 from __future__ import annotations
 
@@ -119,3 +120,25 @@ def register(app: typer.Typer) -> None:
             as_json,
             human=public,
         )
+
+    @evidence.command("store")
+    def _store(as_json: JSON = False) -> None:
+        """Check the evidence store (evidence_path or evidence_url): exit 0 when it can be reached and written
+        (directory) or reached (bucket), 1 naming the problem. Never prints credentials."""
+        from core.evidence_store import EvidenceStoreError, FileEvidenceStore, open_evidence_store
+
+        store = open_evidence_store(state.settings)
+        problem = None
+        try:
+            store.check()
+        except EvidenceStoreError as exc:
+            problem = str(exc)
+        kind = "directory" if isinstance(store, FileEvidenceStore) else "s3"
+        emit_object(
+            {"store": store.describe(), "kind": kind, "ok": problem is None, "problem": problem},
+            as_json,
+            human=f"evidence store {store.describe()}: "
+            + ("OK" if problem is None else f"FAILED: {problem}"),
+        )
+        if problem is not None:
+            raise typer.Exit(1)

@@ -278,3 +278,29 @@ def test_an_unreachable_or_missing_bucket_is_a_store_error(moto_endpoint: str, a
     down = S3EvidenceStore("bucket", endpoint_url=dead)
     with pytest.raises(EvidenceStoreError, match="cannot read"):
         down.get("fetches/1.json")
+
+
+def test_evidence_store_command_says_whether_the_store_answers(
+    cli: Any, moto_endpoint: str, aws_env: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    ok = cli("evidence", "store", "--json")
+    assert ok.code == 0, ok.err
+    assert ok.json() == {
+        "store": f"directory {load_settings().evidence_dir}",
+        "kind": "directory",
+        "ok": True,
+        "problem": None,
+    }
+    bucket = new_bucket(moto_endpoint)
+    monkeypatch.setenv("LEAKSENTINEL_EVIDENCE_URL", f"s3://{bucket}/evidence")
+    monkeypatch.setenv("LEAKSENTINEL_EVIDENCE_S3_ENDPOINT_URL", moto_endpoint)
+    s3 = cli("evidence", "store")
+    assert s3.code == 0, s3.err
+    assert s3.out.strip() == f"evidence store s3://{bucket}/evidence/ at {moto_endpoint}: OK"
+    monkeypatch.setenv("LEAKSENTINEL_EVIDENCE_URL", "s3://no-such-bucket-here/evidence")
+    missing = cli("evidence", "store", "--json")
+    assert missing.code == 1
+    assert missing.json()["problem"] == (
+        f"cannot reach the bucket s3://no-such-bucket-here/evidence/ at {moto_endpoint}: no such bucket"
+    )
+    assert AWS_ENV["AWS_SECRET_ACCESS_KEY"] not in missing.out + missing.err

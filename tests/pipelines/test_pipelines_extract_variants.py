@@ -576,7 +576,7 @@ def test_unbroken_cn_ids_and_ibans_split_over_two_lines_are_found(case: tuple[st
     ],
 )
 def test_wrapped_examples_stand_on_their_first_line(
-    text: str, field_type: str, canonical: str, raw: str
+    text: str, field_type: str, canonical: str, raw: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     got = [
         (c.canonical, c.raw, c.line) for c in extract_candidates(text, ("CN",)) if c.field_type == field_type
@@ -587,6 +587,14 @@ def test_wrapped_examples_stand_on_their_first_line(
         assert_same(text, ("CN",))
         listed = [(c.canonical, c.raw, c.line) for c in fastscan.candidates_on_lines(text, {1}, ("CN",))]
         assert (canonical, raw, 1) in listed, listed
+    # the listing without the native scanner (pure Python) reads the next line too
+    monkeypatch.setenv("LEAKSENTINEL_NATIVE_SCAN", "0")
+    python_only = fastscan.HashedScanner(b"k" * 32, ("CN",))
+    assert not python_only.native
+    listed = [(c.canonical, c.raw, c.line) for c, _ in python_only.hashed_candidates(text, {1})]
+    assert listed == [
+        (c.canonical, c.raw, c.line) for c in extract_candidates(text, ("CN",)) if c.line == 1
+    ], listed
 
 
 WRAP_REFUSED = [

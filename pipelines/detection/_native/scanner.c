@@ -1510,6 +1510,22 @@ static void scan_wrapped(Scanner *sc, int kind, const void *data, Py_ssize_t a0,
         b0++;
     }
     if (b0 >= n || !is_alnum_ascii(text_cp(kind, data, b0))) return;
+    /* cheap refusals, where the reading below would find nothing: the runs at the break are too long for a
+       group and their join too short or too long for an unbroken value, or no separator is written next
+       to them (a grouped value crossing the break has groups on both lines, so one of them shows it) */
+    size_t run1 = 0, run2 = 0;
+    while (run1 < 35 && e - (Py_ssize_t)run1 > a0 && is_alnum_ascii(text_cp(kind, data, e - 1 - (Py_ssize_t)run1))) run1++;
+    while (run2 < 35 && b0 + (Py_ssize_t)run2 < n && is_alnum_ascii(text_cp(kind, data, b0 + (Py_ssize_t)run2))) run2++;
+    int unbroken = run1 + run2 >= 15 && run1 + run2 <= 34;
+    if (!unbroken) {
+        if (run1 > WRAP_GROUP_MAX || run2 > WRAP_GROUP_MAX) return;
+        Py_ssize_t p = e - (Py_ssize_t)run1, q = b0 + (Py_ssize_t)run2;
+        while (p > a0 && e - (Py_ssize_t)run1 - p < 6 && is_sep_char(text_cp(kind, data, p - 1))) p--;
+        while (q < n && q - b0 - (Py_ssize_t)run2 < 6 && is_sep_char(text_cp(kind, data, q))) q++;
+        int before = p < e - (Py_ssize_t)run1 && p > a0 && is_alnum_ascii(text_cp(kind, data, p - 1));
+        int after = q > b0 + (Py_ssize_t)run2 && q < n && is_alnum_ascii(text_cp(kind, data, q));
+        if (!before && !after) return;
+    }
     /* the windows (extract._wrap_windows) */
     Py_ssize_t ws = e - a0 > WRAP_WINDOW ? e - WRAP_WINDOW : a0;
     if (ws > a0 && is_alnum_ascii(text_cp(kind, data, ws - 1)) && is_alnum_ascii(text_cp(kind, data, ws))) {

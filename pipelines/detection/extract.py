@@ -17,7 +17,9 @@ Two families of candidates:
   regex scans anywhere in the text (digit runs are cut into groups and the plausible group spans are
   checked: Luhn, libphonenumber, GB 11643...), and identifiers written in the groups of their format
   with one separator throughout (``110105 19491231 002X``, ``gb82-west-1234-...``, ``123 45 6789``;
-  see "grouped identifiers"). Full-width forms and NFKC spaces are read as ASCII first (`narrow_forms`);
+  see "grouped identifiers"), and cn_ids, IBANs and cards wrapped onto the next line where the format makes
+  the join unambiguous (see "values wrapped over two lines": such a value stands on its first line).
+  Full-width forms and NFKC spaces are read as ASCII first (`narrow_forms`);
 - delimited fields: each line is split on ``: ; | , tab``, full-width ``：；，、`` and runs of 2+ spaces,
   ``key=value`` is split too, SQL INSERT string literals and JSON-line string values are pulled
   out; each value is tried as username, name, api_key (when token-like), dob, passport and text;

@@ -351,6 +351,10 @@ MULTILINE_EXAMPLES: list[str] = [
     'line one 13800138000\r\nline two é 13800138000\r\n{"a": "13800138000"}\r\n',
     '{"a": "x@example.com"}\n{"a": "x@example.com", "b": 1.5}\n{"a": "x@example.com"}',
     "INSERT INTO t VALUES ('a@example.com');\n(1,'b@example.com')\nplain c@example.com",
+    # values wrapped over two lines (the first line's), next to lines the native scanner hands to Python
+    "卡号 4111 1111\r\n    1111 1111 ok\nGB82 WEST 1234\n5698 7654 32\n身份证 11010519491231\n002X",
+    'é 4111 1111\n1111 1111 é\n{"a": "4111 1111"}\n1111 1111\niban GB82WEST1234569876\n\t5432 ü',
+    "１１０１０５　１９４９１２３１\n　００２Ｘ\n+86 138  1234  5678\n138  1234  5678\n+86  138 1234 5678",
 ]
 
 

@@ -390,9 +390,11 @@ class DocumentMatcher:
         keyed_bytes, raw_bytes = _native.winnow(folded, DEFAULT_K, DEFAULT_WINDOW, key)
         keyed, raws = array("Q", keyed_bytes), array("Q", raw_bytes)
         if _np is not None and len(keyed) > 64:
-            if self._known is None:
-                self._known = _np.fromiter(self._index, dtype=_np.uint64, count=len(self._index))
-            found_at = _np.flatnonzero(_np.isin(_np.frombuffer(keyed_bytes, dtype=_np.uint64), self._known))
+            if self._known is None:  # sorted: a binary search per posting fingerprint (isin sorts both)
+                self._known = _np.sort(_np.fromiter(self._index, dtype=_np.uint64, count=len(self._index)))
+            values = _np.frombuffer(keyed_bytes, dtype=_np.uint64)
+            at = _np.minimum(_np.searchsorted(self._known, values), len(self._known) - 1)
+            found_at = _np.flatnonzero(self._known[at] == values)
             present = [(keyed[i], raws[i]) for i in found_at.tolist()]
         else:
             present = [(fp, raw) for fp, raw in zip(keyed, raws, strict=True) if fp in self._index]

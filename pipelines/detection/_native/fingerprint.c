@@ -137,7 +137,7 @@ static uint64_t b2_keyed_u64(const uint64_t keyed_state[8], uint64_t value) {
 
 /* Four independent one-block messages at once (one per 64-bit lane): what fingerprints need, since a
  * shingle almost always fits one block and a keyed fingerprint is one block after the key's. Each lane
- * starts from the same state `h0`, compresses its final block `m` (word w of lane j in m[w][j]) with
+ * starts from the same state `h0`, compresses its final block `m` (word w of lane j in m[j][w]) with
  * its byte count `t[j]`, and gets the big-endian digest integer in out[j]. Compiled for AVX2 and for the
  * baseline, chosen when the module loads (GCC on x86-64); elsewhere the plain vector code. */
 typedef uint64_t v4u64 __attribute__((vector_size(32)));
@@ -155,10 +155,10 @@ typedef uint64_t v4u64 __attribute__((vector_size(32)));
 #define v4_splat(x) ((v4u64){(x), (x), (x), (x)})
 #define v4_rotr(x, n) (((x) >> (n)) | ((x) << (64 - (n))))
 
-LS_CLONES static void b2_final4(const uint64_t h0[8], const uint64_t m[16][4], const uint64_t t[4],
+LS_CLONES static void b2_final4(const uint64_t h0[8], const uint64_t m[4][16], const uint64_t t[4],
                                 uint64_t out[4]) {
     v4u64 w[16], v[16];
-    for (int i = 0; i < 16; i++) memcpy(&w[i], m[i], sizeof(v4u64));
+    for (int i = 0; i < 16; i++) w[i] = (v4u64){m[0][i], m[1][i], m[2][i], m[3][i]};
     for (int i = 0; i < 8; i++) {
         v[i] = v4_splat(h0[i]);
         v[i + 8] = v4_splat(B2_IV[i]);
@@ -197,11 +197,16 @@ LS_CLONES static void b2_final4(const uint64_t h0[8], const uint64_t m[16][4], c
 }
 
 /* Lane j's block: `len` (at most 128) bytes of `msg`, zero-padded, as little-endian words. */
-static inline void b2_lane(uint64_t m[16][4], int j, const uint8_t *msg, size_t len) {
+static inline void b2_lane(uint64_t m[4][16], int j, const uint8_t *msg, size_t len) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    memset(m[j], 0, sizeof m[j]); /* a little-endian word is its bytes in order: copy, no byte loop */
+    if (len) memcpy(m[j], msg, len);
+#else
     uint8_t block[128];
     memset(block, 0, sizeof block);
     if (len) memcpy(block, msg, len);
-    for (int i = 0; i < 16; i++) m[i][j] = load64_le(block + 8 * i);
+    for (int i = 0; i < 16; i++) m[j][i] = load64_le(block + 8 * i);
+#endif
 }
 
 /* LSD radix sort of n uint64 (8 passes of a byte), `tmp` of n elements. */
@@ -365,7 +370,7 @@ static PyObject *simhash(PyObject *self, PyObject *arg) {
     }
     bitcount bc;
     memset(&bc, 0, sizeof bc);
-    uint64_t h0[8], m[16][4], lens[4], hashes[4];
+    uint64_t h0[8], m[4][16], lens[4], hashes[4];
     memcpy(h0, B2_IV, sizeof h0);
     h0[0] ^= 0x01010000ULL ^ 8ULL; /* no key, 8-byte digest */
     int lanes = 0;
@@ -568,12 +573,12 @@ static PyObject *winnow(PyObject *self, PyObject *args) {
     }
     uint64_t *keyed = (uint64_t *)PyBytes_AS_STRING(keyed_b);
     if (key && keylen) {
-        uint64_t state[8], mw[16][4], t136[4] = {136, 136, 136, 136}, out4[4];
+        uint64_t state[8], mw[4][16], t136[4] = {136, 136, 136, 136}, out4[4];
         b2_keyed_init(state, key, (size_t)keylen);
         memset(mw, 0, sizeof mw); /* words 1..15 of each lane's block stay zero: 8-byte messages */
         size_t j = 0;
         for (; j + 4 <= distinct; j += 4) {
-            for (int l = 0; l < 4; l++) mw[0][l] = __builtin_bswap64(raw[j + l]); /* to_bytes(8, "big") */
+            for (int l = 0; l < 4; l++) mw[l][0] = __builtin_bswap64(raw[j + l]); /* to_bytes(8, "big") */
             b2_final4(state, mw, t136, out4);
             for (int l = 0; l < 4; l++) keyed[j + l] = out4[l] & W_MASK63;
         }

@@ -18,7 +18,7 @@ Keys are relative, slash-separated names of letters, digits, ``.``, ``_`` and ``
 starting with a dot): a key can never leave the directory or the bucket prefix. Writes are atomic in both:
 a reader sees the whole object or none (a temporary file renamed into place; a single S3 PUT).
 Errors other than "not there" raise ``EvidenceStoreError`` (an ``OSError``, so a caller that coped with a
-failing disk copes with a failing bucket).
+failing disk copes with a failing bucket; and an ``OperationalError``: exit 1 and one line, no traceback).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
-from core.errors import BadInput
+from core.errors import BadInput, OperationalError
 
 if TYPE_CHECKING:
     from core.settings import Settings
@@ -60,8 +60,9 @@ _DIGEST = re.compile(r"[0-9a-f]{64}")
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 
 
-class EvidenceStoreError(OSError):
-    """The store could not be read or written (disk, network, permissions, bucket)."""
+class EvidenceStoreError(OperationalError, OSError):
+    """The store could not be read or written (disk, network, permissions, bucket): an OSError for code that
+    copes with a failing disk, and an OperationalError so a command ends with one line and exit 1."""
 
 
 def check_key(key: str) -> str:

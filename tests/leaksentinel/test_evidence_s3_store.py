@@ -208,3 +208,27 @@ def test_purge_deletes_old_evidence_from_the_bucket_and_keeps_what_an_alert_hold
     result = purge(db, settings, now=datetime.now(UTC) + timedelta(days=settings.retention_days + 1))
     assert result["evidence_files"] == 1 and result["held_by_alerts"] == 1
     assert set(_objects(bucket)) == {f"fleet/{kept[:2]}/{kept}"}
+
+
+def test_a_bucket_that_refuses_writes_stores_nothing_and_says_so_in_one_line(
+    bucket: Any, cli: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, database_url: str
+) -> None:
+    """No posting without its evidence: the store error ends the command (exit 1, one line naming the bucket,
+    no credential), and no posting row refers to bytes that were never kept."""
+    from sqlalchemy import func, select
+
+    from core.models import Posting
+
+    settings = load_settings()
+    db = open_database(settings)
+    add_tenant(db, "acme", ["acme.example"], [])
+    monkeypatch.setenv("LEAKSENTINEL_EVIDENCE_URL", "s3://no-such-bucket-here/fleet")
+    leak = tmp_path / "leak.txt"
+    leak.write_bytes(LEAK)
+    failed = cli("scan", "--store", str(leak))
+    assert failed.code == 1
+    [line] = failed.err.strip().splitlines()
+    assert "cannot write in s3://no-such-bucket-here/fleet/" in line and "NoSuchBucket" in line
+    assert "test-secret-value" not in failed.out + failed.err
+    with db.session() as sess:
+        assert sess.scalar(select(func.count()).select_from(Posting)) == 0

@@ -1051,7 +1051,71 @@ def scan_path_once(home: Path, files: list[Path], texts: list[str], size: int) -
     return figures
 
 
-def scan_path_rows(workdir: Path, corpus_mb: float, runs: int) -> list[Row]:
+#: The stages of the scan path whose CPU time `stage_shares` reports: (label, module, owner, attribute).
+#: Nested stages (the fold inside the watches) are listed apart; the shares then overlap.
+_STAGES = (
+    ("native candidate scan (_scanner)", "pipelines.detection.fastscan", "HashedScanner", "scan"),
+    ("record listing", "pipelines.detection.engine", "Detector", "_records"),
+    ("watched domains", "pipelines.detection.engine", "Detector", "_domain_candidates"),
+    ("look-alikes", "pipelines.detection.engine", "Detector", "_lookalikes"),
+    ("secrets", "pipelines.detection.engine", "Detector", "_secrets"),
+    ("fold for keywords + documents", "pipelines.detection.engine", None, "fold"),
+    ("keywords", "pipelines.detection.keywords", "KeywordMatcher", "find"),
+    ("regexes", "pipelines.detection.regexes", "RegexMatcher", "find"),
+    ("documents (winnowing)", "pipelines.detection.documents", "DocumentMatcher", "find"),
+    ("SimHash", "pipelines.fingerprint", None, "simhash"),
+    ("content hash", "pipelines.fingerprint", None, "content_hash"),
+    ("normalise", "pipelines.normalize", None, "normalize_text"),
+    ("decode", "pipelines.normalize", None, "decode_bytes"),
+)
+
+
+def stage_shares(home: Path, files: list[Path]) -> list[tuple[str, float, float]]:
+    """(stage, CPU seconds, share of the whole) of one in-process scan path run: each stage's function
+    wrapped by a CPU-time counter for the run (what a profile shows, without cProfile's per-call cost)."""
+    import importlib
+
+    from core.settings import Settings
+    from leaksentinel.scanning import scan_paths
+
+    spent: dict[str, float] = {label: 0.0 for label, *_ in _STAGES}
+    restore: list[tuple[object, str, object]] = []
+
+    def timed_call(label: str, fn: Callable[..., object]) -> Callable[..., object]:
+        def call(*args: object, **kwargs: object) -> object:
+            started = time.process_time()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                spent[label] += time.process_time() - started
+
+        return call
+
+    for label, module, owner, attribute in _STAGES:
+        target: object = importlib.import_module(module)
+        if owner is not None:
+            target = getattr(target, owner)
+        original = getattr(target, attribute)
+        restore.append((target, attribute, original))
+        setattr(target, attribute, timed_call(label, original))
+    try:
+        settings = Settings(home=home)
+        list(scan_paths(settings, [str(files[0])]))  # warm-up: start-up is not a stage
+        for label in spent:
+            spent[label] = 0.0
+        gc.collect()
+        started = time.process_time()
+        list(scan_paths(settings, [str(f) for f in files]))
+        total = time.process_time() - started
+    finally:
+        for target, attribute, original in reversed(restore):
+            setattr(target, attribute, original)
+    rows = [(label, cpu, cpu / total) for label, cpu in spent.items()]
+    rows.sort(key=lambda row: -row[1])
+    return [("whole scan path", total, 1.0), *rows]
+
+
+def scan_path_rows(workdir: Path, corpus_mb: float, runs: int, shares: bool = False) -> list[Row]:
     """The scan-path figures, each the median of `runs` runs, beside the naive monitor's."""
     postings, planted = build_corpus(int(corpus_mb * MB), 512_000, 17, 4)
     postings = plant_watched(postings, 3)
@@ -1081,6 +1145,10 @@ def scan_path_rows(workdir: Path, corpus_mb: float, runs: int) -> list[Row]:
             flush=True,
         )
         results.append(figures)
+    if shares:
+        print("  CPU per stage of one scan path run (shares of the whole; the fold is inside no other row):")
+        for label, cpu, share in stage_shares(home, files):
+            print(f"    {label:<34} {cpu:7.3f} s  {share:6.1%}")
 
     def med(name: str) -> float:
         return statistics.median(r[name] for r in results)
@@ -1132,6 +1200,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--scan-only", action="store_true", help="only the scan path (e): no index, build or retro-match"
     )
+    parser.add_argument(
+        "--shares",
+        action="store_true",
+        help="also print each scan-path stage's share of the CPU time (one extra run)",
+    )
     args = parser.parse_args(argv)
     scale = 0.05 if args.quick else 1.0
     print(
@@ -1143,7 +1216,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="ls-bench-") as tmp:
         rows = [] if args.scan_only else run(scale, Path(tmp), args.corpus_mb)
         scan_mb = args.scan_mb * (0.25 if args.quick else 1.0)
-        rows += scan_path_rows(Path(tmp), scan_mb, max(1, args.runs))
+        rows += scan_path_rows(Path(tmp), scan_mb, max(1, args.runs), shares=args.shares)
     width = max(len(r.what) for r in rows)
     print()
     print(f"{'measure':<{width}}  {'ours':>10}  {'naive':>10}  {'target':>8}  notes")

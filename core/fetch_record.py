@@ -160,11 +160,9 @@ def write_fetch_record(target: Target, posting_id: int, record: dict[str, Any]) 
 
 def read_fetch_record(target: Target, posting_id: int) -> dict[str, Any] | None:
     """The sidecar of a posting, or None when none was kept (older postings, ``scan --store``) or it is
-    unreadable (or the store cannot be read)."""
-    try:
-        body = as_store(target).get(_sidecar(posting_id), limit=MAX_SIDECAR_BYTES + 1)
-    except OSError:
-        return None
+    not a sidecar (too large, not JSON). A store that cannot be read raises EvidenceStoreError: a package
+    must not say "no exchange was recorded" because a bucket was briefly out of reach."""
+    body = as_store(target).get(_sidecar(posting_id), limit=MAX_SIDECAR_BYTES + 1)
     if body is None or len(body) > MAX_SIDECAR_BYTES:
         return None
     try:

@@ -186,9 +186,23 @@ class Database:
         cfg = Config()
         cfg.set_main_option("script_location", str(_MIGRATIONS))
         cfg.set_main_option("sqlalchemy.url", self.url.replace("%", "%%"))
-        with self.engine.begin() as conn:
-            cfg.attributes["connection"] = conn
-            command.upgrade(cfg, "head")
+        # Alembic says "Context impl ..." at INFO on every open: noise in a role's log, and it broke the
+        # one line a refused start must print (a machine with the wrong key). Its warnings still show.
+        alembic_log = logging.getLogger("alembic")
+        previous = alembic_log.level
+        if previous < logging.WARNING:
+            alembic_log.setLevel(logging.WARNING)
+        try:
+            with self.engine.begin() as conn:
+                if conn.dialect.name == "postgresql":
+                    # The machines of a fleet start together after an upgrade: without this, each ran the
+                    # same DDL at once and all but one failed (duplicate type). One migrates; the others
+                    # wait here, then read the version it committed and have nothing to do.
+                    conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, "head")
+        finally:
+            alembic_log.setLevel(previous)
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -229,6 +243,10 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+#: The PostgreSQL advisory lock migrations hold (any constant no other code takes: "leaksent" in ASCII).
+MIGRATION_LOCK = 0x6C65616B73656E74
 
 
 def open_database(settings: Settings, *, migrate: bool = True) -> Database:

@@ -168,6 +168,8 @@ class Scheduler:
                 self.fired_log.release(key, slot)
                 continue
             self.fired_log.record(key, now)
+            # One line per fire (DEBUG: `run` logs finished crawls, not fires); a fleet test counts them.
+            log.debug("scheduler: fired crawl of %s (slot %d)", name, int(slot.timestamp()))
             self.fired.append((name, now))
             fired.append(name)
         self._housekeep(now, last_fired)

@@ -7,13 +7,14 @@ written in the posting's transaction, so nothing is lost between "found" and "de
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Date,
     DateTime,
     Float,
     ForeignKey,
@@ -23,8 +24,16 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    and_,
+    case,
+    event,
+    exists,
+    func,
+    select,
 )
+from sqlalchemy.ext.hybrid import Comparator, hybrid_property
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.sql import operators
 from sqlalchemy.types import TypeDecorator
 
 from core.secretbox import box_for
@@ -41,6 +50,7 @@ __all__ = [
     "OperatorEvent",
     "Posting",
     "PostingBand",
+    "PostingText",
     "RecordHash",
     "Sighting",
     "Source",
@@ -48,6 +58,7 @@ __all__ = [
     "Suppression",
     "Tenant",
     "WatchItem",
+    "month_of",
     "utcnow",
 ]
 
@@ -57,6 +68,13 @@ ALERT_STATUSES = ("new", "acked", "resolved", "false_positive")
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def month_of(when: datetime) -> date:
+    """The first day of ``when``'s month in UTC: a posting text's ``retain_month``."""
+    if when.tzinfo is not None:
+        when = when.astimezone(UTC)
+    return date(when.year, when.month, 1)
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -216,9 +234,89 @@ class Posting(Base):
     #: SHA-256 of the raw bytes; the evidence file is stored under that name.
     evidence_sha256: Mapped[str | None] = mapped_column(String(64))
     size: Mapped[int] = mapped_column(Integer, default=0)
-    text: Mapped[str] = mapped_column(Text, default="")
     #: Keyed hashes of every candidate found, so newly registered records are matched retroactively.
     candidate_hashes: Mapped[bytes | None] = mapped_column(LargeBinary)
+    #: The text lives in ``posting_texts`` (see PostingText); loaded with the posting, one query per batch.
+    text_row: Mapped[PostingText | None] = relationship(
+        back_populates="posting", lazy="selectin", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+    @hybrid_property
+    def text(self) -> str:
+        """The posting's text; "" once ``purge`` deleted it (or for a posting stored without text)."""
+        row = self.text_row
+        return row.text if row is not None else ""
+
+    @text.inplace.setter
+    def _text_setter(self, value: str) -> None:
+        if not value:
+            self.text_row = None  # delete-orphan: no row is an empty text
+        elif self.text_row is None:
+            self.text_row = PostingText(text=value)
+        else:
+            self.text_row.text = value
+
+    @text.inplace.comparator
+    @classmethod
+    def _text_comparator(cls) -> _TextComparator:
+        stored = (
+            select(PostingText.text)
+            .where(PostingText.posting_id == cls.id)
+            .correlate_except(PostingText)
+            .scalar_subquery()
+        )
+        # The CASE names postings.id outside the subquery, so ``select(Posting.text)`` alone reads FROM
+        # postings (a scalar subquery does not bring its correlated table into the enclosing FROM).
+        return _TextComparator(case((cls.id.is_(None), ""), else_=func.coalesce(stored, "")).label("text"))
+
+
+class _TextComparator(Comparator[str]):
+    """``Posting.text`` in SQL: a correlated subquery on ``posting_texts``; ``Posting.text != ""`` (kept)
+    and ``== ""`` (purged) become an EXISTS / NOT EXISTS, which databases run as a semi-join."""
+
+    def operate(self, op: Any, *other: Any, **kwargs: Any) -> Any:
+        if (
+            op in (operators.eq, operators.ne)
+            and len(other) == 1
+            and isinstance(other[0], str)
+            and not other[0]
+        ):
+            stored = exists().where(PostingText.posting_id == Posting.id).correlate_except(PostingText)
+            # postings.id outside the EXISTS puts postings in the enclosing FROM (see Posting.text)
+            return and_(Posting.id.is_not(None), stored if op is operators.ne else ~stored)
+        return op(self.expression, *other, **kwargs)
+
+
+#: ``retain_month`` of the text of a posting an alert holds: past every month, never dropped by month.
+HELD_MONTH = date(9999, 1, 1)
+
+
+class PostingText(Base):
+    """A posting's text, apart from its row: what retention deletes (the row stays, see
+    leaksentinel.actions.retention).
+
+    Why a table of its own: on PostgreSQL it is range-partitioned by ``retain_month`` (the month the posting
+    was fetched, or HELD_MONTH once an alert holds it), so a purge drops a whole month's partition instead of
+    updating millions of rows and leaving the table to vacuum; the partitions are created and dropped by
+    ``leaksentinel.actions.retention`` (migration 0011 creates the table). On SQLite it is a plain table.
+    The partition key is part of the primary key (PostgreSQL requires it); a posting has one row at most.
+    """
+
+    __tablename__ = "posting_texts"
+    __table_args__ = {"postgresql_partition_by": "RANGE (retain_month)"}
+
+    posting_id: Mapped[int] = mapped_column(ForeignKey("postings.id", ondelete="CASCADE"), primary_key=True)
+    retain_month: Mapped[date] = mapped_column(Date, primary_key=True)
+    text: Mapped[str] = mapped_column(Text)
+    posting: Mapped[Posting] = relationship(back_populates="text_row", lazy="select")
+
+
+@event.listens_for(PostingText, "before_insert")
+def _retain_month(_mapper: Any, _conn: Any, row: PostingText) -> None:
+    """A new text is kept with its posting's month (the posting is inserted first, its fetched set)."""
+    if row.retain_month is None:
+        fetched = row.posting.fetched if row.posting is not None else None
+        row.retain_month = month_of(fetched or utcnow())
 
 
 class Finding(Base):

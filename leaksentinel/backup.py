@@ -516,7 +516,7 @@ def _repair_indexes(settings: Settings) -> list[str]:
     rebuilt: list[str] = []
     with db.session() as sess:
         postings = int(sess.scalar(select(func.count()).select_from(Posting)) or 0)
-        kept = int(sess.scalar(select(func.count()).where(func.coalesce(Posting.text, "") != "")) or 0)
+        kept = int(sess.scalar(select(func.count()).select_from(Posting).where(Posting.text != "")) or 0)
         with_candidates = set(
             sess.scalars(select(Posting.id).where(func.length(Posting.candidate_hashes) >= 16))
         )

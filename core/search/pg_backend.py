@@ -283,7 +283,7 @@ class PostgresBackend:
         """Delete entries whose posting no longer exists or was purged (text emptied); `reindex` calls it."""
         return self._write(
             f"DELETE FROM {TABLE} s WHERE NOT EXISTS "
-            "(SELECT 1 FROM postings p WHERE p.id = s.posting_id AND p.text <> '')",
+            "(SELECT 1 FROM posting_texts t WHERE t.posting_id = s.posting_id)",  # purged: no text row
             {},
         )
 

@@ -205,7 +205,7 @@ def test_a_query_may_start_with_a_minus(cli, tmp_path: Path) -> None:  # type: i
 def test_reindex_leaves_out_purged_postings_and_drops_orphans(cli, tmp_path: Path, database_url: str) -> None:  # type: ignore[no-untyped-def]
     from datetime import UTC, datetime
 
-    from sqlalchemy import update
+    from sqlalchemy import select
 
     from core.models import Posting
     from core.search import SearchDoc
@@ -216,7 +216,7 @@ def test_reindex_leaves_out_purged_postings_and_drops_orphans(cli, tmp_path: Pat
     assert cli("scan", "--store", str(kept), str(purged)).code == 0
     settings = load_settings()
     with open_database(settings).session() as sess:  # what purge leaves of a posting
-        sess.execute(update(Posting).where(Posting.url == str(purged)).values(text=""))
+        sess.scalars(select(Posting).where(Posting.url == str(purged))).one().text = ""
     ghost = SearchDoc(
         7_777_777, "http://gone.example/1", "local", "local", None, None, None, datetime.now(UTC), "ghost"
     )

@@ -262,3 +262,24 @@ def test_postings_listed_read_their_texts_in_one_more_query_not_one_each(databas
     assert len(ids) == 30
     reads = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
     assert len(reads) == 2, reads  # the postings, then their texts (selectin), whatever their number
+
+
+def test_a_posting_fetched_again_keeps_its_text_when_its_old_month_is_dropped(database_url: str) -> None:
+    if not database_url:
+        pytest.skip("partitions are PostgreSQL's (SQLite keeps one plain table)")
+    settings = load_settings()
+    db = open_database(settings)
+    old = _months_back(8)
+    ids = _store(db, {"refetched": old, "gone": old})
+    with db.session() as sess:  # fetched again today: its text row still carries the old month
+        posting = sess.get(Posting, ids["refetched"])
+        assert posting is not None
+        posting.fetched = NOW
+    done = purge(db, settings)
+    assert done["postings"] == 1 and done["partitions_dropped"] == 1
+    assert f"posting_texts_p{month_of(old):%Y%m}" not in _partitions(db)
+    texts = _texts(db)
+    assert texts[ids["gone"]] == "" and texts[ids["refetched"]] == "leaked row refetched alice@example.com"
+    with db.session() as sess:
+        row = sess.scalar(select(PostingText).where(PostingText.posting_id == ids["refetched"]))
+        assert row is not None and row.retain_month == month_of(NOW)  # moved to the month it was fetched

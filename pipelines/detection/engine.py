@@ -32,7 +32,7 @@ from pipelines.detection.index import MatchIndex
 from pipelines.detection.keywords import KeywordMatcher
 from pipelines.detection.lines import Deadline, LineIndex, LineReader
 from pipelines.detection.lookalikes import LookalikeMatcher
-from pipelines.detection.regexes import RegexMatcher
+from pipelines.detection.regexes import RegexMatcher, encode_text
 from pipelines.detection.secrets import find_secrets
 from pipelines.detection.severity import record_severity
 from pipelines.detection.yara_watch import YaraMatcher
@@ -283,8 +283,10 @@ class Detector:
         lowered = text.lower() if self.snapshot.domains else ""
         findings += self._domains(self._domain_candidates(text, listing_s, lowered), text)
         findings += self._lookalikes(text, deadline, lowered)
-        findings += self._watches(text, deadline)
-        findings += self._secrets(text, deadline, lowered)
+        # the UTF-8 the regex watches read, encoded once: the secret detectors read the same
+        encoded = encode_text(text) if self.regexes is not None else None
+        findings += self._watches(text, deadline, encoded)
+        findings += self._secrets(text, deadline, lowered, encoded)
         result = DetectionResult(
             findings=findings,
             candidate_hashes=scan.digests,
@@ -500,7 +502,7 @@ class Detector:
             masked=masked,
         )
 
-    def _watches(self, text: str, deadline: Deadline) -> list[Finding]:
+    def _watches(self, text: str, deadline: Deadline, encoded: bytes | None = None) -> list[Finding]:
         """Keyword, regex, YARA and document watches: each its own kind, independent of records."""
         out: list[Finding] = []
         # the document watches fold the whole text: the keyword watches then read the same folded text
@@ -509,7 +511,7 @@ class Detector:
             for k in self.keywords.find(text, deadline, folded=folded):
                 out.append(self._watch_finding("keyword", k.tenant_id, k.keyword, k.watch_id, k.line))
         if self.regexes is not None:
-            for r in self.regexes.find(text, deadline):
+            for r in self.regexes.find(text, deadline, encoded=encoded):
                 out.append(
                     self._watch_finding(
                         "regex", r.tenant_id, r.pattern, r.watch_id, r.line, masked=mask("text", r.matched)
@@ -534,7 +536,9 @@ class Detector:
                 )
         return out
 
-    def _secrets(self, text: str, deadline: Deadline, lowered: str | None = None) -> list[Finding]:
+    def _secrets(
+        self, text: str, deadline: Deadline, lowered: str | None = None, encoded: bytes | None = None
+    ) -> list[Finding]:
         """Built-in secret detectors; a secret is reported to the tenants whose domains the posting names."""
         if not self.snapshot.domains:
             return []
@@ -543,7 +547,7 @@ class Detector:
         if not owners:
             return []
         out: list[Finding] = []
-        for hit in find_secrets(text, deadline):
+        for hit in find_secrets(text, deadline, encoded=encoded):
             for tenant_id in sorted(owners):
                 out.append(
                     Finding(

@@ -252,16 +252,20 @@ class RegexMatcher:
         """Number of distinct patterns."""
         return len(self._patterns)
 
-    def find(self, text: str, deadline: Deadline | None = None) -> list[RegexHit]:
+    def find(
+        self, text: str, deadline: Deadline | None = None, *, encoded: bytes | None = None
+    ) -> list[RegexHit]:
         """One hit per (tenant, watch): the first line its pattern matches, with the matched text.
 
+        ``encoded``: ``encode_text(text)`` when the caller has it already (the secret detectors read it too).
         Past `deadline` the rest of the text is not read (the deadline then says ``exceeded``)."""
         if not self._patterns or not text:
             return []
         first: dict[int, tuple[int, str]] = {}  # pattern index -> (line, matched text)
         if self._whole:
             pending = set(self._whole)
-            for line, block in text_blocks(encode_text(text), deadline):
+            buf = encode_text(text) if encoded is None else encoded
+            for line, block in text_blocks(buf, deadline):
                 for index in sorted(self._whole[i] for i in set_matches(self._shards, block)):
                     if index not in pending:
                         continue

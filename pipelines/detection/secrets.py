@@ -495,19 +495,21 @@ def _block_hits(index: int, line: int, block: bytes) -> Iterator[tuple[int, int,
 _PRIVATE_KEY = next(i for i, d in enumerate(DETECTORS) if d.name == "private_key")
 
 
-def find_secrets(text: str, deadline: Deadline | None = None) -> list[SecretHit]:
+def find_secrets(
+    text: str, deadline: Deadline | None = None, *, encoded: bytes | None = None
+) -> list[SecretHit]:
     """One hit per (detector, value), at the first line the value appears on, in line order.
 
     A labelled value that a provider detector also recognises (``OPENAI_API_KEY=sk-...``) is reported
     once, by the provider detector, not again as a generic password or key. A private-key header whose
     block has a dummy body is not reported. Past `deadline` the rest of the text is not read (the
-    deadline then says ``exceeded``).
+    deadline then says ``exceeded``). ``encoded``: ``encode_text(text)`` when the caller has it already.
     """
     if not text:
         return []
     found: list[tuple[int, int, int, SecretHit]] = []
     seen: set[tuple[str, str]] = set()
-    buf = encode_text(text)
+    buf = encode_text(text) if encoded is None else encoded
     keys = _KeyBlocks(buf)
     base = 0  # offset of the block in buf
     for line, block in text_blocks(buf, deadline):

@@ -1,4 +1,5 @@
-"""The keyword and document watches given the posting folded once find what they find folding it themselves.
+"""Stages given the posting folded (keywords, documents) or encoded (regexes, secrets) once find what they
+find preparing it themselves.
 
 Why: the engine folds a posting once (NFKC + case-fold, ``core.canonical.fold``) and hands the folded
 text to both stages; the keyword stage used to fold 1 MB blocks one at a time. Folding is local to a
@@ -74,3 +75,30 @@ def test_documents_on_the_folded_text_equal_documents_folding_it(pieces: list[st
     matcher = DocumentMatcher([(1, 7, "plan", fingerprints(DOC, key=key))])
     text = "".join(pieces)
     assert matcher.find(text, key=key, folded=fold(text)) == matcher.find(text, key=key)
+
+
+SECRETISH = st.sampled_from(
+    [
+        "GITHUB_TOKEN=ghp_aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3zA5",
+        "password: hunter2hunter2",
+        "AKIAIOSFODNN7EXAMPLE",
+        "ACME-123456",
+        "status=500 bytes=512 ",
+        "\r\n",
+        "\ud800",
+        "数据",
+    ]
+)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.one_of(SECRETISH, PIECES), max_size=30))
+def test_regexes_and_secrets_on_the_encoded_text_equal_encoding_it(pieces: list[str]) -> None:
+    from pipelines.detection.regexes import RegexMatcher, encode_text
+    from pipelines.detection.secrets import find_secrets
+
+    text = "".join(pieces)
+    encoded = encode_text(text)
+    matcher = RegexMatcher([(1, 1, r"ACME-\d{6}"), (2, 2, r"status=500 bytes=\d{3}\b"), (2, 3, r"^password")])
+    assert matcher.find(text, encoded=encoded) == matcher.find(text)
+    assert find_secrets(text, encoded=encoded) == find_secrets(text)

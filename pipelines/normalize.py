@@ -6,6 +6,8 @@ page's encoding; hostile input is cut to the size limit and stripped of NULs and
 
 from __future__ import annotations
 
+import importlib
+import os
 import re
 import unicodedata
 from typing import Any
@@ -14,13 +16,31 @@ from core.posting import PostingDraft
 from core.settings import Settings, load_settings
 from pipelines.decode import decode_bytes
 
-__all__ = ["NormalizePipeline", "decode_bytes", "normalize_text"]
+__all__ = ["NormalizePipeline", "decode_bytes", "normalize_text", "normalize_text_py"]
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
+_native: Any
+try:  # the C extension: line ends and control characters in one pass (three passes below)
+    _native = importlib.import_module("pipelines.detection._fingerprint")
+    if not hasattr(_native, "clean_text"):  # an extension built before clean_text
+        _native = None
+except ImportError:  # no C compiler at install
+    _native = None
+
 
 def normalize_text(text: str, max_chars: int) -> str:
-    """NFC, unified newlines, no control characters, at most ``max_chars``."""
+    """NFC, unified newlines, no control characters, at most ``max_chars`` (see :func:`normalize_text_py`;
+    the line ends and control characters natively when the extension is built)."""
+    if _native is None or os.environ.get("LEAKSENTINEL_NATIVE_SCAN", "1") == "0":
+        return normalize_text_py(text, max_chars)
+    if len(text) > max_chars:
+        text = text[:max_chars]
+    return unicodedata.normalize("NFC", _native.clean_text(text))
+
+
+def normalize_text_py(text: str, max_chars: int) -> str:
+    """The reference: NFC, unified newlines, no control characters, at most ``max_chars``."""
     if len(text) > max_chars:
         text = text[:max_chars]
     text = text.replace("\r\n", "\n").replace("\r", "\n")

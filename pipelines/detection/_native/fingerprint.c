@@ -864,6 +864,54 @@ done:
     return out;
 }
 
+/* ------------------------------------------------------------------------------------------ line ends */
+
+/* What normalize_text does before NFC, in one pass: text.replace("\r\n", "\n").replace("\r", "\n"), then
+ * every character of [\x00-\x08\x0b\x0c\x0e-\x1f\x7f] replaced by a space. The same object back when
+ * nothing changes (the usual case). */
+static inline int is_stray_control(Py_UCS4 c) {
+    return c <= 0x08 || c == 0x0B || c == 0x0C || (c >= 0x0E && c <= 0x1F) || c == 0x7F;
+}
+
+static PyObject *clean_text(PyObject *self, PyObject *arg) {
+    (void)self;
+    if (!PyUnicode_Check(arg)) {
+        PyErr_SetString(PyExc_TypeError, "clean_text() takes a str");
+        return NULL;
+    }
+    if (PyUnicode_READY(arg) < 0) return NULL;
+    int kind = PyUnicode_KIND(arg);
+    const void *data = PyUnicode_DATA(arg);
+    Py_ssize_t n = PyUnicode_GET_LENGTH(arg), first = -1, dropped = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, i);
+        if (c == '\r' || is_stray_control(c)) {
+            if (first < 0) first = i;
+            if (c == '\r' && i + 1 < n && PyUnicode_READ(kind, data, i + 1) == '\n') dropped++;
+        }
+    }
+    if (first < 0) {
+        Py_INCREF(arg);
+        return arg;
+    }
+    PyObject *out = PyUnicode_New(n - dropped, PyUnicode_MAX_CHAR_VALUE(arg));
+    if (!out) return NULL;
+    int okind = PyUnicode_KIND(out);
+    void *odata = PyUnicode_DATA(out);
+    Py_ssize_t o = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, i);
+        if (c == '\r') {
+            if (i + 1 < n && PyUnicode_READ(kind, data, i + 1) == '\n') continue; /* "\r\n": its "\n" */
+            c = '\n';
+        } else if (is_stray_control(c)) {
+            c = ' ';
+        }
+        PyUnicode_WRITE(okind, odata, o++, c);
+    }
+    return out;
+}
+
 static PyMethodDef methods[] = {
     {"content_fold", content_fold, METH_O,
      "content_fold(text) -> UTF-8 of ' '.join(text.split()).casefold(), or None on a lone surrogate"},
@@ -873,6 +921,8 @@ static PyMethodDef methods[] = {
     {"first_lines", first_lines, METH_VARARGS,
      "first_lines(folded, k, raws) -> {raw: (first k-gram index, line)}"},
     {"blake2b8", blake2b8, METH_VARARGS, "blake2b8(msg, key=b'') -> the 8-byte BLAKE2b digest, big-endian int"},
+    {"clean_text", clean_text, METH_O,
+     "clean_text(text) -> line ends unified and stray control characters as spaces (normalize_text before NFC)"},
     {"host_hash", host_hash, METH_O, "host_hash(needle) -> the hash host_spans looks needles up by"},
     {"host_spans", host_spans, METH_VARARGS,
      "host_spans(text, hashes, maxlen, need_dot) -> [(start, end)] of whole hosts whose hash is in hashes"},

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import ipaddress
 import json
@@ -543,6 +544,49 @@ _NON_DIGIT = re.compile(r"\D+")
 _B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 _B58_INDEX = {c: i for i, c in enumerate(_B58)}
 
+# The same patterns, written for scanning a posting (`extract_selectors`): they find exactly the same
+# matches (tests/core/test_core_search_batch.py compares them), but each begins with the character class
+# its match must start with, so the regex engine skips every other position in a fast C loop instead of
+# trying the whole pattern there (the look-behind moves after that first character). That needs
+# case-sensitive classes: ``[a-z]`` under IGNORECASE also matches İ ı ſ K (Kelvin sign), spelt out here.
+_AZ = "a-zA-Z\u0130\u0131\u017f\u212a"
+_ANY = "(?s:.)"
+_LABEL_CS = rf"[0-9{_AZ}](?:[0-9{_AZ}-]{{0,61}}[0-9{_AZ}])?"
+_LOCAL_CS = rf"0-9._%+{_AZ}-"
+_EMAIL_SCAN = re.compile(
+    rf"[{_LOCAL_CS}](?<![{_LOCAL_CS}]{_ANY})[{_LOCAL_CS}]{{0,63}}"
+    rf"@(?:{_LABEL_CS}\.){{1,8}}[{_AZ}]{{2,63}}(?![0-9{_AZ}-])"
+)
+_DOMAIN_SCAN = re.compile(
+    rf"[0-9{_AZ}](?<![\w.@-]{_ANY})(?:[0-9{_AZ}-]{{0,61}}[0-9{_AZ}])?\."
+    rf"(?:{_LABEL_CS}\.){{0,7}}[{_AZ}]{{2,63}}(?![\w-])"
+)
+_IPV4_SCAN = re.compile(r"\d(?<![\d.]\d)\d{0,2}\.(?:\d{1,3}\.){2}\d{1,3}(?!\.?\d)")
+_IPV6_SCAN = re.compile(
+    rf"[0-9a-fA-F:](?<![0-9a-fA-F:.]{_ANY})"
+    r"(?:(?<=:)[0-9a-fA-F]{0,4}(?::[0-9a-fA-F]{0,4}){1,6}|(?<!:)[0-9a-fA-F]{0,3}(?::[0-9a-fA-F]{0,4}){2,7})"
+    r"(?![0-9a-fA-F:])"
+)
+_HASH_SCAN = re.compile(
+    rf"[0-9a-fA-F](?<![0-9{_AZ}]{_ANY})(?:[0-9a-fA-F]{{63}}|[0-9a-fA-F]{{39}}|[0-9a-fA-F]{{31}})(?![0-9{_AZ}])"
+)
+_CARD_SCAN = re.compile(r"\d(?<![\d-]\d)(?:[ -]?\d){12,18}(?![\d-]|[ ]\d)")
+_BTC_LEGACY_SCAN = re.compile(r"[13](?<![A-Za-z0-9][13])[1-9A-HJ-NP-Za-km-z]{25,34}(?![A-Za-z0-9])")
+_BTC_BECH32_SCAN = re.compile(
+    rf"[bB](?<![0-9{_AZ}]{_ANY})[cC]1[02-9ac-hj-np-zAC-HJ-NP-Z\u017f\u212a]{{11,71}}(?![0-9{_AZ}])"
+)
+_PHONE_INTL_SCAN = re.compile(
+    rf"[+0](?<![\w+]{_ANY})(?:(?<=\+)|(?<=0)0)(\d{{1,4}}(?:[ .-]?\(?\d{{1,5}}\)?){{1,6}})(?![\w])"
+)
+_PHONE_NATIONAL_SCAN = re.compile(
+    rf"([(\d](?<![\w+(.]{_ANY})(?<!\d[ .-]{_ANY})(?:(?<=\()\d{{2,4}}|(?<!\()\d{{1,3}})\)?[ .-]?\d{{3,4}}[ .-]\d{{3,4}})"
+    r"(?![\w.]|[ .-]\d)"
+)
+_CN_MOBILE_SCAN = re.compile(r"1(?<![\d.+-]1)[3-9]\d{9}(?![\d.-])")
+_DIGIT_GROUPS = re.compile(r"\d+")
+#: Normalised selectors of recently seen values (a crawl sees the same domains and numbers again and again).
+_CACHE_SIZE = 8192
+
 
 # --------------------------------------------------------------------------- normalisers
 
@@ -554,11 +598,13 @@ def _domain(value: str) -> str | None:
             domain = domain.encode("idna").decode("ascii")
         except (UnicodeError, ValueError):
             return None
-    if len(domain) > 253 or not re.fullmatch(
-        rf"(?:{_LABEL}\.){{1,126}}(?:[a-z]{{2,63}}|xn--[a-z0-9-]{{1,59}})", domain
-    ):
+    if len(domain) > 253 or not _DOMAIN_NAME.fullmatch(domain):
         return None
     return domain
+
+
+_DOMAIN_NAME = re.compile(rf"(?:{_LABEL}\.){{1,126}}(?:[a-z]{{2,63}}|xn--[a-z0-9-]{{1,59}})")
+_LOCAL_PART = re.compile(r"[A-Za-z0-9._%+-]+")
 
 
 def _parents(domain: str) -> list[str]:
@@ -569,7 +615,7 @@ def _parents(domain: str) -> list[str]:
 
 def _email(value: str) -> str | None:
     local, sep, host = value.strip().rpartition("@")
-    if not sep or not local or len(local) > 64 or not re.fullmatch(r"[A-Za-z0-9._%+-]+", local):
+    if not sep or not local or len(local) > 64 or not _LOCAL_PART.fullmatch(local):
         return None
     domain = _domain(host)
     return f"{local.lower()}@{domain}" if domain else None
@@ -582,18 +628,17 @@ def _ip(value: str) -> str | None:
         return None
 
 
+_LUHN_DOUBLED = {str(d): (d * 2 - 9 if d > 4 else d * 2) for d in range(10)}
+
+
 def _luhn(digits: str) -> bool:
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        d = ord(ch) - 48
-        if i % 2:
-            d = d * 2 - 9 if d > 4 else d * 2
-        total += d
-    return total % 10 == 0
+    """Luhn check of ASCII digits (the last one is the check digit)."""
+    doubled = _LUHN_DOUBLED
+    return (sum(map(int, digits[::-2])) + sum(doubled[c] for c in digits[-2::-2])) % 10 == 0
 
 
 def _card(value: str) -> str | None:
-    digits = re.sub(r"[ -]", "", value.strip())
+    digits = value.strip().replace(" ", "").replace("-", "")
     if 13 <= len(digits) <= 19 and digits.isascii() and digits.isdigit() and _luhn(digits):
         return digits
     return None
@@ -718,53 +763,73 @@ def selector_pattern(kind: str, terms: list[str]) -> str:
 
 
 def extract_selectors(text: str) -> set[str]:
-    """Every selector term found in a posting's text, normalised like `selector_terms`."""
+    """Every selector term found in a posting's text, normalised like `selector_terms`.
+
+    Each distinct value is normalised once per posting, and recent values' terms are cached across
+    postings (a crawl meets the same domains and numbers again and again)."""
     out: set[str] = set()
     if "@" in text:
-        for m in _EMAIL.finditer(text):
-            email = _email(m.group(0))
-            if email:
-                out.add(email)
-                out.update(_parents(email.rpartition("@")[2]))
+        for found in set(_EMAIL_SCAN.findall(text)):
+            out.update(_email_terms(found))
     if "." in text:
-        for m in _DOMAIN.finditer(text):
-            domain = _domain(m.group(0))
-            if domain:
-                out.update(_parents(domain))
-        for m in _IPV4.finditer(text):
-            ip = _ip(m.group(0))
+        for found in set(_DOMAIN_SCAN.findall(text)):
+            out.update(_domain_terms(found))
+        for found in set(_IPV4_SCAN.findall(text)):
+            ip = _ip_cached(found)
             if ip:
                 out.add(ip)
     if "::" in text or text.count(":") >= 7:
-        for m in _IPV6.finditer(text):
-            candidate = m.group(0)
-            if any(c != ":" for c in candidate):
-                ip = _ip(candidate)
+        for candidate in set(_IPV6_SCAN.findall(text)):
+            if candidate.strip(":"):
+                ip = _ip_cached(candidate)
                 if ip and ":" in ip:
                     out.add(ip)
-    for m in _HASH.finditer(text):
-        out.add(m.group(0).lower())
-    if "1" in text or "3" in text or "bc1" in text.lower():
-        for m in _BTC_LEGACY.finditer(text):
-            if _base58check(m.group(0)):
-                out.add(m.group(0))
-        for m in _BTC_BECH32.finditer(text):
-            if m.group(0).islower() or m.group(0).isupper():
-                out.add(m.group(0).lower())
-    for m in _CARD.finditer(text):
-        card = _card(m.group(0))
+    out.update(h.lower() for h in _HASH_SCAN.findall(text))
+    if "1" in text or "3" in text:  # every BTC address holds one ("bc1...", legacy "1..." / "3...")
+        for found in set(_BTC_LEGACY_SCAN.findall(text)):
+            if _base58check(found):
+                out.add(found)
+        for found in set(_BTC_BECH32_SCAN.findall(text)):
+            if found.islower() or found.isupper():
+                out.add(found.lower())
+    for found in set(_CARD_SCAN.findall(text)):
+        card = _card(found)
         if card:
             out.add(card)
     if "+" in text or "00" in text:
-        for m in _PHONE_INTL.finditer(text):
-            groups = re.findall(r"\d+", m.group(1))
-            for cut in range(len(groups), max(len(groups) - 3, 0), -1):
-                terms = _intl_phone("".join(groups[:cut]))
-                if terms:
-                    out.update(terms)
-                    break
-    for m in _PHONE_NATIONAL.finditer(text):
-        out.update(_national_phone(m.group(1)))
-    for m in _CN_MOBILE.finditer(text):
-        out.update(_national_phone(m.group(0)))
+        for found in set(_PHONE_INTL_SCAN.findall(text)):
+            out.update(_intl_phone_terms(found))
+    for found in set(_PHONE_NATIONAL_SCAN.findall(text)):
+        out.update(_national_phone(found))
+    for found in set(_CN_MOBILE_SCAN.findall(text)):
+        out.update(_national_phone(found))
     return out
+
+
+@functools.lru_cache(maxsize=_CACHE_SIZE)
+def _email_terms(found: str) -> tuple[str, ...]:
+    email = _email(found)
+    return (email, *_parents(email.rpartition("@")[2])) if email else ()
+
+
+@functools.lru_cache(maxsize=_CACHE_SIZE)
+def _domain_terms(found: str) -> tuple[str, ...]:
+    domain = _domain(found)
+    return tuple(_parents(domain)) if domain else ()
+
+
+@functools.lru_cache(maxsize=_CACHE_SIZE)
+def _ip_cached(found: str) -> str | None:
+    return _ip(found)
+
+
+@functools.lru_cache(maxsize=_CACHE_SIZE)
+def _intl_phone_terms(found: str) -> tuple[str, ...]:
+    """An international number as written after ``+``/``00``: the longest prefix of its digit groups
+    (dropping at most 3 trailing groups: an extension, a stray number) that is a possible number."""
+    groups = _DIGIT_GROUPS.findall(found)
+    for cut in range(len(groups), max(len(groups) - 3, 0), -1):
+        terms = _intl_phone("".join(groups[:cut]))
+        if terms:
+            return tuple(terms)
+    return ()

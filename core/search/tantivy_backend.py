@@ -9,6 +9,11 @@ Concurrency: tantivy allows one writer per index; crawl jobs are separate proces
 takes an ``fcntl`` lock on ``writer.lock`` (waiting for the other process), opens the writer, commits and
 releases it. Searches reload the reader first, so a commit is visible to the next search.
 
+Writers: a crawl writes small batches (pipelines.search_index), each with one indexing thread and a
+small heap: each thread writes its own segment per commit, so more threads only mean more segments to
+merge (and a memory arena each) for a few hundred postings. A rebuild (`reindex`, any iterable that is
+not a small list) gets the large heap and tantivy's threads.
+
 Ranking and paging: score, then fetched (newest first) inside groups of equal scores of up to
 `TIE_SORT_MAX` postings (a larger tie group, e.g. a pure ``-term`` query, stays in index order).
 The cursor is an offset, so pages are stable while the index does not change. Facets (by source, by
@@ -59,7 +64,12 @@ MAX_INDEXED_CHARS = 10_000_000
 MAX_STORED_CHARS = 1_000_000
 MAX_LIMIT = 1000
 TIE_SORT_MAX = 1000
+#: Writer heap of bulk writes (reindex), split between tantivy's indexing threads.
 WRITER_HEAP_BYTES = 128_000_000
+#: A batch of at most `SMALL_BATCH` postings (a crawl's) is written by one thread with this heap; tantivy
+#: needs at least 15 MB per thread, and a batch that outgrows the heap just writes one more segment.
+SMALL_WRITER_HEAP_BYTES = 32_000_000
+SMALL_BATCH = 2000
 TITLE_BOOST = 2.0
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -123,9 +133,12 @@ class TantivyBackend:
                 os.close(fd)
 
     @contextmanager
-    def _writer(self) -> Iterator[Any]:
+    def _writer(self, small: bool = False) -> Iterator[Any]:
         with self._writer_lock():
-            writer = self._index.writer(self.heap_bytes)
+            if small:
+                writer = self._index.writer(min(self.heap_bytes, SMALL_WRITER_HEAP_BYTES), 1)
+            else:
+                writer = self._index.writer(self.heap_bytes)
             try:
                 yield writer
                 writer.commit()
@@ -161,7 +174,8 @@ class TantivyBackend:
     def index(self, docs: Iterable[SearchDoc], batch: int = 10_000) -> int:
         """Add or replace (by id) the postings; visible to searches once this returns."""
         count = 0
-        with self._writer() as writer:
+        small = isinstance(docs, list | tuple) and len(docs) <= SMALL_BATCH
+        with self._writer(small) as writer:
             pending: list[SearchDoc] = []
             for d in docs:
                 pending.append(d)
@@ -187,7 +201,7 @@ class TantivyBackend:
         wanted = [int(i) for i in ids]
         if not wanted:
             return 0
-        with self._writer() as writer:
+        with self._writer(small=len(wanted) <= SMALL_BATCH) as writer:
             writer.delete_documents_by_query(tantivy.Query.term_set_query(self.schema, "id", wanted))
         self._index.reload()
         return len(wanted)

@@ -32,7 +32,7 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from itertools import pairwise
 from pathlib import Path
 
@@ -641,11 +641,13 @@ def test_a_database_restart_mid_crawl_loses_no_posting(
 
         wait_for(mid_crawl, 120, "no crawl got under way", logs())
         running = [j.id for j in _jobs(db, source_id) if j.status == "running"]
+        down_from = datetime.now(UTC)
         cluster.stop("fast")  # every connection of every role is cut
         stopped_at = time.monotonic()
         time.sleep(2.7)
         cluster.start()
         outage = time.monotonic() - stopped_at
+        down_until = datetime.now(UTC)
         db.dispose()  # the pool's connections died with the server
         wait_for(
             lambda: _keys(_postings(db, source_id)) == sorted(p.key for p in site.pastes),
@@ -665,6 +667,13 @@ def test_a_database_restart_mid_crawl_loses_no_posting(
         took = fleet.stop_all()
 
         assert len(running) == 1, running
+        # For the record: how many pages the cut run fetched while the database was down (their store waited).
+        with db.session() as sess:
+            fetched_while_down = sess.scalar(
+                select(func.count())
+                .select_from(Posting)
+                .where(Posting.source_id == source_id, Posting.fetched.between(down_from, down_until))
+            )
         assert _alerts(db) == leaks
         ids_posted = Counter(r.json()["event_id"] for r in receiver.received)
         assert len(ids_posted) == leaks and set(ids_posted.values()) == {1}, ids_posted
@@ -673,6 +682,7 @@ def test_a_database_restart_mid_crawl_loses_no_posting(
         cut = next(j for j in jobs if j.id == running[0])
         assert all(seconds < STOP_S for seconds in took.values()), took
         print(
-            f"database down {outage:.1f} s mid-crawl; the run it cut ended {cut.status} ({cut.error}); "
+            f"database down {outage:.1f} s mid-crawl ({fetched_while_down} postings fetched meanwhile); "
+            f"the run it cut ended {cut.status} ({cut.error}); "
             f"jobs: {[j.status for j in jobs]}"
         )

@@ -38,13 +38,13 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
 import certifi
-import httpcore
-import httpx
 from w3lib.url import safe_url_string
 
 from core.errors import BadInput
 
 if typing.TYPE_CHECKING:
+    import httpx
+
     from core.settings import Settings
 
 __all__ = [
@@ -313,42 +313,50 @@ def check_url(url: str, *, allow_private: bool = False, policy: TargetPolicy | N
     return urlunsplit((scheme, netloc, parts.path or "/", parts.query, ""))
 
 
-class _GuardedBackend(httpcore.SyncBackend):
-    """Resolves, checks and connects to the checked IP in one step (see the module docstring)."""
+@functools.lru_cache(maxsize=1)
+def _guarded_transport_class() -> type[httpx.HTTPTransport]:
+    """The transport class, built on first use: httpx and httpcore (with httpx's command line: click,
+    rich, pygments) cost a crawl process ~100 ms and ~5 MB it never needs (Scrapy fetches, not httpx)."""
+    import httpcore
+    import httpx
 
-    def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: typing.Iterable[httpcore.SOCKET_OPTION] | None = None,
-    ) -> httpcore.NetworkStream:
-        try:
-            ips = resolve_public(host, port)
-        except OSError as exc:  # resolution failed: a connect error, so transient
-            raise httpcore.ConnectError(f"cannot resolve {host}: {exc}") from exc
-        last: Exception | None = None
-        for ip in ips:
+    class _GuardedBackend(httpcore.SyncBackend):
+        """Resolves, checks and connects to the checked IP in one step (see the module docstring)."""
+
+        def connect_tcp(
+            self,
+            host: str,
+            port: int,
+            timeout: float | None = None,
+            local_address: str | None = None,
+            socket_options: typing.Iterable[httpcore.SOCKET_OPTION] | None = None,
+        ) -> httpcore.NetworkStream:
             try:
-                return super().connect_tcp(ip, port, timeout, local_address, socket_options)
-            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
-                last = exc
-        assert last is not None
-        raise last
+                ips = resolve_public(host, port)
+            except OSError as exc:  # resolution failed: a connect error, so transient
+                raise httpcore.ConnectError(f"cannot resolve {host}: {exc}") from exc
+            last: Exception | None = None
+            for ip in ips:
+                try:
+                    return super().connect_tcp(ip, port, timeout, local_address, socket_options)
+                except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                    last = exc
+            assert last is not None
+            raise last
 
+    class _GuardedTransport(httpx.HTTPTransport):
+        def __init__(self) -> None:
+            super().__init__(trust_env=False, verify=_ssl_context())
+            # httpx has no public hook for the network backend; swap in a pool built with ours (same defaults).
+            self._pool = httpcore.ConnectionPool(
+                ssl_context=_ssl_context(),
+                max_connections=100,
+                max_keepalive_connections=20,
+                keepalive_expiry=5.0,
+                network_backend=_GuardedBackend(),
+            )
 
-class _GuardedTransport(httpx.HTTPTransport):
-    def __init__(self) -> None:
-        super().__init__(trust_env=False, verify=_ssl_context())
-        # httpx has no public hook for the network backend; swap in a pool built with ours (same defaults).
-        self._pool = httpcore.ConnectionPool(
-            ssl_context=_ssl_context(),
-            max_connections=100,
-            max_keepalive_connections=20,
-            keepalive_expiry=5.0,
-            network_backend=_GuardedBackend(),
-        )
+    return _GuardedTransport
 
 
 def guarded_transport(allow_private: bool) -> httpx.HTTPTransport:
@@ -358,8 +366,10 @@ def guarded_transport(allow_private: bool) -> httpx.HTTPTransport:
     Use it with ``trust_env=False`` and without redirects so neither a proxy nor a 3xx bypasses it.
     """
     if allow_private:
+        import httpx
+
         return httpx.HTTPTransport(trust_env=False, verify=_ssl_context())
-    return _GuardedTransport()
+    return _guarded_transport_class()()
 
 
 @functools.lru_cache(maxsize=1)

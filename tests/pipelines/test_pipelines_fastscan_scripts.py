@@ -31,7 +31,7 @@ pytestmark = pytest.mark.skipif(not native_available(), reason="native scanner n
 KEY = bytes(range(32))
 REGIONS = ("CN", "US", "FR", "DE", "RU", "JP", "KR")
 
-LATIN1 = "".join(chr(c) for c in range(0xC0, 0x100) if c not in (0xD7, 0xF7, 0xDF))
+LATIN1 = "".join(chr(c) for c in range(0xC0, 0x100) if c not in (0xD7, 0xF7))
 CYRILLIC = "".join(chr(c) for c in range(0x400, 0x500) if not 0x482 <= c <= 0x489)
 KANA = "".join(
     chr(c) for c in [*range(0x3041, 0x3097), 0x309D, 0x309E, *range(0x30A1, 0x30FB), 0x30FC, 0x30FD, 0x30FE]
@@ -48,7 +48,7 @@ OLD_ALLOWED = (
 NEW_ALLOWED = {ord(c) for c in LATIN1 + CYRILLIC + KANA + HANGUL + PUNCT}
 # next to the classes, but NFKC or the case fold is not one character for one: handed back
 OUTSIDE = (
-    "ßµªº¹²³¼×÷¨´¸\u0482\u0483\u0489ſİıĳǆΣς\u3099\u309a゛゜ゟヿㄱㅏ\u1100\u1161\u11a8ｶﾞｱﾟﬁﬀ\u212a\u212b‘’“”…·"
+    "µªº¹²³¼×÷¨´¸\u0482\u0483\u0489ſİıĳǆΣς\u3099\u309a゛゜ゟヿㄱㅏ\u1100\u1161\u11a8ｶﾞｱﾟﬁﬀ\u212a\u212b‘’“”…·"
 )
 
 _WORD = re.compile(r"\w")
@@ -102,6 +102,9 @@ def test_class_characters_fold_one_for_one(name: str) -> None:
     for c in chars:
         f = c.casefold()
         assert unicodedata.normalize("NFKC", c) == c, hex(ord(c))
+        if c == "ß":  # the one letter whose fold is two: the C scanner writes "ss"
+            assert f == fold(c) == "ss" and _WORD.match(c) and re.fullmatch(r"(?i)[a-z]", c) is None
+            continue
         assert len(f) == 1 and unicodedata.normalize("NFKC", f) == f and f.casefold() == f, hex(ord(c))
         assert f == fold(c) and f in chars, hex(ord(c))  # the fold stays in the class
         assert c.isprintable() and not c.isspace() and unicodedata.combining(c) == 0, hex(ord(c))
@@ -181,7 +184,21 @@ GLUE = [
     "\u3000",
 ]
 SAMPLES = {
-    "latin1": ["François", "Müller", "Hélène Dupré", "ÉTÉ", "Öztürk", "Ångström", "ÿ", "Ñandú", "Þór"],
+    "latin1": [
+        "François",
+        "Müller",
+        "Hélène Dupré",
+        "ÉTÉ",
+        "Öztürk",
+        "Ångström",
+        "ÿ",
+        "Ñandú",
+        "Þór",
+        "Straße",
+        "GRÜSSE",
+        "weiß",
+        "ßß",
+    ],
     "cyrillic": ["Иванов", "Пётр", "ЁЖИК", "Сергеев Олег", "Ґанна", "ђурђевић", "Ӏ", "пример"],
     "kana": ["ヤマダ", "タロウ", "さくら", "ハナコ", "ゔ", "ヴァ", "ゝゞ", "ー", "スズキ・イチロウ"],
     "hangul": ["김민수", "홍길동", "서울", "박지성", "가", "힣", "강남구"],
@@ -242,7 +259,8 @@ CORPUS = {
         "Élodie Gâteau <élodie@café.fr> mot de passe=ÉtéÇaVa2024",
         "« Réservé » – client: Noël Bézier, 06 12 34 56 78",
         "Kunde: Jürgen Müller; E-Mail: juergen.mueller@beispiel.de; Tel: +49 30 12345678",
-        "Benutzer=Öztürk;Passwort=Grüße123;geb. 01.02.1990".replace("ß", "ss"),
+        "Benutzer=Öztürk;Passwort=Grüße123;geb. 01.02.1990",
+        "Straße: Königsallee 12, Köln; Karte 5500 0000 0000 0004; Name: Weiß",
     ],
     "cyrillic": [
         "Клиент: Иванов Иван Иванович, почта ivanov@mail.ru, тел. +7 912 345-67-89",

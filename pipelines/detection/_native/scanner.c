@@ -44,7 +44,8 @@ static inline int is_ideo(cp_t c) { return (c >= 0x4E00 && c <= 0x9FEF) || (c >=
 /* Letters of other scripts read natively: each is its own NFKC form, case-folds to one letter that is its own
  * NFKC form (Python's str.casefold, one character for one), is str.isalnum() and matched by `\w` but not by
  * `\d`, and no two of them (nor one with ASCII) compose under NFKC, so `core.canonical.fold` of a value made
- * of them is the value with each character folded. Latin-1 letters but for ß (folds to "ss"), Cyrillic but
+ * of them is the value with each character folded (ß, which folds to "ss", is folded so by generic()).
+ * Latin-1 letters, Cyrillic but
  * for the thousands sign and combining marks U+0482..U+0489, kana but for the (semi-)voiced sound marks and the digraphs ゟ ヿ
  * (NFKC changes them), Hangul syllables (not the compatibility jamo, NFKC changes them). A few punctuation
  * marks that are their own NFKC and fold and that no rule of extract.py names (« » – — ・ ゠) too.
@@ -159,7 +160,8 @@ static inline cp_t xfold(cp_t c) { /* the fold of a letter of the classes above,
     if (c >= 0x3040 && c < 0x3100) return KANA[c - 0x3040] == 1 ? c : 0;
     return c >= 0xAC00 && c <= 0xD7A3 ? c : 0;
 }
-static inline int is_xletter(cp_t c) { return xfold(c) != 0; }
+/* ß too: its own NFKC form, it folds to "ss" (generic() writes the two letters; to ASCII it is no letter) */
+static inline int is_xletter(cp_t c) { return xfold(c) != 0 || c == 0xDF; }
 static inline int is_xpunct(cp_t c) {
     return c == 0xAB || c == 0xBB || c == 0x2013 || c == 0x2014 || (c >= 0x3040 && c < 0x3100 && KANA[c - 0x3040] == 2);
 }
@@ -1750,8 +1752,8 @@ static int dob_hint(const cp_t *v, size_t n) {
 
 /* core.canonical.name_from_folded on allowed characters */
 static int canon_name(const cp_t *f, size_t n, cbuf *o) {
-    if (n > FIELD_MAX_CHARS) return 0; /* fields are cut to this: tmp below holds no more */
-    cp_t tmp[FIELD_MAX_CHARS + 8];
+    if (n > 2 * FIELD_MAX_CHARS) return 0; /* a field folded (ß: two letters): tmp below holds no more */
+    cp_t tmp[2 * FIELD_MAX_CHARS + 8];
     size_t m = 0;
     for (size_t i = 0; i < n; i++) {
         cp_t c = f[i];
@@ -1804,14 +1806,15 @@ static int canon_username(const cp_t *f, size_t n, cbuf *o) {
 
 static void generic(Scanner *sc, const cp_t *v, size_t n, int whole) {
     if (n > FIELD_MAX_CHARS) return; /* field() never passes more: folded below holds no more */
-    cp_t folded[FIELD_MAX_CHARS + 8];
+    cp_t folded[2 * FIELD_MAX_CHARS + 8]; /* core.canonical.fold(v): ß makes two letters */
+    size_t nf = 0;
     int ascii = 1, digit = 0, notname = 0, token = 1, letter = 0, alnum = 1;
     size_t spaces = 0, words = 0, run = 0, maxrun = 0;
     for (size_t i = 0; i < n; i++) {
         cp_t c = v[i];
         if (c < 0x80) {
             uint8_t f = ASCII_CLASS[c];
-            folded[i] = is_upper(c) ? c + 32 : c;
+            folded[nf++] = is_upper(c) ? c + 32 : c;
             digit |= f & A_DIGIT;
             notname |= f & A_NOTNAME;
             token &= (f & A_TOKEN) != 0;
@@ -1823,7 +1826,8 @@ static void generic(Scanner *sc, const cp_t *v, size_t n, int whole) {
         } else {
             ascii = 0;
             token = alnum = 0;
-            folded[i] = fold_cp(c);
+            if (c == 0xDF) folded[nf++] = 's', c = 's';
+            folded[nf++] = fold_cp(c);
             if (i == 0 || is_space(v[i - 1])) words++;
             run = is_cjk_wide(c) ? run + 1 : 0;
             if (run > maxrun) maxrun = run;
@@ -1841,10 +1845,10 @@ static void generic(Scanner *sc, const cp_t *v, size_t n, int whole) {
     }
     cbuf c;
     if (whole && (digit || (words <= TEXT_MAX_WORDS && maxrun < 25)))
-        if (canon_text(folded, n, &c) && add(sc, T_TEXT, &c, v, n) < 0) return;
-    if (n >= 3 && n <= 64 && canon_username(folded, n, &c) && add(sc, T_USERNAME, &c, v, n) < 0) return;
+        if (canon_text(folded, nf, &c) && add(sc, T_TEXT, &c, v, n) < 0) return;
+    if (n >= 3 && n <= 64 && canon_username(folded, nf, &c) && add(sc, T_USERNAME, &c, v, n) < 0) return;
     if (!digit && words <= NAME_MAX_WORDS && maxrun < 9 && !notname) {
-        if (canon_name(folded, n, &c) && add(sc, T_NAME, &c, v, n) < 0) return;
+        if (canon_name(folded, nf, &c) && add(sc, T_NAME, &c, v, n) < 0) return;
     } else {
         if (n >= 16 && n <= 512 && token && letter && digit) {
             memcpy(c.c, v, n * sizeof(cp_t));

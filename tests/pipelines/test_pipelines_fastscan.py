@@ -439,7 +439,7 @@ TOKENS: list[str] = [
     # delimiters, quotes, '=', spaces
     ":", ";", "|", ",", "\t", "  ", "   ", " ", "=", "key=", "user=", "&", "'", '"', "`", "--", "-", "/", ".",
     "@", "+", "#", "x", "X", "0", "1", "00", "86", "+86", "0086",
-    # outside the allowlist
+    # outside the allowlist (é, José, カタカナ, 홍길동, ß are native since test_pipelines_fastscan_scripts.py)
     "é", "José", "\u3000", "😀", "\r", "\x00", "\x85", "\u2028", "１３８", "＠", "ｆｕｌｌ", "カタカナ", "홍길동",
     "ß", "İ", "ﬁ", "\u200b", "\ufeff", "\u4db6", "\u9ff0", "\U00020000", "“", "”", "‘", "’", "·", "—",
 ]  # fmt: skip

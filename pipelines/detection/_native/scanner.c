@@ -5,7 +5,8 @@
  * labelled values, generic forms, the dob/email/iban/cn_id/ssn/card/ip rules of core/canonical.py) for
  * lines whose characters all lie in a small allowlist (ASCII printable, tab, CJK ideographs, a few CJK
  * punctuation marks, full-width ASCII forms and the NFKC spaces, the last two read as ASCII exactly as
- * extract.narrow_forms does) where NFKC, case folding and the regex classes are known exactly. Any other
+ * extract.narrow_forms does; Latin-1, Cyrillic, kana and Hangul letters, see is_xletter) where NFKC, case
+ * folding and the regex classes are known exactly. Any other
  * line is handed back ("deferred") and extract.py reads it, so the two can never disagree on it.
  * Phone numbers other than Chinese mobiles are parsed by libphonenumber through a Python callback,
  * exactly as extract.py does. Differential tests compare the two on generated and hostile lines.

@@ -30,7 +30,6 @@ restored posting) so no insert ever fails; the next upkeep moves such rows into 
 
 from __future__ import annotations
 
-import contextlib
 import re
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
@@ -40,6 +39,7 @@ from sqlalchemy import Connection, delete, func, select, text
 
 from core.db import Database, retry_transient
 from core.errors import BadInput
+from core.evidence_store import blob_key, is_digest, open_evidence_store
 from core.fetch_record import forget_fetch_record
 from core.models import HELD_MONTH, Alert, Posting, PostingText, Sighting, month_of
 from core.search import open_backend
@@ -105,11 +105,11 @@ def purge(
             if backend is None:
                 continue
             backend.delete(ids)
+            store = open_evidence_store(settings)  # the evidence directory or bucket (core.evidence_store)
             for digest in files:
-                with contextlib.suppress(FileNotFoundError):
-                    (settings.evidence_dir / digest[:2] / digest).unlink()
+                store.delete(blob_key(digest))
             for posting_id, raw_digest in rows:  # the HTTP exchange and screenshot (core.fetch_record) go too
-                forget_fetch_record(settings.evidence_dir, posting_id, raw_digest in files)
+                forget_fetch_record(store, posting_id, raw_digest in files)
             with db.session() as sess:
                 gone = delete(PostingText).where(
                     PostingText.posting_id.in_(ids),
@@ -266,4 +266,5 @@ def _evidence_to_delete(
                 )
             )
         )
-    return sorted(d for d in digests - shared if (settings.evidence_dir / d[:2] / d).exists())
+    store = open_evidence_store(settings)
+    return sorted(d for d in digests - shared if is_digest(d) and store.exists(blob_key(d)))

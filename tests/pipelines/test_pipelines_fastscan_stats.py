@@ -21,7 +21,8 @@ from pipelines.detection.fastscan import HashedScan, HashedScanner, native_avail
 KEY = bytes(range(32))
 REGIONS = ("CN", "US")
 
-# Plain ASCII dumps of every usual shape, and Chinese chat (CJK ideographs and punctuation).
+# Plain ASCII dumps of every usual shape, Chinese chat (CJK ideographs and punctuation), and French,
+# German, Russian, Japanese and Korean lines (Latin-1, Cyrillic, kana, Hangul: test_pipelines_fastscan_scripts.py).
 ALLOWLISTED = "\n".join(
     [
         "jane.doe@acme.example:hunter2",
@@ -35,6 +36,11 @@ ALLOWLISTED = "\n".join(
         "SSN 078-05-1120  IBAN DE89 3704 0044 0532 0130 00",
         "出售客户数据，电话13912345678，身份证110101199003074578。",
         "联系：张伟 手机 138-0013-8000 邮箱 zhangwei@example.cn",
+        "« Réservé » – client: Noël Bézier, élodie@café.fr, 06 12 34 56 78",
+        "Kunde: Jürgen Müller; E-Mail: juergen.mueller@beispiel.de; Straße 12",
+        "Клиент: Иванов Иван, почта ivanov@mail.ru, тел. +7 912 345-67-89",
+        "ユーザー名: ヤマダ タロウ; メール yamada@example.jp; 電話 090-1234-5678",
+        "고객: 김민수, 이메일 minsu.kim@example.kr, 전화 010-1234-5678",
         "",
         "   ",
         "-----",

@@ -19,7 +19,7 @@ from celery import Celery
 
 from alerting.digest_job import run_digests
 from alerting.outbox import publish_due
-from core.db import Database
+from core.db import Database, OutageLog
 from core.models import Delivery, OperatorEvent
 from core.settings import Settings
 
@@ -52,6 +52,7 @@ class Relay:
         self._thread.start()
 
     def _loop(self) -> None:
+        outage = OutageLog(log, "relay tick")
         while not self._stop.is_set():
             try:
                 self.run_once()
@@ -59,8 +60,10 @@ class Relay:
                 if time.monotonic() - self._last_digest >= 60:
                     self._last_digest = time.monotonic()
                     run_digests(self.db, self.settings)
-            except Exception:
-                log.exception("relay tick failed")
+            except Exception as exc:
+                outage.failed(exc)
+            else:
+                outage.ok()
             self._stop.wait(self.settings.relay_interval_s)
 
     def stop(self, timeout_s: float = 5.0) -> None:

@@ -30,7 +30,7 @@ from core.home import secure_home
 from core.secretbox import SecretBox, bind_box, secrets_key_path
 from core.settings import Settings
 
-__all__ = ["Database", "RetryPolicy", "is_transient", "open_database", "retry_transient"]
+__all__ = ["Database", "OutageLog", "RetryPolicy", "is_transient", "open_database", "retry_transient"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -243,6 +243,31 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+class OutageLog:
+    """What a loop says about its failed rounds: one warning when the database becomes unreachable and one
+    line when it is back, instead of a traceback every tick (a 3 s restart printed dozens); any other
+    error keeps its traceback."""
+
+    def __init__(self, logger: logging.Logger, what: str) -> None:
+        self.logger = logger
+        self.what = what
+        self.down = False
+
+    def failed(self, exc: BaseException) -> None:
+        if not is_transient(exc):
+            self.logger.error("%s failed", self.what, exc_info=exc)
+            return
+        if not self.down:
+            reason = " ".join(str(getattr(exc, "orig", None) or exc).split())[:300]
+            self.logger.warning("%s: the database is unreachable (%s); trying again", self.what, reason)
+        self.down = True
+
+    def ok(self) -> None:
+        if self.down:
+            self.logger.info("%s: the database is reachable again", self.what)
+        self.down = False
 
 
 #: The PostgreSQL advisory lock migrations hold (any constant no other code takes: "leaksent" in ASCII).

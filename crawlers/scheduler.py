@@ -20,7 +20,7 @@ from typing import Protocol
 
 from sqlalchemy import select
 
-from core.db import Database
+from core.db import Database, OutageLog
 from core.models import Source, utcnow
 from crawlers.schedule import jitter_for, next_due
 
@@ -211,11 +211,14 @@ class Scheduler:
         self._thread.start()
 
     def _loop(self) -> None:
+        outage = OutageLog(log, "scheduler tick")
         while not self._stop.is_set():
             try:
                 self.tick()
-            except Exception:
-                log.exception("scheduler tick failed")
+            except Exception as exc:
+                outage.failed(exc)
+            else:
+                outage.ok()
             self._stop.wait(self.tick_s)
 
     def stop(self, timeout_s: float = 5.0) -> None:

@@ -681,6 +681,12 @@ def test_a_database_restart_mid_crawl_loses_no_posting(
         assert not [j.id for j in jobs if j.status == "running"]
         cut = next(j for j in jobs if j.id == running[0])
         assert all(seconds < STOP_S for seconds in took.values()), took
+        # The outage is told in a line or two, not a traceback per tick.
+        said = fleet.logs["scheduler"].read_text(errors="replace")
+        assert "Traceback" not in said, said[-3000:]
+        assert "the database is unreachable" in said and "the database is reachable again" in said, said[
+            -3000:
+        ]
         print(
             f"database down {outage:.1f} s mid-crawl ({fetched_while_down} postings fetched meanwhile); "
             f"the run it cut ended {cut.status} ({cut.error}); "

@@ -10,8 +10,9 @@ records, a domain, a keyword, a regex and a document (bench/detect.py's `setup_s
 Each run crawls the site twice with the real pastebin spider, each time as its own process
 (`python -m crawlers.run` as a crawl job runs it):
   1. bare: ITEM_PIPELINES emptied: Scrapy fetching, parsing and building the items, nothing else;
-  2. full: the pipelines (normalise, fingerprint, detect, store with its outbox; candidate and search
-     indexes written at the close), into a fresh home.
+  2. full: the pipelines (normalise, fingerprint, detect, store with its outbox; the search index
+     written in batches of up to 200 postings as pipelines.search_index cuts them, the candidate index
+     at the close), into a fresh home.
 Start-up (interpreter, Scrapy, the pipelines' open) is measured by a crawl of an empty site and shown
 apart. Per core = postings / CPU seconds of the crawl process (the site's own CPU is not counted).
 

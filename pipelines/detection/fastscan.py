@@ -4,7 +4,7 @@ Why: the matcher needs, per posting, the keyed hash of every candidate and the l
 candidates themselves (raw text, for masking) are wanted only for the few lines a registered hash hit.
 The C scanner (``_native/scanner.c``) produces exactly extract.py's candidates, hashed, for lines made
 of ASCII, CJK ideographs, common CJK punctuation, full-width ASCII forms and the spaces NFKC makes " "
-(both read as ASCII, as ``extract.narrow_forms`` does), Latin-1 and Cyrillic letters, kana, Hangul
+(both read as ASCII, as ``extract.narrow_forms`` does), Latin-1, Latin Extended-A and Cyrillic letters, kana, Hangul
 syllables and « » – — ・ ゠ (letters whose NFKC form is themselves and whose case fold is one such letter,
 or "ss" for ß; tests/pipelines/test_pipelines_fastscan_scripts.py); it hands every other line back, and
 those (and JSON lines, whose values json.loads reads) go through extract.py here. So the result is the same as

@@ -586,15 +586,16 @@ def private_postgres() -> Iterator[PrivatePostgres]:
     from core.redis_embedded import free_port
 
     bindir = found[-1].parent
-    base = Path(tempfile.mkdtemp(prefix="ls-fleet-pg-"))  # not under pytest's 0700 tmp: postgres reads it
     as_postgres: list[str] = []
     if os.geteuid() == 0:  # the server refuses to run as root
         if shutil.which("runuser") is None:
             pytest.skip("running as root without runuser: cannot start PostgreSQL as the postgres user")
-        shutil.chown(base, "postgres", "postgres")
         as_postgres = ["runuser", "-u", "postgres", "--"]
+    base = Path(tempfile.mkdtemp(prefix="ls-fleet-pg-"))  # not under pytest's 0700 tmp: postgres reads it
     cluster = PrivatePostgres(bindir, base, free_port(), as_postgres)
     try:
+        if as_postgres:
+            shutil.chown(base, "postgres", "postgres")
         cluster._run(
             str(bindir / "initdb"), "-D", str(cluster.data), "-A", "trust", "-U", "postgres",
             "-E", "UTF8", "--locale=C.UTF-8", "--no-sync",

@@ -124,9 +124,14 @@ def test_put_blob_writes_content_once_and_keys_lists_everything(store: EvidenceS
 
 
 @pytest.mark.parametrize(
-    "key", ["../x", "a/../../x", "/etc/passwd", "", ".hidden", "a//b", "a/./b", "a\\b", "x y", "a/.tmp"]
+    "key", ["../x", "a/../../x", "<absolute>", "", ".hidden", "a//b", "a/./b", "a\\b", "x y", "a/.tmp"]
 )
-def test_keys_cannot_leave_the_store(store: EvidenceStore, key: str) -> None:
+def test_keys_cannot_leave_the_store(store: EvidenceStore, key: str, tmp_path: Path) -> None:
+    # An absolute key names a file of this test's own, never a system file: were the check broken, a
+    # put would overwrite it (an earlier version of this test named /etc/passwd and did just that).
+    victim = tmp_path / "outside-the-store" / "victim"
+    if key == "<absolute>":
+        key = str(victim)
     for call in (
         lambda: store.put(key, b"x"),
         lambda: store.get(key),
@@ -135,6 +140,7 @@ def test_keys_cannot_leave_the_store(store: EvidenceStore, key: str) -> None:
     ):
         with pytest.raises(ValueError, match="not an evidence key"):
             call()
+    assert not victim.exists()
 
 
 def test_a_reader_never_sees_half_a_write(store: EvidenceStore) -> None:

@@ -7,9 +7,7 @@ alerted twice (its (source, URL) is unique).
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import os
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass
@@ -21,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core.db import Database, open_database
+from core.evidence_store import EvidenceStore, as_store, put_blob
 from core.fetch_record import write_fetch_record
 from core.models import (
     Alert,
@@ -66,16 +65,11 @@ class StoreResult:
     findings: int
 
 
-def write_evidence(evidence_dir: Path, raw: bytes) -> str:
-    """Keep the raw bytes content-addressed (``ab/abcdef...``); returns the SHA-256."""
-    digest = hashlib.sha256(raw).hexdigest()
-    path = evidence_dir / digest[:2] / digest
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{digest}.{os.getpid()}.tmp")
-        tmp.write_bytes(raw)
-        os.replace(tmp, path)
-    return digest
+def write_evidence(target: EvidenceStore | Settings | Path, raw: bytes) -> str:
+    """Keep the raw bytes content-addressed (``ab/abcdef...``) in the evidence store the settings name (a
+    directory or an S3-compatible bucket, core.evidence_store; a Path is a directory); returns the SHA-256.
+    A store that cannot be written raises (an OSError): the posting is not stored and the run says so."""
+    return put_blob(as_store(target), raw)
 
 
 def _source_id(sess: Session, name: str) -> int:
@@ -98,7 +92,7 @@ def store_posting(db: Database, settings: Settings, draft: PostingDraft) -> Stor
     again, a bounded number of times (core.db.retry_transient); any other error is raised, never hidden.
     """
     raw = draft.raw or draft.text.encode("utf-8")
-    evidence = write_evidence(settings.evidence_dir, raw)
+    evidence = write_evidence(settings, raw)
 
     def existing_id(sess: Session) -> int | None:
         source_id = _source_id(sess, draft.source)
@@ -337,7 +331,7 @@ class StorePipeline:
         """Keep the HTTP exchange beside the evidence (core.fetch_record); a failure loses only the
         headers in the evidence package (which then says so), never the posting."""
         try:
-            write_fetch_record(self.settings.evidence_dir, posting_id, item.fetch or {})
+            write_fetch_record(self.settings, posting_id, item.fetch or {})
         except (OSError, TypeError, ValueError) as exc:
             log.warning("fetch record of posting %s not kept: %s", posting_id, exc)
 

@@ -10,7 +10,6 @@ boto3 is not installed.
 from __future__ import annotations
 
 import hashlib
-import inspect
 import io
 import json
 import os
@@ -23,8 +22,6 @@ from typing import Any
 
 import pytest
 
-import leaksentinel.actions.retention
-import pipelines.store
 from core.db import open_database
 from core.settings import load_settings
 from leaksentinel.actions.alerts import list_alerts
@@ -32,18 +29,6 @@ from leaksentinel.actions.tenants import add_tenant
 from leaksentinel.sim.server import LoopbackHandler, LoopbackServer
 
 LEAK = b"combo list\njane@acme.example:hunter2\n\xff\xfe raw bytes kept as fetched\n"
-
-#: The raw-bytes writer lives in pipelines/store.py (owned elsewhere); until it writes through the evidence
-#: store (core.evidence_store.put_blob), the bytes land in the home and these tests cannot pass: they are
-#: expected to fail (strictly: once the writer is switched, they run as plain tests).
-_WRITER_USES_STORE = "put_blob" in inspect.getsource(pipelines.store)
-pytestmark = pytest.mark.xfail(
-    not _WRITER_USES_STORE,
-    reason="pipelines/store.py write_evidence still writes to settings.evidence_dir (see the evidence-store report)",
-    strict=True,
-)
-#: Likewise for purge (leaksentinel/actions/retention.py, owned elsewhere).
-_PURGE_USES_STORE = "open_evidence_store" in inspect.getsource(leaksentinel.actions.retention)
 
 
 @pytest.fixture(scope="module")
@@ -186,11 +171,6 @@ def test_a_crawl_keeps_the_exchange_in_the_bucket_and_the_zip_verifies(
     assert verify_evidence(data).ok
 
 
-@pytest.mark.xfail(
-    not _PURGE_USES_STORE,
-    reason="leaksentinel/actions/retention.py still deletes under settings.evidence_dir (see the report)",
-    strict=True,
-)
 def test_purge_deletes_old_evidence_from_the_bucket_and_keeps_what_an_alert_holds(
     bucket: Any, cli: Any, tmp_path: Path, database_url: str
 ) -> None:

@@ -71,9 +71,9 @@ class RetroResult:
 
 
 def retro_match(db: Database, settings: Settings, tenant_id: int, prefixes: np.ndarray) -> RetroResult:
-    posting_ids = sorted(CandidateIndex(settings.index_dir / "candidates").postings_with(prefixes))[
-        :MAX_POSTINGS
-    ]
+    index = CandidateIndex(settings.index_dir / "candidates")
+    index.sync(db)  # what the fleet's other machines stored since this home last looked
+    posting_ids = sorted(index.postings_with(prefixes))[:MAX_POSTINGS]
     if not posting_ids:
         return RetroResult(0, 0, 0)
     detector = Detector.from_database(db, load_or_create_key(settings.key_path), settings.index_dir)

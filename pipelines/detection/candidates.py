@@ -107,11 +107,54 @@ class CandidateIndex:
         """Recreate every segment from the postings' stored candidate blobs."""
         for seg in self.segments():
             seg.unlink(missing_ok=True)
+        top = 0
         with db.session() as sess:
             rows = sess.execute(
                 select(Posting.id, Posting.candidate_hashes).execution_options(yield_per=batch)
             )
             for posting_id, blob in rows:
                 self.add(posting_id, blob)
+                top = max(top, posting_id)
         self.flush()
         self.compact()
+        self._mark(top)
+
+    #: Postings below the high-water mark that another transaction may still have been committing when
+    #: the mark was taken (ids are handed out before commit): each sync reads these again.
+    SYNC_OVERLAP = 1_000
+
+    def sync(self, db: Database, batch: int = 10_000) -> int:
+        """Add the postings any machine of the fleet stored since this home's index last looked, from their
+        stored candidate blobs; returns how many were read.
+
+        Why: each home's segments hold what its own crawls wrote; in a fleet, records registered on machine
+        B must also find postings crawled by A. The database is the shared truth, so the index catches up
+        from it (ids above a high-water mark, less an overlap for transactions that committed late) before
+        answering. Postings already indexed here are added again harmlessly (lookups return a set)."""
+        last = self._marked()
+        top, read = last, 0
+        with db.read_session() as sess:
+            rows = sess.execute(
+                select(Posting.id, Posting.candidate_hashes)
+                .where(Posting.id > max(0, last - self.SYNC_OVERLAP))
+                .order_by(Posting.id)
+                .execution_options(yield_per=batch)
+            )
+            for posting_id, blob in rows:
+                self.add(posting_id, blob)
+                top, read = max(top, posting_id), read + 1
+        self.flush()
+        self._mark(top)
+        return read
+
+    def _marked(self) -> int:
+        try:
+            return int((self.directory / "synced-id").read_text(encoding="ascii"))
+        except (OSError, ValueError):
+            return 0
+
+    def _mark(self, top: int) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        tmp = self.directory / f".synced-id.{uuid.uuid4().hex}.tmp"
+        tmp.write_text(str(top), encoding="ascii")
+        os.replace(tmp, self.directory / "synced-id")

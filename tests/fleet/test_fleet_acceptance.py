@@ -482,11 +482,6 @@ def _record_findings(db: Database, tenant: str) -> set[str]:
         )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 14 point 4 not done: retro-match reads the candidate index in the registering machine's "
-    "home (pipelines/retro.py, CandidateIndex(settings.index_dir)); it must live in or sync from the database",
-)
 def test_records_registered_on_b_find_postings_crawled_by_a(
     tmp_path: Path, db_backend: str, database_url: str, fleet_broker: str
 ) -> None:

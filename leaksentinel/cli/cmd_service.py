@@ -157,4 +157,6 @@ def register(app: typer.Typer) -> None:
             f"{result['search_entries']} search entries and {result['evidence_files']} evidence file(s); "
             f"{result['held_by_alerts']} old posting(s) kept because an alert holds them"
         )
+        if result.get("partitions_dropped"):
+            human += f"; {result['partitions_dropped']} monthly partition(s) of posting text dropped"
         emit_object(result, as_json, human)

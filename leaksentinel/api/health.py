@@ -104,6 +104,7 @@ def readiness(request: Request) -> tuple[bool, dict[str, dict[str, Any]]]:
     broker = _broker_url(request, settings)
     state_f = _pool.submit(_read_state, db)
     broker_f = _pool.submit(_ping, broker) if broker else None
+    evidence_f = _pool.submit(_evidence_check, settings)
     try:
         revision, recorded = state_f.result(timeout=CHECK_TIMEOUT_S)
     except FutureTimeout:
@@ -133,7 +134,21 @@ def readiness(request: Request) -> tuple[bool, dict[str, dict[str, Any]]]:
             checks["broker"] = {"ok": False, "detail": f"no answer within {CHECK_TIMEOUT_S:g} s"}
         except Exception as exc:
             checks["broker"] = {"ok": False, "detail": _describe("broker", exc)}
+    try:
+        evidence_f.result(timeout=CHECK_TIMEOUT_S)
+        checks["evidence"] = {"ok": True, "detail": "writable"}
+    except FutureTimeout:
+        checks["evidence"] = {"ok": False, "detail": f"no answer within {CHECK_TIMEOUT_S:g} s"}
+    except Exception as exc:
+        checks["evidence"] = {"ok": False, "detail": _describe("evidence store", exc)}
     return all(c["ok"] for c in checks.values()), checks
+
+
+def _evidence_check(settings: Settings) -> None:
+    """The evidence store (directory or bucket) takes a write: without it no crawl can store a posting."""
+    from core.evidence_store import open_evidence_store
+
+    open_evidence_store(settings).check()
 
 
 def _key_check(db: Database, settings: Settings, recorded: str | None) -> dict[str, Any]:

@@ -46,7 +46,7 @@ def test_ready_on_a_healthy_embedded_setup(database_url: str, broker: str) -> No
     code, body = _ready(_client(load_settings(redis_url=broker)))
     assert code == 200, body
     assert body["status"] == "ready"
-    assert set(body["checks"]) == {"database", "migrations", "broker", "hash_key"}
+    assert set(body["checks"]) == {"database", "migrations", "broker", "hash_key", "evidence"}
     assert body["checks"]["broker"] == {"ok": True, "detail": "reachable"}
     assert all(c["ok"] for c in body["checks"].values())
 
@@ -71,6 +71,18 @@ def test_not_ready_with_the_database_down(database_url: str, tmp_path: Path, bro
     assert body["checks"]["database"]["ok"] is False
     assert body["checks"]["broker"]["ok"] is True
     assert "127.0.0.1" not in str(body)  # no URL (it may carry a password) in an unauthenticated answer
+
+
+def test_not_ready_when_the_evidence_store_takes_no_write(database_url: str, tmp_path: Path) -> None:
+    evidence = tmp_path / "evidence"
+    client = _client(load_settings(evidence_path=str(evidence)))
+    evidence.rmdir()
+    evidence.write_bytes(b"")  # the directory's place is now a file: nothing can be written under it
+    code, body = _ready(client)
+    assert code == 503
+    assert body["checks"]["evidence"]["ok"] is False
+    assert body["checks"]["database"]["ok"] is True
+    assert str(tmp_path) not in str(body)  # the unauthenticated answer names no path
 
 
 def test_not_ready_with_the_broker_down(database_url: str) -> None:

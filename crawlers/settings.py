@@ -29,6 +29,9 @@ EXTENSIONS = {
     "crawlers.extensions.progress.CrawlProgress": 510,
     # A posting that fails in any pipeline stage fails the run and keeps the cursor.
     "crawlers.extensions.lost_items.LostItems": 520,
+    # Never used by a crawl job, and importing them loads aiohttp and twisted.conch (~6 MB per crawl).
+    "scrapy.extensions.telnet.TelnetConsole": None,
+    "scrapy.extensions.remote_control.RemoteControl": None,
 }
 #: Bytes one run may read (0: no budget); a source's `byte_budget` option overrides it.
 LEAKSENTINEL_BYTE_BUDGET = 200_000_000

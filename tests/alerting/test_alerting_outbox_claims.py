@@ -55,7 +55,7 @@ while idle < 3 and time.monotonic() < deadline:
     n = relay.run_once(batch)
     total += n
     idle = idle + 1 if n == 0 else 0
-    time.sleep(0.005)  # yield the CPU: on two loaded cores one relay could otherwise drain all before the other wakes
+    time.sleep(0.02)  # yield the CPU: on two loaded cores one relay could otherwise drain all before the other wakes
 print(total, flush=True)
 """
 
@@ -108,14 +108,8 @@ def statuses(settings: Settings, ids: list[int]) -> Counter[str]:
         return Counter(sess.get(Delivery, i).status for i in ids)  # type: ignore[union-attr]
 
 
-@pytest.mark.parametrize("claim", ["returning", "per-row"])
-def test_two_relay_processes_publish_each_of_200_rows_exactly_once(
-    claim: str, broker: str, tmp_path: Path
-) -> None:
-    settings = load_settings()
-    ids = add_deliveries(settings, 200)
-    go = tmp_path / "go"
-    # Small batches and many ticks: the relays claim side by side for the whole run.
+def _race_two_relays(claim: str, broker: str, go: Path, ids: list[int]) -> list[int]:
+    """Two relay processes claim ``ids`` side by side; returns how many each published."""
     relays = [
         subprocess.Popen(
             [sys.executable, "-c", RELAY_SCRIPT, broker, str(go), "7", claim],
@@ -138,13 +132,33 @@ def test_two_relay_processes_publish_each_of_200_rows_exactly_once(
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
-    totals = [int(out.strip()) for out, _err in outputs]
-    counts = published(broker)
-    twice = sorted(i for i, n in counts.items() if n > 1)
-    assert not twice, f"{len(twice)} rows published more than once (totals {totals}): {twice[:20]}"
-    assert set(counts) == set(ids) and sum(counts.values()) == 200
-    assert sum(totals) == 200 and min(totals) > 0, totals  # both relays took part
-    assert statuses(settings, ids) == Counter({"queued": 200})
+    return [int(out.strip()) for out, _err in outputs]
+
+
+@pytest.mark.parametrize("claim", ["returning", "per-row"])
+def test_two_relay_processes_publish_each_of_200_rows_exactly_once(
+    claim: str, broker: str, tmp_path: Path
+) -> None:
+    """Exactly once is checked on every round; a round where one relay drained everything before the
+    other woke (two loaded cores) proves nothing about the race, so up to three rounds are run until
+    both relays took part in one."""
+    settings = load_settings()
+    rounds: list[list[int]] = []
+    seen: set[int] = set()
+    for attempt in range(3):
+        ids = add_deliveries(settings, 200)
+        totals = _race_two_relays(claim, broker, tmp_path / f"go{attempt}", ids)
+        rounds.append(totals)
+        counts = {i: n for i, n in published(broker).items() if i not in seen}
+        seen.update(counts)
+        twice = sorted(i for i, n in counts.items() if n > 1)
+        assert not twice, f"{len(twice)} rows published more than once (totals {totals}): {twice[:20]}"
+        assert set(counts) == set(ids) and sum(counts.values()) == 200
+        assert sum(totals) == 200, totals
+        assert statuses(settings, ids) == Counter({"queued": 200})
+        if min(totals) > 0:
+            break
+    assert min(rounds[-1]) > 0, f"one relay drained every round before the other woke: {rounds}"
 
 
 def test_claim_mode_matches_the_sqlite_library() -> None:

@@ -20,9 +20,10 @@ def _stats(err: str) -> dict[str, int]:
 def test_scan_stats_count_the_lines_handed_back_to_python(cli: object, tmp_path: Path) -> None:
     plain = tmp_path / "plain.txt"
     plain.write_text("".join(f"user{i}@example.com:hunter{i}\n" for i in range(200)), encoding="utf-8")
-    accented = tmp_path / "accented.txt"  # Latin-1 letters: not (yet) read natively
+    # Greek letters are not read natively (Latin-1, Cyrillic, kana and Hangul are): each line goes back.
+    accented = tmp_path / "greek.txt"
     accented.write_text(
-        "".join(f"José Müller {i} jose{i}@example.com\n" for i in range(50)), encoding="utf-8"
+        "".join(f"Γιώργος Παπαδόπουλος {i} giorgos{i}@example.com\n" for i in range(50)), encoding="utf-8"
     )
     ascii_run = cli("scan", str(plain), "--stats")  # type: ignore[operator]
     assert ascii_run.code == 0 and "scanned 1 posting(s)" in ascii_run.err and "MB/s" in ascii_run.err

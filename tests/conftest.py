@@ -286,3 +286,21 @@ def cli() -> object:
         return CliResult(code, out.getvalue(), err.getvalue())
 
     return run
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    """moto's S3 server on a free loopback port, for the evidence-store tests: an emulator of the S3 API
+    (not AWS S3 or MinIO), the only S3-compatible server that installs here. Skipped without moto/boto3."""
+    pytest.importorskip("boto3", reason="boto3 not installed (the s3 extra): S3 store not tested")
+    server_mod = pytest.importorskip(
+        "moto.moto_server.threaded_moto_server",
+        reason="moto[server] not installed: the S3 store is tested only against moto's S3 server",
+    )
+    server = server_mod.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()

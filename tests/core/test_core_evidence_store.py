@@ -12,7 +12,6 @@ import hashlib
 import os
 import threading
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,23 +35,6 @@ AWS_ENV = {
     "AWS_SECRET_ACCESS_KEY": "leaksentinel-test-secret",
     "AWS_DEFAULT_REGION": "us-east-1",
 }
-
-
-@pytest.fixture(scope="session")
-def moto_endpoint() -> Iterator[str]:
-    """moto's S3 server on a free loopback port (an emulator of S3, not S3 itself)."""
-    pytest.importorskip("boto3", reason="boto3 not installed (the s3 extra): S3 store not tested")
-    server_mod = pytest.importorskip(
-        "moto.moto_server.threaded_moto_server",
-        reason="moto[server] not installed: the S3 store is tested only against moto's S3 server",
-    )
-    server = server_mod.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
 
 
 @pytest.fixture

@@ -15,7 +15,6 @@ import json
 import os
 import uuid
 import zipfile
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -29,23 +28,6 @@ from leaksentinel.actions.tenants import add_tenant
 from leaksentinel.sim.server import LoopbackHandler, LoopbackServer
 
 LEAK = b"combo list\njane@acme.example:hunter2\n\xff\xfe raw bytes kept as fetched\n"
-
-
-@pytest.fixture(scope="module")
-def moto_endpoint() -> Iterator[str]:
-    """moto's S3 server on a free loopback port (an emulator of S3, not S3 itself)."""
-    pytest.importorskip("boto3", reason="boto3 not installed (the s3 extra): S3 store not tested")
-    server_mod = pytest.importorskip(
-        "moto.moto_server.threaded_moto_server",
-        reason="moto[server] not installed: the S3 store is tested only against moto's S3 server",
-    )
-    server = server_mod.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
 
 
 @pytest.fixture

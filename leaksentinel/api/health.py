@@ -7,7 +7,7 @@ Each check runs on its own thread with a deadline, so a hung database cannot han
 
 # No `from __future__ import annotations` here: FastAPI resolves route annotations at runtime.
 import logging
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
 from typing import Any
@@ -127,21 +127,20 @@ def readiness(request: Request) -> tuple[bool, dict[str, dict[str, Any]]]:
     if broker_f is None:
         checks["broker"] = {"ok": True, "detail": "not configured"}
     else:
-        try:
-            broker_f.result(timeout=CHECK_TIMEOUT_S)
-            checks["broker"] = {"ok": True, "detail": "reachable"}
-        except FutureTimeout:
-            checks["broker"] = {"ok": False, "detail": f"no answer within {CHECK_TIMEOUT_S:g} s"}
-        except Exception as exc:
-            checks["broker"] = {"ok": False, "detail": _describe("broker", exc)}
-    try:
-        evidence_f.result(timeout=CHECK_TIMEOUT_S)
-        checks["evidence"] = {"ok": True, "detail": "writable"}
-    except FutureTimeout:
-        checks["evidence"] = {"ok": False, "detail": f"no answer within {CHECK_TIMEOUT_S:g} s"}
-    except Exception as exc:
-        checks["evidence"] = {"ok": False, "detail": _describe("evidence store", exc)}
+        checks["broker"] = _outcome(broker_f, "broker", "reachable")
+    checks["evidence"] = _outcome(evidence_f, "evidence store", "writable")
     return all(c["ok"] for c in checks.values()), checks
+
+
+def _outcome(probe: Future[None], what: str, ok_detail: str) -> dict[str, Any]:
+    """A probe's check entry: ok, no answer in time, or the failure's kind (``_describe``)."""
+    try:
+        probe.result(timeout=CHECK_TIMEOUT_S)
+    except FutureTimeout:
+        return {"ok": False, "detail": f"no answer within {CHECK_TIMEOUT_S:g} s"}
+    except Exception as exc:
+        return {"ok": False, "detail": _describe(what, exc)}
+    return {"ok": True, "detail": ok_detail}
 
 
 def _evidence_check(settings: Settings) -> None:

@@ -36,6 +36,10 @@ __all__ = [
 ]
 
 MAX_KEYWORD_CHARS = 256
+#: Up to this many distinct keywords, each is found by `str.find` in C (a pass per keyword, and a keyword
+#: found is not looked at again) instead of a Python step per automaton hit (one per occurrence of a keyword
+#: already found, until every keyword is found).
+FEW_KEYWORDS = 8
 MAX_TEXT_CHARS = 50_000_000  # text beyond this is not read: a posting is hostile input
 EXCERPT_CHARS = 60
 
@@ -111,6 +115,12 @@ class KeywordMatcher:
         for folded, bucket in entries.items():
             self._automaton.add_word(folded, (folded, tuple(bucket)))
         self._size = len(entries)
+        #: With a few keywords, each is looked for by `str.find` (see `_find_few`), not the automaton.
+        self._few: tuple[tuple[str, tuple[_Entry, ...]], ...] | None = (
+            tuple((folded, tuple(bucket)) for folded, bucket in entries.items())
+            if len(entries) <= FEW_KEYWORDS
+            else None
+        )
         if self._size:
             self._automaton.make_automaton()
 
@@ -187,6 +197,9 @@ class KeywordMatcher:
     ) -> None:
         """Hits of keywords not yet `done` in a block of whole lines starting at 1-based `line`;
         `original_line(n)`: the block's n-th line (1-based) as the posting wrote it."""
+        if self._few is not None:
+            self._find_few(original_line, folded, line, done, hits)
+            return
         folded_lines: LineIndex[str] | None = None
         for count, (end_index, (keyword, bucket)) in enumerate(self._automaton.iter(folded), 1):
             if keyword in done:
@@ -209,6 +222,47 @@ class KeywordMatcher:
             hits.extend(KeywordHit(e.tenant_id, e.watch_id, e.keyword, lineno, excerpt) for e in bucket)
             if len(done) == self._size:
                 return
+
+    def _find_few(
+        self,
+        original_line: Callable[[int], str],
+        folded: str,
+        line: int,
+        done: set[str],
+        hits: list[KeywordHit],
+    ) -> None:
+        """`_find_in_block` by `str.find`: each keyword's first occurrence on a line and on word
+        boundaries, then the hits in the automaton's order (by end offset, the longest keyword first)."""
+        assert self._few is not None
+        folded_lines: LineIndex[str] | None = None
+        found: list[tuple[int, int, int, int, str, tuple[_Entry, ...]]] = []
+        for keyword, bucket in self._few:
+            if keyword in done:
+                continue
+            start = folded.find(keyword)
+            while start >= 0:
+                end = start + len(keyword)
+                if folded_lines is None:
+                    folded_lines = LineIndex(folded)
+                number = folded_lines.line_of(start)
+                line_start, line_end = folded_lines.span(number)
+                if end <= line_end and _on_boundaries(
+                    folded[line_start:line_end], start - line_start, end - line_start, keyword
+                ):
+                    found.append((end, -len(keyword), start, number, keyword, bucket))
+                    break
+                start = folded.find(keyword, start + 1)
+        found.sort(key=lambda item: (item[0], item[1]))
+        for _end, _, start, number, keyword, bucket in found:
+            assert folded_lines is not None
+            line_start, line_end = folded_lines.span(number)
+            done.add(keyword)
+            norm_line = folded[line_start:line_end]
+            excerpt = _excerpt(
+                original_line(number), norm_line, start - line_start, start - line_start + len(keyword)
+            )
+            lineno = line + number - 1
+            hits.extend(KeywordHit(e.tenant_id, e.watch_id, e.keyword, lineno, excerpt) for e in bucket)
 
 
 def _shifted(original: Callable[[int], str], first: int, number: int) -> str:

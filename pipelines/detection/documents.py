@@ -320,6 +320,17 @@ def _first_positions(hashes: Any, wanted: set[int]) -> dict[int, int]:
     return found
 
 
+def _low_bits_filter(known: Any) -> Any:
+    """Flags indexed by a fingerprint's low bits, set for those of `known`: a power of two of flags, about
+    16 per known fingerprint (2^16 to 2^24), so a fingerprint not known passes rarely."""
+    size = 1 << 16
+    while size < 16 * len(known) and size < 1 << 24:
+        size <<= 1
+    flags = _np.zeros(size, dtype=bool)
+    flags[(known & _np.uint64(size - 1)).view(_np.int64)] = True
+    return flags
+
+
 class DocumentMatcher:
     """Registered documents behind an inverted index fingerprint → documents, so a scan costs one
     lookup per posting fingerprint whatever the number of documents."""
@@ -328,6 +339,7 @@ class DocumentMatcher:
         self._docs: list[_Doc] = []
         self._index: dict[int, list[int]] = {}
         self._known: Any = None  # the fingerprints of `_index` as a numpy array, built on first use
+        self._filter: Any = None  # flags by the low bits of a fingerprint: may be in `_known`
         for tenant_id, watch_id, name, fps in items:
             if not fps:
                 continue
@@ -392,9 +404,16 @@ class DocumentMatcher:
         if _np is not None and len(keyed) > 64:
             if self._known is None:  # sorted: a binary search per posting fingerprint (isin sorts both)
                 self._known = _np.sort(_np.fromiter(self._index, dtype=_np.uint64, count=len(self._index)))
+                self._filter = _low_bits_filter(self._known)
             values = _np.frombuffer(keyed_bytes, dtype=_np.uint64)
+            # the fingerprints are keyed hashes: their low bits alone rule out nearly every one, so
+            # only the few left take a binary search
+            maybe = _np.flatnonzero(
+                self._filter[(values & _np.uint64(len(self._filter) - 1)).view(_np.int64)]
+            )
+            values = values[maybe]
             at = _np.minimum(_np.searchsorted(self._known, values), len(self._known) - 1)
-            found_at = _np.flatnonzero(self._known[at] == values)
+            found_at = maybe[self._known[at] == values]
             present = [(keyed[i], raws[i]) for i in found_at.tolist()]
         else:
             present = [(fp, raw) for fp, raw in zip(keyed, raws, strict=True) if fp in self._index]

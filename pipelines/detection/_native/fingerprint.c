@@ -114,8 +114,8 @@ static uint64_t blake2b_8(const uint8_t *key, size_t keylen, const uint8_t *msg,
     return __builtin_bswap64(h[0]);
 }
 
-/* BLAKE2b-8 of an 8-byte message under a fixed key: the key block is compressed once (b2_keyed_init),
- * each message then costs one compression instead of two. */
+/* The state after a key's block: BLAKE2b-8 of one-block messages under a fixed key then costs one
+ * compression each instead of two (b2_batch8 from this state, byte counts 128 + length). */
 static void b2_keyed_init(uint64_t h[8], const uint8_t *key, size_t keylen) {
     uint8_t block[128];
     memcpy(h, B2_IV, 8 * sizeof(uint64_t));
@@ -125,21 +125,57 @@ static void b2_keyed_init(uint64_t h[8], const uint8_t *key, size_t keylen) {
     b2_compress(h, block, 128, 0);
 }
 
-static uint64_t b2_keyed_u64(const uint64_t keyed_state[8], uint64_t value) {
-    uint64_t h[8];
-    uint8_t block[128];
-    memcpy(h, keyed_state, sizeof h);
-    memset(block, 0, sizeof block);
-    for (int b = 0; b < 8; b++) block[b] = (uint8_t)(value >> (56 - 8 * b)); /* to_bytes(8, "big") */
-    b2_compress(h, block, 136, 1);
-    return __builtin_bswap64(h[0]);
-}
+/* The twelve rounds with the message schedule written out: each word index is a constant, so a kernel
+ * whose message words past the first few are known to be zero drops their additions at compile time. */
+#define B2_ROUND(G, W, s0, s1, s2, s3, s4, s5, s6, s7, s8, s9, s10, s11, s12, s13, s14, s15) \
+    do {                                                                                      \
+        G(v[0], v[4], v[8], v[12], W[s0], W[s1]);                                             \
+        G(v[1], v[5], v[9], v[13], W[s2], W[s3]);                                             \
+        G(v[2], v[6], v[10], v[14], W[s4], W[s5]);                                            \
+        G(v[3], v[7], v[11], v[15], W[s6], W[s7]);                                            \
+        G(v[0], v[5], v[10], v[15], W[s8], W[s9]);                                            \
+        G(v[1], v[6], v[11], v[12], W[s10], W[s11]);                                          \
+        G(v[2], v[7], v[8], v[13], W[s12], W[s13]);                                           \
+        G(v[3], v[4], v[9], v[14], W[s14], W[s15]);                                           \
+    } while (0)
+#define B2_TWELVE_ROUNDS(G, W)                                                   \
+    do {                                                                         \
+        B2_ROUND(G, W, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);    \
+        B2_ROUND(G, W, 14, 10, 4, 8, 9, 15, 13, 6, 1, 12, 0, 2, 11, 7, 5, 3);    \
+        B2_ROUND(G, W, 11, 8, 12, 0, 5, 2, 15, 13, 10, 14, 3, 6, 7, 1, 9, 4);    \
+        B2_ROUND(G, W, 7, 9, 3, 1, 13, 12, 11, 14, 2, 6, 5, 10, 4, 0, 15, 8);    \
+        B2_ROUND(G, W, 9, 0, 5, 7, 2, 4, 10, 15, 14, 1, 11, 12, 6, 8, 3, 13);    \
+        B2_ROUND(G, W, 2, 12, 6, 10, 0, 11, 8, 3, 4, 13, 7, 5, 15, 14, 1, 9);    \
+        B2_ROUND(G, W, 12, 5, 1, 15, 14, 13, 4, 10, 0, 7, 6, 3, 9, 2, 8, 11);    \
+        B2_ROUND(G, W, 13, 11, 7, 14, 12, 1, 3, 9, 5, 0, 15, 4, 8, 6, 2, 10);    \
+        B2_ROUND(G, W, 6, 15, 14, 9, 11, 3, 0, 8, 12, 2, 13, 7, 1, 4, 10, 5);    \
+        B2_ROUND(G, W, 10, 2, 8, 4, 7, 6, 1, 5, 15, 11, 9, 14, 3, 12, 13, 0);    \
+        B2_ROUND(G, W, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);    \
+        B2_ROUND(G, W, 14, 10, 4, 8, 9, 15, 13, 6, 1, 12, 0, 2, 11, 7, 5, 3);    \
+    } while (0)
+/* G on vectors of any width (the rotates are whole-vector shifts) */
+#define B2_GV(a, b, c, d, x, y)         \
+    do {                                \
+        a = a + b + (x);                \
+        d = v_rotr(d ^ a, 32);          \
+        c = c + d;                      \
+        b = v_rotr(b ^ c, 24);          \
+        a = a + b + (y);                \
+        d = v_rotr(d ^ a, 16);          \
+        c = c + d;                      \
+        b = v_rotr(b ^ c, 63);          \
+    } while (0)
+#define v_rotr(x, n) (((x) >> (n)) | ((x) << (64 - (n))))
 
-/* Four independent one-block messages at once (one per 64-bit lane): what fingerprints need, since a
- * shingle almost always fits one block and a keyed fingerprint is one block after the key's. Each lane
- * starts from the same state `h0`, compresses its final block `m` (word w of lane j in m[j][w]) with
- * its byte count `t[j]`, and gets the big-endian digest integer in out[j]. Compiled for AVX2 and for the
- * baseline, chosen when the module loads (GCC on x86-64); elsewhere the plain vector code. */
+/* Eight independent one-block messages at once: what fingerprints need, since a shingle almost always
+ * fits one block and a keyed fingerprint is one block after the key's. Every lane starts from the same
+ * state `h0` and compresses its final block: word w of lane j is m[w][j] (word-major, so a vector of
+ * word w is one load), its byte count t[j]; out[j] gets the big-endian digest integer. Words at or past
+ * `nw` must be zero in every lane (the kernels for nw <= 1 and nw <= 4 skip them).
+ *
+ * Two implementations, chosen when the module loads: eight 64-bit lanes in one 512-bit vector
+ * (x86-64-v4, AVX-512, GCC 12 or later), else twice four lanes in 256-bit vectors compiled for AVX-512VL,
+ * AVX2 and the baseline (target_clones, GCC on x86-64), or plain vector code elsewhere. */
 typedef uint64_t v4u64 __attribute__((vector_size(32)));
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && __GNUC__ >= 11
@@ -151,62 +187,103 @@ typedef uint64_t v4u64 __attribute__((vector_size(32)));
 #define LS_CLONES
 #endif
 
-/* macros, not functions: a 32-byte vector passed by value warns of an ABI change without AVX */
 #define v4_splat(x) ((v4u64){(x), (x), (x), (x)})
-#define v4_rotr(x, n) (((x) >> (n)) | ((x) << (64 - (n))))
 
-LS_CLONES static void b2_final4(const uint64_t h0[8], const uint64_t m[4][16], const uint64_t t[4],
-                                uint64_t out[4]) {
+/* Lanes off..off+3 of the batch (macros and pointers, not vector arguments: a 32-byte vector passed by
+ * value warns of an ABI change without AVX). */
+LS_CLONES static void b2_final4(const uint64_t h0[8], const uint64_t m[16][8], int off, const uint64_t t[8],
+                                uint64_t out[8]) {
     v4u64 w[16], v[16];
-    for (int i = 0; i < 16; i++) w[i] = (v4u64){m[0][i], m[1][i], m[2][i], m[3][i]};
+    for (int i = 0; i < 16; i++) memcpy(&w[i], &m[i][off], sizeof w[i]);
     for (int i = 0; i < 8; i++) {
         v[i] = v4_splat(h0[i]);
         v[i + 8] = v4_splat(B2_IV[i]);
     }
     v4u64 tv;
-    memcpy(&tv, t, sizeof tv);
+    memcpy(&tv, t + off, sizeof tv);
     v[12] ^= tv;
     v[14] = ~v[14];
-#define B2_G4(a, b, c, d, x, y)         \
-    do {                                \
-        a = a + b + (x);                \
-        d = v4_rotr(d ^ a, 32);         \
-        c = c + d;                      \
-        b = v4_rotr(b ^ c, 24);         \
-        a = a + b + (y);                \
-        d = v4_rotr(d ^ a, 16);         \
-        c = c + d;                      \
-        b = v4_rotr(b ^ c, 63);         \
-    } while (0)
-    for (int r = 0; r < 12; r++) {
-        const uint8_t *s = B2_SIGMA[r];
-        B2_G4(v[0], v[4], v[8], v[12], w[s[0]], w[s[1]]);
-        B2_G4(v[1], v[5], v[9], v[13], w[s[2]], w[s[3]]);
-        B2_G4(v[2], v[6], v[10], v[14], w[s[4]], w[s[5]]);
-        B2_G4(v[3], v[7], v[11], v[15], w[s[6]], w[s[7]]);
-        B2_G4(v[0], v[5], v[10], v[15], w[s[8]], w[s[9]]);
-        B2_G4(v[1], v[6], v[11], v[12], w[s[10]], w[s[11]]);
-        B2_G4(v[2], v[7], v[8], v[13], w[s[12]], w[s[13]]);
-        B2_G4(v[3], v[4], v[9], v[14], w[s[14]], w[s[15]]);
-    }
-#undef B2_G4
+    B2_TWELVE_ROUNDS(B2_GV, w);
     v4u64 r = v4_splat(h0[0]) ^ v[0] ^ v[8];
     uint64_t lanes[4];
     memcpy(lanes, &r, sizeof lanes);
-    for (int j = 0; j < 4; j++) out[j] = __builtin_bswap64(lanes[j]);
+    for (int j = 0; j < 4; j++) out[off + j] = __builtin_bswap64(lanes[j]);
 }
 
-/* Lane j's block: `len` (at most 128) bytes of `msg`, zero-padded, as little-endian words. */
-static inline void b2_lane(uint64_t m[4][16], int j, const uint8_t *msg, size_t len) {
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    memset(m[j], 0, sizeof m[j]); /* a little-endian word is its bytes in order: copy, no byte loop */
-    if (len) memcpy(m[j], msg, len);
-#else
-    uint8_t block[128];
-    memset(block, 0, sizeof block);
-    if (len) memcpy(block, msg, len);
-    for (int i = 0; i < 16; i++) m[j][i] = load64_le(block + 8 * i);
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && __GNUC__ >= 12
+#define LS_V8 1
+typedef uint64_t v8u64 __attribute__((vector_size(64)));
+#define v8_splat(x) ((v8u64){(x), (x), (x), (x), (x), (x), (x), (x)})
+
+/* Inlined into the AVX-512 kernels below only (never compiled on its own); `nw` is a constant there. */
+static inline __attribute__((always_inline)) void b2_final8_body(const uint64_t h0[8], const uint64_t m[16][8],
+                                                                 const uint64_t t[8], uint64_t out[8],
+                                                                 const int nw) {
+    v8u64 w[16], v[16];
+    for (int i = 0; i < 16; i++) {
+        if (i < nw) memcpy(&w[i], m[i], sizeof w[i]);
+        else w[i] = v8_splat(0);
+    }
+    for (int i = 0; i < 8; i++) {
+        v[i] = v8_splat(h0[i]);
+        v[i + 8] = v8_splat(B2_IV[i]);
+    }
+    v8u64 tv;
+    memcpy(&tv, t, sizeof tv);
+    v[12] ^= tv;
+    v[14] = ~v[14];
+    B2_TWELVE_ROUNDS(B2_GV, w);
+    v8u64 r = v8_splat(h0[0]) ^ v[0] ^ v[8];
+    uint64_t lanes[8];
+    memcpy(lanes, &r, sizeof lanes);
+    for (int j = 0; j < 8; j++) out[j] = __builtin_bswap64(lanes[j]);
+}
+
+#define LS_V4 __attribute__((target("arch=x86-64-v4")))
+LS_V4 static void b2_final8_w1(const uint64_t h0[8], const uint64_t m[16][8], const uint64_t t[8], uint64_t out[8]) {
+    b2_final8_body(h0, m, t, out, 1);
+}
+LS_V4 static void b2_final8_w4(const uint64_t h0[8], const uint64_t m[16][8], const uint64_t t[8], uint64_t out[8]) {
+    b2_final8_body(h0, m, t, out, 4);
+}
+LS_V4 static void b2_final8_w16(const uint64_t h0[8], const uint64_t m[16][8], const uint64_t t[8],
+                                uint64_t out[8]) {
+    b2_final8_body(h0, m, t, out, 16);
+}
 #endif
+
+static int b2_have_v8; /* set at import: the CPU runs the 512-bit kernels */
+
+static void b2_detect(void) {
+#ifdef LS_V8
+    __builtin_cpu_init();
+    b2_have_v8 = __builtin_cpu_supports("x86-64-v4") != 0;
+#endif
+}
+
+static inline void b2_batch8(const uint64_t h0[8], const uint64_t m[16][8], const uint64_t t[8], uint64_t out[8],
+                             int nw) {
+#ifdef LS_V8
+    if (b2_have_v8) {
+        if (nw <= 1) b2_final8_w1(h0, m, t, out);
+        else if (nw <= 4) b2_final8_w4(h0, m, t, out);
+        else b2_final8_w16(h0, m, t, out);
+        return;
+    }
+#endif
+    (void)nw;
+    b2_final4(h0, m, 0, t, out);
+    b2_final4(h0, m, 4, t, out);
+}
+
+/* 8 bytes at p as a little-endian word (unaligned). */
+static inline uint64_t ld64(const uint8_t *p) {
+    uint64_t v;
+    memcpy(&v, p, sizeof v);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    v = __builtin_bswap64(v);
+#endif
+    return v;
 }
 
 /* LSD radix sort of n uint64 (8 passes of a byte), `tmp` of n elements. */
@@ -263,14 +340,35 @@ static inline void put_utf8(fbuf *b, Py_UCS4 c) { /* room for 4 bytes reserved b
     }
 }
 
+/* Per-kind code: every loop over the characters of a str is written once as an always-inline function
+ * taking the PyUnicode kind, and instantiated for each kind (1, 2 or 4 bytes a character) by a switch,
+ * so the loop reads its array directly instead of branching on the kind at every character. */
+#define LS_INLINE static inline __attribute__((always_inline))
+
+LS_INLINE Py_UCS4 rd(int kind, const void *data, Py_ssize_t i) {
+    if (kind == PyUnicode_1BYTE_KIND) return ((const Py_UCS1 *)data)[i];
+    if (kind == PyUnicode_2BYTE_KIND) return ((const Py_UCS2 *)data)[i];
+    return ((const Py_UCS4 *)data)[i];
+}
+
 /* Python's re `[^\W_]` (and str.isalnum): alphabetic, decimal, digit or numeric. The Basic Multilingual
  * Plane is answered from a bitmap filled at import from the interpreter's own tables (so it follows the
- * running Python's Unicode version), the rest by asking the interpreter. */
+ * running Python's Unicode version), the rest by asking the interpreter. Also from the interpreter: which
+ * BMP characters case-fold to themselves alone (their UTF-8 is then written without a fold lookup). */
 static uint8_t bmp_alnum[0x10000 / 8];
+static uint8_t bmp_fold_self[0x10000 / 8];
+static uint8_t latin1_alnum[256]; /* 0 or 1 */
+static uint8_t ascii_lower[128];
 
-static void fill_bmp_alnum(void) {
-    for (Py_UCS4 c = 0; c < 0x10000; c++)
+static void fill_tables(void) {
+    for (Py_UCS4 c = 0; c < 0x10000; c++) {
         if (Py_UNICODE_ISALNUM(c)) bmp_alnum[c >> 3] |= (uint8_t)(1u << (c & 7));
+        Py_UCS4 folded[3];
+        if (_PyUnicode_ToFoldedFull(c, folded) == 1 && folded[0] == c)
+            bmp_fold_self[c >> 3] |= (uint8_t)(1u << (c & 7));
+    }
+    for (int c = 0; c < 256; c++) latin1_alnum[c] = (bmp_alnum[c >> 3] >> (c & 7)) & 1;
+    for (int c = 0; c < 128; c++) ascii_lower[c] = (uint8_t)(c >= 'A' && c <= 'Z' ? c | 0x20 : c);
 }
 
 static inline int is_alnum(Py_UCS4 c) {
@@ -278,8 +376,30 @@ static inline int is_alnum(Py_UCS4 c) {
     return Py_UNICODE_ISALNUM(c);
 }
 
+/* is_alnum for a character of a str of this kind */
+LS_INLINE int alnum_k(int kind, Py_UCS4 c) {
+    if (kind == PyUnicode_1BYTE_KIND) return latin1_alnum[c];
+    if (kind == PyUnicode_4BYTE_KIND && c >= 0x10000) return Py_UNICODE_ISALNUM(c);
+    return (bmp_alnum[c >> 3] >> (c & 7)) & 1;
+}
+
 static inline int is_cjk(Py_UCS4 c) {
     return (c >= 0x3040 && c <= 0x30FF) || (c >= 0x3400 && c <= 0x9FFF) || (c >= 0xF900 && c <= 0xFAFF);
+}
+
+/* Appends the UTF-8 of str.casefold() of one character (room for 12 bytes reserved by the caller). */
+LS_INLINE void fold_put(fbuf *b, Py_UCS4 c) {
+    if (c < 0x80) {
+        b->p[b->len++] = ascii_lower[c];
+        return;
+    }
+    if (c < 0x10000 && ((bmp_fold_self[c >> 3] >> (c & 7)) & 1)) {
+        put_utf8(b, c);
+        return;
+    }
+    Py_UCS4 folded[3];
+    int n = _PyUnicode_ToFoldedFull(c, folded);
+    for (int j = 0; j < n; j++) put_utf8(b, folded[j]);
 }
 
 /* ------------------------------------------------------------------------------------------ SimHash */
@@ -288,23 +408,6 @@ static inline int is_cjk(Py_UCS4 c) {
 #define SIM_MAX_TOKENS 50000
 #define SIM_MIN_TOKENS 12
 #define SIM_SHINGLE 3
-
-/* Appends the case-folded UTF-8 of text[start:end] to b (str.casefold, character by character). */
-static int fold_utf8(fbuf *b, int kind, const void *data, Py_ssize_t start, Py_ssize_t end) {
-    if (fbuf_reserve(b, (size_t)(end - start) * 12)) return -1; /* a fold gives at most 3 code points */
-    for (Py_ssize_t i = start; i < end; i++) {
-        Py_UCS4 c = PyUnicode_READ(kind, data, i);
-        if (c < 0x80) {
-            if (c >= 'A' && c <= 'Z') c |= 0x20;
-            b->p[b->len++] = (uint8_t)c;
-            continue;
-        }
-        Py_UCS4 folded[3];
-        int n = _PyUnicode_ToFoldedFull(c, folded);
-        for (int j = 0; j < n; j++) put_utf8(b, folded[j]);
-    }
-    return 0;
-}
 
 /* SimHash bit counts, eight bits at a time: byte j of acc[b] counts bit 8j + b of the hashes added since
  * the last flush (at most 255 of them, so no byte overflows); ones[bit] holds the flushed counts. */
@@ -329,6 +432,36 @@ static inline void bitcount_add(bitcount *bc, uint64_t h) {
     if (++bc->pending == 255) bitcount_flush(bc);
 }
 
+/* The case-folded UTF-8 of the tokens, each followed by U+001F: token t is b[starts[t]:starts[t+1]-1], and
+ * shingle t (tokens t, t+1, t+2 joined by U+001F) is the contiguous b[starts[t]:starts[t+3]-1]. Returns
+ * the token count, -1 when out of memory. */
+LS_INLINE Py_ssize_t sim_tokens(int kind, const void *data, Py_ssize_t n, fbuf *b, uint32_t *starts) {
+    Py_ssize_t tokens = 0, i = 0;
+    while (i < n && tokens < SIM_MAX_TOKENS) {
+        Py_UCS4 c = rd(kind, data, i);
+        int cjk = kind != PyUnicode_1BYTE_KIND && is_cjk(c);
+        if (!cjk && !alnum_k(kind, c)) {
+            i++;
+            continue;
+        }
+        if (b->len + 16 > b->cap && fbuf_reserve(b, 16)) return -1;
+        starts[tokens++] = (uint32_t)b->len;
+        fold_put(b, c);
+        i++;
+        if (!cjk) { /* a run of letters and digits (a CJK character inside it stays in it) */
+            while (i < n) {
+                c = rd(kind, data, i);
+                if (!alnum_k(kind, c)) break;
+                if (b->len + 16 > b->cap && fbuf_reserve(b, 16)) return -1;
+                fold_put(b, c);
+                i++;
+            }
+        }
+        b->p[b->len++] = 0x1F; /* 12 bytes at most for the last character: the reserve of 16 holds it */
+    }
+    return tokens;
+}
+
 static PyObject *simhash(PyObject *self, PyObject *arg) {
     (void)self;
     if (!PyUnicode_Check(arg)) {
@@ -341,80 +474,76 @@ static PyObject *simhash(PyObject *self, PyObject *arg) {
     Py_ssize_t n = PyUnicode_GET_LENGTH(arg);
     if (n > SIM_MAX_CHARS) n = SIM_MAX_CHARS;
 
-    fbuf bytes = {0}, shingle = {0};
-    size_t *ends = malloc(sizeof(size_t) * (SIM_MAX_TOKENS + 1)); /* ends[t]: end of token t in bytes */
-    if (!ends) return PyErr_NoMemory();
-    size_t tokens = 0;
-    ends[0] = 0;
-    Py_ssize_t i = 0;
-    while (i < n && tokens < SIM_MAX_TOKENS) {
-        Py_UCS4 c = PyUnicode_READ(kind, data, i);
-        Py_ssize_t j;
-        if (is_cjk(c)) {
-            j = i + 1;
-        } else if (is_alnum(c)) {
-            j = i + 1;
-            while (j < n && is_alnum(PyUnicode_READ(kind, data, j))) j++;
-        } else {
-            i++;
-            continue;
-        }
-        if (fold_utf8(&bytes, kind, data, i, j)) goto nomem;
-        ends[++tokens] = bytes.len;
-        i = j;
+    fbuf bytes = {0};
+    size_t maxtok = (size_t)(n < SIM_MAX_TOKENS ? n : SIM_MAX_TOKENS);
+    uint32_t *starts = malloc(sizeof(uint32_t) * (maxtok + 1));
+    if (!starts || fbuf_reserve(&bytes, (size_t)n + 64)) goto nomem;
+    Py_ssize_t tokens;
+    switch (kind) {
+    case PyUnicode_1BYTE_KIND:
+        tokens = sim_tokens(PyUnicode_1BYTE_KIND, data, n, &bytes, starts);
+        break;
+    case PyUnicode_2BYTE_KIND:
+        tokens = sim_tokens(PyUnicode_2BYTE_KIND, data, n, &bytes, starts);
+        break;
+    default:
+        tokens = sim_tokens(PyUnicode_4BYTE_KIND, data, n, &bytes, starts);
+        break;
     }
+    if (tokens < 0) goto nomem;
     if (tokens < SIM_MIN_TOKENS) {
-        free(ends);
+        free(starts);
         free(bytes.p);
         Py_RETURN_NONE;
     }
+    starts[tokens] = (uint32_t)bytes.len;
+    if (fbuf_reserve(&bytes, 8)) goto nomem; /* the last word of a lane may read up to 7 bytes past a shingle */
+
     bitcount bc;
     memset(&bc, 0, sizeof bc);
-    uint64_t h0[8], m[4][16], lens[4], hashes[4];
+    uint64_t h0[8], m[16][8] __attribute__((aligned(64))), lens[8], hashes[8];
     memcpy(h0, B2_IV, sizeof h0);
     h0[0] ^= 0x01010000ULL ^ 8ULL; /* no key, 8-byte digest */
-    int lanes = 0;
-    size_t shingles = tokens - SIM_SHINGLE + 1;
-    for (size_t t = 0; t <= shingles; t++) {
-        if (t < shingles) {
-            size_t from = ends[t], to = ends[t + SIM_SHINGLE];
-            shingle.len = 0;
-            if (fbuf_reserve(&shingle, to - from + SIM_SHINGLE)) goto nomem;
-            for (size_t s = 0; s < SIM_SHINGLE; s++) {
-                if (s) shingle.p[shingle.len++] = 0x1F;
-                size_t a = ends[t + s], z = ends[t + s + 1];
-                memcpy(shingle.p + shingle.len, bytes.p + a, z - a);
-                shingle.len += z - a;
-            }
-            if (shingle.len > 128) { /* a long shingle: several blocks, one at a time */
-                bitcount_add(&bc, blake2b_8(NULL, 0, shingle.p, shingle.len));
-                continue;
-            }
-            b2_lane(m, lanes, shingle.p, shingle.len);
-            lens[lanes++] = shingle.len;
-            if (lanes < 4) continue;
+    memset(m, 0, sizeof m);
+    int lanes = 0, nwmax = 0;
+    size_t shingles = (size_t)tokens - SIM_SHINGLE + 1;
+    for (size_t t = 0; t < shingles; t++) {
+        size_t from = starts[t], len = starts[t + SIM_SHINGLE] - 1 - from;
+        const uint8_t *p = bytes.p + from;
+        if (len > 128) { /* a long shingle: several blocks, one at a time */
+            bitcount_add(&bc, blake2b_8(NULL, 0, p, len));
+            continue;
         }
-        if (!lanes) break;
-        for (int j = lanes; j < 4; j++) { /* the last, partial batch: idle lanes hash nothing */
-            b2_lane(m, j, NULL, 0);
-            lens[j] = 0;
-        }
-        b2_final4(h0, m, lens, hashes);
-        for (int j = 0; j < lanes; j++) bitcount_add(&bc, hashes[j]);
+        int nw = (int)((len + 7) / 8); /* at least 5 bytes: three tokens and two separators */
+        for (int i = 0; i < nw - 1; i++) m[i][lanes] = ld64(p + 8 * i);
+        size_t tail = len - 8 * (size_t)(nw - 1); /* 1..8 bytes in the last word, zero-padded */
+        uint64_t last = ld64(p + 8 * (nw - 1));
+        if (tail < 8) last &= (1ULL << (8 * tail)) - 1;
+        m[nw - 1][lanes] = last;
+        lens[lanes] = len;
+        if (nw > nwmax) nwmax = nw;
+        if (++lanes < 8) continue;
+        b2_batch8(h0, m, lens, hashes, nwmax);
+        for (int j = 0; j < 8; j++) bitcount_add(&bc, hashes[j]);
+        memset(m, 0, sizeof m[0] * (size_t)nwmax); /* words past a lane's message stay zero */
         lanes = 0;
+        nwmax = 0;
+    }
+    if (lanes) { /* the last, partial batch: idle lanes hash nothing */
+        for (int j = lanes; j < 8; j++) lens[j] = 0;
+        b2_batch8(h0, m, lens, hashes, nwmax);
+        for (int j = 0; j < lanes; j++) bitcount_add(&bc, hashes[j]);
     }
     bitcount_flush(&bc);
     uint64_t value = 0;
     for (int bit = 0; bit < 64; bit++) /* weight: +1 per hash with the bit set, -1 per hash without */
         if (2 * bc.ones[bit] - bc.total > 0) value |= 1ULL << bit;
-    free(ends);
+    free(starts);
     free(bytes.p);
-    free(shingle.p);
     return PyLong_FromLongLong((long long)(int64_t)value);
 nomem:
-    free(ends);
+    free(starts);
     free(bytes.p);
-    free(shingle.p);
     return PyErr_NoMemory();
 }
 
@@ -422,6 +551,8 @@ nomem:
 
 #define W_BASE 0x100000001B3ULL
 #define W_MASK63 0x7FFFFFFFFFFFFFFFULL
+#define W_CHUNK 16384       /* characters read per step: at most as many letters and k-gram hashes */
+#define W_SMALL_WINDOW 256  /* windows up to this size: minima by doubling, larger by a monotonic deque */
 
 static inline uint64_t mix64(uint64_t h) {
     h = (h ^ (h >> 30)) * 0xBF58476D1CE4E5B9ULL;
@@ -489,6 +620,104 @@ static int parse_kw(PyObject *folded, unsigned long k, unsigned long window) {
     return PyUnicode_READY(folded);
 }
 
+/* Winnowing in steps of W_CHUNK characters, each step a few simple passes instead of one loop full of
+ * unpredictable branches: the letters and digits appended to a ring (branch-free: every character is
+ * written, the count advances by is_alnum), their k-gram polynomial hashes, the splitmix finaliser over
+ * those (vectorised), then the window minima. */
+
+/* Appends the letters and digits of data[from:to] to `ring` (a power of two `mask + 1` long) from the
+ * letter count `cnt`; returns the new count. Writes one slot past the last letter. */
+LS_INLINE size_t w_letters(int kind, const void *data, Py_ssize_t from, Py_ssize_t to, uint32_t *ring, size_t mask,
+                           size_t cnt) {
+    for (Py_ssize_t i = from; i < to; i++) {
+        Py_UCS4 c = rd(kind, data, i);
+        ring[cnt & mask] = c;
+        cnt += (size_t)alnum_k(kind, c);
+    }
+    return cnt;
+}
+
+static size_t w_letters_1(const void *d, Py_ssize_t a, Py_ssize_t b, uint32_t *r, size_t m, size_t c) {
+    return w_letters(PyUnicode_1BYTE_KIND, d, a, b, r, m, c);
+}
+static size_t w_letters_2(const void *d, Py_ssize_t a, Py_ssize_t b, uint32_t *r, size_t m, size_t c) {
+    return w_letters(PyUnicode_2BYTE_KIND, d, a, b, r, m, c);
+}
+static size_t w_letters_4(const void *d, Py_ssize_t a, Py_ssize_t b, uint32_t *r, size_t m, size_t c) {
+    return w_letters(PyUnicode_4BYTE_KIND, d, a, b, r, m, c);
+}
+
+/* The polynomial hashes (not yet mixed) of the k-grams ending at letters from..to-1, into out; *h carries
+ * the hash of the last k letters from call to call. Returns how many were written. */
+static size_t w_roll(const uint32_t *ring, size_t mask, size_t k, uint64_t base_k, size_t from, size_t to,
+                     uint64_t *h_io, uint64_t *out) {
+    uint64_t h = *h_io;
+    size_t o = 0, j = from;
+    for (; j < to && j < k; j++) { /* the first k letters: no letter leaves yet */
+        h = h * W_BASE + ring[j & mask];
+        if (j + 1 == k) out[o++] = h;
+    }
+    for (; j < to; j++) { /* (h - oldest * B^(k-1)) * B + c, the oldest's product off the chain */
+        h = h * W_BASE + ((uint64_t)ring[j & mask] - (uint64_t)ring[(j - k) & mask] * base_k);
+        out[o++] = h;
+    }
+    *h_io = h;
+    return o;
+}
+
+LS_CLONES static void w_mix(uint64_t *h, size_t n) {
+    for (size_t i = 0; i < n; i++) h[i] = mix64(h[i]);
+}
+
+static inline void w_min_pass(uint64_t *restrict dst, const uint64_t *restrict src, size_t count, size_t s) {
+    for (size_t i = 0; i < count; i++) dst[i] = src[i] < src[i + s] ? src[i] : src[i + s];
+}
+
+/* p[s] = min(h[s:s+w]) for every s <= len - w (len >= w): spans doubled pass by pass, as
+ * documents._window_minima_np does; a and b are scratch of len elements. */
+LS_CLONES static const uint64_t *w_minima(const uint64_t *h, size_t len, size_t w, uint64_t *a, uint64_t *b) {
+    const uint64_t *src = h;
+    uint64_t *dst = a;
+    size_t span = 1, count = len;
+    while (span < w) {
+        size_t s = span * 2 <= w ? span : w - span;
+        count -= s;
+        w_min_pass(dst, src, count, s);
+        src = dst;
+        dst = dst == a ? b : a;
+        span += s;
+    }
+    return src;
+}
+
+typedef struct { /* a monotonic deque of (index, hash), increasing hashes, for windows past W_SMALL_WINDOW */
+    size_t *qi;
+    uint64_t *qh;
+    size_t mask, head, len, last_picked;
+} wdeque;
+
+static int w_deque_add(wdeque *q, const uint64_t *hashes, size_t nh, size_t base, size_t window, fbuf *picked) {
+    for (size_t i = 0; i < nh; i++) {
+        uint64_t h = hashes[i];
+        size_t at = base + i;
+        while (q->len && q->qh[(q->head + q->len - 1) & q->mask] >= h) q->len--; /* the rightmost equal survives */
+        q->qi[(q->head + q->len) & q->mask] = at;
+        q->qh[(q->head + q->len) & q->mask] = h;
+        q->len++;
+        if (q->qi[q->head] + window <= at) {
+            q->head = (q->head + 1) & q->mask;
+            q->len--;
+        }
+        if (at + 1 >= window && q->qi[q->head] != q->last_picked) {
+            q->last_picked = q->qi[q->head];
+            if (fbuf_reserve(picked, 8)) return -1;
+            memcpy(picked->p + picked->len, &q->qh[q->head], 8);
+            picked->len += 8;
+        }
+    }
+    return 0;
+}
+
 static PyObject *winnow(PyObject *self, PyObject *args) {
     (void)self;
     PyObject *folded, *keyobj;
@@ -512,44 +741,65 @@ static PyObject *winnow(PyObject *self, PyObject *args) {
     int kind = PyUnicode_KIND(folded);
     const void *data = PyUnicode_DATA(folded);
     Py_ssize_t n = PyUnicode_GET_LENGTH(folded);
+    size_t (*letters_of)(const void *, Py_ssize_t, Py_ssize_t, uint32_t *, size_t, size_t) =
+        kind == PyUnicode_1BYTE_KIND ? w_letters_1 : kind == PyUnicode_2BYTE_KIND ? w_letters_2 : w_letters_4;
 
-    roller r;
-    if (roller_init(&r, k)) return PyErr_NoMemory();
-    /* monotonic deque of (index, hash), increasing hashes; at most window + 1 entries in a ring of a
-     * power-of-two size (positions by mask, not division) */
-    size_t qcap = 1, qhead = 0, qlen = 0;
-    while (qcap < (size_t)window + 1) qcap *= 2;
-    const size_t qmask = qcap - 1;
-    size_t *qi = malloc(sizeof(size_t) * qcap);
-    uint64_t *qh = malloc(sizeof(uint64_t) * qcap);
+    const int small = window <= W_SMALL_WINDOW;
+    size_t lcap = 1, hcap = W_CHUNK + (small ? window : 0);
+    while (lcap < W_CHUNK + (size_t)k + 1) lcap *= 2; /* this step's letters and the k before them */
+    uint32_t *ring = malloc(sizeof(uint32_t) * lcap);
+    uint64_t *hb = malloc(sizeof(uint64_t) * hcap);
+    uint64_t *ma = small ? malloc(sizeof(uint64_t) * hcap) : NULL, *mb = small ? malloc(sizeof(uint64_t) * hcap) : NULL;
+    wdeque q = {NULL, NULL, 0, 0, 0, SIZE_MAX};
     fbuf picked = {0}; /* uint64 minima, possibly repeated */
-    size_t last_picked = SIZE_MAX, count = 0;
-    uint64_t overall = UINT64_MAX;
-    if (!qi || !qh) goto nomem;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        Py_UCS4 c = PyUnicode_READ(kind, data, i);
-        if (!is_alnum(c)) continue;
-        uint64_t h;
-        size_t at;
-        if (!roller_push(&r, c, &h, &at)) continue;
-        count++;
-        if (h < overall) overall = h;
-        while (qlen && qh[(qhead + qlen - 1) & qmask] >= h) qlen--; /* >=: the rightmost equal survives */
-        qi[(qhead + qlen) & qmask] = at;
-        qh[(qhead + qlen) & qmask] = h;
-        qlen++;
-        if (qi[qhead] + window <= at) {
-            qhead = (qhead + 1) & qmask;
-            qlen--;
-        }
-        if (at + 1 >= window && qi[qhead] != last_picked) {
-            last_picked = qi[qhead];
-            if (fbuf_reserve(&picked, 8)) goto nomem;
-            memcpy(picked.p + picked.len, &qh[qhead], 8);
-            picked.len += 8;
-        }
+    if (!ring || !hb || (small && (!ma || !mb))) goto nomem;
+    if (!small) {
+        size_t qcap = 1;
+        while (qcap < (size_t)window + 1) qcap *= 2;
+        q.mask = qcap - 1;
+        q.qi = malloc(sizeof(size_t) * qcap);
+        q.qh = malloc(sizeof(uint64_t) * qcap);
+        if (!q.qi || !q.qh) goto nomem;
     }
-    if (count && count < window) { /* shorter than one window: its minimum */
+    const uint64_t base_k = upow(W_BASE, k);
+    size_t letters = 0, hlen = 0, hashes = 0;
+    uint64_t h = 0, overall = UINT64_MAX, last = 0;
+    for (Py_ssize_t pos = 0; pos < n; pos += W_CHUNK) {
+        Py_ssize_t end = n - pos > W_CHUNK ? pos + W_CHUNK : n;
+        size_t before = letters;
+        letters = letters_of(data, pos, end, ring, lcap - 1, letters);
+        size_t nh = w_roll(ring, lcap - 1, k, base_k, before, letters, &h, hb + hlen);
+        if (!nh) continue;
+        w_mix(hb + hlen, nh);
+        if (!small) {
+            for (size_t i = 0; i < nh; i++) overall = hb[i] < overall ? hb[i] : overall;
+            if (w_deque_add(&q, hb, nh, hashes, window, &picked)) goto nomem;
+            hashes += nh;
+            continue;
+        }
+        size_t was = hashes;
+        hashes += nh;
+        hlen += nh;
+        if (hlen < window) continue;
+        size_t nwin = hlen - window + 1;
+        const uint64_t *mins = w_minima(hb, hlen, window, ma, mb);
+        if (fbuf_reserve(&picked, 8 * nwin)) goto nomem;
+        uint64_t *out = (uint64_t *)(picked.p + picked.len);
+        size_t np = 0;
+        if (was < window) last = ~mins[0]; /* the first window: always a new minimum */
+        for (size_t s = 0; s < nwin; s++) { /* a run of windows with one minimum gives it once */
+            uint64_t v = mins[s];
+            out[np] = v;
+            np += v != last;
+            last = v;
+        }
+        picked.len += 8 * np;
+        memmove(hb, hb + nwin, sizeof(uint64_t) * (window - 1)); /* the next window starts here */
+        hlen = window - 1;
+    }
+    if (hashes && hashes < window) { /* shorter than one window: its minimum */
+        if (small)
+            for (size_t i = 0; i < hlen; i++) overall = hb[i] < overall ? hb[i] : overall;
         if (fbuf_reserve(&picked, 8)) goto nomem;
         memcpy(picked.p + picked.len, &overall, 8);
         picked.len += 8;
@@ -573,16 +823,16 @@ static PyObject *winnow(PyObject *self, PyObject *args) {
     }
     uint64_t *keyed = (uint64_t *)PyBytes_AS_STRING(keyed_b);
     if (key && keylen) {
-        uint64_t state[8], mw[4][16], t136[4] = {136, 136, 136, 136}, out4[4];
+        uint64_t state[8], mw[16][8] __attribute__((aligned(64))), t136[8], out8[8];
         b2_keyed_init(state, key, (size_t)keylen);
         memset(mw, 0, sizeof mw); /* words 1..15 of each lane's block stay zero: 8-byte messages */
-        size_t j = 0;
-        for (; j + 4 <= distinct; j += 4) {
-            for (int l = 0; l < 4; l++) mw[l][0] = __builtin_bswap64(raw[j + l]); /* to_bytes(8, "big") */
-            b2_final4(state, mw, t136, out4);
-            for (int l = 0; l < 4; l++) keyed[j + l] = out4[l] & W_MASK63;
+        for (int l = 0; l < 8; l++) t136[l] = 136;
+        for (size_t j = 0; j < distinct; j += 8) {
+            size_t lanes = distinct - j < 8 ? distinct - j : 8;
+            for (size_t l = 0; l < 8; l++) mw[0][l] = l < lanes ? __builtin_bswap64(raw[j + l]) : 0; /* to_bytes(8, "big") */
+            b2_batch8(state, mw, t136, out8, 1);
+            for (size_t l = 0; l < lanes; l++) keyed[j + l] = out8[l] & W_MASK63;
         }
-        for (; j < distinct; j++) keyed[j] = b2_keyed_u64(state, raw[j]) & W_MASK63;
     } else if (key) { /* an empty key: plain BLAKE2b */
         for (size_t j = 0; j < distinct; j++) {
             uint8_t be[8];
@@ -592,19 +842,72 @@ static PyObject *winnow(PyObject *self, PyObject *args) {
     } else {
         for (size_t j = 0; j < distinct; j++) keyed[j] = raw[j] & W_MASK63;
     }
-    free(r.ring);
-    free(qi);
-    free(qh);
+    free(ring);
+    free(hb);
+    free(ma);
+    free(mb);
+    free(q.qi);
+    free(q.qh);
     free(picked.p);
     return Py_BuildValue("(NN)", keyed_b, raw_b);
 nomem:
     PyErr_NoMemory();
 fail:
-    free(r.ring);
-    free(qi);
-    free(qh);
+    free(ring);
+    free(hb);
+    free(ma);
+    free(mb);
+    free(q.qi);
+    free(q.qh);
     free(picked.p);
     return NULL;
+}
+
+/* Where each wanted raw hash first occurs: per kind (the caller's switch). A 4096-bit filter of the top
+ * bits of the wanted values answers most k-grams without the binary search. 0, or -1 with an exception. */
+LS_INLINE int first_lines_scan(int kind, const void *data, Py_ssize_t n, roller *r, size_t *lines_ring,
+                               const uint64_t *vals, Py_ssize_t nw, const uint64_t filter[64], PyObject *out) {
+    Py_ssize_t left = nw;
+    size_t line = 1;
+    for (Py_ssize_t i = 0; i < n && left > 0; i++) {
+        Py_UCS4 c = rd(kind, data, i);
+        if (c == '\n') {
+            line++;
+            continue;
+        }
+        if (!alnum_k(kind, c)) continue;
+        lines_ring[r->slot] = line; /* the line of letter number r.letters */
+        uint64_t h;
+        size_t at;
+        if (!roller_push(r, c, &h, &at)) continue;
+        if (!((filter[h >> 58] >> ((h >> 52) & 63)) & 1)) continue;
+        size_t first_line = lines_ring[r->slot]; /* the k-gram's first letter: the oldest in the ring */
+        /* binary search in the sorted wanted values */
+        size_t lo = 0, hi = (size_t)nw;
+        while (lo < hi) {
+            size_t mid = (lo + hi) / 2;
+            if (vals[mid] < h) lo = mid + 1;
+            else hi = mid;
+        }
+        if (lo < (size_t)nw && vals[lo] == h) {
+            PyObject *keyo = PyLong_FromUnsignedLongLong(h);
+            if (!keyo) return -1;
+            int has = PyDict_Contains(out, keyo);
+            if (has == 0) {
+                PyObject *v = Py_BuildValue("(nn)", (Py_ssize_t)at, (Py_ssize_t)first_line);
+                if (!v || PyDict_SetItem(out, keyo, v) < 0) {
+                    Py_XDECREF(v);
+                    Py_DECREF(keyo);
+                    return -1;
+                }
+                Py_DECREF(v);
+                left--;
+            }
+            Py_DECREF(keyo);
+            if (has < 0) return -1;
+        }
+    }
+    return 0;
 }
 
 static PyObject *first_lines(PyObject *self, PyObject *args) {
@@ -619,6 +922,7 @@ static PyObject *first_lines(PyObject *self, PyObject *args) {
     PyObject *out = PyDict_New();
     uint64_t *vals = malloc(sizeof(uint64_t) * (size_t)(nw ? nw : 1));
     size_t *lines_ring = malloc(sizeof(size_t) * k);
+    uint64_t filter[64] = {0};
     roller r = {0};
     if (!out) goto done;
     if (!vals || !lines_ring || roller_init(&r, k)) {
@@ -628,49 +932,24 @@ static PyObject *first_lines(PyObject *self, PyObject *args) {
     for (Py_ssize_t j = 0; j < nw; j++) {
         vals[j] = PyLong_AsUnsignedLongLong(PySequence_Fast_GET_ITEM(wanted, j));
         if (vals[j] == (uint64_t)-1 && PyErr_Occurred()) goto fail;
+        filter[vals[j] >> 58] |= 1ULL << ((vals[j] >> 52) & 63);
     }
     qsort(vals, (size_t)nw, 8, cmp_u64);
-    int kind = PyUnicode_KIND(folded);
     const void *data = PyUnicode_DATA(folded);
-    Py_ssize_t n = PyUnicode_GET_LENGTH(folded), left = nw;
-    size_t line = 1;
-    for (Py_ssize_t i = 0; i < n && left > 0; i++) {
-        Py_UCS4 c = PyUnicode_READ(kind, data, i);
-        if (c == '\n') {
-            line++;
-            continue;
-        }
-        if (!is_alnum(c)) continue;
-        lines_ring[r.slot] = line; /* the line of letter number r.letters */
-        uint64_t h;
-        size_t at;
-        if (!roller_push(&r, c, &h, &at)) continue;
-        size_t first_line = lines_ring[r.slot]; /* the k-gram's first letter: the oldest in the ring */
-        /* binary search in the sorted wanted values */
-        size_t lo = 0, hi = (size_t)nw;
-        while (lo < hi) {
-            size_t mid = (lo + hi) / 2;
-            if (vals[mid] < h) lo = mid + 1;
-            else hi = mid;
-        }
-        if (lo < (size_t)nw && vals[lo] == h) {
-            PyObject *keyo = PyLong_FromUnsignedLongLong(h);
-            if (!keyo) goto fail;
-            int has = PyDict_Contains(out, keyo);
-            if (has == 0) {
-                PyObject *v = Py_BuildValue("(nn)", (Py_ssize_t)at, (Py_ssize_t)first_line);
-                if (!v || PyDict_SetItem(out, keyo, v) < 0) {
-                    Py_XDECREF(v);
-                    Py_DECREF(keyo);
-                    goto fail;
-                }
-                Py_DECREF(v);
-                left--;
-            }
-            Py_DECREF(keyo);
-            if (has < 0) goto fail;
-        }
+    Py_ssize_t n = PyUnicode_GET_LENGTH(folded);
+    int rc;
+    switch (PyUnicode_KIND(folded)) {
+    case PyUnicode_1BYTE_KIND:
+        rc = first_lines_scan(PyUnicode_1BYTE_KIND, data, n, &r, lines_ring, vals, nw, filter, out);
+        break;
+    case PyUnicode_2BYTE_KIND:
+        rc = first_lines_scan(PyUnicode_2BYTE_KIND, data, n, &r, lines_ring, vals, nw, filter, out);
+        break;
+    default:
+        rc = first_lines_scan(PyUnicode_4BYTE_KIND, data, n, &r, lines_ring, vals, nw, filter, out);
+        break;
     }
+    if (rc < 0) goto fail;
     goto done;
 fail:
     Py_CLEAR(out);
@@ -698,8 +977,117 @@ static PyObject *blake2b8(PyObject *self, PyObject *args) {
     return out;
 }
 
+/* blake2b8_lanes(messages, key=b'') -> [int]: every message through the batched kernels (the eight-lane
+ * one where the CPU has it), one-block messages eight at a time, longer ones alone. For the differential
+ * tests: the batching and the lanes left idle in a last, partial batch. */
+static PyObject *blake2b8_lanes(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *msgs;
+    Py_buffer key = {0};
+    if (!PyArg_ParseTuple(args, "O|y*", &msgs, &key)) return NULL;
+    PyObject *seq = NULL, *out = NULL;
+    if (key.buf && key.len > 64) {
+        PyErr_SetString(PyExc_ValueError, "maximum key length is 64 bytes");
+        goto done;
+    }
+    seq = PySequence_Fast(msgs, "messages must be a sequence of bytes");
+    if (!seq) goto done;
+    Py_ssize_t count = PySequence_Fast_GET_SIZE(seq);
+    for (Py_ssize_t i = 0; i < count; i++)
+        if (!PyBytes_Check(PySequence_Fast_GET_ITEM(seq, i))) {
+            PyErr_SetString(PyExc_TypeError, "messages must be bytes");
+            goto done;
+        }
+    out = PyList_New(count);
+    if (!out) goto done;
+    size_t keylen = key.buf ? (size_t)key.len : 0;
+    uint64_t h0[8], m[16][8] __attribute__((aligned(64))), lens[8], hashes[8];
+    Py_ssize_t at[8];
+    if (keylen) {
+        b2_keyed_init(h0, key.buf, keylen);
+    } else {
+        memcpy(h0, B2_IV, sizeof h0);
+        h0[0] ^= 0x01010000ULL ^ 8ULL;
+    }
+    memset(m, 0, sizeof m);
+    int lanes = 0, nwmax = 0;
+    for (Py_ssize_t i = 0; i <= count; i++) {
+        if (i < count) {
+            PyObject *b = PySequence_Fast_GET_ITEM(seq, i);
+            const uint8_t *p = (const uint8_t *)PyBytes_AS_STRING(b);
+            size_t len = (size_t)PyBytes_GET_SIZE(b);
+            if (len > 128 || (!len && keylen)) { /* several blocks (or only the key's): alone */
+                PyObject *v = PyLong_FromUnsignedLongLong(blake2b_8(key.buf, keylen, p, len));
+                if (!v) goto fail;
+                PyList_SET_ITEM(out, i, v);
+                continue;
+            }
+            uint8_t block[128] = {0};
+            if (len) memcpy(block, p, len);
+            int nw = (int)((len + 7) / 8);
+            for (int w = 0; w < nw; w++) m[w][lanes] = ld64(block + 8 * w);
+            lens[lanes] = len + (keylen ? 128 : 0);
+            at[lanes] = i;
+            if (nw > nwmax) nwmax = nw;
+            if (++lanes < 8) continue;
+        }
+        if (!lanes) break;
+        for (int j = lanes; j < 8; j++) lens[j] = 0;
+        b2_batch8(h0, m, lens, hashes, nwmax);
+        for (int j = 0; j < lanes; j++) {
+            PyObject *v = PyLong_FromUnsignedLongLong(hashes[j]);
+            if (!v) goto fail;
+            PyList_SET_ITEM(out, at[j], v);
+        }
+        memset(m, 0, sizeof m);
+        lanes = 0;
+        nwmax = 0;
+    }
+    goto done;
+fail:
+    Py_CLEAR(out);
+done:
+    Py_XDECREF(seq);
+    if (key.buf) PyBuffer_Release(&key);
+    return out;
+}
+
+static PyObject *vector_width(PyObject *self, PyObject *noargs) {
+    (void)self;
+    (void)noargs;
+    return PyLong_FromLong(b2_have_v8 ? 8 : 4);
+}
+
 /* " ".join(text.split()).casefold() as UTF-8 bytes, in one pass (what fingerprint.content_hash hashes);
- * None when the text holds a lone surrogate (the caller's encode then raises as before). */
+ * 1 when the text holds a lone surrogate (the caller's encode then raises as before), -1 out of memory. */
+LS_INLINE int content_fold_k(int kind, const void *data, Py_ssize_t n, fbuf *out) {
+    int space = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_UCS4 c = rd(kind, data, i);
+        if (c < 0x80) {
+            if (c == ' ' || (c >= 0x09 && c <= 0x0D) || (c >= 0x1C && c <= 0x1F)) {
+                space = 1;
+                continue;
+            }
+            if (out->len + 2 > out->cap && fbuf_reserve(out, 2)) return -1;
+            if (space && out->len) out->p[out->len++] = ' ';
+            space = 0;
+            out->p[out->len++] = ascii_lower[c];
+            continue;
+        }
+        if (Py_UNICODE_ISSPACE(c)) {
+            space = 1;
+            continue;
+        }
+        if (kind != PyUnicode_1BYTE_KIND && c >= 0xD800 && c <= 0xDFFF) return 1;
+        if (out->len + 13 > out->cap && fbuf_reserve(out, 13)) return -1;
+        if (space && out->len) out->p[out->len++] = ' ';
+        space = 0;
+        fold_put(out, c);
+    }
+    return 0;
+}
+
 static PyObject *content_fold(PyObject *self, PyObject *arg) {
     (void)self;
     if (!PyUnicode_Check(arg)) {
@@ -707,46 +1095,30 @@ static PyObject *content_fold(PyObject *self, PyObject *arg) {
         return NULL;
     }
     if (PyUnicode_READY(arg) < 0) return NULL;
-    int kind = PyUnicode_KIND(arg);
     const void *data = PyUnicode_DATA(arg);
     Py_ssize_t n = PyUnicode_GET_LENGTH(arg);
     fbuf out = {0};
     if (fbuf_reserve(&out, (size_t)n + 16)) return PyErr_NoMemory();
-    int space = 0;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        Py_UCS4 c = PyUnicode_READ(kind, data, i);
-        if (c < 0x80) {
-            if (c == ' ' || (c >= 0x09 && c <= 0x0D) || (c >= 0x1C && c <= 0x1F)) {
-                space = 1;
-                continue;
-            }
-            if (out.len + 2 > out.cap && fbuf_reserve(&out, 2)) goto nomem;
-            if (space && out.len) out.p[out.len++] = ' ';
-            space = 0;
-            out.p[out.len++] = (uint8_t)(c >= 'A' && c <= 'Z' ? c | 0x20 : c);
-            continue;
-        }
-        if (Py_UNICODE_ISSPACE(c)) {
-            space = 1;
-            continue;
-        }
-        if (c >= 0xD800 && c <= 0xDFFF) {
-            free(out.p);
-            Py_RETURN_NONE;
-        }
-        if (fbuf_reserve(&out, 1 + 12)) goto nomem;
-        if (space && out.len) out.p[out.len++] = ' ';
-        space = 0;
-        Py_UCS4 folded[3];
-        int k = _PyUnicode_ToFoldedFull(c, folded);
-        for (int j = 0; j < k; j++) put_utf8(&out, folded[j]);
+    int rc;
+    switch (PyUnicode_KIND(arg)) {
+    case PyUnicode_1BYTE_KIND:
+        rc = content_fold_k(PyUnicode_1BYTE_KIND, data, n, &out);
+        break;
+    case PyUnicode_2BYTE_KIND:
+        rc = content_fold_k(PyUnicode_2BYTE_KIND, data, n, &out);
+        break;
+    default:
+        rc = content_fold_k(PyUnicode_4BYTE_KIND, data, n, &out);
+        break;
+    }
+    if (rc) {
+        free(out.p);
+        if (rc < 0) return PyErr_NoMemory();
+        Py_RETURN_NONE;
     }
     PyObject *result = PyBytes_FromStringAndSize((const char *)out.p, (Py_ssize_t)out.len);
     free(out.p);
     return result;
-nomem:
-    free(out.p);
-    return PyErr_NoMemory();
 }
 
 /* ------------------------------------------------------------------------------------------ look-alike hosts */
@@ -756,6 +1128,21 @@ static inline int host_char(Py_UCS4 c) { return c == '-' || c == '_' || is_alnum
 
 /* Characters a look-alike needle may hold (the caller checks every needle is made of them). */
 static inline int needle_char(Py_UCS4 c) { return c == '.' || host_char(c); }
+
+/* Both as bits of one class: HOST_BIT for a host character, NEEDLE_BIT for a needle character. */
+#define HOST_BIT 1
+#define NEEDLE_BIT 2
+static uint8_t latin1_host_class[256];
+
+static void fill_host_class(void) {
+    for (int c = 0; c < 256; c++)
+        latin1_host_class[c] = (uint8_t)((host_char((Py_UCS4)c) ? HOST_BIT : 0) | (needle_char((Py_UCS4)c) ? NEEDLE_BIT : 0));
+}
+
+LS_INLINE int host_class(int kind, Py_UCS4 c) {
+    if (kind == PyUnicode_1BYTE_KIND || c < 256) return latin1_host_class[c];
+    return alnum_k(kind, c) ? HOST_BIT | NEEDLE_BIT : 0; /* '-', '_' and '.' are below 256 */
+}
 
 /* The hash of a needle, computed the same way forwards (host_hash) and backwards (host_spans). */
 static PyObject *host_hash(PyObject *self, PyObject *arg) {
@@ -770,6 +1157,64 @@ static PyObject *host_hash(PyObject *self, PyObject *arg) {
     uint64_t h = 0;
     for (Py_ssize_t i = 0; i < PyUnicode_GET_LENGTH(arg); i++) h = h * W_BASE + PyUnicode_READ(kind, data, i);
     return PyLong_FromUnsignedLongLong(mix64(h));
+}
+
+typedef struct {
+    const uint64_t *table;
+    size_t mask;
+    int has_zero;
+    const uint64_t *powers; /* W_BASE**j for j < maxlen */
+    Py_ssize_t maxlen;
+    int need_dot;
+} host_needles;
+
+static inline int host_lookup(const host_needles *hn, uint64_t h) {
+    uint64_t v = mix64(h);
+    if (!v) return hn->has_zero;
+    size_t at = (size_t)(v ^ (v >> 29)) & hn->mask;
+    while (hn->table[at] && hn->table[at] != v) at = (at + 1) & hn->mask;
+    return hn->table[at] == v;
+}
+
+/* host_spans' walk over one str kind: 0, or -1 with an exception. */
+LS_INLINE int host_spans_k(int kind, const void *data, Py_ssize_t n, const host_needles *hn, PyObject *out) {
+    for (Py_ssize_t e = 1; e <= n; e++) {
+        if (!(host_class(kind, rd(kind, data, e - 1)) & NEEDLE_BIT)) continue;
+        if (e < n) {
+            Py_UCS4 after = rd(kind, data, e);
+            if (host_class(kind, after) & HOST_BIT) continue;
+            if (after == '.' && e + 1 < n && (host_class(kind, rd(kind, data, e + 1)) & HOST_BIT)) continue;
+        }
+        Py_ssize_t first = PyList_GET_SIZE(out), s = e, len = 0;
+        uint64_t h = 0;
+        int dot = 0;
+        while (s > 0 && len < hn->maxlen) {
+            Py_UCS4 c = rd(kind, data, s - 1);
+            if (!(host_class(kind, c) & NEEDLE_BIT)) break;
+            h += (uint64_t)c * hn->powers[len];
+            len++;
+            dot |= c == '.';
+            s--;
+            if ((!dot && hn->need_dot) || (s > 0 && (host_class(kind, rd(kind, data, s - 1)) & HOST_BIT))) continue;
+            if (!host_lookup(hn, h)) continue;
+            PyObject *span = Py_BuildValue("(nn)", s, e);
+            if (!span || PyList_Append(out, span) < 0) {
+                Py_XDECREF(span);
+                return -1;
+            }
+            Py_DECREF(span);
+        }
+        /* the spans of this end were found shortest first: longest first, as Aho-Corasick reports them */
+        Py_ssize_t last = PyList_GET_SIZE(out) - 1;
+        while (first < last) {
+            PyObject *a = PyList_GET_ITEM(out, first), *b = PyList_GET_ITEM(out, last);
+            PyList_SET_ITEM(out, first, b);
+            PyList_SET_ITEM(out, last, a);
+            first++;
+            last--;
+        }
+    }
+    return 0;
 }
 
 /* host_spans(text, hashes, maxlen, need_dot) -> [(start, end), ...]
@@ -787,11 +1232,15 @@ static PyObject *host_spans(PyObject *self, PyObject *args) {
     int need_dot;
     if (!PyArg_ParseTuple(args, "Uy*np", &text, &hashes, &maxlen, &need_dot)) return NULL;
     PyObject *out = NULL;
-    uint64_t *table = NULL;
+    uint64_t *table = NULL, *powers = NULL;
     size_t nh = (size_t)hashes.len / 8, cap = 16;
     while (cap < nh * 4) cap *= 2;
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text);
+    if (maxlen > n) maxlen = n; /* no span is longer than the text */
+    if (maxlen < 0) maxlen = 0;
     table = calloc(cap, sizeof(uint64_t));
-    if (!table) {
+    powers = malloc(sizeof(uint64_t) * ((size_t)maxlen + 1));
+    if (!table || !powers) {
         PyErr_NoMemory();
         goto done;
     }
@@ -807,59 +1256,28 @@ static PyObject *host_spans(PyObject *self, PyObject *args) {
         while (table[at] && table[at] != v) at = (at + 1) & (cap - 1);
         table[at] = v;
     }
+    powers[0] = 1;
+    for (Py_ssize_t j = 1; j <= maxlen; j++) powers[j] = powers[j - 1] * W_BASE;
+    host_needles hn = {table, cap - 1, has_zero, powers, maxlen, need_dot};
     out = PyList_New(0);
     if (!out) goto done;
-    int kind = PyUnicode_KIND(text);
     const void *data = PyUnicode_DATA(text);
-    Py_ssize_t n = PyUnicode_GET_LENGTH(text);
-    for (Py_ssize_t e = 1; e <= n; e++) {
-        if (!needle_char(PyUnicode_READ(kind, data, e - 1))) continue;
-        if (e < n) {
-            Py_UCS4 after = PyUnicode_READ(kind, data, e);
-            if (host_char(after)) continue;
-            if (after == '.' && e + 1 < n && host_char(PyUnicode_READ(kind, data, e + 1))) continue;
-        }
-        Py_ssize_t first = PyList_GET_SIZE(out), s = e;
-        uint64_t h = 0, power = 1;
-        int dot = 0;
-        while (s > 0 && e - s < maxlen) {
-            Py_UCS4 c = PyUnicode_READ(kind, data, s - 1);
-            if (!needle_char(c)) break;
-            h += (uint64_t)c * power;
-            power *= W_BASE;
-            dot |= c == '.';
-            s--;
-            if ((!dot && need_dot) || (s > 0 && host_char(PyUnicode_READ(kind, data, s - 1)))) continue;
-            uint64_t v = mix64(h);
-            int hit = 0;
-            if (!v) {
-                hit = has_zero;
-            } else {
-                size_t at = (size_t)(v ^ (v >> 29)) & (cap - 1);
-                while (table[at] && table[at] != v) at = (at + 1) & (cap - 1);
-                hit = table[at] == v;
-            }
-            if (!hit) continue;
-            PyObject *span = Py_BuildValue("(nn)", s, e);
-            if (!span || PyList_Append(out, span) < 0) {
-                Py_XDECREF(span);
-                Py_CLEAR(out);
-                goto done;
-            }
-            Py_DECREF(span);
-        }
-        /* the spans of this end were found shortest first: longest first, as Aho-Corasick reports them */
-        Py_ssize_t last = PyList_GET_SIZE(out) - 1;
-        while (first < last) {
-            PyObject *a = PyList_GET_ITEM(out, first), *b = PyList_GET_ITEM(out, last);
-            PyList_SET_ITEM(out, first, b);
-            PyList_SET_ITEM(out, last, a);
-            first++;
-            last--;
-        }
+    int rc;
+    switch (PyUnicode_KIND(text)) {
+    case PyUnicode_1BYTE_KIND:
+        rc = host_spans_k(PyUnicode_1BYTE_KIND, data, n, &hn, out);
+        break;
+    case PyUnicode_2BYTE_KIND:
+        rc = host_spans_k(PyUnicode_2BYTE_KIND, data, n, &hn, out);
+        break;
+    default:
+        rc = host_spans_k(PyUnicode_4BYTE_KIND, data, n, &hn, out);
+        break;
     }
+    if (rc < 0) Py_CLEAR(out);
 done:
     free(table);
+    free(powers);
     PyBuffer_Release(&hashes);
     return out;
 }
@@ -873,6 +1291,34 @@ static inline int is_stray_control(Py_UCS4 c) {
     return c <= 0x08 || c == 0x0B || c == 0x0C || (c >= 0x0E && c <= 0x1F) || c == 0x7F;
 }
 
+/* The first character to change (n when none) and how many "\r\n" lose their "\r". */
+LS_INLINE Py_ssize_t clean_scan(int kind, const void *data, Py_ssize_t n, Py_ssize_t *dropped) {
+    Py_ssize_t first = n;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_UCS4 c = rd(kind, data, i);
+        if (c > 0x7F || (c >= 0x20 && c != 0x7F) || c == '\n' || c == '\t') continue;
+        if (c == '\r' || is_stray_control(c)) {
+            if (first == n) first = i;
+            if (c == '\r' && i + 1 < n && rd(kind, data, i + 1) == '\n') ++*dropped;
+        }
+    }
+    return first;
+}
+
+LS_INLINE void clean_copy(int kind, const void *data, Py_ssize_t n, int okind, void *odata) {
+    Py_ssize_t o = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_UCS4 c = rd(kind, data, i);
+        if (c == '\r') {
+            if (i + 1 < n && rd(kind, data, i + 1) == '\n') continue; /* "\r\n": its "\n" */
+            c = '\n';
+        } else if (is_stray_control(c)) {
+            c = ' ';
+        }
+        PyUnicode_WRITE(okind, odata, o++, c);
+    }
+}
+
 static PyObject *clean_text(PyObject *self, PyObject *arg) {
     (void)self;
     if (!PyUnicode_Check(arg)) {
@@ -882,15 +1328,19 @@ static PyObject *clean_text(PyObject *self, PyObject *arg) {
     if (PyUnicode_READY(arg) < 0) return NULL;
     int kind = PyUnicode_KIND(arg);
     const void *data = PyUnicode_DATA(arg);
-    Py_ssize_t n = PyUnicode_GET_LENGTH(arg), first = -1, dropped = 0;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        Py_UCS4 c = PyUnicode_READ(kind, data, i);
-        if (c == '\r' || is_stray_control(c)) {
-            if (first < 0) first = i;
-            if (c == '\r' && i + 1 < n && PyUnicode_READ(kind, data, i + 1) == '\n') dropped++;
-        }
+    Py_ssize_t n = PyUnicode_GET_LENGTH(arg), first, dropped = 0;
+    switch (kind) {
+    case PyUnicode_1BYTE_KIND:
+        first = clean_scan(PyUnicode_1BYTE_KIND, data, n, &dropped);
+        break;
+    case PyUnicode_2BYTE_KIND:
+        first = clean_scan(PyUnicode_2BYTE_KIND, data, n, &dropped);
+        break;
+    default:
+        first = clean_scan(PyUnicode_4BYTE_KIND, data, n, &dropped);
+        break;
     }
-    if (first < 0) {
+    if (first == n) {
         Py_INCREF(arg);
         return arg;
     }
@@ -898,16 +1348,16 @@ static PyObject *clean_text(PyObject *self, PyObject *arg) {
     if (!out) return NULL;
     int okind = PyUnicode_KIND(out);
     void *odata = PyUnicode_DATA(out);
-    Py_ssize_t o = 0;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        Py_UCS4 c = PyUnicode_READ(kind, data, i);
-        if (c == '\r') {
-            if (i + 1 < n && PyUnicode_READ(kind, data, i + 1) == '\n') continue; /* "\r\n": its "\n" */
-            c = '\n';
-        } else if (is_stray_control(c)) {
-            c = ' ';
-        }
-        PyUnicode_WRITE(okind, odata, o++, c);
+    switch (kind) {
+    case PyUnicode_1BYTE_KIND:
+        clean_copy(PyUnicode_1BYTE_KIND, data, n, okind, odata);
+        break;
+    case PyUnicode_2BYTE_KIND:
+        clean_copy(PyUnicode_2BYTE_KIND, data, n, okind, odata);
+        break;
+    default:
+        clean_copy(PyUnicode_4BYTE_KIND, data, n, okind, odata);
+        break;
     }
     return out;
 }
@@ -921,6 +1371,10 @@ static PyMethodDef methods[] = {
     {"first_lines", first_lines, METH_VARARGS,
      "first_lines(folded, k, raws) -> {raw: (first k-gram index, line)}"},
     {"blake2b8", blake2b8, METH_VARARGS, "blake2b8(msg, key=b'') -> the 8-byte BLAKE2b digest, big-endian int"},
+    {"blake2b8_lanes", blake2b8_lanes, METH_VARARGS,
+     "blake2b8_lanes(messages, key=b'') -> [blake2b8(m, key) for m in messages], through the batched kernels"},
+    {"vector_width", vector_width, METH_NOARGS,
+     "vector_width() -> 8 when the 512-bit BLAKE2b kernels run on this CPU, else 4"},
     {"clean_text", clean_text, METH_O,
      "clean_text(text) -> line ends unified and stray control characters as spaces (normalize_text before NFC)"},
     {"host_hash", host_hash, METH_O, "host_hash(needle) -> the hash host_spans looks needles up by"},
@@ -933,6 +1387,8 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_fingerprint", "Nati
                                     methods, NULL, NULL, NULL, NULL};
 
 PyMODINIT_FUNC PyInit__fingerprint(void) {
-    fill_bmp_alnum();
+    fill_tables();
+    fill_host_class();
+    b2_detect();
     return PyModule_Create(&module);
 }

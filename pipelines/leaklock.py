@@ -33,6 +33,11 @@ __all__ = ["PAUSE_ENV", "leak_lock_keys", "lock_leak_decisions", "pause_for_test
 PAUSE_ENV = "LEAKSENTINEL_TEST_LEAK_DECISION_PAUSE_S"
 
 
+#: Built once: a text() clause per posting was a measurable share of a crawl's storing.
+_SQLITE_WRITE_LOCK = text("UPDATE sources SET id = id WHERE 0")
+_PG_LOCK = text("SELECT pg_advisory_xact_lock(:key)")
+
+
 def _key(name: str) -> int:
     return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big", signed=True)
 
@@ -57,10 +62,10 @@ def lock_leak_decisions(
     dialect = sess.get_bind().dialect.name
     if dialect == "postgresql":
         for key in leak_lock_keys(tenants, simhash, content_hash):
-            sess.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+            sess.execute(_PG_LOCK, {"key": key})
     elif dialect == "sqlite":
         # A write statement takes SQLite's write lock (RESERVED) even when it changes no row.
-        sess.execute(text("UPDATE sources SET id = id WHERE 0"))
+        sess.execute(_SQLITE_WRITE_LOCK)
 
 
 def pause_for_tests() -> None:

@@ -7,7 +7,7 @@ few are compared; the cost does not grow with the number of stored postings.
 
 from __future__ import annotations
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, insert, literal, or_, select, union
 from sqlalchemy.orm import Session
 
 from core.models import Posting, PostingBand
@@ -27,26 +27,37 @@ def band_values(simhash: int) -> list[tuple[int, int]]:
 def add_bands(sess: Session, posting_id: int, simhash: int | None) -> None:
     if simhash is None:
         return
-    for band, value in band_values(simhash):
-        sess.add(PostingBand(posting_id=posting_id, band=band, value=value))
+    # one executemany statement, not four ORM objects through the unit of work (a crawl stores thousands)
+    sess.execute(
+        insert(PostingBand),
+        [{"posting_id": posting_id, "band": band, "value": value} for band, value in band_values(simhash)],
+    )
 
 
 def near_duplicates(
     sess: Session, simhash: int | None, content_hash: str, *, exclude: int | None = None
 ) -> list[int]:
-    """Ids of stored postings with the same text or a SimHash within MAX_DISTANCE, oldest first."""
-    found: set[int] = set(sess.scalars(select(Posting.id).where(Posting.content_hash == content_hash)))
-    if simhash is not None:
-        clause = or_(*(and_(PostingBand.band == b, PostingBand.value == v) for b, v in band_values(simhash)))
-        rows = sess.execute(
-            select(Posting.id, Posting.simhash)
-            .join(PostingBand, PostingBand.posting_id == Posting.id)
-            .where(clause)
-            .distinct()
-            .limit(5000)
-        ).all()
-        found.update(
-            pid for pid, other in rows if other is not None and hamming(simhash, other) <= MAX_DISTANCE
-        )
+    """Ids of stored postings with the same text or a SimHash within MAX_DISTANCE, oldest first.
+
+    One round trip: the same-text postings and the band candidates in a UNION (the same-text ones are
+    marked, so they count whatever their SimHash)."""
+    same_text = select(Posting.id, Posting.simhash, literal(1).label("same")).where(
+        Posting.content_hash == content_hash
+    )
+    if simhash is None:
+        return sorted({pid for pid, _, _ in sess.execute(same_text)} - {exclude or -1})
+    clause = or_(*(and_(PostingBand.band == b, PostingBand.value == v) for b, v in band_values(simhash)))
+    banded = (
+        select(Posting.id, Posting.simhash, literal(0).label("same"))
+        .join(PostingBand, PostingBand.posting_id == Posting.id)
+        .where(clause)
+        .distinct()
+        .limit(5000)
+    )
+    found = {
+        pid
+        for pid, other, same in sess.execute(union(same_text, banded.subquery().select()))
+        if same or (other is not None and hamming(simhash, other) <= MAX_DISTANCE)
+    }
     found.discard(exclude or -1)
     return sorted(found)

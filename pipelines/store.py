@@ -8,13 +8,15 @@ alerted twice (its (source, URL) is unique).
 from __future__ import annotations
 
 import logging
+import time
 import uuid
+import weakref
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -72,6 +74,26 @@ def write_evidence(target: EvidenceStore | Settings | Path, raw: bytes) -> str:
     return put_blob(as_store(target), raw)
 
 
+#: Source ids by name, per database, for SOURCE_ID_TTL_S: a crawl stores thousands of postings of one
+#: source, and the lookup was a query per posting. Only ids read from committed rows are kept; a source
+#: deleted meanwhile fails the posting's foreign key, which empties the cache (store_posting).
+SOURCE_ID_TTL_S = 60.0
+_source_ids: weakref.WeakKeyDictionary[Database, dict[str, tuple[int, float]]] = weakref.WeakKeyDictionary()
+
+
+def _cached_source_id(db: Database, sess: Session, name: str) -> int:
+    known = _source_ids.setdefault(db, {})
+    hit = known.get(name)
+    now = time.monotonic()
+    if hit is not None and now - hit[1] < SOURCE_ID_TTL_S:
+        return hit[0]
+    source_id = sess.scalar(select(Source.id).where(Source.name == name))
+    if source_id is None:
+        return _source_id(sess, name)  # an implicit source made in this transaction: not cached yet
+    known[name] = (source_id, now)
+    return source_id
+
+
 def _source_id(sess: Session, name: str) -> int:
     source = sess.scalar(select(Source).where(Source.name == name))
     if source is None:
@@ -95,16 +117,13 @@ def store_posting(db: Database, settings: Settings, draft: PostingDraft) -> Stor
     evidence = write_evidence(settings, raw)
 
     def existing_id(sess: Session) -> int | None:
-        source_id = _source_id(sess, draft.source)
+        source_id = _cached_source_id(db, sess, draft.source)
         return sess.scalar(select(Posting.id).where(Posting.source_id == source_id, Posting.url == draft.url))
 
     def store(sess: Session) -> StoreResult:
-        source_id = _source_id(sess, draft.source)
-        existing = sess.scalar(
-            select(Posting.id).where(Posting.source_id == source_id, Posting.url == draft.url)
-        )
-        if existing is not None:
-            return StoreResult(existing, False, 0, 0)
+        source_id = _cached_source_id(db, sess, draft.source)
+        # No look-up first: (source, url) is unique, so a posting stored before fails the insert and the
+        # IntegrityError branch below returns the stored row (one query fewer per new posting).
         posting = Posting(
             source_id=source_id,
             url=draft.url,
@@ -116,9 +135,11 @@ def store_posting(db: Database, settings: Settings, draft: PostingDraft) -> Stor
             simhash=draft.simhash,
             evidence_sha256=evidence,
             size=len(raw),
-            text=draft.text,
             candidate_hashes=draft.candidate_hashes or None,
         )
+        # set after construction: the constructor checks the class attribute, and Posting.text's SQL
+        # comparator is a subquery built anew on each such check
+        posting.text = draft.text
         sess.add(posting)
         sess.flush()
         add_bands(sess, posting.id, draft.simhash)
@@ -129,7 +150,9 @@ def store_posting(db: Database, settings: Settings, draft: PostingDraft) -> Stor
     try:
         return db.run(store, what=what)
     except IntegrityError:
-        # A concurrent run stored the same (source, url) first; any other violation is a real failure.
+        # A concurrent run stored the same (source, url) first; any other violation is a real failure
+        # (a source deleted since its id was cached among them: read it afresh next time).
+        _source_ids.pop(db, None)
         pid = db.run(existing_id, what=what)
         if pid is None:
             raise
@@ -152,24 +175,30 @@ def _existing_leak(sess: Session, tenant_id: int, reposted: list[int]) -> Alert 
 def add_findings(
     sess: Session, posting_id: int, tenant_id: int, alert_id: int, found: list[DetectedFinding]
 ) -> None:
-    for f in found:
-        sess.add(
-            Finding(
-                posting_id=posting_id,
-                tenant_id=tenant_id,
-                alert_id=alert_id,
-                kind=f.kind,
-                record_key=f.record_key,
-                fields=list(f.fields),
-                watch=f.watch,
-                watch_id=f.watch_id,
-                overlap=f.overlap,
-                line=f.line,
-                severity=f.severity,
-                masked=f.masked,
-                technique=f.technique,
-            )
-        )
+    if not found:
+        return
+    # one executemany statement instead of an ORM object per finding (a dump can hold hundreds)
+    sess.execute(
+        insert(Finding),
+        [
+            {
+                "posting_id": posting_id,
+                "tenant_id": tenant_id,
+                "alert_id": alert_id,
+                "kind": f.kind,
+                "record_key": f.record_key,
+                "fields": list(f.fields),
+                "watch": f.watch,
+                "watch_id": f.watch_id,
+                "overlap": f.overlap,
+                "line": f.line,
+                "severity": f.severity,
+                "masked": f.masked,
+                "technique": f.technique,
+            }
+            for f in found
+        ],
+    )
 
 
 def _unsuppressed(
@@ -232,8 +261,8 @@ def raise_alerts(
             else set()
         )
         kinds = sorted({f.kind for f in found})
-        tenant = sess.get(Tenant, tenant_id)
-        thresholds = (tenant.settings or {}).get("severity_thresholds") if tenant is not None else None
+        tenant_settings = sess.scalar(select(Tenant.settings).where(Tenant.id == tenant_id))
+        thresholds = (tenant_settings or {}).get("severity_thresholds")
         new_records = len(record_keys - seen_before)
         alert = Alert(
             tenant_id=tenant_id,

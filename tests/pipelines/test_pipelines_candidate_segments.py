@@ -1,0 +1,38 @@
+"""The candidate index's segments: sorted by (prefix, posting) whatever order postings were added in,
+so a lookup (binary search) finds every posting holding a prefix."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import numpy as np
+
+from pipelines.detection.candidates import CandidateIndex
+
+
+def _blob(prefixes: list[int]) -> bytes:
+    return b"".join(p.to_bytes(8, "big") + bytes(8) for p in prefixes)
+
+
+def test_a_segment_is_ordered_by_prefix_then_posting_and_every_lookup_finds_its_postings(
+    tmp_path: Path,
+) -> None:
+    rng = random.Random(5)
+    shared = [rng.getrandbits(64) for _ in range(20)]
+    index = CandidateIndex(tmp_path / "candidates")
+    holders: dict[int, set[int]] = {}
+    posting_ids = list(range(1, 300))
+    rng.shuffle(posting_ids)  # added out of order, as concurrent stores can finish
+    for posting_id in posting_ids:
+        prefixes = [rng.getrandbits(64) for _ in range(rng.randint(0, 30))] + rng.sample(shared, 3)
+        for p in prefixes:
+            holders.setdefault(p, set()).add(posting_id)
+        index.add(posting_id, _blob(prefixes))
+    index.flush()
+    (segment,) = index.segments()
+    pairs = np.fromfile(segment, dtype=[("prefix", "<u8"), ("posting", "<u8")])
+    keys = list(zip(pairs["prefix"].tolist(), pairs["posting"].tolist(), strict=True))
+    assert keys == sorted(keys)
+    for prefix in shared + rng.sample(sorted(holders), 50):
+        assert index.postings_with([prefix]) == holders[prefix]

@@ -35,6 +35,7 @@ enum { T_EMAIL, T_PHONE, T_CARD, T_IBAN, T_CN_ID, T_SSN, T_USERNAME, T_API_KEY, 
        T_PASSPORT, T_IP, T_COUNT };
 static const char *TYPE_NAMES[T_COUNT] = {"email", "phone", "card", "iban", "cn_id", "ssn", "username",
                                           "api_key", "name", "dob", "text", "passport", "ip"};
+static const uint8_t TYPE_LEN[T_COUNT] = {6, 6, 5, 5, 6, 4, 9, 8, 5, 4, 5, 9, 3}; /* strlen + 1 (the NUL) */
 static int is_typed(int t) {
     return t == T_EMAIL || t == T_PHONE || t == T_CARD || t == T_IBAN || t == T_CN_ID || t == T_SSN ||
            t == T_IP;
@@ -221,14 +222,94 @@ static inline int is_punct(cp_t c) {
 }
 
 /* ASCII classes used per character by the field rules (one table lookup instead of strchr) */
-enum { A_NOTNAME = 1, A_TOKEN = 2, A_NAMESEP = 4, A_LETTER = 8, A_DIGIT = 16 };
+enum { A_NOTNAME = 1, A_TOKEN = 2, A_NAMESEP = 4, A_LETTER = 8, A_DIGIT = 16, A_ALNUM = 32, A_UPPER = 64, A_SPACE = 128 };
 static uint8_t ASCII_CLASS[128];
 
 /* per-line flags of ASCII characters (one lookup per character in the line pre-pass) */
 enum { L_BAD = 1, L_AT = 2, L_DOT = 4, L_LABEL = 8, L_STRUCT = 16, L_QUOTE = 32, L_SPACE = 64, L_DELIM = 128 };
 static uint8_t LINE_CLASS[128];
 
+/* per-character classes of a line (narrowed), one byte each, written by scan_line's pre-pass: the scans
+ * below skip from one character that can start their pattern to the next, 16 characters at a time */
+enum { K_DIGIT = 1, K_UPPER = 2, K_AT = 4, K_DELIM = 8, K_SPACE = 16, K_NUMSTART = 32 };
+static uint8_t KCLASS[128];
+#define CLS_PAD 64 /* zero bytes after a line's classes: the skips read whole blocks past its end */
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+/* the first p >= i with cls[p] & mask, else n (cls[p] == 0 for n <= p < n + CLS_PAD) */
+static inline size_t skip_to(const uint8_t *cls, size_t i, size_t n, uint8_t mask) {
+    const __m128i m = _mm_set1_epi8((char)mask), z = _mm_setzero_si128();
+    for (; i < n; i += 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(cls + i));
+        unsigned hit = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_and_si128(v, m), z)) ^ 0xFFFFu;
+        if (hit) {
+            size_t p = i + (size_t)__builtin_ctz(hit);
+            return p < n ? p : n;
+        }
+    }
+    return n;
+}
+/* the first p >= i holding a delimiter, or a space followed by a space (delimited()'s stops), else n */
+static inline size_t skip_to_delim(const uint8_t *cls, size_t i, size_t n) {
+    const __m128i d = _mm_set1_epi8((char)K_DELIM), sp = _mm_set1_epi8((char)K_SPACE), z = _mm_setzero_si128();
+    for (; i < n; i += 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(cls + i));
+        __m128i w = _mm_loadu_si128((const __m128i *)(cls + i + 1));
+        __m128i x = _mm_or_si128(_mm_and_si128(v, d), _mm_and_si128(_mm_and_si128(v, w), sp));
+        unsigned hit = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(x, z)) ^ 0xFFFFu;
+        if (hit) {
+            size_t p = i + (size_t)__builtin_ctz(hit);
+            return p < n ? p : n;
+        }
+    }
+    return n;
+}
+/* the first p >= i where two upper-case letters and two digits start (an IBAN's first four), else n */
+static inline size_t skip_to_iban(const uint8_t *cls, size_t i, size_t n) {
+    const __m128i u = _mm_set1_epi8((char)K_UPPER), d = _mm_set1_epi8((char)K_DIGIT);
+    for (; i < n; i += 16) {
+        __m128i a = _mm_and_si128(_mm_loadu_si128((const __m128i *)(cls + i)), u);
+        __m128i b = _mm_and_si128(_mm_loadu_si128((const __m128i *)(cls + i + 1)), u);
+        __m128i c = _mm_and_si128(_mm_loadu_si128((const __m128i *)(cls + i + 2)), d);
+        __m128i e = _mm_and_si128(_mm_loadu_si128((const __m128i *)(cls + i + 3)), d);
+        __m128i all = _mm_and_si128(_mm_and_si128(_mm_cmpeq_epi8(a, u), _mm_cmpeq_epi8(b, u)),
+                                    _mm_and_si128(_mm_cmpeq_epi8(c, d), _mm_cmpeq_epi8(e, d)));
+        unsigned hit = (unsigned)_mm_movemask_epi8(all);
+        if (hit) {
+            size_t p = i + (size_t)__builtin_ctz(hit);
+            return p < n ? p : n;
+        }
+    }
+    return n;
+}
+#else
+static inline size_t skip_to(const uint8_t *cls, size_t i, size_t n, uint8_t mask) {
+    while (i < n && !(cls[i] & mask)) i++;
+    return i;
+}
+static inline size_t skip_to_delim(const uint8_t *cls, size_t i, size_t n) {
+    while (i < n && !(cls[i] & K_DELIM) && !(cls[i] & cls[i + 1] & K_SPACE)) i++;
+    return i;
+}
+static inline size_t skip_to_iban(const uint8_t *cls, size_t i, size_t n) {
+    while (i < n && !((cls[i] & K_UPPER) && (cls[i + 1] & K_UPPER) && (cls[i + 2] & K_DIGIT) && (cls[i + 3] & K_DIGIT)))
+        i++;
+    return i;
+}
+#endif
+
 static void init_classes(void) {
+    for (int c = 0; c < 128; c++) {
+        uint8_t k = 0;
+        if (c >= '0' && c <= '9') k |= K_DIGIT | K_NUMSTART;
+        if (c >= 'A' && c <= 'Z') k |= K_UPPER;
+        if (c == '@') k |= K_AT;
+        if (c == ':' || c == ';' || c == '|' || c == ',' || c == '\t') k |= K_DELIM;
+        if (c == ' ') k |= K_SPACE;
+        if (c == '+' || c == '(') k |= K_NUMSTART;
+        KCLASS[c] = k;
+    }
     for (int c = 0; c < 128; c++) {
         uint8_t f = 0;
         if ((c < 0x20 && c != '\t') || c == 0x7F) f |= L_BAD;
@@ -249,12 +330,14 @@ static void init_classes(void) {
         if ((strchr("!\"'(),-.:;?", c) && c) || c == ' ' || c == '\t') f |= A_NAMESEP;
         if (is_alpha_ascii((cp_t)c)) f |= A_LETTER;
         if (is_digit((cp_t)c)) f |= A_DIGIT;
+        if (is_alnum_ascii((cp_t)c)) f |= A_ALNUM;
+        if (is_upper((cp_t)c)) f |= A_UPPER;
+        if (is_space((cp_t)c)) f |= A_SPACE;
         ASCII_CLASS[c] = f;
     }
 }
 
 #define SMALL_MAX 24
-#define PREV_MAX 128
 
 typedef struct {
     cp_t *chars;
@@ -314,16 +397,15 @@ typedef struct {
     long work;
     int fields;
     lsbuf tmp, msg, msg2, msg3;
-    lsbuf ekey;              /* emit's key (kept between emits: see prev) */
-    cp_t prev[PREV_MAX];     /* the canonical text of the last emit */
-    size_t prev_n;
-    uint64_t prev_hash;
-    int prev_ok;
+    lsbuf ekey;              /* emit's key (kept between emits: the canonical text of the last one) */
+    uint64_t prev_hash;      /* hash_bytes of ekey's body */
+    int prev_ok;             /* ekey and prev_hash hold the last emit's */
     lsbuf starts; /* where each line of the scanned text starts (uint32 code point offsets) */
     uint32_t digest_base; /* digests of earlier chunks of this scan */
     PyObject *collect; /* when set, candidates are listed here as (type, canonical, raw, line) */
     long fail_emits;   /* tests: when > 0, the emit that brings it to 0 fails as if out of memory */
     cp_t json[SEGMENT_CHARS + 2];
+    uint8_t cls[SEGMENT_CHARS + 2 + CLS_PAD]; /* the line's KCLASS bits (scan_line) */
     int error;
 } Scanner;
 
@@ -337,13 +419,15 @@ static PyObject *py_str(const cp_t *v, size_t n) {
  * Most values are ASCII: one byte per character keeps hashing, comparing and the arenas small. */
 static int make_key(lsbuf *b, int tag, const cp_t *v, size_t n) {
     cp_t max = 0;
-    for (size_t i = 0; i < n; i++) max |= v[i];
     b->len = 0;
     if (buf_reserve(b, 1 + 4 * n)) return -1;
     uint8_t *o = b->p;
+    for (size_t i = 0; i < n; i++) { /* as ASCII, in one pass; redone below when it is not */
+        max |= v[i];
+        o[1 + i] = (uint8_t)v[i];
+    }
     if (max < 0x80) {
         o[0] = (uint8_t)tag;
-        for (size_t i = 0; i < n; i++) o[1 + i] = (uint8_t)v[i];
         b->len = 1 + n;
     } else {
         o[0] = (uint8_t)(tag | 0x80);
@@ -351,6 +435,17 @@ static int make_key(lsbuf *b, int tag, const cp_t *v, size_t n) {
         b->len = 1 + 4 * n;
     }
     return 0;
+}
+
+/* Does the key in b (make_key's) hold the text v? Compared in the key's own form (one byte a character
+ * for ASCII): the text of the last emit is not kept a second time. */
+static inline int key_is(const lsbuf *b, const cp_t *v, size_t n) {
+    if (b->p[0] & 0x80) return b->len == 1 + 4 * n && memcmp(b->p + 1, v, n * sizeof(cp_t)) == 0;
+    if (b->len != 1 + n) return 0;
+    const uint8_t *k = b->p + 1;
+    for (size_t i = 0; i < n; i++)
+        if (k[i] != v[i]) return 0;
+    return 1;
 }
 
 /* Records one candidate. On failure (no memory, or a Python error while listing) it sets sc->error and
@@ -376,18 +471,15 @@ static int emit_candidate(Scanner *sc, int type, const cp_t *canon, size_t n, co
     /* The same canonical text often comes as text, username and name in a row: its key body and hash
        are reused, only the tag differs (the hash mixes the tag in afterwards). */
     uint64_t body;
-    if (sc->prev_ok && n == sc->prev_n && memcmp(canon, sc->prev, n * sizeof(cp_t)) == 0) {
+    if (sc->prev_ok && key_is(&sc->ekey, canon, n)) {
         sc->ekey.p[0] = (uint8_t)((sc->ekey.p[0] & 0x80) | type);
         body = sc->prev_hash;
     } else {
+        sc->prev_ok = 0;
         if (make_key(&sc->ekey, type, canon, n)) return -1;
         body = hash_bytes(sc->ekey.p + 1, sc->ekey.len - 1);
-        sc->prev_ok = n <= PREV_MAX;
-        if (sc->prev_ok) {
-            memcpy(sc->prev, canon, n * sizeof(cp_t));
-            sc->prev_n = n;
-            sc->prev_hash = body;
-        }
+        sc->prev_ok = 1;
+        sc->prev_hash = body;
     }
     uint64_t h = body ^ ((uint64_t)(type + 1) * 0x9E3779B97F4A7C15ULL);
     int added;
@@ -445,37 +537,71 @@ static int message_of(Scanner *sc, size_t e, lsbuf *out) {
  * enough for the caches; a value recurring after that is hashed again (sort16 merges the copies). */
 #define DIGEST_CHUNK 8192
 
+/* The message of entry e written into blk when it fits one block (at most 55 bytes): its length, else -1. */
+static long block_of(Scanner *sc, size_t e, uint8_t blk[64]) {
+    const entry_t *en = &sc->digests.entries[e];
+    const uint8_t *key = sc->digests.arena.p + en->off;
+    int type = key[0] & 0x7F;
+    size_t nl = TYPE_LEN[type], len = en->len - 1;
+    memcpy(blk, TYPE_NAMES[type], nl); /* the name's NUL too */
+    if (!(key[0] & 0x80)) {
+        if (nl + len > 55) return -1;
+        memcpy(blk + nl, key + 1, len); /* ASCII is its own UTF-8 */
+        return (long)(nl + len);
+    }
+    size_t m = nl;
+    for (size_t i = 0; i < len / 4; i++) {
+        cp_t c;
+        memcpy(&c, key + 1 + 4 * i, 4);
+        if (m + (c < 0x80 ? 1 : c < 0x800 ? 2 : c < 0x10000 ? 3 : 4) > 55) return -1; /* more than a block */
+        if (c < 0x80) {
+            blk[m++] = (uint8_t)c;
+        } else if (c < 0x800) {
+            blk[m++] = (uint8_t)(0xC0 | (c >> 6));
+            blk[m++] = (uint8_t)(0x80 | (c & 0x3F));
+        } else if (c < 0x10000) {
+            blk[m++] = (uint8_t)(0xE0 | (c >> 12));
+            blk[m++] = (uint8_t)(0x80 | ((c >> 6) & 0x3F));
+            blk[m++] = (uint8_t)(0x80 | (c & 0x3F));
+        } else {
+            blk[m++] = (uint8_t)(0xF0 | (c >> 18));
+            blk[m++] = (uint8_t)(0x80 | ((c >> 12) & 0x3F));
+            blk[m++] = (uint8_t)(0x80 | ((c >> 6) & 0x3F));
+            blk[m++] = (uint8_t)(0x80 | (c & 0x3F));
+        }
+    }
+    return (long)m;
+}
+
 static int flush_entries(Scanner *sc) {
     size_t count = sc->digests.count, base = sc->digest_out.len / 16;
     if (!sc->collect) {
         if (buf_reserve(&sc->digest_out, 16 * count + 32)) return -1;
         uint8_t *out = sc->digest_out.p + 16 * base;
-        /* one-block messages go four at a time (interleaved SHA-NI); longer ones one by one */
-        lsbuf *bufs[4] = {&sc->msg, &sc->tmp, &sc->msg2, &sc->msg3};
-        size_t waiting[4];
+        /* one-block messages go four at a time (interleaved SHA-NI), written straight into their blocks;
+           longer ones one by one */
+        uint8_t blk[4][64], d[32];
+        size_t lens[4];
+        uint8_t *dst[4];
         int nw = 0;
-        uint8_t d[4][32];
         for (size_t e = 0; e < count; e++) {
-            lsbuf *m = bufs[nw];
-            if (message_of(sc, e, m)) return -1;
-            if (m->len > 55) {
-                ls_hmac(&sc->key, m->p, m->len, d[0]);
-                memcpy(out + 16 * e, d[0], 16);
+            long l = block_of(sc, e, blk[nw]);
+            if (l < 0) {
+                if (message_of(sc, e, &sc->msg)) return -1;
+                ls_hmac(&sc->key, sc->msg.p, sc->msg.len, d);
+                memcpy(out + 16 * e, d, 16);
                 continue;
             }
-            waiting[nw++] = e;
+            lens[nw] = (size_t)l;
+            dst[nw++] = out + 16 * e;
             if (nw == 4) {
-                const uint8_t *const mp[4] = {bufs[0]->p, bufs[1]->p, bufs[2]->p, bufs[3]->p};
-                const size_t ml[4] = {bufs[0]->len, bufs[1]->len, bufs[2]->len, bufs[3]->len};
-                uint8_t *const dp[4] = {d[0], d[1], d[2], d[3]};
-                ls_hmac4(&sc->key, mp, ml, dp);
-                for (int j = 0; j < 4; j++) memcpy(out + 16 * waiting[j], d[j], 16);
+                ls_hmac4_16(&sc->key, blk, lens, dst);
                 nw = 0;
             }
         }
         for (int j = 0; j < nw; j++) {
-            ls_hmac(&sc->key, bufs[j]->p, bufs[j]->len, d[0]);
-            memcpy(out + 16 * waiting[j], d[0], 16);
+            ls_hmac(&sc->key, blk[j], lens[j], d);
+            memcpy(dst[j], d, 16);
         }
         sc->digest_out.len = 16 * (base + count);
     }
@@ -1241,11 +1367,12 @@ static inline int is_localch(cp_t c) {
     return is_alnum_ascii(c) || c == '.' || c == '_' || c == '%' || c == '+' || c == '-';
 }
 
-static void scan_emails(Scanner *sc, const cp_t *s, size_t n) {
+static void scan_emails(Scanner *sc, const cp_t *s, const uint8_t *cls, size_t n) {
     size_t last = 0;
     cbuf c;
     for (size_t p = 0; p < n; p++) {
-        if (s[p] != '@') continue;
+        p = skip_to(cls, p, n, K_AT);
+        if (p >= n) break;
         if (p < last) continue;
         size_t st = p;
         while (st > 0 && is_localch(s[st - 1])) st--;
@@ -1325,9 +1452,11 @@ static size_t iban_reps(const cp_t *s, size_t n, size_t pos, int count) {
     return count >= 3 ? pos : 0;
 }
 
-static void scan_ibans(Scanner *sc, const cp_t *s, size_t n) {
+static void scan_ibans(Scanner *sc, const cp_t *s, const uint8_t *cls, size_t n) {
     cbuf c;
     for (size_t i = 0; i + 4 < n; i++) {
+        i = skip_to_iban(cls, i, n);
+        if (i + 4 >= n) break;
         if (!is_upper(s[i]) || (i > 0 && is_alnum_ascii(s[i - 1])) || !is_upper(s[i + 1]) || !is_digit(s[i + 2]) ||
             !is_digit(s[i + 3]))
             continue;
@@ -1374,8 +1503,10 @@ static size_t num_sep(const cp_t *s, size_t n, size_t p) {
     return 0;
 }
 
-static void scan_numbers(Scanner *sc, const cp_t *s, size_t n) {
+static void scan_numbers(Scanner *sc, const cp_t *s, const uint8_t *cls, size_t n) {
     for (size_t i = 0; i < n; i++) {
+        i = skip_to(cls, i, n, K_NUMSTART);
+        if (i >= n) break;
         cp_t ch = s[i];
         size_t p;
         if (ch == '+') {
@@ -1516,7 +1647,7 @@ static int grouped_iban(const cp_t *s, const span_t *g, int ng) {
 
 /* With j > 0 (scan_wrapped): s is a window of two lines joined by a separator in [a, j); only the cn_ids, IBANs
    and cards that start before a and end after j are candidates, their raw text the two pieces joined by '\n' */
-static void scan_grouped(Scanner *sc, const cp_t *s, size_t n, size_t a, size_t j) {
+static void scan_grouped(Scanner *sc, const cp_t *s, const uint8_t *cls, size_t n, size_t a, size_t j) {
     span_t g[GROUP_LIMIT];
     cbuf c;
     size_t i = 0;
@@ -1525,7 +1656,9 @@ static void scan_grouped(Scanner *sc, const cp_t *s, size_t n, size_t a, size_t 
            IBAN). Every start holds a digit at its first or third character: the loop runs from digit to
            digit, the start of its group decided from the characters before it. */
         size_t p = i;
-        while (p < n && !is_digit(s[p])) p++;
+        if (cls) p = skip_to(cls, p, n, K_DIGIT); /* cls: the line's classes (NULL: a window of two lines) */
+        else
+            while (p < n && !is_digit(s[p])) p++;
         if (p >= n) break;
         if (p == 0 || !is_alnum_ascii(s[p - 1])) {
             i = p; /* a group starting with a digit */
@@ -1707,7 +1840,7 @@ static void scan_wrapped(Scanner *sc, int kind, const void *data, Py_ssize_t a0,
         for (int k = 0; k < ns && !sc->error; k++) {
             memcpy(J + an, seps[k], sepn[k] * sizeof(cp_t));
             memcpy(J + an + sepn[k], B, bn * sizeof(cp_t));
-            scan_grouped(sc, J, an + sepn[k] + bn, an, an + sepn[k]);
+            scan_grouped(sc, J, NULL, an + sepn[k] + bn, an, an + sepn[k]);
         }
         if (sc->error) return;
     }
@@ -1807,13 +1940,36 @@ static int canon_username(const cp_t *f, size_t n, cbuf *o) {
     return 1;
 }
 
-static void generic(Scanner *sc, const cp_t *v, size_t n, int whole) {
-    if (n > FIELD_MAX_CHARS) return; /* field() never passes more: folded below holds no more */
+/* Returns the ASCII_CLASS bits of an ASCII value's characters, OR-ed (every bit for other values): tells
+ * field() which of its own readings can find something. */
+static unsigned generic(Scanner *sc, const cp_t *v, size_t n, int whole) {
+    if (n > FIELD_MAX_CHARS) return 0xFF; /* field() never passes more: folded below holds no more */
     cp_t folded[2 * FIELD_MAX_CHARS + 8]; /* core.canonical.fold(v): ß makes two letters */
     size_t nf = 0;
     int ascii = 1, digit = 0, notname = 0, token = 1, letter = 0, alnum = 1;
     size_t spaces = 0, words = 0, run = 0, maxrun = 0;
-    for (size_t i = 0; i < n; i++) {
+    cp_t any = 0;
+    unsigned orf = 0xFF;
+    for (size_t i = 0; i < n; i++) any |= v[i];
+    if (any < 0x80) { /* ASCII (the usual value): the same flags from one table lookup a character */
+        unsigned andf = 0xFF;
+        orf = 0;
+        for (size_t i = 0; i < n; i++) {
+            cp_t c = v[i];
+            unsigned f = ASCII_CLASS[c];
+            orf |= f;
+            andf &= f;
+            folded[i] = c + ((f & A_UPPER) ? 32 : 0);
+            spaces += c == ' ';
+        }
+        nf = n;
+        digit = (orf & A_DIGIT) != 0;
+        notname = (orf & A_NOTNAME) != 0;
+        token = (andf & A_TOKEN) != 0;
+        letter = (orf & A_LETTER) != 0;
+        alnum = (andf & A_ALNUM) != 0;
+    }
+    for (size_t i = 0; i < n && any >= 0x80; i++) {
         cp_t c = v[i];
         if (c < 0x80) {
             uint8_t f = ASCII_CLASS[c];
@@ -1843,30 +1999,44 @@ static void generic(Scanner *sc, const cp_t *v, size_t n, int whole) {
         int r = lineset_has(&sc->typed_raws, v, n);
         if (r) {
             if (r < 0) sc->error = 1;
-            return;
+            return orf;
         }
     }
     cbuf c;
-    if (whole && (digit || (words <= TEXT_MAX_WORDS && maxrun < 25)))
-        if (canon_text(folded, nf, &c) && add(sc, T_TEXT, &c, v, n) < 0) return;
-    if (n >= 3 && n <= 64 && canon_username(folded, nf, &c) && add(sc, T_USERNAME, &c, v, n) < 0) return;
+    /* an ASCII value without spaces is its own text and username form (folded): no copy */
+    int plain = !(orf & A_SPACE);
+    if (whole && (digit || (words <= TEXT_MAX_WORDS && maxrun < 25))) {
+        if (plain) {
+            if (emit(sc, T_TEXT, folded, nf, v, n) < 0) return orf;
+        } else if (canon_text(folded, nf, &c) && add(sc, T_TEXT, &c, v, n) < 0) {
+            return orf;
+        }
+    }
+    if (n >= 3 && n <= 64) {
+        if (plain) {
+            if (emit(sc, T_USERNAME, folded, nf, v, n) < 0) return orf;
+        } else if (canon_username(folded, nf, &c) && add(sc, T_USERNAME, &c, v, n) < 0) {
+            return orf;
+        }
+    }
     if (!digit && words <= NAME_MAX_WORDS && maxrun < 9 && !notname) {
-        if (canon_name(folded, nf, &c) && add(sc, T_NAME, &c, v, n) < 0) return;
+        if (canon_name(folded, nf, &c) && add(sc, T_NAME, &c, v, n) < 0) return orf;
     } else {
         if (n >= 16 && n <= 512 && token && letter && digit) {
             memcpy(c.c, v, n * sizeof(cp_t));
             c.n = n;
-            if (add(sc, T_API_KEY, &c, v, n) < 0) return;
+            if (add(sc, T_API_KEY, &c, v, n) < 0) return orf;
         }
         if (n >= 6 && n <= 12 && digit && alnum) {
             for (size_t i = 0; i < n; i++) c.c[i] = is_lower(v[i]) ? v[i] - 32 : v[i];
             c.n = n;
-            if (add(sc, T_PASSPORT, &c, v, n) < 0) return;
+            if (add(sc, T_PASSPORT, &c, v, n) < 0) return orf;
         }
     }
     if (n >= 6 && n <= 40 && dob_hint(v, n))
         for (int k = 0; k < sc->ndob; k++)
-            if (canon_dob(v, n, sc->dob_mdy[k], &c) && add(sc, T_DOB, &c, v, n) < 0) return;
+            if (canon_dob(v, n, sc->dob_mdy[k], &c) && add(sc, T_DOB, &c, v, n) < 0) return orf;
+    return orf;
 }
 
 static int is_quote(cp_t c) { return c == '"' || c == '\'' || c == '`'; }
@@ -1886,10 +2056,10 @@ static void field(Scanner *sc, const cp_t *v, size_t n) {
         if (r < 0) sc->error = 1;
         return;
     }
-    generic(sc, v, n, 1);
+    unsigned classes = generic(sc, v, n, 1); /* '=' is a not-a-name character, ' ' and '\t' spaces */
     if (sc->error) return;
     /* key=value: the value as a field of its own */
-    size_t eq = 0;
+    size_t eq = classes & A_NOTNAME ? 0 : n;
     while (eq < n && v[eq] != '=') eq++;
     if (eq < n) {
         size_t ks = 0, ke = eq;
@@ -1902,8 +2072,14 @@ static void field(Scanner *sc, const cp_t *v, size_t n) {
     }
     /* the words of a short value */
     size_t words = 0;
-    for (size_t i = 0; i < n; i++)
-        if (!is_space(v[i]) && (i == 0 || is_space(v[i - 1]))) words++;
+    if (classes & A_SPACE) { /* else one word */
+        int before = 1;
+        for (size_t i = 0; i < n && words <= MAX_TOKENS_PER_FIELD; i++) {
+            int sp = is_space(v[i]);
+            words += (size_t)(!sp && before);
+            before = sp;
+        }
+    }
     if (words > 1 && words <= MAX_TOKENS_PER_FIELD) {
         size_t i = 0;
         while (i < n) {
@@ -1933,9 +2109,11 @@ static inline int is_delim(cp_t c) {
     return c == 0xFF1A || c == 0xFF1B || c == 0xFF0C || c == 0x3001;
 }
 
-static void delimited(Scanner *sc, const cp_t *s, size_t n) {
+static void delimited(Scanner *sc, const cp_t *s, const uint8_t *cls, size_t n) {
     size_t start = 0, i = 0;
     while (i < n) {
+        i = skip_to_delim(cls, i, n); /* the characters before it are no stop */
+        if (i >= n) break;
         if (is_delim(s[i])) {
             if (sc->work <= 0) return;
             field(sc, s + start, i - start);
@@ -2238,6 +2416,7 @@ static int scan_line(Scanner *sc, cp_t *s, size_t n, int prepared) {
     if (n > SEGMENT_CHARS) return 1;
     int has_year = 0, wide_struct = 0, wide = 0;
     unsigned acc = 0, prev = 0;
+    uint8_t *cls = sc->cls;
     for (size_t i = 0; i < n; i++) {
         cp_t c = s[i];
         if (c >= 0x80) {
@@ -2246,6 +2425,7 @@ static int scan_line(Scanner *sc, cp_t *s, size_t n, int prepared) {
             if (!w) {
                 has_year |= c == 0x5E74;
                 wide_struct |= c == 0x3001;
+                cls[i] = c == 0x3001 ? K_DELIM : 0;
                 prev = 0;
                 continue;
             }
@@ -2253,10 +2433,12 @@ static int scan_line(Scanner *sc, cp_t *s, size_t n, int prepared) {
             c = w; /* classified as the ASCII character it reads as */
         }
         unsigned f = LINE_CLASS[c];
+        cls[i] = KCLASS[c];
         acc |= f | ((f & prev & L_SPACE) ? L_STRUCT : 0); /* two spaces in a row are a delimiter */
         prev = f;
     }
     if (acc & L_BAD) return 1;
+    memset(cls + n, 0, CLS_PAD);
     int has_at = (acc & L_AT) != 0, has_dot = (acc & L_DOT) != 0, quote = (acc & L_QUOTE) != 0;
     int has_label = (acc & L_LABEL) != 0, structure = (acc & L_STRUCT) != 0 || wide_struct;
     int sql = 0;
@@ -2284,14 +2466,14 @@ static int scan_line(Scanner *sc, cp_t *s, size_t n, int prepared) {
     sc->fields = 0;
     size_t pairs_before = sc->pairs.len;
     Py_ssize_t collected_before = sc->collect ? PyList_GET_SIZE(sc->collect) : 0;
-    if (has_at && has_dot) scan_emails(sc, s, n);
+    if (has_at && has_dot) scan_emails(sc, s, cls, n);
     if (!sc->error && has_year) scan_cjk_dates(sc, s, n);
-    if (!sc->error) scan_ibans(sc, s, n);
-    if (!sc->error) scan_numbers(sc, s, n);
-    if (!sc->error) scan_grouped(sc, s, n, 0, 0);
+    if (!sc->error) scan_ibans(sc, s, cls, n);
+    if (!sc->error) scan_numbers(sc, s, cls, n);
+    if (!sc->error) scan_grouped(sc, s, cls, n, 0, 0);
     if (!sc->error) {
         if (sql) sql_values(sc, s, n);
-        else delimited(sc, s, n);
+        else delimited(sc, s, cls, n);
     }
     if (!sc->error && has_label) labelled(sc, s, n);
     if (sc->error == 1) return -1;
@@ -2516,7 +2698,7 @@ static int Scanner_init(Scanner *sc, PyObject *args, PyObject *kw) {
     Py_XSETREF(sc->phone_cb, Py_NewRef(phone_cb));
     Py_XSETREF(sc->email_cb, Py_NewRef(email_cb));
     if (!sc->digests.slots) {
-        if (set_init(&sc->digests, 1 << 16) || set_init(&sc->phones, 1 << 12) || set_init(&sc->seen_fields.big, 1 << 10) ||
+        if (set_init(&sc->digests, 1 << 14) || set_init(&sc->phones, 1 << 12) || set_init(&sc->seen_fields.big, 1 << 10) ||
             set_init(&sc->typed_raws.big, 1 << 8)) {
             PyErr_NoMemory();
             goto done;

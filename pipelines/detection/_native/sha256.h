@@ -242,10 +242,10 @@ static void ls_hmac(const ls_hmac_key *k, const uint8_t *msg, size_t len, uint8_
 }
 
 
-/* Four HMACs of messages of at most 55 bytes each (one block), interleaved. */
-static void ls_hmac4(const ls_hmac_key *k, const uint8_t *const m[4], const size_t l[4], uint8_t *const out[4]) {
+/* Four HMACs of messages written at the start of blk[j] (l[j] <= 55 bytes: one block, padded here in
+ * place), interleaved; the first 16 bytes of each (the scheme's truncation) into out[j]. */
+static void ls_hmac4_16(const ls_hmac_key *k, uint8_t blk[4][64], const size_t l[4], uint8_t *const out[4]) {
     uint32_t st[4][8];
-    uint8_t blk[4][64];
     uint32_t ob[4][16];
     uint32_t *const sp[4] = {st[0], st[1], st[2], st[3]};
     const uint8_t *const bp[4] = {blk[0], blk[1], blk[2], blk[3]};
@@ -253,7 +253,6 @@ static void ls_hmac4(const ls_hmac_key *k, const uint8_t *const m[4], const size
                                   (const uint8_t *)ob[3]};
     for (int j = 0; j < 4; j++) {
         memcpy(st[j], k->inner, sizeof st[j]);
-        memcpy(blk[j], m[j], l[j]);
         blk[j][l[j]] = 0x80;
         memset(blk[j] + l[j] + 1, 0, 63 - l[j]);
         uint64_t bits = (64 + l[j]) * 8;
@@ -270,7 +269,7 @@ static void ls_hmac4(const ls_hmac_key *k, const uint8_t *const m[4], const size
     }
     ls_compress4(sp, op);
     for (int j = 0; j < 4; j++)
-        for (int i = 0; i < 8; i++) {
+        for (int i = 0; i < 4; i++) {
             uint32_t v = __builtin_bswap32(st[j][i]);
             memcpy(out[j] + 4 * i, &v, 4);
         }

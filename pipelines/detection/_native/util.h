@@ -82,8 +82,21 @@ static inline uint64_t hash_bytes(const uint8_t *p, size_t n) {
         a ^= a >> 32;
         i += 8;
     }
+    /* the last 0..7 bytes: an (overlapping) 8-byte load when there are 8 in all, else 4+4, or three bytes
+       (the hash is the sets' own: only its spread matters) */
     uint64_t t = 0;
-    for (size_t k = 0; i < n; i++, k += 8) t |= (uint64_t)p[i] << k;
+    if (i < n) {
+        if (n >= 8) {
+            memcpy(&t, p + n - 8, 8);
+        } else if (n >= 4) {
+            uint32_t x, y;
+            memcpy(&x, p, 4);
+            memcpy(&y, p + n - 4, 4);
+            t = (uint64_t)x << 32 | y;
+        } else {
+            t = (uint64_t)p[0] << 16 | (uint64_t)p[n >> 1] << 8 | p[n - 1];
+        }
+    }
     b = (b ^ t) * 0xc4ceb9fe1a85ec53ULL;
     uint64_t h = a ^ (b >> 31) ^ (b << 17);
     h ^= h >> 33;
@@ -93,11 +106,15 @@ static inline uint64_t hash_bytes(const uint8_t *p, size_t n) {
 }
 
 /* An exact set of byte strings with three uint32 values each; cleared in O(1) by generation.
- * Slots carry the hash, so a probe touches one cache line unless the hash matches. */
+ * Slots carry 16 bits of the hash next to their generation, so a probe reads the entry (another cache
+ * line) only when those match: almost only for the key itself. */
 typedef struct {
     uint32_t entry; /* index + 1 */
-    uint32_t gen;
+    uint32_t meta;  /* generation << 16 | SLOT_TAG(hash) */
 } slot_t;
+
+#define SLOT_TAG(h) ((uint32_t)((h) >> 48))
+#define SLOT_GEN_MAX 0xFFFFu
 
 typedef struct {
     uint64_t hash;
@@ -133,8 +150,8 @@ static void set_clear(strset *s) {
     s->count = 0;
     s->arena.len = 0;
     s->generation++;
-    if (s->generation == 0) {
-        for (size_t i = 0; i < s->nslots; i++) s->slots[i].gen = 0;
+    if (s->generation > SLOT_GEN_MAX) { /* the 16 bits of the slots wrap: clear them once */
+        memset(s->slots, 0, s->nslots * sizeof *s->slots);
         s->generation = 1;
     }
 }
@@ -144,9 +161,9 @@ static int set_grow(strset *s) {
     slot_t *slots = calloc(n, sizeof *slots);
     if (!slots) return -1;
     for (size_t i = 0; i < s->nslots; i++) {
-        if (s->slots[i].gen != s->generation) continue;
+        if ((s->slots[i].meta >> 16) != s->generation) continue;
         size_t j = (size_t)s->entries[s->slots[i].entry - 1].hash & (n - 1);
-        while (slots[j].gen == s->generation) j = (j + 1) & (n - 1);
+        while ((slots[j].meta >> 16) == s->generation) j = (j + 1) & (n - 1);
         slots[j] = s->slots[i];
     }
     free(s->slots);
@@ -159,10 +176,11 @@ static int set_grow(strset *s) {
 static long set_add_h(strset *s, const uint8_t *key, size_t n, uint64_t h, int *added) {
     if ((s->count + 1) * 10 > s->nslots * 7 && set_grow(s)) return -1;
     size_t mask = s->nslots - 1, i = (size_t)h & mask;
+    const uint32_t want = s->generation << 16 | SLOT_TAG(h);
     for (;;) {
         slot_t *sl = &s->slots[i];
-        if (sl->gen != s->generation) break;
-        {
+        if ((sl->meta >> 16) != s->generation) break;
+        if (sl->meta == want) {
             entry_t *e = &s->entries[sl->entry - 1];
             if (e->hash == h && e->len == n && memcmp(s->arena.p + e->off, key, n) == 0) {
                 *added = 0;
@@ -186,7 +204,7 @@ static long set_add_h(strset *s, const uint8_t *key, size_t n, uint64_t h, int *
     en->val = en->v2 = en->v3 = 0;
     if (buf_put(&s->arena, key, n)) return -1;
     s->slots[i].entry = (uint32_t)(e + 1);
-    s->slots[i].gen = s->generation;
+    s->slots[i].meta = want;
     *added = 1;
     return (long)e;
 }
@@ -198,10 +216,11 @@ static inline long set_add(strset *s, const uint8_t *key, size_t n, int *added) 
 static int set_contains(strset *s, const uint8_t *key, size_t n) {
     uint64_t h = hash_bytes(key, n);
     size_t mask = s->nslots - 1, i = (size_t)h & mask;
+    const uint32_t want = s->generation << 16 | SLOT_TAG(h);
     for (;;) {
         slot_t *sl = &s->slots[i];
-        if (sl->gen != s->generation) return 0;
-        {
+        if ((sl->meta >> 16) != s->generation) return 0;
+        if (sl->meta == want) {
             entry_t *e = &s->entries[sl->entry - 1];
             if (e->hash == h && e->len == n && memcmp(s->arena.p + e->off, key, n) == 0) return 1;
         }

@@ -3,8 +3,9 @@
 - `extract_selectors` scans with rewritten patterns (`_*_SCAN`) and caches normalised values: it must find
   exactly what the readable patterns (`_EMAIL`, `_DOMAIN`...) and the per-match normalisation find.
 - `tokenize` takes a one-call path for text without CJK: same tokens as the per-match loop.
-- A crawl's postings are written in batches (one writer per batch, not per posting), each by one
-  indexing thread (one segment per commit), and the process hands freed memory back after each batch.
+- A crawl's postings are written in batches (one writer per batch, not per posting; 200 postings, then
+  each batch twice its predecessor up to 1,000, or what waited 10 s), each by one indexing thread (one
+  segment per commit), and the process hands freed memory back after each batch.
 """
 
 from __future__ import annotations
@@ -306,15 +307,39 @@ def test_a_crawl_writes_the_index_once_per_batch_not_per_posting(
 
     monkeypatch.setattr(TantivyBackend, "_writer", counting_writer)
     indexer = SearchIndexer(home.settings, home.db)  # the crawl's defaults
-    for i in range(1, 451):
+    sizes: list[int] = []
+    for i in range(1, 2951):
+        before = indexer.commits
         indexer.add(i, _draft(i))
+        if indexer.commits > before:
+            sizes.append(i - sum(sizes))
     indexer.flush()  # the crawl's close
-    assert indexer.commits == len(opened) == 3  # 200 + 200 + 50
+    sizes.append(2950 - sum(sizes))
+    # The first batch is 200 postings; each later one twice its predecessor, up to 1,000.
+    assert sizes == [200, 400, 800, 1000, 550]
+    assert indexer.commits == len(opened) == 5
     assert indexer.failed == 0
     backend = open_backend(home.settings)
-    assert backend.count() == 450
+    assert backend.count() == 2950
     assert backend.search(SearchQuery("seller321@globex.cn")).total == 1
-    assert backend.search(SearchQuery("客户数据")).total == 450
+    assert backend.search(SearchQuery("客户数据")).total == 2950
+
+
+def test_a_batch_is_still_cut_when_its_oldest_posting_waited_max_wait_s(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = _Home(tmp_path)
+    now = [1000.0]
+    monkeypatch.setattr(search_index.time, "monotonic", lambda: now[0])
+    indexer = SearchIndexer(home.settings, home.db)
+    for i in range(1, 201):
+        indexer.add(i, _draft(i))
+    assert indexer.commits == 1 and indexer.limit == 400
+    for i in range(201, 231):
+        now[0] += 0.5  # a slow source: 30 postings in 15 s
+        indexer.add(i, _draft(i))
+    assert indexer.commits == 2  # cut at 10 s, not at 400 postings
+    assert open_backend(home.settings).count() == 221
 
 
 def test_a_batch_is_also_cut_by_the_text_it_holds(tmp_path: Path) -> None:
@@ -333,7 +358,7 @@ def test_each_batch_hands_freed_memory_back(tmp_path: Path, monkeypatch: pytest.
     real = search_index.release_free_memory
     monkeypatch.setattr(search_index, "release_free_memory", lambda: trims.append(1) or real())
     home = _Home(tmp_path)
-    indexer = SearchIndexer(home.settings, home.db, batch=10)
+    indexer = SearchIndexer(home.settings, home.db, batch=10, max_batch=10)
     for i in range(1, 26):
         indexer.add(i, _draft(i))
     indexer.flush()

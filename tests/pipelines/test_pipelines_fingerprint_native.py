@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import random
+import re
 from array import array
 
 import pytest
@@ -236,3 +238,214 @@ def test_content_hash_equals_the_reference(text: str) -> None:
             fingerprint.content_hash(text)
         return
     assert fingerprint.content_hash(text) == expected
+
+
+# --------------------------------------------------------------------------- the fast paths (issue 12)
+#
+# Each loop over a str is compiled once per PyUnicode kind (1, 2 or 4 bytes a character); BLAKE2b runs
+# eight messages at a time (one 512-bit lane each where the CPU has AVX-512, else twice four), with
+# kernels for messages of at most 1, 4 and 16 words and idle lanes in a last, partial batch; winnowing
+# reads the text in steps of 4096 characters and takes window minima by doubling (windows up to 256)
+# or by a deque (larger). The tests below reach every one of those paths and compare with the references.
+
+STEP = 4096  # characters winnow reads per step (W_CHUNK in fingerprint.c)
+# kept by NFKC and case folding; neither a letter, digit, token nor host character
+ARROW, EMOJI = "\u2192", "\U0001f600"
+KINDS = [
+    st.characters(max_codepoint=0x7F),
+    st.characters(max_codepoint=0xFF),
+    st.characters(max_codepoint=0xFFFF),
+    st.characters(),
+    st.sampled_from("ab1 .\n-_"),
+]
+kinded = st.one_of(*(st.text(alphabet=a, max_size=300) for a in KINDS))
+
+
+def _content_fold_py(text: str) -> bytes | None:
+    """What content_fold gives: the UTF-8 the reference hashes, None when it holds a lone surrogate."""
+    try:
+        return " ".join(text.split()).casefold().encode("utf-8")
+    except UnicodeEncodeError:
+        return None
+
+
+def _widened(text: str) -> list[str]:
+    """The text as it is and forced to two and four bytes a character by one trailing character that no
+    fingerprint reads (not a letter, digit, token or host character)."""
+    return [text, text + ARROW, text + EMOJI]
+
+
+def _long_text(seed: int, length: int, alphabet: str) -> str:
+    rng = random.Random(seed)
+    return "".join(rng.choice(alphabet) for _ in range(length))
+
+
+LONG_ALPHABETS = ["ab c\n", "abcdefghij0123 ", "数据泄露 ab", "ßİ𝐀𝟘Ⅻ x.", "a"]
+
+
+@native
+def test_vector_width_is_eight_or_four() -> None:
+    assert documents._native.vector_width() in (4, 8)
+
+
+@native
+@FAST
+@given(
+    st.lists(st.binary(max_size=200), max_size=17),
+    st.sampled_from([b"", b"k", KEY, bytes(64)]),
+)
+def test_batched_blake2b_equals_hashlib(messages: list[bytes], key: bytes) -> None:
+    expected = [int.from_bytes(hashlib.blake2b(m, digest_size=8, key=key).digest(), "big") for m in messages]
+    assert documents._native.blake2b8_lanes(messages, key) == expected
+
+
+@native
+@pytest.mark.parametrize("count", range(18))
+@pytest.mark.parametrize("length", [0, 1, 8, 9, 32, 33, 64, 127, 128, 129])
+def test_batched_blake2b_every_lane_count_and_word_count(count: int, length: int) -> None:
+    messages = [bytes([i + 1]) * length for i in range(count)]
+    for key in (b"", KEY):
+        expected = [
+            int.from_bytes(hashlib.blake2b(m, digest_size=8, key=key).digest(), "big") for m in messages
+        ]
+        assert documents._native.blake2b8_lanes(messages, key) == expected
+
+
+@native
+@FAST
+@given(kinded | texts)
+def test_every_string_kind_gives_the_reference_values(text: str) -> None:
+    folded = fold(text)
+    for wide in _widened(text):
+        assert fingerprint.simhash(wide) == fingerprint.simhash_py(text)
+        assert documents._native.content_fold(wide) == _content_fold_py(wide)
+    for k, window in ((25, 20), (3, 4), (1, 1)):
+        expected = documents._native.winnow(folded, k, window, KEY)
+        for wide in _widened(folded):
+            assert documents._native.winnow(wide, k, window, KEY) == expected
+    assert {documents._keyed(h, KEY) for h in array("Q", expected[1])} == _reference_fingerprints(
+        text, KEY, 1, 1
+    )
+
+
+@native
+@pytest.mark.parametrize("tokens", range(10, 31))
+def test_simhash_every_partial_batch(tokens: int) -> None:
+    words = ["w", "word", "longerword", "x" * 20, "数", "ß", "y" * 40]
+    for shift in range(len(words)):
+        text = " ".join(words[(i + shift) % len(words)] + str(i) for i in range(tokens))
+        for wide in _widened(text):
+            assert fingerprint.simhash(wide) == fingerprint.simhash_py(text)
+
+
+@native
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.integers(0, 2**32),
+    st.sampled_from([0, 1, STEP - 1, STEP, STEP + 1, 2 * STEP + 7, 3 * STEP + 301]),
+    st.sampled_from(LONG_ALPHABETS),
+    st.sampled_from([(25, 20), (1, 1), (2, 256), (3, 257), (4, 700), (50, 3), (300, 2), (1, 4100)]),
+    st.sampled_from([None, b"", KEY]),
+)
+def test_winnowing_long_texts_across_steps_equals_the_reference(
+    seed: int, length: int, alphabet: str, params: tuple[int, int], key: bytes | None
+) -> None:
+    """Texts over several 4096-character steps, windows for both minima paths (doubling up to 256, the
+    deque above), k longer than a step; against the numpy reference (itself tested against pure Python)."""
+    k, window = params
+    text = _long_text(seed, length, alphabet)
+    norm = documents.normalize_for_fingerprint(text)
+    minima = documents._window_minima(documents._kgram_hashes(norm, k), window)
+    keyed, raw = documents._native.winnow(fold(text), k, window, key)
+    assert list(array("Q", raw)) == sorted(minima)
+    assert list(array("Q", keyed)) == [documents._keyed(h, key) for h in sorted(minima)]
+
+
+@native
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(0, 2**32), st.integers(0, 3 * STEP), st.sampled_from(LONG_ALPHABETS), st.data())
+def test_first_lines_equal_the_reference(seed: int, length: int, alphabet: str, data: st.DataObject) -> None:
+    text = _long_text(seed, length, alphabet + "\n\n")
+    norm, letter_lines = documents._normalized_lines(text)
+    hashes = [int(h) for h in documents._kgram_hashes(norm, 5)]
+    absent = data.draw(st.lists(st.integers(0, 2**64 - 1), max_size=3))
+    wanted = sorted(
+        set(data.draw(st.lists(st.sampled_from(hashes), max_size=20)) if hashes else []) | set(absent)
+    )
+    expected = {}
+    for i, h in enumerate(hashes):
+        if h in wanted and h not in expected:
+            expected[h] = (i, letter_lines.line(i))
+    for wide in _widened(fold(text)):
+        assert documents._native.first_lines(wide, 5, wanted) == expected
+
+
+def _host_spans_reference(text: str, hashes: set[int], maxlen: int, need_dot: bool) -> list[tuple[int, int]]:
+    """host_spans by brute force over every (start, end), from its definition."""
+
+    def host(c: str) -> bool:
+        return c.isalnum() or c in "-_"
+
+    n, out = len(text), []
+    for e in range(1, n + 1):
+        after_ok = e == n or not (host(text[e]) or (text[e] == "." and e + 1 < n and host(text[e + 1])))
+        for s in range(max(0, e - maxlen), e):
+            span = text[s:e]
+            if not after_ok or not all(host(c) or c == "." for c in span):
+                continue
+            if (s > 0 and host(text[s - 1])) or (need_dot and "." not in span):
+                continue
+            if documents._native.host_hash(span) in hashes:
+                out.append((s, e))
+    return out
+
+
+def _host_hash_py(needle: str) -> int:
+    h = 0
+    for c in needle:
+        h = (h * documents._BASE + ord(c)) & documents._MASK64
+    return documents._mix_py(h)
+
+
+HOST_PIECES = st.sampled_from(
+    ["a", "b", "ab", ".", "-", "_", " ", "\n", "é", "数", "𝐀", "a.b", "..", "@", "→"]
+)
+
+
+@native
+@FAST
+@given(
+    st.lists(HOST_PIECES, max_size=40).map("".join),
+    st.lists(st.lists(HOST_PIECES, min_size=1, max_size=4).map("".join), min_size=1, max_size=6),
+    st.integers(1, 12),
+    st.booleans(),
+)
+def test_host_spans_equal_their_definition(
+    text: str, needles: list[str], maxlen: int, need_dot: bool
+) -> None:
+    hashes = {_host_hash_py(n) for n in needles} | {
+        _host_hash_py(text[i : i + 3]) for i in range(0, len(text), 5)
+    }
+    assert all(documents._native.host_hash(n) == _host_hash_py(n) for n in needles)
+    table = array("Q", sorted(hashes)).tobytes()
+    expected = _host_spans_reference(text, hashes, maxlen, need_dot)
+    for wide in _widened(text):
+        assert documents._native.host_spans(wide, table, maxlen, need_dot) == expected
+
+
+@native
+@settings(max_examples=60, deadline=None)
+@given(
+    st.integers(0, 2**32),
+    st.integers(0, 1500),
+    st.sampled_from(["ab \n", "a\r\n\x00\x7f", "数\r", "\t\x0b\x0c\x1fé"]),
+    st.sampled_from(["", ARROW, EMOJI]),
+)
+def test_clean_text_equals_the_reference_in_every_block(
+    seed: int, length: int, alphabet: str, wide: str
+) -> None:
+    text = _long_text(seed, length, alphabet) + wide
+    expected = re.sub(
+        r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]", " ", text.replace("\r\n", "\n").replace("\r", "\n")
+    )
+    assert documents._native.clean_text(text) == expected

@@ -286,16 +286,37 @@ static inline uint64_t ld64(const uint8_t *p) {
     return v;
 }
 
-/* LSD radix sort of n uint64 (8 passes of a byte), `tmp` of n elements. */
-static void radix_sort_u64(uint64_t *a, uint64_t *tmp, size_t n) {
-    for (int shift = 0; shift < 64; shift += 8) {
-        size_t count[257] = {0};
-        for (size_t i = 0; i < n; i++) count[((a[i] >> shift) & 0xFF) + 1]++;
-        if (count[((a[0] >> shift) & 0xFF) + 1] == n) continue; /* every value has this byte */
-        for (int b = 0; b < 256; b++) count[b + 1] += count[b];
-        for (size_t i = 0; i < n; i++) tmp[count[(a[i] >> shift) & 0xFF]++] = a[i];
-        memcpy(a, tmp, n * sizeof *a);
+/* LSD radix sort of n uint64 in six passes of 11 bits, `tmp` of n elements: the six histograms are
+ * counted in one read, and a pass whose digit is the same in every value is skipped. */
+#define RADIX_BITS 11
+#define RADIX_PASSES 6
+#define RADIX_SIZE (1u << RADIX_BITS)
+static int radix_sort_u64(uint64_t *a, uint64_t *tmp, size_t n) {
+    size_t *count = calloc((size_t)RADIX_PASSES * RADIX_SIZE, sizeof(size_t));
+    if (!count) return -1;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t v = a[i];
+        for (int p = 0; p < RADIX_PASSES; p++) count[p * RADIX_SIZE + ((v >> (RADIX_BITS * p)) & (RADIX_SIZE - 1))]++;
     }
+    uint64_t *src = a, *dst = tmp;
+    for (int p = 0; p < RADIX_PASSES; p++) {
+        size_t *c = count + p * RADIX_SIZE;
+        const unsigned shift = RADIX_BITS * p;
+        if (n && c[(src[0] >> shift) & (RADIX_SIZE - 1)] == n) continue; /* every value has this digit */
+        size_t sum = 0;
+        for (unsigned b = 0; b < RADIX_SIZE; b++) {
+            size_t here = c[b];
+            c[b] = sum;
+            sum += here;
+        }
+        for (size_t i = 0; i < n; i++) dst[c[(src[i] >> shift) & (RADIX_SIZE - 1)]++] = src[i];
+        uint64_t *t = src;
+        src = dst;
+        dst = t;
+    }
+    if (src != a) memcpy(a, src, n * sizeof *a);
+    free(count);
+    return 0;
 }
 
 /* ------------------------------------------------------------------------------------------ helpers */
@@ -551,7 +572,7 @@ nomem:
 
 #define W_BASE 0x100000001B3ULL
 #define W_MASK63 0x7FFFFFFFFFFFFFFFULL
-#define W_CHUNK 16384       /* characters read per step: at most as many letters and k-gram hashes */
+#define W_CHUNK 4096       /* characters read per step: at most as many letters and k-gram hashes */
 #define W_SMALL_WINDOW 256  /* windows up to this size: minima by doubling, larger by a monotonic deque */
 
 static inline uint64_t mix64(uint64_t h) {
@@ -657,7 +678,18 @@ static size_t w_roll(const uint32_t *ring, size_t mask, size_t k, uint64_t base_
         h = h * W_BASE + ring[j & mask];
         if (j + 1 == k) out[o++] = h;
     }
-    for (; j < to; j++) { /* (h - oldest * B^(k-1)) * B + c, the oldest's product off the chain */
+    /* (h - oldest * B^(k-1)) * B + c = h * B + d with d = c - oldest * B^k off the chain; two letters a
+     * step, h * B^2 + (d1 * B + d2), so the chain is one multiply-add per two letters */
+    const uint64_t base2 = W_BASE * W_BASE;
+    for (; j + 1 < to; j += 2) {
+        uint64_t d1 = (uint64_t)ring[j & mask] - (uint64_t)ring[(j - k) & mask] * base_k;
+        uint64_t d2 = (uint64_t)ring[(j + 1) & mask] - (uint64_t)ring[(j + 1 - k) & mask] * base_k;
+        out[o] = h * W_BASE + d1;
+        h = h * base2 + (d1 * W_BASE + d2);
+        out[o + 1] = h;
+        o += 2;
+    }
+    for (; j < to; j++) {
         h = h * W_BASE + ((uint64_t)ring[j & mask] - (uint64_t)ring[(j - k) & mask] * base_k);
         out[o++] = h;
     }
@@ -809,8 +841,9 @@ static PyObject *winnow(PyObject *self, PyObject *args) {
     if (m) {
         uint64_t *tmp = malloc(m * sizeof(uint64_t));
         if (!tmp) goto nomem;
-        radix_sort_u64(raw, tmp, m);
+        int sorted = radix_sort_u64(raw, tmp, m);
         free(tmp);
+        if (sorted < 0) goto nomem;
         for (size_t j = 0; j < m; j++)
             if (!distinct || raw[distinct - 1] != raw[j]) raw[distinct++] = raw[j];
     }
@@ -1176,43 +1209,95 @@ static inline int host_lookup(const host_needles *hn, uint64_t h) {
     return hn->table[at] == v;
 }
 
-/* host_spans' walk over one str kind: 0, or -1 with an exception. */
+/* The spans ending at e (text[e-1] a needle character, e a whole host's end), longest first, appended
+ * to out: the walk back over at most maxlen needle characters. 0, or -1 with an exception. */
+LS_INLINE int host_spans_at(int kind, const void *data, Py_ssize_t e, const host_needles *hn, PyObject *out) {
+    Py_ssize_t first = PyList_GET_SIZE(out), s = e, len = 0;
+    uint64_t h = 0;
+    int dot = 0;
+    while (s > 0 && len < hn->maxlen) {
+        Py_UCS4 c = rd(kind, data, s - 1);
+        if (!(host_class(kind, c) & NEEDLE_BIT)) break;
+        h += (uint64_t)c * hn->powers[len];
+        len++;
+        dot |= c == '.';
+        s--;
+        if ((!dot && hn->need_dot) || (s > 0 && (host_class(kind, rd(kind, data, s - 1)) & HOST_BIT))) continue;
+        if (!host_lookup(hn, h)) continue;
+        PyObject *span = Py_BuildValue("(nn)", s, e);
+        if (!span || PyList_Append(out, span) < 0) {
+            Py_XDECREF(span);
+            return -1;
+        }
+        Py_DECREF(span);
+    }
+    /* the spans of this end were found shortest first: longest first, as Aho-Corasick reports them */
+    Py_ssize_t last = PyList_GET_SIZE(out) - 1;
+    while (first < last) {
+        PyObject *a = PyList_GET_ITEM(out, first), *b = PyList_GET_ITEM(out, last);
+        PyList_SET_ITEM(out, first, b);
+        PyList_SET_ITEM(out, last, a);
+        first++;
+        last--;
+    }
+    return 0;
+}
+
+/* Every whole-host end in the run of needle characters text[rs:re] (text[rs-1] and text[re] are not
+ * needle characters), in order: re itself, and each '.' not followed by a host character. */
+LS_INLINE int host_spans_run(int kind, const void *data, Py_ssize_t n, Py_ssize_t rs, Py_ssize_t re,
+                             const host_needles *hn, PyObject *out) {
+    for (Py_ssize_t e = rs + 1; e <= re; e++) {
+        if (e < re) {
+            if (rd(kind, data, e) != '.') continue; /* a host character follows: not an end */
+            if (e + 1 < n && (host_class(kind, rd(kind, data, e + 1)) & HOST_BIT)) continue;
+        }
+        if (host_spans_at(kind, data, e, hn, out) < 0) return -1;
+    }
+    return 0;
+}
+
+/* The first '.' at or after i (n when none). */
+LS_INLINE Py_ssize_t find_dot(int kind, const void *data, Py_ssize_t i, Py_ssize_t n) {
+    if (kind == PyUnicode_1BYTE_KIND) {
+        const Py_UCS1 *p = (const Py_UCS1 *)data;
+        const Py_UCS1 *at = i < n ? memchr(p + i, '.', (size_t)(n - i)) : NULL;
+        return at ? at - p : n;
+    }
+    while (i < n) { /* 64 characters at a time: is there a dot at all (a branch-free reduction)? */
+        Py_ssize_t end = n - i > 64 ? i + 64 : n;
+        int any = 0;
+        for (Py_ssize_t j = i; j < end; j++) any |= rd(kind, data, j) == '.';
+        if (any)
+            for (Py_ssize_t j = i; j < end; j++)
+                if (rd(kind, data, j) == '.') return j;
+        i = end;
+    }
+    return n;
+}
+
+/* host_spans over one str kind: the runs of needle characters, each as a whole (the ends a run holds are
+ * the only ones its spans can have). When every needle holds a '.', only the runs holding one can match:
+ * they are found from the dots (memchr on Latin-1), the rest of the text is never walked. 0, or -1. */
 LS_INLINE int host_spans_k(int kind, const void *data, Py_ssize_t n, const host_needles *hn, PyObject *out) {
-    for (Py_ssize_t e = 1; e <= n; e++) {
-        if (!(host_class(kind, rd(kind, data, e - 1)) & NEEDLE_BIT)) continue;
-        if (e < n) {
-            Py_UCS4 after = rd(kind, data, e);
-            if (host_class(kind, after) & HOST_BIT) continue;
-            if (after == '.' && e + 1 < n && (host_class(kind, rd(kind, data, e + 1)) & HOST_BIT)) continue;
+    Py_ssize_t i = 0;
+    if (hn->need_dot) {
+        while (i < n) {
+            Py_ssize_t d = find_dot(kind, data, i, n);
+            if (d >= n) break;
+            Py_ssize_t rs = d, re = d + 1; /* the run around the dot (it starts at or after i) */
+            while (rs > i && (host_class(kind, rd(kind, data, rs - 1)) & NEEDLE_BIT)) rs--;
+            while (re < n && (host_class(kind, rd(kind, data, re)) & NEEDLE_BIT)) re++;
+            if (host_spans_run(kind, data, n, rs, re, hn, out) < 0) return -1;
+            i = re;
         }
-        Py_ssize_t first = PyList_GET_SIZE(out), s = e, len = 0;
-        uint64_t h = 0;
-        int dot = 0;
-        while (s > 0 && len < hn->maxlen) {
-            Py_UCS4 c = rd(kind, data, s - 1);
-            if (!(host_class(kind, c) & NEEDLE_BIT)) break;
-            h += (uint64_t)c * hn->powers[len];
-            len++;
-            dot |= c == '.';
-            s--;
-            if ((!dot && hn->need_dot) || (s > 0 && (host_class(kind, rd(kind, data, s - 1)) & HOST_BIT))) continue;
-            if (!host_lookup(hn, h)) continue;
-            PyObject *span = Py_BuildValue("(nn)", s, e);
-            if (!span || PyList_Append(out, span) < 0) {
-                Py_XDECREF(span);
-                return -1;
-            }
-            Py_DECREF(span);
-        }
-        /* the spans of this end were found shortest first: longest first, as Aho-Corasick reports them */
-        Py_ssize_t last = PyList_GET_SIZE(out) - 1;
-        while (first < last) {
-            PyObject *a = PyList_GET_ITEM(out, first), *b = PyList_GET_ITEM(out, last);
-            PyList_SET_ITEM(out, first, b);
-            PyList_SET_ITEM(out, last, a);
-            first++;
-            last--;
-        }
+        return 0;
+    }
+    while (i < n) {
+        while (i < n && !(host_class(kind, rd(kind, data, i)) & NEEDLE_BIT)) i++;
+        Py_ssize_t rs = i;
+        while (i < n && (host_class(kind, rd(kind, data, i)) & NEEDLE_BIT)) i++;
+        if (i > rs && host_spans_run(kind, data, n, rs, i, hn, out) < 0) return -1;
     }
     return 0;
 }
@@ -1291,15 +1376,26 @@ static inline int is_stray_control(Py_UCS4 c) {
     return c <= 0x08 || c == 0x0B || c == 0x0C || (c >= 0x0E && c <= 0x1F) || c == 0x7F;
 }
 
-/* The first character to change (n when none) and how many "\r\n" lose their "\r". */
+/* The first character to change (n when none) and how many "\r\n" lose their "\r": 256 characters at a
+ * time, a branch-free test whether any is a control character other than "\n" and "\t" (the usual answer:
+ * none), and only then one by one. */
 LS_INLINE Py_ssize_t clean_scan(int kind, const void *data, Py_ssize_t n, Py_ssize_t *dropped) {
     Py_ssize_t first = n;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        Py_UCS4 c = rd(kind, data, i);
-        if (c > 0x7F || (c >= 0x20 && c != 0x7F) || c == '\n' || c == '\t') continue;
-        if (c == '\r' || is_stray_control(c)) {
-            if (first == n) first = i;
-            if (c == '\r' && i + 1 < n && rd(kind, data, i + 1) == '\n') ++*dropped;
+    for (Py_ssize_t from = 0; from < n; from += 256) {
+        Py_ssize_t to = n - from > 256 ? from + 256 : n;
+        unsigned any = 0;
+        for (Py_ssize_t i = from; i < to; i++) {
+            Py_UCS4 c = rd(kind, data, i);
+            any |= (unsigned)(c < 0x20) & (unsigned)(c != '\n') & (unsigned)(c != '\t');
+            any |= (unsigned)(c == 0x7F);
+        }
+        if (!any) continue;
+        for (Py_ssize_t i = from; i < to; i++) {
+            Py_UCS4 c = rd(kind, data, i);
+            if (c == '\r' || is_stray_control(c)) {
+                if (first == n) first = i;
+                if (c == '\r' && i + 1 < n && rd(kind, data, i + 1) == '\n') ++*dropped;
+            }
         }
     }
     return first;

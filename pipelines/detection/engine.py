@@ -281,12 +281,15 @@ class Detector:
         # the lowered text (domains, look-alikes, secrets) and the folded one (keywords, documents) are
         # made once per posting, not once per stage
         lowered = text.lower() if self.snapshot.domains else ""
-        findings += self._domains(self._domain_candidates(text, listing_s, lowered), text)
+        # where each watched domain's needles first stand in `lowered`: looked for once, by the domain
+        # candidates, and read again by the secret detectors' owners
+        first: dict[str, int] = {}
+        findings += self._domains(self._domain_candidates(text, listing_s, lowered, first), text)
         findings += self._lookalikes(text, deadline, lowered)
         # the UTF-8 the regex watches read, encoded once: the secret detectors read the same
         encoded = encode_text(text) if self.regexes is not None else None
         findings += self._watches(text, deadline, encoded)
-        findings += self._secrets(text, deadline, lowered, encoded)
+        findings += self._secrets(text, deadline, lowered, encoded, first)
         result = DetectionResult(
             findings=findings,
             candidate_hashes=scan.digests,
@@ -314,7 +317,9 @@ class Detector:
         found = {hit.hash for hit in self.lookup.lookup(sorted(set(hexes)))} if hexes else set()
         return np.array([h in found for h in hexes], dtype=bool)
 
-    def _domain_candidates(self, text: str, listing_s: float, lowered: str | None = None) -> list[Candidate]:
+    def _domain_candidates(
+        self, text: str, listing_s: float, lowered: str | None = None, first: dict[str, int] | None = None
+    ) -> list[Candidate]:
         """Email candidates that may be on a watched domain: lines naming one, and non-ASCII lines
         with an '@' (an address written in full-width or Unicode letters folds to its ASCII form).
 
@@ -322,16 +327,18 @@ class Detector:
         only stand on a line naming it or on one of the few lines with a non-ASCII host. So each watch
         reads its own lines, in order, in growing batches, until it has its first address: a dump of
         100,000 addresses on a watched domain costs one batch, not a line number and a listing per
-        address. The cost follows the lines read, never the lines of the posting."""
+        address. The cost follows the lines read, never the lines of the posting.
+
+        ``first``, when given, is filled with each needle's first offset in `lowered` (-1: absent)."""
         if not self.snapshot.domains:
             return []
         lowered = text.lower() if lowered is None else lowered
-        index = LineIndex(lowered)  # lower() keeps every "\n": its line numbers are the text's
+        index = _LazyLineIndex(lowered)  # lower() keeps every "\n": its line numbers are the text's
         listing = Deadline.after(listing_s)
         unicode_hosts: list[int] = []
         if not text.isascii():
-            text_index = LineIndex(text)
-            unicode_hosts = sorted({text_index.line_of(p) for p in _unicode_host_lines(text, listing)})
+            unicode_hosts = _unicode_host_line_numbers(text, listing)
+        first = {} if first is None else first
         listed: dict[int, list[Candidate]] = {}  # line -> its email candidates
 
         def read(lines: list[int]) -> None:
@@ -342,7 +349,11 @@ class Detector:
                     listed[c.line].append(c)
 
         for _, domain, _ in self.snapshot.domains:
-            needles = [_needle_lines(lowered, index, n) for n in sorted(_domain_needles([domain]))]
+            needles = []
+            for needle in sorted(_domain_needles([domain])):
+                if needle not in first:
+                    first[needle] = lowered.find(needle)
+                needles.append(_needle_lines(lowered, index, needle, first[needle]))
             lines = _distinct(heapq.merge(*needles, iter(unicode_hosts)))
             batch, found = 64, False
             while not found and not listing.expired():
@@ -537,13 +548,25 @@ class Detector:
         return out
 
     def _secrets(
-        self, text: str, deadline: Deadline, lowered: str | None = None, encoded: bytes | None = None
+        self,
+        text: str,
+        deadline: Deadline,
+        lowered: str | None = None,
+        encoded: bytes | None = None,
+        first: dict[str, int] | None = None,
     ) -> list[Finding]:
-        """Built-in secret detectors; a secret is reported to the tenants whose domains the posting names."""
+        """Built-in secret detectors; a secret is reported to the tenants whose domains the posting names.
+
+        ``first``: the domains' first offsets in `lowered` when the domain candidates looked already."""
         if not self.snapshot.domains:
             return []
         lowered = text.lower() if lowered is None else lowered
-        owners = {tid for tid, domain, _ in self.snapshot.domains if domain in lowered}
+        first = first or {}
+        owners = {
+            tid
+            for tid, domain, _ in self.snapshot.domains
+            if (first[domain] >= 0 if domain in first else domain in lowered)
+        }
         if not owners:
             return []
         out: list[Finding] = []
@@ -594,6 +617,39 @@ def _unicode_host_lines(text: str, deadline: Deadline) -> Iterator[int]:
 
 
 _BACKSLASH = re.compile(r"\\")
+# The same searches, each match running on to the end of its line: one match per line found.
+_UNICODE_HOST_LINE = re.compile(_UNICODE_HOST.pattern + "[^\n]*")
+_BACKSLASH_LINE = re.compile(r"\\[^\n]*")
+
+
+def _unicode_host_line_numbers(text: str, deadline: Deadline) -> list[int]:
+    """The 1-based numbers of the lines `_unicode_host_lines` yields, sorted, without repeats: one
+    C search per line found (none per line skipped), its number counted on from the last one."""
+    numbers: set[int] = set()
+    for pattern in (_UNICODE_HOST_LINE, _BACKSLASH_LINE):
+        number, counted = 1, 0
+        for count, match in enumerate(pattern.finditer(text), 1):
+            start, end = text.rfind("\n", 0, match.start()) + 1, match.end()
+            if text.find("@", start, end) >= 0 and not text[start:end].isascii():
+                number += text.count("\n", counted, start)
+                counted = start
+                numbers.add(number)
+            if count % 256 == 0 and deadline.expired():
+                break
+    return sorted(numbers)
+
+
+class _LazyLineIndex:
+    """A :class:`LineIndex` built on the first line number asked (most postings name no watched domain)."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self._index: LineIndex[str] | None = None
+
+    def line_of(self, offset: int) -> int:
+        if self._index is None:
+            self._index = LineIndex(self.text)
+        return self._index.line_of(offset)
 
 
 def _on_domain(cand: Candidate, domain: str) -> bool:
@@ -602,9 +658,12 @@ def _on_domain(cand: Candidate, domain: str) -> bool:
     return host == domain or host.endswith("." + domain)
 
 
-def _needle_lines(lowered: str, index: LineIndex[str], needle: str) -> Iterator[int]:
-    """The lines naming `needle`, in order, one look per line (the next search starts at its end)."""
-    pos = lowered.find(needle)
+def _needle_lines(
+    lowered: str, index: LineIndex[str] | _LazyLineIndex, needle: str, first: int | None = None
+) -> Iterator[int]:
+    """The lines naming `needle`, in order, one look per line (the next search starts at its end);
+    `first`: ``lowered.find(needle)`` when known."""
+    pos = lowered.find(needle) if first is None else first
     while pos >= 0:
         yield index.line_of(pos)
         end = lowered.find("\n", pos)

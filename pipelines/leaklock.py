@@ -59,13 +59,14 @@ def lock_leak_decisions(
     tenants = sorted(set(tenant_ids))
     if not tenants:
         return
-    dialect = sess.get_bind().dialect.name
+    conn = sess.connection()
+    dialect = conn.dialect.name
     if dialect == "postgresql":
         for key in leak_lock_keys(tenants, simhash, content_hash):
-            sess.execute(_PG_LOCK, {"key": key})
+            conn.execute(_PG_LOCK, {"key": key})
     elif dialect == "sqlite":
         # A write statement takes SQLite's write lock (RESERVED) even when it changes no row.
-        sess.execute(_SQLITE_WRITE_LOCK)
+        conn.execute(_SQLITE_WRITE_LOCK)
 
 
 def pause_for_tests() -> None:

@@ -7,7 +7,7 @@ few are compared; the cost does not grow with the number of stored postings.
 
 from __future__ import annotations
 
-from sqlalchemy import and_, insert, literal, or_, select, union
+from sqlalchemy import and_, bindparam, insert, literal, or_, select, union
 from sqlalchemy.orm import Session
 
 from core.models import Posting, PostingBand
@@ -24,39 +24,50 @@ def band_values(simhash: int) -> list[tuple[int, int]]:
     return [(band, (unsigned >> (16 * band)) & 0xFFFF) for band in range(BANDS)]
 
 
+_INSERT_BANDS = insert(PostingBand)
+
+
 def add_bands(sess: Session, posting_id: int, simhash: int | None) -> None:
     if simhash is None:
         return
     # one executemany statement, not four ORM objects through the unit of work (a crawl stores thousands)
-    sess.execute(
-        insert(PostingBand),
+    sess.connection().execute(
+        _INSERT_BANDS,
         [{"posting_id": posting_id, "band": band, "value": value} for band, value in band_values(simhash)],
     )
+
+
+# Built once (see pipelines.store): the same-text postings and the band candidates in one UNION, the
+# same-text ones marked so they count whatever their SimHash.
+_SAME_TEXT = select(Posting.id, Posting.simhash, literal(1).label("same")).where(
+    Posting.content_hash == bindparam("content_hash")
+)
+_NEAR = union(
+    _SAME_TEXT,
+    select(Posting.id, Posting.simhash, literal(0).label("same"))
+    .join(PostingBand, PostingBand.posting_id == Posting.id)
+    .where(or_(*(and_(PostingBand.band == b, PostingBand.value == bindparam(f"v{b}")) for b in range(BANDS))))
+    .distinct()
+    .limit(5000)
+    .subquery()
+    .select(),
+)
 
 
 def near_duplicates(
     sess: Session, simhash: int | None, content_hash: str, *, exclude: int | None = None
 ) -> list[int]:
-    """Ids of stored postings with the same text or a SimHash within MAX_DISTANCE, oldest first.
-
-    One round trip: the same-text postings and the band candidates in a UNION (the same-text ones are
-    marked, so they count whatever their SimHash)."""
-    same_text = select(Posting.id, Posting.simhash, literal(1).label("same")).where(
-        Posting.content_hash == content_hash
-    )
+    """Ids of stored postings with the same text or a SimHash within MAX_DISTANCE, oldest first (one
+    round trip)."""
+    conn = sess.connection()
     if simhash is None:
-        return sorted({pid for pid, _, _ in sess.execute(same_text)} - {exclude or -1})
-    clause = or_(*(and_(PostingBand.band == b, PostingBand.value == v) for b, v in band_values(simhash)))
-    banded = (
-        select(Posting.id, Posting.simhash, literal(0).label("same"))
-        .join(PostingBand, PostingBand.posting_id == Posting.id)
-        .where(clause)
-        .distinct()
-        .limit(5000)
-    )
+        rows = conn.execute(_SAME_TEXT, {"content_hash": content_hash})
+        return sorted({pid for pid, _, _ in rows} - {exclude or -1})
+    params: dict[str, object] = {"content_hash": content_hash}
+    params.update({f"v{band}": value for band, value in band_values(simhash)})
     found = {
         pid
-        for pid, other, same in sess.execute(union(same_text, banded.subquery().select()))
+        for pid, other, same in conn.execute(_NEAR, params)
         if same or (other is not None and hamming(simhash, other) <= MAX_DISTANCE)
     }
     found.discard(exclude or -1)

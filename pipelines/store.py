@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -159,17 +159,46 @@ def store_posting(db: Database, settings: Settings, draft: PostingDraft) -> Stor
         return StoreResult(pid, False, 0, 0)
 
 
-def _existing_leak(sess: Session, tenant_id: int, reposted: list[int]) -> Alert | None:
-    """The tenant's alert for the leak this posting reposts, if any."""
+# Statements of the storing path, built once: building and compiling a statement cost several times
+# what SQLite takes to run it, and a crawl runs a dozen per posting. They run on the session's
+# connection (the same transaction), with parameters.
+_EXISTING_LEAK = (
+    select(Alert.id)
+    .join(Sighting, Sighting.alert_id == Alert.id)
+    .where(
+        Alert.tenant_id == bindparam("tenant_id"),
+        Sighting.posting_id.in_(bindparam("reposted", expanding=True)),
+    )
+    .order_by(Alert.id)
+    .limit(1)
+)
+_TOUCH_ALERT = update(Alert).where(Alert.id == bindparam("alert_id")).values(last_seen=bindparam("seen_at"))
+_INSERT_FINDINGS = insert(Finding)
+_INSERT_SIGHTING = insert(Sighting)
+_INSERT_ALERT = insert(Alert)
+_INSERT_DELIVERIES = insert(Delivery)
+_SILENCED = select(Suppression.key).where(
+    Suppression.tenant_id == bindparam("tenant_id"), Suppression.key.in_(bindparam("keys", expanding=True))
+)
+_SEEN_RECORDS = select(Finding.record_key).where(
+    Finding.tenant_id == bindparam("tenant_id"),
+    Finding.kind == "record",
+    Finding.record_key.in_(bindparam("keys", expanding=True)),
+)
+_TENANT_SETTINGS = select(Tenant.settings).where(Tenant.id == bindparam("tenant_id"))
+_SUBSCRIPTIONS = select(
+    Subscription.id, Subscription.digest, Subscription.min_severity, Subscription.kinds
+).where(Subscription.tenant_id == bindparam("tenant_id"), Subscription.enabled.is_(True))
+
+
+def _existing_leak(sess: Session, tenant_id: int, reposted: list[int]) -> int | None:
+    """The id of the tenant's alert for the leak this posting reposts, if any."""
     if not reposted:
         return None
-    return sess.scalar(
-        select(Alert)
-        .join(Sighting, Sighting.alert_id == Alert.id)
-        .where(Alert.tenant_id == tenant_id, Sighting.posting_id.in_(reposted))
-        .order_by(Alert.id)
-        .limit(1)
+    found: int | None = sess.connection().scalar(
+        _EXISTING_LEAK, {"tenant_id": tenant_id, "reposted": reposted}
     )
+    return found
 
 
 def add_findings(
@@ -178,8 +207,8 @@ def add_findings(
     if not found:
         return
     # one executemany statement instead of an ORM object per finding (a dump can hold hundreds)
-    sess.execute(
-        insert(Finding),
+    sess.connection().execute(
+        _INSERT_FINDINGS,
         [
             {
                 "posting_id": posting_id,
@@ -208,11 +237,7 @@ def _unsuppressed(
     keys = {suppression_key(f.kind, f.watch_id, f.record_key, content_hash): f for f in found}
     if not keys:
         return found
-    silenced = set(
-        sess.scalars(
-            select(Suppression.key).where(Suppression.tenant_id == tenant_id, Suppression.key.in_(list(keys)))
-        )
-    )
+    silenced = set(sess.connection().scalars(_SILENCED, {"tenant_id": tenant_id, "keys": list(keys)}))
     return [f for k, f in keys.items() if k not in silenced] if silenced else found
 
 
@@ -230,6 +255,8 @@ def raise_alerts(
         by_tenant[finding.tenant_id].append(finding)
     if not by_tenant:
         return 0
+    sess.flush()  # what the session holds must be in the transaction before the statements below read it
+    conn = sess.connection()
     lock_leak_decisions(sess, by_tenant, posting.simhash, posting.content_hash)
     copies = near_duplicates(sess, posting.simhash, posting.content_hash, exclude=posting.id)
     reposted = sorted(set(reposted or ()) | set(copies))
@@ -242,55 +269,57 @@ def raise_alerts(
         existing = _existing_leak(sess, tenant_id, reposted)
         if existing is not None:
             seen_at = posting.fetched or utcnow()
-            sess.add(Sighting(alert_id=existing.id, posting_id=posting.id, url=posting.url, seen_at=seen_at))
-            existing.last_seen = seen_at
-            add_findings(sess, posting.id, tenant_id, existing.id, found)
+            conn.execute(
+                _INSERT_SIGHTING,
+                {"alert_id": existing, "posting_id": posting.id, "url": posting.url, "seen_at": seen_at},
+            )
+            conn.execute(_TOUCH_ALERT, {"alert_id": existing, "seen_at": seen_at})
+            add_findings(sess, posting.id, tenant_id, existing, found)
             continue
         record_keys = {f.record_key for f in found if f.kind == "record" and f.record_key}
         seen_before = (
-            set(
-                sess.scalars(
-                    select(Finding.record_key).where(
-                        Finding.tenant_id == tenant_id,
-                        Finding.kind == "record",
-                        Finding.record_key.in_(record_keys),
-                    )
-                )
-            )
+            set(conn.scalars(_SEEN_RECORDS, {"tenant_id": tenant_id, "keys": sorted(record_keys)}))
             if record_keys
             else set()
         )
         kinds = sorted({f.kind for f in found})
-        tenant_settings = sess.scalar(select(Tenant.settings).where(Tenant.id == tenant_id))
+        tenant_settings = conn.scalar(_TENANT_SETTINGS, {"tenant_id": tenant_id})
         thresholds = (tenant_settings or {}).get("severity_thresholds")
         new_records = len(record_keys - seen_before)
-        alert = Alert(
-            tenant_id=tenant_id,
-            posting_id=posting.id,
-            severity=tenant_severity(
-                len(record_keys), new_records, kinds, (f.severity for f in found), thresholds
-            ),
-            status="new",
-            kinds=kinds,
-            records=len(record_keys),
-            new_records=new_records,
-            first_seen=posting.fetched or utcnow(),
-            last_seen=posting.fetched or utcnow(),
+        severity = tenant_severity(
+            len(record_keys), new_records, kinds, (f.severity for f in found), thresholds
         )
-        sess.add(alert)
-        sess.flush()
-        sess.add(
-            Sighting(alert_id=alert.id, posting_id=posting.id, url=posting.url, seen_at=alert.first_seen)
+        first_seen = posting.fetched or utcnow()
+        alert_id = conn.execute(
+            _INSERT_ALERT,
+            {
+                "tenant_id": tenant_id,
+                "posting_id": posting.id,
+                "severity": severity,
+                "status": "new",
+                "kinds": kinds,
+                "records": len(record_keys),
+                "new_records": new_records,
+                "first_seen": first_seen,
+                "last_seen": first_seen,
+            },
+        ).inserted_primary_key[0]
+        conn.execute(
+            _INSERT_SIGHTING,
+            {"alert_id": alert_id, "posting_id": posting.id, "url": posting.url, "seen_at": first_seen},
         )
-        add_findings(sess, posting.id, tenant_id, alert.id, found)
-        subs = sess.scalars(
-            select(Subscription).where(Subscription.tenant_id == tenant_id, Subscription.enabled.is_(True))
-        )
-        view = {"severity": alert.severity, "kinds": kinds}
-        for sub in subs:
+        add_findings(sess, posting.id, tenant_id, alert_id, found)
+        view = {"severity": severity, "kinds": kinds}
+        deliveries = [
+            {"alert_id": alert_id, "subscription_id": sub_id, "event_id": str(uuid.uuid4())}
+            for sub_id, digest, min_severity, sub_kinds in conn.execute(
+                _SUBSCRIPTIONS, {"tenant_id": tenant_id}
+            )
             # Digest subscriptions hear of it in their next digest, not now.
-            if sub.digest is None and passes_filters(view, min_severity=sub.min_severity, kinds=sub.kinds):
-                sess.add(Delivery(alert_id=alert.id, subscription_id=sub.id, event_id=str(uuid.uuid4())))
+            if digest is None and passes_filters(view, min_severity=min_severity, kinds=sub_kinds)
+        ]
+        if deliveries:
+            conn.execute(_INSERT_DELIVERIES, deliveries)
         created += 1
     return created
 

@@ -290,7 +290,7 @@ def raise_alerts(
             len(record_keys), new_records, kinds, (f.severity for f in found), thresholds
         )
         first_seen = posting.fetched or utcnow()
-        alert_id = conn.execute(
+        inserted = conn.execute(
             _INSERT_ALERT,
             {
                 "tenant_id": tenant_id,
@@ -303,7 +303,9 @@ def raise_alerts(
                 "first_seen": first_seen,
                 "last_seen": first_seen,
             },
-        ).inserted_primary_key[0]
+        ).inserted_primary_key
+        assert inserted is not None  # a single-row insert always reports its key
+        alert_id = inserted[0]
         conn.execute(
             _INSERT_SIGHTING,
             {"alert_id": alert_id, "posting_id": posting.id, "url": posting.url, "seen_at": first_seen},

@@ -174,16 +174,17 @@ class KeywordMatcher:
             return index[0].line(number)
 
         line = 1
+        previous = ""  # the block before: its newlines are counted only when another block follows
         for start, end in line_blocks(folded, BLOCK_CHARS):
             if deadline is not None and deadline.expired():
                 break
-            block = folded[start:end]
+            line += previous.count("\n")
+            block = previous = folded[start:end]
             self._find_in_block(
                 functools.partial(_shifted, original, line), block, line, done, hits, deadline
             )
             if len(done) == self._size:
                 break
-            line += block.count("\n")
         return hits
 
     def _find_in_block(

@@ -202,12 +202,13 @@ def encode_text(text: str, max_chars: int = MAX_TEXT_CHARS) -> bytes:
 def text_blocks(buf: bytes, deadline: Deadline | None) -> Iterator[tuple[int, bytes]]:
     """(1-based line of its start, block) over `buf`, stopping once `deadline` has passed."""
     line = 1
+    previous = b""  # the block before: its newlines are counted only when another block follows
     for start, end in line_blocks(buf, BLOCK_CHARS):
         if deadline is not None and deadline.expired():
             return
-        block = buf[start:end]
-        yield line, block
-        line += block.count(b"\n")
+        line += previous.count(b"\n")
+        previous = buf if start == 0 and end == len(buf) else buf[start:end]
+        yield line, previous
 
 
 def _text(value: bytes) -> str:

@@ -51,6 +51,20 @@ def _fold(text: str) -> str:
     return unicodedata.normalize("NFKC", text).casefold()
 
 
+# ASCII fast path of the word split: in ASCII text a word ([^\W_]+) is a run of letters and digits, so
+# mapping every other character to a space (and A-Z to a-z, the fold) and splitting on spaces gives the
+# same words as `_WORD.findall` of the folded text, several times faster (no regex step per character).
+_ASCII_WORD_CHARS = {
+    c: (chr(c + 32) if 65 <= c <= 90 else chr(c) if chr(c).isalnum() else " ") for c in range(128)
+}
+_ASCII_WORD_BYTES = bytes(ord(_ASCII_WORD_CHARS[c]) if c < 128 else 32 for c in range(256))
+
+
+def _ascii_words(text: str) -> list[str]:
+    """`_WORD.findall(text.lower())` of ASCII `text`."""
+    return text.translate(_ASCII_WORD_CHARS).split()
+
+
 def runs(text: str) -> list[tuple[str, str]]:
     """The folded text as ``(kind, run)`` pairs, kind ``"cjk"`` or ``"word"``, in order."""
     out: list[tuple[str, str]] = []
@@ -66,26 +80,35 @@ def runs(text: str) -> list[tuple[str, str]]:
 def tokenize(text: str) -> list[str]:
     """Index/query tokens: words as they are, CJK runs as overlapping bigrams (a lone character alone)."""
     folded = _fold(text)
+    if folded.isascii():
+        return _short(_ascii_words(folded))
     if not _CJK_CHAR.search(folded):  # no CJK: the words, found in one C call
-        words = _WORD.findall(folded)
-        return words if not words or max(map(len, words)) <= MAX_TOKEN_CHARS else _short(words)
+        return _short(_WORD.findall(folded))
     tokens: list[str] = []
     # Alternating non-CJK text and CJK runs: split() keeps the runs (its group), in order.
     for i, part in enumerate(_CJK_SPLIT.split(folded)):
         if not i % 2:
             if part:
-                tokens.extend(_short(_WORD.findall(part)))
+                tokens.extend(_ascii_words(part) if part.isascii() else _WORD.findall(part))
         elif len(part) == 1:
             tokens.append(part)
         else:
             tokens.extend([part[j : j + 2] for j in range(len(part) - 1)])
-    return tokens
+    return _short(tokens)  # bigrams are never long: only words are dropped
 
 
-def _short(words: list[str]) -> list[str]:
-    return [w for w in words if len(w) <= MAX_TOKEN_CHARS]
+def _short(tokens: list[str]) -> list[str]:
+    """Without the words longer than `MAX_TOKEN_CHARS` (usually none: the list itself)."""
+    if not tokens or max(map(len, tokens)) <= MAX_TOKEN_CHARS:
+        return tokens
+    return [w for w in tokens if len(w) <= MAX_TOKEN_CHARS]
 
 
 def token_string(text: str) -> str:
     """`tokenize` joined by spaces, for a field whose tokenizer splits on whitespace."""
+    if text.isascii():  # the common case, without a str object per word
+        words = text.encode("ascii").translate(_ASCII_WORD_BYTES).split()
+        if words and max(map(len, words)) > MAX_TOKEN_CHARS:
+            words = [w for w in words if len(w) <= MAX_TOKEN_CHARS]
+        return b" ".join(words).decode("ascii")
     return " ".join(tokenize(text))

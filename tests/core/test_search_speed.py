@@ -460,3 +460,26 @@ def test_tokens_equal_the_reference_on_generated_pieces(text: str) -> None:
 @given(st.text(max_size=200))
 def test_tokens_equal_the_reference_on_any_text(text: str) -> None:
     assert tokenize(text) == reference_tokenize(text)
+
+
+ascii_text = st.lists(
+    st.one_of(
+        st.text(alphabet=st.characters(max_codepoint=127), max_size=30),
+        st.sampled_from(["A" * MAX_TOKEN_CHARS, "b9" * MAX_TOKEN_CHARS, "x_y", "\x1c\x1f\x0b", "ÀÉ", "客户"]),
+    ),
+    max_size=20,
+).map("".join)
+
+
+@settings(max_examples=500, deadline=None)
+@given(ascii_text)
+def test_token_string_equals_the_reference_on_ascii_and_nearly_ascii_text(text: str) -> None:
+    """ASCII text takes the byte-table path (token_string) and the translate path (tokenize)."""
+    assert tokenize(text) == reference_tokenize(text)
+    assert token_string(text) == " ".join(reference_tokenize(text))
+
+
+def test_token_string_drops_long_words_on_the_ascii_path() -> None:
+    long, edge = "Q" * (MAX_TOKEN_CHARS + 1), "q" * MAX_TOKEN_CHARS
+    text = f"{long} Keep_this {edge},{long}.end"
+    assert token_string(text) == f"keep this {edge} end" == " ".join(reference_tokenize(text))

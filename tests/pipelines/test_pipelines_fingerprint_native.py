@@ -257,6 +257,7 @@ KINDS = [
     st.characters(max_codepoint=0xFFFF),
     st.characters(),
     st.sampled_from("ab1 .\n-_"),
+    st.sampled_from(" \t\n\r\x0b\x0c\x1c\x1d\x1f\x7faZ0_"),  # ASCII: white space and token ends
 ]
 kinded = st.one_of(*(st.text(alphabet=a, max_size=300) for a in KINDS))
 
@@ -330,12 +331,25 @@ def test_every_string_kind_gives_the_reference_values(text: str) -> None:
 
 @native
 @pytest.mark.parametrize("tokens", range(10, 31))
-def test_simhash_every_partial_batch(tokens: int) -> None:
-    words = ["w", "word", "longerword", "x" * 20, "数", "ß", "y" * 40]
+@pytest.mark.parametrize("ascii", [True, False])
+def test_simhash_every_partial_batch(tokens: int, ascii: bool) -> None:
+    words = ["w", "word", "longerword", "x" * 20, "y" * 40] + ([] if ascii else ["数", "ß"])
     for shift in range(len(words)):
         text = " ".join(words[(i + shift) % len(words)] + str(i) for i in range(tokens))
         for wide in _widened(text):
             assert fingerprint.simhash(wide) == fingerprint.simhash_py(text)
+
+
+@native
+@pytest.mark.parametrize("pad", range(4))
+@pytest.mark.parametrize("tail", ["", "zz"])
+def test_simhash_ascii_token_limit_at_every_offset(pad: int, tail: str) -> None:
+    """The ASCII tokeniser reads 256 characters at a time: the 50,000th token and the start of the next
+    fall at different places in a block; the text may end inside a token."""
+    body = "_" * pad + " ".join(f"T{i}" for i in range(49_990 + pad)) + tail
+    for text in (body, "a " * 20 + body[: 1_000 + 37 * pad]):
+        assert text.isascii()
+        assert fingerprint.simhash(text) == fingerprint.simhash_py(text)
 
 
 @native

@@ -380,6 +380,8 @@ static uint8_t bmp_alnum[0x10000 / 8];
 static uint8_t bmp_fold_self[0x10000 / 8];
 static uint8_t latin1_alnum[256]; /* 0 or 1 */
 static uint8_t ascii_lower[128];
+static uint8_t ascii_token_byte[128]; /* a letter or digit lowered, anything else U+001F (a token's end) */
+static uint8_t ascii_space[128];      /* 1 for what str.split() splits at: " \t\n\v\f\r" and \x1c-\x1f */
 
 static void fill_tables(void) {
     for (Py_UCS4 c = 0; c < 0x10000; c++) {
@@ -389,7 +391,11 @@ static void fill_tables(void) {
             bmp_fold_self[c >> 3] |= (uint8_t)(1u << (c & 7));
     }
     for (int c = 0; c < 256; c++) latin1_alnum[c] = (bmp_alnum[c >> 3] >> (c & 7)) & 1;
-    for (int c = 0; c < 128; c++) ascii_lower[c] = (uint8_t)(c >= 'A' && c <= 'Z' ? c | 0x20 : c);
+    for (int c = 0; c < 128; c++) {
+        ascii_lower[c] = (uint8_t)(c >= 'A' && c <= 'Z' ? c | 0x20 : c);
+        ascii_token_byte[c] = latin1_alnum[c] ? ascii_lower[c] : 0x1F;
+        ascii_space[c] = (uint8_t)(c == ' ' || (c >= 0x09 && c <= 0x0D) || (c >= 0x1C && c <= 0x1F));
+    }
 }
 
 static inline int is_alnum(Py_UCS4 c) {
@@ -483,6 +489,36 @@ LS_INLINE Py_ssize_t sim_tokens(int kind, const void *data, Py_ssize_t n, fbuf *
     return tokens;
 }
 
+/* sim_tokens for an ASCII str, without a branch per character: every character writes its byte (lowered,
+ * or U+001F past a letter or digit) and the output advances inside a token and at its end; a token's start
+ * is recorded where a letter or digit follows something else. 256 characters at a time until the token
+ * after the last one wanted has started. `b` holds n + 1 bytes, starts SIM_MAX_TOKENS + 258 entries. */
+static Py_ssize_t sim_tokens_ascii(const uint8_t *text, Py_ssize_t n, fbuf *b, uint32_t *starts) {
+    uint8_t *out = b->p;
+    size_t o = 0, t = 0;
+    unsigned prev = 0; /* the previous character is a letter or digit */
+    for (Py_ssize_t from = 0; from < n && t <= SIM_MAX_TOKENS; from += 256) {
+        Py_ssize_t to = n - from > 256 ? from + 256 : n;
+        for (Py_ssize_t i = from; i < to; i++) {
+            uint8_t c = text[i];
+            unsigned a = latin1_alnum[c];
+            starts[t] = (uint32_t)o; /* kept only where a token starts: t moves past it */
+            t += a & !prev;
+            out[o] = ascii_token_byte[c];
+            o += a | prev;
+            prev = a;
+        }
+    }
+    if (t > SIM_MAX_TOKENS) { /* the first token past the limit has started: cut before it */
+        t = SIM_MAX_TOKENS;
+        o = starts[t];
+    } else if (prev) {
+        out[o++] = 0x1F; /* the text ends inside a token */
+    }
+    b->len = o;
+    return (Py_ssize_t)t;
+}
+
 static PyObject *simhash(PyObject *self, PyObject *arg) {
     (void)self;
     if (!PyUnicode_Check(arg)) {
@@ -497,11 +533,15 @@ static PyObject *simhash(PyObject *self, PyObject *arg) {
 
     fbuf bytes = {0};
     size_t maxtok = (size_t)(n < SIM_MAX_TOKENS ? n : SIM_MAX_TOKENS);
-    uint32_t *starts = malloc(sizeof(uint32_t) * (maxtok + 1));
+    uint32_t *starts = malloc(sizeof(uint32_t) * (maxtok + 258)); /* the ASCII path's slack: see there */
     if (!starts || fbuf_reserve(&bytes, (size_t)n + 64)) goto nomem;
     Py_ssize_t tokens;
     switch (kind) {
     case PyUnicode_1BYTE_KIND:
+        if (PyUnicode_IS_ASCII(arg)) {
+            tokens = sim_tokens_ascii((const uint8_t *)data, n, &bytes, starts);
+            break;
+        }
         tokens = sim_tokens(PyUnicode_1BYTE_KIND, data, n, &bytes, starts);
         break;
     case PyUnicode_2BYTE_KIND:
@@ -1121,6 +1161,23 @@ LS_INLINE int content_fold_k(int kind, const void *data, Py_ssize_t n, fbuf *out
     return 0;
 }
 
+/* content_fold_k for an ASCII str, branch-free: a white-space character writes a space, which stays only
+ * after something else; the text's leading spaces never stay, a trailing one is dropped at the end. */
+static void content_fold_ascii(const uint8_t *text, Py_ssize_t n, fbuf *out) {
+    uint8_t *o = out->p;
+    size_t len = 0;
+    unsigned prev = 1; /* the previous character is white space (or the text starts) */
+    for (Py_ssize_t i = 0; i < n; i++) {
+        uint8_t c = text[i];
+        unsigned sp = ascii_space[c];
+        o[len] = sp ? ' ' : ascii_lower[c];
+        len += !(sp & prev);
+        prev = sp;
+    }
+    if (len && o[len - 1] == ' ') len--;
+    out->len = len;
+}
+
 static PyObject *content_fold(PyObject *self, PyObject *arg) {
     (void)self;
     if (!PyUnicode_Check(arg)) {
@@ -1135,6 +1192,11 @@ static PyObject *content_fold(PyObject *self, PyObject *arg) {
     int rc;
     switch (PyUnicode_KIND(arg)) {
     case PyUnicode_1BYTE_KIND:
+        if (PyUnicode_IS_ASCII(arg)) {
+            content_fold_ascii((const uint8_t *)data, n, &out);
+            rc = 0;
+            break;
+        }
         rc = content_fold_k(PyUnicode_1BYTE_KIND, data, n, &out);
         break;
     case PyUnicode_2BYTE_KIND:
@@ -1376,26 +1438,38 @@ static inline int is_stray_control(Py_UCS4 c) {
     return c <= 0x08 || c == 0x0B || c == 0x0C || (c >= 0x0E && c <= 0x1F) || c == 0x7F;
 }
 
-/* The first character to change (n when none) and how many "\r\n" lose their "\r": 256 characters at a
- * time, a branch-free test whether any is a control character other than "\n" and "\t" (the usual answer:
- * none), and only then one by one. */
+/* Where the first block of 256 characters holding a control character other than "\n" and "\t" starts
+ * (n when none): a branch-free test per block, vectorised for the CPU (the usual answer: none). */
+#define CLEAN_BLOCK(T, NAME)                                                                          \
+    LS_CLONES static Py_ssize_t NAME(const T *p, Py_ssize_t n) {                                      \
+        for (Py_ssize_t from = 0; from < n; from += 256) {                                            \
+            Py_ssize_t to = n - from > 256 ? from + 256 : n;                                          \
+            unsigned any = 0;                                                                         \
+            for (Py_ssize_t i = from; i < to; i++) {                                                  \
+                uint32_t c = p[i];                                                                    \
+                any |= ((unsigned)(c < 0x20) & (unsigned)(c != '\n') & (unsigned)(c != '\t')) |       \
+                       (unsigned)(c == 0x7F);                                                         \
+            }                                                                                         \
+            if (any) return from;                                                                     \
+        }                                                                                             \
+        return n;                                                                                     \
+    }
+CLEAN_BLOCK(Py_UCS1, clean_block_1)
+CLEAN_BLOCK(Py_UCS2, clean_block_2)
+CLEAN_BLOCK(Py_UCS4, clean_block_4)
+
+/* The first character to change (n when none) and how many "\r\n" lose their "\r", from the first block
+ * clean_block_* found on. */
 LS_INLINE Py_ssize_t clean_scan(int kind, const void *data, Py_ssize_t n, Py_ssize_t *dropped) {
+    Py_ssize_t from = kind == PyUnicode_1BYTE_KIND   ? clean_block_1((const Py_UCS1 *)data, n)
+                      : kind == PyUnicode_2BYTE_KIND ? clean_block_2((const Py_UCS2 *)data, n)
+                                                     : clean_block_4((const Py_UCS4 *)data, n);
     Py_ssize_t first = n;
-    for (Py_ssize_t from = 0; from < n; from += 256) {
-        Py_ssize_t to = n - from > 256 ? from + 256 : n;
-        unsigned any = 0;
-        for (Py_ssize_t i = from; i < to; i++) {
-            Py_UCS4 c = rd(kind, data, i);
-            any |= (unsigned)(c < 0x20) & (unsigned)(c != '\n') & (unsigned)(c != '\t');
-            any |= (unsigned)(c == 0x7F);
-        }
-        if (!any) continue;
-        for (Py_ssize_t i = from; i < to; i++) {
-            Py_UCS4 c = rd(kind, data, i);
-            if (c == '\r' || is_stray_control(c)) {
-                if (first == n) first = i;
-                if (c == '\r' && i + 1 < n && rd(kind, data, i + 1) == '\n') ++*dropped;
-            }
+    for (Py_ssize_t i = from; i < n; i++) {
+        Py_UCS4 c = rd(kind, data, i);
+        if (c == '\r' || is_stray_control(c)) {
+            if (first == n) first = i;
+            if (c == '\r' && i + 1 < n && rd(kind, data, i + 1) == '\n') ++*dropped;
         }
     }
     return first;

@@ -9,9 +9,12 @@ random text of every script, Chinese text, and the characters whose case folding
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import random
 import re
+import subprocess
+import sys
 from array import array
 
 import pytest
@@ -463,3 +466,38 @@ def test_clean_text_equals_the_reference_in_every_block(
         r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]", " ", text.replace("\r\n", "\n").replace("\r", "\n")
     )
     assert documents._native.clean_text(text) == expected
+
+
+@native
+def test_four_lane_kernels_give_the_same_values() -> None:
+    """What a CPU without AVX-512 runs (the four-lane kernels, forced by LEAKSENTINEL_FINGERPRINT_LANES=4
+    in a fresh interpreter) gives the values of the eight-lane ones and of hashlib."""
+    script = (
+        "import json, sys\n"
+        "from pipelines.detection import _fingerprint as f\n"
+        "messages = [bytes([i]) * i for i in range(0, 140, 3)]\n"
+        "texts = json.loads(sys.stdin.read())\n"
+        "print(json.dumps([f.vector_width(), f.blake2b8_lanes(messages, b''), f.blake2b8_lanes(messages, b'k'),"
+        " [f.simhash(t) for t in texts], [f.winnow(t, 5, 4, b'k')[0].hex() for t in texts]]))\n"
+    )
+    texts = [CN * 2, " ".join(f"w{i} 数据" for i in range(300)), "plain ascii words " * 40]
+    env = dict(os.environ, LEAKSENTINEL_FINGERPRINT_LANES="4")
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(documents.__file__))))
+    env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        input=json.dumps(texts),
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    width, plain, keyed, simhashes, winnows = json.loads(done.stdout)
+    assert width == 4
+    messages = [bytes([i]) * i for i in range(0, 140, 3)]
+    for key, got in ((b"", plain), (b"k", keyed)):
+        assert got == [
+            int.from_bytes(hashlib.blake2b(m, digest_size=8, key=key).digest(), "big") for m in messages
+        ]
+    assert simhashes == [fingerprint.simhash_py(t) for t in texts]
+    assert winnows == [documents._native.winnow(t, 5, 4, b"k")[0].hex() for t in texts]

@@ -171,10 +171,10 @@ def _nfkc_long(value: str) -> str:
     codes = np.frombuffer(value.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
     bmp = codes < 0x10000
     if bmp.all():
-        mapped = table[codes]
+        mapped = table.take(codes)  # take: much faster than indexing by a uint32 array
     else:
         mapped = codes.copy()
-        mapped[bmp] = table[codes[bmp]]
+        mapped[bmp] = table.take(codes[bmp])
     text = mapped.tobytes().decode("utf-32-le", "surrogatepass")
     return text if unicodedata.is_normalized("NFKC", text) else unicodedata.normalize("NFKC", text)
 

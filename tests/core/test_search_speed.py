@@ -483,3 +483,29 @@ def test_token_string_drops_long_words_on_the_ascii_path() -> None:
     long, edge = "Q" * (MAX_TOKEN_CHARS + 1), "q" * MAX_TOKEN_CHARS
     text = f"{long} Keep_this {edge},{long}.end"
     assert token_string(text) == f"keep this {edge} end" == " ".join(reference_tokenize(text))
+
+
+def test_intl_phone_fast_path_equals_libphonenumber_parse() -> None:
+    """`_intl_phone_fast` takes libphonenumber's steps for "+digits": same answer as parse on numbers of
+    every country code, with national prefixes, leading zeros and wrong lengths."""
+    assert base._PN is not None
+    rng = random.Random(21)
+    codes = [str(c) for c in phonenumbers.COUNTRY_CODE_TO_REGION_CODE]
+    checked = possible = 0
+    while checked < 30000:
+        shape = rng.random()
+        if shape < 0.6:
+            digits = rng.choice(codes) + "".join(rng.choice("0123456789") for _ in range(rng.randint(0, 14)))
+        elif shape < 0.8:
+            digits = rng.choice(codes) + rng.choice(["0", "00", "1", "8", "9", "06", "0000"])
+            digits += "".join(rng.choice("0123456789") for _ in range(rng.randint(0, 12)))
+        else:
+            digits = "".join(rng.choice("0123456789") for _ in range(rng.randint(5, 17)))
+        if not 7 <= len(digits) <= 15:
+            continue
+        checked += 1
+        expected = _intl_phone(digits)  # the reference: phonenumbers.parse + is_possible_number
+        assert base._intl_phone_fast(digits) == expected, digits
+        assert base._intl_phone(digits) == expected, digits
+        possible += bool(expected)
+    assert possible > 5000

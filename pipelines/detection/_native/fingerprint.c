@@ -2,7 +2,7 @@
  *
  * Why native: both read every character of a posting. The Python references (pipelines/fingerprint.py,
  * pipelines/detection/documents.py) stay the definition; this module gives bit-identical values
- * (differential tests in tests/pipelines/test_pipelines_fingerprint_native.py) about a hundred times faster.
+ * (differential tests in tests/pipelines/test_pipelines_fingerprint_native.py) a few hundred times faster.
  *
  *   simhash(text) -> int | None
  *       Charikar's SimHash over 3-token shingles exactly as fingerprint.simhash computes it: tokens are the
@@ -15,6 +15,16 @@
  *       fingerprint (keyed BLAKE2b of the raw value, 63 bits) and the raw value.
  *   first_lines(folded, k, raws) -> {raw: (first k-gram index, 1-based line)}
  *       Where each raw hash first occurs, and on which line of `folded` its first letter stands.
+ *   content_fold, host_hash / host_spans, clean_text: one-pass helpers of fingerprint.content_hash,
+ *       the look-alike hosts (lookalikes.py) and normalize_text (normalize.py); each described below.
+ *
+ * Speed (issue 12; every value unchanged, the hashes are stored): each loop over a str is compiled once
+ * per PyUnicode kind (LS_INLINE functions instantiated by a switch), with branch-free paths for ASCII;
+ * winnowing runs in passes over steps of 4096 characters (letters, k-gram hashes, finaliser, window
+ * minima by doubling); BLAKE2b of one-block messages runs eight at a time, in 512-bit vectors where the
+ * CPU has AVX-512 (x86-64-v4, checked at import), else as twice four lanes (target_clones for AVX-512VL,
+ * AVX2 and the baseline). blake2b8_lanes and vector_width expose the batching to the tests, and
+ * LEAKSENTINEL_FINGERPRINT_LANES=4 keeps the four-lane kernels.
  *
  * Errors: MemoryError on allocation failure, ValueError on bad parameters; nothing is silently dropped.
  */

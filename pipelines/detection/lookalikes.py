@@ -321,8 +321,13 @@ class LookalikeMatcher:
 
 
 def _needle_chars(needle: str) -> bool:
-    """Every character of the needle is one the native pass walks over: a host character or a dot."""
-    return all(c == "." or _is_host_char(c) for c in needle)
+    """Every character of the needle is one the native pass walks over: a host character or a dot
+    (`_is_host_char` for each, in one C call: ``str.isalnum`` is every character's)."""
+    rest = needle.translate(_HOST_PUNCTUATION)
+    return not rest or rest.isalnum()
+
+
+_HOST_PUNCTUATION = str.maketrans("", "", ".-_")
 
 
 def _within(host: str, domains: Iterable[str]) -> bool:

@@ -13,6 +13,7 @@ import uuid
 import weakref
 from collections import defaultdict
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,11 +29,13 @@ from core.models import (
     Delivery,
     Finding,
     Posting,
+    PostingText,
     Sighting,
     Source,
     Subscription,
     Suppression,
     Tenant,
+    month_of,
     utcnow,
 )
 from core.policy import passes_filters, suppression_key, tenant_severity
@@ -106,6 +109,21 @@ def _source_id(sess: Session, name: str) -> int:
     return source.id
 
 
+@dataclass(frozen=True)
+class StoredPosting:
+    """What deciding a posting's alerts needs of it (a Posting row has these too)."""
+
+    id: int
+    url: str
+    fetched: datetime | None
+    content_hash: str
+    simhash: int | None
+
+
+_INSERT_POSTING = insert(Posting)
+_INSERT_TEXT = insert(PostingText)
+
+
 def store_posting(db: Database, settings: Settings, draft: PostingDraft) -> StoreResult:
     """Store a detected posting with its findings, alerts and outbox in one transaction.
 
@@ -124,24 +142,31 @@ def store_posting(db: Database, settings: Settings, draft: PostingDraft) -> Stor
         source_id = _cached_source_id(db, sess, draft.source)
         # No look-up first: (source, url) is unique, so a posting stored before fails the insert and the
         # IntegrityError branch below returns the stored row (one query fewer per new posting).
-        posting = Posting(
-            source_id=source_id,
-            url=draft.url,
-            title=draft.title,
-            author=draft.author,
-            published=draft.published,
-            fetched=draft.fetched,
-            content_hash=draft.content_hash,
-            simhash=draft.simhash,
-            evidence_sha256=evidence,
-            size=len(raw),
-            candidate_hashes=draft.candidate_hashes or None,
-        )
-        # set after construction: the constructor checks the class attribute, and Posting.text's SQL
-        # comparator is a subquery built anew on each such check
-        posting.text = draft.text
-        sess.add(posting)
-        sess.flush()
+        fetched = draft.fetched or utcnow()
+        conn = sess.connection()
+        inserted = conn.execute(
+            _INSERT_POSTING,
+            {
+                "source_id": source_id,
+                "url": draft.url,
+                "title": draft.title,
+                "author": draft.author,
+                "published": draft.published,
+                "fetched": fetched,
+                "content_hash": draft.content_hash,
+                "simhash": draft.simhash,
+                "evidence_sha256": evidence,
+                "size": len(raw),
+                "candidate_hashes": draft.candidate_hashes or None,
+            },
+        ).inserted_primary_key
+        assert inserted is not None  # a single-row insert always reports its key
+        posting = StoredPosting(inserted[0], draft.url, fetched, draft.content_hash, draft.simhash)
+        if draft.text:  # no row is an empty text (Posting.text)
+            conn.execute(
+                _INSERT_TEXT,
+                {"posting_id": posting.id, "retain_month": month_of(fetched), "text": draft.text},
+            )
         add_bands(sess, posting.id, draft.simhash)
         alerts = raise_alerts(sess, posting, draft.findings)
         return StoreResult(posting.id, True, alerts, len(draft.findings))
@@ -242,7 +267,10 @@ def _unsuppressed(
 
 
 def raise_alerts(
-    sess: Session, posting: Posting, findings: list[DetectedFinding], reposted: list[int] | None = None
+    sess: Session,
+    posting: Posting | StoredPosting,
+    findings: list[DetectedFinding],
+    reposted: list[int] | None = None,
 ) -> int:
     """One alert per (tenant, leak): a repost joins the leak's alert as a sighting and notifies no one again.
 

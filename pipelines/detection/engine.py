@@ -29,6 +29,7 @@ from pipelines.detection.documents import DocumentMatcher
 from pipelines.detection.extract import Candidate
 from pipelines.detection.fastscan import HashedScan, HashedScanner, candidates_on_lines
 from pipelines.detection.index import MatchIndex
+from pipelines.detection.keywords import MAX_TEXT_CHARS as KEYWORD_CHARS
 from pipelines.detection.keywords import KeywordMatcher
 from pipelines.detection.lines import Deadline, LineIndex, LineReader
 from pipelines.detection.lookalikes import LookalikeMatcher
@@ -519,7 +520,9 @@ class Detector:
         # the document watches fold the whole text: the keyword watches then read the same folded text
         folded = fold(text[:FOLD_CHARS]) if self.documents is not None and not deadline.expired() else None
         if self.keywords is not None:
-            for k in self.keywords.find(text, deadline, folded=folded):
+            # `folded` is fold(text[:FOLD_CHARS]), and FOLD_CHARS is the keyword stage's limit too
+            shared = folded is not None and FOLD_CHARS == KEYWORD_CHARS
+            for k in self.keywords.find(text, deadline, folded=folded, folded_here=shared):
                 out.append(self._watch_finding("keyword", k.tenant_id, k.keyword, k.watch_id, k.line))
         if self.regexes is not None:
             for r in self.regexes.find(text, deadline, encoded=encoded):

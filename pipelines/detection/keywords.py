@@ -129,19 +129,27 @@ class KeywordMatcher:
         return self._size
 
     def find(
-        self, text: str, deadline: Deadline | None = None, *, folded: str | None = None
+        self,
+        text: str,
+        deadline: Deadline | None = None,
+        *,
+        folded: str | None = None,
+        folded_here: bool = False,
     ) -> list[KeywordHit]:
         """One hit per (tenant, watch): the first line its keyword appears on.
 
         ``folded``: ``fold(text[:MAX_TEXT_CHARS])`` when the caller has it already (the document watches
         fold the whole text too): folding is then not done again. Folding is local to a line (no
         character folds to or from a line end, and NFKC never joins characters across one), so the
-        folded text cut into blocks on line ends is the blocks folded one by one.
+        folded text cut into blocks on line ends is the blocks folded one by one. A `folded` with other
+        line ends than the text's is not read (the text is folded again); ``folded_here``: the caller
+        made `folded` by that very call, whose line ends are the text's (tests check every code point),
+        so the two are not counted.
         Past `deadline` the rest of the text is not read (the deadline then says ``exceeded``)."""
         if not self._size or not text:
             return []
         text = text[:MAX_TEXT_CHARS]
-        if folded is not None and folded.count("\n") == text.count("\n"):
+        if folded is not None and (folded_here or folded.count("\n") == text.count("\n")):
             return self._find_folded(text, folded, deadline)
         hits: list[KeywordHit] = []
         done: set[str] = set()

@@ -81,3 +81,14 @@ def test_keywords_ending_at_one_offset_keep_the_automatons_order(monkeypatch: py
     hits = few.find("x cab\nab b")
     assert [(h.keyword, h.line) for h in hits] == [("cab", 1), ("ab", 2), ("b", 2)]
     assert hits == automaton.find("x cab\nab b")
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.one_of(PIECES, st.text(max_size=8)), max_size=40))
+def test_a_text_folded_by_the_caller_is_read_without_counting_its_lines(pieces: list[str]) -> None:
+    """`folded_here`: the line ends are not counted; fold keeps them all, so the hits are the same."""
+    text = "".join(pieces)
+    folded = fold(text[: kw.MAX_TEXT_CHARS])
+    assert folded.count("\n") == text.count("\n")
+    matcher = KeywordMatcher(KEYWORDS)
+    assert matcher.find(text, folded=folded, folded_here=True) == matcher.find(text)

@@ -591,8 +591,9 @@ _DIGIT_GROUPS = re.compile(r"\d+")
 _CACHE_SIZE = 8192
 
 # Presence tests run before the scans (`extract_selectors`): each is something every match of its scan
-# pattern holds (a hash holds 32 hex digits in a row, a card 13 digits with at most one space or hyphen
-# between them...), so a posting without it cannot hold a match and that scan is skipped. RE2 answers in
+# pattern holds, or every match that yields a term (a hash holds 32 hex digits in a row, a card 13 digits
+# with at most one space or hyphen between them...), so a posting without it cannot yield a term of that
+# kind and the scan is skipped. RE2 answers in
 # one DFA pass over the UTF-8 bytes, about ten times faster than an `re` scan, which tries its pattern at
 # every position its first character class allows. ``\p{Nd}`` holds every character Python's ``\d``
 # matches (tests/core/test_search_speed.py checks all of Unicode).
@@ -606,7 +607,8 @@ def _has(pattern: bytes) -> Callable[[bytes], object]:
 
 _HAS_DOMAIN = _has(rb"\." + _RE2_AZ + _RE2_AZ)
 _HAS_IPV4 = _has(_RE2_D + rb"\." + _RE2_D + rb"{1,3}\." + _RE2_D + rb"{1,3}\." + _RE2_D)
-_HAS_IPV6 = _has(rb":[0-9a-fA-F]{0,4}:")
+# An IPv6 term needs a candidate ipaddress accepts: with "::", or eight groups of 1-4 hex digits.
+_HAS_IPV6 = _has(rb"::|[0-9a-fA-F]{1,4}(?::[0-9a-fA-F]{1,4}){7}")
 _HAS_HASH = _has(rb"[0-9a-fA-F]{32}")
 _HAS_BTC_LEGACY = _has(rb"[13][1-9A-HJ-NP-Za-km-z]{25}")
 _HAS_BTC_BECH32 = _has(rb"[bB][cC]1")
@@ -902,8 +904,8 @@ def extract_selectors(text: str) -> set[str]:
         for found in set(_PHONE_NATIONAL_SCAN.findall(text)):
             out.update(_national_phone(found))
     if _HAS_CN_MOBILE(raw):
-        for found in set(_CN_MOBILE_SCAN.findall(text)):
-            out.update(_national_phone(found))
+        # 11 digits from "1": `_national_phone` gives the match itself (no separator, no leading zero).
+        out.update(_CN_MOBILE_SCAN.findall(text))
     return out
 
 

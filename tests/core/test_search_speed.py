@@ -509,3 +509,16 @@ def test_intl_phone_fast_path_equals_libphonenumber_parse() -> None:
         assert base._intl_phone(digits) == expected, digits
         possible += bool(expected)
     assert possible > 5000
+
+
+def test_ipv6_presence_test_skips_only_text_without_an_address() -> None:
+    """Timestamps and ratios ("12:34:56", "a:b:c") skip the IPv6 scan; every written form of an address
+    (with "::", eight groups, mapped IPv4, scoped) still finds the same terms."""
+    rng = random.Random(8)
+    pieces = [*"0123456789abcdefABCDEF:.% \n", "::", "fe80", "ffff", "1:2:3:4:5:6:7:8", "10.0.0.1", "%eth0"]
+    for _ in range(6000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(1, 40)))
+        assert base.extract_selectors(text) == reference_extract_selectors(text), text
+    for text in ["12:34:56 a:b:c:d:e:f:0", "2024-05-01T10:00:00Z 10:11:12:13:14:15:16"]:
+        assert not base._HAS_IPV6(text.encode())
+        assert base.extract_selectors(text) == reference_extract_selectors(text)

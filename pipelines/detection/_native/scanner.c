@@ -35,6 +35,8 @@ enum { T_EMAIL, T_PHONE, T_CARD, T_IBAN, T_CN_ID, T_SSN, T_USERNAME, T_API_KEY, 
        T_PASSPORT, T_IP, T_COUNT };
 static const char *TYPE_NAMES[T_COUNT] = {"email", "phone", "card", "iban", "cn_id", "ssn", "username",
                                           "api_key", "name", "dob", "text", "passport", "ip"};
+static const char TYPE_NAMES16[T_COUNT][16] = {"email", "phone", "card", "iban", "cn_id", "ssn", "username",
+                                                "api_key", "name", "dob", "text", "passport", "ip"};
 static const uint8_t TYPE_LEN[T_COUNT] = {6, 6, 5, 5, 6, 4, 9, 8, 5, 4, 5, 9, 3}; /* strlen + 1 (the NUL) */
 static int is_typed(int t) {
     return t == T_EMAIL || t == T_PHONE || t == T_CARD || t == T_IBAN || t == T_CN_ID || t == T_SSN ||
@@ -231,7 +233,7 @@ static uint8_t LINE_CLASS[128];
 
 /* per-character classes of a line (narrowed), one byte each, written by scan_line's pre-pass: the scans
  * below skip from one character that can start their pattern to the next, 16 characters at a time */
-enum { K_DIGIT = 1, K_UPPER = 2, K_AT = 4, K_DELIM = 8, K_SPACE = 16, K_NUMSTART = 32 };
+enum { K_DIGIT = 1, K_UPPER = 2, K_AT = 4, K_DELIM = 8, K_SPACE = 16, K_NUMSTART = 32, K_LABEL = 64 };
 static uint8_t KCLASS[128];
 #define CLS_PAD 64 /* zero bytes after a line's classes: the skips read whole blocks past its end */
 
@@ -308,6 +310,7 @@ static void init_classes(void) {
         if (c == ':' || c == ';' || c == '|' || c == ',' || c == '\t') k |= K_DELIM;
         if (c == ' ') k |= K_SPACE;
         if (c == '+' || c == '(') k |= K_NUMSTART;
+        if (c == '=' || c == ':') k |= K_LABEL;
         KCLASS[c] = k;
     }
     for (int c = 0; c < 128; c++) {
@@ -543,7 +546,8 @@ static long block_of(Scanner *sc, size_t e, uint8_t blk[64]) {
     const uint8_t *key = sc->digests.arena.p + en->off;
     int type = key[0] & 0x7F;
     size_t nl = TYPE_LEN[type], len = en->len - 1;
-    memcpy(blk, TYPE_NAMES[type], nl); /* the name's NUL too */
+    memset(blk, 0, 64); /* the padding's zeros (ls_hmac4_16 writes its other bytes) */
+    memcpy(blk, TYPE_NAMES16[type], 16); /* the name, its NUL, zeros */
     if (!(key[0] & 0x80)) {
         if (nl + len > 55) return -1;
         memcpy(blk + nl, key + 1, len); /* ASCII is its own UTF-8 */
@@ -634,9 +638,12 @@ static void lineset_clear(lineset *l) {
 }
 
 static int lineset_find(const lineset *l, const cp_t *v, size_t n) {
-    for (int i = 0; i < l->n; i++)
-        if (l->len[i] == n && (n == 0 || (l->chars[l->off[i]] == v[0] && memcmp(l->chars + l->off[i], v, n * sizeof(cp_t)) == 0)))
+    for (int i = 0; i < l->n; i++) {
+        const cp_t *c = l->chars + l->off[i];
+        if (l->len[i] == n &&
+            (n == 0 || (c[0] == v[0] && c[n - 1] == v[n - 1] && memcmp(c, v, n * sizeof(cp_t)) == 0)))
             return 1;
+    }
     return 0;
 }
 
@@ -1781,6 +1788,23 @@ static void scan_wrapped(Scanner *sc, int kind, const void *data, Py_ssize_t a0,
     while (run1 < 35 && e - (Py_ssize_t)run1 > a0 && is_alnum_ascii(text_cp(kind, data, e - 1 - (Py_ssize_t)run1))) run1++;
     while (run2 < 35 && b0 + (Py_ssize_t)run2 < n && is_alnum_ascii(text_cp(kind, data, b0 + (Py_ssize_t)run2))) run2++;
     int unbroken = run1 + run2 >= 15 && run1 + run2 <= 34;
+    if (unbroken && (run1 > WRAP_GROUP_MAX || run2 > WRAP_GROUP_MAX)) {
+        /* no grouped reading (its runs are too long): only an 18-character cn_id (17 digits first) or an
+           IBAN (two letters and two digits first) can stand on the two runs, read below; else nothing */
+        Py_ssize_t v0 = e - (Py_ssize_t)run1;
+        int maybe = 0;
+        if (run1 + run2 == 18) {
+            maybe = 1;
+            for (Py_ssize_t k = 0; maybe && k < 17; k++) {
+                Py_ssize_t at = k < (Py_ssize_t)run1 ? v0 + k : b0 + (k - (Py_ssize_t)run1);
+                maybe = is_digit(text_cp(kind, data, at));
+            }
+        }
+        if (!maybe && run1 >= 4)
+            maybe = is_alpha_ascii(text_cp(kind, data, v0)) && is_alpha_ascii(text_cp(kind, data, v0 + 1)) &&
+                    is_digit(text_cp(kind, data, v0 + 2)) && is_digit(text_cp(kind, data, v0 + 3));
+        if (!maybe) return;
+    }
     if (!unbroken) {
         if (run1 > WRAP_GROUP_MAX || run2 > WRAP_GROUP_MAX) return;
         Py_ssize_t p = e - (Py_ssize_t)run1, q = b0 + (Py_ssize_t)run2;
@@ -1879,9 +1903,10 @@ static int dob_hint(const cp_t *v, size_t n) {
     }
     if (n >= 3) {
         static const char *m[] = {"jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"};
+        const cp_t f0 = fold_cp(v[0]), f1 = fold_cp(v[1]), f2 = fold_cp(v[2]);
+        if (!is_lower(f0)) return 0; /* every month name starts with a letter */
         for (int k = 0; k < 12; k++)
-            if (fold_cp(v[0]) == (cp_t)m[k][0] && fold_cp(v[1]) == (cp_t)m[k][1] && fold_cp(v[2]) == (cp_t)m[k][2])
-                return 1;
+            if (f0 == (cp_t)m[k][0] && f1 == (cp_t)m[k][1] && f2 == (cp_t)m[k][2]) return 1;
     }
     return 0;
 }
@@ -1949,10 +1974,10 @@ static unsigned generic(Scanner *sc, const cp_t *v, size_t n, int whole) {
     int ascii = 1, digit = 0, notname = 0, token = 1, letter = 0, alnum = 1;
     size_t spaces = 0, words = 0, run = 0, maxrun = 0;
     cp_t any = 0;
-    unsigned orf = 0xFF;
+    unsigned orf = 0xFF, tabs_or_runs = 0, has_space = 0, prev_sp = 0;
     for (size_t i = 0; i < n; i++) any |= v[i];
     if (any < 0x80) { /* ASCII (the usual value): the same flags from one table lookup a character */
-        unsigned andf = 0xFF;
+        unsigned andf = 0xFF, prevf = 0;
         orf = 0;
         for (size_t i = 0; i < n; i++) {
             cp_t c = v[i];
@@ -1961,6 +1986,8 @@ static unsigned generic(Scanner *sc, const cp_t *v, size_t n, int whole) {
             andf &= f;
             folded[i] = c + ((f & A_UPPER) ? 32 : 0);
             spaces += c == ' ';
+            tabs_or_runs |= c == '\t' || (f & prevf & A_SPACE);
+            prevf = f;
         }
         nf = n;
         digit = (orf & A_DIGIT) != 0;
@@ -1968,9 +1995,14 @@ static unsigned generic(Scanner *sc, const cp_t *v, size_t n, int whole) {
         token = (andf & A_TOKEN) != 0;
         letter = (orf & A_LETTER) != 0;
         alnum = (andf & A_ALNUM) != 0;
+        has_space = (orf & A_SPACE) != 0;
     }
     for (size_t i = 0; i < n && any >= 0x80; i++) {
         cp_t c = v[i];
+        unsigned sp = is_space(c);
+        tabs_or_runs |= c == '\t' || (sp & prev_sp);
+        has_space |= sp;
+        prev_sp = sp;
         if (c < 0x80) {
             uint8_t f = ASCII_CLASS[c];
             folded[nf++] = is_upper(c) ? c + 32 : c;
@@ -2003,10 +2035,12 @@ static unsigned generic(Scanner *sc, const cp_t *v, size_t n, int whole) {
         }
     }
     cbuf c;
-    /* an ASCII value without spaces is its own text and username form (folded): no copy */
-    int plain = !(orf & A_SPACE);
+    /* a value without spaces is its own text and username form (folded): no copy; one whose spaces stand
+       alone (and not at its ends: field() strips those) its own text form */
+    int plain = !has_space;
+    int single = !tabs_or_runs && n && v[0] != ' ' && v[n - 1] != ' ';
     if (whole && (digit || (words <= TEXT_MAX_WORDS && maxrun < 25))) {
-        if (plain) {
+        if (plain || single) {
             if (emit(sc, T_TEXT, folded, nf, v, n) < 0) return orf;
         } else if (canon_text(folded, nf, &c) && add(sc, T_TEXT, &c, v, n) < 0) {
             return orf;
@@ -2014,7 +2048,7 @@ static unsigned generic(Scanner *sc, const cp_t *v, size_t n, int whole) {
     }
     if (n >= 3 && n <= 64) {
         if (plain) {
-            if (emit(sc, T_USERNAME, folded, nf, v, n) < 0) return orf;
+            if (nf >= 3 && nf <= 64 && emit(sc, T_USERNAME, folded, nf, v, n) < 0) return orf;
         } else if (canon_username(folded, nf, &c) && add(sc, T_USERNAME, &c, v, n) < 0) {
             return orf;
         }
@@ -2209,9 +2243,27 @@ static inline int labelled_value_char(cp_t c) {
              c == ':' || c == '=');
 }
 
-static void labelled(Scanner *sc, const cp_t *s, size_t n) {
+static void labelled(Scanner *sc, const cp_t *s, const uint8_t *cls, size_t n) {
     size_t i = 0;
     while (i < n) {
+        /* only the key right before the next '=' or ':' (a space between them at most) can match: the runs
+           of key characters before it are passed over without effect, as is a key that began before i */
+        size_t q = skip_to(cls, i, n, K_LABEL);
+        if (q >= n) return;
+        size_t b;
+        if (q > 0 && is_keych(s[q - 1])) b = q;
+        else if (q > 1 && s[q - 1] == ' ' && is_keych(s[q - 2])) b = q - 1;
+        else {
+            i = q + 1;
+            continue;
+        }
+        size_t a = b;
+        while (a > i && is_keych(s[a - 1])) a--;
+        if (a > 0 && is_keych(s[a - 1])) { /* the key began before i */
+            i = q + 1;
+            continue;
+        }
+        i = a;
         if (!is_keych(s[i]) || (i > 0 && is_keych(s[i - 1]))) {
             i++;
             continue;
@@ -2475,7 +2527,7 @@ static int scan_line(Scanner *sc, cp_t *s, size_t n, int prepared) {
         if (sql) sql_values(sc, s, n);
         else delimited(sc, s, cls, n);
     }
-    if (!sc->error && has_label) labelled(sc, s, n);
+    if (!sc->error && has_label) labelled(sc, s, cls, n);
     if (sc->error == 1) return -1;
     if (sc->error == 2 || SEGMENT_WORK - sc->work >= DEFER_WORK || sc->fields > MAX_FIELDS) {
         sc->error = 0;

@@ -243,7 +243,8 @@ static void ls_hmac(const ls_hmac_key *k, const uint8_t *msg, size_t len, uint8_
 
 
 /* Four HMACs of messages written at the start of blk[j] (l[j] <= 55 bytes: one block, padded here in
- * place), interleaved; the first 16 bytes of each (the scheme's truncation) into out[j]. */
+ * place; its bytes after the message must be zero), interleaved; the first 16 bytes of each (the
+ * scheme's truncation) into out[j]. */
 static void ls_hmac4_16(const ls_hmac_key *k, uint8_t blk[4][64], const size_t l[4], uint8_t *const out[4]) {
     uint32_t st[4][8];
     uint32_t ob[4][16];
@@ -254,7 +255,6 @@ static void ls_hmac4_16(const ls_hmac_key *k, uint8_t blk[4][64], const size_t l
     for (int j = 0; j < 4; j++) {
         memcpy(st[j], k->inner, sizeof st[j]);
         blk[j][l[j]] = 0x80;
-        memset(blk[j] + l[j] + 1, 0, 63 - l[j]);
         uint64_t bits = (64 + l[j]) * 8;
         blk[j][62] = (uint8_t)(bits >> 8);
         blk[j][63] = (uint8_t)bits;

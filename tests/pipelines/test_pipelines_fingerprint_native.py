@@ -248,8 +248,8 @@ def test_content_hash_equals_the_reference(text: str) -> None:
 # Each loop over a str is compiled once per PyUnicode kind (1, 2 or 4 bytes a character); BLAKE2b runs
 # eight messages at a time (one 512-bit lane each where the CPU has AVX-512, else twice four), with
 # kernels for messages of at most 1, 4 and 16 words and idle lanes in a last, partial batch; winnowing
-# reads the text in steps of 4096 characters and takes window minima by doubling (windows up to 256)
-# or by a deque (larger). The tests below reach every one of those paths and compare with the references.
+# reads the text in steps of 4096 characters and takes window minima from minima of four (windows of 4
+# to 32), by doubling (up to 256) or by a deque (larger). The tests below reach every one of those paths and compare with the references.
 
 STEP = 4096  # characters winnow reads per step (W_CHUNK in fingerprint.c)
 # kept by NFKC and case folding; neither a letter, digit, token nor host character
@@ -361,7 +361,22 @@ def test_simhash_ascii_token_limit_at_every_offset(pad: int, tail: str) -> None:
     st.integers(0, 2**32),
     st.sampled_from([0, 1, STEP - 1, STEP, STEP + 1, 2 * STEP + 7, 3 * STEP + 301]),
     st.sampled_from(LONG_ALPHABETS),
-    st.sampled_from([(25, 20), (1, 1), (2, 256), (3, 257), (4, 700), (50, 3), (300, 2), (1, 4100)]),
+    st.sampled_from(
+        [
+            (25, 20),
+            (1, 1),
+            (5, 7),
+            (3, 31),
+            (2, 32),
+            (4, 33),
+            (2, 256),
+            (3, 257),
+            (4, 700),
+            (50, 3),
+            (300, 2),
+            (1, 4100),
+        ]
+    ),
     st.sampled_from([None, b"", KEY]),
 )
 def test_winnowing_long_texts_across_steps_equals_the_reference(
@@ -501,3 +516,19 @@ def test_four_lane_kernels_give_the_same_values() -> None:
         ]
     assert simhashes == [fingerprint.simhash_py(t) for t in texts]
     assert winnows == [documents._native.winnow(t, 5, 4, b"k")[0].hex() for t in texts]
+
+
+@native
+@pytest.mark.parametrize("window", [*range(1, 41), 255, 256, 257])
+def test_every_small_window_equals_the_reference(window: int) -> None:
+    """Windows of 4 to 32 take two or three passes (fours, then the whole fours and an overlapping last
+    one), the others doubling (up to 256) or the deque: every size against the reference."""
+    for seed, (length, alphabet) in enumerate(
+        [(30, "ab c"), (STEP + 77, "abcdefghij0123 "), (900, "数据 ab")]
+    ):
+        text = _long_text(seed, length, alphabet)
+        norm = documents.normalize_for_fingerprint(text)
+        for k in (1, 4):
+            minima = documents._window_minima(documents._kgram_hashes(norm, k), window)
+            _, raw = documents._native.winnow(fold(text), k, window, None)
+            assert list(array("Q", raw)) == sorted(minima)

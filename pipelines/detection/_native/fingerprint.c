@@ -754,13 +754,45 @@ LS_CLONES static void w_mix(uint64_t *h, size_t n) {
     for (size_t i = 0; i < n; i++) h[i] = mix64(h[i]);
 }
 
+#define W_MIN(x, y) ((x) < (y) ? (x) : (y))
+
 static inline void w_min_pass(uint64_t *restrict dst, const uint64_t *restrict src, size_t count, size_t s) {
-    for (size_t i = 0; i < count; i++) dst[i] = src[i] < src[i + s] ? src[i] : src[i + s];
+    for (size_t i = 0; i < count; i++) dst[i] = W_MIN(src[i], src[i + s]);
 }
 
-/* p[s] = min(h[s:s+w]) for every s <= len - w (len >= w): spans doubled pass by pass, as
- * documents._window_minima_np does; a and b are scratch of len elements. */
+/* dst[i] = min(src[i + 4j] for j < terms): `terms` a constant where inlined (the caller's switch). */
+static inline __attribute__((always_inline)) void w_min_terms(uint64_t *restrict dst, const uint64_t *restrict src,
+                                                              size_t count, const int terms) {
+    for (size_t i = 0; i < count; i++) {
+        uint64_t v = src[i];
+        for (int j = 1; j < terms; j++) v = W_MIN(v, src[i + 4 * (size_t)j]);
+        dst[i] = v;
+    }
+}
+
+/* p[s] = min(h[s:s+w]) for every s <= len - w (len >= w); a and b are scratch of len elements.
+ * Windows of 4 to 32 (the default is 20) in two or three passes: minima of four, then of the w / 4
+ * whole fours from s and the four ending at s + w when 4 does not divide w; others by doubling spans pass by pass, as
+ * documents._window_minima_np does. */
 LS_CLONES static const uint64_t *w_minima(const uint64_t *h, size_t len, size_t w, uint64_t *a, uint64_t *b) {
+    if (w >= 4 && w <= 32) {
+        size_t c4 = len - 3; /* a[i] = min(h[i:i+4]) */
+        for (size_t i = 0; i < c4; i++) a[i] = W_MIN(W_MIN(h[i], h[i + 1]), W_MIN(h[i + 2], h[i + 3]));
+        size_t count = len - w + 1;
+        switch (w / 4) { /* the whole fours from i */
+        case 1: w_min_terms(b, a, count, 1); break;
+        case 2: w_min_terms(b, a, count, 2); break;
+        case 3: w_min_terms(b, a, count, 3); break;
+        case 4: w_min_terms(b, a, count, 4); break;
+        case 5: w_min_terms(b, a, count, 5); break;
+        case 6: w_min_terms(b, a, count, 6); break;
+        case 7: w_min_terms(b, a, count, 7); break;
+        default: w_min_terms(b, a, count, 8); break;
+        }
+        if (w % 4) /* and the four ending at i + w, overlapping the last whole one */
+            for (size_t i = 0; i < count; i++) b[i] = W_MIN(b[i], a[i + w - 4]);
+        return b;
+    }
     const uint64_t *src = h;
     uint64_t *dst = a;
     size_t span = 1, count = len;

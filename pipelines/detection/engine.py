@@ -590,7 +590,12 @@ class Detector:
 
 
 # An at sign, then letters, digits, dots and hyphens with at least one non-ASCII character among them.
-_UNICODE_HOST = re.compile("[@\uff20\ufe6b][A-Za-z0-9._\\-\u0080-\U0010ffff]*[\u0080-\U0010ffff]")
+# The classes are written as "not these ASCII characters": the same characters as
+# [A-Za-z0-9._\-\u0080-\U0010ffff] and [\u0080-\U0010ffff] (a test checks every code point), compiled
+# several times faster (a range up to U+10FFFF costs re.compile about 15 ms, at every start-up).
+_HOST_CHAR = "[^\\x00-\\x2c/:-@\\[-\\^`{-\\x7f]"
+_NON_ASCII_CHAR = "[^\\x00-\\x7f]"
+_UNICODE_HOST = re.compile(f"[@\uff20\ufe6b]{_HOST_CHAR}*{_NON_ASCII_CHAR}")
 
 
 def _unicode_host_lines(text: str, deadline: Deadline) -> Iterator[int]:
@@ -622,7 +627,7 @@ def _unicode_host_lines(text: str, deadline: Deadline) -> Iterator[int]:
 _BACKSLASH = re.compile(r"\\")
 # The same searches, each match running on to the end of its line: one match per line found; one
 # pattern per at sign, as a literal first character is searched much faster than a class of three.
-_HOST_REST = "[A-Za-z0-9._\\-\u0080-\U0010ffff]*[\u0080-\U0010ffff][^\n]*"
+_HOST_REST = f"{_HOST_CHAR}*{_NON_ASCII_CHAR}[^\\n]*"
 _LINE_SEARCHES = (
     *(re.compile(re.escape(at) + _HOST_REST) for at in "@\uff20\ufe6b"),
     re.compile(r"\\[^\n]*"),

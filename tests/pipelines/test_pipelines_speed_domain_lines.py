@@ -90,3 +90,20 @@ def test_secret_owners_from_the_first_looks_are_the_domains_named() -> None:
         assert shared == alone
         owners.update(f.tenant_id for f in shared)
     assert owners == {1, 2, 3}
+
+
+def test_the_cheap_classes_hold_the_same_characters() -> None:
+    """`_HOST_CHAR` and `_NON_ASCII_CHAR` ("not these ASCII characters") against the ranges they replace."""
+    import re
+    import sys
+
+    from pipelines.detection import engine
+
+    pairs = [
+        (re.compile("[A-Za-z0-9._\\-\u0080-\U0010ffff]"), re.compile(engine._HOST_CHAR)),
+        (re.compile("[\u0080-\U0010ffff]"), re.compile(engine._NON_ASCII_CHAR)),
+    ]
+    for code in range(sys.maxunicode + 1):
+        char = chr(code)
+        for former, cheap in pairs:
+            assert bool(former.fullmatch(char)) == bool(cheap.fullmatch(char)), hex(code)

@@ -522,3 +522,28 @@ def test_ipv6_presence_test_skips_only_text_without_an_address() -> None:
     for text in ["12:34:56 a:b:c:d:e:f:0", "2024-05-01T10:00:00Z 10:11:12:13:14:15:16"]:
         assert not base._HAS_IPV6(text.encode())
         assert base.extract_selectors(text) == reference_extract_selectors(text)
+
+
+def test_a_crawl_batch_of_600_postings_of_10_kb_is_one_segment(tmp_path: Path) -> None:
+    """A batch as a crawl now cuts it (10 s of postings) fits the small writer's heap: one segment per
+    commit, so tantivy's merges (of eight segments) do not come twice as often."""
+    from datetime import UTC, datetime
+
+    from core.search import SearchDoc, SearchQuery
+    from core.search.tantivy_backend import TantivyBackend
+
+    bench = _bench_detect()
+    rng = random.Random(6)
+    fetched = datetime(2024, 3, 1, tzinfo=UTC)
+    docs = []
+    for i in range(1, 601):
+        fmt = rng.choice(list(bench.MIX))
+        text = bench.posting_text(fmt, rng, 10_000, [])
+        docs.append(
+            SearchDoc(i, f"https://paste.example/{i}", "pastes", "pastebin", None, None, None, fetched, text)
+        )
+    backend = TantivyBackend(tmp_path / "search")
+    assert backend.index(docs) == 600
+    backend._index.reload()
+    assert backend._index.searcher().num_segments == 1
+    assert backend.search(SearchQuery("the")).total > 0

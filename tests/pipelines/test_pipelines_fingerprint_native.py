@@ -532,3 +532,19 @@ def test_every_small_window_equals_the_reference(window: int) -> None:
             minima = documents._window_minima(documents._kgram_hashes(norm, k), window)
             _, raw = documents._native.winnow(fold(text), k, window, None)
             assert list(array("Q", raw)) == sorted(minima)
+
+
+@native
+@settings(max_examples=80, deadline=None)
+@given(
+    st.integers(0, 2**32),
+    st.integers(0, 700),
+    st.sampled_from([" a\t\nB", "  \u3000数 a\xa0", "\x85 ßİ\x1c", "ab", "   \n"]),
+    st.sampled_from(["", ARROW, EMOJI, "\u3000", "\ud800"]),
+)
+def test_content_fold_across_blocks(seed: int, length: int, alphabet: str, extra: str) -> None:
+    """content_fold takes blocks of 32 characters, branch-free when a block is all ASCII: white-space
+    runs across blocks of both sorts, at the start and at the end, in every kind."""
+    text = _long_text(seed, length, alphabet)
+    for wide in (text, extra + text, text + extra, text[: length // 2] + extra + text[length // 2 :]):
+        assert documents._native.content_fold(wide) == _content_fold_py(wide)

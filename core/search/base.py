@@ -587,6 +587,12 @@ _PHONE_NATIONAL_SCAN = re.compile(
 )
 _CN_MOBILE_SCAN = re.compile(r"1(?<![\d.+-]1)[3-9]\d{9}(?![\d.-])")
 _DIGIT_GROUPS = re.compile(r"\d+")
+# The same scans for ASCII text (most postings): with re.ASCII, \d and \w are byte-table lookups instead
+# of Unicode database calls, and on ASCII text they match exactly the same characters.
+_DOMAIN_SCAN_ASCII = re.compile(_DOMAIN_SCAN.pattern, re.ASCII)
+_IPV4_SCAN_ASCII = re.compile(_IPV4_SCAN.pattern, re.ASCII)
+_CARD_SCAN_ASCII = re.compile(_CARD_SCAN.pattern, re.ASCII)
+_PHONE_NATIONAL_SCAN_ASCII = re.compile(_PHONE_NATIONAL_SCAN.pattern, re.ASCII)
 #: Normalised selectors of recently seen values (a crawl sees the same domains and numbers again and again).
 _CACHE_SIZE = 8192
 
@@ -854,6 +860,7 @@ def extract_selectors(text: str) -> set[str]:
     postings (a crawl meets the same domains and numbers again and again)."""
     out: set[str] = set()
     raw = text.encode("utf-8", "replace")  # lone surrogates become "?", which no presence test looks for
+    ascii = text.isascii()
     if "@" in text:
         for found in set(_EMAIL_SCAN.findall(text)):
             # The scan's match is local@host, no space, one "@", a local part of 1-64 characters of
@@ -866,10 +873,10 @@ def extract_selectors(text: str) -> set[str]:
                 out.update(terms)
     if "." in text:
         if _HAS_DOMAIN(raw):
-            for found in set(_DOMAIN_SCAN.findall(text)):
+            for found in set((_DOMAIN_SCAN_ASCII if ascii else _DOMAIN_SCAN).findall(text)):
                 out.update(_domain_terms(found))
         if _HAS_IPV4(raw):
-            for found in set(_IPV4_SCAN.findall(text)):
+            for found in set((_IPV4_SCAN_ASCII if ascii else _IPV4_SCAN).findall(text)):
                 ip = _ipv4(found)
                 if ip:
                     out.add(ip)
@@ -891,7 +898,7 @@ def extract_selectors(text: str) -> set[str]:
                 if found.islower() or found.isupper():
                     out.add(found.lower())
     if _HAS_CARD(raw):
-        for found in set(_CARD_SCAN.findall(text)):
+        for found in set((_CARD_SCAN_ASCII if ascii else _CARD_SCAN).findall(text)):
             # 13-19 digits (\d: any script) with single spaces or hyphens between: `_card` accepts the
             # ASCII ones that pass Luhn.
             digits = found.replace(" ", "").replace("-", "")
@@ -901,7 +908,7 @@ def extract_selectors(text: str) -> set[str]:
         for found in set(_PHONE_INTL_SCAN.findall(text)):
             out.update(_intl_phone_terms(found))
     if _HAS_PHONE_NATIONAL(raw):
-        for found in set(_PHONE_NATIONAL_SCAN.findall(text)):
+        for found in set((_PHONE_NATIONAL_SCAN_ASCII if ascii else _PHONE_NATIONAL_SCAN).findall(text)):
             out.update(_national_phone(found))
     if _HAS_CN_MOBILE(raw):
         # 11 digits from "1": `_national_phone` gives the match itself (no separator, no leading zero).

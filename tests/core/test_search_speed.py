@@ -547,3 +547,18 @@ def test_a_crawl_batch_of_600_postings_of_10_kb_is_one_segment(tmp_path: Path) -
     backend._index.reload()
     assert backend._index.searcher().num_segments == 1
     assert backend.search(SearchQuery("the")).total > 0
+
+
+def test_selectors_of_ascii_text_take_the_ascii_scans_and_equal_the_reference() -> None:
+    ascii_pieces = [p for p in PIECES if p.isascii()]
+    rng = random.Random(14)
+    for _ in range(3000):
+        text = "".join(rng.choice(ascii_pieces) for _ in range(rng.randint(1, 90)))
+        assert text.isascii()
+        assert base.extract_selectors(text) == reference_extract_selectors(text), text
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.characters(max_codepoint=127), max_size=200))
+def test_selectors_equal_the_reference_on_any_ascii_text(text: str) -> None:
+    assert base.extract_selectors(text) == reference_extract_selectors(text)

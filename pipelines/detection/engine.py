@@ -7,6 +7,7 @@ number of registered values; the findings are grouped to one per (posting, tenan
 
 from __future__ import annotations
 
+import functools
 import heapq
 import itertools
 import re
@@ -351,7 +352,7 @@ class Detector:
 
         for _, domain, _ in self.snapshot.domains:
             needles = []
-            for needle in sorted(_domain_needles([domain])):
+            for needle in _sorted_needles(domain):
                 if needle not in first:
                     first[needle] = lowered.find(needle)
                 needles.append(_needle_lines(lowered, index, needle, first[needle]))
@@ -691,6 +692,12 @@ def _distinct(numbers: Iterator[int]) -> Iterator[int]:
         if n != last:
             yield n
             last = n
+
+
+@functools.lru_cache(maxsize=4096)
+def _sorted_needles(domain: str) -> tuple[str, ...]:
+    """`_domain_needles` of one domain, sorted: worked out once, not for every posting."""
+    return tuple(sorted(_domain_needles([domain])))
 
 
 def _domain_needles(domains: Iterable[str]) -> set[str]:

@@ -192,6 +192,27 @@ def test_wrapped_ids_split_at_every_point() -> None:
     assert_same("\n".join(lines))
 
 
+def test_grouped_values_wrapped_at_every_separator() -> None:
+    """Grouped cn_ids, cards and IBANs broken over two lines at each of their separators (and inside a
+    group), with separators of every kind, and near misses: groups of other lengths before the break."""
+    values = [
+        "110105 19491231 002X", "110105-1949-1231-002x", "4111 1111 1111 1111", "3782 822463 10005",
+        "6222 0212 3456 7890 123", "GB82 WEST 1234 5698 7654 32", "gb82.west.1234.5698.7654.32",
+        "NO93 8601 1117 947", "41111 111 1111 1111", "11010 519491231 002X", "4111 11111 111 1111",
+        "123-45-6789", "2024-05-07 03:16:58", "/api/v1/show/29414", "ab12 cd34 ef56 gh78 ij90 kl12",
+    ]  # fmt: skip
+    lines = []
+    for value in values:
+        for sep in (" ", "-", ".", "  ", " - "):
+            v = value.replace(" ", sep) if sep != " " else value
+            for cut in range(1, len(v)):
+                first, second = v[:cut].rstrip(), v[cut:].lstrip()
+                if first and second:
+                    lines += [f"no {first}", f"{second} ok", first, second]
+    assert_same("\n".join(lines))
+    assert_same("\n".join(lines), ())
+
+
 # --------------------------------------------------------------------------- field values and messages
 
 

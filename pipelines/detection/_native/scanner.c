@@ -235,6 +235,7 @@ static uint8_t LINE_CLASS[128];
  * below skip from one character that can start their pattern to the next, 16 characters at a time */
 enum { K_DIGIT = 1, K_UPPER = 2, K_AT = 4, K_DELIM = 8, K_SPACE = 16, K_NUMSTART = 32, K_LABEL = 64 };
 static uint8_t KCLASS[128];
+static uint16_t LINE_KCLASS[128]; /* LINE_CLASS | KCLASS << 8 (init_classes) */
 #define CLS_PAD 64 /* zero bytes after a line's classes: the skips read whole blocks past its end */
 
 #if defined(__SSE2__)
@@ -325,6 +326,7 @@ static void init_classes(void) {
         if (c == ':' || c == ';' || c == '|' || c == ',' || c == '\t') f |= L_DELIM;
         LINE_CLASS[c] = f;
     }
+    for (int c = 0; c < 128; c++) LINE_KCLASS[c] = (uint16_t)(LINE_CLASS[c] | KCLASS[c] << 8);
     for (int c = 0; c < 128; c++) {
         uint8_t f = 0;
         if (strchr("@_/\\=<>#$%&*+~^|[]{}", c) && c) f |= A_NOTNAME;
@@ -1788,9 +1790,13 @@ static void scan_wrapped(Scanner *sc, int kind, const void *data, Py_ssize_t a0,
     while (run1 < 35 && e - (Py_ssize_t)run1 > a0 && is_alnum_ascii(text_cp(kind, data, e - 1 - (Py_ssize_t)run1))) run1++;
     while (run2 < 35 && b0 + (Py_ssize_t)run2 < n && is_alnum_ascii(text_cp(kind, data, b0 + (Py_ssize_t)run2))) run2++;
     int unbroken = run1 + run2 >= 15 && run1 + run2 <= 34;
-    if (unbroken && (run1 > WRAP_GROUP_MAX || run2 > WRAP_GROUP_MAX)) {
-        /* no grouped reading (its runs are too long): only an 18-character cn_id (17 digits first) or an
-           IBAN (two letters and two digits first) can stand on the two runs, read below; else nothing */
+    /* a grouped value crossing the break has the run before it as a whole group that is not its last: 4
+       or 6 characters (a card's), 6 or 8 (a cn_id's), 4 (an IBAN's); else no grouped reading finds one */
+    int grouped = run1 <= WRAP_GROUP_MAX && run2 <= WRAP_GROUP_MAX && (run1 == 4 || run1 == 6 || run1 == 8);
+    if (!grouped && !unbroken) return;
+    if (!grouped) {
+        /* only an 18-character cn_id (17 digits first) or an IBAN (two letters and two digits first) can
+           stand on the two runs, read below; else nothing */
         Py_ssize_t v0 = e - (Py_ssize_t)run1;
         int maybe = 0;
         if (run1 + run2 == 18) {
@@ -2468,6 +2474,7 @@ static int scan_line(Scanner *sc, cp_t *s, size_t n, int prepared) {
     if (n > SEGMENT_CHARS) return 1;
     int has_year = 0, wide_struct = 0, wide = 0;
     unsigned acc = 0, prev = 0;
+    unsigned pair = 0;
     uint8_t *cls = sc->cls;
     for (size_t i = 0; i < n; i++) {
         cp_t c = s[i];
@@ -2484,11 +2491,13 @@ static int scan_line(Scanner *sc, cp_t *s, size_t n, int prepared) {
             wide = 1;
             c = w; /* classified as the ASCII character it reads as */
         }
-        unsigned f = LINE_CLASS[c];
-        cls[i] = KCLASS[c];
-        acc |= f | ((f & prev & L_SPACE) ? L_STRUCT : 0); /* two spaces in a row are a delimiter */
+        unsigned f = LINE_KCLASS[c]; /* LINE_CLASS, and KCLASS in the high byte */
+        cls[i] = (uint8_t)(f >> 8);
+        acc |= f;
+        pair |= f & prev;
         prev = f;
     }
+    if (pair & L_SPACE) acc |= L_STRUCT; /* two spaces in a row are a delimiter */
     if (acc & L_BAD) return 1;
     memset(cls + n, 0, CLS_PAD);
     int has_at = (acc & L_AT) != 0, has_dot = (acc & L_DOT) != 0, quote = (acc & L_QUOTE) != 0;

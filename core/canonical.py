@@ -163,8 +163,10 @@ def _nfkc_long(value: str) -> str:
     compatibility ideographs...) is first replaced by it through a table, in numpy. Replacing characters
     by their NFKC keeps the compatibility decomposition of the text (NFKD(NFKC(c)) is NFKD(c)), hence its
     NFKC: when the result is already normalized, it is the NFKC of the value; else it is normalized."""
-    if len(value) < _TABLE_MIN or unicodedata.is_normalized("NFKC", value):
+    if len(value) < _TABLE_MIN:
         return unicodedata.normalize("NFKC", value)
+    if unicodedata.is_normalized("NFKC", value):
+        return value  # what normalize returns, without checking it again
     import numpy as np  # only for long non-ASCII texts (the company-side hashing never needs it)
 
     table = _nfkc_table()

@@ -476,32 +476,58 @@ static inline void bitcount_add(bitcount *bc, uint64_t h) {
 
 /* The case-folded UTF-8 of the tokens, each followed by U+001F: token t is b[starts[t]:starts[t+1]-1], and
  * shingle t (tokens t, t+1, t+2 joined by U+001F) is the contiguous b[starts[t]:starts[t+3]-1]. Returns
- * the token count, -1 when out of memory. */
+ * the token count, -1 when out of memory.
+ *
+ * Character by character with one state, `run`: inside a token of letters and digits (a CJK character
+ * inside it stays in it; one that starts a token is a token alone). Blocks of 32 characters all ASCII
+ * (most, even in Chinese dumps) take the branch-free steps of sim_tokens_ascii below, unless the token
+ * limit is near (then the exact steps). `starts` holds SIM_MAX_TOKENS + 258 entries. */
+#define SIM_BLOCK 32
 LS_INLINE Py_ssize_t sim_tokens(int kind, const void *data, Py_ssize_t n, fbuf *b, uint32_t *starts) {
-    Py_ssize_t tokens = 0, i = 0;
-    while (i < n && tokens < SIM_MAX_TOKENS) {
-        Py_UCS4 c = rd(kind, data, i);
-        int cjk = kind != PyUnicode_1BYTE_KIND && is_cjk(c);
-        if (!cjk && !alnum_k(kind, c)) {
-            i++;
+    size_t tokens = 0;
+    unsigned run = 0;
+    for (Py_ssize_t from = 0; from < n; from += SIM_BLOCK) {
+        Py_ssize_t to = n - from > SIM_BLOCK ? from + SIM_BLOCK : n;
+        if (fbuf_reserve(b, 13 * SIM_BLOCK + 1)) return -1; /* 12 bytes of a fold and a U+001F a character */
+        uint8_t *out = b->p;
+        unsigned wide = 0;
+        for (Py_ssize_t i = from; i < to; i++) wide |= rd(kind, data, i) >= 0x80;
+        if (!wide && tokens + SIM_BLOCK <= SIM_MAX_TOKENS) {
+            size_t o = b->len;
+            for (Py_ssize_t i = from; i < to; i++) {
+                Py_UCS4 c = rd(kind, data, i);
+                unsigned a = latin1_alnum[c];
+                starts[tokens] = (uint32_t)o; /* kept only where a token starts */
+                tokens += a & !run;
+                out[o] = ascii_token_byte[c];
+                o += a | run;
+                run = a;
+            }
+            b->len = o;
             continue;
         }
-        if (b->len + 16 > b->cap && fbuf_reserve(b, 16)) return -1;
-        starts[tokens++] = (uint32_t)b->len;
-        fold_put(b, c);
-        i++;
-        if (!cjk) { /* a run of letters and digits (a CJK character inside it stays in it) */
-            while (i < n) {
-                c = rd(kind, data, i);
-                if (!alnum_k(kind, c)) break;
-                if (b->len + 16 > b->cap && fbuf_reserve(b, 16)) return -1;
+        for (Py_ssize_t i = from; i < to; i++) {
+            Py_UCS4 c = rd(kind, data, i);
+            int alnum = alnum_k(kind, c);
+            if (run && alnum) {
                 fold_put(b, c);
-                i++;
+                continue;
             }
+            if (run) { /* the run ends before c */
+                b->p[b->len++] = 0x1F;
+                run = 0;
+            }
+            int cjk = kind != PyUnicode_1BYTE_KIND && is_cjk(c);
+            if (!cjk && !alnum) continue;
+            if (tokens == SIM_MAX_TOKENS) return (Py_ssize_t)tokens; /* the limit: this token is not read */
+            starts[tokens++] = (uint32_t)b->len;
+            fold_put(b, c);
+            if (cjk) b->p[b->len++] = 0x1F; /* a CJK character starting a token is a token alone */
+            else run = 1;
         }
-        b->p[b->len++] = 0x1F; /* 12 bytes at most for the last character: the reserve of 16 holds it */
     }
-    return tokens;
+    if (run) b->p[b->len++] = 0x1F; /* the text ends inside a token */
+    return (Py_ssize_t)tokens;
 }
 
 /* sim_tokens for an ASCII str, without a branch per character: every character writes its byte (lowered,

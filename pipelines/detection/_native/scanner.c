@@ -236,6 +236,7 @@ static uint8_t LINE_CLASS[128];
 enum { K_DIGIT = 1, K_UPPER = 2, K_AT = 4, K_DELIM = 8, K_SPACE = 16, K_NUMSTART = 32, K_LABEL = 64 };
 static uint8_t KCLASS[128];
 static uint16_t LINE_KCLASS[128]; /* LINE_CLASS | KCLASS << 8 (init_classes) */
+static uint8_t LOCALCH[128]; /* an email's local part: ASCII letters, digits and . _ % + - (init_classes) */
 #define CLS_PAD 64 /* zero bytes after a line's classes: the skips read whole blocks past its end */
 
 #if defined(__SSE2__)
@@ -327,6 +328,8 @@ static void init_classes(void) {
         LINE_CLASS[c] = f;
     }
     for (int c = 0; c < 128; c++) LINE_KCLASS[c] = (uint16_t)(LINE_CLASS[c] | KCLASS[c] << 8);
+    for (int c = 0; c < 128; c++)
+        LOCALCH[c] = is_alnum_ascii((cp_t)c) || c == '.' || c == '_' || c == '%' || c == '+' || c == '-';
     for (int c = 0; c < 128; c++) {
         uint8_t f = 0;
         if (strchr("@_/\\=<>#$%&*+~^|[]{}", c) && c) f |= A_NOTNAME;
@@ -991,12 +994,14 @@ static int canon_email(Scanner *sc, const cp_t *v, size_t n, cbuf *o) {
     /* v is a match of extract._EMAIL: ASCII local part, '@', labels, ASCII letters TLD */
     if (n > 1024) return 0; /* longer than any match (and than o): core.canonical's limit */
     size_t at = 0;
-    int ascii = 1;
-    for (size_t i = 0; i < n; i++) {
-        if (v[i] == '@') at = i;
-        if (v[i] >= 0x80) ascii = 0;
+    cp_t any = 0;
+    for (size_t i = 0; i < n; i++) { /* folded as ASCII on the way (fold_cp of ASCII: lower case) */
+        cp_t c = v[i];
+        if (c == '@') at = i;
+        any |= c;
+        o->c[i] = is_upper(c) ? c + 32 : c;
     }
-    if (!ascii) {
+    if (any >= 0x80) {
         PyObject *s = py_str(v, n);
         if (!s) {
             sc->error = 1;
@@ -1007,7 +1012,6 @@ static int canon_email(Scanner *sc, const cp_t *v, size_t n, cbuf *o) {
         return from_python(sc, res, o);
     }
     if (at == 0 || at > 64) return 0;
-    for (size_t i = 0; i < n; i++) o->c[i] = fold_cp(v[i]);
     o->n = n;
     const cp_t *l = o->c;
     if (l[0] == '.' || l[at - 1] == '.') return 0;
@@ -1372,9 +1376,7 @@ static int number_run(Scanner *sc, const cp_t *r, size_t n) {
 }
 
 /* ------------------------------------------------------------------ typed scan (extract._typed) */
-static inline int is_localch(cp_t c) {
-    return is_alnum_ascii(c) || c == '.' || c == '_' || c == '%' || c == '+' || c == '-';
-}
+static inline int is_localch(cp_t c) { return c < 128 && LOCALCH[c]; }
 
 static void scan_emails(Scanner *sc, const cp_t *s, const uint8_t *cls, size_t n) {
     size_t last = 0;

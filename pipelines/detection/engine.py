@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from core.canonical import CORROBORATING, FIELD_TYPES, IDENTIFYING, fold
 from core.db import Database
@@ -114,6 +114,12 @@ class HashLookup(Protocol):
     def lookup(self, hashes: Sequence[str]) -> list[Hit]: ...
 
 
+#: Built once (a statement built per look-up cost more than SQLite running it).
+_RECORD_HITS = select(
+    RecordHash.tenant_id, RecordHash.record_key, RecordHash.field_type, RecordHash.hash, RecordHash.watch_id
+).where(RecordHash.hash.in_(bindparam("hashes", expanding=True)))
+
+
 class DbHashLookup:
     """Filters candidates through the memory-mapped match index, then fetches the few hits' records.
 
@@ -144,18 +150,11 @@ class DbHashLookup:
             todo = unique
         found: dict[str, list[Hit]] = {h: [] for h in todo}
         if todo:
-            with self.db.session() as sess:
+            # a read session: on SQLite it does not take the write lock a crawl's storing needs
+            with self.db.read_session() as sess:
+                conn = sess.connection()
                 for i in range(0, len(todo), self.CHUNK):
-                    rows = sess.execute(
-                        select(
-                            RecordHash.tenant_id,
-                            RecordHash.record_key,
-                            RecordHash.field_type,
-                            RecordHash.hash,
-                            RecordHash.watch_id,
-                        ).where(RecordHash.hash.in_(todo[i : i + self.CHUNK]))
-                    ).all()
-                    for row in rows:
+                    for row in conn.execute(_RECORD_HITS, {"hashes": todo[i : i + self.CHUNK]}):
                         found[row.hash].append(Hit(*row))
         if self.index is None:
             return [hit for h in todo for hit in found[h]]

@@ -1,7 +1,7 @@
 """A crawl killed before its search batch was written loses no posting from the search index.
 
-Postings wait in the batch (the first of a run up to 200 postings, later ones growing to 1,000; at most 10 s) before they are searchable; a process killed
-then has committed them to the database only. The next run of the source indexes what the unclean run
+Postings wait in the batch (the first of a run up to 200 postings, later ones growing to 1,000; at most
+10 s) before they are searchable; a process killed then has committed them to the database only. The next run of the source indexes what the unclean run
 stored (pipelines.recovery), so every posting ends up searchable.
 """
 

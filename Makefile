@@ -79,7 +79,7 @@ SANITIZE_TESTS ?= tests/pipelines/test_pipelines_fastscan.py tests/pipelines/tes
 	tests/pipelines/test_pipelines_extract_variants.py tests/pipelines/test_pipelines_fastscan_stats.py \
 	tests/pipelines/test_pipelines_fingerprint_native.py tests/pipelines/test_pipelines_fastscan_scripts.py \
 	tests/pipelines/test_pipelines_lookalikes_native.py tests/pipelines/test_pipelines_normalize_native.py \
-	tests/pipelines/test_pipelines_shared_fold.py
+	tests/pipelines/test_pipelines_shared_fold.py tests/pipelines/test_pipelines_fastscan_speed.py
 .PHONY: sanitize
 sanitize: install-dev
 	rm -rf $(SANITIZE_DIR) && mkdir -p $(SANITIZE_DIR)

@@ -37,7 +37,7 @@ from leaksentinel.actions.watches import add_keyword_watch
 from pipelines.ingest import Ingest
 from pipelines.leaklock import PAUSE_ENV
 from pipelines.neardup import add_bands, near_duplicates
-from pipelines.store import store_posting
+from pipelines.store import StoreResult, store_posting
 
 
 def _settings() -> Settings:
@@ -64,7 +64,7 @@ def _with_keyword(tmp_path: Path) -> Settings:
         tenant_id = sess.scalar(select(Tenant.id).where(Tenant.name == "acme"))
     assert tenant_id is not None
     add_keyword_watch(db, tenant_id, "acmecorp")
-    add_subscription(db, settings, "acme", webhook="http://127.0.0.1:9/hook", secret="x")
+    add_subscription(db, settings, tenant_id, webhook="http://127.0.0.1:9/hook", secret="x")
     return settings
 
 
@@ -166,7 +166,7 @@ def test_two_threads_storing_the_same_source_url_store_it_once(
     text = _LEAK
     drafts = [_detected(settings, "site-a", "http://site-a.example/1", text) for _ in range(2)]
     monkeypatch.setenv(PAUSE_ENV, "0.5")
-    results: list[object] = [None, None]
+    results: list[StoreResult | Exception | None] = [None, None]
 
     def run(i: int) -> None:
         try:
@@ -179,10 +179,10 @@ def test_two_threads_storing_the_same_source_url_store_it_once(
         t.start()
     for t in threads:
         t.join(60)
-    assert all(not isinstance(r, Exception) for r in results), results
-    news = sorted(r.new for r in results)  # type: ignore[union-attr]
-    assert news == [False, True]
-    assert len({r.posting_id for r in results}) == 1  # type: ignore[union-attr]
+    done = [r for r in results if isinstance(r, StoreResult)]
+    assert len(done) == 2, results
+    assert sorted(r.new for r in done) == [False, True]
+    assert len({r.posting_id for r in done}) == 1
     with db.session() as sess:
         assert sess.scalar(select(func.count()).select_from(Posting)) == 1
         assert sess.scalar(select(func.count()).select_from(Alert)) == 1

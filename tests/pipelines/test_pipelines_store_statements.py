@@ -37,7 +37,7 @@ from leaksentinel.actions.watches import add_keyword_watch
 from pipelines.ingest import Ingest
 from pipelines.leaklock import PAUSE_ENV
 from pipelines.neardup import add_bands, near_duplicates
-from pipelines.store import StoreResult, store_posting
+from pipelines.store import StoreResult, raise_alerts, store_posting
 
 
 def _settings() -> Settings:
@@ -285,3 +285,32 @@ def test_near_duplicates_one_query_matches_the_two_queries(tmp_path: Path, datab
     with db.read_session() as sess:
         assert near_duplicates(sess, base, "h1", exclude=me_id) == want
         assert near_duplicates(sess, base, "nothing-has-this") == sorted([me_id, ids["near-3"]])
+
+
+# --- callers holding ORM objects -----------------------------------------------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="latent (no caller today): raise_alerts touches a joined alert's last_seen with an UPDATE "
+    "statement, so an Alert the caller loaded earlier in the session keeps the old value",
+)
+def test_an_alert_loaded_before_raise_alerts_sees_its_new_last_seen(
+    tmp_path: Path, database_url: str
+) -> None:
+    settings = _with_keyword(tmp_path)
+    db = open_database(settings)
+    first = _detected(settings, "site-a", "http://site-a.example/1", _LEAK, datetime(2026, 11, 1, tzinfo=UTC))
+    store_posting(db, settings, first)
+    repost = _detected(
+        settings, "site-b", "http://site-b.example/1", _LEAK, datetime(2026, 11, 9, tzinfo=UTC)
+    )
+    found, repost.findings = repost.findings, []
+    stored = store_posting(db, settings, repost)  # the posting alone, its findings raised below (retro)
+    with db.session() as sess:
+        alert = sess.scalars(select(Alert)).one()
+        assert alert.last_seen == datetime(2026, 11, 1, tzinfo=UTC)
+        posting = sess.get(Posting, stored.posting_id)
+        assert posting is not None
+        assert raise_alerts(sess, posting, found) == 0  # joined as a sighting
+        assert alert.last_seen == datetime(2026, 11, 9, tzinfo=UTC)

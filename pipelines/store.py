@@ -8,9 +8,7 @@ alerted twice (its (source, URL) is unique).
 from __future__ import annotations
 
 import logging
-import time
 import uuid
-import weakref
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,6 +18,7 @@ from typing import Any
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from core.db import Database, open_database
 from core.evidence_store import EvidenceStore, as_store, put_blob
@@ -77,24 +76,17 @@ def write_evidence(target: EvidenceStore | Settings | Path, raw: bytes) -> str:
     return put_blob(as_store(target), raw)
 
 
-#: Source ids by name, per database, for SOURCE_ID_TTL_S: a crawl stores thousands of postings of one
-#: source, and the lookup was a query per posting. Only ids read from committed rows are kept; a source
-#: deleted meanwhile fails the posting's foreign key, which empties the cache (store_posting).
-SOURCE_ID_TTL_S = 60.0
-_source_ids: weakref.WeakKeyDictionary[Database, dict[str, tuple[int, float]]] = weakref.WeakKeyDictionary()
+_SOURCE_ID = select(Source.id).where(Source.name == bindparam("name"))
+_STORED_ID = select(Posting.id).where(
+    Posting.source_id == bindparam("source_id"), Posting.url == bindparam("url")
+)
 
 
-def _cached_source_id(db: Database, sess: Session, name: str) -> int:
-    known = _source_ids.setdefault(db, {})
-    hit = known.get(name)
-    now = time.monotonic()
-    if hit is not None and now - hit[1] < SOURCE_ID_TTL_S:
-        return hit[0]
-    source_id = sess.scalar(select(Source.id).where(Source.name == name))
-    if source_id is None:
-        return _source_id(sess, name)  # an implicit source made in this transaction: not cached yet
-    known[name] = (source_id, now)
-    return source_id
+def _source_id_now(sess: Session, name: str) -> int:
+    """The source's id, read in this transaction (never cached: a source removed or renamed while a crawl
+    runs must stop taking its postings at once); an implicit source is made on first use."""
+    source_id: int | None = sess.connection().scalar(_SOURCE_ID, {"name": name})
+    return source_id if source_id is not None else _source_id(sess, name)
 
 
 def _source_id(sess: Session, name: str) -> int:
@@ -135,15 +127,19 @@ def store_posting(db: Database, settings: Settings, draft: PostingDraft) -> Stor
     evidence = write_evidence(settings, raw)
 
     def existing_id(sess: Session) -> int | None:
-        source_id = _cached_source_id(db, sess, draft.source)
-        return sess.scalar(select(Posting.id).where(Posting.source_id == source_id, Posting.url == draft.url))
+        source_id = _source_id_now(sess, draft.source)
+        found: int | None = sess.connection().scalar(_STORED_ID, {"source_id": source_id, "url": draft.url})
+        return found
 
     def store(sess: Session) -> StoreResult:
-        source_id = _cached_source_id(db, sess, draft.source)
-        # No look-up first: (source, url) is unique, so a posting stored before fails the insert and the
-        # IntegrityError branch below returns the stored row (one query fewer per new posting).
-        fetched = draft.fetched or utcnow()
+        source_id = _source_id_now(sess, draft.source)
         conn = sess.connection()
+        # Looked up first (a statement built once: cheap), not left to the unique constraint: a failed
+        # insert would burn a posting id and log an error on PostgreSQL for every repost of a URL.
+        stored = conn.scalar(_STORED_ID, {"source_id": source_id, "url": draft.url})
+        if stored is not None:
+            return StoreResult(stored, False, 0, 0)
+        fetched = draft.fetched or utcnow()
         inserted = conn.execute(
             _INSERT_POSTING,
             {
@@ -175,9 +171,7 @@ def store_posting(db: Database, settings: Settings, draft: PostingDraft) -> Stor
     try:
         return db.run(store, what=what)
     except IntegrityError:
-        # A concurrent run stored the same (source, url) first; any other violation is a real failure
-        # (a source deleted since its id was cached among them: read it afresh next time).
-        _source_ids.pop(db, None)
+        # A concurrent run stored the same (source, url) first; any other violation is a real failure.
         pid = db.run(existing_id, what=what)
         if pid is None:
             raise
@@ -302,6 +296,9 @@ def raise_alerts(
                 {"alert_id": existing, "posting_id": posting.id, "url": posting.url, "seen_at": seen_at},
             )
             conn.execute(_TOUCH_ALERT, {"alert_id": existing, "seen_at": seen_at})
+            loaded = sess.identity_map.get(sess.identity_key(Alert, existing))
+            if loaded is not None:  # an Alert the caller holds in this session sees the new last_seen
+                set_committed_value(loaded, "last_seen", seen_at)
             add_findings(sess, posting.id, tenant_id, existing, found)
             continue
         record_keys = {f.record_key for f in found if f.kind == "record" and f.record_key}

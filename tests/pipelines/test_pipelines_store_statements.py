@@ -290,11 +290,6 @@ def test_near_duplicates_one_query_matches_the_two_queries(tmp_path: Path, datab
 # --- callers holding ORM objects -----------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="latent (no caller today): raise_alerts touches a joined alert's last_seen with an UPDATE "
-    "statement, so an Alert the caller loaded earlier in the session keeps the old value",
-)
 def test_an_alert_loaded_before_raise_alerts_sees_its_new_last_seen(
     tmp_path: Path, database_url: str
 ) -> None:

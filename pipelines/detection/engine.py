@@ -28,7 +28,7 @@ from core.models import RecordHash, Tenant, WatchItem
 from pipelines.detection.documents import MAX_TEXT_CHARS as FOLD_CHARS
 from pipelines.detection.documents import DocumentMatcher
 from pipelines.detection.extract import Candidate
-from pipelines.detection.fastscan import HashedScan, HashedScanner, candidates_on_lines
+from pipelines.detection.fastscan import HashedScan, HashedScanner
 from pipelines.detection.index import MatchIndex
 from pipelines.detection.keywords import MAX_TEXT_CHARS as KEYWORD_CHARS
 from pipelines.detection.keywords import KeywordMatcher
@@ -285,7 +285,9 @@ class Detector:
         # where each watched domain's needles first stand in `lowered`: looked for once, by the domain
         # candidates, and read again by the secret detectors' owners
         first: dict[str, int] = {}
-        findings += self._domains(self._domain_candidates(text, listing_s, lowered, first), text)
+        findings += self._domains(
+            self._domain_candidates(text, listing_s, lowered, first, scan.line_starts), text
+        )
         findings += self._lookalikes(text, deadline, lowered)
         # the UTF-8 the regex watches read, encoded once: the secret detectors read the same
         encoded = encode_text(text) if self.regexes is not None else None
@@ -319,7 +321,12 @@ class Detector:
         return np.array([h in found for h in hexes], dtype=bool)
 
     def _domain_candidates(
-        self, text: str, listing_s: float, lowered: str | None = None, first: dict[str, int] | None = None
+        self,
+        text: str,
+        listing_s: float,
+        lowered: str | None = None,
+        first: dict[str, int] | None = None,
+        line_starts: bytes = b"",
     ) -> list[Candidate]:
         """Email candidates that may be on a watched domain: lines naming one, and non-ASCII lines
         with an '@' (an address written in full-width or Unicode letters folds to its ASCII form).
@@ -330,7 +337,8 @@ class Detector:
         100,000 addresses on a watched domain costs one batch, not a line number and a listing per
         address. The cost follows the lines read, never the lines of the posting.
 
-        ``first``, when given, is filled with each needle's first offset in `lowered` (-1: absent)."""
+        ``first``, when given, is filled with each needle's first offset in `lowered` (-1: absent);
+        ``line_starts``: the scan's line starts of `text` (lets the listing jump to its lines)."""
         if not self.snapshot.domains:
             return []
         lowered = text.lower() if lowered is None else lowered
@@ -342,20 +350,31 @@ class Detector:
         first = {} if first is None else first
         listed: dict[int, list[Candidate]] = {}  # line -> its email candidates
 
+        hasher = self.hasher
+
         def read(lines: list[int]) -> None:
-            todo = {n for n in lines if n not in listed}
+            todo = [n for n in lines if n not in listed]
             listed.update((n, []) for n in todo)
-            for c in candidates_on_lines(text, todo, self.snapshot.regions, deadline_s=listing.remaining()):
-                if c.field_type == "email":
-                    listed[c.line].append(c)
+            # only the email candidates (the same as filtering the full listing), through the posting's
+            # line starts when the scan recorded them
+            for c, _digest in hasher.hashed_candidates(
+                text, todo, deadline_s=listing.remaining(), line_starts=line_starts, field_type="email"
+            ):
+                listed[c.line].append(c)
 
         for _, domain, _ in self.snapshot.domains:
             needles = []
             for needle in _sorted_needles(domain):
                 if needle not in first:
                     first[needle] = lowered.find(needle)
-                needles.append(_needle_lines(lowered, index, needle, first[needle]))
-            lines = _distinct(heapq.merge(*needles, iter(unicode_hosts)))
+                if first[needle] >= 0:  # an absent needle names no line
+                    needles.append(_needle_lines(lowered, index, needle, first[needle]))
+            if unicode_hosts:
+                needles.append(iter(unicode_hosts))
+            if not needles:
+                continue
+            # one source: already distinct and in order (one look per line)
+            lines = needles[0] if len(needles) == 1 else _distinct(heapq.merge(*needles))
             batch, found = 64, False
             while not found and not listing.expired():
                 part = list(itertools.islice(lines, batch))

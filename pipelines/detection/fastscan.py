@@ -21,6 +21,7 @@ Usage::
 from __future__ import annotations
 
 import functools
+import operator
 import os
 import time
 from collections.abc import Iterable, Iterator
@@ -44,6 +45,7 @@ __all__ = ["HashedScan", "HashedScanner", "candidates_on_lines", "native_availab
 #: Set LEAKSENTINEL_NATIVE_SCAN=0 to use the pure-Python extractor (for comparison and diagnosis).
 _ENV = "LEAKSENTINEL_NATIVE_SCAN"
 DIGEST_BYTES = 16
+_LINE_OF = operator.itemgetter(3)  # the line of a native listing's (type, canonical, raw, line, digest)
 
 
 def native_available() -> bool:
@@ -207,9 +209,16 @@ class HashedScanner:
         )
 
     def hashed_candidates(
-        self, text: str, numbers: set[int], *, deadline_s: float = 30.0, line_starts: bytes = b""
+        self,
+        text: str,
+        numbers: Iterable[int],
+        *,
+        deadline_s: float = 30.0,
+        line_starts: bytes = b"",
+        field_type: str | None = None,
     ) -> list[tuple[ex.Candidate, bytes]]:
-        """extract.py's candidates on the given 1-based lines, in its order, each with its digest."""
+        """extract.py's candidates on the given 1-based lines, in its order, each with its digest;
+        with `field_type`, only the candidates of that type (the same as filtering the full listing)."""
         wanted = sorted(n for n in numbers if n >= 1)
         if not wanted:
             return []
@@ -220,8 +229,17 @@ class HashedScanner:
             collected, deferred, _partial = self._native.scan(
                 text, False, deadline, [n - 1 for n in wanted], line_starts
             )
-            for field_type, canonical, raw, line, digest in collected:
-                by_line.setdefault(line, []).append((ex.Candidate(field_type, canonical, raw, line), digest))
+            if not deferred:
+                # every line read natively: the listing is `collected` in line order (a stable sort of
+                # a list the scanner produced line by line costs one pass), no Candidate built for a
+                # value of another type
+                Candidate = ex.Candidate
+                if field_type is not None:
+                    collected = [t for t in collected if t[0] == field_type]
+                collected.sort(key=_LINE_OF)
+                return [(Candidate(f, c, r, n), d) for f, c, r, n, d in collected]
+            for ftype, canonical, raw, line, digest in collected:
+                by_line.setdefault(line, []).append((ex.Candidate(ftype, canonical, raw, line), digest))
             python = [index + 1 for index in deferred]
         if python:
             ctx = ex._Context(regions=self.regions, dob_regions=self.dob_regions, deadline=deadline)
@@ -242,7 +260,12 @@ class HashedScanner:
                     by_line[number] = wrapped + [
                         (c, self._hash(c.field_type, c.canonical)) for c in ex._scan_line(line, ctx)
                     ]
-        return [item for number in sorted(by_line) for item in by_line[number]]
+        return [
+            item
+            for number in sorted(by_line)
+            for item in by_line[number]
+            if field_type is None or item[0].field_type == field_type
+        ]
 
     def _hash(self, field_type: str, canonical: str) -> bytes:
         return keyed_digest(self.key, field_type, canonical)

@@ -1,0 +1,90 @@
+"""Small postings (issue 12): the per-posting shortcuts give what the general paths gave.
+
+Why: on postings of ~10 KB fixed per-call costs dominate detection; the shortcuts (a listing of one
+field type, a listing that jumps through the scan's line starts, one needle's lines without a merge)
+must never change a finding or a candidate.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from pipelines.detection.engine import Detector, Hit, WatchSnapshot
+from pipelines.detection.fastscan import HashedScanner, candidates_on_lines
+
+KEY = bytes(range(32))
+
+LINES = [
+    "alice@acme.example:hunter2 phone 13812345678",
+    "bob@QQ.com, id 110101199003074578, tel +86 138 1234 5678",
+    "just words about qq.com and acme.example without an address",
+    '{"email": "carol@qq.com", "phone": "13912345678", "name": "Carol"}',
+    "dana@bücher.example 2024-01-02",
+    "王伟 wang@qq.com 13700001111",
+    "ｅｖｅ＠ｑｑ．ｃｏｍ full width",
+    "frank@sub.acme.example; card 4111 1111 1111 1111",
+    "no candidates here",
+    "gina@example.org\\u0040 escaped",
+    "wrapped value ending with hank@qq.",
+    "com continues here",
+]
+
+
+class NoRecords:
+    def lookup(self, hashes: Sequence[str]) -> list[Hit]:
+        return []
+
+
+def _text(rng: random.Random, count: int) -> str:
+    return "\n".join(rng.choice(LINES) for _ in range(count))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_a_listing_of_one_type_is_the_filtered_listing(seed: int) -> None:
+    rng = random.Random(seed)
+    text = _text(rng, 60)
+    scanner = HashedScanner(KEY, ("CN",))
+    scan = scanner.scan(text)
+    numbers = set(rng.sample(range(1, 62), 25))
+    full = scanner.hashed_candidates(text, numbers)
+    for starts in (b"", scan.line_starts):
+        assert scanner.hashed_candidates(text, numbers, line_starts=starts) == full
+        for field_type in ("email", "phone", "national_id"):
+            only = scanner.hashed_candidates(text, numbers, line_starts=starts, field_type=field_type)
+            assert only == [item for item in full if item[0].field_type == field_type]
+    assert [c for c, _ in full] == candidates_on_lines(text, numbers, ("CN",))
+
+
+DOMAINS = [(1, "acme.example", 11), (2, "qq.com", 21), (1, "bücher.example", 12)]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.sampled_from(LINES), min_size=0, max_size=40), st.integers(0, 2))
+def test_domain_candidates_through_the_line_starts_are_the_same(lines: list[str], skip: int) -> None:
+    text = "\n".join(lines)
+    snapshot = WatchSnapshot(tenants={1: "acme", 2: "tencent"}, regions=("CN",), domains=DOMAINS[skip:])
+    detector = Detector(KEY, NoRecords(), snapshot)
+    scan = detector.hasher.scan(text)
+    first_a: dict[str, int] = {}
+    first_b: dict[str, int] = {}
+    plain = detector._domain_candidates(text, 30.0, text.lower(), first_a)
+    jumped = detector._domain_candidates(text, 30.0, text.lower(), first_b, scan.line_starts)
+    assert plain == jumped
+    assert first_a == first_b
+    assert detector._domains(plain, text) == detector._domains(jumped, text)
+
+
+def test_detect_is_the_same_with_the_native_switch_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    text = _text(random.Random(7), 80)
+    snapshot = WatchSnapshot(tenants={1: "acme", 2: "tencent"}, regions=("CN",), domains=DOMAINS)
+    native = Detector(KEY, NoRecords(), snapshot).detect(text)
+    monkeypatch.setenv("LEAKSENTINEL_NATIVE_SCAN", "0")
+    snapshot = WatchSnapshot(tenants={1: "acme", 2: "tencent"}, regions=("CN",), domains=DOMAINS)
+    python = Detector(KEY, NoRecords(), snapshot).detect(text)
+    assert native.findings == python.findings
+    assert sorted(native.findings, key=repr)  # the text names watched domains

@@ -32,7 +32,7 @@ from pipelines.detection.fastscan import HashedScan, HashedScanner
 from pipelines.detection.index import MatchIndex
 from pipelines.detection.keywords import MAX_TEXT_CHARS as KEYWORD_CHARS
 from pipelines.detection.keywords import KeywordMatcher
-from pipelines.detection.lines import Deadline, LineIndex, LineReader
+from pipelines.detection.lines import Deadline, LineReader
 from pipelines.detection.lookalikes import LookalikeMatcher
 from pipelines.detection.regexes import RegexMatcher, encode_text
 from pipelines.detection.secrets import find_secrets
@@ -342,7 +342,6 @@ class Detector:
         if not self.snapshot.domains:
             return []
         lowered = text.lower() if lowered is None else lowered
-        index = _LazyLineIndex(lowered)  # lower() keeps every "\n": its line numbers are the text's
         listing = Deadline.after(listing_s)
         unicode_hosts: list[int] = []
         if not text.isascii():
@@ -368,7 +367,7 @@ class Detector:
                 if needle not in first:
                     first[needle] = lowered.find(needle)
                 if first[needle] >= 0:  # an absent needle names no line
-                    needles.append(_needle_lines(lowered, index, needle, first[needle]))
+                    needles.append(_needle_lines(lowered, needle, first[needle]))
             if unicode_hosts:
                 needles.append(iter(unicode_hosts))
             if not needles:
@@ -670,33 +669,23 @@ def _unicode_host_line_numbers(text: str, deadline: Deadline) -> list[int]:
     return sorted(numbers)
 
 
-class _LazyLineIndex:
-    """A :class:`LineIndex` built on the first line number asked (most postings name no watched domain)."""
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-        self._index: LineIndex[str] | None = None
-
-    def line_of(self, offset: int) -> int:
-        if self._index is None:
-            self._index = LineIndex(self.text)
-        return self._index.line_of(offset)
-
-
 def _on_domain(cand: Candidate, domain: str) -> bool:
     """An address on `domain` or one of its subdomains (as `_domains` decides)."""
     host = cand.canonical.rpartition("@")[2]
     return host == domain or host.endswith("." + domain)
 
 
-def _needle_lines(
-    lowered: str, index: LineIndex[str] | _LazyLineIndex, needle: str, first: int | None = None
-) -> Iterator[int]:
+def _needle_lines(lowered: str, needle: str, first: int | None = None) -> Iterator[int]:
     """The lines naming `needle`, in order, one look per line (the next search starts at its end);
-    `first`: ``lowered.find(needle)`` when known."""
+    `first`: ``lowered.find(needle)`` when known. Each line's number is counted on from the last one
+    (``lower()`` keeps every "\n": the numbers are the text's), so the cost follows the text up to the
+    last line read, never the whole text."""
     pos = lowered.find(needle) if first is None else first
+    number, counted = 1, 0
     while pos >= 0:
-        yield index.line_of(pos)
+        number += lowered.count("\n", counted, pos)
+        counted = pos
+        yield number
         end = lowered.find("\n", pos)
         if end < 0:
             return

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import hashlib
 import importlib
-import os
 import re
 from types import ModuleType
 from typing import Any
 
 from core.posting import PostingDraft
+from pipelines.detection.lines import native_switched_on
 
 __all__ = [
     "FingerprintPipeline",
@@ -63,7 +63,7 @@ def content_hash_py(text: str) -> str:
 def native_available() -> bool:
     """True when the SimHash comes from the C extension (built, and not switched off by the same
     ``LEAKSENTINEL_NATIVE_SCAN=0`` that switches off the native scanner)."""
-    return _native is not None and os.environ.get("LEAKSENTINEL_NATIVE_SCAN", "1") != "0"
+    return _native is not None and native_switched_on()
 
 
 def simhash(text: str) -> int | None:

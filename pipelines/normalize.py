@@ -7,7 +7,6 @@ page's encoding; hostile input is cut to the size limit and stripped of NULs and
 from __future__ import annotations
 
 import importlib
-import os
 import re
 import unicodedata
 from typing import Any
@@ -15,6 +14,7 @@ from typing import Any
 from core.posting import PostingDraft
 from core.settings import Settings, load_settings
 from pipelines.decode import decode_bytes
+from pipelines.detection.lines import native_switched_on
 
 __all__ = ["NormalizePipeline", "decode_bytes", "normalize_text", "normalize_text_py"]
 
@@ -32,7 +32,7 @@ except ImportError:  # no C compiler at install
 def normalize_text(text: str, max_chars: int) -> str:
     """NFC, unified newlines, no control characters, at most ``max_chars`` (see :func:`normalize_text_py`;
     the line ends and control characters natively when the extension is built)."""
-    if _native is None or os.environ.get("LEAKSENTINEL_NATIVE_SCAN", "1") == "0":
+    if _native is None or not native_switched_on():
         return normalize_text_py(text, max_chars)
     if len(text) > max_chars:
         text = text[:max_chars]

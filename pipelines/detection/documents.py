@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib
-import os
 import re
 from array import array
 from bisect import bisect_right
@@ -37,6 +36,7 @@ from typing import Any
 
 from core.canonical import fold
 from core.errors import BadInput
+from pipelines.detection.lines import native_switched_on
 
 _np: Any
 try:  # numpy makes fingerprinting much faster; the pure-Python path gives the same values
@@ -53,7 +53,7 @@ except ImportError:  # no C compiler at install
 
 def native_available() -> bool:
     """True when fingerprints come from the C extension (not switched off by ``LEAKSENTINEL_NATIVE_SCAN=0``)."""
-    return _native is not None and os.environ.get("LEAKSENTINEL_NATIVE_SCAN", "1") != "0"
+    return _native is not None and native_switched_on()
 
 
 __all__ = [

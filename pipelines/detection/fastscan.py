@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import functools
 import operator
-import os
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -33,7 +32,7 @@ import phonenumbers
 from core.hashing import keyed_digest
 from pipelines.detection import extract as ex
 from pipelines.detection import phone_dfa
-from pipelines.detection.lines import LineReader
+from pipelines.detection.lines import LineReader, native_switched_on
 
 try:  # the extension is optional (no C compiler at install time): extract.py alone then
     from pipelines.detection import _scanner
@@ -49,7 +48,7 @@ _LINE_OF = operator.itemgetter(3)  # the line of a native listing's (type, canon
 
 
 def native_available() -> bool:
-    return _scanner is not None and os.environ.get(_ENV, "1") != "0"
+    return _scanner is not None and native_switched_on()
 
 
 def sha_implementation() -> str:

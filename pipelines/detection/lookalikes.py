@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import importlib
-import os
 from array import array
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -27,7 +26,7 @@ from typing import Any
 
 import ahocorasick
 
-from pipelines.detection.lines import Deadline, LineIndex
+from pipelines.detection.lines import Deadline, LineIndex, native_switched_on
 
 _native: Any
 try:  # the C extension: one pass over the text for the whole hosts that may be variants
@@ -250,7 +249,7 @@ class LookalikeMatcher:
 
     def native(self) -> bool:
         """True when `find` takes the native pass."""
-        return bool(self._hashes) and os.environ.get("LEAKSENTINEL_NATIVE_SCAN", "1") != "0"
+        return bool(self._hashes) and native_switched_on()
 
     def find(
         self, text: str, deadline: Deadline | None = None, *, lowered: str | None = None

@@ -88,3 +88,36 @@ def test_detect_is_the_same_with_the_native_switch_off(monkeypatch: pytest.Monke
     python = Detector(KEY, NoRecords(), snapshot).detect(text)
     assert native.findings == python.findings
     assert sorted(native.findings, key=repr)  # the text names watched domains
+
+
+@pytest.mark.parametrize("value", [None, "0", "1", "", "00", " 0", "no"])
+def test_the_native_switch_reads_the_environment_at_every_call(
+    monkeypatch: pytest.MonkeyPatch, value: str | None
+) -> None:
+    import os
+
+    from pipelines.detection.lines import native_switched_on
+
+    if value is None:
+        monkeypatch.delenv("LEAKSENTINEL_NATIVE_SCAN", raising=False)
+    else:
+        monkeypatch.setenv("LEAKSENTINEL_NATIVE_SCAN", value)
+    expected = os.environ.get("LEAKSENTINEL_NATIVE_SCAN", "1") != "0"
+    assert native_switched_on() is expected
+    # an environment replaced by a plain mapping is read through it
+    monkeypatch.setattr(os, "environ", {} if value is None else {"LEAKSENTINEL_NATIVE_SCAN": value})
+    assert native_switched_on() is expected
+
+
+def test_every_stage_follows_the_switch(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipelines import fingerprint, normalize
+    from pipelines.detection import documents, fastscan
+
+    monkeypatch.setenv("LEAKSENTINEL_NATIVE_SCAN", "0")
+    assert not fingerprint.native_available()
+    assert not documents.native_available()
+    assert not fastscan.native_available()
+    assert normalize.normalize_text("a\r\nb\x00", 100) == "a\nb "
+    monkeypatch.delenv("LEAKSENTINEL_NATIVE_SCAN")
+    assert fastscan.native_available() is (fastscan._scanner is not None)
+    assert fingerprint.native_available() is (fingerprint._native is not None)

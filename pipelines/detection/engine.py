@@ -374,7 +374,7 @@ class Detector:
                 continue
             # one source: already distinct and in order (one look per line)
             lines = needles[0] if len(needles) == 1 else _distinct(heapq.merge(*needles))
-            batch, found = 64, False
+            batch, found = 8, False  # most postings: an address on the first lines
             while not found and not listing.expired():
                 part = list(itertools.islice(lines, batch))
                 if not part:
@@ -473,12 +473,18 @@ class Detector:
         if not self.snapshot.domains:
             return []
         seen: dict[tuple[int, int], Finding] = {}
+        watches = [
+            (tenant_id, domain, "." + domain, watch_id)
+            for tenant_id, domain, watch_id in self.snapshot.domains
+        ]
+        # once every watch has its first address, no later candidate can add a finding
+        every = len({(tenant_id, watch_id) for tenant_id, _, _, watch_id in watches})
         for cand in candidates:
             if cand.field_type != "email":
                 continue
             host = cand.canonical.rpartition("@")[2]
-            for tenant_id, domain, watch_id in self.snapshot.domains:
-                if (host == domain or host.endswith("." + domain)) and (tenant_id, watch_id) not in seen:
+            for tenant_id, domain, dotted, watch_id in watches:
+                if (host == domain or host.endswith(dotted)) and (tenant_id, watch_id) not in seen:
                     seen[(tenant_id, watch_id)] = Finding(
                         tenant_id=tenant_id,
                         tenant=self.snapshot.tenants.get(tenant_id, str(tenant_id)),
@@ -489,6 +495,8 @@ class Detector:
                         severity="low",
                         masked=mask("email", cand.raw),
                     )
+            if len(seen) == every:
+                break
         return sorted(seen.values(), key=lambda f: (f.tenant, f.line))
 
     def _lookalikes(self, text: str, deadline: Deadline, lowered: str | None = None) -> list[Finding]:

@@ -440,9 +440,12 @@ class Detector:
         if not chosen:
             return []
         shown = {line for _, _, line in chosen.values()}
+        # only the shown values' types are read from the listing (one type: the others not built)
+        shown_types = {first_type for _, first_type, _ in chosen.values()}
+        only = next(iter(shown_types)) if len(shown_types) == 1 else None
         listed: dict[int, list[tuple[Candidate, str]]] = defaultdict(list)
         for cand, digest in self.hasher.hashed_candidates(
-            text, shown, deadline_s=listing_s, line_starts=scan.line_starts
+            text, shown, deadline_s=listing_s, line_starts=scan.line_starts, field_type=only
         ):
             listed[cand.line].append((cand, digest.hex()))
         text_lines = LineReader(text, scan.line_starts)

@@ -390,6 +390,8 @@ class Detector:
         if not hit_mask.any() or scan.pairs.shape[0] == 0:
             return {}
         rows = scan.pairs[hit_mask.take(scan.pairs[:, 0])]  # take: faster than indexing by uint32
+        if len(rows) <= _FEW_ROWS:
+            return _few_hit_lines(scan.digests, rows)
         order = np.lexsort((rows[:, 1], rows[:, 0]))
         ids, lines = rows[order, 0], rows[order, 1]
         bounds = np.flatnonzero(np.diff(ids)) + 1
@@ -733,6 +735,24 @@ def _domain_needles(domains: Iterable[str]) -> set[str]:
             continue
         out.add(other.lower())
     return {d for d in out if d}
+
+
+#: Up to this many hit rows, `_hit_lines` groups them in Python (numpy's per-call costs dominate).
+_FEW_ROWS = 256
+
+
+def _few_hit_lines(digests: bytes, rows: np.ndarray) -> dict[str, np.ndarray]:
+    """`Detector._hit_lines` of a few (digest index, line) rows: the same groups, in the same order,
+    of the same arrays (each digest's lines sorted; a digest standing twice merges as `np.union1d`)."""
+    grouped: dict[int, list[int]] = {}
+    for index, line in sorted(rows.tolist()):
+        grouped.setdefault(index, []).append(line)
+    out: dict[str, np.ndarray] = {}
+    for index, lines in grouped.items():
+        digest = digests[index * DIGEST_BYTES : (index + 1) * DIGEST_BYTES].hex()
+        found = np.array(lines, dtype=rows.dtype)
+        out[digest] = np.union1d(out[digest], found) if digest in out else found
+    return out
 
 
 def _accepted_fields(matched: dict[str, set[int]]) -> set[str]:

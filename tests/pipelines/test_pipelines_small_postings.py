@@ -121,3 +121,30 @@ def test_every_stage_follows_the_switch(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.delenv("LEAKSENTINEL_NATIVE_SCAN")
     assert fastscan.native_available() is (fastscan._scanner is not None)
     assert fingerprint.native_available() is (fingerprint._native is not None)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_hit_lines_of_a_few_rows_equal_numpy_grouping(monkeypatch: pytest.MonkeyPatch, seed: int) -> None:
+    import numpy as np
+
+    from pipelines.detection import engine
+    from pipelines.detection.fastscan import HashedScan
+
+    rng = random.Random(seed)
+    distinct = [rng.randbytes(16) for _ in range(rng.randint(1, 12))]
+    # a digest may stand twice in `digests` (the scanner hashes in chunks)
+    digests = distinct + [rng.choice(distinct) for _ in range(rng.randint(0, 3))]
+    pairs = np.array(
+        [(rng.randrange(len(digests)), rng.randint(1, 30)) for _ in range(rng.randint(1, 120))],
+        dtype=np.uint32,
+    )
+    scan = HashedScan(b"".join(digests), pairs)
+    mask = np.array([rng.random() < 0.6 for _ in digests], dtype=bool)
+    mask[pairs[0, 0]] = True
+    few = engine.Detector._hit_lines(scan, mask)
+    monkeypatch.setattr(engine, "_FEW_ROWS", -1)
+    many = engine.Detector._hit_lines(scan, mask)
+    assert list(few) == list(many)
+    for digest in many:
+        assert few[digest].dtype == many[digest].dtype
+        assert few[digest].tolist() == many[digest].tolist()

@@ -148,3 +148,13 @@ def test_hit_lines_of_a_few_rows_equal_numpy_grouping(monkeypatch: pytest.Monkey
     for digest in many:
         assert few[digest].dtype == many[digest].dtype
         assert few[digest].tolist() == many[digest].tolist()
+
+
+def test_each_unicode_host_search_starts_with_the_character_checked_first() -> None:
+    import re
+
+    from pipelines.detection import engine
+
+    assert len(engine._LINE_SEARCH_FIRST) == len(engine._LINE_SEARCHES)
+    for first, pattern in zip(engine._LINE_SEARCH_FIRST, engine._LINE_SEARCHES, strict=True):
+        assert len(first) == 1 and pattern.pattern.startswith(re.escape(first))

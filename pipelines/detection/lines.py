@@ -31,25 +31,12 @@ __all__ = ["BLOCK_CHARS", "Deadline", "LineIndex", "LineReader", "line_blocks", 
 
 #: ``LEAKSENTINEL_NATIVE_SCAN=0`` switches every native path off (for comparison and diagnosis).
 NATIVE_SWITCH = "LEAKSENTINEL_NATIVE_SCAN"
-_SWITCH_KEY: object = None
-_SWITCH_OFF: object = None
-try:  # the environment's own encoding of the name and of "0" (bytes on POSIX, str on Windows)
-    _SWITCH_KEY = os.environ.encodekey(NATIVE_SWITCH)
-    _SWITCH_OFF = os.environ.encodevalue("0")
-except (AttributeError, TypeError, UnicodeError):  # pragma: no cover - an environment of another kind
-    pass
 
 
 def native_switched_on() -> bool:
-    """``os.environ.get("LEAKSENTINEL_NATIVE_SCAN", "1") != "0"``, read at every call (tests switch it
-    at run time, after import) but without the mapping's key and value decoding: the stages ask it
-    several times per posting. Falls back to ``os.environ.get`` when the environment is not the
-    standard one (a test may put a plain dict in its place)."""
-    env = os.environ
-    data = getattr(env, "_data", None)
-    if type(data) is dict and _SWITCH_KEY is not None:
-        return data.get(_SWITCH_KEY) != _SWITCH_OFF
-    return env.get(NATIVE_SWITCH, "1") != "0"
+    """False when ``LEAKSENTINEL_NATIVE_SCAN=0``: read at every call, as tests switch it at run time; the
+    one place every stage asks (fastscan, fingerprint, normalize, documents, look-alikes)."""
+    return os.environ.get(NATIVE_SWITCH, "1") != "0"
 
 
 #: Blocks the whole-text stages read between two looks at the clock.

@@ -142,9 +142,15 @@ class PastebinSpider(SourceSpider):
         newest = max([last, *(_int(e.get("date")) for e in wanted)])
         # Set before any paste is read: their callbacks only add or remove pending keys.
         self.new_cursor = {"date": newest, "pending": []}
-        for entry in wanted:
+        # Oldest first, by priority (not by the scheduler's timing): a repost must find the paste it copies
+        # already stored, so the leak's alert points at the first copy and the repost joins it.
+        wanted.sort(key=lambda e: (_int(e.get("date")), str(e["key"])))
+        for rank, entry in enumerate(wanted):
             yield response.follow(
-                str(entry["scrape_url"]), callback=self.parse_paste, cb_kwargs={"entry": entry}
+                str(entry["scrape_url"]),
+                callback=self.parse_paste,
+                cb_kwargs={"entry": entry},
+                priority=-rank,
             )
 
     async def parse_paste(self, response: Response, entry: dict[str, Any]) -> AsyncIterator[Any]:

@@ -290,6 +290,8 @@ def test_operator_pauses_a_source(site: dict[str, Any], page: Any) -> None:
     assert page.locator("#source-forum-breach .state").inner_text() == "paused"
     assert "forum-breach paused" in page.inner_text(".flash")
     page.click("#source-darkfeed a")
+    page.wait_for_url("**/sources/darkfeed/jobs")
+    page.wait_for_selector("span.job-failed")  # count() does not wait for the page to be there
     assert page.locator("span.job-failed").count() == 3
 
 

@@ -82,6 +82,11 @@ def is_sentinel(body: bytes) -> str | None:
 
 class PastebinSpider(SourceSpider):
     name = "pastebin"
+    # Pastes are fetched in the order the listing callback yields them (oldest first): a FIFO scheduler
+    # queue, not Scrapy's default LIFO one. Not by request priorities: Scrapy keeps a queue per priority and
+    # counts every queue's length at each dequeue, so 2,000 distinct priorities cost a crawl O(n^2) (~10%
+    # of a 2,000-paste run's CPU, the bare spider's too).
+    custom_settings = {"SCHEDULER_MEMORY_QUEUE": "scrapy.squeues.FifoMemoryQueue"}
     _refused = False
 
     async def start(self) -> AsyncIterator[Any]:
@@ -142,15 +147,12 @@ class PastebinSpider(SourceSpider):
         newest = max([last, *(_int(e.get("date")) for e in wanted)])
         # Set before any paste is read: their callbacks only add or remove pending keys.
         self.new_cursor = {"date": newest, "pending": []}
-        # Oldest first, by priority (not by the scheduler's timing): a repost must find the paste it copies
-        # already stored, so the leak's alert points at the first copy and the repost joins it.
+        # Oldest first (the FIFO queue keeps this order): a repost must find the paste it copies already
+        # stored, so the leak's alert points at the first copy and the repost joins it.
         wanted.sort(key=lambda e: (_int(e.get("date")), str(e["key"])))
-        for rank, entry in enumerate(wanted):
+        for entry in wanted:
             yield response.follow(
-                str(entry["scrape_url"]),
-                callback=self.parse_paste,
-                cb_kwargs={"entry": entry},
-                priority=-rank,
+                str(entry["scrape_url"]), callback=self.parse_paste, cb_kwargs={"entry": entry}
             )
 
     async def parse_paste(self, response: Response, entry: dict[str, Any]) -> AsyncIterator[Any]:

@@ -201,3 +201,19 @@ def test_pastes_still_rate_limited_after_the_waits_are_fetched_next_run() -> Non
         second = run_crawl(settings, "pb")
         assert second["status"] == "ok" and second["new"] == len(keys), second
         assert _stored_keys(settings) == keys
+
+
+def test_pastes_are_fetched_oldest_first() -> None:
+    """A repost must find the paste it copies already stored: the spider asks for the pastes in the order
+    they were posted (at most a few apart, as many as are fetched at once), not newest first."""
+    settings = load_settings()
+    db = open_database(settings)
+    with Underground(seed=11, n_noise=30) as site:
+        oldest_first = [p.key for p in site.pastes]
+        add_source(db, "pb", "pastebin", site.base_url)
+        run = run_crawl(settings, "pb")
+        assert run["status"] == "ok" and run["new"] == len(oldest_first), run
+        asked = [r.rsplit("=", 1)[1] for r in site.site.requests if "api_scrape_item.php" in r]
+    assert sorted(asked) == sorted(oldest_first)
+    # Requests run four at once, so neighbours may swap; newest first would put the last paste first.
+    assert all(abs(asked.index(key) - rank) < 4 for rank, key in enumerate(oldest_first)), asked

@@ -88,7 +88,7 @@ class EvidenceStore(Protocol):
     """What every evidence store does. ``get`` returns None for a missing key; ``delete`` of a missing key is
     not an error; ``keys`` lists every stored key under a prefix (for reindexing and purging)."""
 
-    def put(self, key: str, data: bytes) -> None: ...
+    def put(self, key: str, data: bytes, *, durable: bool = True) -> None: ...
 
     def get(self, key: str, limit: int | None = None) -> bytes | None: ...
 
@@ -129,15 +129,19 @@ class FileEvidenceStore:
     def _path(self, key: str) -> Path:
         return self.root / check_key(key)
 
-    def put(self, key: str, data: bytes) -> None:
+    def put(self, key: str, data: bytes, *, durable: bool = True) -> None:
+        """Atomic; ``durable``: on disk (fsync) before this returns. A crawl writes evidence durably before
+        the posting's row references it; a fetch sidecar is not worth a second disk flush per posting (a
+        crash may lose the last few, and their packages then say no exchange was recorded)."""
         path = self._path(key)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             with tmp.open("xb") as handle:
                 handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
+                if durable:
+                    handle.flush()
+                    os.fsync(handle.fileno())
             os.replace(tmp, path)
         except OSError as exc:
             with contextlib.suppress(OSError):
@@ -284,7 +288,8 @@ class S3EvidenceStore:
         reason = f"{code}" if code else f"{type(exc).__name__}: {exc}"
         return EvidenceStoreError(f"evidence {key}: cannot {what} in {self.describe()} ({reason})")
 
-    def put(self, key: str, data: bytes) -> None:
+    def put(self, key: str, data: bytes, *, durable: bool = True) -> None:
+        """A single PUT: durable once the server answers, whatever ``durable`` says."""
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:

@@ -292,3 +292,24 @@ def test_evidence_store_command_says_whether_the_store_answers(
         f"cannot reach the bucket s3://no-such-bucket-here/evidence/ at {moto_endpoint}: no such bucket"
     )
     assert AWS_ENV["AWS_SECRET_ACCESS_KEY"] not in missing.out + missing.err
+
+
+def test_evidence_is_flushed_to_disk_and_fetch_sidecars_are_not(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The raw bytes a posting row will reference are on disk before the row is written; the fetch sidecar
+    (headers, status) is written atomically but without a second disk flush per posting."""
+    from core.fetch_record import read_fetch_record, write_fetch_record
+
+    flushed: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (flushed.append(fd), real_fsync(fd))[1])
+    store = FileEvidenceStore(tmp_path / "evidence")
+    put_blob(store, b"the raw bytes of a posting")
+    assert len(flushed) == 1
+    record = {"status": 200, "url": "https://paste.example/x", "request_headers": [["Accept", "*/*"]]}
+    write_fetch_record(store, 7, record)
+    assert len(flushed) == 1, "the sidecar was flushed on its own"
+    assert (read_fetch_record(store, 7) or {}).get("status") == 200
+    store.put("fetches/8.json", b"{}", durable=False)
+    assert store.get("fetches/8.json") == b"{}" and len(flushed) == 1

@@ -8,6 +8,7 @@ run's JSON summary; progress goes to stderr.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import logging
 import os
@@ -218,6 +219,20 @@ def stop_when_orphaned(interval_s: float = 1.0, grace_s: float = 15.0) -> thread
     return thread
 
 
+#: Allocations (of objects the cycle collector tracks) between two young collections; Python's 700 made a
+#: crawl of 2,000 postings run ~750 collections (2-3% of its CPU), most of them finding nothing to free.
+GC_THRESHOLD = (20_000, 20, 20)
+
+
+def tune_gc() -> None:
+    """Fewer collections, and none re-reading what start-up loaded: the modules, Scrapy's and SQLAlchemy's
+    machinery, the registered watches stay for the whole run, so they move out of the collector's view
+    (``gc.freeze``) instead of being traversed by every older-generation collection."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLD)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="crawlers.run")
     parser.add_argument("--source", type=int, required=True)
@@ -258,6 +273,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if hasattr(done, "addErrback"):
         done.addErrback(crashed)
+    tune_gc()
     try:
         process.start()
     finally:

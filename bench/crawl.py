@@ -18,6 +18,7 @@ apart. Per core = postings / CPU seconds of the crawl process (the site's own CP
 
     python bench/crawl.py                       # 2,000 postings of ~10 KB, 3 runs, medians
     python bench/crawl.py --pastes 300 --runs 1 # a quick look
+    python bench/crawl.py --runs 1 --shares     # and where the full crawl's CPU goes, stage by stage
 """
 
 from __future__ import annotations
@@ -63,6 +64,86 @@ usage = resource.getrusage(resource.RUSAGE_SELF)
 print(json.dumps({"cpu_s": usage.ru_utime + usage.ru_stime, "maxrss_kb": usage.ru_maxrss}), flush=True)
 sys.exit(code)
 """
+
+
+# The full crawl process again, each stage's function wrapped by a CPU-time counter (what a profile shows,
+# without cProfile's per-call cost); stages are exclusive (a stage's inner stages are subtracted), the
+# cycle collector's time is its own row, and "Scrapy and the rest" is what no stage holds.
+_STAGES_CHILD = _CHILD.replace(
+    "code = run.main(",
+    """
+import gc, importlib, time
+spent = {}
+def timed(label, owner, name):
+    fn = getattr(owner, name)
+    def call(*args, **kwargs):
+        started = time.process_time()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            spent[label] = spent.get(label, 0.0) + time.process_time() - started
+    setattr(owner, name, call)
+for label, module, owner, name in STAGES:
+    target = importlib.import_module(module)
+    timed(label, getattr(target, owner) if owner else target, name)
+collecting = [0.0]
+def on_gc(phase, info):
+    collecting[0] += time.process_time() * (1 if phase == "stop" else -1)
+gc.callbacks.append(on_gc)
+code = run.main(""",
+).replace(
+    "print(json.dumps({",
+    "spent['cycle collector'] = collecting[0]\nprint(json.dumps({'stages': spent}))\nprint(json.dumps({",
+)
+#: (label, module, class or None, function) of every stage `--shares` times; each row's inner stages are
+#: the rows listed under it with a deeper label (subtracted from it when printed).
+STAGES = [
+    ("normalise", "pipelines.normalize", "NormalizePipeline", "process_item"),
+    ("fingerprint", "pipelines.fingerprint", "FingerprintPipeline", "process_item"),
+    ("detect", "pipelines.detect", "DetectPipeline", "process_item"),
+    ("store: database transaction", "pipelines.store", None, "store_posting"),
+    ("store: evidence bytes", "pipelines.store", None, "write_evidence"),
+    ("store: fetch sidecar", "pipelines.store", "StorePipeline", "_keep_fetch"),
+    ("candidate index", "pipelines.detection.candidates", "CandidateIndex", "flush"),
+    ("search index: writer", "pipelines.search_index", "SearchIndexer", "flush"),
+    ("search index: tokens", "core.search.tantivy_backend", None, "token_string"),
+    ("search index: selectors", "core.search.tantivy_backend", None, "extract_selectors"),
+]
+#: Which stage holds which (its CPU is counted in both; the holder's row shows what is its own).
+_INSIDE = {
+    "store: evidence bytes": "store: database transaction",
+    "search index: tokens": "search index: writer",
+    "search index: selectors": "search index: writer",
+}
+
+
+def stage_shares(home: Path, source_id: int, postings: int) -> None:
+    """Print where one full crawl's CPU goes, stage by stage (exclusive), per posting."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEAKSENTINEL_")}
+    env |= {"LEAKSENTINEL_HOME": str(home), "PYTHONPATH": str(ROOT)}
+    child = f"STAGES = {STAGES!r}\n" + _STAGES_CHILD
+    out = subprocess.run(
+        [sys.executable, "-c", child, str(source_id), "0"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        check=False,
+    )
+    lines = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
+    if out.returncode != 0 or len(lines) < 3:
+        raise SystemExit(f"crawl failed ({out.returncode}): {out.stdout[-2000:]}\n{out.stderr[-3000:]}")
+    spent: dict[str, float] = dict(lines[1]["stages"])
+    total = float(lines[-1]["cpu_s"])
+    for inner, outer in _INSIDE.items():
+        spent[outer] = spent.get(outer, 0.0) - spent.get(inner, 0.0)
+    spent["Scrapy, start-up and the rest"] = total - sum(spent.values())
+    print(f"\nCPU per stage of one full crawl ({total:.2f} CPU-s, {postings} postings; exclusive):")
+    for label, cpu in sorted(spent.items(), key=lambda kv: -kv[1]):
+        print(
+            f"  {label:34s} {cpu:7.2f} s {cpu / total:6.1%} {cpu / max(1, postings) * 1000:7.2f} ms/posting"
+        )
 
 
 def make_pastes(count: int, size: int, seed: int) -> tuple[list[SimPaste], list[corpus.Person]]:
@@ -164,6 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pastes", type=int, default=2000, help="postings on the simulated site")
     parser.add_argument("--kb", type=float, default=10.0, help="size of a posting in KB")
     parser.add_argument("--runs", type=int, default=3, help="runs; medians are printed")
+    parser.add_argument("--shares", action="store_true", help="also: one full crawl's CPU per stage")
     args = parser.parse_args(argv)
     # the scraping API lists at most 250 pastes per call; the simulated one lists them all at once
     sim_pastebin.MAX_LIMIT = max(sim_pastebin.MAX_LIMIT, args.pastes)
@@ -209,6 +291,13 @@ def main(argv: list[str] | None = None) -> int:
         f"full / bare per core: {share:.0%} (target >= {TARGET_SHARE_OF_BARE:.0%}); "
         f"alerts {med('alerts'):.0f}; errors full {med('full_errors'):.0f}, bare {med('bare_errors'):.0f}"
     )
+    if args.shares:
+        with (
+            tempfile.TemporaryDirectory(prefix="ls-bench-crawl-") as tmp,
+            sim_pastebin.PastebinSite(pastes) as site,
+        ):
+            home = corpus.setup_scan_home(Path(tmp) / "shares", planted)
+            stage_shares(home, add_paste_source(home, site.base_url, args.pastes), args.pastes)
     return 0
 
 

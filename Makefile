@@ -19,7 +19,7 @@ $(VENV)/bin/activate:
 	$(PIP) install --quiet --upgrade pip wheel
 
 # The native scanner (pipelines/detection/_native) is compiled by the install: a change to it reinstalls.
-NATIVE := setup.py $(wildcard pipelines/detection/_native/*)
+NATIVE := setup.py $(wildcard pipelines/detection/_native/*) $(wildcard core/search/_native/*)
 
 $(VENV)/.installed: $(VENV)/bin/activate pyproject.toml $(CONSTRAINTS) $(NATIVE)
 	$(PIP) install --quiet -c $(CONSTRAINTS) -e .
@@ -71,7 +71,7 @@ constraints:
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache
 
-# The native extensions (scanner, fingerprints) built with AddressSanitizer + UndefinedBehaviorSanitizer into a copy of the tree (the
+# The native extensions (scanner, fingerprints, search selectors) built with AddressSanitizer + UndefinedBehaviorSanitizer into a copy of the tree (the
 # installed extension, which other processes may have loaded, is left alone), then the differential
 # C-vs-Python tests run against it: any out-of-bounds access, use after free or undefined behaviour aborts.
 SANITIZE_DIR ?= build/sanitize
@@ -79,11 +79,12 @@ SANITIZE_TESTS ?= tests/pipelines/test_pipelines_fastscan.py tests/pipelines/tes
 	tests/pipelines/test_pipelines_extract_variants.py tests/pipelines/test_pipelines_fastscan_stats.py \
 	tests/pipelines/test_pipelines_fingerprint_native.py tests/pipelines/test_pipelines_fastscan_scripts.py \
 	tests/pipelines/test_pipelines_lookalikes_native.py tests/pipelines/test_pipelines_normalize_native.py \
-	tests/pipelines/test_pipelines_shared_fold.py tests/pipelines/test_pipelines_fastscan_speed.py
+	tests/pipelines/test_pipelines_shared_fold.py tests/pipelines/test_pipelines_fastscan_speed.py \
+	tests/core/test_core_search_native_selectors.py
 .PHONY: sanitize
 sanitize: install-dev
 	rm -rf $(SANITIZE_DIR) && mkdir -p $(SANITIZE_DIR)
-	cp -r core pipelines alerting crawlers leaksentinel tests pyproject.toml scrapy.cfg setup.py $(SANITIZE_DIR)/
+	cp -r core pipelines alerting crawlers leaksentinel tests bench pyproject.toml scrapy.cfg setup.py $(SANITIZE_DIR)/
 	$(CC) -std=gnu11 -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined \
 	  -Wall -Wextra -Werror -shared -fPIC -I"$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["include"])')" \
 	  pipelines/detection/_native/scanner.c \
@@ -92,6 +93,10 @@ sanitize: install-dev
 	  -Wall -Wextra -Werror -shared -fPIC -I"$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["include"])')" \
 	  pipelines/detection/_native/fingerprint.c \
 	  -o $(SANITIZE_DIR)/pipelines/detection/_fingerprint$$($(PY) -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))')
+	$(CC) -std=gnu11 -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+	  -Wall -Wextra -Werror -shared -fPIC -I"$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["include"])')" \
+	  core/search/_native/selectors.c \
+	  -o $(SANITIZE_DIR)/core/search/_selectors$$($(PY) -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))')
 	cd $(SANITIZE_DIR) && LD_PRELOAD="$$($(CC) -print-file-name=libasan.so)" \
 	  ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 PYTHONPATH=. \
 	  $(CURDIR)/$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS) $(SANITIZE_TESTS)

@@ -1,7 +1,8 @@
 """Build of the native candidate scanner; everything else is configured in pyproject.toml.
 
 The extension is optional: without a C compiler the install still succeeds and detection runs on the
-pure-Python extractor (pipelines/detection/extract.py), only slower.
+pure-Python extractor (pipelines/detection/extract.py), only slower. Likewise core.search._selectors (the
+selector scan of search indexing): without it core/search/base.py scans with its regexes.
 """
 
 from setuptools import Extension, setup
@@ -18,6 +19,12 @@ setup(
         Extension(
             "pipelines.detection._fingerprint",
             sources=["pipelines/detection/_native/fingerprint.c"],
+            extra_compile_args=["-O3", "-std=gnu11", "-Wall", "-Wextra"],
+            optional=True,
+        ),
+        Extension(
+            "core.search._selectors",
+            sources=["core/search/_native/selectors.c"],
             extra_compile_args=["-O3", "-std=gnu11", "-Wall", "-Wextra"],
             optional=True,
         ),

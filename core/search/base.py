@@ -31,6 +31,7 @@ import functools
 import hashlib
 import ipaddress
 import json
+import os
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -750,24 +751,45 @@ def _intl_phone_fast(digits: str) -> list[str] | None:
     After "+" the country code is the shortest prefix that is one (none: not a number); the national
     number loses its national prefix / carrier code when what is left is a possible length; a number of
     digits keeps its leading zeros, so the national significant number is that digit string."""
-    cc, national = _PN._extract_country_code(digits)
-    if cc == 0:
+    for size in range(1, _PN._MAX_LENGTH_COUNTRY_CODE + 1):  # `_PN._extract_country_code`, by string
+        cc = _PN_COUNTRY_CODES.get(digits[:size], 0)
+        if cc:
+            national = digits[size:]
+            break
+    else:
         return []
-    metadata = phonenumbers.PhoneMetadata.metadata_for_region_or_calling_code(
-        cc, _PN.region_code_for_country_code(cc)
-    )
+    metadata = _pn_metadata(cc)
     if metadata is None:
         return None
     if len(national) < 2:
         return []
     _, potential, _ = _PN._maybe_strip_national_prefix_carrier_code(national, metadata)
-    if _PN._test_number_length(potential, metadata) not in _PN_KEEP_UNSTRIPPED:
+    if _pn_length(cc, len(potential)) not in _PN_KEEP_UNSTRIPPED:
         national = potential
     if not 2 <= len(national) <= 17:
         return []
-    if _PN._test_number_length(national, metadata) not in _PN_POSSIBLE:
+    if _pn_length(cc, len(national)) not in _PN_POSSIBLE:
         return []
     return [f"{cc}{national}", national]
+
+
+#: Country calling codes by their decimal string (no code starts with "0": "0..." finds none, as in
+#: `_PN._extract_country_code`).
+_PN_COUNTRY_CODES = {str(cc): cc for cc in phonenumbers.COUNTRY_CODE_TO_REGION_CODE if cc}
+
+
+@functools.cache  # at most one entry per country calling code
+def _pn_metadata(cc: int) -> Any:
+    return phonenumbers.PhoneMetadata.metadata_for_region_or_calling_code(
+        cc, _PN.region_code_for_country_code(cc)
+    )
+
+
+@functools.cache  # country calling codes x lengths 0-17
+def _pn_length(cc: int, length: int) -> Any:
+    """``_PN._test_number_length`` of a national number of `length` digits: it looks at nothing else of
+    the number (tests/core/test_search_speed.py compares the fast path with parse)."""
+    return _PN._test_number_length("0" * length, _pn_metadata(cc))
 
 
 def _national_phone(text: str) -> list[str]:
@@ -852,12 +874,74 @@ def selector_pattern(kind: str, terms: list[str]) -> str:
 # --------------------------------------------------------------------------- index side
 
 
+try:  # the native scan (core/search/_native/selectors.c; optional: without it the regexes scan)
+    from core.search._selectors import scan as _native_scan
+except ImportError:  # pragma: no cover - depends on the build
+    _native_scan = None
+
+#: ``LEAKSENTINEL_NATIVE_SCAN=0`` switches the native scan off, like every other native path (read at each
+#: call, as tests switch it at run time).
+_NATIVE_SWITCH = "LEAKSENTINEL_NATIVE_SCAN"
+
+
 def extract_selectors(text: str) -> set[str]:
     """Every selector term found in a posting's text, normalised like `selector_terms`.
 
-    A scan runs only when the posting holds what every match of it holds (`_HAS_*`, one RE2 pass each).
-    Each distinct value is normalised once per posting, and recent values' terms are cached across
-    postings (a crawl meets the same domains and numbers again and again)."""
+    The raw matches come from one native pass (`_selectors_native`) when the extension is built, else
+    from the `_*_SCAN` regexes (`_selectors_regex`, the definition: the native scan returns exactly their
+    ``findall``). Each distinct value is normalised once per posting, and recent values' terms are cached
+    across postings (a crawl meets the same domains and numbers again and again)."""
+    if _native_scan is not None and os.environ.get(_NATIVE_SWITCH, "1") != "0":
+        return _selectors_native(text, _native_scan)
+    return _selectors_regex(text)
+
+
+def _selectors_native(text: str, scan: Callable[..., tuple[Any, ...]]) -> set[str]:
+    """`_selectors_regex` on the native scan's matches: the same normalisation, without the presence
+    tests (each only skips a scan whose matches would all yield no term). The scan is "cooked": emails
+    come as {host: [ASCII local part lower-cased, ...]} (a non-ASCII local part is dropped, as `_email`
+    refuses it) and cards as the digits of the Luhn-valid ASCII ones, what the regex path computes."""
+    emails, domains, ipv4s, ipv6s, hashes, legacy, bech32, cards, intl, national, cn = scan(text, True)
+    out: set[str] = set()
+    for host, locals_ in emails.items():
+        terms = _domain_terms(host)
+        if terms:
+            out.update(terms)
+            at = "@" + terms[0]
+            out.update([local + at for local in locals_])
+    for found in set(domains):
+        out.update(_domain_terms(found))
+    for found in set(ipv4s):
+        ip = _ipv4(found)
+        if ip:
+            out.add(ip)
+    for candidate in set(ipv6s):
+        # ipaddress accepts a candidate (at most 7 colons) only with "::" or 7 colons: times such as
+        # 12:30:45 are not parsed.
+        if candidate.strip(":") and ("::" in candidate or candidate.count(":") == 7):
+            ip = _ip_cached(candidate)
+            if ip and ":" in ip:
+                out.add(ip)
+    if hashes:
+        out.update(h.lower() for h in hashes)
+    for found in set(legacy):
+        if _base58check(found):
+            out.add(found)
+    for found in set(bech32):
+        if found.islower() or found.isupper():
+            out.add(found.lower())
+    out.update(cards)
+    for found in set(intl):
+        out.update(_intl_phone_terms(found))
+    for found in set(national):
+        out.update(_national_phone(found))
+    out.update(cn)
+    return out
+
+
+def _selectors_regex(text: str) -> set[str]:
+    """`extract_selectors` by the `_*_SCAN` regexes. A scan runs only when the posting holds what every
+    match of it holds (`_HAS_*`, one RE2 pass each)."""
     out: set[str] = set()
     raw = text.encode("utf-8", "replace")  # lone surrogates become "?", which no presence test looks for
     ascii = text.isascii()

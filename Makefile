@@ -71,7 +71,7 @@ constraints:
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache
 
-# The native extensions (scanner, fingerprints, search selectors) built with AddressSanitizer + UndefinedBehaviorSanitizer into a copy of the tree (the
+# The native extensions (scanner, fingerprints, search selectors and tokens) built with AddressSanitizer + UndefinedBehaviorSanitizer into a copy of the tree (the
 # installed extension, which other processes may have loaded, is left alone), then the differential
 # C-vs-Python tests run against it: any out-of-bounds access, use after free or undefined behaviour aborts.
 SANITIZE_DIR ?= build/sanitize
@@ -80,7 +80,7 @@ SANITIZE_TESTS ?= tests/pipelines/test_pipelines_fastscan.py tests/pipelines/tes
 	tests/pipelines/test_pipelines_fingerprint_native.py tests/pipelines/test_pipelines_fastscan_scripts.py \
 	tests/pipelines/test_pipelines_lookalikes_native.py tests/pipelines/test_pipelines_normalize_native.py \
 	tests/pipelines/test_pipelines_shared_fold.py tests/pipelines/test_pipelines_fastscan_speed.py \
-	tests/core/test_core_search_native_selectors.py
+	tests/core/test_core_search_native_selectors.py tests/core/test_core_search_native_tokens.py
 .PHONY: sanitize
 sanitize: install-dev
 	rm -rf $(SANITIZE_DIR) && mkdir -p $(SANITIZE_DIR)
@@ -97,6 +97,10 @@ sanitize: install-dev
 	  -Wall -Wextra -Werror -shared -fPIC -I"$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["include"])')" \
 	  core/search/_native/selectors.c \
 	  -o $(SANITIZE_DIR)/core/search/_selectors$$($(PY) -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))')
+	$(CC) -std=gnu11 -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+	  -Wall -Wextra -Werror -shared -fPIC -I"$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["include"])')" \
+	  core/search/_native/tokens.c \
+	  -o $(SANITIZE_DIR)/core/search/_tokens$$($(PY) -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))')
 	cd $(SANITIZE_DIR) && LD_PRELOAD="$$($(CC) -print-file-name=libasan.so)" \
 	  ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 PYTHONPATH=. \
 	  $(CURDIR)/$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS) $(SANITIZE_TESTS)

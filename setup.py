@@ -28,5 +28,11 @@ setup(
             extra_compile_args=["-O3", "-std=gnu11", "-Wall", "-Wextra"],
             optional=True,
         ),
+        Extension(
+            "core.search._tokens",
+            sources=["core/search/_native/tokens.c"],
+            extra_compile_args=["-O3", "-std=gnu11", "-Wall", "-Wextra"],
+            optional=True,
+        ),
     ]
 )

@@ -763,9 +763,11 @@ def _intl_phone_fast(digits: str) -> list[str] | None:
         return None
     if len(national) < 2:
         return []
-    _, potential, _ = _PN._maybe_strip_national_prefix_carrier_code(national, metadata)
-    if _pn_length(cc, len(potential)) not in _PN_KEEP_UNSTRIPPED:
-        national = potential
+    prefix = _pn_prefix(cc)
+    if prefix is not None and prefix.match(national):  # else nothing to strip (as the step finds)
+        _, potential, _ = _PN._maybe_strip_national_prefix_carrier_code(national, metadata)
+        if _pn_length(cc, len(potential)) not in _PN_KEEP_UNSTRIPPED:
+            national = potential
     if not 2 <= len(national) <= 17:
         return []
     if _pn_length(cc, len(national)) not in _PN_POSSIBLE:
@@ -783,6 +785,14 @@ def _pn_metadata(cc: int) -> Any:
     return phonenumbers.PhoneMetadata.metadata_for_region_or_calling_code(
         cc, _PN.region_code_for_country_code(cc)
     )
+
+
+@functools.cache  # at most one entry per country calling code
+def _pn_prefix(cc: int) -> re.Pattern[str] | None:
+    """The national prefix ``_PN._maybe_strip_national_prefix_carrier_code`` looks for at the start of a
+    national number (it strips nothing when there is none, or it does not match)."""
+    prefix = _pn_metadata(cc).national_prefix_for_parsing
+    return re.compile(prefix) if prefix else None  # phonenumbers compiles it so (re_util.re_compile)
 
 
 @functools.cache  # country calling codes x lengths 0-17

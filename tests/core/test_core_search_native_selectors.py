@@ -59,8 +59,25 @@ HEX = "0123456789abcdefABCDEF"
 B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 BECH = "02345678acdefghjklmnpqrstuvwxyzACDEFGHJKLMNPQRSTUVWXYZ\u017f\u212a"
 # Digits of other scripts (Arabic-Indic, fullwidth, mathematical), letters with case quirks, CJK, word
-# characters that are not letters of any pattern.
-ODD = ["٣", "１", "\u0660", "𝟙", "\U0001d7d8", "İ", "ı", "ſ", "\u212a", "中", "文", "é", "_", "Ⅻ", "²"]
+# characters that are not letters of any pattern, a lone surrogate.
+ODD = [
+    "٣",
+    "１",
+    "\u0660",
+    "𝟙",
+    "\U0001d7d8",
+    "İ",
+    "ı",
+    "ſ",
+    "\u212a",
+    "中",
+    "文",
+    "é",
+    "_",
+    "Ⅻ",
+    "²",
+    "\udc00",
+]
 ALPHABET = list("0123456789 .-+()@:abcdefABCDEFxyzgoOIl_%\n/,") + ODD
 
 

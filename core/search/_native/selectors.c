@@ -1,14 +1,17 @@
 /* Native selector scan of a posting (core.search._selectors), for core.search.base.extract_selectors.
  *
- *   scan(text) -> (emails, domains, ipv4, ipv6, hashes, btc_legacy, btc_bech32, cards, phones_intl,
- *                  phones_national, cn_mobiles)
+ *   scan(text, cooked=False) -> (emails, domains, ipv4, ipv6, hashes, btc_legacy, btc_bech32, cards,
+ *                                phones_intl, phones_national, cn_mobiles)
  *
  * Each element is the list `_<KIND>_SCAN.findall(text)` gives for the corresponding pattern of
  * core/search/base.py (the regexes stay the definition; tests/core/test_core_search_native_selectors.py
  * compares every scan with its regex): the same leftmost, non-overlapping matches, with the match the
  * regex engine's backtracking order picks at each start, and for the two phone scans group 1. Python's
  * `\d` is Py_UNICODE_ISDECIMAL and `\w` Py_UNICODE_ISALNUM or "_" (what _sre uses for str patterns), so
- * text in any script scans exactly as with `re`.
+ * text in any script scans exactly as with `re`. cooked=True changes two elements into what
+ * extract_selectors makes of them: emails become {host: [local part lower-cased, ...]} for the ASCII
+ * local parts (others are dropped: base._email refuses them), cards the digits of the ASCII matches that
+ * pass Luhn.
  *
  * Why the patterns reduce to these loops: every repeated part of them is delimited by a character it
  * cannot hold (a label by ".", a digit group by a non-digit...), so each quantifier's only viable count is
@@ -17,7 +20,10 @@
  * scan is linear in the text (a candidate start looks at most a bounded number of characters ahead, or is
  * skipped as a whole run); the matches are at most one per character.
  *
- * Each loop is compiled once per PyUnicode kind (always-inline functions instantiated by a switch).
+ * Speed: each loop is compiled once per PyUnicode kind (always-inline functions instantiated by a
+ * switch); \d and \w of the BMP are bitmaps; the search for "@", "." and ":" is memchr / SSE2, and the
+ * scans starting at digits, "(", "+" and "b" share one pass that visits only the trigger characters of
+ * each SSE2 block.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>

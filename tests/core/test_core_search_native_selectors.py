@@ -163,6 +163,13 @@ def test_scans_equal_the_regexes_on_any_text(text: str) -> None:
     assert_scans_equal(text)
 
 
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.text(alphabet=st.sampled_from(list("0123456789 .-()+_a٣")), max_size=60))
+def test_phone_and_card_scans_equal_the_regexes_on_number_text(text: str) -> None:
+    """The backtracking of the phone patterns (optional separators and parentheses, 1-5 digit groups)."""
+    assert_scans_equal(text)
+
+
 @pytest.mark.parametrize(
     "text",
     [

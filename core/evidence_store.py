@@ -1,9 +1,9 @@
 """Where evidence lives: a directory (local or shared by every machine of a fleet) or an S3-compatible bucket.
 
 Why one small interface: the raw bytes of every posting, the rendered pages' screenshots (both
-content-addressed, ``ab/abcdef...`` by SHA-256) and the fetch sidecars (``fetches/<posting id>.json``,
-core.fetch_record) are written by the crawl and ``scan --store``, read by the evidence package
-(leaksentinel.evidence) and deleted by ``purge``. In a fleet every machine must see what any machine
+content-addressed, ``ab/abcdef...`` by SHA-256) and the fetch sidecars of postings without a text row
+(``fetches/<posting id>.json``, core.fetch_record) are written by the crawl and ``scan --store``, read by
+the evidence package (leaksentinel.evidence) and deleted by ``purge``. In a fleet every machine must see what any machine
 fetched; a shared mount does it, so does a bucket. Both stores hold the same keys, so moving from one to the
 other is a plain copy (``aws s3 sync evidence/ s3://bucket/prefix/``).
 

@@ -1,13 +1,16 @@
 """The HTTP exchange behind a posting (status, final URL, request and response headers, screenshot), kept
-beside the evidence without a schema change.
+with the posting.
 
-Why a sidecar: the evidence package must show how a posting was fetched, not only its bytes. The crawl
-captures the exchange when it builds the item (``from_response``); the store writes it, once the posting
-has an id, to ``fetches/<posting_id>.json`` in the evidence store (core.evidence_store: the evidence directory
-or an S3-compatible bucket; atomic either way), and the rendered page's screenshot content-addressed like the
-raw bytes. ``leaksentinel.evidence`` reads it back; postings stored before (or by ``scan --store``) have none,
-and the package says so. Every function takes the store, the settings, or (older callers) the evidence
-directory.
+Why: the evidence package must show how a posting was fetched, not only its bytes. The crawl captures the
+exchange when it builds the item (``from_response``); the store keeps it (``prepare_fetch_record``: values
+sanitised again, the rendered page's screenshot content-addressed beside the raw bytes) in the posting's
+text row (``posting_texts.fetch_record``), written in the transaction that stores the posting and purged with
+the text. A posting without text, and every posting stored before that column existed, has it as a sidecar
+``fetches/<posting_id>.json`` in the evidence store (core.evidence_store: the evidence directory or an
+S3-compatible bucket; atomic either way) instead: ``read_fetch_record`` and ``forget_fetch_record`` take the
+row's value when there is one and the sidecar otherwise. ``leaksentinel.evidence`` reads it back; postings
+stored by ``scan --store`` or tips have none, and the package says so. Every function takes the store, the
+settings, or (older callers) the evidence directory.
 
 Secrets never reach disk: the values of credential headers are replaced by ``[removed]`` (names kept),
 and headers are bounded in count and size.
@@ -31,6 +34,7 @@ __all__ = [
     "SECRET_HEADERS",
     "forget_fetch_record",
     "from_response",
+    "prepare_fetch_record",
     "read_fetch_record",
     "sanitize_headers",
     "write_fetch_record",
@@ -131,10 +135,9 @@ def _sidecar(posting_id: int) -> str:
     return f"{FETCHES}/{int(posting_id)}.json"
 
 
-def write_fetch_record(target: Target, posting_id: int, record: dict[str, Any]) -> str:
-    """Write the sidecar of a stored posting (atomically); a screenshot goes content-addressed beside the
-    raw bytes and only its SHA-256 into the sidecar. Values are sanitised again here: whatever built the
-    record, no credential reaches disk. Returns the sidecar's key in the store."""
+def prepare_fetch_record(target: Target, record: dict[str, Any]) -> dict[str, Any]:
+    """What is kept of a fetch record: values sanitised again (whatever built the record, no credential is
+    kept), and a screenshot stored content-addressed beside the raw bytes with only its SHA-256 kept."""
     store = as_store(target)
     data = {k: v for k, v in record.items() if k != "screenshot_png"}
     req, used, cut_req = sanitize_headers(record.get("request_headers") or [], MAX_HEADER_BYTES)
@@ -153,6 +156,14 @@ def write_fetch_record(target: Target, posting_id: int, record: dict[str, Any]) 
             data["screenshot_size"] = len(shot)
     elif record.get("screenshot_note"):
         data["screenshot_note"] = str(record["screenshot_note"])
+    return data
+
+
+def write_fetch_record(target: Target, posting_id: int, record: dict[str, Any]) -> str:
+    """Write the sidecar of a stored posting that has no text row to hold it (atomically); returns its key
+    in the store."""
+    store = as_store(target)
+    data = prepare_fetch_record(store, record)
     key = _sidecar(posting_id)
     # Not flushed to disk on its own (a crash may lose the newest sidecars: their packages say no exchange
     # was recorded); the screenshot above is, like all content-addressed evidence.
@@ -160,10 +171,15 @@ def write_fetch_record(target: Target, posting_id: int, record: dict[str, Any]) 
     return key
 
 
-def read_fetch_record(target: Target, posting_id: int) -> dict[str, Any] | None:
-    """The sidecar of a posting, or None when none was kept (older postings, ``scan --store``) or it is
-    not a sidecar (too large, not JSON). A store that cannot be read raises EvidenceStoreError: a package
-    must not say "no exchange was recorded" because a bucket was briefly out of reach."""
+def read_fetch_record(
+    target: Target, posting_id: int, stored: dict[str, Any] | None = None
+) -> dict[str, Any] | None:
+    """The exchange of a posting: ``stored`` (its text row's ``fetch``) when there is one, else its sidecar,
+    or None when none was kept (``scan --store``, tips) or the sidecar is not one (too large, not JSON). A
+    store that cannot be read raises EvidenceStoreError: a package must not say "no exchange was recorded"
+    because a bucket was briefly out of reach."""
+    if isinstance(stored, dict):
+        return stored
     body = as_store(target).get(_sidecar(posting_id), limit=MAX_SIDECAR_BYTES + 1)
     if body is None or len(body) > MAX_SIDECAR_BYTES:
         return None
@@ -174,11 +190,14 @@ def read_fetch_record(target: Target, posting_id: int) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
-def forget_fetch_record(target: Target, posting_id: int, raw_deleted: bool) -> None:
-    """Retention: delete a purged posting's sidecar, and its screenshot when the raw bytes it was taken
-    with were deleted too (postings read from one page share both; a page still kept keeps its picture)."""
+def forget_fetch_record(
+    target: Target, posting_id: int, raw_deleted: bool, stored: dict[str, Any] | None = None
+) -> None:
+    """Retention: delete a purged posting's sidecar (if it has one; ``stored``, its text row's record, goes
+    with the row), and its screenshot when the raw bytes it was taken with were deleted too (postings read
+    from one page share both; a page still kept keeps its picture)."""
     store = as_store(target)
-    record = read_fetch_record(store, posting_id)
+    record = read_fetch_record(store, posting_id, stored)
     digest = record.get("screenshot_sha256") if record is not None else None
     if raw_deleted and isinstance(digest, str):
         try:
@@ -187,4 +206,5 @@ def forget_fetch_record(target: Target, posting_id: int, raw_deleted: bool) -> N
             key = None
         if key is not None:
             store.delete(key)
-    store.delete(_sidecar(posting_id))
+    if not isinstance(stored, dict):  # the store keeps a record in the row or in a sidecar, never both
+        store.delete(_sidecar(posting_id))

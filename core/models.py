@@ -308,6 +308,9 @@ class PostingText(Base):
     posting_id: Mapped[int] = mapped_column(ForeignKey("postings.id", ondelete="CASCADE"), primary_key=True)
     retain_month: Mapped[date] = mapped_column(Date, primary_key=True)
     text: Mapped[str] = mapped_column(Text)
+    #: The HTTP exchange the posting was read from (core.fetch_record), kept and purged with its text: a row
+    #: in the transaction that stores the posting costs far less than a file of its own per posting.
+    fetch_record: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     posting: Mapped[Posting] = relationship(back_populates="text_row", lazy="select")
 
 

@@ -305,7 +305,8 @@ def build_evidence(
                     else "not a rendered source"
                 ),
             }
-            record = read_fetch_record(store, posting.id)
+            row = posting.text_row  # the exchange is kept with the text, or (older postings) beside it
+            record = read_fetch_record(store, posting.id, row.fetch_record if row is not None else None)
             if record is not None:
                 _add_exchange(store, fetch, record, files, folder)
             if raw is None:

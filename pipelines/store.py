@@ -7,6 +7,7 @@ alerted twice (its (source, URL) is unique).
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from collections import defaultdict
@@ -22,7 +23,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from core.db import Database, open_database
 from core.evidence_store import EvidenceStore, as_store, put_blob
-from core.fetch_record import write_fetch_record
+from core.fetch_record import prepare_fetch_record, write_fetch_record
 from core.models import (
     Alert,
     Delivery,
@@ -125,6 +126,9 @@ def store_posting(db: Database, settings: Settings, draft: PostingDraft) -> Stor
     """
     raw = draft.raw or draft.text.encode("utf-8")
     evidence = write_evidence(settings, raw)
+    # The HTTP exchange goes into the text's row, in this transaction (a posting without text keeps it in
+    # a sidecar once stored: StorePipeline).
+    fetch = _fetch_to_keep(settings, draft) if draft.fetch and draft.text else None
 
     def existing_id(sess: Session) -> int | None:
         source_id = _source_id_now(sess, draft.source)
@@ -159,10 +163,8 @@ def store_posting(db: Database, settings: Settings, draft: PostingDraft) -> Stor
         assert inserted is not None  # a single-row insert always reports its key
         posting = StoredPosting(inserted[0], draft.url, fetched, draft.content_hash, draft.simhash)
         if draft.text:  # no row is an empty text (Posting.text)
-            conn.execute(
-                _INSERT_TEXT,
-                {"posting_id": posting.id, "retain_month": month_of(fetched), "text": draft.text},
-            )
+            row = {"posting_id": posting.id, "retain_month": month_of(fetched), "text": draft.text}
+            conn.execute(_INSERT_TEXT, row if fetch is None else {**row, "fetch_record": fetch})
         add_bands(sess, posting.id, draft.simhash)
         alerts = raise_alerts(sess, posting, draft.findings)
         return StoreResult(posting.id, True, alerts, len(draft.findings))
@@ -176,6 +178,19 @@ def store_posting(db: Database, settings: Settings, draft: PostingDraft) -> Stor
         if pid is None:
             raise
         return StoreResult(pid, False, 0, 0)
+
+
+def _fetch_to_keep(settings: Settings, draft: PostingDraft) -> dict[str, Any] | None:
+    """The posting's fetch record as kept (core.fetch_record), or None when it cannot be (its screenshot
+    not stored, a value that is not JSON): that loses the exchange in the evidence package (which then
+    says so), never the posting."""
+    try:
+        data = prepare_fetch_record(settings, draft.fetch or {})
+        json.dumps(data)
+    except (OSError, TypeError, ValueError) as exc:
+        log.warning("fetch record of %s not kept: %s", draft.url[:200], exc)
+        return None
+    return data
 
 
 # Statements of the storing path, built once: building and compiling a statement cost several times
@@ -432,7 +447,7 @@ class StorePipeline:
             raise DropItem(f"not stored: {item.url}") from exc
         item.posting_id = result.posting_id
         item.is_new = result.new
-        if result.new and item.fetch:
+        if result.new and item.fetch and not item.text:  # with text, store_posting kept it in the row
             self._keep_fetch(result.posting_id, item)
         item.alerts_created = result.alerts
         if result.new:

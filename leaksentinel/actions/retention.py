@@ -86,7 +86,7 @@ def purge(
         while True:
             with db.session() as sess:
                 rows = sess.execute(
-                    select(Posting.id, Posting.evidence_sha256)
+                    select(Posting.id, Posting.evidence_sha256, PostingText.fetch_record)
                     .join(PostingText, PostingText.posting_id == Posting.id)
                     .where(old, Posting.id > last, Posting.id.not_in(held_ids))
                     .order_by(Posting.id)
@@ -108,8 +108,8 @@ def purge(
             store = open_evidence_store(settings)  # the evidence directory or bucket (core.evidence_store)
             for digest in files:
                 store.delete(blob_key(digest))
-            for posting_id, raw_digest in rows:  # the HTTP exchange and screenshot (core.fetch_record) go too
-                forget_fetch_record(store, posting_id, raw_digest in files)
+            for posting_id, raw_digest, fetch in rows:  # the HTTP exchange and screenshot (core.fetch_record)
+                forget_fetch_record(store, posting_id, raw_digest in files, fetch)
             with db.session() as sess:
                 gone = delete(PostingText).where(
                     PostingText.posting_id.in_(ids),
@@ -204,8 +204,8 @@ def upkeep(db: Database, *, now: datetime | None = None) -> list[str]:
             conn.execute(
                 text(
                     f"WITH moved AS (DELETE FROM {TABLE}_default WHERE retain_month >= :lo AND retain_month < :hi "
-                    f"RETURNING posting_id, retain_month, text) "
-                    f"INSERT INTO {name} (posting_id, retain_month, text) SELECT * FROM moved"
+                    f"RETURNING posting_id, retain_month, text, fetch_record) "
+                    f"INSERT INTO {name} (posting_id, retain_month, text, fetch_record) SELECT * FROM moved"
                 ),
                 {"lo": month, "hi": upper},
             )

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 from warcio.archiveiterator import ArchiveIterator
 
 from core.db import open_database
@@ -26,10 +27,11 @@ from core.fetch_record import (
     MAX_HEADER_BYTES,
     MAX_SCREENSHOT_BYTES,
     REMOVED,
+    prepare_fetch_record,
     read_fetch_record,
     write_fetch_record,
 )
-from core.models import Alert, Posting, Source, Tenant
+from core.models import Alert, Posting, PostingText, Source, Tenant
 from core.settings import load_settings
 from crawlers.job import run_crawl
 from leaksentinel.actions.alerts import list_alerts
@@ -125,10 +127,14 @@ def test_crawled_evidence_holds_status_final_url_and_headers_without_secrets(
     assert _header(fetch["request_headers"], "User-Agent") == [settings.crawl_user_agent]
     assert fetch["response_body_sha256"] == fetch["raw_sha256"] == hashlib.sha256(BOARD).hexdigest()
     assert "not kept" not in fetch["headers_note"]
-    # The session token is nowhere: not in the zip, not in the store's sidecar.
+    # The session token is nowhere: not in the zip, not in the record kept with the posting's text (which
+    # needs no sidecar file in the evidence store).
     assert all(SESSION.encode() not in body for body in entries.values())
-    sidecar = settings.evidence_dir / "fetches" / f"{posting_id}.json"
-    assert SESSION not in sidecar.read_text()
+    with open_database(settings).session() as sess:
+        kept = sess.scalar(select(PostingText.fetch_record).where(PostingText.posting_id == posting_id))
+    assert kept is not None and _header(kept["response_headers"], "X-Leak-Board") == ["sim-7"]
+    assert SESSION not in json.dumps(kept)
+    assert not (settings.evidence_dir / "fetches").exists()
 
     records = {}
     for record in ArchiveIterator(io.BytesIO(entries["evidence.warc"]), check_digests=True):
@@ -220,9 +226,13 @@ def test_sidecar_drops_credential_values_and_bounds_headers_and_screenshots(tmp_
     assert read_fetch_record(tmp_path, 43) is None
 
 
-def test_purge_deletes_the_exchange_and_screenshot_of_unheld_postings_only(database_url: str) -> None:
+@pytest.mark.parametrize("kept_in", ["text row", "sidecar"])
+def test_purge_deletes_the_exchange_and_screenshot_of_unheld_postings_only(
+    database_url: str, kept_in: str
+) -> None:
     """Retention covers what the crawl kept beside the raw bytes: a purged posting's headers and screenshot
-    go with it; an alert's posting keeps them."""
+    go with it; an alert's posting keeps them. The exchange is kept with the posting's text, or (postings
+    stored before, postings without text) in a sidecar file."""
     settings = load_settings()
     db = open_database(settings)
     old = datetime.now(UTC) - timedelta(days=settings.retention_days + 5)
@@ -249,9 +259,21 @@ def test_purge_deletes_the_exchange_and_screenshot_of_unheld_postings_only(datab
     shots = {}
     for name, posting_id in ids.items():
         shots[name] = b"\x89PNG\r\n\x1a\n" + name.encode()
-        write_fetch_record(settings.evidence_dir, posting_id, {"status": 200, "screenshot_png": shots[name]})
+        record = {"status": 200, "screenshot_png": shots[name]}
+        if kept_in == "sidecar":
+            write_fetch_record(settings.evidence_dir, posting_id, record)
+            continue
+        with db.session() as sess:
+            row = sess.get(PostingText, (posting_id, sess.get(Posting, posting_id).text_row.retain_month))
+            row.fetch_record = prepare_fetch_record(settings.evidence_dir, record)
     purge(db, settings)
     for name, posting_id in ids.items():
         digest = hashlib.sha256(shots[name]).hexdigest()
         kept = (settings.evidence_dir / digest[:2] / digest).exists()
-        assert kept == (read_fetch_record(settings.evidence_dir, posting_id) is not None) == (name == "held")
+        with db.session() as sess:
+            row = sess.scalar(select(PostingText).where(PostingText.posting_id == posting_id))
+            stored = row.fetch_record if row is not None else None
+        found = read_fetch_record(settings.evidence_dir, posting_id, stored)
+        assert kept == (found is not None) == (name == "held")
+        assert found is None or found["screenshot_sha256"] == digest
+        assert (stored is not None) == (kept_in == "text row" and name == "held")

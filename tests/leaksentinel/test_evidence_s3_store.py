@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from core.db import open_database
+from core.models import Posting
 from core.settings import load_settings
 from leaksentinel.actions.alerts import list_alerts
 from leaksentinel.actions.tenants import add_tenant
@@ -125,7 +126,8 @@ def test_a_crawl_keeps_the_exchange_in_the_bucket_and_the_zip_verifies(
     bucket: Any, database_url: str
 ) -> None:
     """A real crawl (its own process, settings from the environment) of a loopback board with a bucket as the
-    evidence store: raw bytes and the fetch sidecar go to the bucket; the package holds the headers."""
+    evidence store: the raw bytes go to the bucket, the exchange with the posting's text (no object of its
+    own); the package holds the headers."""
     from core.fetch_record import read_fetch_record
     from crawlers.job import run_crawl
     from leaksentinel.actions.sources import add_source
@@ -145,10 +147,12 @@ def test_a_crawl_keeps_the_exchange_in_the_bucket_and_the_zip_verifies(
     posting = json.loads(entries[MANIFEST])["postings"][0]
     objects = _objects(bucket)
     raw_key = f"fleet/{posting['raw_sha256'][:2]}/{posting['raw_sha256']}"
-    assert raw_key in objects and f"fleet/fetches/{posting['posting']}.json" in objects
+    assert raw_key in objects and f"fleet/fetches/{posting['posting']}.json" not in objects
     assert entries[f"posting-{posting['posting']}/raw.bin"] == objects[raw_key]
     assert posting["status"] == 200 and posting["final_url"] == f"{base_url}/board"
-    assert read_fetch_record(settings, posting["posting"]) is not None
+    with db.session() as sess:
+        kept = sess.get(Posting, posting["posting"]).text_row.fetch_record
+    assert read_fetch_record(settings, posting["posting"], kept) == kept and kept["status"] == 200
     assert not settings.evidence_dir.exists() or not any(settings.evidence_dir.rglob("*"))
     assert verify_evidence(data).ok
 

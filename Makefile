@@ -81,26 +81,20 @@ SANITIZE_TESTS ?= tests/pipelines/test_pipelines_fastscan.py tests/pipelines/tes
 	tests/pipelines/test_pipelines_lookalikes_native.py tests/pipelines/test_pipelines_normalize_native.py \
 	tests/pipelines/test_pipelines_shared_fold.py tests/pipelines/test_pipelines_fastscan_speed.py \
 	tests/core/test_core_search_native_selectors.py tests/core/test_core_search_native_tokens.py
+#: The C sources: each builds the module `_<name>` in the directory above its `_native/` (setup.py's NATIVE).
+SANITIZE_NATIVE := pipelines/detection/_native/scanner.c pipelines/detection/_native/fingerprint.c \
+	core/search/_native/selectors.c core/search/_native/tokens.c
 .PHONY: sanitize
 sanitize: install-dev
 	rm -rf $(SANITIZE_DIR) && mkdir -p $(SANITIZE_DIR)
 	cp -r core pipelines alerting crawlers leaksentinel tests bench pyproject.toml scrapy.cfg setup.py $(SANITIZE_DIR)/
-	$(CC) -std=gnu11 -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined \
-	  -Wall -Wextra -Werror -shared -fPIC -I"$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["include"])')" \
-	  pipelines/detection/_native/scanner.c \
-	  -o $(SANITIZE_DIR)/pipelines/detection/_scanner$$($(PY) -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))')
-	$(CC) -std=gnu11 -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined \
-	  -Wall -Wextra -Werror -shared -fPIC -I"$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["include"])')" \
-	  pipelines/detection/_native/fingerprint.c \
-	  -o $(SANITIZE_DIR)/pipelines/detection/_fingerprint$$($(PY) -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))')
-	$(CC) -std=gnu11 -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined \
-	  -Wall -Wextra -Werror -shared -fPIC -I"$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["include"])')" \
-	  core/search/_native/selectors.c \
-	  -o $(SANITIZE_DIR)/core/search/_selectors$$($(PY) -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))')
-	$(CC) -std=gnu11 -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined \
-	  -Wall -Wextra -Werror -shared -fPIC -I"$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["include"])')" \
-	  core/search/_native/tokens.c \
-	  -o $(SANITIZE_DIR)/core/search/_tokens$$($(PY) -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))')
+	inc="$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["include"])')"; \
+	suffix="$$($(PY) -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))')"; \
+	for source in $(SANITIZE_NATIVE); do \
+	  $(CC) -std=gnu11 -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+	    -Wall -Wextra -Werror -shared -fPIC -I"$$inc" "$$source" \
+	    -o "$(SANITIZE_DIR)/$$(dirname "$$(dirname "$$source")")/_$$(basename "$$source" .c)$$suffix" || exit 1; \
+	done
 	cd $(SANITIZE_DIR) && LEAKSENTINEL_SANITIZE=1 LD_PRELOAD="$$($(CC) -print-file-name=libasan.so)" \
 	  ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 PYTHONPATH=. \
 	  $(CURDIR)/$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS) $(SANITIZE_TESTS)

@@ -33,6 +33,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -103,7 +104,7 @@ STAGES = [
     ("detect", "pipelines.detect", "DetectPipeline", "process_item"),
     ("store: database transaction", "pipelines.store", None, "store_posting"),
     ("store: evidence bytes", "pipelines.store", None, "write_evidence"),
-    ("store: fetch sidecar", "pipelines.store", "StorePipeline", "_keep_fetch"),
+    ("store: fetch sidecar (no text)", "pipelines.store", "StorePipeline", "_keep_fetch"),
     ("candidate index", "pipelines.detection.candidates", "CandidateIndex", "flush"),
     ("search index: writer", "pipelines.search_index", "SearchIndexer", "flush"),
     ("search index: tokens", "core.search.tantivy_backend", None, "token_string"),
@@ -119,21 +120,7 @@ _INSIDE = {
 
 def stage_shares(home: Path, source_id: int, postings: int) -> None:
     """Print where one full crawl's CPU goes, stage by stage (exclusive), per posting."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LEAKSENTINEL_")}
-    env |= {"LEAKSENTINEL_HOME": str(home), "PYTHONPATH": str(ROOT)}
-    child = f"STAGES = {STAGES!r}\n" + _STAGES_CHILD
-    out = subprocess.run(
-        [sys.executable, "-c", child, str(source_id), "0"],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=1800,
-        check=False,
-    )
-    lines = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
-    if out.returncode != 0 or len(lines) < 3:
-        raise SystemExit(f"crawl failed ({out.returncode}): {out.stdout[-2000:]}\n{out.stderr[-3000:]}")
+    lines, _ = run_child(f"STAGES = {STAGES!r}\n" + _STAGES_CHILD, home, source_id, bare=False)
     spent: dict[str, float] = dict(lines[1]["stages"])
     total = float(lines[-1]["cpu_s"])
     for inner, outer in _INSIDE.items():
@@ -184,13 +171,13 @@ def add_paste_source(home: Path, url: str, limit: int) -> int:
     return source_id
 
 
-def crawl(home: Path, source_id: int, *, bare: bool) -> dict[str, float]:
-    """One crawl process: its summary, wall time, CPU seconds and peak RSS."""
+def run_child(code: str, home: Path, source_id: int, *, bare: bool) -> tuple[list[dict[str, Any]], float]:
+    """Run a crawl child (`_CHILD` or a variant) on the home's source: its JSON lines and wall time."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("LEAKSENTINEL_")}
     env |= {"LEAKSENTINEL_HOME": str(home), "PYTHONPATH": str(ROOT)}
     started = time.perf_counter()
     out = subprocess.run(
-        [sys.executable, "-c", _CHILD, str(source_id), "1" if bare else "0"],
+        [sys.executable, "-c", code, str(source_id), "1" if bare else "0"],
         env=env,
         cwd=ROOT,
         capture_output=True,
@@ -202,6 +189,12 @@ def crawl(home: Path, source_id: int, *, bare: bool) -> dict[str, float]:
     lines = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
     if out.returncode != 0 or len(lines) < 2:
         raise SystemExit(f"crawl failed ({out.returncode}): {out.stdout[-2000:]}\n{out.stderr[-3000:]}")
+    return lines, wall
+
+
+def crawl(home: Path, source_id: int, *, bare: bool) -> dict[str, float]:
+    """One crawl process: its summary, wall time, CPU seconds and peak RSS."""
+    lines, wall = run_child(_CHILD, home, source_id, bare=bare)
     summary, usage = lines[0], lines[-1]
     return {
         "wall_s": wall,

@@ -25,6 +25,7 @@ from collections.abc import Iterable
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from pipelines.fastsql import Prepared
 from pipelines.neardup import band_values
 
 __all__ = ["PAUSE_ENV", "leak_lock_keys", "lock_leak_decisions", "pause_for_tests"]
@@ -34,8 +35,8 @@ PAUSE_ENV = "LEAKSENTINEL_TEST_LEAK_DECISION_PAUSE_S"
 
 
 #: Built once: a text() clause per posting was a measurable share of a crawl's storing.
-_SQLITE_WRITE_LOCK = text("UPDATE sources SET id = id WHERE 0")
-_PG_LOCK = text("SELECT pg_advisory_xact_lock(:key)")
+_SQLITE_WRITE_LOCK = Prepared(text("UPDATE sources SET id = id WHERE 0"))
+_PG_LOCK = Prepared(text("SELECT pg_advisory_xact_lock(:key)"))
 
 
 def _key(name: str) -> int:
@@ -63,10 +64,10 @@ def lock_leak_decisions(
     dialect = conn.dialect.name
     if dialect == "postgresql":
         for key in leak_lock_keys(tenants, simhash, content_hash):
-            conn.execute(_PG_LOCK, {"key": key})
+            _PG_LOCK.execute(conn, {"key": key})
     elif dialect == "sqlite":
         # A write statement takes SQLite's write lock (RESERVED) even when it changes no row.
-        conn.execute(_SQLITE_WRITE_LOCK)
+        _SQLITE_WRITE_LOCK.execute(conn, {})
 
 
 def pause_for_tests() -> None:

@@ -11,6 +11,7 @@ from sqlalchemy import and_, bindparam, insert, literal, or_, select, union
 from sqlalchemy.orm import Session
 
 from core.models import Posting, PostingBand
+from pipelines.fastsql import Prepared
 from pipelines.fingerprint import hamming
 
 __all__ = ["BANDS", "MAX_DISTANCE", "add_bands", "band_values", "near_duplicates"]
@@ -24,15 +25,15 @@ def band_values(simhash: int) -> list[tuple[int, int]]:
     return [(band, (unsigned >> (16 * band)) & 0xFFFF) for band in range(BANDS)]
 
 
-_INSERT_BANDS = insert(PostingBand)
+_INSERT_BANDS = Prepared(insert(PostingBand), ("posting_id", "band", "value"))
 
 
 def add_bands(sess: Session, posting_id: int, simhash: int | None) -> None:
     if simhash is None:
         return
     # one executemany statement, not four ORM objects through the unit of work (a crawl stores thousands)
-    sess.connection().execute(
-        _INSERT_BANDS,
+    _INSERT_BANDS.executemany(
+        sess.connection(),
         [{"posting_id": posting_id, "band": band, "value": value} for band, value in band_values(simhash)],
     )
 
@@ -42,15 +43,20 @@ def add_bands(sess: Session, posting_id: int, simhash: int | None) -> None:
 _SAME_TEXT = select(Posting.id, Posting.simhash, literal(1).label("same")).where(
     Posting.content_hash == bindparam("content_hash")
 )
-_NEAR = union(
-    _SAME_TEXT,
-    select(Posting.id, Posting.simhash, literal(0).label("same"))
-    .join(PostingBand, PostingBand.posting_id == Posting.id)
-    .where(or_(*(and_(PostingBand.band == b, PostingBand.value == bindparam(f"v{b}")) for b in range(BANDS))))
-    .distinct()
-    .limit(5000)
-    .subquery()
-    .select(),
+_SAME_TEXT_FAST = Prepared(_SAME_TEXT)
+_NEAR = Prepared(
+    union(
+        _SAME_TEXT,
+        select(Posting.id, Posting.simhash, literal(0).label("same"))
+        .join(PostingBand, PostingBand.posting_id == Posting.id)
+        .where(
+            or_(*(and_(PostingBand.band == b, PostingBand.value == bindparam(f"v{b}")) for b in range(BANDS)))
+        )
+        .distinct()
+        .limit(5000)
+        .subquery()
+        .select(),
+    )
 )
 
 
@@ -61,13 +67,13 @@ def near_duplicates(
     round trip)."""
     conn = sess.connection()
     if simhash is None:
-        rows = conn.execute(_SAME_TEXT, {"content_hash": content_hash})
+        rows = _SAME_TEXT_FAST.rows(conn, {"content_hash": content_hash})
         return sorted({pid for pid, _, _ in rows} - {exclude or -1})
     params: dict[str, object] = {"content_hash": content_hash}
     params.update({f"v{band}": value for band, value in band_values(simhash)})
     found = {
         pid
-        for pid, other, same in conn.execute(_NEAR, params)
+        for pid, other, same in _NEAR.rows(conn, params)
         if same or (other is not None and hamming(simhash, other) <= MAX_DISTANCE)
     }
     found.discard(exclude or -1)

@@ -43,6 +43,7 @@ from core.posting import PostingDraft
 from core.settings import Settings, load_settings
 from pipelines.detection.candidates import CandidateIndex
 from pipelines.detection.engine import Finding as DetectedFinding
+from pipelines.fastsql import Prepared
 from pipelines.leaklock import lock_leak_decisions, pause_for_tests
 from pipelines.neardup import add_bands, near_duplicates
 from pipelines.recovery import INDEXED_STAT, mark_indexed, unindexed_postings
@@ -77,16 +78,18 @@ def write_evidence(target: EvidenceStore | Settings | Path, raw: bytes) -> str:
     return put_blob(as_store(target), raw)
 
 
-_SOURCE_ID = select(Source.id).where(Source.name == bindparam("name"))
-_STORED_ID = select(Posting.id).where(
-    Posting.source_id == bindparam("source_id"), Posting.url == bindparam("url")
+# The hot statements run on the transaction's DBAPI cursor (pipelines.fastsql: compiled by SQLAlchemy once
+# per dialect, a fraction of Connection.execute's CPU); the ones with an expanding IN stay on SQLAlchemy.
+_SOURCE_ID = Prepared(select(Source.id).where(Source.name == bindparam("name")))
+_STORED_ID = Prepared(
+    select(Posting.id).where(Posting.source_id == bindparam("source_id"), Posting.url == bindparam("url"))
 )
 
 
 def _source_id_now(sess: Session, name: str) -> int:
     """The source's id, read in this transaction (never cached: a source removed or renamed while a crawl
     runs must stop taking its postings at once); an implicit source is made on first use."""
-    source_id: int | None = sess.connection().scalar(_SOURCE_ID, {"name": name})
+    source_id: int | None = _SOURCE_ID.scalar(sess.connection(), {"name": name})
     return source_id if source_id is not None else _source_id(sess, name)
 
 
@@ -113,8 +116,25 @@ class StoredPosting:
     simhash: int | None
 
 
-_INSERT_POSTING = insert(Posting)
-_INSERT_TEXT = insert(PostingText)
+_INSERT_POSTING = Prepared(
+    insert(Posting),
+    (
+        "source_id",
+        "url",
+        "title",
+        "author",
+        "published",
+        "fetched",
+        "content_hash",
+        "simhash",
+        "evidence_sha256",
+        "size",
+        "candidate_hashes",
+    ),
+    returning_id=True,
+)
+_INSERT_TEXT = Prepared(insert(PostingText), ("posting_id", "retain_month", "text"))
+_INSERT_TEXT_FETCH = Prepared(insert(PostingText), ("posting_id", "retain_month", "text", "fetch_record"))
 
 
 def store_posting(db: Database, settings: Settings, draft: PostingDraft) -> StoreResult:
@@ -132,7 +152,7 @@ def store_posting(db: Database, settings: Settings, draft: PostingDraft) -> Stor
 
     def existing_id(sess: Session) -> int | None:
         source_id = _source_id_now(sess, draft.source)
-        found: int | None = sess.connection().scalar(_STORED_ID, {"source_id": source_id, "url": draft.url})
+        found: int | None = _STORED_ID.scalar(sess.connection(), {"source_id": source_id, "url": draft.url})
         return found
 
     def store(sess: Session) -> StoreResult:
@@ -140,12 +160,12 @@ def store_posting(db: Database, settings: Settings, draft: PostingDraft) -> Stor
         conn = sess.connection()
         # Looked up first (a statement built once: cheap), not left to the unique constraint: a failed
         # insert would burn a posting id and log an error on PostgreSQL for every repost of a URL.
-        stored = conn.scalar(_STORED_ID, {"source_id": source_id, "url": draft.url})
+        stored = _STORED_ID.scalar(conn, {"source_id": source_id, "url": draft.url})
         if stored is not None:
             return StoreResult(stored, False, 0, 0)
         fetched = draft.fetched or utcnow()
-        inserted = conn.execute(
-            _INSERT_POSTING,
+        posting_id = _INSERT_POSTING.insert(
+            conn,
             {
                 "source_id": source_id,
                 "url": draft.url,
@@ -159,12 +179,14 @@ def store_posting(db: Database, settings: Settings, draft: PostingDraft) -> Stor
                 "size": len(raw),
                 "candidate_hashes": draft.candidate_hashes or None,
             },
-        ).inserted_primary_key
-        assert inserted is not None  # a single-row insert always reports its key
-        posting = StoredPosting(inserted[0], draft.url, fetched, draft.content_hash, draft.simhash)
+        )
+        posting = StoredPosting(posting_id, draft.url, fetched, draft.content_hash, draft.simhash)
         if draft.text:  # no row is an empty text (Posting.text)
             row = {"posting_id": posting.id, "retain_month": month_of(fetched), "text": draft.text}
-            conn.execute(_INSERT_TEXT, row if fetch is None else {**row, "fetch_record": fetch})
+            if fetch is None:  # no fetch_record in the insert: SQL NULL (JSON's None would be 'null')
+                _INSERT_TEXT.execute(conn, row)
+            else:
+                _INSERT_TEXT_FETCH.execute(conn, {**row, "fetch_record": fetch})
         add_bands(sess, posting.id, draft.simhash)
         alerts = raise_alerts(sess, posting, draft.findings)
         return StoreResult(posting.id, True, alerts, len(draft.findings))
@@ -206,11 +228,43 @@ _EXISTING_LEAK = (
     .order_by(Alert.id)
     .limit(1)
 )
-_TOUCH_ALERT = update(Alert).where(Alert.id == bindparam("alert_id")).values(last_seen=bindparam("seen_at"))
-_INSERT_FINDINGS = insert(Finding)
-_INSERT_SIGHTING = insert(Sighting)
-_INSERT_ALERT = insert(Alert)
-_INSERT_DELIVERIES = insert(Delivery)
+_TOUCH_ALERT = Prepared(
+    update(Alert).where(Alert.id == bindparam("alert_id")).values(last_seen=bindparam("seen_at"))
+)
+_FINDING_COLUMNS = (
+    "posting_id",
+    "tenant_id",
+    "alert_id",
+    "kind",
+    "record_key",
+    "fields",
+    "watch",
+    "watch_id",
+    "overlap",
+    "line",
+    "severity",
+    "masked",
+    "technique",
+)
+_INSERT_FINDINGS = Prepared(insert(Finding), _FINDING_COLUMNS)
+_INSERT_SIGHTING = Prepared(insert(Sighting), ("alert_id", "posting_id", "url", "seen_at"))
+_INSERT_ALERT = Prepared(
+    insert(Alert),
+    (
+        "tenant_id",
+        "posting_id",
+        "severity",
+        "status",
+        "kinds",
+        "records",
+        "new_records",
+        "first_seen",
+        "last_seen",
+    ),
+    returning_id=True,
+)
+#: event_type, status, attempts, created_at: the columns' defaults (filled in per row, as SQLAlchemy did)
+_INSERT_DELIVERIES = Prepared(insert(Delivery), ("alert_id", "subscription_id", "event_id"))
 _SILENCED = select(Suppression.key).where(
     Suppression.tenant_id == bindparam("tenant_id"), Suppression.key.in_(bindparam("keys", expanding=True))
 )
@@ -219,10 +273,12 @@ _SEEN_RECORDS = select(Finding.record_key).where(
     Finding.kind == "record",
     Finding.record_key.in_(bindparam("keys", expanding=True)),
 )
-_TENANT_SETTINGS = select(Tenant.settings).where(Tenant.id == bindparam("tenant_id"))
-_SUBSCRIPTIONS = select(
-    Subscription.id, Subscription.digest, Subscription.min_severity, Subscription.kinds
-).where(Subscription.tenant_id == bindparam("tenant_id"), Subscription.enabled.is_(True))
+_TENANT_SETTINGS = Prepared(select(Tenant.settings).where(Tenant.id == bindparam("tenant_id")))
+_SUBSCRIPTIONS = Prepared(
+    select(Subscription.id, Subscription.digest, Subscription.min_severity, Subscription.kinds).where(
+        Subscription.tenant_id == bindparam("tenant_id"), Subscription.enabled.is_(True)
+    )
+)
 
 
 def _existing_leak(sess: Session, tenant_id: int, reposted: list[int]) -> int | None:
@@ -241,8 +297,8 @@ def add_findings(
     if not found:
         return
     # one executemany statement instead of an ORM object per finding (a dump can hold hundreds)
-    sess.connection().execute(
-        _INSERT_FINDINGS,
+    _INSERT_FINDINGS.executemany(
+        sess.connection(),
         [
             {
                 "posting_id": posting_id,
@@ -306,11 +362,10 @@ def raise_alerts(
         existing = _existing_leak(sess, tenant_id, reposted)
         if existing is not None:
             seen_at = posting.fetched or utcnow()
-            conn.execute(
-                _INSERT_SIGHTING,
-                {"alert_id": existing, "posting_id": posting.id, "url": posting.url, "seen_at": seen_at},
+            _INSERT_SIGHTING.execute(
+                conn, {"alert_id": existing, "posting_id": posting.id, "url": posting.url, "seen_at": seen_at}
             )
-            conn.execute(_TOUCH_ALERT, {"alert_id": existing, "seen_at": seen_at})
+            _TOUCH_ALERT.execute(conn, {"alert_id": existing, "seen_at": seen_at})
             loaded = sess.identity_map.get(sess.identity_key(Alert, existing))
             if loaded is not None:  # an Alert the caller holds in this session sees the new last_seen
                 set_committed_value(loaded, "last_seen", seen_at)
@@ -323,15 +378,15 @@ def raise_alerts(
             else set()
         )
         kinds = sorted({f.kind for f in found})
-        tenant_settings = conn.scalar(_TENANT_SETTINGS, {"tenant_id": tenant_id})
+        tenant_settings = _TENANT_SETTINGS.scalar(conn, {"tenant_id": tenant_id})
         thresholds = (tenant_settings or {}).get("severity_thresholds")
         new_records = len(record_keys - seen_before)
         severity = tenant_severity(
             len(record_keys), new_records, kinds, (f.severity for f in found), thresholds
         )
         first_seen = posting.fetched or utcnow()
-        inserted = conn.execute(
-            _INSERT_ALERT,
+        alert_id = _INSERT_ALERT.insert(
+            conn,
             {
                 "tenant_id": tenant_id,
                 "posting_id": posting.id,
@@ -343,25 +398,19 @@ def raise_alerts(
                 "first_seen": first_seen,
                 "last_seen": first_seen,
             },
-        ).inserted_primary_key
-        assert inserted is not None  # a single-row insert always reports its key
-        alert_id = inserted[0]
-        conn.execute(
-            _INSERT_SIGHTING,
-            {"alert_id": alert_id, "posting_id": posting.id, "url": posting.url, "seen_at": first_seen},
+        )
+        _INSERT_SIGHTING.execute(
+            conn, {"alert_id": alert_id, "posting_id": posting.id, "url": posting.url, "seen_at": first_seen}
         )
         add_findings(sess, posting.id, tenant_id, alert_id, found)
         view = {"severity": severity, "kinds": kinds}
         deliveries = [
             {"alert_id": alert_id, "subscription_id": sub_id, "event_id": str(uuid.uuid4())}
-            for sub_id, digest, min_severity, sub_kinds in conn.execute(
-                _SUBSCRIPTIONS, {"tenant_id": tenant_id}
-            )
+            for sub_id, digest, min_severity, sub_kinds in _SUBSCRIPTIONS.rows(conn, {"tenant_id": tenant_id})
             # Digest subscriptions hear of it in their next digest, not now.
             if digest is None and passes_filters(view, min_severity=min_severity, kinds=sub_kinds)
         ]
-        if deliveries:
-            conn.execute(_INSERT_DELIVERIES, deliveries)
+        _INSERT_DELIVERIES.executemany(conn, deliveries)
         created += 1
     return created
 

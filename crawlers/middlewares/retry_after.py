@@ -38,15 +38,18 @@ def retry_after_seconds(value: str | bytes | None, *, now: datetime | None = Non
 class RetryAfterMiddleware:
     """Downloader middleware placed before Scrapy's RetryMiddleware."""
 
-    def __init__(self, max_wait_s: float, max_times: int) -> None:
+    def __init__(self, max_wait_s: float, max_times: int, priority_adjust: int = -1) -> None:
         self.max_wait_s = max_wait_s
         self.max_times = max_times
+        #: Added to the request's priority, as Scrapy's own retries do (RETRY_PRIORITY_ADJUST).
+        self.priority_adjust = priority_adjust
 
     @classmethod
     def from_crawler(cls, crawler: Any) -> RetryAfterMiddleware:
         return cls(
             crawler.settings.getfloat("LEAKSENTINEL_RETRY_AFTER_MAX_S", 120.0),
             crawler.settings.getint("LEAKSENTINEL_RETRY_AFTER_TIMES", 3),
+            crawler.settings.getint("RETRY_PRIORITY_ADJUST", -1),
         )
 
     async def process_response(
@@ -65,6 +68,6 @@ class RetryAfterMiddleware:
         if spider.crawler and spider.crawler.stats:
             spider.crawler.stats.inc_value("leaksentinel/retry_after_waits")
         await asyncio.sleep(delay)
-        retry = request.replace(dont_filter=True)
+        retry = request.replace(dont_filter=True, priority=request.priority + self.priority_adjust)
         retry.meta["retry_after_times"] = tries + 1
         return retry

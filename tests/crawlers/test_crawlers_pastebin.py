@@ -217,3 +217,22 @@ def test_pastes_are_fetched_oldest_first() -> None:
     assert sorted(asked) == sorted(oldest_first)
     # Requests run four at once, so neighbours may swap; newest first would put the last paste first.
     assert all(abs(asked.index(key) - rank) < 4 for rank, key in enumerate(oldest_first)), asked
+
+
+def test_a_paste_asked_for_again_goes_ahead_of_the_younger_ones() -> None:
+    """A paste that failed once (HTTP 503, retried by Scrapy) is fetched again before the pastes still
+    waiting, all younger than it, not after the last of them: its reposts must find it stored."""
+    settings = load_settings()
+    db = open_database(settings)
+    with Underground(seed=12, n_noise=40) as site:
+        oldest_first = [p.key for p in site.pastes]
+        early = oldest_first[1]
+        site.site.fail_next(1, 503, path=f"/api_scrape_item.php?i={early}")
+        add_source(db, "pb", "pastebin", site.base_url)
+        run = run_crawl(settings, "pb")
+        assert run["status"] == "ok" and run["new"] == len(oldest_first), run
+        asked = [r.rsplit("=", 1)[1] for r in site.site.requests if "api_scrape_item.php" in r]
+    again = [i for i, key in enumerate(asked) if key == early]
+    assert len(again) == 2, asked
+    # Requests run four at once: the retry comes within a few fetches of the failure, not at the end.
+    assert again[1] - again[0] <= 8 < len(asked) - again[1], (again, len(asked))

@@ -310,7 +310,9 @@ class PostingText(Base):
     text: Mapped[str] = mapped_column(Text)
     #: The HTTP exchange the posting was read from (core.fetch_record), kept and purged with its text: a row
     #: in the transaction that stores the posting costs far less than a file of its own per posting.
-    fetch_record: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    #: Deferred: loading a posting (reindex, the API, retro-match) does not read it; the evidence package and
+    #: purge ask for it.
+    fetch_record: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True, deferred=True)
     posting: Mapped[Posting] = relationship(back_populates="text_row", lazy="select")
 
 

@@ -146,9 +146,6 @@ def store_posting(db: Database, settings: Settings, draft: PostingDraft) -> Stor
     """
     raw = draft.raw or draft.text.encode("utf-8")
     evidence = write_evidence(settings, raw)
-    # The HTTP exchange goes into the text's row, in this transaction (a posting without text keeps it in
-    # a sidecar once stored: StorePipeline).
-    fetch = _fetch_to_keep(settings, draft) if draft.fetch and draft.text else None
 
     def existing_id(sess: Session) -> int | None:
         source_id = _source_id_now(sess, draft.source)
@@ -163,6 +160,10 @@ def store_posting(db: Database, settings: Settings, draft: PostingDraft) -> Stor
         stored = _STORED_ID.scalar(conn, {"source_id": source_id, "url": draft.url})
         if stored is not None:
             return StoreResult(stored, False, 0, 0)
+        # The HTTP exchange goes into the text's row (a posting without text keeps it in a sidecar once
+        # stored: StorePipeline). Only for a new posting: a rendered page's screenshot is stored with it,
+        # and one taken again of a page already stored would be kept by no row, so never purged.
+        fetch = _fetch_to_keep(settings, draft) if draft.fetch and draft.text else None
         fetched = draft.fetched or utcnow()
         posting_id = _INSERT_POSTING.insert(
             conn,

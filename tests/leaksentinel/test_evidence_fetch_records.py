@@ -277,3 +277,31 @@ def test_purge_deletes_the_exchange_and_screenshot_of_unheld_postings_only(
         assert kept == (found is not None) == (name == "held")
         assert found is None or found["screenshot_sha256"] == digest
         assert (stored is not None) == (kept_in == "text row" and name == "held")
+
+
+def test_a_page_stored_before_keeps_no_new_screenshot(database_url: str) -> None:
+    """The exchange is kept for a new posting only: a page fetched again (same source and URL) is not stored
+    again, and the screenshot taken of it again is not kept either (no row would hold it, so no purge
+    would ever delete it)."""
+    from core.posting import PostingDraft
+    from pipelines.store import store_posting
+
+    settings = load_settings()
+    db = open_database(settings)
+    add_source(db, "board", "generic", "http://127.0.0.1:1/")
+    shots = [b"\x89PNG\r\n\x1a\nfirst", b"\x89PNG\r\n\x1a\nagain"]
+    results = []
+    for shot in shots:
+        draft = PostingDraft(
+            source="board",
+            url="http://127.0.0.1:1/thread/1",
+            text="leaked rows",
+            fetch={"status": 200, "url": "http://127.0.0.1:1/thread/1", "screenshot_png": shot},
+        )
+        results.append(store_posting(db, settings, draft))
+    assert [r.new for r in results] == [True, False]
+    kept = [hashlib.sha256(s).hexdigest() for s in shots]
+    assert [(settings.evidence_dir / d[:2] / d).exists() for d in kept] == [True, False]
+    with db.session() as sess:
+        row = sess.get(Posting, results[0].posting_id).text_row
+        assert row is not None and row.fetch_record["screenshot_sha256"] == kept[0]

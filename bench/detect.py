@@ -918,6 +918,18 @@ def naive_monitor(text: str) -> int:
     return hits
 
 
+def format_texts(seed: int, sizes: tuple[int, ...] = (300, 4000), plant_seed: int = 12) -> list[str]:
+    """One posting of every format in `MIX` per size (dense formats with a planted person), with every watch
+    kind planted (`plant_watched`): the texts the differential tests of the search extractors read."""
+    rng = random.Random(seed)
+    texts = []
+    for fmt in MIX:
+        for size in sizes:
+            people = [gen_person(rng)] if fmt in DENSE else []
+            texts.append(posting_text(fmt, rng, size, people))
+    return plant_watched(texts, plant_seed)
+
+
 def plant_watched(postings: list[str], seed: int) -> list[str]:
     """Every tenth posting gets a leak of each watch kind: an address and a token on a watched domain,
     a keyword, a regex match and a confidential passage, at a random line."""

@@ -223,14 +223,7 @@ def _bench(name: str) -> Any:
 @pytest.fixture(scope="module")
 def corpus() -> list[str]:
     """Postings of every format of bench/detect.py, and crawl postings of bench/crawl.py."""
-    detect = _bench("detect")
-    rng = random.Random(12)
-    texts = []
-    for fmt in detect.MIX:
-        for size in (300, 4000):
-            people = [detect.gen_person(rng)] if fmt in detect.DENSE else []
-            texts.append(detect.posting_text(fmt, rng, size, people))
-    texts = detect.plant_watched(texts, 12)
+    texts: list[str] = _bench("detect").format_texts(12)
     sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
     try:
         crawl = _bench("crawl")

@@ -269,13 +269,7 @@ def _corpus() -> list[str]:
         import detect  # type: ignore[import-not-found]
     finally:
         sys.path.remove(str(ROOT / "bench"))
-    rng = random.Random(11)
-    texts = []
-    for fmt in detect.MIX:
-        for size in (300, 10_000):
-            people = [detect.gen_person(rng)] if fmt in detect.DENSE else []
-            texts.append(detect.posting_text(fmt, rng, size, people))
-    return detect.plant_watched(texts, 12)  # type: ignore[no-any-return]
+    return detect.format_texts(11, (300, 10_000))  # type: ignore[no-any-return]
 
 
 @needs_native

@@ -350,15 +350,8 @@ def _bench_detect():  # type: ignore[no-untyped-def]
 def corpus() -> list[str]:
     """Postings of every benchmark format (bench/detect.py MIX), some with planted people and leaks."""
     bench = _bench_detect()
-    rng = random.Random(12)
-    texts = []
-    for fmt in bench.MIX:
-        for size in (300, 4000):
-            people = [bench.gen_person(rng)] if fmt in bench.DENSE else []
-            texts.append(bench.posting_text(fmt, rng, size, people))
-    texts = bench.plant_watched(texts, 12)
     postings, _ = bench.build_corpus(400_000, 8_000, 13, 2)
-    return texts + list(postings)
+    return [*bench.format_texts(12), *postings]
 
 
 def _clear_caches() -> None:

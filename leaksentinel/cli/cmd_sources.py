@@ -80,10 +80,15 @@ def crawl_with_progress(settings: Settings, name: str, *, verbose: bool = False)
                 poller = threading.Thread(target=poll, name="crawl-progress", daemon=True)
                 poller.start()
                 try:
-                    return run_crawl(settings, name)
+                    summary = run_crawl(settings, name)
                 finally:
                     done.set()
                     poller.join(timeout=2)
+            if not sys.stdout.isatty():
+                # The spinner line is transient: when stdout (JSON, a file) does not show the summary on the
+                # terminal, the run's final numbers stay there as the last line (the last poll may predate them).
+                console.print(_progress_text(name, summary, time.monotonic() - started))
+            return summary
         finally:
             if previous is None:
                 os.environ.pop(PROGRESS_ENV, None)

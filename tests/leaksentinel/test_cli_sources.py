@@ -256,7 +256,12 @@ def test_crawl_on_a_terminal_shows_a_progress_line_not_the_scrapy_log(cli: Any, 
     assert summary["fetched"] > 3
     assert "pastes: starting" in terminal
     assert " pages, " in terminal and " postings (" in terminal and " matches, " in terminal
-    assert f"{summary['fetched']} pages, {summary['postings']} postings" in terminal  # the run's own numbers
+    # The spinner line is transient; after it ends (the cursor shown again) the run's own final numbers stay as
+    # the last line, since stdout (JSON here) does not show them on the terminal.
+    after_spinner = terminal.rsplit("\x1b[?25h", 1)[-1]
+    assert f"pastes: {summary['fetched']} pages, {summary['postings']} postings ({summary['new']} new)" in (
+        after_spinner
+    )
     assert "[scrapy" not in terminal and "INFO:" not in terminal
 
 

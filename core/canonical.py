@@ -98,11 +98,43 @@ def _nfkc(value: str) -> str:
 def fold(value: str) -> str:
     """NFKC + case-fold, repeated until stable so that folding a folded value changes nothing.
 
-    The same result as :func:`fold_reference`, faster on long texts: folding is local to a line (a line
+    The same result as :func:`fold_reference`. Each round of the reference, ``NFKC(value).casefold()``,
+    is done by core.search._tokens's ``fold`` when the extension is built (one pass in C; a per-code-point
+    table and unicodedata only where characters compose: see tokens.c), else by :func:`_fold_py`."""
+    if value.isascii():
+        return value.lower()
+    native = _native_round
+    if native is None:
+        return _fold_py(value)
+    for _ in range(4):
+        folded = native(value)
+        if unicodedata.is_normalized("NFKC", folded):
+            return folded  # folded.casefold() == folded: casefold is idempotent on every code point
+        value = folded
+    return value
+
+
+def _native_round_function() -> Callable[[str], str] | None:
+    import importlib
+
+    try:
+        tokens = importlib.import_module("core.search._tokens")
+    except ImportError:  # no C compiler at install: the Python path below
+        return None
+    round_: Callable[[str], str] = tokens.fold
+    return round_
+
+
+#: One round of the reference in C, or None (tests set it to None to exercise the Python path).
+_native_round: Callable[[str], str] | None = _native_round_function()
+
+
+def _fold_py(value: str) -> str:
+    """:func:`fold` in Python, faster than the reference on long texts: folding is local to a line (a line
     end is a starter that nothing composes with, and case folding is per character), so a long text is
     folded in pieces cut on line ends, its ASCII stretches only lower-cased (ASCII is its own NFKC and
     ``lower`` is ``casefold`` on ASCII), and NFKC of a long piece goes through a per-character table
-    first (see :func:`_nfkc`)."""
+    first (see :func:`_nfkc_long`)."""
     if value.isascii():
         return value.lower()
     if len(value) <= _FOLD_PIECE:

@@ -1,7 +1,8 @@
-"""`fold` on long texts (pieces cut on line ends, NFKC through a per-character table) gives exactly what
-folding the whole text at once gives (`fold_reference`).
+"""`fold` gives exactly what folding the whole text at once gives (`fold_reference`), on both of its paths:
+each round in C (core.search._tokens.fold), and the Python path (pieces cut on line ends, NFKC through a
+per-character table) used when the extension is not built.
 
-Why: the keyword and document watches fold every posting; the fast path must not change one character
+Why: the keyword and document watches fold every posting; the fast paths must not change one character
 of the folded text. The texts mix ASCII, Chinese, full-width forms, characters whose folding changes the
 length (ß, ﬁ, İ), combining marks that compose across a table-mapped character, Hangul jamo, final
 sigma, astral characters, lone surrogates and lines longer than a piece.
@@ -9,9 +10,11 @@ sigma, astral characters, lone surrogates and lines longer than a piece.
 
 from __future__ import annotations
 
+import os
 import random
 import sys
 import unicodedata
+from collections.abc import Iterator
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -35,6 +38,32 @@ _PIECES = [
     "\n\n",
     "\r\n",
 ]
+
+
+@pytest.fixture(autouse=True, params=["native", "python"])
+def fold_path(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Every test here runs on both paths of `fold`."""
+    if request.param == "python":
+        saved = canonical._native_round
+        canonical._native_round = None
+        try:
+            yield request.param
+        finally:
+            canonical._native_round = saved
+        return
+    if canonical._native_round is None:
+        if os.environ.get("LEAKSENTINEL_TEST_REQUIRE_NATIVE") == "1":
+            pytest.fail("core.search._tokens is not built: fold runs on its Python path")
+        pytest.skip("core.search._tokens not built")
+    yield request.param
+
+
+def test_fold_uses_the_extension_when_built(fold_path: str) -> None:
+    """A fold that silently fell back to Python would pass every equality test below."""
+    if fold_path == "native":
+        from core.search import _tokens
+
+        assert canonical._native_round is _tokens.fold
 
 
 def _text(rng: random.Random, pieces: int) -> str:
@@ -111,3 +140,20 @@ def test_fold_of_any_text_is_the_reference(pieces: list[str]) -> None:
     finally:
         canonical._FOLD_PIECE, canonical._TABLE_MIN = saved
     assert fold(text * 50) == fold_reference(text * 50)
+
+
+def _needs_rounds(code: int) -> bool:
+    once = unicodedata.normalize("NFKC", chr(code)).casefold()
+    return not unicodedata.is_normalized("NFKC", once)
+
+
+#: Characters whose first round (NFKC, then casefold) is not yet in NFKC (ǰ, ΐ, ẖ, ᾶ...): a fold that
+#: stopped after one round would differ on them alone.
+_TWO_ROUNDS = [chr(code) for code in range(sys.maxunicode + 1) if _needs_rounds(code)]
+
+
+def test_characters_that_need_a_second_round_fold_to_the_reference() -> None:
+    assert len(_TWO_ROUNDS) >= 20  # Unicode 14: 26 of them
+    for char in _TWO_ROUNDS:
+        for text in (char, f"x{char}y", f"\u0301{char}\u0308", f"张伟 {char * 3}\n" * 400):
+            assert fold(text) == fold_reference(text), hex(ord(char))

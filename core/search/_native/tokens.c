@@ -1,6 +1,8 @@
 /* core.search._tokens: core/search/cjk.py's token_string in one pass over the text.
  *
- * token_string(text) == " ".join(tokenize(text)) of cjk.py's Python path, for every str:
+ * token_string(text) == " ".join(tokenize(text)) of cjk.py's Python path, for every str; fold(text) is
+ * its folding alone, NFKC(text).casefold(): one round of core.canonical.fold (which repeats it until stable).
+ *
  *
  *   folded = unicodedata.normalize("NFKC", text).casefold()
  *   tokens: maximal runs of CJK characters (cjk.CJK_RANGES) as overlapping bigrams (a run of one

@@ -11,6 +11,7 @@ import json
 import logging
 import uuid
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -21,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from core.db import Database, open_database
+from core.db import Database, open_database, retry_transient
 from core.evidence_store import EvidenceStore, as_store, put_blob
 from core.fetch_record import prepare_fetch_record, write_fetch_record
 from core.models import (
@@ -152,6 +153,19 @@ def store_posting(db: Database, settings: Settings, draft: PostingDraft) -> Stor
         found: int | None = _STORED_ID.scalar(sess.connection(), {"source_id": source_id, "url": draft.url})
         return found
 
+    what = f"storing {draft.url[:200]}"
+    # The HTTP exchange goes into the text's row (a posting without text keeps it in a sidecar once stored:
+    # StorePipeline), prepared before the transaction: a rendered page's screenshot is written to the
+    # evidence store (a file, an S3 PUT) while no database lock is held (SQLite's transactions take the
+    # write lock at BEGIN). A screenshot is kept for a page not stored yet only: one taken again of a page
+    # already stored would be held by no row, so never purged. (Two runs storing the same new page at once
+    # may each keep one; the loser's blob is then held by no row: content-addressed, rare, harmless.)
+    fetch = None
+    if draft.fetch and draft.text:
+        shot = isinstance(draft.fetch.get("screenshot_png"), bytes)
+        if not shot or _read(db, existing_id, what) is None:
+            fetch = _fetch_to_keep(settings, draft)
+
     def store(sess: Session) -> StoreResult:
         source_id = _source_id_now(sess, draft.source)
         conn = sess.connection()
@@ -160,10 +174,6 @@ def store_posting(db: Database, settings: Settings, draft: PostingDraft) -> Stor
         stored = _STORED_ID.scalar(conn, {"source_id": source_id, "url": draft.url})
         if stored is not None:
             return StoreResult(stored, False, 0, 0)
-        # The HTTP exchange goes into the text's row (a posting without text keeps it in a sidecar once
-        # stored: StorePipeline). Only for a new posting: a rendered page's screenshot is stored with it,
-        # and one taken again of a page already stored would be kept by no row, so never purged.
-        fetch = _fetch_to_keep(settings, draft) if draft.fetch and draft.text else None
         fetched = draft.fetched or utcnow()
         posting_id = _INSERT_POSTING.insert(
             conn,
@@ -192,7 +202,6 @@ def store_posting(db: Database, settings: Settings, draft: PostingDraft) -> Stor
         alerts = raise_alerts(sess, posting, draft.findings)
         return StoreResult(posting.id, True, alerts, len(draft.findings))
 
-    what = f"storing {draft.url[:200]}"
     try:
         return db.run(store, what=what)
     except IntegrityError:
@@ -201,6 +210,16 @@ def store_posting(db: Database, settings: Settings, draft: PostingDraft) -> Stor
         if pid is None:
             raise
         return StoreResult(pid, False, 0, 0)
+
+
+def _read(db: Database, work: Callable[[Session], int | None], what: str) -> int | None:
+    """``work`` in a read-only unit of work (no write lock on SQLite), run again on a transient error."""
+
+    def attempt() -> int | None:
+        with db.read_session() as sess:
+            return work(sess)
+
+    return retry_transient(attempt, what=what)
 
 
 def _fetch_to_keep(settings: Settings, draft: PostingDraft) -> dict[str, Any] | None:

@@ -305,3 +305,65 @@ def test_a_page_stored_before_keeps_no_new_screenshot(database_url: str) -> None
     with db.session() as sess:
         row = sess.get(Posting, results[0].posting_id).text_row
         assert row is not None and row.fetch_record["screenshot_sha256"] == kept[0]
+
+
+def _others_can_write(settings: Any, database_url: str) -> bool:
+    """Whether another connection could write the database right now (no transaction holds it)."""
+    if not database_url:  # SQLite: BEGIN IMMEDIATE takes the write lock a storing transaction holds
+        import sqlite3
+
+        conn = sqlite3.connect(settings.home / "leaksentinel.db", timeout=0.2, isolation_level=None)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("ROLLBACK")
+            return True
+        except sqlite3.OperationalError:
+            return False
+        finally:
+            conn.close()
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    url = make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(url, autocommit=True) as conn:  # an open transaction of this test's process
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid() AND state LIKE 'idle in transaction%'"
+        ).fetchone()
+    return row is not None and row[0] == 0
+
+
+def test_a_screenshot_is_written_while_no_transaction_holds_the_database(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rendered page's screenshot goes to the evidence store (a file, an S3 PUT) before the posting's
+    transaction, not inside it: on SQLite that transaction holds the write lock every other process (the
+    API, workers, other crawls) waits for."""
+    import core.fetch_record as fetch_record
+    from core.posting import PostingDraft
+    from pipelines.store import store_posting
+
+    settings = load_settings()
+    db = open_database(settings)
+    add_source(db, "board", "generic", "http://127.0.0.1:1/")
+    shot = b"\x89PNG\r\n\x1a\nrendered"
+    seen: list[bool] = []
+    put_blob = fetch_record.put_blob
+
+    def watched_put(store: Any, data: bytes) -> str:
+        if data == shot:
+            seen.append(_others_can_write(settings, database_url))
+        return put_blob(store, data)
+
+    monkeypatch.setattr(fetch_record, "put_blob", watched_put)
+    draft = PostingDraft(
+        source="board",
+        url="http://127.0.0.1:1/thread/9",
+        text="leaked rows",
+        fetch={"status": 200, "url": "http://127.0.0.1:1/thread/9", "screenshot_png": shot},
+    )
+    result = store_posting(db, settings, draft)
+    assert result.new and seen == [True]
+    with db.session() as sess:
+        row = sess.get(Posting, result.posting_id).text_row
+        assert row is not None and row.fetch_record["screenshot_sha256"] == hashlib.sha256(shot).hexdigest()

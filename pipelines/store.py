@@ -153,6 +153,15 @@ def store_posting(db: Database, settings: Settings, draft: PostingDraft) -> Stor
         found: int | None = _STORED_ID.scalar(sess.connection(), {"source_id": source_id, "url": draft.url})
         return found
 
+    def stored_before(sess: Session) -> int | None:
+        """existing_id without making an implicit source (it runs in a read-only unit of work)."""
+        conn = sess.connection()
+        source_id = _SOURCE_ID.scalar(conn, {"name": draft.source})
+        if source_id is None:
+            return None
+        found: int | None = _STORED_ID.scalar(conn, {"source_id": source_id, "url": draft.url})
+        return found
+
     what = f"storing {draft.url[:200]}"
     # The HTTP exchange goes into the text's row (a posting without text keeps it in a sidecar once stored:
     # StorePipeline), prepared before the transaction: a rendered page's screenshot is written to the
@@ -163,7 +172,7 @@ def store_posting(db: Database, settings: Settings, draft: PostingDraft) -> Stor
     fetch = None
     if draft.fetch and draft.text:
         shot = isinstance(draft.fetch.get("screenshot_png"), bytes)
-        if not shot or _read(db, existing_id, what) is None:
+        if not shot or _read(db, stored_before, what) is None:
             fetch = _fetch_to_keep(settings, draft)
 
     def store(sess: Session) -> StoreResult:

@@ -367,3 +367,34 @@ def test_a_screenshot_is_written_while_no_transaction_holds_the_database(
     with db.session() as sess:
         row = sess.get(Posting, result.posting_id).text_row
         assert row is not None and row.fetch_record["screenshot_sha256"] == hashlib.sha256(shot).hexdigest()
+
+
+def test_a_rendered_tip_page_makes_its_implicit_source_once_and_keeps_its_screenshot(
+    database_url: str,
+) -> None:
+    """The look-up before a screenshot is written only reads: the implicit source (tips) is made by the
+    storing transaction, once, and the page's screenshot is kept with the posting."""
+    from core.posting import PostingDraft
+    from pipelines.store import TIPS_SOURCE, store_posting
+
+    settings = load_settings()
+    db = open_database(settings)
+    shot = b"\x89PNG\r\n\x1a\ntip"
+    results = [
+        store_posting(
+            db,
+            settings,
+            PostingDraft(
+                source=TIPS_SOURCE,
+                url=f"http://127.0.0.1:1/tip/{n}",
+                text="leaked rows",
+                fetch={"status": 200, "url": f"http://127.0.0.1:1/tip/{n}", "screenshot_png": shot},
+            ),
+        )
+        for n in (1, 2)
+    ]
+    assert [r.new for r in results] == [True, True]
+    with db.session() as sess:
+        assert len(sess.scalars(select(Source).where(Source.name == TIPS_SOURCE)).all()) == 1
+        rows = [sess.get(Posting, r.posting_id).text_row for r in results]
+        assert all(r is not None and r.fetch_record["screenshot_sha256"] for r in rows)

@@ -69,7 +69,7 @@ def scan_paths(
             )
             size += len(draft.raw or b"")
             started = time.process_time()
-            ingest.detect(draft)
+            ingest.detect(draft, fingerprint=store)  # findings never read the fingerprint
             cpu += time.process_time() - started
             if draft.partial:
                 sys.stderr.write(

@@ -1090,8 +1090,6 @@ _STAGES = (
     ("keywords", "pipelines.detection.keywords", "KeywordMatcher", "find"),
     ("regexes", "pipelines.detection.regexes", "RegexMatcher", "find"),
     ("documents (winnowing)", "pipelines.detection.documents", "DocumentMatcher", "find"),
-    ("SimHash", "pipelines.fingerprint", None, "simhash"),
-    ("content hash", "pipelines.fingerprint", None, "content_hash"),
     ("normalise", "pipelines.normalize", None, "normalize_text"),
     ("decode", "pipelines.normalize", None, "decode_bytes"),
 )

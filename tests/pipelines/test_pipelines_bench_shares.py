@@ -6,8 +6,8 @@ import importlib.util
 import sys
 from pathlib import Path
 
-from pipelines import fingerprint
 from pipelines.detection.engine import Detector
+from pipelines.detection.keywords import KeywordMatcher
 
 _spec = importlib.util.spec_from_file_location(
     "bench_detect", Path(__file__).resolve().parents[2] / "bench" / "detect.py"
@@ -27,12 +27,12 @@ def test_stage_shares_measure_every_stage_and_restore_the_functions(tmp_path: Pa
         path = tmp_path / f"p{i}.txt"
         path.write_text(text, encoding="utf-8")
         files.append(path)
-    before = (fingerprint.simhash, Detector._lookalikes)
+    before = (KeywordMatcher.find, Detector._lookalikes)
     rows = bench.stage_shares(home, files)
-    assert (fingerprint.simhash, Detector._lookalikes) == before  # wrappers removed
+    assert (KeywordMatcher.find, Detector._lookalikes) == before  # wrappers removed
     assert rows[0][0] == "whole scan path" and rows[0][1] > 0
     stages = {label: cpu for label, cpu, _ in rows[1:]}
     assert set(stages) == {label for label, *_ in bench._STAGES}
-    for label in ("native candidate scan (_scanner)", "SimHash", "documents (winnowing)", "look-alikes"):
+    for label in ("native candidate scan (_scanner)", "keywords", "documents (winnowing)", "look-alikes"):
         assert stages[label] > 0, label
     assert sum(stages.values()) <= rows[0][1] * 1.05  # the rows do not overlap

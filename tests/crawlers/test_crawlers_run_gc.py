@@ -16,7 +16,9 @@ def test_a_crawl_process_freezes_its_start_up_objects_and_collects_less_often() 
         "run.tune_gc()\n"
         "print(gc.get_freeze_count(), *gc.get_threshold())\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
     frozen, *threshold = (int(v) for v in out.stdout.split())
     assert frozen > 10_000  # the modules' objects, at least
     assert tuple(threshold) == GC_THRESHOLD and GC_THRESHOLD[0] >= 10 * 700

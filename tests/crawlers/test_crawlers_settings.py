@@ -17,7 +17,9 @@ def test_the_telnet_console_and_remote_control_are_neither_enabled_nor_imported(
         "print('aiohttp' in sys.modules, 'twisted.conch' in sys.modules)\n"
         "print(sorted(k for k in s.attributes if k.startswith('_')))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
     enabled, imported, private = out.stdout.splitlines()
     assert "TelnetConsole" not in enabled and "RemoteControl" not in enabled
     assert "crawlers.extensions.lost_items.LostItems" in enabled and "CoreStats" in enabled

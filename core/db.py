@@ -258,6 +258,16 @@ class Database:
 
         return retry_transient(attempt, what=what)
 
+    def run_read(self, work: Callable[[Session], T], *, what: str = "database read") -> T:
+        """``work(session)`` in a read-only unit of work (``read_session``: no write lock on SQLite), run
+        again on a transient error."""
+
+        def attempt() -> T:
+            with self.read_session() as sess:
+                return work(sess)
+
+        return retry_transient(attempt, what=what)
+
     def dispose(self) -> None:
         self.engine.dispose()
 

@@ -11,7 +11,6 @@ import json
 import logging
 import uuid
 from collections import defaultdict
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -22,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from core.db import Database, open_database, retry_transient
+from core.db import Database, open_database
 from core.evidence_store import EvidenceStore, as_store, put_blob
 from core.fetch_record import prepare_fetch_record, write_fetch_record
 from core.models import (
@@ -148,13 +147,8 @@ def store_posting(db: Database, settings: Settings, draft: PostingDraft) -> Stor
     raw = draft.raw or draft.text.encode("utf-8")
     evidence = write_evidence(settings, raw)
 
-    def existing_id(sess: Session) -> int | None:
-        source_id = _source_id_now(sess, draft.source)
-        found: int | None = _STORED_ID.scalar(sess.connection(), {"source_id": source_id, "url": draft.url})
-        return found
-
     def stored_before(sess: Session) -> int | None:
-        """existing_id without making an implicit source (it runs in a read-only unit of work)."""
+        """The stored posting's id, or None; only reads (an implicit source not made yet holds nothing)."""
         conn = sess.connection()
         source_id = _SOURCE_ID.scalar(conn, {"name": draft.source})
         if source_id is None:
@@ -172,7 +166,7 @@ def store_posting(db: Database, settings: Settings, draft: PostingDraft) -> Stor
     fetch = None
     if draft.fetch and draft.text:
         shot = isinstance(draft.fetch.get("screenshot_png"), bytes)
-        if not shot or _read(db, stored_before, what) is None:
+        if not shot or db.run_read(stored_before, what=what) is None:
             fetch = _fetch_to_keep(settings, draft)
 
     def store(sess: Session) -> StoreResult:
@@ -215,20 +209,10 @@ def store_posting(db: Database, settings: Settings, draft: PostingDraft) -> Stor
         return db.run(store, what=what)
     except IntegrityError:
         # A concurrent run stored the same (source, url) first; any other violation is a real failure.
-        pid = db.run(existing_id, what=what)
+        pid = db.run_read(stored_before, what=what)
         if pid is None:
             raise
         return StoreResult(pid, False, 0, 0)
-
-
-def _read(db: Database, work: Callable[[Session], int | None], what: str) -> int | None:
-    """``work`` in a read-only unit of work (no write lock on SQLite), run again on a transient error."""
-
-    def attempt() -> int | None:
-        with db.read_session() as sess:
-            return work(sess)
-
-    return retry_transient(attempt, what=what)
 
 
 def _fetch_to_keep(settings: Settings, draft: PostingDraft) -> dict[str, Any] | None:

@@ -37,11 +37,16 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return seen
 
 
+@pytest.fixture
+def posting(tmp_path: Path) -> Path:
+    path = tmp_path / "paste.txt"
+    path.write_text(TEXT, encoding="utf-8")
+    return path
+
+
 def test_scan_reports_findings_without_fingerprinting(
-    tmp_path: Path, calls: list[str], database_url: str
+    posting: Path, calls: list[str], database_url: str
 ) -> None:
-    posting = tmp_path / "paste.txt"
-    posting.write_text(TEXT, encoding="utf-8")
     settings = load_settings()
     found = list(scan_paths(settings, [str(posting)]))
     assert calls == []
@@ -51,10 +56,8 @@ def test_scan_reports_findings_without_fingerprinting(
 
 
 def test_scan_store_keeps_the_fingerprint_a_crawl_keeps(
-    tmp_path: Path, calls: list[str], database_url: str
+    posting: Path, calls: list[str], database_url: str
 ) -> None:
-    posting = tmp_path / "paste.txt"
-    posting.write_text(TEXT, encoding="utf-8")
     settings = load_settings()
     list(scan_paths(settings, [str(posting)], store=True))
     with open_database(settings).session() as sess:

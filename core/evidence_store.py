@@ -24,13 +24,15 @@ failing disk copes with a failing bucket; and an ``OperationalError``: exit 1 an
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import hashlib
 import importlib.util
 import os
 import re
 import secrets
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
@@ -51,6 +53,7 @@ __all__ = [
     "open_evidence_store",
     "parse_s3_url",
     "put_blob",
+    "put_blobs",
     "validate_evidence_settings",
 ]
 
@@ -90,6 +93,8 @@ class EvidenceStore(Protocol):
 
     def put(self, key: str, data: bytes, *, durable: bool = True) -> None: ...
 
+    def put_many(self, items: Sequence[tuple[str, bytes]]) -> None: ...
+
     def get(self, key: str, limit: int | None = None) -> bytes | None: ...
 
     def exists(self, key: str) -> bool: ...
@@ -111,6 +116,30 @@ def put_blob(store: EvidenceStore, data: bytes) -> str:
     if not store.exists(key):
         store.put(key, data)
     return digest
+
+
+def put_blobs(store: EvidenceStore, blobs: Sequence[bytes]) -> list[str]:
+    """`put_blob` for many (a crawl's batch of postings): every one durable once this returns, at the cost
+    of one disk flush for the batch instead of one per blob (`FileEvidenceStore.put_many`)."""
+    digests = [hashlib.sha256(data).hexdigest() for data in blobs]
+    unique = {blob_key(d): data for d, data in zip(digests, blobs, strict=True)}
+    store.put_many(list(unique.items()))
+    return digests
+
+
+def _load_syncfs() -> Any:
+    """glibc's syncfs(2) (Linux): flushes a whole file system at once; None where it does not exist."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        syncfs = libc.syncfs
+    except (OSError, AttributeError):
+        return None
+    syncfs.argtypes = [ctypes.c_int]
+    syncfs.restype = ctypes.c_int
+    return syncfs
+
+
+_SYNCFS = _load_syncfs()
 
 
 class FileEvidenceStore:
@@ -149,6 +178,46 @@ class FileEvidenceStore:
             raise EvidenceStoreError(
                 exc.errno, f"evidence {key}: cannot write ({exc.strerror or exc})"
             ) from exc
+
+    def put_many(self, items: Sequence[tuple[str, bytes]]) -> None:
+        """Each key written (atomically) unless its file already holds that many bytes (content-addressed: a
+        file cut short by a crash is written again), then every one made durable by one flush of the file
+        system (syncfs), or one fsync per file where that is not available or fails. Why: a crawl stores
+        postings in batches, and a disk flush per posting was a tenth of its CPU."""
+        written: list[Path] = []
+        for key, data in items:
+            path = self._path(key)
+            try:
+                if path.stat().st_size == len(data):
+                    written.append(path)  # maybe written by a run that died before its flush: flushed here
+                    continue
+            except OSError:
+                pass
+            self.put(key, data, durable=False)
+            written.append(path)
+        if written:
+            self._flush(written)
+
+    def _flush(self, paths: list[Path]) -> None:
+        if _SYNCFS is not None:
+            with contextlib.suppress(OSError):
+                fd = os.open(self.root, os.O_RDONLY)
+                try:
+                    if _SYNCFS(fd) == 0:
+                        return
+                finally:
+                    os.close(fd)
+        for path in paths:
+            try:
+                fd = os.open(path, os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+            except OSError as exc:
+                raise EvidenceStoreError(
+                    exc.errno, f"evidence {path.name}: cannot flush to disk ({exc.strerror or exc})"
+                ) from exc
 
     def get(self, key: str, limit: int | None = None) -> bytes | None:
         path = self._path(key)
@@ -296,6 +365,12 @@ class S3EvidenceStore:
             self._client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
         except (BotoCoreError, ClientError) as exc:
             raise self._error("write", key, exc) from exc
+
+    def put_many(self, items: Sequence[tuple[str, bytes]]) -> None:
+        """One PUT each unless the object is there (each durable once the server answers)."""
+        for key, data in items:
+            if not self.exists(key):
+                self.put(key, data)
 
     def get(self, key: str, limit: int | None = None) -> bytes | None:
         from botocore.exceptions import BotoCoreError, ClientError

@@ -128,6 +128,11 @@ class Settings:
     unhealthy_after_failures: int = 3
     #: Spread sources on the same interval over up to 10% of it (30 s at most).
     schedule_jitter: bool = True
+    #: A crawl stores its postings in batches (pipelines.store): a batch is stored once it holds this many
+    #: postings or bytes, or once its first posting has waited this long (the most an alert is delayed).
+    store_batch: int = 32
+    store_batch_bytes: int = 2_000_000
+    store_batch_wait_s: float = 0.25
     # Detection.
     max_posting_bytes: int = 50_000_000
     #: Posting text and search entries older than this are deleted by ``purge`` unless an alert holds them.

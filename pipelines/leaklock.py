@@ -28,7 +28,13 @@ from sqlalchemy.orm import Session
 from pipelines.fastsql import Prepared
 from pipelines.neardup import band_values
 
-__all__ = ["PAUSE_ENV", "leak_lock_keys", "lock_leak_decisions", "pause_for_tests"]
+__all__ = [
+    "PAUSE_ENV",
+    "leak_lock_keys",
+    "lock_leak_decisions",
+    "lock_leak_decisions_many",
+    "pause_for_tests",
+]
 
 #: Tests only: seconds to wait inside the critical section, so a race without the lock is reliable.
 PAUSE_ENV = "LEAKSENTINEL_TEST_LEAK_DECISION_PAUSE_S"
@@ -57,16 +63,26 @@ def lock_leak_decisions(
     sess: Session, tenant_ids: Iterable[int], simhash: int | None, content_hash: str
 ) -> None:
     """Hold, until this transaction ends, the right to decide new-leak-or-repost for these tenants."""
-    tenants = sorted(set(tenant_ids))
-    if not tenants:
+    lock_leak_decisions_many(sess, [(tenant_ids, simhash, content_hash)])
+
+
+def lock_leak_decisions_many(
+    sess: Session, postings: Iterable[tuple[Iterable[int], int | None, str]]
+) -> None:
+    """`lock_leak_decisions` for several postings stored in one transaction, each given as (tenant ids,
+    SimHash, content hash): every key taken at once, in the one sorted order, so a batch never holds
+    some of its locks while it waits for others that a concurrent batch holds in the reverse order."""
+    keys: set[int] = set()
+    for tenant_ids, simhash, content_hash in postings:
+        keys.update(leak_lock_keys(tenant_ids, simhash, content_hash))
+    if not keys:  # no posting with findings: no decision to make
         return
     conn = sess.connection()
     dialect = conn.dialect.name
     if dialect == "postgresql":
-        for key in leak_lock_keys(tenants, simhash, content_hash):
+        for key in sorted(keys):
             _PG_LOCK.execute(conn, {"key": key})
     elif dialect == "sqlite":
-        # A write statement takes SQLite's write lock (RESERVED) even when it changes no row.
         _SQLITE_WRITE_LOCK.execute(conn, {})
 
 

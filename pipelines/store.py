@@ -7,10 +7,12 @@ alerted twice (its (source, URL) is unique).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import uuid
 from collections import defaultdict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -21,8 +23,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from core.db import Database, open_database
-from core.evidence_store import EvidenceStore, as_store, put_blob
+from core.db import Database, is_transient, open_database
+from core.evidence_store import EvidenceStore, as_store, put_blob, put_blobs
 from core.fetch_record import prepare_fetch_record, write_fetch_record
 from core.models import (
     Alert,
@@ -44,12 +46,20 @@ from core.settings import Settings, load_settings
 from pipelines.detection.candidates import CandidateIndex
 from pipelines.detection.engine import Finding as DetectedFinding
 from pipelines.fastsql import Prepared
-from pipelines.leaklock import lock_leak_decisions, pause_for_tests
+from pipelines.leaklock import lock_leak_decisions, lock_leak_decisions_many, pause_for_tests
 from pipelines.neardup import add_bands, near_duplicates
 from pipelines.recovery import INDEXED_STAT, mark_indexed, unindexed_postings
 from pipelines.search_index import SearchIndexer
 
-__all__ = ["StorePipeline", "StoreResult", "add_findings", "raise_alerts", "store_posting", "write_evidence"]
+__all__ = [
+    "StorePipeline",
+    "StoreResult",
+    "add_findings",
+    "raise_alerts",
+    "store_posting",
+    "store_postings",
+    "write_evidence",
+]
 
 log = logging.getLogger(__name__)
 
@@ -137,16 +147,7 @@ _INSERT_TEXT = Prepared(insert(PostingText), ("posting_id", "retain_month", "tex
 _INSERT_TEXT_FETCH = Prepared(insert(PostingText), ("posting_id", "retain_month", "text", "fetch_record"))
 
 
-def store_posting(db: Database, settings: Settings, draft: PostingDraft) -> StoreResult:
-    """Store a detected posting with its findings, alerts and outbox in one transaction.
-
-    Idempotent per (source, URL): storing it again returns the stored row (``new`` False). A transient
-    database error (lost connection, serialization failure, SQLite's write lock) runs the transaction
-    again, a bounded number of times (core.db.retry_transient); any other error is raised, never hidden.
-    """
-    raw = draft.raw or draft.text.encode("utf-8")
-    evidence = write_evidence(settings, raw)
-
+def _stored_before(draft: PostingDraft) -> Callable[[Session], int | None]:
     def stored_before(sess: Session) -> int | None:
         """The stored posting's id, or None; only reads (an implicit source not made yet holds nothing)."""
         conn = sess.connection()
@@ -156,63 +157,137 @@ def store_posting(db: Database, settings: Settings, draft: PostingDraft) -> Stor
         found: int | None = _STORED_ID.scalar(conn, {"source_id": source_id, "url": draft.url})
         return found
 
+    return stored_before
+
+
+def _fetch_outside(db: Database, settings: Settings, draft: PostingDraft) -> dict[str, Any] | None:
+    """The HTTP exchange for the text's row (a posting without text keeps it in a sidecar once stored:
+    StorePipeline), prepared before the transaction: a rendered page's screenshot is written to the
+    evidence store (a file, an S3 PUT) while no database lock is held (SQLite's transactions take the
+    write lock at BEGIN). A screenshot is kept for a page not stored yet only: one taken again of a page
+    already stored would be held by no row, so never purged. (Two runs storing the same new page at once
+    may each keep one; the loser's blob is then held by no row: content-addressed, rare, harmless.)"""
+    if not (draft.fetch and draft.text):
+        return None
+    shot = isinstance(draft.fetch.get("screenshot_png"), bytes)
+    if shot and db.run_read(_stored_before(draft), what=f"storing {draft.url[:200]}") is not None:
+        return None
+    return _fetch_to_keep(settings, draft)
+
+
+def _store_draft(
+    sess: Session,
+    draft: PostingDraft,
+    evidence: str,
+    size: int,
+    fetch: dict[str, Any] | None,
+    source_ids: dict[str, int],
+    *,
+    locked: bool = False,
+) -> StoreResult:
+    """Store one posting in the session's transaction (``source_ids``: the ids read in this transaction)."""
+    source_id = source_ids.get(draft.source)
+    if source_id is None:
+        source_id = source_ids[draft.source] = _source_id_now(sess, draft.source)
+    conn = sess.connection()
+    # Looked up first (a statement built once: cheap), not left to the unique constraint: a failed
+    # insert would burn a posting id and log an error on PostgreSQL for every repost of a URL.
+    stored = _STORED_ID.scalar(conn, {"source_id": source_id, "url": draft.url})
+    if stored is not None:
+        return StoreResult(stored, False, 0, 0)
+    fetched = draft.fetched or utcnow()
+    posting_id = _INSERT_POSTING.insert(
+        conn,
+        {
+            "source_id": source_id,
+            "url": draft.url,
+            "title": draft.title,
+            "author": draft.author,
+            "published": draft.published,
+            "fetched": fetched,
+            "content_hash": draft.content_hash,
+            "simhash": draft.simhash,
+            "evidence_sha256": evidence,
+            "size": size,
+            "candidate_hashes": draft.candidate_hashes or None,
+        },
+    )
+    posting = StoredPosting(posting_id, draft.url, fetched, draft.content_hash, draft.simhash)
+    if draft.text:  # no row is an empty text (Posting.text)
+        row = {"posting_id": posting.id, "retain_month": month_of(fetched), "text": draft.text}
+        if fetch is None:  # no fetch_record in the insert: SQL NULL (JSON's None would be 'null')
+            _INSERT_TEXT.execute(conn, row)
+        else:
+            _INSERT_TEXT_FETCH.execute(conn, {**row, "fetch_record": fetch})
+    add_bands(sess, posting.id, draft.simhash)
+    alerts = raise_alerts(sess, posting, draft.findings, locked=locked)
+    return StoreResult(posting.id, True, alerts, len(draft.findings))
+
+
+def store_posting(db: Database, settings: Settings, draft: PostingDraft) -> StoreResult:
+    """Store a detected posting with its findings, alerts and outbox in one transaction.
+
+    Idempotent per (source, URL): storing it again returns the stored row (``new`` False). A transient
+    database error (lost connection, serialization failure, SQLite's write lock) runs the transaction
+    again, a bounded number of times (core.db.retry_transient); any other error is raised, never hidden.
+    """
+    raw = draft.raw or draft.text.encode("utf-8")
+    evidence = write_evidence(settings, raw)
+    fetch = _fetch_outside(db, settings, draft)
     what = f"storing {draft.url[:200]}"
-    # The HTTP exchange goes into the text's row (a posting without text keeps it in a sidecar once stored:
-    # StorePipeline), prepared before the transaction: a rendered page's screenshot is written to the
-    # evidence store (a file, an S3 PUT) while no database lock is held (SQLite's transactions take the
-    # write lock at BEGIN). A screenshot is kept for a page not stored yet only: one taken again of a page
-    # already stored would be held by no row, so never purged. (Two runs storing the same new page at once
-    # may each keep one; the loser's blob is then held by no row: content-addressed, rare, harmless.)
-    fetch = None
-    if draft.fetch and draft.text:
-        shot = isinstance(draft.fetch.get("screenshot_png"), bytes)
-        if not shot or db.run_read(stored_before, what=what) is None:
-            fetch = _fetch_to_keep(settings, draft)
-
-    def store(sess: Session) -> StoreResult:
-        source_id = _source_id_now(sess, draft.source)
-        conn = sess.connection()
-        # Looked up first (a statement built once: cheap), not left to the unique constraint: a failed
-        # insert would burn a posting id and log an error on PostgreSQL for every repost of a URL.
-        stored = _STORED_ID.scalar(conn, {"source_id": source_id, "url": draft.url})
-        if stored is not None:
-            return StoreResult(stored, False, 0, 0)
-        fetched = draft.fetched or utcnow()
-        posting_id = _INSERT_POSTING.insert(
-            conn,
-            {
-                "source_id": source_id,
-                "url": draft.url,
-                "title": draft.title,
-                "author": draft.author,
-                "published": draft.published,
-                "fetched": fetched,
-                "content_hash": draft.content_hash,
-                "simhash": draft.simhash,
-                "evidence_sha256": evidence,
-                "size": len(raw),
-                "candidate_hashes": draft.candidate_hashes or None,
-            },
-        )
-        posting = StoredPosting(posting_id, draft.url, fetched, draft.content_hash, draft.simhash)
-        if draft.text:  # no row is an empty text (Posting.text)
-            row = {"posting_id": posting.id, "retain_month": month_of(fetched), "text": draft.text}
-            if fetch is None:  # no fetch_record in the insert: SQL NULL (JSON's None would be 'null')
-                _INSERT_TEXT.execute(conn, row)
-            else:
-                _INSERT_TEXT_FETCH.execute(conn, {**row, "fetch_record": fetch})
-        add_bands(sess, posting.id, draft.simhash)
-        alerts = raise_alerts(sess, posting, draft.findings)
-        return StoreResult(posting.id, True, alerts, len(draft.findings))
-
     try:
-        return db.run(store, what=what)
+        return db.run(lambda sess: _store_draft(sess, draft, evidence, len(raw), fetch, {}), what=what)
     except IntegrityError:
         # A concurrent run stored the same (source, url) first; any other violation is a real failure.
-        pid = db.run_read(stored_before, what=what)
+        pid = db.run_read(_stored_before(draft), what=what)
         if pid is None:
             raise
         return StoreResult(pid, False, 0, 0)
+
+
+def store_postings(
+    db: Database, settings: Settings, drafts: Sequence[PostingDraft]
+) -> list[StoreResult | Exception]:
+    """`store_posting` for a crawl's batch: what each posting's own transaction would have stored, in one
+    transaction, with one disk flush for the batch's evidence; each posting's result, or the error that
+    kept it from being stored.
+
+    Why: a crawl paid a commit (its WAL pages, on PostgreSQL a WAL flush) and an fsync per posting. The
+    postings are stored in order, so a later one sees an earlier one of the batch (a repost joins its
+    alert). The leak-decision locks of the whole batch are taken first, in one sorted order
+    (pipelines.leaklock), so two batches, or a batch and a single posting, never wait on each other in a
+    cycle. When the batch fails for a reason that is not transient (a concurrent run stored one of its
+    URLs first, one bad value), each posting is stored alone, so one posting's failure is its own."""
+    if len(drafts) <= 1:
+        return [_stored_alone(db, settings, d) for d in drafts]
+    try:
+        raws = [d.raw or d.text.encode("utf-8") for d in drafts]
+        evidence = put_blobs(as_store(settings), raws)
+        fetches = [_fetch_outside(db, settings, d) for d in drafts]
+
+        def work(sess: Session) -> list[StoreResult | Exception]:
+            lock_leak_decisions_many(
+                sess, [({f.tenant_id for f in d.findings}, d.simhash, d.content_hash) for d in drafts]
+            )
+            source_ids: dict[str, int] = {}
+            return [
+                _store_draft(sess, d, ev, len(raw), fetch, source_ids, locked=True)
+                for d, ev, raw, fetch in zip(drafts, evidence, raws, fetches, strict=True)
+            ]
+
+        return db.run(work, what=f"storing {len(drafts)} postings from {drafts[0].url[:200]}")
+    except Exception as exc:
+        if is_transient(exc):  # retried already (Database.run): the database is away for all of them
+            return [exc for _ in drafts]
+        log.info("a batch of %d postings failed (%s); storing each alone", len(drafts), exc)
+        return [_stored_alone(db, settings, d) for d in drafts]
+
+
+def _stored_alone(db: Database, settings: Settings, draft: PostingDraft) -> StoreResult | Exception:
+    try:
+        return store_posting(db, settings, draft)
+    except Exception as exc:
+        return exc
 
 
 def _fetch_to_keep(settings: Settings, draft: PostingDraft) -> dict[str, Any] | None:
@@ -349,12 +424,15 @@ def raise_alerts(
     posting: Posting | StoredPosting,
     findings: list[DetectedFinding],
     reposted: list[int] | None = None,
+    *,
+    locked: bool = False,
 ) -> int:
     """One alert per (tenant, leak): a repost joins the leak's alert as a sighting and notifies no one again.
 
     ``posting`` must be flushed (it has an id). The decision is serialised per tenant and near-duplicate
     band (pipelines.leaklock): the earlier copies are looked up only once the lock is held, so a copy
     stored at the same moment by another process is seen. ``reposted``: earlier copies already known.
+    ``locked``: the transaction holds those locks already (`store_postings` takes a batch's at once).
     """
     by_tenant: dict[int, list[DetectedFinding]] = defaultdict(list)
     for finding in findings:
@@ -363,7 +441,8 @@ def raise_alerts(
         return 0
     sess.flush()  # what the session holds must be in the transaction before the statements below read it
     conn = sess.connection()
-    lock_leak_decisions(sess, by_tenant, posting.simhash, posting.content_hash)
+    if not locked:
+        lock_leak_decisions(sess, by_tenant, posting.simhash, posting.content_hash)
     copies = near_duplicates(sess, posting.simhash, posting.content_hash, exclude=posting.id)
     reposted = sorted(set(reposted or ()) | set(copies))
     pause_for_tests()
@@ -429,7 +508,12 @@ def raise_alerts(
 
 
 class StorePipeline:
-    """The crawl's last item pipeline: stores each posting, then feeds the candidate and search indexes.
+    """The crawl's last item pipeline: stores postings in batches, then feeds the candidate and search indexes.
+
+    Batches: a posting waits until `store_batch` postings (or `store_batch_bytes` of them) are waiting, or
+    `store_batch_wait_s` has passed since the first, and the batch is stored at once (`store_postings`:
+    one transaction, one disk flush); each posting leaves the pipeline once it is stored. Scrapy keeps
+    fetching meanwhile, so a busy crawl fills its batches and a quiet one waits a fraction of a second.
 
     A posting that cannot be stored (after the transient-error retries) is an error of the run: the
     crawl stops (reason ``store_failed``), the run is recorded failed with the reason, and the source's
@@ -444,6 +528,9 @@ class StorePipeline:
         self.candidates = CandidateIndex(settings.index_dir / "candidates")
         self.search = SearchIndexer(settings, self.db)
         self.store_failed = 0
+        self._pending: list[tuple[PostingDraft, asyncio.Future[Any]]] = []
+        self._pending_bytes = 0
+        self._timer: asyncio.TimerHandle | None = None
 
     def open_spider(self, spider: Any = None) -> None:
         """Index what earlier runs of this source stored but never indexed (killed mid-run)."""
@@ -466,6 +553,7 @@ class StorePipeline:
             log.info("indexed %d postings stored by %d interrupted runs", len(rows), len(job_ids))
 
     def close_spider(self, spider: Any = None) -> None:
+        self.flush()  # Scrapy closes once every item is through; nothing should be waiting
         self.candidates.flush()
         self.search.flush()
         if self.stats is not None:
@@ -475,7 +563,7 @@ class StorePipeline:
     def from_crawler(cls, crawler: Any) -> StorePipeline:
         return cls(load_settings(), crawler.stats, crawler)
 
-    def _failed(self, item: PostingDraft, exc: Exception, spider: Any) -> None:
+    def _failed(self, item: PostingDraft, exc: Exception) -> None:
         self.store_failed += 1
         reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:240]
         message = f"posting {item.url} could not be stored ({reason}); the cursor stays for the next run"
@@ -484,7 +572,7 @@ class StorePipeline:
             self.stats.inc_value(STORE_FAILED_STAT)
             if self.stats.get_value(STORE_ERROR_STAT) is None:
                 self.stats.set_value(STORE_ERROR_STAT, message)
-        spider = spider or getattr(self.crawler, "spider", None)
+        spider = getattr(self.crawler, "spider", None)
         engine = getattr(self.crawler, "engine", None)
         if engine is not None and spider is not None and self.store_failed == 1:
             engine.close_spider(spider, "store_failed")
@@ -497,28 +585,66 @@ class StorePipeline:
         except (OSError, TypeError, ValueError) as exc:
             log.warning("fetch record of posting %s not kept: %s", posting_id, exc)
 
-    def process_item(self, item: Any, spider: Any = None) -> Any:
+    async def process_item(self, item: Any, spider: Any = None) -> Any:
         if not isinstance(item, PostingDraft):
             return item
-        try:
-            result = store_posting(self.db, self.settings, item)
-        except Exception as exc:
-            from scrapy.exceptions import DropItem  # only crawls get here; scan and tips never import Scrapy
+        loop = asyncio.get_running_loop()
+        stored: asyncio.Future[Any] = loop.create_future()
+        self._pending.append((item, stored))
+        self._pending_bytes += len(item.raw) or len(item.text)
+        if (
+            len(self._pending) >= self.settings.store_batch
+            or self._pending_bytes >= self.settings.store_batch_bytes
+        ):
+            self.flush()
+        elif self._timer is None:
+            self._timer = loop.call_later(self.settings.store_batch_wait_s, self.flush)
+        return await stored
 
-            self._failed(item, exc, spider)
-            raise DropItem(f"not stored: {item.url}") from exc
-        item.posting_id = result.posting_id
-        item.is_new = result.new
-        if result.new and item.fetch and not item.text:  # with text, store_posting kept it in the row
-            self._keep_fetch(result.posting_id, item)
-        item.alerts_created = result.alerts
-        if result.new:
-            self.candidates.add(result.posting_id, item.candidate_hashes)
-            self.search.add(result.posting_id, item)
-        if self.stats is not None:
-            self.stats.inc_value("leaksentinel/postings")
+    def flush(self) -> None:
+        """Store the waiting postings now, and let each go on (or be dropped, if it could not be stored)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        pending, self._pending, self._pending_bytes = self._pending, [], 0
+        if not pending:
+            return
+        outcomes = self.store_items([item for item, _ in pending])
+        for (_, stored), outcome in zip(pending, outcomes, strict=True):
+            if stored.done():  # cancelled: its crawl is being torn down
+                continue
+            if isinstance(outcome, Exception):
+                stored.set_exception(outcome)
+            else:
+                stored.set_result(outcome)
+
+    def store_items(self, items: list[PostingDraft]) -> list[Any]:
+        """Store these postings as one batch: each item, filled in, or the DropItem that replaces one that
+        could not be stored. (The synchronous core of `process_item`; tests call it directly.)"""
+        out: list[Any] = []
+        for item, result in zip(items, store_postings(self.db, self.settings, items), strict=True):
+            if isinstance(result, Exception):
+                # only crawls get here; scan and tips never import Scrapy
+                from scrapy.exceptions import DropItem
+
+                self._failed(item, result)
+                dropped = DropItem(f"not stored: {item.url}")
+                dropped.__cause__ = result
+                out.append(dropped)
+                continue
+            item.posting_id = result.posting_id
+            item.is_new = result.new
+            if result.new and item.fetch and not item.text:  # with text, store_posting kept it in the row
+                self._keep_fetch(result.posting_id, item)
+            item.alerts_created = result.alerts
             if result.new:
-                self.stats.inc_value("leaksentinel/new")
-                self.stats.inc_value("leaksentinel/matches", result.findings)
-                self.stats.inc_value("leaksentinel/alerts", result.alerts)
-        return item
+                self.candidates.add(result.posting_id, item.candidate_hashes)
+                self.search.add(result.posting_id, item)
+            if self.stats is not None:
+                self.stats.inc_value("leaksentinel/postings")
+                if result.new:
+                    self.stats.inc_value("leaksentinel/new")
+                    self.stats.inc_value("leaksentinel/matches", result.findings)
+                    self.stats.inc_value("leaksentinel/alerts", result.alerts)
+            out.append(item)
+        return out

@@ -40,7 +40,7 @@ def test_postings_of_a_batch_lost_with_its_process_are_indexed_by_the_next_run(t
 
     killed = StorePipeline(settings)
     for i in range(1, 251):
-        killed.process_item(_draft(i))
+        killed.store_items([_draft(i)])
     # killed here: 200 postings were written as one batch, the last 50 only to the database
     assert killed.search.commits == 1
     assert open_backend(settings).count() == 200

@@ -27,6 +27,7 @@ from core.evidence_store import (
     open_evidence_store,
     parse_s3_url,
     put_blob,
+    put_blobs,
 )
 from core.settings import load_settings
 
@@ -103,6 +104,15 @@ def test_put_blob_writes_content_once_and_keys_lists_everything(store: EvidenceS
     under = set(store.keys(digests[0][:2]))
     assert blob_key(digests[0]) in under and all(k.startswith(digests[0][:2] + "/") for k in under)
     assert list(store.keys("nothing-here")) == []
+
+
+def test_put_blobs_keeps_every_blob_once_and_answers_their_digests(store: EvidenceStore) -> None:
+    blobs = [b"first posting", b"second posting", b"first posting", b""]
+    digests = put_blobs(store, blobs)
+    assert digests == [hashlib.sha256(b).hexdigest() for b in blobs]
+    assert all(store.get(blob_key(d)) == b for d, b in zip(digests, blobs, strict=True))
+    assert sorted(store.keys()) == sorted({blob_key(d) for d in digests})
+    assert put_blobs(store, blobs[:2]) == digests[:2] and put_blobs(store, []) == []
 
 
 @pytest.mark.parametrize(
@@ -313,3 +323,35 @@ def test_evidence_is_flushed_to_disk_and_fetch_sidecars_are_not(
     assert (read_fetch_record(store, 7) or {}).get("status") == 200
     store.put("fetches/8.json", b"{}", durable=False)
     assert store.get("fetches/8.json") == b"{}" and len(flushed) == 1
+
+
+def test_a_batch_of_evidence_is_flushed_to_disk_once_before_put_blobs_returns(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A crawl's batch pays one flush of the file system (syncfs), not one fsync per posting; without
+    syncfs each file is flushed; a file cut short (a crash before its flush) is written again."""
+    import core.evidence_store as evidence_store
+
+    calls: list[str] = []
+    real_fsync, real_syncfs = os.fsync, evidence_store._SYNCFS
+    assert real_syncfs is not None  # Linux (glibc): what CI runs on
+    monkeypatch.setattr(os, "fsync", lambda fd: (calls.append("fsync"), real_fsync(fd))[1])
+    monkeypatch.setattr(evidence_store, "_SYNCFS", lambda fd: (calls.append("syncfs"), real_syncfs(fd))[1])
+    store = FileEvidenceStore(tmp_path / "evidence")
+    blobs = [f"posting {i}".encode() * 50 for i in range(6)]
+    digests = put_blobs(store, blobs)
+    assert calls == ["syncfs"]
+    cut = store._path(blob_key(digests[0]))
+    cut.write_bytes(blobs[0][:10])
+    put_blobs(store, blobs[:2])
+    assert cut.read_bytes() == blobs[0] and calls == ["syncfs", "syncfs"]
+
+    calls.clear()
+    monkeypatch.setattr(evidence_store, "_SYNCFS", None)
+    put_blobs(store, [b"a", b"b", b"c"])
+    assert calls == ["fsync"] * 3
+    assert [store.get(blob_key(hashlib.sha256(b).hexdigest())) for b in (b"a", b"b", b"c")] == [
+        b"a",
+        b"b",
+        b"c",
+    ]

@@ -32,7 +32,7 @@ from core.settings import load_settings
 from leaksentinel.actions.sources import add_source
 from leaksentinel.actions.subscriptions import add_subscription
 from pipelines import fastsql
-from pipelines.store import _INSERT_DELIVERIES, _INSERT_POSTING, store_posting
+from pipelines.store import _INSERT_DELIVERIES, _INSERT_POSTING, store_posting, store_postings
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -225,6 +225,36 @@ def test_the_fast_path_stores_exactly_what_sqlalchemy_stored(
     assert any(r[fetch_record] is None for r in reference["posting_texts"])  # SQL NULL, not JSON null
     for name in reference:
         assert fast_rows[name] == reference[name], name
+
+
+@pytest.mark.parametrize("batch", [5, 32, 1000])
+def test_batches_store_exactly_what_one_posting_at_a_time_stored(
+    batch: int,
+    tmp_path: Path,
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    _restore_fastsql: None,
+    _stopped_delivery_clock: None,
+) -> None:
+    """A crawl's batches (store_postings: one transaction, the batch's locks first) store the rows, ids and
+    alert decisions that storing each posting alone stores: reposts of a URL, exact and near duplicates and
+    a tip's implicit source fall inside a batch as well as across batches."""
+    drafts = _drafts(tmp_path, monkeypatch)
+    settings = load_settings()
+    db = open_database(settings)
+    alone = [store_posting(db, settings, copy.deepcopy(d)) for d in drafts]
+    reference = _dump(db)
+    _empty_stored(db)
+    batched: list[Any] = []
+    for start in range(0, len(drafts), batch):
+        batched.extend(
+            store_postings(db, settings, [copy.deepcopy(d) for d in drafts[start : start + batch]])
+        )
+    assert batched == alone
+    assert sum(r.alerts for r in alone) > 10 and sum(not r.new for r in alone) >= 6
+    rows = _dump(db)
+    for name in reference:
+        assert rows[name] == reference[name], name
 
 
 def test_a_duplicate_insert_raises_sqlalchemys_integrity_error(

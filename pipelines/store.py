@@ -13,7 +13,7 @@ import logging
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -182,10 +182,12 @@ def _store_draft(
     size: int,
     fetch: dict[str, Any] | None,
     source_ids: dict[str, int],
+    reads: TenantReads,
     *,
     locked: bool = False,
 ) -> StoreResult:
-    """Store one posting in the session's transaction (``source_ids``: the ids read in this transaction)."""
+    """Store one posting in the session's transaction (``source_ids``, ``reads``: what this transaction
+    has read already)."""
     source_id = source_ids.get(draft.source)
     if source_id is None:
         source_id = source_ids[draft.source] = _source_id_now(sess, draft.source)
@@ -220,7 +222,7 @@ def _store_draft(
         else:
             _INSERT_TEXT_FETCH.execute(conn, {**row, "fetch_record": fetch})
     add_bands(sess, posting.id, draft.simhash)
-    alerts = raise_alerts(sess, posting, draft.findings, locked=locked)
+    alerts = raise_alerts(sess, posting, draft.findings, locked=locked, reads=reads)
     return StoreResult(posting.id, True, alerts, len(draft.findings))
 
 
@@ -236,7 +238,9 @@ def store_posting(db: Database, settings: Settings, draft: PostingDraft) -> Stor
     fetch = _fetch_outside(db, settings, draft)
     what = f"storing {draft.url[:200]}"
     try:
-        return db.run(lambda sess: _store_draft(sess, draft, evidence, len(raw), fetch, {}), what=what)
+        return db.run(
+            lambda sess: _store_draft(sess, draft, evidence, len(raw), fetch, {}, TenantReads()), what=what
+        )
     except IntegrityError:
         # A concurrent run stored the same (source, url) first; any other violation is a real failure.
         pid = db.run_read(_stored_before(draft), what=what)
@@ -270,8 +274,9 @@ def store_postings(
                 sess, [({f.tenant_id for f in d.findings}, d.simhash, d.content_hash) for d in drafts]
             )
             source_ids: dict[str, int] = {}
+            reads = TenantReads()
             return [
-                _store_draft(sess, d, ev, len(raw), fetch, source_ids, locked=True)
+                _store_draft(sess, d, ev, len(raw), fetch, source_ids, reads, locked=True)
                 for d, ev, raw, fetch in zip(drafts, evidence, raws, fetches, strict=True)
             ]
 
@@ -361,12 +366,42 @@ _SEEN_RECORDS = select(Finding.record_key).where(
     Finding.kind == "record",
     Finding.record_key.in_(bindparam("keys", expanding=True)),
 )
+_HAS_SUPPRESSIONS = Prepared(
+    select(Suppression.id).where(Suppression.tenant_id == bindparam("tenant_id")).limit(1)
+)
 _TENANT_SETTINGS = Prepared(select(Tenant.settings).where(Tenant.id == bindparam("tenant_id")))
 _SUBSCRIPTIONS = Prepared(
     select(Subscription.id, Subscription.digest, Subscription.min_severity, Subscription.kinds).where(
         Subscription.tenant_id == bindparam("tenant_id"), Subscription.enabled.is_(True)
     )
 )
+
+
+@dataclass
+class TenantReads:
+    """What deciding alerts reads of a tenant, read once per transaction (a crawl's batch decides dozens
+    of postings' alerts in one): whether it marked anything false positive, its settings, its
+    subscriptions. Read inside the transaction, like the statements they replace."""
+
+    suppressions: dict[int, bool] = field(default_factory=dict)
+    settings: dict[int, Any] = field(default_factory=dict)
+    subscriptions: dict[int, list[tuple[Any, ...]]] = field(default_factory=dict)
+
+    def has_suppressions(self, conn: Any, tenant_id: int) -> bool:
+        if tenant_id not in self.suppressions:
+            found = _HAS_SUPPRESSIONS.scalar(conn, {"tenant_id": tenant_id}) is not None
+            self.suppressions[tenant_id] = found
+        return self.suppressions[tenant_id]
+
+    def tenant_settings(self, conn: Any, tenant_id: int) -> Any:
+        if tenant_id not in self.settings:
+            self.settings[tenant_id] = _TENANT_SETTINGS.scalar(conn, {"tenant_id": tenant_id})
+        return self.settings[tenant_id]
+
+    def tenant_subscriptions(self, conn: Any, tenant_id: int) -> list[tuple[Any, ...]]:
+        if tenant_id not in self.subscriptions:
+            self.subscriptions[tenant_id] = _SUBSCRIPTIONS.rows(conn, {"tenant_id": tenant_id})
+        return self.subscriptions[tenant_id]
 
 
 def _existing_leak(sess: Session, tenant_id: int, reposted: list[int]) -> int | None:
@@ -409,9 +444,11 @@ def add_findings(
 
 
 def _unsuppressed(
-    sess: Session, tenant_id: int, found: list[DetectedFinding], content_hash: str
+    sess: Session, tenant_id: int, found: list[DetectedFinding], content_hash: str, reads: TenantReads
 ) -> list[DetectedFinding]:
     """Drop findings a tenant marked false positive on this same content."""
+    if not reads.has_suppressions(sess.connection(), tenant_id):  # most tenants: no look-up per finding
+        return found
     keys = {suppression_key(f.kind, f.watch_id, f.record_key, content_hash): f for f in found}
     if not keys:
         return found
@@ -426,14 +463,17 @@ def raise_alerts(
     reposted: list[int] | None = None,
     *,
     locked: bool = False,
+    reads: TenantReads | None = None,
 ) -> int:
     """One alert per (tenant, leak): a repost joins the leak's alert as a sighting and notifies no one again.
 
     ``posting`` must be flushed (it has an id). The decision is serialised per tenant and near-duplicate
     band (pipelines.leaklock): the earlier copies are looked up only once the lock is held, so a copy
     stored at the same moment by another process is seen. ``reposted``: earlier copies already known.
-    ``locked``: the transaction holds those locks already (`store_postings` takes a batch's at once).
+    ``locked``: the transaction holds those locks already (`store_postings` takes a batch's at once);
+    ``reads``: the tenants' rows this transaction has read already (`TenantReads`).
     """
+    reads = reads if reads is not None else TenantReads()
     by_tenant: dict[int, list[DetectedFinding]] = defaultdict(list)
     for finding in findings:
         by_tenant[finding.tenant_id].append(finding)
@@ -448,7 +488,7 @@ def raise_alerts(
     pause_for_tests()
     created = 0
     for tenant_id, unfiltered in by_tenant.items():
-        found = _unsuppressed(sess, tenant_id, unfiltered, posting.content_hash)
+        found = _unsuppressed(sess, tenant_id, unfiltered, posting.content_hash, reads)
         if not found:
             continue
         existing = _existing_leak(sess, tenant_id, reposted)
@@ -470,7 +510,7 @@ def raise_alerts(
             else set()
         )
         kinds = sorted({f.kind for f in found})
-        tenant_settings = _TENANT_SETTINGS.scalar(conn, {"tenant_id": tenant_id})
+        tenant_settings = reads.tenant_settings(conn, tenant_id)
         thresholds = (tenant_settings or {}).get("severity_thresholds")
         new_records = len(record_keys - seen_before)
         severity = tenant_severity(
@@ -498,7 +538,7 @@ def raise_alerts(
         view = {"severity": severity, "kinds": kinds}
         deliveries = [
             {"alert_id": alert_id, "subscription_id": sub_id, "event_id": str(uuid.uuid4())}
-            for sub_id, digest, min_severity, sub_kinds in _SUBSCRIPTIONS.rows(conn, {"tenant_id": tenant_id})
+            for sub_id, digest, min_severity, sub_kinds in reads.tenant_subscriptions(conn, tenant_id)
             # Digest subscriptions hear of it in their next digest, not now.
             if digest is None and passes_filters(view, min_severity=min_severity, kinds=sub_kinds)
         ]

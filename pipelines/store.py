@@ -649,7 +649,11 @@ class StorePipeline:
         pending, self._pending, self._pending_bytes = self._pending, [], 0
         if not pending:
             return
-        outcomes = self.store_items([item for item, _ in pending])
+        try:
+            outcomes = self.store_items([item for item, _ in pending])
+        except Exception as exc:  # a fault past storing (an index): each posting's error, not a hung crawl
+            log.exception("a batch of %d postings failed after storing", len(pending))
+            outcomes = [exc] * len(pending)
         for (_, stored), outcome in zip(pending, outcomes, strict=True):
             if stored.done():  # cancelled: its crawl is being torn down
                 continue

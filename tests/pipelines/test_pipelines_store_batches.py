@@ -200,3 +200,20 @@ def test_findings_of_one_batch_decide_alerts_against_each_other(
     assert [r.alerts for r in results if isinstance(r, StoreResult)] == [1, 0]
     held = {tenant_id}, first.simhash, first.content_hash
     assert calls == [[held, held], "look", "look"]
+
+
+def test_a_fault_after_storing_fails_each_posting_of_the_batch_instead_of_hanging_the_crawl(
+    tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch stored by its timer has no caller to hand an exception to: each posting gets it."""
+    settings, db = _home(database_url)
+    pipeline, sizes = _pipeline(settings, monkeypatch, store_batch=2, store_batch_wait_s=0.1)
+
+    def index_down(*args: Any) -> None:
+        raise RuntimeError("search index down")
+
+    monkeypatch.setattr(pipeline.search, "add", index_down)
+    out = asyncio.run(_through(pipeline, [_draft(1), _draft(2), _draft(3)]))
+    assert sizes == [2, 1]
+    assert [type(o) for o in out] == [RuntimeError] * 3
+    assert _stored(db) == 3  # the postings themselves were stored before the fault

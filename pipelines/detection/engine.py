@@ -10,18 +10,20 @@ from __future__ import annotations
 import functools
 import heapq
 import itertools
+import json
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
-from sqlalchemy import bindparam, select
+from sqlalchemy import String, any_, bindparam, func, literal_column, select
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from core.canonical import CORROBORATING, FIELD_TYPES, IDENTIFYING, fold
-from core.db import Database
+from core.db import READ_ONLY_OPTION, Database
 from core.hashing import DIGEST_BYTES
 from core.masking import mask
 from core.models import RecordHash, Tenant, WatchItem
@@ -38,6 +40,7 @@ from pipelines.detection.regexes import RegexMatcher, encode_text
 from pipelines.detection.secrets import find_secrets
 from pipelines.detection.severity import record_severity
 from pipelines.detection.yara_watch import YaraMatcher
+from pipelines.fastsql import Prepared
 
 __all__ = [
     "DbHashLookup",
@@ -115,9 +118,29 @@ class HashLookup(Protocol):
 
 
 #: Built once (a statement built per look-up cost more than SQLite running it).
-_RECORD_HITS = select(
-    RecordHash.tenant_id, RecordHash.record_key, RecordHash.field_type, RecordHash.hash, RecordHash.watch_id
-).where(RecordHash.hash.in_(bindparam("hashes", expanding=True)))
+_RECORD_COLUMNS = (
+    RecordHash.tenant_id,
+    RecordHash.record_key,
+    RecordHash.field_type,
+    RecordHash.hash,
+    RecordHash.watch_id,
+)
+_RECORD_HITS = select(*_RECORD_COLUMNS).where(RecordHash.hash.in_(bindparam("hashes", expanding=True)))
+#: The same look-up with the hashes bound as one value (a JSON array on SQLite, an array on PostgreSQL),
+#: run on the DBAPI cursor (pipelines.fastsql): an expanding IN is rendered again at every call, and a
+#: crawl looks up the hits of every other posting. Both use the hash index (one search per value).
+_RECORD_HITS_ONE_VALUE = {
+    "sqlite": Prepared(
+        select(*_RECORD_COLUMNS).where(
+            RecordHash.hash.in_(
+                select(literal_column("value")).select_from(func.json_each(bindparam("hashes")))
+            )
+        )
+    ),
+    "postgresql": Prepared(
+        select(*_RECORD_COLUMNS).where(RecordHash.hash == any_(bindparam("hashes", type_=ARRAY(String))))
+    ),
+}
 
 
 class DbHashLookup:
@@ -133,6 +156,7 @@ class DbHashLookup:
 
     def __init__(self, db: Database, index: MatchIndex | None = None) -> None:
         self.db = db
+        self._reads = db.engine.execution_options(**{READ_ONLY_OPTION: True})
         self.index = index
         self._known: dict[str, list[Hit]] = {}
         self._generation: int | None = None
@@ -150,18 +174,30 @@ class DbHashLookup:
             todo = unique
         found: dict[str, list[Hit]] = {h: [] for h in todo}
         if todo:
-            # a read session: on SQLite it does not take the write lock a crawl's storing needs
-            with self.db.read_session() as sess:
-                conn = sess.connection()
-                for i in range(0, len(todo), self.CHUNK):
-                    for row in conn.execute(_RECORD_HITS, {"hashes": todo[i : i + self.CHUNK]}):
-                        found[row.hash].append(Hit(*row))
+            for row in self._rows(todo):
+                found[row[3]].append(Hit(*row))
         if self.index is None:
             return [hit for h in todo for hit in found[h]]
         self._known.update(found)
         for h in unique:
             hits.extend(self._known[h])
         return hits
+
+    def _rows(self, todo: list[str]) -> list[tuple[Any, ...]]:
+        """The registered hashes' rows, read without the write lock a crawl's storing needs (SQLite: a
+        read-only connection, each statement its own snapshot)."""
+        rows: list[tuple[Any, ...]] = []
+        with self._reads.connect() as conn:
+            one_value = _RECORD_HITS_ONE_VALUE.get(conn.dialect.name)
+            for i in range(0, len(todo), self.CHUNK):
+                chunk = todo[i : i + self.CHUNK]
+                if one_value is None:
+                    rows.extend(tuple(r) for r in conn.execute(_RECORD_HITS, {"hashes": chunk}))
+                else:
+                    value = json.dumps(chunk) if conn.dialect.name == "sqlite" else chunk
+                    rows.extend(one_value.rows(conn, {"hashes": value}))
+            conn.commit()
+        return rows
 
 
 @dataclass

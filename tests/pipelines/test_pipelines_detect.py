@@ -67,3 +67,54 @@ def test_remembered_hits_follow_registrations_and_removals(tmp_path: Path) -> No
     remove_watch(db, "acme", str(first))  # the tenant's records watch: both records go
     index.sync(db)
     assert detector.detect(text).findings == []
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_record_lookup_reads_what_the_expanding_statement_reads(tmp_path: Path, fast: bool) -> None:
+    """The look-up binds the hashes as one value (JSON array on SQLite, array on PostgreSQL) on the DBAPI
+    cursor: the same rows as the expanding IN it replaced, over two chunks, with absent and repeated
+    hashes, and through SQLAlchemy when the fast path is off."""
+    import random
+
+    from sqlalchemy import insert
+
+    from core.models import RecordHash, Tenant, WatchItem
+    from pipelines import fastsql
+    from pipelines.detection.engine import _RECORD_HITS, _RECORD_HITS_ONE_VALUE, DbHashLookup
+
+    settings = load_settings()
+    db = open_database(settings)
+    rng = random.Random(7)
+    with db.session() as sess:
+        tenants = [Tenant(name="acme"), Tenant(name="globex")]
+        sess.add_all(tenants)
+        sess.flush()
+        watches = [WatchItem(tenant_id=t.id, kind="records", value=f"{t.name}.jsonl") for t in tenants]
+        sess.add_all(watches)
+        sess.flush()
+        registered = [f"{rng.getrandbits(256):064x}" for _ in range(700)]
+        rows = [
+            {
+                "tenant_id": w.tenant_id,
+                "watch_id": w.id,
+                "record_key": f"r{i}",
+                "field_type": rng.choice(["email", "phone", "name"]),
+                "hash": h,
+            }
+            for i, h in enumerate(registered)
+            for w in watches[: 1 + i % 2]  # some hashes registered by both tenants
+        ]
+        sess.execute(insert(RecordHash), rows)
+    absent = [f"{rng.getrandbits(256):064x}" for _ in range(200)]
+    wanted = sorted(set(rng.sample(registered, 450) + absent))
+    assert len(wanted) > DbHashLookup.CHUNK
+    previous = fastsql.set_enabled(fast)
+    try:
+        got = DbHashLookup(db)._rows(wanted)
+        with db.engine.connect() as conn:  # the statement ran on the cursor, or through SQLAlchemy
+            assert (_RECORD_HITS_ONE_VALUE[conn.dialect.name]._plan(conn) is not None) == fast
+    finally:
+        fastsql.set_enabled(previous)
+    with db.read_session() as sess:
+        reference = [tuple(r) for r in sess.execute(_RECORD_HITS, {"hashes": wanted})]
+    assert sorted(got) == sorted(reference) and len(reference) > 450

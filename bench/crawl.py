@@ -209,11 +209,14 @@ def crawl(home: Path, source_id: int, *, bare: bool) -> dict[str, float]:
     }
 
 
-def one_run(work: Path, pastes: list[SimPaste], planted: list[corpus.Person], n: int) -> dict[str, float]:
+def one_run(
+    work: Path, pastes: list[SimPaste], planted: list[corpus.Person], n: int, order: int = 0
+) -> dict[str, float]:
     """Bare and full crawls of the same site into fresh homes, and the start-up of each on an empty site."""
     figures: dict[str, float] = {}
     with sim_pastebin.PastebinSite([]) as empty, sim_pastebin.PastebinSite(pastes) as site:
-        for bare in (True, False):
+        # bare first in even runs, full first in odd ones: the machine's drift within a run favours neither
+        for bare in (True, False) if order % 2 == 0 else (False, True):
             name = "bare" if bare else "full"
             home = corpus.setup_scan_home(work / f"{name}-startup", planted)
             startup = crawl(home, add_paste_source(home, empty.base_url, n), bare=bare)
@@ -254,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
         for run in range(max(1, args.runs)):
             work = Path(tmp) / f"run{run}"
             work.mkdir()
-            f = one_run(work, pastes, planted, args.pastes)
+            f = one_run(work, pastes, planted, args.pastes, run)
             results.append(f)
             print(
                 f"  run {run + 1}: full {f['full_per_core']:.1f} postings/CPU-s ({f['full_postings']:.0f} stored, "

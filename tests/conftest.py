@@ -70,6 +70,7 @@ DB_FREE_MODULES: frozenset[str] = frozenset(
         "pipelines/test_pipelines_fingerprint_native.py",
         "pipelines/test_pipelines_keywords.py",
         "pipelines/test_pipelines_lookalikes.py",
+        "pipelines/test_pipelines_lookalikes_cache.py",
         "pipelines/test_pipelines_lookalikes_native.py",
         "pipelines/test_pipelines_native_build.py",
         "pipelines/test_pipelines_normalize_native.py",

@@ -217,7 +217,8 @@ class WatchSnapshot:
     yara_rules: YaraMatcher | None = None
 
     @classmethod
-    def load(cls, db: Database) -> WatchSnapshot:
+    def load(cls, db: Database, cache_dir: Path | None = None) -> WatchSnapshot:
+        """``cache_dir``: where the look-alikes of watched domains are kept across processes."""
         snap = cls()
         regions: set[str] = set()
         with db.session() as sess:
@@ -240,7 +241,7 @@ class WatchSnapshot:
                     snap.documents.append((item.tenant_id, item.id, item.name or item.value, fps))
         snap.regions = tuple(sorted(regions))
         if snap.domains:
-            snap.lookalikes = LookalikeMatcher(snap.domains)
+            snap.lookalikes = LookalikeMatcher(snap.domains, cache_dir=cache_dir)
         if snap.yara:
             snap.yara_rules = YaraMatcher(snap.yara)
         return snap
@@ -301,7 +302,8 @@ class Detector:
         if index_dir is not None:
             index = MatchIndex(index_dir)
             index.sync(db)
-        return cls(key, DbHashLookup(db, index), WatchSnapshot.load(db))
+        cache = index_dir / "lookalikes" if index_dir is not None else None
+        return cls(key, DbHashLookup(db, index), WatchSnapshot.load(db, cache))
 
     def detect(self, text: str, deadline: Deadline | None = None) -> DetectionResult:
         """Every stage shares one time budget (`deadline`, else one sized to the text); a stage that

@@ -18,10 +18,16 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import importlib
+import importlib.metadata
+import json
+import os
+import secrets
 from array import array
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import ahocorasick
@@ -36,7 +42,7 @@ try:  # the C extension: one pass over the text for the whole hosts that may be 
 except ImportError:  # no C compiler at install
     _native = None
 
-__all__ = ["MAX_VARIANTS", "LookalikeHit", "LookalikeMatcher", "variants"]
+__all__ = ["CACHE_VERSION", "MAX_VARIANTS", "LookalikeHit", "LookalikeMatcher", "domain_needles", "variants"]
 
 #: At most this many look-alikes per watched domain (the likeliest techniques first).
 MAX_VARIANTS = 2000
@@ -178,6 +184,72 @@ def _fuzzer_class() -> type:
     return Fuzzer
 
 
+#: Bumped whenever `variants` or `_written_forms` would make something else: a disk cache written by
+#: another version is not read (its directory is named after this and dnstwist's version).
+CACHE_VERSION = 1
+
+#: A domain's look-alikes as the matcher takes them: (variant, technique, the forms a posting may write).
+DomainNeedles = tuple[tuple[str, str, tuple[str, ...]], ...]
+
+
+@functools.cache
+def _cache_tag() -> str:
+    try:
+        dnstwist = importlib.metadata.version("dnstwist")
+    except importlib.metadata.PackageNotFoundError:
+        dnstwist = "unknown"
+    return f"v{CACHE_VERSION}-dnstwist-{dnstwist}"
+
+
+def domain_needles(domain: str, limit: int = MAX_VARIANTS, cache_dir: Path | None = None) -> DomainNeedles:
+    """`variants` of the domain with their written forms, kept in ``cache_dir`` across processes.
+
+    Why: generating them (dnstwist, then an IDNA decoding of each punycode variant) takes 20-50 ms per
+    domain, and every crawl and scan process builds the matcher of every watched domain: a tenant
+    watching 300 domains paid seconds of CPU at each crawl's start. The cache is content the process
+    computes itself: a file that cannot be read or does not hold this domain's entries is computed
+    again and written over (atomically); a cache that cannot be written is only slower."""
+    path = None
+    if cache_dir is not None:
+        name = hashlib.sha256(f"{domain}\0{limit}".encode()).hexdigest()[:40]
+        path = cache_dir / _cache_tag() / f"{name}.json"
+        cached = _read_cache(path, domain, limit)
+        if cached is not None:
+            return cached
+    made = tuple(
+        (variant, technique, tuple(sorted(_written_forms(variant))))
+        for variant, technique in variants(domain, limit)
+    )
+    if path is not None:
+        _write_cache(path, domain, limit, made)
+    return made
+
+
+def _read_cache(path: Path, domain: str, limit: int) -> DomainNeedles | None:
+    try:
+        data = json.loads(path.read_bytes())
+        if data.get("domain") != domain or data.get("limit") != limit:
+            return None
+        out = tuple(
+            (str(variant), str(technique), tuple(str(f) for f in forms))
+            for variant, technique, forms in data["variants"]
+        )
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return None
+    return out
+
+
+def _write_cache(path: Path, domain: str, limit: int, made: DomainNeedles) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    with contextlib.suppress(OSError):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        payload = {"domain": domain, "limit": limit, "variants": made}
+        tmp.write_text(json.dumps(payload, ensure_ascii=False), encoding="utf-8")
+        os.replace(tmp, path)
+    with contextlib.suppress(OSError):
+        tmp.unlink(missing_ok=True)
+
+
 def _foreign_letters(name: str) -> int:
     """How many non-ASCII letters a punycode name stands for (fewer: a closer look-alike)."""
     if "xn--" not in name:
@@ -215,19 +287,25 @@ _LOCAL_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789._%+-'")
 class LookalikeMatcher:
     """Every tenant's look-alike domains, searched in one pass over a posting."""
 
-    def __init__(self, domains: Sequence[tuple[int, str, int]], limit: int = MAX_VARIANTS) -> None:
-        """``domains``: (tenant_id, watched domain, watch_id), as the watch snapshot holds them."""
+    def __init__(
+        self,
+        domains: Sequence[tuple[int, str, int]],
+        limit: int = MAX_VARIANTS,
+        cache_dir: Path | None = None,
+    ) -> None:
+        """``domains``: (tenant_id, watched domain, watch_id), as the watch snapshot holds them;
+        ``cache_dir``: where the domains' variants are kept across processes (`domain_needles`)."""
         self.owned: dict[int, set[str]] = {}
         for tenant_id, domain, _ in domains:
             self.owned.setdefault(tenant_id, set()).add(domain)
         entries: dict[str, dict[tuple[int, str], _Entry]] = {}
         for tenant_id, domain, watch_id in domains:
             own = self.owned[tenant_id]
-            for variant, technique in variants(domain, limit):
+            for variant, technique, forms in domain_needles(domain, limit, cache_dir):
                 if _within(variant, own):
                     continue  # another domain the tenant watches exactly: kind `domain`, not a look-alike
                 entry = _Entry(tenant_id, watch_id, domain, variant, technique)
-                for needle in _written_forms(variant):
+                for needle in forms:
                     entries.setdefault(needle, {}).setdefault((tenant_id, variant), entry)
         self.count = len(entries)
         self._needles: dict[str, tuple[int, tuple[_Entry, ...]]] = {
@@ -329,8 +407,17 @@ def _needle_chars(needle: str) -> bool:
 _HOST_PUNCTUATION = str.maketrans("", "", ".-_")
 
 
-def _within(host: str, domains: Iterable[str]) -> bool:
-    return any(host == d or host.endswith("." + d) for d in domains)
+def _within(host: str, domains: set[str]) -> bool:
+    """Whether the host is one of the domains or under one: its parents looked up in the set, one per dot
+    (a loop over the domains made a tenant's matcher quadratic in its domain watches: 80 took 2.5 s)."""
+    if host in domains:
+        return True
+    dot = host.find(".")
+    while dot >= 0:
+        if host[dot + 1 :] in domains:
+            return True
+        dot = host.find(".", dot + 1)
+    return False
 
 
 def _written_forms(variant: str) -> set[str]:

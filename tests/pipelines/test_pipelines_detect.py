@@ -118,3 +118,32 @@ def test_record_lookup_reads_what_the_expanding_statement_reads(tmp_path: Path, 
     with db.read_session() as sess:
         reference = [tuple(r) for r in sess.execute(_RECORD_HITS, {"hashes": wanted})]
     assert sorted(got) == sorted(reference) and len(reference) > 450
+
+
+def test_a_crawl_process_reads_look_alikes_that_an_earlier_one_computed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Detector.from_database (what every crawl and scan process builds) keeps the watched domains'
+    look-alikes under the index directory; the next process reads them instead of running dnstwist."""
+    from leaksentinel.actions.tenants import add_tenant
+    from pipelines.detection import lookalikes
+
+    settings = load_settings()
+    db = open_database(settings)
+    key = load_or_create_key(settings.key_path)
+    add_tenant(db, "acme", ["acme-bank.com"], [])
+    text = "creds for acme-bannk.com users\n"
+    first = Detector.from_database(db, key, settings.index_dir)
+    assert list((settings.index_dir / "lookalikes").rglob("*.json"))
+    lookalikes.variants.cache_clear()  # a new process: nothing remembered in memory
+
+    def refused(*args: object, **kwargs: object) -> object:
+        raise AssertionError("look-alikes computed again")
+
+    monkeypatch.setattr(lookalikes, "variants", refused)
+    second = Detector.from_database(db, key, settings.index_dir)
+    found = [(f.kind, f.watch) for f in second.detect(text).findings]
+    assert (
+        found == [(f.kind, f.watch) for f in first.detect(text).findings]
+        and ("lookalike", "acme-bannk.com") in found
+    )

@@ -326,6 +326,9 @@ def _retain_month(_mapper: Any, _conn: Any, row: PostingText) -> None:
 
 class Finding(Base):
     __tablename__ = "findings"
+    #: Which of an alert's records the tenant saw before (pipelines.store): without it, every finding of
+    #: the tenant was read for each new alert.
+    __table_args__ = (Index("ix_findings_tenant_record", "tenant_id", "record_key"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     posting_id: Mapped[int] = mapped_column(ForeignKey("postings.id", ondelete="CASCADE"), index=True)

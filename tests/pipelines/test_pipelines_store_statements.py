@@ -309,3 +309,24 @@ def test_an_alert_loaded_before_raise_alerts_sees_its_new_last_seen(
         assert posting is not None
         assert raise_alerts(sess, posting, found) == 0  # joined as a sighting
         assert alert.last_seen == datetime(2026, 11, 9, tzinfo=UTC)
+
+
+def test_the_records_a_tenant_saw_before_are_found_through_an_index(tmp_path: Path) -> None:
+    """Deciding a new alert reads which of its records the tenant saw before: a search of the
+    (tenant_id, record_key) index, not a read of every finding of the tenant (61 ms per alert at 300k
+    findings, growing with the database)."""
+    from sqlalchemy import text
+
+    from pipelines.store import _SEEN_RECORDS
+
+    db = open_database(_settings())
+    with db.engine.connect() as conn:
+        bound = _SEEN_RECORDS.params(tenant_id=1, keys=["r1", "r2"])
+        options = {"literal_binds": True, "render_postcompile": True}
+        sql = str(bound.compile(dialect=conn.dialect, compile_kwargs=options))
+        if db.is_sqlite:
+            plan = " ".join(str(row[-1]) for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}"))
+        else:
+            conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
+            plan = " ".join(str(row[0]) for row in conn.execute(text(f"EXPLAIN {sql}")))
+    assert "ix_findings_tenant_record" in plan, plan

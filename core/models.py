@@ -382,7 +382,8 @@ class Sighting(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id", ondelete="CASCADE"), index=True)
-    posting_id: Mapped[int] = mapped_column(ForeignKey("postings.id", ondelete="CASCADE"))
+    #: Indexed: a repost finds the tenant's alert through its earlier copies' sightings (pipelines.store).
+    posting_id: Mapped[int] = mapped_column(ForeignKey("postings.id", ondelete="CASCADE"), index=True)
     url: Mapped[str] = mapped_column(String(2048))
     seen_at: Mapped[datetime] = mapped_column(default=utcnow)
 

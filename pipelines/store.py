@@ -18,7 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
@@ -311,15 +311,14 @@ def _fetch_to_keep(settings: Settings, draft: PostingDraft) -> dict[str, Any] | 
 # Statements of the storing path, built once: building and compiling a statement cost several times
 # what SQLite takes to run it, and a crawl runs a dozen per posting. They run on the session's
 # connection (the same transaction), with parameters.
-_EXISTING_LEAK = (
-    select(Alert.id)
-    .join(Sighting, Sighting.alert_id == Alert.id)
-    .where(
-        Alert.tenant_id == bindparam("tenant_id"),
-        Sighting.posting_id.in_(bindparam("reposted", expanding=True)),
-    )
-    .order_by(Alert.id)
-    .limit(1)
+#: The smallest id of the tenant's alerts with a sighting on an earlier copy, looked for from the copies'
+#: sightings (an index search each): ORDER BY alert LIMIT 1 over the join walked the tenant's alerts one
+#: by one (54 ms at 100k alerts when no copy had one).
+_EXISTING_LEAK = select(func.min(Alert.id)).where(
+    Alert.tenant_id == bindparam("tenant_id"),
+    Alert.id.in_(
+        select(Sighting.alert_id).where(Sighting.posting_id.in_(bindparam("reposted", expanding=True)))
+    ),
 )
 _TOUCH_ALERT = Prepared(
     update(Alert).where(Alert.id == bindparam("alert_id")).values(last_seen=bindparam("seen_at"))

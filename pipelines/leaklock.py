@@ -83,6 +83,7 @@ def lock_leak_decisions_many(
         for key in sorted(keys):
             _PG_LOCK.execute(conn, {"key": key})
     elif dialect == "sqlite":
+        # A write statement takes SQLite's write lock (RESERVED) even when it changes no row.
         _SQLITE_WRITE_LOCK.execute(conn, {})
 
 

@@ -13,7 +13,7 @@ import itertools
 import json
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -129,16 +129,23 @@ _RECORD_HITS = select(*_RECORD_COLUMNS).where(RecordHash.hash.in_(bindparam("has
 #: The same look-up with the hashes bound as one value (a JSON array on SQLite, an array on PostgreSQL),
 #: run on the DBAPI cursor (pipelines.fastsql): an expanding IN is rendered again at every call, and a
 #: crawl looks up the hits of every other posting. Both use the hash index (one search per value).
-_RECORD_HITS_ONE_VALUE = {
-    "sqlite": Prepared(
-        select(*_RECORD_COLUMNS).where(
-            RecordHash.hash.in_(
-                select(literal_column("value")).select_from(func.json_each(bindparam("hashes")))
+#: Per dialect: the statement, and how the hashes become its one value.
+_RECORD_HITS_ONE_VALUE: dict[str, tuple[Prepared, Callable[[list[str]], Any]]] = {
+    "sqlite": (
+        Prepared(
+            select(*_RECORD_COLUMNS).where(
+                RecordHash.hash.in_(
+                    select(literal_column("value")).select_from(func.json_each(bindparam("hashes")))
+                )
             )
-        )
+        ),
+        json.dumps,
     ),
-    "postgresql": Prepared(
-        select(*_RECORD_COLUMNS).where(RecordHash.hash == any_(bindparam("hashes", type_=ARRAY(String))))
+    "postgresql": (
+        Prepared(
+            select(*_RECORD_COLUMNS).where(RecordHash.hash == any_(bindparam("hashes", type_=ARRAY(String))))
+        ),
+        list,
     ),
 }
 
@@ -194,8 +201,8 @@ class DbHashLookup:
                 if one_value is None:
                     rows.extend(tuple(r) for r in conn.execute(_RECORD_HITS, {"hashes": chunk}))
                 else:
-                    value = json.dumps(chunk) if conn.dialect.name == "sqlite" else chunk
-                    rows.extend(one_value.rows(conn, {"hashes": value}))
+                    statement, as_value = one_value
+                    rows.extend(statement.rows(conn, {"hashes": as_value(chunk)}))
             conn.commit()
         return rows
 

@@ -112,7 +112,7 @@ def test_record_lookup_reads_what_the_expanding_statement_reads(tmp_path: Path, 
     try:
         got = DbHashLookup(db)._rows(wanted)
         with db.engine.connect() as conn:  # the statement ran on the cursor, or through SQLAlchemy
-            assert (_RECORD_HITS_ONE_VALUE[conn.dialect.name]._plan(conn) is not None) == fast
+            assert (_RECORD_HITS_ONE_VALUE[conn.dialect.name][0]._plan(conn) is not None) == fast
     finally:
         fastsql.set_enabled(previous)
     with db.read_session() as sess:

@@ -254,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     scrapy_settings = scrapy_settings_for(settings, source)
     spider_cls = SpiderLoader.from_settings(scrapy_settings).load(source.kind)
-    process = CrawlerProcess(scrapy_settings, install_root_handler=True)
+    process = CrawlerProcess(scrapy_settings)  # the root log handler: LOG_INSTALL_ROOT_HANDLER (True)
     crawler = process.create_crawler(spider_cls)
     started = time.monotonic()
     first_error = FirstError()

@@ -127,7 +127,7 @@ class NetGuardMiddleware:
             log.warning("%s (refused %s)", reason, request.url[:300], extra={"leaksentinel_error": reason})
         return IgnoreRequest(reason)
 
-    def process_request(self, request: Request, spider: Spider) -> None:
+    def process_request(self, request: Request, spider: Spider | None = None) -> None:
         reason = self.refusal(request)
         if reason is not None:
             raise self.block(request, reason)
@@ -136,7 +136,9 @@ class NetGuardMiddleware:
 class NetGuardLateMiddleware(NetGuardMiddleware):
     """The same check last before the download, and resolver refusals reported with their reason."""
 
-    def process_response(self, request: Request, response: Response, spider: Spider) -> Response:
+    def process_response(
+        self, request: Request, response: Response, spider: Spider | None = None
+    ) -> Response:
         """A rendered page's final URL is checked too: Chromium follows HTTP redirects without asking."""
         if not request.meta.get("playwright") or response.url == request.url:
             return response
@@ -153,7 +155,9 @@ class NetGuardLateMiddleware(NetGuardMiddleware):
             raise self.block(request, f"blocked: cannot resolve {host}: {exc}") from None
         return response
 
-    def process_exception(self, request: Request, exception: BaseException, spider: Spider) -> None:
+    def process_exception(
+        self, request: Request, exception: BaseException, spider: Spider | None = None
+    ) -> None:
         if not isinstance(exception, CannotResolveHostError | DNSLookupError):
             return None
         hosts = [urlparse_cached(request).hostname or ""]

@@ -7,6 +7,7 @@ as asked and then got its page is a success, not a failure.
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -16,6 +17,8 @@ from scrapy.exceptions import IgnoreRequest
 from scrapy.http import Response
 
 __all__ = ["RetryAfterMiddleware", "retry_after_seconds"]
+
+log = logging.getLogger(__name__)
 
 
 def retry_after_seconds(value: str | bytes | None, *, now: datetime | None = None) -> float | None:
@@ -38,7 +41,10 @@ def retry_after_seconds(value: str | bytes | None, *, now: datetime | None = Non
 class RetryAfterMiddleware:
     """Downloader middleware placed before Scrapy's RetryMiddleware."""
 
-    def __init__(self, max_wait_s: float, max_times: int, priority_adjust: int = -1) -> None:
+    def __init__(
+        self, max_wait_s: float, max_times: int, priority_adjust: int = -1, crawler: Any = None
+    ) -> None:
+        self.crawler = crawler
         self.max_wait_s = max_wait_s
         self.max_times = max_times
         #: Added to the request's priority, as Scrapy's own retries do (RETRY_PRIORITY_ADJUST).
@@ -50,23 +56,28 @@ class RetryAfterMiddleware:
             crawler.settings.getfloat("LEAKSENTINEL_RETRY_AFTER_MAX_S", 120.0),
             crawler.settings.getint("LEAKSENTINEL_RETRY_AFTER_TIMES", 3),
             crawler.settings.getint("RETRY_PRIORITY_ADJUST", -1),
+            crawler,
         )
 
     async def process_response(
-        self, request: Request, response: Response, spider: Spider
+        self, request: Request, response: Response, spider: Spider | None = None
     ) -> Request | Response:
+        """``spider`` only from a Scrapy that still passes it (deprecated since Scrapy 2.14)."""
         if response.status not in (429, 503):
             return response
+        spider = spider if spider is not None else getattr(self.crawler, "spider", None)
+        logger = spider.logger if spider is not None else log
         delay = retry_after_seconds(response.headers.get(b"Retry-After"))
         if delay is None:
             return response  # Scrapy's RetryMiddleware retries with its own policy
         tries = int(request.meta.get("retry_after_times", 0))
         if tries >= self.max_times or delay > self.max_wait_s:
-            spider.logger.warning("giving up on %s: Retry-After %.0f s (try %d)", request.url, delay, tries)
+            logger.warning("giving up on %s: Retry-After %.0f s (try %d)", request.url, delay, tries)
             raise IgnoreRequest(f"Retry-After {delay:.0f} s exceeds the limit")
-        spider.logger.info("%s answered %d; waiting %.1f s as asked", request.url, response.status, delay)
-        if spider.crawler and spider.crawler.stats:
-            spider.crawler.stats.inc_value("leaksentinel/retry_after_waits")
+        logger.info("%s answered %d; waiting %.1f s as asked", request.url, response.status, delay)
+        crawler = self.crawler or getattr(spider, "crawler", None)
+        if crawler is not None and crawler.stats:
+            crawler.stats.inc_value("leaksentinel/retry_after_waits")
         await asyncio.sleep(delay)
         retry = request.replace(dont_filter=True, priority=request.priority + self.priority_adjust)
         retry.meta["retry_after_times"] = tries + 1

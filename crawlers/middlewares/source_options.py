@@ -35,11 +35,17 @@ async def full_page_screenshot(page: Any) -> bytes | str:
 
 
 class SourceOptionsMiddleware:
+    def __init__(self, crawler: Any = None) -> None:
+        self.crawler = crawler
+
     @classmethod
     def from_crawler(cls, crawler: Any) -> SourceOptionsMiddleware:
-        return cls()
+        return cls(crawler)
 
-    def process_request(self, request: Request, spider: Spider) -> None:
+    def process_request(self, request: Request, spider: Spider | None = None) -> None:
+        """``spider`` only from a Scrapy that still passes it: the crawler's spider otherwise (Scrapy 2.14
+        deprecated the argument, and will stop passing it)."""
+        spider = spider if spider is not None else getattr(self.crawler, "spider", None)
         options: dict[str, Any] = getattr(spider, "options", {}) or {}
         proxy = options.get("proxy")
         if proxy and "proxy" not in request.meta:

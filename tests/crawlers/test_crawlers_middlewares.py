@@ -101,3 +101,77 @@ def test_netguard_middleware_refuses_schemes_literals_and_proxies_before_any_con
     )
     with pytest.raises(IgnoreRequest):
         mw.process_request(Request("http://10.0.0.1/", meta={"proxy": "http://127.0.0.1:3128"}), spider)
+
+
+def test_no_component_of_ours_asks_scrapy_for_the_deprecated_spider_argument() -> None:
+    """Scrapy 2.14 deprecated passing ``spider`` to components and will stop passing it: a method that
+    requires it warns on every crawl and breaks on that upgrade. Every middleware, pipeline and extension
+    of a crawl is built as a crawl builds it, and none may be one Scrapy has to hand a spider to."""
+    import warnings
+
+    from scrapy.core.downloader.middleware import DownloaderMiddlewareManager
+    from scrapy.exceptions import ScrapyDeprecationWarning
+    from scrapy.utils.test import get_crawler
+
+    from crawlers import settings as crawl_settings
+
+    crawler = get_crawler(
+        settings_dict={
+            "DOWNLOADER_MIDDLEWARES": crawl_settings.DOWNLOADER_MIDDLEWARES,
+            "ITEM_PIPELINES": {},
+        }
+    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        downloader = DownloaderMiddlewareManager.from_crawler(crawler)
+    ours = [w for w in caught if issubclass(w.category, ScrapyDeprecationWarning)]
+    assert not ours, [str(w.message) for w in ours]
+    assert not downloader._mw_methods_requiring_spider
+    names = {type(mw).__module__ for mw in downloader.middlewares}
+    assert {"crawlers.middlewares.netguard", "crawlers.middlewares.retry_after"} <= names
+    # the item pipelines and extensions take ``spider`` only as an optional argument (Scrapy checks them
+    # the same way: a ``spider`` parameter without a default); building them needs a home, so only their
+    # signatures are read here
+    import inspect
+
+    from scrapy.utils.misc import load_object
+
+    for path in [*crawl_settings.ITEM_PIPELINES, *crawl_settings.EXTENSIONS]:
+        cls = load_object(path)
+        for name in ("process_item", "open_spider", "close_spider"):
+            method = getattr(cls, name, None)
+            if method is None:
+                continue
+            spider = inspect.signature(method).parameters.get("spider")
+            assert spider is None or spider.default is not inspect.Parameter.empty, f"{path}.{name}"
+
+
+def test_source_options_read_the_crawlers_spider_when_scrapy_passes_none() -> None:
+    from scrapy.utils.test import get_crawler
+
+    crawler = get_crawler()
+    crawler.spider = Spider(name="x")
+    crawler.spider.options = {"proxy": "http://127.0.0.1:8118", "render": True}  # type: ignore[attr-defined]
+    mw = SourceOptionsMiddleware.from_crawler(crawler)
+    req = Request("http://example.onion/forum")
+    mw.process_request(req)
+    assert req.meta["proxy"] == "http://127.0.0.1:8118" and req.meta["playwright"] is True
+
+
+def test_retry_after_counts_its_wait_on_the_crawler_when_scrapy_passes_no_spider() -> None:
+    import asyncio
+
+    from scrapy.http import Response
+    from scrapy.statscollectors import MemoryStatsCollector
+    from scrapy.utils.test import get_crawler
+
+    from crawlers.middlewares.retry_after import RetryAfterMiddleware
+
+    crawler = get_crawler()
+    crawler.stats = MemoryStatsCollector(crawler)
+    mw = RetryAfterMiddleware.from_crawler(crawler)
+    request = Request("http://127.0.0.1/x")
+    busy = Response("http://127.0.0.1/x", status=429, headers={"Retry-After": "0"})
+    retry = asyncio.run(mw.process_response(request, busy))
+    assert isinstance(retry, Request) and retry.meta["retry_after_times"] == 1
+    assert crawler.stats.get_value("leaksentinel/retry_after_waits") == 1

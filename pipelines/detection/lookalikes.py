@@ -23,7 +23,9 @@ import importlib
 import importlib.metadata
 import json
 import os
+import re
 import secrets
+import shutil
 from array import array
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -241,6 +243,8 @@ def _read_cache(path: Path, domain: str, limit: int) -> DomainNeedles | None:
 
 def _write_cache(path: Path, domain: str, limit: int, made: DomainNeedles) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    if not path.parent.is_dir():  # this version's first write: the other versions' caches go
+        _purge_other_versions(path.parent)
     with contextlib.suppress(OSError):
         path.parent.mkdir(parents=True, exist_ok=True)
         payload = {"domain": domain, "limit": limit, "variants": made}
@@ -248,6 +252,24 @@ def _write_cache(path: Path, domain: str, limit: int, made: DomainNeedles) -> No
         os.replace(tmp, path)
     with contextlib.suppress(OSError):
         tmp.unlink(missing_ok=True)
+
+
+#: The directories `_cache_tag` names (no other directory of the cache is ever deleted).
+_CACHE_TAG = re.compile(r"v\d+-dnstwist-[\w.+-]+")
+
+
+def _purge_other_versions(current: Path) -> None:
+    """Delete the cache directories of other versions beside ``current`` (~30 KB per watched domain each,
+    never read again after an upgrade). A process of the old version still running only loses its cache:
+    it computes again, and its writes fail quietly."""
+    try:
+        others = [
+            d for d in current.parent.iterdir() if d.name != current.name and _CACHE_TAG.fullmatch(d.name)
+        ]
+    except OSError:
+        return
+    for other in others:
+        shutil.rmtree(other, ignore_errors=True)
 
 
 def _foreign_letters(name: str) -> int:

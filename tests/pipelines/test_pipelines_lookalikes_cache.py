@@ -63,16 +63,27 @@ def test_a_cache_file_that_cannot_be_trusted_is_computed_again(tmp_path: Path, c
     assert json.loads(path.read_bytes())["domain"] == "acme-bank.com"  # written over
 
 
-def test_a_cache_of_another_version_is_not_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_cache_of_another_version_is_not_read_and_is_deleted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     la.domain_needles("acme-bank.com", cache_dir=tmp_path)
     real_tag = la._cache_tag()
     calls: list[str] = []
     real = la.variants
     monkeypatch.setattr(la, "variants", lambda d, limit=la.MAX_VARIANTS: (calls.append(d), real(d, limit))[1])
     monkeypatch.setattr(la, "_cache_tag", lambda: "v999-dnstwist-0")
+    (tmp_path / "notes").mkdir()  # not a cache directory: kept
+    (tmp_path / "v1-other").write_text("kept")  # not named like one either
     la.domain_needles("acme-bank.com", cache_dir=tmp_path)
     assert calls == ["acme-bank.com"]
-    assert {p.parent.name for p in tmp_path.rglob("*.json")} == {real_tag, "v999-dnstwist-0"}
+    # the other version's directory is deleted by this version's first write; nothing else is
+    assert {p.parent.name for p in tmp_path.rglob("*.json")} == {"v999-dnstwist-0"}
+    assert not (tmp_path / real_tag).exists()
+    assert (tmp_path / "notes").is_dir() and (tmp_path / "v1-other").read_text() == "kept"
+    # later writes of the same version purge nothing (another domain joins the same directory)
+    monkeypatch.setattr(la, "_purge_other_versions", lambda current: calls.append("purged"))
+    la.domain_needles("globex.de", cache_dir=tmp_path)
+    assert "purged" not in calls
 
 
 def test_a_cache_that_cannot_be_written_only_costs_time(tmp_path: Path) -> None:

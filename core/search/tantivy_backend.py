@@ -186,7 +186,8 @@ class TantivyBackend:
                     count += self._add(writer, pending)
                     pending = []
             count += self._add(writer, pending)
-        self._index.reload()
+        # no reader reload here: every read reloads first (a crawl, which only writes, would reopen every
+        # segment's reader after each batch for nothing)
         return count
 
     def _add(self, writer: Any, docs: list[SearchDoc]) -> int:
@@ -206,7 +207,6 @@ class TantivyBackend:
             return 0
         with self._writer(small=len(wanted) <= SMALL_BATCH) as writer:
             writer.delete_documents_by_query(tantivy.Query.term_set_query(self.schema, "id", wanted))
-        self._index.reload()
         return len(wanted)
 
     def count(self) -> int:

@@ -333,13 +333,9 @@ class LookalikeMatcher:
         self._needles: dict[str, tuple[int, tuple[_Entry, ...]]] = {
             needle: (len(needle), tuple(by_tenant.values())) for needle, by_tenant in entries.items()
         }
+        #: The reference path's Aho-Corasick automaton, built on its first use: the native pass needs none,
+        #: and building it was ~10% of a matcher's start-up from the cache.
         self._automaton: ahocorasick.Automaton | None = None
-        if entries:
-            automaton = ahocorasick.Automaton()
-            for needle, value in self._needles.items():
-                automaton.add_word(needle, value)
-            automaton.make_automaton()
-            self._automaton = automaton
         # the native pass takes needles made of host characters and dots (every dnstwist variant is)
         self._hashes = b""
         self._maxlen = max((len(n) for n in self._needles), default=0)
@@ -358,7 +354,7 @@ class LookalikeMatcher:
         or bare); a host that is, or is under, a domain the tenant watches is never a look-alike.
 
         ``lowered``: ``text.lower()`` when the caller has it already."""
-        if self._automaton is None or not text:
+        if not self._needles or not text:
             return []
         lowered = text.lower() if lowered is None else lowered
         if not self.native():
@@ -367,14 +363,19 @@ class LookalikeMatcher:
 
     def find_reference(self, text: str, deadline: Deadline | None = None) -> list[LookalikeHit]:
         """`find` through the Aho-Corasick automaton alone (the reference of the native pass)."""
-        if self._automaton is None or not text:
+        if not self._needles or not text:
             return []
         lowered = text.lower()
         return self._hits(lowered, self._reference_matches(lowered), deadline)
 
     def _reference_matches(self, lowered: str) -> Iterator[tuple[int, int, tuple[_Entry, ...]]]:
         """(start, end, owners) of every needle occurrence, in the automaton's order."""
-        assert self._automaton is not None
+        if self._automaton is None:
+            automaton = ahocorasick.Automaton()
+            for needle, value in self._needles.items():
+                automaton.add_word(needle, value)
+            automaton.make_automaton()
+            self._automaton = automaton
         for end, (length, owners) in self._automaton.iter(lowered):
             yield end + 1 - length, end + 1, owners
 

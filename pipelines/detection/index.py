@@ -75,6 +75,9 @@ class MatchIndex:
         self._directory: tuple[np.ndarray, int] | None = None
         self._bloom: bytes | None = None
         self._meta_cache: tuple[tuple[int, int, int], dict[str, int]] | None = None
+        #: The metadata file's name as a string: it is looked at before every posting's look-up (a
+        #: `Path` join and its conversion back cost more than the stat itself).
+        self._meta_name = os.fspath(directory / self.META)
 
     @property
     def path(self) -> Path:
@@ -83,7 +86,7 @@ class MatchIndex:
     def _meta(self) -> dict[str, int]:
         """The published metadata; re-read only when the file changed (it is replaced on publish)."""
         try:
-            st = os.stat(self.directory / self.META)
+            st = os.stat(self._meta_name)
         except OSError:
             return {"generation": -1, "count": 0, "max_id": -1, "rows": -1}
         stamp = (st.st_ino, st.st_mtime_ns, st.st_size)

@@ -16,6 +16,11 @@ Each run crawls the site twice with the real pastebin spider, each time as its o
 Start-up (interpreter, Scrapy, the pipelines' open) is measured by a crawl of an empty site and shown
 apart. Per core = postings / CPU seconds of the crawl process (the site's own CPU is not counted).
 
+Noise to know of: on ext4 without a journal (the root file system of the machine these figures come
+from), creating a file shortly after many were deleted walks the recently deleted inodes, so the full
+crawl's evidence files (one per posting) cost ~0.3-0.8 ms each after a benchmark or test run deleted its
+homes, against ~0.09 ms in a quiet directory: `--shares` shows it as "store: evidence bytes".
+
     python bench/crawl.py                       # 2,000 postings of ~10 KB, 3 runs, medians
     python bench/crawl.py --pastes 300 --runs 1 # a quick look
     python bench/crawl.py --runs 1 --shares     # and where the full crawl's CPU goes, stage by stage

@@ -3,7 +3,10 @@
 Why tantivy: a Lucene-class inverted index as a wheel, so the laptop setup needs no server. Text is
 pre-tokenised in Python (`core.search.cjk`: words + CJK bigrams) into a whitespace-tokenised field with
 positions, so the same analysis serves Chinese, English and mixed text, and a phrase of bigrams finds
-``客户数据`` exactly. Selectors extracted at index time sit in an exact-term field.
+``客户数据`` exactly. Selectors extracted at index time go to the selector index beside it
+(core.search.selector_index, ``selectors/``), which turns a selector query into the ids of the postings
+holding it; indexes written before it keep theirs in the exact-term field ``selectors``, which a query
+still reads.
 
 Concurrency: tantivy allows one writer per index; crawl jobs are separate processes, so every write
 takes an ``fcntl`` lock on ``writer.lock`` (waiting for the other process), opens the writer, commits and
@@ -55,6 +58,7 @@ from core.search.base import (
     to_utc,
 )
 from core.search.cjk import token_string
+from core.search.selector_index import SelectorIndex
 
 __all__ = ["MAX_INDEXED_CHARS", "MAX_LIMIT", "MAX_STORED_CHARS", "TIE_SORT_MAX", "TantivyBackend"]
 
@@ -87,7 +91,7 @@ def build_schema() -> tantivy.Schema:
     sb.add_text_field("author", stored=True, tokenizer_name="raw", index_option="basic")
     sb.add_text_field("title_tokens", tokenizer_name="whitespace", index_option="position")
     sb.add_text_field("text_tokens", tokenizer_name="whitespace", index_option="position")
-    sb.add_text_field("selectors", tokenizer_name="raw", index_option="freq")
+    sb.add_text_field("selectors", tokenizer_name="raw", index_option="freq")  # read, no longer written
     sb.add_bytes_field("text", stored=True)
     sb.add_date_field("published", stored=True, indexed=True, fast=True)
     sb.add_date_field("fetched", stored=True, indexed=True, fast=True)
@@ -111,6 +115,7 @@ class TantivyBackend:
         self.schema = build_schema()
         self._thread_lock = threading.Lock()
         self._lock_path = self.path / "writer.lock"
+        self.selectors = SelectorIndex(self.path / "selectors")
         with self._writer_lock():  # two processes must not create the index at once
             try:
                 self._index = tantivy.Index(self.schema, path=str(self.path), reuse=True)
@@ -144,8 +149,10 @@ class TantivyBackend:
                 writer = self._index.writer(self.heap_bytes)
             try:
                 yield writer
+                self.selectors.flush()  # before the commit: a pair without its document finds nothing
                 writer.commit()
             except BaseException:
+                self.selectors.discard()
                 writer.rollback()
                 raise
             finally:
@@ -164,8 +171,7 @@ class TantivyBackend:
         if d.author:
             doc.add_text("author", d.author[:256])
         doc.add_text("text_tokens", token_string(text))
-        for selector in extract_selectors(f"{d.title or ''}\n{text}"):
-            doc.add_text("selectors", selector)
+        self.selectors.add(d.id, extract_selectors(f"{d.title or ''}\n{text}"))
         doc.add_bytes("text", d.text[:MAX_STORED_CHARS].encode("utf-8", "replace"))
         if d.published is not None:
             doc.add_date("published", to_utc(d.published))
@@ -199,6 +205,7 @@ class TantivyBackend:
         )
         for d in docs:
             writer.add_document(self._document(d))
+        self.selectors.flush()  # one segment per batch: a rebuild does not hold every posting's pairs
         return len(docs)
 
     def delete(self, ids: Iterable[int]) -> int:
@@ -207,6 +214,7 @@ class TantivyBackend:
             return 0
         with self._writer(small=len(wanted) <= SMALL_BATCH) as writer:
             writer.delete_documents_by_query(tantivy.Query.term_set_query(self.schema, "id", wanted))
+            self.selectors.drop(wanted)
         return len(wanted)
 
     def count(self) -> int:
@@ -222,9 +230,13 @@ class TantivyBackend:
         s = self.schema
         Q = tantivy.Query
         if isinstance(leaf, SelectorLeaf):
-            return Q.boolean_query(
-                [(tantivy.Occur.Should, Q.term_query(s, "selectors", t)) for t in leaf.terms]
-            )
+            clauses = [(tantivy.Occur.Should, Q.term_query(s, "selectors", t)) for t in leaf.terms]
+            ids = self.selectors.postings_with(leaf.terms)
+            if ids:
+                clauses.append(
+                    (tantivy.Occur.Should, Q.const_score_query(Q.term_set_query(s, "id", sorted(ids)), 1.0))
+                )
+            return Q.boolean_query(clauses)
         if isinstance(leaf, CharLeaf):
             pattern = f"{leaf.char}.?|.{leaf.char}"
             return Q.boolean_query(

@@ -2,6 +2,7 @@
  *
  *   scan(text, cooked=False) -> (emails, domains, ipv4, ipv6, hashes, btc_legacy, btc_bech32, cards,
  *                                phones_intl, phones_national, cn_mobiles)
+ *   siphash(terms, key) -> bytes       (the selector index's keys: see "selector hashes" below)
  *
  * Each element is the list `_<KIND>_SCAN.findall(text)` gives for the corresponding pattern of
  * core/search/base.py (the regexes stay the definition; tests/core/test_core_search_native_selectors.py
@@ -741,11 +742,105 @@ done:
     return result;
 }
 
+/* ------------------------------------------------------------------ selector hashes
+ *
+ *   siphash(terms, key) -> bytes: SipHash-2-4 (Aumasson & Bernstein) of each term's UTF-8 under the
+ *   16-byte key, as little-endian uint64, in the iteration order of `terms` (any iterable of str).
+ *
+ * The tantivy backend's selector index (core/search/selector_index.py) keys its pairs by these; the
+ * Python reference there gives the same values (tests/core/test_core_search_selector_index.py). Why a
+ * keyed hash: a posting cannot be written so that its selectors collide with someone else's without the
+ * index's key. */
+#define SIP_ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
+#define SIP_ROUND                                                                                              \
+    do {                                                                                                       \
+        v0 += v1; v1 = SIP_ROTL(v1, 13); v1 ^= v0; v0 = SIP_ROTL(v0, 32);                                      \
+        v2 += v3; v3 = SIP_ROTL(v3, 16); v3 ^= v2;                                                             \
+        v0 += v3; v3 = SIP_ROTL(v3, 21); v3 ^= v0;                                                             \
+        v2 += v1; v1 = SIP_ROTL(v1, 17); v1 ^= v2; v2 = SIP_ROTL(v2, 32);                                      \
+    } while (0)
+
+static uint64_t sip_le64(const uint8_t *p) {
+    uint64_t v;
+    memcpy(&v, p, 8);
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    v = __builtin_bswap64(v);
+#endif
+    return v;
+}
+
+static uint64_t siphash24(uint64_t k0, uint64_t k1, const uint8_t *m, size_t n) {
+    uint64_t v0 = 0x736f6d6570736575ULL ^ k0, v1 = 0x646f72616e646f6dULL ^ k1;
+    uint64_t v2 = 0x6c7967656e657261ULL ^ k0, v3 = 0x7465646279746573ULL ^ k1;
+    size_t whole = n - n % 8;
+    for (size_t i = 0; i < whole; i += 8) {
+        uint64_t w = sip_le64(m + i);
+        v3 ^= w;
+        SIP_ROUND;
+        SIP_ROUND;
+        v0 ^= w;
+    }
+    uint64_t last = (uint64_t)n << 56;
+    for (size_t i = 0; i < n % 8; i++) last |= (uint64_t)m[whole + i] << (8 * i);
+    v3 ^= last;
+    SIP_ROUND;
+    SIP_ROUND;
+    v0 ^= last;
+    v2 ^= 0xff;
+    SIP_ROUND;
+    SIP_ROUND;
+    SIP_ROUND;
+    SIP_ROUND;
+    return v0 ^ v1 ^ v2 ^ v3;
+}
+
+static PyObject *sel_siphash(PyObject *Py_UNUSED(module), PyObject *args) {
+    PyObject *terms;
+    Py_buffer key;
+    if (!PyArg_ParseTuple(args, "Oy*", &terms, &key)) return NULL;
+    if (key.len != 16) {
+        PyBuffer_Release(&key);
+        PyErr_SetString(PyExc_ValueError, "the key must be 16 bytes");
+        return NULL;
+    }
+    uint64_t k0 = sip_le64((const uint8_t *)key.buf), k1 = sip_le64((const uint8_t *)key.buf + 8);
+    PyBuffer_Release(&key);
+    PyObject *seq = PySequence_Fast(terms, "terms: an iterable of str");
+    if (!seq) return NULL;
+    Py_ssize_t count = PySequence_Fast_GET_SIZE(seq);
+    PyObject *out = PyBytes_FromStringAndSize(NULL, count * 8);
+    if (!out) {
+        Py_DECREF(seq);
+        return NULL;
+    }
+    uint8_t *dst = (uint8_t *)PyBytes_AS_STRING(out);
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *term = PySequence_Fast_GET_ITEM(seq, i);
+        if (!PyUnicode_Check(term)) {
+            PyErr_SetString(PyExc_TypeError, "terms: every term must be a str");
+            goto fail;
+        }
+        Py_ssize_t len;
+        const char *utf8 = PyUnicode_AsUTF8AndSize(term, &len); /* a lone surrogate raises */
+        if (!utf8) goto fail;
+        uint64_t h = siphash24(k0, k1, (const uint8_t *)utf8, (size_t)len);
+        for (int b = 0; b < 8; b++) dst[i * 8 + b] = (uint8_t)(h >> (8 * b));
+    }
+    Py_DECREF(seq);
+    return out;
+fail:
+    Py_DECREF(seq);
+    Py_DECREF(out);
+    return NULL;
+}
+
 static PyMethodDef sel_methods[] = {
     {"scan", (PyCFunction)(void (*)(void))sel_scan, METH_VARARGS | METH_KEYWORDS,
      "scan(text, cooked=False) -> (emails, domains, ipv4, ipv6, hashes, btc_legacy, btc_bech32, cards,\n"
      "phones_intl, phones_national, cn_mobiles): each `_<KIND>_SCAN.findall(text)` of core.search.base.\n"
      "cooked: emails as {host: [lower-cased ASCII local part, ...]}, cards as their Luhn-valid ASCII digits."},
+    {"siphash", (PyCFunction)sel_siphash, METH_VARARGS,
+     "siphash(terms, key) -> bytes: SipHash-2-4 of each str's UTF-8 under the 16-byte key, little-endian uint64s."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -7,7 +7,12 @@ import random
 from pathlib import Path
 
 import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from core.pair_segments import PAIR, sorted_pairs
+from pipelines.detection import candidates
 from pipelines.detection.candidates import CandidateIndex
 
 
@@ -36,3 +41,26 @@ def test_a_segment_is_ordered_by_prefix_then_posting_and_every_lookup_finds_its_
     assert keys == sorted(keys)
     for prefix in shared + rng.sample(sorted(holders), 50):
         assert index.postings_with([prefix]) == holders[prefix]
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from([0, 1, 2**63, 2**64 - 1]) | st.integers(0, 2**64 - 1), st.integers(0, 2**64 - 1)
+        ),
+        max_size=300,
+    ),
+    st.integers(0, 200),
+)
+@settings(max_examples=200, deadline=None)
+def test_the_native_sort_orders_pairs_as_lexsort_does(pairs: list[tuple[int, int]], copies: int) -> None:
+    # a value held by many postings makes one long bucket: it must be sorted too (not quadratically)
+    pairs = pairs + [(12345, copies - i) for i in range(copies)]
+    array = np.array(pairs, dtype=PAIR) if pairs else np.zeros(0, dtype=PAIR)
+    assert CandidateIndex.sort(array).tolist() == sorted_pairs(array).tolist()
+
+
+@pytest.mark.skipif(candidates._native_sort_pairs is None, reason="the native extension is not built")
+def test_the_native_sort_refuses_a_torn_buffer() -> None:
+    with pytest.raises(ValueError, match="16-byte pairs"):
+        candidates._native_sort_pairs(b"x" * 17)

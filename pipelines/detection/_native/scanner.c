@@ -2987,45 +2987,70 @@ typedef struct {
     uint64_t hi, lo;
 } u128_t;
 
+static uint64_t load_le64(const uint8_t *p) {
+    uint64_t v;
+    memcpy(&v, p, 8);
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    v = __builtin_bswap64(v);
+#endif
+    return v;
+}
+
+static void store_le64(uint8_t *p, uint64_t v) {
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    v = __builtin_bswap64(v);
+#endif
+    memcpy(p, &v, 8);
+}
+
 static uint64_t load_be64(const uint8_t *p) {
     uint64_t v;
     memcpy(&v, p, 8);
     return __builtin_bswap64(v);
 }
 
-/* Digests are uniform: one counting pass on the top 16 bits leaves buckets of about one record,
- * ordered by insertion on (hi, lo). */
+static int u128_cmp(const void *x, const void *y) {
+    const u128_t *a = x, *b = y;
+    if (a->hi != b->hi) return a->hi < b->hi ? -1 : 1;
+    return a->lo < b->lo ? -1 : a->lo > b->lo;
+}
+
+/* Insertion sort of a short run (a bucket of about one record); qsort for a long one, which only a value
+ * recurring many times makes (insertion would be quadratic in its copies). */
+static void sort_run(u128_t *a, size_t n) {
+    if (n > 32) {
+        qsort(a, n, sizeof *a, u128_cmp);
+        return;
+    }
+    for (size_t i = 1; i < n; i++) {
+        u128_t x = a[i];
+        size_t j = i;
+        while (j > 0 && (a[j - 1].hi > x.hi || (a[j - 1].hi == x.hi && a[j - 1].lo > x.lo))) {
+            a[j] = a[j - 1];
+            j--;
+        }
+        a[j] = x;
+    }
+}
+
+/* Sorted by (hi, lo). The his are uniform (keyed hashes): one counting pass on their top bits leaves
+ * buckets of about one record, each then sorted on its own. */
 static void sort_u128(u128_t *a, u128_t *tmp, size_t n) {
     int bits = 4; /* about one record per bucket */
     while (bits < 20 && ((size_t)1 << bits) < n) bits++;
     size_t buckets = (size_t)1 << bits;
     size_t *count = calloc(buckets + 1, sizeof *count);
-    if (!count) { /* no memory for the buckets: insertion sort is still correct */
-        for (size_t i = 1; i < n; i++) {
-            u128_t x = a[i];
-            size_t j = i;
-            while (j > 0 && (a[j - 1].hi > x.hi || (a[j - 1].hi == x.hi && a[j - 1].lo > x.lo))) {
-                a[j] = a[j - 1];
-                j--;
-            }
-            a[j] = x;
-        }
+    if (!count) { /* no memory for the buckets: still sorted */
+        qsort(a, n, sizeof *a, u128_cmp);
         return;
     }
     const int shift = 64 - bits;
     for (size_t i = 0; i < n; i++) count[(a[i].hi >> shift) + 1]++;
     for (size_t b = 0; b < buckets; b++) count[b + 1] += count[b];
     for (size_t i = 0; i < n; i++) tmp[count[a[i].hi >> shift]++] = a[i];
+    /* count[b] is now where bucket b ends */
+    for (size_t b = 0, begin = 0; b < buckets; begin = count[b], b++) sort_run(tmp + begin, count[b] - begin);
     free(count);
-    for (size_t i = 1; i < n; i++) {
-        u128_t x = tmp[i];
-        size_t j = i;
-        while (j > 0 && (tmp[j - 1].hi > x.hi || (tmp[j - 1].hi == x.hi && tmp[j - 1].lo > x.lo))) {
-            tmp[j] = tmp[j - 1];
-            j--;
-        }
-        tmp[j] = x;
-    }
     memcpy(a, tmp, n * sizeof *a);
 }
 
@@ -3065,6 +3090,44 @@ static PyObject *sort16(PyObject *Py_UNUSED(module), PyObject *arg) {
     return out;
 }
 
+/* (key, posting) pairs of little-endian uint64s (core.pair_segments), sorted by key then posting, copies
+ * kept: what numpy's lexsort of the two columns gives, in a fraction of its time. */
+static PyObject *sort_pairs(PyObject *Py_UNUSED(module), PyObject *arg) {
+    Py_buffer b;
+    if (PyObject_GetBuffer(arg, &b, PyBUF_SIMPLE)) return NULL;
+    if (b.len % 16) {
+        PyBuffer_Release(&b);
+        PyErr_SetString(PyExc_ValueError, "sort_pairs: a whole number of 16-byte pairs");
+        return NULL;
+    }
+    size_t n = (size_t)b.len / 16;
+    u128_t *a = malloc((n + 1) * sizeof *a), *tmp = malloc((n + 1) * sizeof *tmp);
+    if (!a || !tmp) {
+        free(a);
+        free(tmp);
+        PyBuffer_Release(&b);
+        return PyErr_NoMemory();
+    }
+    const uint8_t *p = b.buf;
+    for (size_t i = 0; i < n; i++) {
+        a[i].hi = load_le64(p + 16 * i);
+        a[i].lo = load_le64(p + 16 * i + 8);
+    }
+    PyBuffer_Release(&b);
+    sort_u128(a, tmp, n);
+    PyObject *out = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(16 * n));
+    if (out) {
+        uint8_t *o = (uint8_t *)PyBytes_AS_STRING(out);
+        for (size_t i = 0; i < n; i++) {
+            store_le64(o + 16 * i, a[i].hi);
+            store_le64(o + 16 * i + 8, a[i].lo);
+        }
+    }
+    free(a);
+    free(tmp);
+    return out;
+}
+
 static PyObject *select_impl(PyObject *Py_UNUSED(module), PyObject *arg) {
     ls_sha_select(PyObject_IsTrue(arg));
     return PyUnicode_FromString(ls_sha_impl);
@@ -3075,6 +3138,8 @@ static PyMethodDef module_methods[] = {
      "contains_sorted(array_u64, directory_u32, queries_u64, shift[, bloom]) -> bytes of 0/1"},
     {"bloom_build", bloom_build, METH_VARARGS, "bloom_build(array_u64) -> the blocked Bloom filter of the values"},
     {"sort16", sort16, METH_O, "sort16(digests) -> the distinct 16-byte records, sorted"},
+    {"sort_pairs", sort_pairs, METH_O,
+     "sort_pairs(pairs) -> the (key, posting) little-endian uint64 pairs sorted by key, then posting"},
     {"use_sha_ni", select_impl, METH_O, "use_sha_ni(allowed) -> the SHA-256 implementation in use"},
     {NULL, NULL, 0, NULL}};
 

@@ -94,20 +94,24 @@ class SelectorIndex:
         self._key: bytes | None = None
 
     def _read_key(self) -> bytes | None:
-        if self._key is None:
-            try:
-                raw = (self.directory / "key").read_bytes()
-            except FileNotFoundError:
-                return None
-            if len(raw) != KEY_BYTES:
-                return None
-            self._key = raw
-        return self._key
+        try:
+            raw = (self.directory / "key").read_bytes()
+        except FileNotFoundError:
+            return None
+        return raw if len(raw) == KEY_BYTES else None
+
+    def begin(self) -> None:
+        """A write starts (under the owner's write lock): the key is read again, once for the write, so a
+        process never adds pairs under a key another process has replaced since (a rebuilt index)."""
+        self._key = None
 
     def _write_key(self) -> bytes:
         """The key, made (and any segment it did not write deleted) when there is none."""
+        if self._key is not None:
+            return self._key
         key = self._read_key()
         if key is not None:
+            self._key = key
             return key
         self.segments.clear()
         self.directory.mkdir(parents=True, exist_ok=True)

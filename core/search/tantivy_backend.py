@@ -143,6 +143,7 @@ class TantivyBackend:
     @contextmanager
     def _writer(self, small: bool = False) -> Iterator[Any]:
         with self._writer_lock():
+            self.selectors.begin()
             if small:
                 writer = self._index.writer(min(self.heap_bytes, SMALL_WRITER_HEAP_BYTES), 1)
             else:

@@ -145,3 +145,16 @@ def test_pair_segments_drop_rewrites_only_the_segments_holding_the_postings(tmp_
     assert segments.segments() == untouched
     assert segments.postings_with([5, 9, 7]) == {3}
     assert segments.drop([]) == 0
+
+
+def test_a_process_holding_the_index_open_follows_a_rebuild_by_another(tmp_path: Path) -> None:
+    # the API server keeps its backend while `reindex` in another process starts the index afresh
+    server = TantivyBackend(tmp_path / "search")
+    server.index([_doc(1, "ivan@acme.com")])
+    assert _ids(server, "ivan@acme.com") == {1}
+    (tmp_path / "search" / "selectors" / "key").unlink()  # what a fresh index directory amounts to here
+    rebuilt = TantivyBackend(tmp_path / "search")
+    rebuilt.index([_doc(2, "ivan@acme.com again")])
+    assert _ids(server, "ivan@acme.com") == {2}  # read under the new key, not a stale one
+    server.index([_doc(3, "ivan@acme.com thrice")])  # written under the new key too
+    assert _ids(rebuilt, "ivan@acme.com") == {2, 3}

@@ -2987,26 +2987,18 @@ typedef struct {
     uint64_t hi, lo;
 } u128_t;
 
-static uint64_t load_le64(const uint8_t *p) {
-    uint64_t v;
-    memcpy(&v, p, 8);
-#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-    v = __builtin_bswap64(v);
-#endif
-    return v;
-}
-
-static void store_le64(uint8_t *p, uint64_t v) {
-#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-    v = __builtin_bswap64(v);
-#endif
-    memcpy(p, &v, 8);
-}
-
 static uint64_t load_be64(const uint8_t *p) {
     uint64_t v;
     memcpy(&v, p, 8);
     return __builtin_bswap64(v);
+}
+
+/* Little-endian records (core.pair_segments' pairs), by the same host-order load as load_be64. */
+static uint64_t load_le64(const uint8_t *p) { return __builtin_bswap64(load_be64(p)); }
+
+static void store_le64(uint8_t *p, uint64_t v) {
+    v = __builtin_bswap64(__builtin_bswap64(v));
+    memcpy(p, &v, 8);
 }
 
 static int u128_cmp(const void *x, const void *y) {
@@ -3054,48 +3046,12 @@ static void sort_u128(u128_t *a, u128_t *tmp, size_t n) {
     memcpy(a, tmp, n * sizeof *a);
 }
 
-/* The distinct digests, sorted. */
-static PyObject *sort16(PyObject *Py_UNUSED(module), PyObject *arg) {
+/* 16-byte records of two uint64s, big-endian (digests) or little-endian (pairs), sorted by (first,
+ * second); `distinct`: copies dropped; `whole`: a torn last record is an error (else it is left out). */
+static PyObject *sort_records(PyObject *arg, int big_endian, int distinct, int whole) {
     Py_buffer b;
     if (PyObject_GetBuffer(arg, &b, PyBUF_SIMPLE)) return NULL;
-    size_t n = (size_t)b.len / 16;
-    u128_t *a = malloc((n + 1) * sizeof *a), *tmp = malloc((n + 1) * sizeof *tmp);
-    if (!a || !tmp) {
-        free(a);
-        free(tmp);
-        PyBuffer_Release(&b);
-        return PyErr_NoMemory();
-    }
-    const uint8_t *p = b.buf;
-    for (size_t i = 0; i < n; i++) {
-        a[i].hi = load_be64(p + 16 * i);
-        a[i].lo = load_be64(p + 16 * i + 8);
-    }
-    PyBuffer_Release(&b);
-    sort_u128(a, tmp, n);
-    size_t m = 0;
-    for (size_t i = 0; i < n; i++)
-        if (m == 0 || a[m - 1].hi != a[i].hi || a[m - 1].lo != a[i].lo) a[m++] = a[i];
-    PyObject *out = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(16 * m));
-    if (out) {
-        uint8_t *o = (uint8_t *)PyBytes_AS_STRING(out);
-        for (size_t i = 0; i < m; i++) {
-            uint64_t hi = __builtin_bswap64(a[i].hi), lo = __builtin_bswap64(a[i].lo);
-            memcpy(o + 16 * i, &hi, 8);
-            memcpy(o + 16 * i + 8, &lo, 8);
-        }
-    }
-    free(a);
-    free(tmp);
-    return out;
-}
-
-/* (key, posting) pairs of little-endian uint64s (core.pair_segments), sorted by key then posting, copies
- * kept: what numpy's lexsort of the two columns gives, in a fraction of its time. */
-static PyObject *sort_pairs(PyObject *Py_UNUSED(module), PyObject *arg) {
-    Py_buffer b;
-    if (PyObject_GetBuffer(arg, &b, PyBUF_SIMPLE)) return NULL;
-    if (b.len % 16) {
+    if (whole && b.len % 16) {
         PyBuffer_Release(&b);
         PyErr_SetString(PyExc_ValueError, "sort_pairs: a whole number of 16-byte pairs");
         return NULL;
@@ -3110,23 +3066,42 @@ static PyObject *sort_pairs(PyObject *Py_UNUSED(module), PyObject *arg) {
     }
     const uint8_t *p = b.buf;
     for (size_t i = 0; i < n; i++) {
-        a[i].hi = load_le64(p + 16 * i);
-        a[i].lo = load_le64(p + 16 * i + 8);
+        a[i].hi = big_endian ? load_be64(p + 16 * i) : load_le64(p + 16 * i);
+        a[i].lo = big_endian ? load_be64(p + 16 * i + 8) : load_le64(p + 16 * i + 8);
     }
     PyBuffer_Release(&b);
     sort_u128(a, tmp, n);
-    PyObject *out = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(16 * n));
+    size_t m = n;
+    if (distinct) {
+        m = 0;
+        for (size_t i = 0; i < n; i++)
+            if (m == 0 || a[m - 1].hi != a[i].hi || a[m - 1].lo != a[i].lo) a[m++] = a[i];
+    }
+    PyObject *out = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(16 * m));
     if (out) {
         uint8_t *o = (uint8_t *)PyBytes_AS_STRING(out);
-        for (size_t i = 0; i < n; i++) {
-            store_le64(o + 16 * i, a[i].hi);
-            store_le64(o + 16 * i + 8, a[i].lo);
+        for (size_t i = 0; i < m; i++) {
+            if (big_endian) {
+                uint64_t hi = __builtin_bswap64(a[i].hi), lo = __builtin_bswap64(a[i].lo);
+                memcpy(o + 16 * i, &hi, 8);
+                memcpy(o + 16 * i + 8, &lo, 8);
+            } else {
+                store_le64(o + 16 * i, a[i].hi);
+                store_le64(o + 16 * i + 8, a[i].lo);
+            }
         }
     }
     free(a);
     free(tmp);
     return out;
 }
+
+/* The distinct digests, sorted. */
+static PyObject *sort16(PyObject *Py_UNUSED(module), PyObject *arg) { return sort_records(arg, 1, 1, 0); }
+
+/* (key, posting) pairs of little-endian uint64s (core.pair_segments), sorted by key then posting, copies
+ * kept: what numpy's lexsort of the two columns gives, in a fraction of its time. */
+static PyObject *sort_pairs(PyObject *Py_UNUSED(module), PyObject *arg) { return sort_records(arg, 0, 0, 1); }
 
 static PyObject *select_impl(PyObject *Py_UNUSED(module), PyObject *arg) {
     ls_sha_select(PyObject_IsTrue(arg));

@@ -44,7 +44,8 @@ class PairSegments:
 
     @staticmethod
     def sort(pairs: np.ndarray) -> np.ndarray:
-        """The pairs in (key, posting) order (an owner with a faster sort for its keys overrides it)."""
+        """The pairs in (key, posting) order, maybe sorted in place (an owner with a faster sort for its
+        keys overrides it)."""
         return sorted_pairs(pairs)
 
     def add_keys(self, posting_id: int, keys: np.ndarray) -> None:

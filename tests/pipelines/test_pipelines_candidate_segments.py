@@ -57,10 +57,13 @@ def test_the_native_sort_orders_pairs_as_lexsort_does(pairs: list[tuple[int, int
     # a value held by many postings makes one long bucket: it must be sorted too (not quadratically)
     pairs = pairs + [(12345, copies - i) for i in range(copies)]
     array = np.array(pairs, dtype=PAIR) if pairs else np.zeros(0, dtype=PAIR)
-    assert CandidateIndex.sort(array).tolist() == sorted_pairs(array).tolist()
+    expected = sorted_pairs(array).tolist()
+    assert CandidateIndex.sort(array).tolist() == expected
 
 
 @pytest.mark.skipif(candidates._native_sort_pairs is None, reason="the native extension is not built")
 def test_the_native_sort_refuses_a_torn_buffer() -> None:
     with pytest.raises(ValueError, match="16-byte pairs"):
-        candidates._native_sort_pairs(b"x" * 17)
+        candidates._native_sort_pairs(bytearray(17))
+    with pytest.raises(BufferError):
+        candidates._native_sort_pairs(b"x" * 16)  # read-only: it sorts in place

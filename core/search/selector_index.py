@@ -79,10 +79,13 @@ def siphash24(key: bytes, data: bytes) -> int:
 
 
 def selector_keys(terms: Sequence[str], key: bytes) -> np.ndarray:
-    """The uint64 key of each term (SipHash-2-4 of its UTF-8 under `key`), in order."""
+    """The uint64 key of each term (SipHash-2-4 of its UTF-8 under `key`; a lone surrogate, which only
+    hostile text holds, as "surrogatepass" writes it), in order."""
     if _native_siphash is not None:
         return np.frombuffer(_native_siphash(terms, key), dtype="<u8")
-    return np.fromiter((siphash24(key, t.encode("utf-8")) for t in terms), dtype="<u8", count=len(terms))
+    return np.fromiter(
+        (siphash24(key, t.encode("utf-8", "surrogatepass")) for t in terms), dtype="<u8", count=len(terms)
+    )
 
 
 class SelectorIndex:

@@ -821,9 +821,17 @@ static PyObject *sel_siphash(PyObject *Py_UNUSED(module), PyObject *args) {
             goto fail;
         }
         Py_ssize_t len;
-        const char *utf8 = PyUnicode_AsUTF8AndSize(term, &len); /* a lone surrogate raises */
-        if (!utf8) goto fail;
-        uint64_t h = siphash24(k0, k1, (const uint8_t *)utf8, (size_t)len);
+        const char *utf8 = PyUnicode_AsUTF8AndSize(term, &len);
+        uint64_t h;
+        if (utf8) {
+            h = siphash24(k0, k1, (const uint8_t *)utf8, (size_t)len);
+        } else { /* a lone surrogate (hostile text): its "surrogatepass" bytes, as the reference */
+            PyErr_Clear();
+            PyObject *raw = PyUnicode_AsEncodedString(term, "utf-8", "surrogatepass");
+            if (!raw) goto fail;
+            h = siphash24(k0, k1, (const uint8_t *)PyBytes_AS_STRING(raw), (size_t)PyBytes_GET_SIZE(raw));
+            Py_DECREF(raw);
+        }
         for (int b = 0; b < 8; b++) dst[i * 8 + b] = (uint8_t)(h >> (8 * b));
     }
     Py_DECREF(seq);

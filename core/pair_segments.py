@@ -67,10 +67,15 @@ class PairSegments:
             self.compact()
 
     def _write(self, pairs: np.ndarray) -> Path:
+        """A segment, on disk before it takes its name: a machine that crashes right after a search index's
+        commit (which tantivy makes durable) must not come back with a torn or empty segment under it."""
         self.directory.mkdir(parents=True, exist_ok=True)
         name = f"seg-{uuid.uuid4().hex}.pairs"
         tmp = self.directory / f".{name}.tmp"
-        pairs.tofile(tmp)
+        with open(tmp, "wb") as handle:
+            pairs.tofile(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
         os.replace(tmp, self.directory / name)
         return self.directory / name
 

@@ -120,7 +120,10 @@ class SelectorIndex:
         self.directory.mkdir(parents=True, exist_ok=True)
         key = secrets.token_bytes(KEY_BYTES)
         tmp = self.directory / f".key.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-        tmp.write_bytes(key)
+        with open(tmp, "wb") as handle:  # on disk before any segment written under it
+            handle.write(key)
+            handle.flush()
+            os.fsync(handle.fileno())
         os.replace(tmp, self.directory / "key")
         self._key = key
         return key

@@ -159,3 +159,28 @@ def test_a_process_holding_the_index_open_follows_a_rebuild_by_another(tmp_path:
     assert _ids(server, "ivan@acme.com") == {2}  # read under the new key, not a stale one
     server.index([_doc(3, "ivan@acme.com thrice")])  # written under the new key too
     assert _ids(rebuilt, "ivan@acme.com") == {2, 3}
+
+
+def test_the_key_and_every_segment_are_on_disk_before_they_take_their_names(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    synced: set[str] = set()
+    named: list[tuple[str, bool]] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd: int) -> None:
+        synced.add(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    def replace(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
+        named.append((Path(dst).name, os.fspath(src) in synced))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    TantivyBackend(tmp_path / "search").index([_doc(1, "judy@acme.com")])
+    mine = [(name, was_synced) for name, was_synced in named if name == "key" or name.startswith("seg-")]
+    assert {name for name, _ in mine} >= {"key"} and any(n.startswith("seg-") for n, _ in mine)
+    assert all(was_synced for _, was_synced in mine), mine

@@ -134,6 +134,14 @@ class SelectorIndex:
         if terms:
             self.segments.add_keys(posting_id, selector_keys(terms, self._write_key()))
 
+    def add_keys(self, posting_id: int, keys: np.ndarray) -> None:
+        """Hold pairs of keys made already under `write_key` (core.search.rare_tokens) until `flush`."""
+        self.segments.add_keys(posting_id, keys)
+
+    def write_key(self) -> bytes:
+        """The key the pairs of this write are made under (made when there is none)."""
+        return self._write_key()
+
     def flush(self) -> None:
         self.segments.flush()
 

@@ -58,6 +58,7 @@ from core.search.base import (
     to_utc,
 )
 from core.search.cjk import token_string
+from core.search.rare_tokens import is_rare, placeholder, rare_term, split_rare
 from core.search.selector_index import SelectorIndex
 
 __all__ = ["MAX_INDEXED_CHARS", "MAX_LIMIT", "MAX_STORED_CHARS", "TIE_SORT_MAX", "TantivyBackend"]
@@ -77,6 +78,9 @@ WRITER_HEAP_BYTES = 128_000_000
 #: it is used, so the larger limit costs no memory to a small batch (same peak RSS measured).
 SMALL_WRITER_HEAP_BYTES = 64_000_000
 SMALL_BATCH = 2000
+#: A phrase holding a rare token is checked against the stored text of at most this many postings that its
+#: placeholders match (core.search.rare_tokens); past it, the placeholders' match stands unchecked.
+RARE_PHRASE_CHECKS = 2000
 TITLE_BOOST = 2.0
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -171,7 +175,10 @@ class TantivyBackend:
             doc.add_text("title_tokens", token_string(d.title[:512]))
         if d.author:
             doc.add_text("author", d.author[:256])
-        doc.add_text("text_tokens", token_string(text))
+        # rare tokens (long ones with digits) stand as placeholders; the selector index holds them
+        indexed, rare_keys = split_rare(token_string(text), self.selectors.write_key())
+        doc.add_text("text_tokens", indexed)
+        self.selectors.add_keys(d.id, rare_keys)
         self.selectors.add(d.id, extract_selectors(f"{d.title or ''}\n{text}"))
         doc.add_bytes("text", d.text[:MAX_STORED_CHARS].encode("utf-8", "replace"))
         if d.published is not None:
@@ -253,10 +260,57 @@ class TantivyBackend:
             else:
                 text_q = Q.phrase_query(s, "text_tokens", list(leaf.tokens))
                 title_q = Q.phrase_query(s, "title_tokens", list(leaf.tokens))
+            if any(is_rare(t) for t in leaf.tokens):
+                # postings indexed since rare tokens left the term dictionary (core.search.rare_tokens);
+                # the query above still finds those indexed before
+                found = self._rare_query(leaf.tokens)
+                if found is not None:
+                    text_q = Q.boolean_query([(tantivy.Occur.Should, text_q), (tantivy.Occur.Should, found)])
             return Q.boolean_query(
                 [(tantivy.Occur.Should, text_q), (tantivy.Occur.Should, Q.boost_query(title_q, TITLE_BOOST))]
             )
         raise TypeError(f"not a leaf: {leaf!r}")
+
+    def _rare_query(self, tokens: tuple[str, ...]) -> tantivy.Query | None:
+        """The postings whose text holds `tokens` (one token, or a phrase) where their rare tokens are
+        indexed as placeholders (core.search.rare_tokens); None when there is none.
+
+        A phrase is matched with the placeholders among the postings holding every rare token of it, and
+        each posting so found is checked against its stored text (a placeholder stands for 1 in 256 of the
+        rare tokens), up to `RARE_PHRASE_CHECKS` of them; past that, the placeholders' match stands."""
+        s, Q = self.schema, tantivy.Query
+        ids: set[int] | None = None
+        for token in sorted({t for t in tokens if is_rare(t)}):
+            found = self.selectors.postings_with([rare_term(token)])
+            ids = found if ids is None else ids & found
+            if not ids:
+                return None
+        if not ids:
+            return None
+        by_id = Q.term_set_query(s, "id", sorted(ids))
+        if len(tokens) == 1:
+            return Q.const_score_query(by_id, 1.0)
+        shape: list[str | tuple[int, str]] = [placeholder(t) if is_rare(t) else t for t in tokens]
+        matched = Q.boolean_query(
+            [(tantivy.Occur.Must, Q.phrase_query(s, "text_tokens", shape)), (tantivy.Occur.Must, by_id)]
+        )
+        self._index.reload()
+        searcher = self._index.searcher()
+        hits = searcher.search(matched, limit=RARE_PHRASE_CHECKS + 1).hits
+        if len(hits) > RARE_PHRASE_CHECKS:  # too many to read: the placeholders' match stands
+            return Q.const_score_query(matched, 1.0)
+        wanted = f" {' '.join(tokens)} "
+        checked: list[int] = []
+        for _, addr in hits:
+            doc = searcher.doc(addr)
+            raw = doc.get_first("text")
+            stored = bytes(raw).decode("utf-8", "replace") if raw is not None else ""
+            # a text longer than its stored copy may hold the phrase past the cut: its match stands
+            if len(stored) >= MAX_STORED_CHARS or wanted in f" {token_string(stored)} ":
+                checked.append(int(doc.get_first("id") or 0))
+        if not checked:
+            return None
+        return Q.const_score_query(Q.term_set_query(s, "id", sorted(checked)), 1.0)
 
     def _build(self, node: Node) -> tantivy.Query:
         Q = tantivy.Query

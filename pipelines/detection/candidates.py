@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from core.db import Database
 from core.models import Posting
-from core.pair_segments import PAIR, PairSegments, sorted_pairs
+from core.pair_segments import PAIR, PairSegments
 
 __all__ = ["CandidateIndex", "unpack_prefixes"]
 
@@ -32,24 +32,8 @@ def unpack_prefixes(blob: bytes | None) -> np.ndarray:
     return raw.astype("<u8")
 
 
-try:  # the native sort (pipelines/detection/_native/scanner.c); numpy's lexsort without it
-    from pipelines.detection._scanner import sort_pairs as _native_sort_pairs
-except ImportError:  # pragma: no cover - no C compiler at install
-    _native_sort_pairs = None
-
-
 class CandidateIndex(PairSegments):
     """The segments of (candidate hash prefix, posting id) pairs in ``index/candidates``."""
-
-    @staticmethod
-    def sort(pairs: np.ndarray) -> np.ndarray:
-        """Prefixes are keyed hashes, uniform: the native bucket sort orders a crawl's ~1.7 M pairs in a
-        fraction of lexsort's time (~0.15 ms per 10 KB posting of a crawl's CPU)."""
-        if _native_sort_pairs is None:
-            return sorted_pairs(pairs)
-        pairs = np.require(pairs, dtype=PAIR, requirements=("C", "A", "W", "O"))  # a copy only if need be
-        _native_sort_pairs(pairs)  # in place: one scratch copy instead of lexsort's index and gather
-        return pairs
 
     def add(self, posting_id: int, blob: bytes | None) -> None:
         self.add_keys(posting_id, unpack_prefixes(blob))

@@ -11,8 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from core import pair_segments
 from core.pair_segments import PAIR, sorted_pairs
-from pipelines.detection import candidates
+from core.search.selector_index import SelectorIndex
 from pipelines.detection.candidates import CandidateIndex
 
 
@@ -58,12 +59,15 @@ def test_the_native_sort_orders_pairs_as_lexsort_does(pairs: list[tuple[int, int
     pairs = pairs + [(12345, copies - i) for i in range(copies)]
     array = np.array(pairs, dtype=PAIR) if pairs else np.zeros(0, dtype=PAIR)
     expected = sorted_pairs(array).tolist()
-    assert CandidateIndex.sort(array).tolist() == expected
+    assert pair_segments._native_sort_pairs is not None, "the native extension is not built"
+    assert CandidateIndex.sort(array.copy()).tolist() == expected
+    # the selector index's segments (selectors and rare tokens) go through the same sort
+    assert SelectorIndex(Path("unused")).segments.sort(array.copy()).tolist() == expected
 
 
-@pytest.mark.skipif(candidates._native_sort_pairs is None, reason="the native extension is not built")
+@pytest.mark.skipif(pair_segments._native_sort_pairs is None, reason="the native extension is not built")
 def test_the_native_sort_refuses_a_torn_buffer() -> None:
     with pytest.raises(ValueError, match="16-byte pairs"):
-        candidates._native_sort_pairs(bytearray(17))
+        pair_segments._native_sort_pairs(bytearray(17))
     with pytest.raises(BufferError):
-        candidates._native_sort_pairs(b"x" * 16)  # read-only: it sorts in place
+        pair_segments._native_sort_pairs(b"x" * 16)  # read-only: it sorts in place

@@ -3,6 +3,7 @@
  *   scan(text, cooked=False) -> (emails, domains, ipv4, ipv6, hashes, btc_legacy, btc_bech32, cards,
  *                                phones_intl, phones_national, cn_mobiles)
  *   siphash(terms, key) -> bytes       (the selector index's keys: see "selector hashes" below)
+ *   rare_split(tokens, key, min_chars) -> (str, bytes)   (long tokens with digits: see "rare tokens")
  *
  * Each element is the list `_<KIND>_SCAN.findall(text)` gives for the corresponding pattern of
  * core/search/base.py (the regexes stay the definition; tests/core/test_core_search_native_selectors.py
@@ -842,6 +843,217 @@ fail:
     return NULL;
 }
 
+/* ------------------------------------------------------------------ rare tokens
+ *
+ *   rare_split(tokens, key, min_chars) -> (indexed, keys): `tokens` is a token string (core.search.cjk:
+ *   tokens joined by single spaces). Each token of at least `min_chars` characters, all of them ASCII
+ *   lower-case letters or digits with at least one digit (a password, a card or phone number, an id), is
+ *   written to `indexed` as its placeholder "#" + two hex digits (FNV-1a of the token, low byte), and its
+ *   SipHash-2-4 under `key` of "\0" + the token goes to `keys` (little-endian uint64s, each once); every
+ *   other token and every separator is copied as it is. core/search/rare_tokens.py holds the rule and the
+ *   Python reference (tests/core/test_core_search_rare_tokens.py compares the two).
+ *
+ * Why: such tokens are nearly all seen in one posting only, and tantivy pays for every distinct term at
+ * every commit (the term dictionary, a postings list): ~0.4 ms of CPU per 10 KB posting. The placeholder
+ * keeps the token's position for phrases; the key finds the postings holding it (the selector index). */
+#define RARE_MAX_KEYS_INITIAL 256
+
+static inline int rare_char(Py_UCS4 c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); }
+
+typedef struct {
+    uint64_t *slots; /* open addressing; 0 marks an empty slot, a key of 0 is `zero` */
+    size_t cap, used;
+    int zero;
+} keyset;
+
+static int keyset_add(keyset *ks, uint64_t h) {
+    if (h == 0) {
+        ks->zero = 1;
+        return 0;
+    }
+    uint64_t **slots = &ks->slots;
+    size_t *cap = &ks->cap, *used = &ks->used;
+    if ((*used + 1) * 2 > *cap) {
+        size_t ncap = *cap ? *cap * 2 : RARE_MAX_KEYS_INITIAL;
+        uint64_t *n = calloc(ncap, sizeof(uint64_t));
+        if (!n) return -1;
+        for (size_t i = 0; i < *cap; i++) {
+            uint64_t v = (*slots)[i];
+            if (!v) continue;
+            size_t j = (size_t)(v * 0x9E3779B97F4A7C15ULL >> 17) & (ncap - 1);
+            while (n[j]) j = (j + 1) & (ncap - 1);
+            n[j] = v;
+        }
+        free(*slots);
+        *slots = n;
+        *cap = ncap;
+    }
+    size_t j = (size_t)(h * 0x9E3779B97F4A7C15ULL >> 17) & (*cap - 1);
+    while ((*slots)[j]) {
+        if ((*slots)[j] == h) return 0;
+        j = (j + 1) & (*cap - 1);
+    }
+    (*slots)[j] = h;
+    (*used)++;
+    return 1;
+}
+
+static const char RARE_HEX[] = "0123456789abcdef";
+
+/* the token s[0..len) (ASCII) is rare: its key into `ks`, its placeholder's 3 characters into `ph` */
+static int rare_token(const uint8_t *tok, size_t len, uint64_t k0, uint64_t k1, keyset *ks, char ph[3]) {
+    uint8_t buf[1 + 256]; /* "\0" + the token (at most 256 characters) */
+    uint32_t fnv = 2166136261u;
+    buf[0] = 0;
+    for (size_t j = 0; j < len; j++) {
+        buf[1 + j] = tok[j];
+        fnv = (fnv ^ tok[j]) * 16777619u;
+    }
+    ph[0] = '#';
+    ph[1] = RARE_HEX[(fnv >> 4) & 0xF];
+    ph[2] = RARE_HEX[fnv & 0xF];
+    return keyset_add(ks, siphash24(k0, k1, buf, len + 1)) < 0 ? -1 : 0;
+}
+
+static inline int rare_shape(int plain, int digit, Py_ssize_t len, Py_ssize_t min_chars) {
+    return plain && digit && len >= min_chars && len >= 3 && len <= 256;
+}
+
+/* one-byte strings (the token strings of ASCII and Latin-1 postings): a table classifies each byte, and
+ * the text between two rare tokens is copied in one piece */
+enum { R_SEP = 1, R_PLAIN = 2, R_DIGIT = 4 };
+static uint8_t RARE_CLS[256];
+
+static void init_rare(void) {
+    for (int c = 0; c < 256; c++)
+        RARE_CLS[c] = (uint8_t)((c <= ' ' ? R_SEP : 0) | (rare_char((Py_UCS4)c) ? R_PLAIN : 0) |
+                                (c >= '0' && c <= '9' ? R_DIGIT : 0));
+}
+
+static int rare_split_1(const Py_UCS1 *in, Py_ssize_t n, Py_UCS1 *out, Py_ssize_t *o, uint64_t k0, uint64_t k1,
+                        Py_ssize_t min_chars, keyset *ks) {
+    Py_ssize_t i = 0, w = 0, copied = 0; /* in[copied..) is not written yet */
+    while (i < n) {
+        if (RARE_CLS[in[i]] & R_SEP) {
+            i++;
+            continue;
+        }
+        Py_ssize_t s = i;
+        unsigned all = R_PLAIN, any = 0;
+        for (; i < n; i++) {
+            unsigned f = RARE_CLS[in[i]];
+            if (f & R_SEP) break;
+            all &= f;
+            any |= f;
+        }
+        if (rare_shape(all != 0, (any & R_DIGIT) != 0, i - s, min_chars)) {
+            char ph[3];
+            if (rare_token(in + s, (size_t)(i - s), k0, k1, ks, ph)) return -1;
+            memcpy(out + w, in + copied, (size_t)(s - copied));
+            w += s - copied;
+            memcpy(out + w, ph, 3);
+            w += 3;
+            copied = i;
+        }
+    }
+    memcpy(out + w, in + copied, (size_t)(n - copied));
+    *o = w + (n - copied);
+    return 0;
+}
+
+static int rare_split_any(int kind, const void *data, Py_ssize_t n, int okind, void *odata, Py_ssize_t *o,
+                          uint64_t k0, uint64_t k1, Py_ssize_t min_chars, keyset *ks) {
+    Py_ssize_t i = 0, w = 0;
+    while (i < n) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, i);
+        if (c <= ' ') {
+            PyUnicode_WRITE(okind, odata, w++, c);
+            i++;
+            continue;
+        }
+        Py_ssize_t s = i;
+        int plain = 1, digit = 0;
+        for (; i < n && (c = PyUnicode_READ(kind, data, i)) > ' '; i++) {
+            if (!rare_char(c)) plain = 0;
+            else if (c <= '9') digit = 1;
+        }
+        if (rare_shape(plain, digit, i - s, min_chars)) {
+            uint8_t tok[256];
+            char ph[3];
+            for (Py_ssize_t j = s; j < i; j++) tok[j - s] = (uint8_t)PyUnicode_READ(kind, data, j);
+            if (rare_token(tok, (size_t)(i - s), k0, k1, ks, ph)) return -1;
+            for (int j = 0; j < 3; j++) PyUnicode_WRITE(okind, odata, w++, (Py_UCS4)ph[j]);
+        } else {
+            for (Py_ssize_t j = s; j < i; j++) PyUnicode_WRITE(okind, odata, w++, PyUnicode_READ(kind, data, j));
+        }
+    }
+    *o = w;
+    return 0;
+}
+
+static PyObject *sel_rare_split(PyObject *Py_UNUSED(module), PyObject *args) {
+    PyObject *tokens;
+    Py_buffer key;
+    Py_ssize_t min_chars;
+    if (!PyArg_ParseTuple(args, "Uy*n", &tokens, &key, &min_chars)) return NULL;
+    if (key.len != 16) {
+        PyBuffer_Release(&key);
+        PyErr_SetString(PyExc_ValueError, "the key must be 16 bytes");
+        return NULL;
+    }
+    uint64_t k0 = sip_le64((const uint8_t *)key.buf), k1 = sip_le64((const uint8_t *)key.buf + 8);
+    PyBuffer_Release(&key);
+    if (min_chars < 1 || min_chars > 1000) {
+        PyErr_SetString(PyExc_ValueError, "min_chars must be between 1 and 1000");
+        return NULL;
+    }
+    int kind = PyUnicode_KIND(tokens);
+    const void *data = PyUnicode_DATA(tokens);
+    Py_ssize_t n = PyUnicode_GET_LENGTH(tokens);
+    /* the output is never longer than the input: only tokens of at least 3 characters become placeholders */
+    Py_UCS4 maxchar = PyUnicode_MAX_CHAR_VALUE(tokens);
+    PyObject *out = PyUnicode_New(n, maxchar < '#' ? '#' : maxchar);
+    if (!out) return NULL;
+    int okind = PyUnicode_KIND(out);
+    void *odata = PyUnicode_DATA(out);
+    keyset ks = {NULL, 0, 0, 0};
+    Py_ssize_t o = 0;
+    int failed = kind == PyUnicode_1BYTE_KIND
+                     ? rare_split_1((const Py_UCS1 *)data, n, (Py_UCS1 *)odata, &o, k0, k1, min_chars, &ks)
+                     : rare_split_any(kind, data, n, okind, odata, &o, k0, k1, min_chars, &ks);
+    if (failed) {
+        free(ks.slots);
+        Py_DECREF(out);
+        return PyErr_NoMemory();
+    }
+    PyObject *keys = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)((ks.used + (size_t)ks.zero) * 8));
+    if (!keys) {
+        free(ks.slots);
+        Py_DECREF(out);
+        return NULL;
+    }
+    uint8_t *dst = (uint8_t *)PyBytes_AS_STRING(keys);
+    size_t k = 0;
+    if (ks.zero) memset(dst + 8 * k++, 0, 8);
+    for (size_t j = 0; j < ks.cap; j++) {
+        uint64_t h = ks.slots[j];
+        if (!h) continue;
+        for (int b = 0; b < 8; b++) dst[k * 8 + b] = (uint8_t)(h >> (8 * b));
+        k++;
+    }
+    free(ks.slots);
+    PyObject *shrunk = PyUnicode_Substring(out, 0, o);
+    Py_DECREF(out);
+    if (!shrunk) {
+        Py_DECREF(keys);
+        return NULL;
+    }
+    PyObject *result = PyTuple_Pack(2, shrunk, keys);
+    Py_DECREF(shrunk);
+    Py_DECREF(keys);
+    return result;
+}
+
 static PyMethodDef sel_methods[] = {
     {"scan", (PyCFunction)(void (*)(void))sel_scan, METH_VARARGS | METH_KEYWORDS,
      "scan(text, cooked=False) -> (emails, domains, ipv4, ipv6, hashes, btc_legacy, btc_bech32, cards,\n"
@@ -849,6 +1061,9 @@ static PyMethodDef sel_methods[] = {
      "cooked: emails as {host: [lower-cased ASCII local part, ...]}, cards as their Luhn-valid ASCII digits."},
     {"siphash", (PyCFunction)sel_siphash, METH_VARARGS,
      "siphash(terms, key) -> bytes: SipHash-2-4 of each str's UTF-8 under the 16-byte key, little-endian uint64s."},
+    {"rare_split", (PyCFunction)sel_rare_split, METH_VARARGS,
+     "rare_split(tokens, key, min_chars) -> (indexed, keys): long tokens with digits as placeholders, and\n"
+     "the SipHash-2-4 of each distinct one ('\\0' + token) as little-endian uint64s (rare_tokens.py)."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -862,5 +1077,6 @@ PyMODINIT_FUNC PyInit__selectors(void) {
     init_bmp();
     init_triggers();
     init_gap();
+    init_rare();
     return PyModule_Create(&sel_module);
 }

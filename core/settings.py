@@ -133,6 +133,11 @@ class Settings:
     store_batch: int = 32
     store_batch_bytes: int = 2_000_000
     store_batch_wait_s: float = 0.25
+    #: A crawl detects its postings in batches too (pipelines.detect): back to back, the detector's tables
+    #: stay in the CPU's caches. A batch runs once it holds this many postings, or once its first has waited
+    #: this long.
+    detect_batch: int = 16
+    detect_batch_wait_s: float = 0.05
     # Detection.
     max_posting_bytes: int = 50_000_000
     #: Posting text and search entries older than this are deleted by ``purge`` unless an alert holds them.

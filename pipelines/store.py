@@ -7,7 +7,6 @@ alerted twice (its (source, URL) is unique).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import uuid
@@ -43,6 +42,7 @@ from core.models import (
 from core.policy import passes_filters, suppression_key, tenant_severity
 from core.posting import PostingDraft
 from core.settings import Settings, load_settings
+from pipelines.batching import ItemBatches
 from pipelines.detection.candidates import CandidateIndex
 from pipelines.detection.engine import Finding as DetectedFinding
 from pipelines.fastsql import Prepared
@@ -567,9 +567,13 @@ class StorePipeline:
         self.candidates = CandidateIndex(settings.index_dir / "candidates")
         self.search = SearchIndexer(settings, self.db)
         self.store_failed = 0
-        self._pending: list[tuple[PostingDraft, asyncio.Future[Any]]] = []
-        self._pending_bytes = 0
-        self._timer: asyncio.TimerHandle | None = None
+        self._batches: ItemBatches[PostingDraft] = ItemBatches(
+            self.store_items,
+            size=settings.store_batch,
+            wait_s=settings.store_batch_wait_s,
+            max_bytes=settings.store_batch_bytes,
+            what="postings to store",
+        )
 
     def open_spider(self, spider: Any = None) -> None:
         """Index what earlier runs of this source stored but never indexed (killed mid-run)."""
@@ -627,39 +631,11 @@ class StorePipeline:
     async def process_item(self, item: Any, spider: Any = None) -> Any:
         if not isinstance(item, PostingDraft):
             return item
-        loop = asyncio.get_running_loop()
-        stored: asyncio.Future[Any] = loop.create_future()
-        self._pending.append((item, stored))
-        self._pending_bytes += len(item.raw) or len(item.text)
-        if (
-            len(self._pending) >= self.settings.store_batch
-            or self._pending_bytes >= self.settings.store_batch_bytes
-        ):
-            self.flush()
-        elif self._timer is None:
-            self._timer = loop.call_later(self.settings.store_batch_wait_s, self.flush)
-        return await stored
+        return await self._batches.submit(item, len(item.raw) or len(item.text))
 
     def flush(self) -> None:
         """Store the waiting postings now, and let each go on (or be dropped, if it could not be stored)."""
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        pending, self._pending, self._pending_bytes = self._pending, [], 0
-        if not pending:
-            return
-        try:
-            outcomes = self.store_items([item for item, _ in pending])
-        except Exception as exc:  # a fault past storing (an index): each posting's error, not a hung crawl
-            log.exception("a batch of %d postings failed after storing", len(pending))
-            outcomes = [exc] * len(pending)
-        for (_, stored), outcome in zip(pending, outcomes, strict=True):
-            if stored.done():  # cancelled: its crawl is being torn down
-                continue
-            if isinstance(outcome, Exception):
-                stored.set_exception(outcome)
-            else:
-                stored.set_result(outcome)
+        self._batches.flush()
 
     def store_items(self, items: list[PostingDraft]) -> list[Any]:
         """Store these postings as one batch: each item, filled in, or the DropItem that replaces one that

@@ -125,7 +125,7 @@ def _drafts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[PostingDraf
             fetch=copy.deepcopy(_FETCH) if fetch else None,
         )
         draft.fetched = start + timedelta(seconds=i, microseconds=i * 7)
-        return det.process_item(fp.process_item(norm.process_item(draft)))
+        return det.detect_item(fp.process_item(norm.process_item(draft)))
 
     drafts: list[PostingDraft] = []
     for i, p in enumerate(pastes):

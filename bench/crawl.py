@@ -72,9 +72,11 @@ sys.exit(code)
 """
 
 
-# The full crawl process again, each stage's function wrapped by a CPU-time counter (what a profile shows,
-# without cProfile's per-call cost); stages are exclusive (a stage's inner stages are subtracted), the
-# cycle collector's time is its own row, and "Scrapy and the rest" is what no stage holds.
+# The full crawl process again, each stage's function wrapped by a CPU-time counter of the crawl's thread
+# (what a profile shows, without cProfile's per-call cost); stages are exclusive (a stage's inner stages
+# are subtracted), the cycle collector's time is its own row, the other threads' CPU (tantivy's indexing
+# threads, mostly) is a row of its own rather than counted in whichever stage ran beside it, and "Scrapy
+# and the rest" is what no stage of the crawl's thread holds.
 _STAGES_CHILD = _CHILD.replace(
     "code = run.main(",
     """
@@ -83,30 +85,33 @@ spent = {}
 def timed(label, owner, name):
     fn = getattr(owner, name)
     def call(*args, **kwargs):
-        started = time.process_time()
+        started = time.thread_time()
         try:
             return fn(*args, **kwargs)
         finally:
-            spent[label] = spent.get(label, 0.0) + time.process_time() - started
+            spent[label] = spent.get(label, 0.0) + time.thread_time() - started
     setattr(owner, name, call)
 for label, module, owner, name in STAGES:
     target = importlib.import_module(module)
     timed(label, getattr(target, owner) if owner else target, name)
 collecting = [0.0]
 def on_gc(phase, info):
-    collecting[0] += time.process_time() * (1 if phase == "stop" else -1)
+    collecting[0] += time.thread_time() * (1 if phase == "stop" else -1)
 gc.callbacks.append(on_gc)
 code = run.main(""",
 ).replace(
     "print(json.dumps({",
-    "spent['cycle collector'] = collecting[0]\nprint(json.dumps({'stages': spent}))\nprint(json.dumps({",
+    "spent['cycle collector'] = collecting[0]\n"
+    "crawl_thread = resource.getrusage(resource.RUSAGE_THREAD)\n"
+    "print(json.dumps({'stages': spent, 'thread_cpu_s': crawl_thread.ru_utime + crawl_thread.ru_stime}))\n"
+    "print(json.dumps({",
 )
 #: (label, module, class or None, function) of every stage `--shares` times; each row's inner stages are
 #: the rows listed under it with a deeper label (subtracted from it when printed).
 STAGES = [
     ("normalise", "pipelines.normalize", "NormalizePipeline", "process_item"),
     ("fingerprint", "pipelines.fingerprint", "FingerprintPipeline", "process_item"),
-    ("detect", "pipelines.detect", "DetectPipeline", "process_item"),
+    ("detect", "pipelines.detect", "DetectPipeline", "detect_items"),
     ("store: database transaction", "pipelines.store", None, "store_postings"),
     ("store: evidence bytes", "pipelines.store", None, "put_blobs"),
     ("store: fetch sidecar (no text)", "pipelines.store", "StorePipeline", "_keep_fetch"),
@@ -128,9 +133,11 @@ def stage_shares(home: Path, source_id: int, postings: int) -> None:
     lines, _ = run_child(f"STAGES = {STAGES!r}\n" + _STAGES_CHILD, home, source_id, bare=False)
     spent: dict[str, float] = dict(lines[1]["stages"])
     total = float(lines[-1]["cpu_s"])
+    crawl_thread = float(lines[1]["thread_cpu_s"])
     for inner, outer in _INSIDE.items():
         spent[outer] = spent.get(outer, 0.0) - spent.get(inner, 0.0)
-    spent["Scrapy, start-up and the rest"] = total - sum(spent.values())
+    spent["Scrapy, start-up and the rest"] = crawl_thread - sum(spent.values())
+    spent["other threads (tantivy's indexing)"] = total - crawl_thread
     print(f"\nCPU per stage of one full crawl ({total:.2f} CPU-s, {postings} postings; exclusive):")
     for label, cpu in sorted(spent.items(), key=lambda kv: -kv[1]):
         print(

@@ -18,22 +18,17 @@ import threading
 import time
 from typing import Any
 
-# numpy is only used for sorting and searching (no BLAS): its OpenBLAS worker threads would only spin
-# on the other cores and count as this process's CPU time. Set before numpy is first imported.
-for _blas_threads in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
-    os.environ.setdefault(_blas_threads, "1")
+from scrapy.crawler import CrawlerProcess
+from scrapy.settings import Settings as ScrapySettings
+from scrapy.spiderloader import SpiderLoader
 
-from scrapy.crawler import CrawlerProcess  # noqa: E402
-from scrapy.settings import Settings as ScrapySettings  # noqa: E402
-from scrapy.spiderloader import SpiderLoader  # noqa: E402
-
-from core.db import open_database  # noqa: E402
-from core.models import Source  # noqa: E402
-from core.netguard import TargetPolicy  # noqa: E402
-from core.settings import CHROMIUM_ARGS, Settings, load_settings  # noqa: E402
-from crawlers.browserguard import BrowserGuard, record_refusal  # noqa: E402
-from crawlers.browserguard import totals as browser_totals  # noqa: E402
-from crawlers.browserproxy import process_proxy, stop_process_proxy  # noqa: E402
+from core.db import open_database
+from core.models import Source
+from core.netguard import TargetPolicy
+from core.settings import CHROMIUM_ARGS, Settings, load_settings
+from crawlers.browserguard import BrowserGuard, record_refusal
+from crawlers.browserguard import totals as browser_totals
+from crawlers.browserproxy import process_proxy, stop_process_proxy
 
 __all__ = ["PARENT_ENV", "FirstError", "chromium_problem", "main", "scrapy_settings_for"]
 

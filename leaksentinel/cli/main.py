@@ -7,23 +7,17 @@ operational failure in exit 1, and never in a traceback, whatever layer raised i
 from __future__ import annotations
 
 import os
+import re
+import sys
+from pathlib import Path
+from typing import Annotated, Any
 
-# numpy is only used for sorting and searching (no BLAS): its OpenBLAS worker threads would only spin
-# on the other cores and count as this process's CPU time. Set before numpy is first imported.
-for _blas_threads in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
-    os.environ.setdefault(_blas_threads, "1")
+import click
+import typer
+from typer import _click as typer_click
 
-import re  # noqa: E402
-import sys  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Annotated, Any  # noqa: E402
-
-import click  # noqa: E402
-import typer  # noqa: E402
-from typer import _click as typer_click  # noqa: E402
-
-from core.errors import LeakSentinelError  # noqa: E402
-from leaksentinel.cli import (  # noqa: E402
+from core.errors import LeakSentinelError
+from leaksentinel.cli import (
     cmd_alerts,
     cmd_backup,
     cmd_detect,
@@ -33,8 +27,8 @@ from leaksentinel.cli import (  # noqa: E402
     cmd_sources,
     cmd_tenants,
 )
-from leaksentinel.cli.context import state  # noqa: E402
-from leaksentinel.cli.output import err  # noqa: E402
+from leaksentinel.cli.context import state
+from leaksentinel.cli.output import err
 
 __all__ = ["app", "main"]
 

@@ -12,8 +12,8 @@ import pytest
 import tantivy
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_core_search_selector_index import _doc, _ids  # the same postings and searches
 
-from core.search import SearchDoc, SearchQuery
 from core.search import rare_tokens as rt
 from core.search import tantivy_backend as tb
 from core.search.cjk import token_string
@@ -21,24 +21,6 @@ from core.search.tantivy_backend import TantivyBackend
 
 KEY = bytes(range(16))
 native = pytest.mark.skipif(rt._native_split is None, reason="the native extension is not built")
-
-
-def _doc(i: int, text: str) -> SearchDoc:
-    return SearchDoc(
-        id=i,
-        url=f"https://paste.example/{i}",
-        source="pastebin",
-        source_kind="paste",
-        title=None,
-        author=None,
-        published=None,
-        fetched=datetime(2026, 12, 1, tzinfo=UTC),
-        text=text,
-    )
-
-
-def _ids(backend: TantivyBackend, query: str) -> set[int]:
-    return {h.id for h in backend.search(SearchQuery(query, limit=50)).hits}
 
 
 def _same_placeholder(token: str) -> str:

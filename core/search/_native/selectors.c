@@ -795,17 +795,24 @@ static uint64_t siphash24(uint64_t k0, uint64_t k1, const uint8_t *m, size_t n) 
     return v0 ^ v1 ^ v2 ^ v3;
 }
 
+/* the 16-byte key as SipHash's two words; the buffer is released either way */
+static int sip_key(Py_buffer *key, uint64_t *k0, uint64_t *k1) {
+    int ok = key->len == 16;
+    if (ok) {
+        *k0 = sip_le64((const uint8_t *)key->buf);
+        *k1 = sip_le64((const uint8_t *)key->buf + 8);
+    }
+    PyBuffer_Release(key);
+    if (!ok) PyErr_SetString(PyExc_ValueError, "the key must be 16 bytes");
+    return ok ? 0 : -1;
+}
+
 static PyObject *sel_siphash(PyObject *Py_UNUSED(module), PyObject *args) {
     PyObject *terms;
     Py_buffer key;
     if (!PyArg_ParseTuple(args, "Oy*", &terms, &key)) return NULL;
-    if (key.len != 16) {
-        PyBuffer_Release(&key);
-        PyErr_SetString(PyExc_ValueError, "the key must be 16 bytes");
-        return NULL;
-    }
-    uint64_t k0 = sip_le64((const uint8_t *)key.buf), k1 = sip_le64((const uint8_t *)key.buf + 8);
-    PyBuffer_Release(&key);
+    uint64_t k0, k1;
+    if (sip_key(&key, &k0, &k1) < 0) return NULL;
     PyObject *seq = PySequence_Fast(terms, "terms: an iterable of str");
     if (!seq) return NULL;
     Py_ssize_t count = PySequence_Fast_GET_SIZE(seq);
@@ -996,13 +1003,8 @@ static PyObject *sel_rare_split(PyObject *Py_UNUSED(module), PyObject *args) {
     Py_buffer key;
     Py_ssize_t min_chars;
     if (!PyArg_ParseTuple(args, "Uy*n", &tokens, &key, &min_chars)) return NULL;
-    if (key.len != 16) {
-        PyBuffer_Release(&key);
-        PyErr_SetString(PyExc_ValueError, "the key must be 16 bytes");
-        return NULL;
-    }
-    uint64_t k0 = sip_le64((const uint8_t *)key.buf), k1 = sip_le64((const uint8_t *)key.buf + 8);
-    PyBuffer_Release(&key);
+    uint64_t k0, k1;
+    if (sip_key(&key, &k0, &k1) < 0) return NULL;
     if (min_chars < 1 || min_chars > 1000) {
         PyErr_SetString(PyExc_ValueError, "min_chars must be between 1 and 1000");
         return NULL;

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -19,11 +20,19 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from service_procs import cli_ok, logs_tail, spawn, wait_for
 
-from core.redis_embedded import EmbeddedRedis, free_port
+from core.redis_embedded import EmbeddedRedis
 from leaksentinel.sim import Underground, WebhookReceiver, company_csv
 
 pytestmark = pytest.mark.slow
 STOP_S = 20
+
+
+def _two_ports() -> tuple[int, int]:
+    """Two free loopback ports, never the same one (two calls of free_port can return one port twice)."""
+    with socket.socket() as a, socket.socket() as b:
+        a.bind(("127.0.0.1", 0))
+        b.bind(("127.0.0.1", 0))
+        return int(a.getsockname()[1]), int(b.getsockname()[1])
 
 
 def parse(text: str) -> dict[str, float]:
@@ -94,7 +103,7 @@ def test_worker_and_scheduler_exporters_serve_what_their_processes_did(
             "LEAKSENTINEL_ALLOW_PRIVATE_TARGETS": "true",
         }
         _setup_tenant(env, tmp_path, site, receiver)
-        sched_port, worker_port = free_port(), free_port()
+        sched_port, worker_port = _two_ports()
         logs = {name: tmp_path / f"{name}.log" for name in ("scheduler", "worker")}
         procs: dict[str, subprocess.Popen[bytes]] = {}
         with logs["scheduler"].open("wb") as log_file:
@@ -182,7 +191,7 @@ def test_run_metrics_add_up_its_pools_and_keep_their_key_check(tmp_path: Path) -
                 env, "key", "add", "--role", "tenant_viewer", "--tenant", site.company.name, "--json"
             ).stdout.splitlines()[-1]
         )["api_key"]
-        port, metrics_port = free_port(), free_port()
+        port, metrics_port = _two_ports()
         log_path = tmp_path / "run.log"
         with log_path.open("wb") as log_file:
             proc = spawn(env, log_file, "run", "--port", str(port), "--metrics-port", str(metrics_port))

@@ -81,6 +81,9 @@ SMALL_BATCH = 2000
 #: A phrase holding a rare token is checked against the stored text of at most this many postings that its
 #: placeholders match (core.search.rare_tokens); past it, the placeholders' match stands unchecked.
 RARE_PHRASE_CHECKS = 2000
+#: ... and of at most this many characters of their stored texts in all (tokenising them costs ~5 ns a
+#: character: a phrase check stays under ~0.2 s); the postings past it keep the placeholders' match.
+RARE_PHRASE_CHECK_CHARS = 40_000_000
 TITLE_BOOST = 2.0
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -277,7 +280,8 @@ class TantivyBackend:
 
         A phrase is matched with the placeholders among the postings holding every rare token of it, and
         each posting so found is checked against its stored text (a placeholder stands for 1 in 256 of the
-        rare tokens), up to `RARE_PHRASE_CHECKS` of them; past that, the placeholders' match stands."""
+        rare tokens), up to `RARE_PHRASE_CHECKS` of them and `RARE_PHRASE_CHECK_CHARS` of their texts;
+        past that, the placeholders' match stands."""
         s, Q = self.schema, tantivy.Query
         ids: set[int] | None = None
         for token in sorted({t for t in tokens if is_rare(t)}):
@@ -301,12 +305,15 @@ class TantivyBackend:
             return Q.const_score_query(matched, 1.0)
         wanted = f" {' '.join(tokens)} "
         checked: list[int] = []
+        budget = RARE_PHRASE_CHECK_CHARS
         for _, addr in hits:
             doc = searcher.doc(addr)
             raw = doc.get_first("text")
             stored = bytes(raw).decode("utf-8", "replace") if raw is not None else ""
-            # a text longer than its stored copy may hold the phrase past the cut: its match stands
-            if len(stored) >= MAX_STORED_CHARS or wanted in f" {token_string(stored)} ":
+            budget -= len(stored)
+            # past the budget, or a text longer than its stored copy (it may hold the phrase past the
+            # cut): the placeholders' match stands
+            if budget < 0 or len(stored) >= MAX_STORED_CHARS or wanted in f" {token_string(stored)} ":
                 checked.append(int(doc.get_first("id") or 0))
         if not checked:
             return None

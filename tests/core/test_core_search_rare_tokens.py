@@ -145,6 +145,11 @@ def test_past_the_check_limit_the_placeholders_match_stands(
     backend.index([_doc(1, f"login {wanted} ok"), _doc(2, f"login {twin} ok\nlater {wanted}")])
     monkeypatch.setattr(tb, "RARE_PHRASE_CHECKS", 1)
     assert _ids(backend, f'"login {wanted} ok"') == {1, 2}  # documented: unchecked past the limit
+    monkeypatch.setattr(tb, "RARE_PHRASE_CHECKS", 2000)
+    assert _ids(backend, f'"login {wanted} ok"') == {1}
+    # the texts read are bounded too: the first posting's text uses the whole budget here
+    monkeypatch.setattr(tb, "RARE_PHRASE_CHECK_CHARS", len(f"login {wanted} ok"))
+    assert _ids(backend, f'"login {wanted} ok"') == {1, 2}
 
 
 def test_postings_indexed_before_rare_tokens_left_the_dictionary_are_still_found(tmp_path: Path) -> None:

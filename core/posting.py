@@ -33,6 +33,9 @@ class PostingDraft:
     simhash: int | None = None
     findings: list[Any] = field(default_factory=list)
     candidate_hashes: bytes = b""
+    #: False when detection kept no candidate hashes (`scan` without `--store`): such a draft must not
+    #: be stored, since retro-matching would never find it.
+    candidates_kept: bool = True
     posting_id: int | None = None
     is_new: bool = False
     alerts_created: int = 0

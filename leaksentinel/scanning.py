@@ -69,7 +69,8 @@ def scan_paths(
             )
             size += len(draft.raw or b"")
             started = time.process_time()
-            ingest.detect(draft, fingerprint=store)  # findings never read the fingerprint
+            # findings never read the fingerprint, nor the hashes of a type no tenant registered
+            ingest.detect(draft, fingerprint=store, candidates=store)
             cpu += time.process_time() - started
             if draft.partial:
                 sys.stderr.write(

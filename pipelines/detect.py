@@ -18,12 +18,15 @@ __all__ = ["DetectPipeline", "detect_draft"]
 log = logging.getLogger(__name__)
 
 
-def detect_draft(detector: Detector, draft: PostingDraft) -> PostingDraft:
+def detect_draft(detector: Detector, draft: PostingDraft, *, candidates: bool = True) -> PostingDraft:
+    """Fill the draft's findings; ``candidates=False``: hash only the registered field types and keep no
+    candidate hashes (a draft that will not be stored)."""
     elapsed = telemetry.timed()
-    result = detector.detect(draft.text)
+    result = detector.detect(draft.text, candidates=candidates)
     telemetry.count_scan(len(draft.raw) or len(draft.text), elapsed())  # scan MB/s in /metrics
     draft.findings = result.findings
     draft.candidate_hashes = result.candidate_hashes
+    draft.candidates_kept = candidates
     draft.partial = result.partial
     if result.partial:
         log.warning("detection on %s hit its time limit: the end of the posting was not read", draft.url)

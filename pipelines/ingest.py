@@ -34,18 +34,24 @@ class Ingest:
         self.candidates = CandidateIndex(settings.index_dir / "candidates")
         self.search = SearchIndexer(settings, db)
 
-    def detect(self, draft: PostingDraft, *, fingerprint: bool = True) -> PostingDraft:
+    def detect(
+        self, draft: PostingDraft, *, fingerprint: bool = True, candidates: bool = True
+    ) -> PostingDraft:
         """Normalise, fingerprint and detect: what `scan` reports, storing nothing.
 
         ``fingerprint=False``: no content hash and SimHash (about a tenth of a scan's CPU) for a caller that
-        only reports findings, which never read them; `store` fingerprints a draft that has none."""
+        only reports findings, which never read them; `store` fingerprints a draft that has none.
+        ``candidates=False``: only the registered field types are hashed and no candidate hash is kept
+        (the same findings): for a draft that will not be stored."""
         self.normalize.apply(draft)
         if fingerprint:
             self.fingerprint.apply(draft)
-        return detect_draft(self.detector, draft)
+        return detect_draft(self.detector, draft, candidates=candidates)
 
     def store(self, draft: PostingDraft) -> StoreResult:
         """Keep a detected draft as a crawl would: posting, findings, alerts and outbox, then its indexes."""
+        if not draft.candidates_kept:
+            raise ValueError("a draft detected with candidates=False holds no candidate hashes: not stored")
         if not draft.content_hash:  # detected without its fingerprint: a stored posting needs it
             self.fingerprint.apply(draft)
         result = store_posting(self.db, self.settings, draft)

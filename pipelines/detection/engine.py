@@ -34,7 +34,7 @@ from pipelines.detection.fastscan import HashedScan, HashedScanner
 from pipelines.detection.index import MatchIndex
 from pipelines.detection.keywords import MAX_TEXT_CHARS as KEYWORD_CHARS
 from pipelines.detection.keywords import KeywordMatcher
-from pipelines.detection.lines import Deadline, LineReader
+from pipelines.detection.lines import Deadline, LineReader, lower_text
 from pipelines.detection.lookalikes import LookalikeMatcher
 from pipelines.detection.regexes import RegexMatcher, encode_text
 from pipelines.detection.secrets import find_secrets
@@ -259,6 +259,7 @@ class DetectionResult:
     findings: list[Finding]
     #: The posting's candidate keyed hashes, 16 bytes each, for retro-matching (mostly distinct: the
     #: scanner dedupes within chunks of a posting; a repeat is harmless to the candidate index).
+    #: Empty when detection was asked to keep none (`Detector.detect(candidates=False)`).
     candidate_hashes: bytes
     #: True when extraction hit its time limit before the end of the text (the rest was not read).
     partial: bool = False
@@ -312,12 +313,19 @@ class Detector:
         cache = index_dir / "lookalikes" if index_dir is not None else None
         return cls(key, DbHashLookup(db, index), WatchSnapshot.load(db, cache))
 
-    def detect(self, text: str, deadline: Deadline | None = None) -> DetectionResult:
+    def detect(
+        self, text: str, deadline: Deadline | None = None, *, candidates: bool = True
+    ) -> DetectionResult:
         """Every stage shares one time budget (`deadline`, else one sized to the text); a stage that
-        reaches it stops reading, and the result says ``partial``."""
+        reaches it stops reading, and the result says ``partial``.
+
+        ``candidates=False``: the caller keeps no candidate hashes (``scan`` without ``--store``), so
+        only the field types some tenant registered are hashed (the match index knows them) and the
+        result's ``candidate_hashes`` is empty. The findings are the same."""
         if deadline is None:
             deadline = Deadline.after(time_budget(len(text)))
-        scan = self.hasher.scan(text, deadline_s=deadline.remaining())
+        types = None if candidates else self.registered_types()
+        scan = self.hasher.scan(text, deadline_s=deadline.remaining(), types=types)
         # Only the lines holding a registered hash are read again for their candidates (raw text for
         # masking, field types): the rest of the posting is known not to match from its hashes alone.
         hit_mask = self._hit_mask(scan)
@@ -326,7 +334,7 @@ class Detector:
         findings = self._records(self._hit_lines(scan, hit_mask), text, scan, listing_s)
         # the lowered text (domains, look-alikes, secrets) and the folded one (keywords, documents) are
         # made once per posting, not once per stage
-        lowered = text.lower() if self.snapshot.domains else ""
+        lowered = lower_text(text) if self.snapshot.domains else ""
         # where each watched domain's needles first stand in `lowered`: looked for once, by the domain
         # candidates, and read again by the secret detectors' owners
         first: dict[str, int] = {}
@@ -340,13 +348,19 @@ class Detector:
         findings += self._secrets(text, deadline, lowered, encoded, first)
         result = DetectionResult(
             findings=findings,
-            candidate_hashes=scan.digests,
+            candidate_hashes=scan.digests if candidates else b"",
             partial=bool(scan.partial) or deadline.exceeded,
             deferred_lines=scan.deferred_lines,
             python_lines=scan.python_lines,
         )
         self.stats.add(result)
         return result
+
+    def registered_types(self) -> frozenset[str] | None:
+        """The field types some tenant registered values of, per the match index; None (any) when the
+        detector has no index or the index does not know them."""
+        index = getattr(self.lookup, "index", None)
+        return index.field_types() if isinstance(index, MatchIndex) else None
 
     @property
     def hasher(self) -> HashedScanner:
@@ -386,7 +400,7 @@ class Detector:
         ``line_starts``: the scan's line starts of `text` (lets the listing jump to its lines)."""
         if not self.snapshot.domains:
             return []
-        lowered = text.lower() if lowered is None else lowered
+        lowered = lower_text(text) if lowered is None else lowered
         listing = Deadline.after(listing_s)
         unicode_hosts: list[int] = []
         if not text.isascii():
@@ -639,7 +653,7 @@ class Detector:
         ``first``: the domains' first offsets in `lowered` when the domain candidates looked already."""
         if not self.snapshot.domains:
             return []
-        lowered = text.lower() if lowered is None else lowered
+        lowered = lower_text(text) if lowered is None else lowered
         first = first or {}
         owners = {
             tid

@@ -23,12 +23,13 @@ from __future__ import annotations
 import functools
 import operator
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
 import phonenumbers
 
+from core.canonical import FIELD_TYPES
 from core.hashing import keyed_digest
 from pipelines.detection import extract as ex
 from pipelines.detection import phone_dfa
@@ -148,13 +149,27 @@ class HashedScanner:
     def native(self) -> bool:
         return self._native is not None
 
-    def scan(self, text: str, *, deadline_s: float = 30.0, max_bytes: int = 50_000_000) -> HashedScan:
+    def scan(
+        self,
+        text: str,
+        *,
+        deadline_s: float = 30.0,
+        max_bytes: int = 50_000_000,
+        types: Collection[str] | None = None,
+    ) -> HashedScan:
+        """The keyed hashes of the text's candidates and the lines they stand on.
+
+        ``types``: hash only the candidates of these field types (None: all). The result is then exactly
+        the full scan's candidates of those types: a caller that stores no candidate hashes (``scan``
+        without ``--store``) need not hash the types no tenant registered."""
         deadline = time.monotonic() + deadline_s
         if not (text.isascii() and len(text) <= max_bytes):  # isascii is a flag: no pass over the text
             text = ex._bounded(text, max_bytes)
+        wanted = None if types is None or set(FIELD_TYPES) <= set(types) else frozenset(types)
         if self._native is None:
-            return self._python_scan(text, deadline)
-        digests, pairs_raw, deferred, partial, starts = self._native.scan(text, False, deadline)
+            return self._python_scan(text, deadline, wanted)
+        mask = type_mask(wanted)
+        digests, pairs_raw, deferred, partial, starts = self._native.scan(text, False, deadline, types=mask)
         parts = [digests]
         pairs = [_pairs(pairs_raw, 0, None)]
         offset = len(digests) // DIGEST_BYTES
@@ -172,7 +187,7 @@ class HashedScanner:
             if prepared:
                 numbers = np.array([n for n, _ in prepared], dtype=np.uint32)
                 body = "\n".join(t for _, t in prepared)
-                d2, p2, deferred2, partial2, _starts = self._native.scan(body, True, deadline)
+                d2, p2, deferred2, partial2, _starts = self._native.scan(body, True, deadline, types=mask)
                 partial = partial or partial2
                 parts.append(d2)
                 pairs.append(_pairs(p2, offset, numbers))
@@ -190,6 +205,8 @@ class HashedScanner:
                         partial = True
                         break
                     for cand in _python_line(line, number, self, deadline, prepared=number in json_lines):
+                        if wanted is not None and cand.field_type not in wanted:
+                            continue
                         digest = self._hash(cand.field_type, cand.canonical)
                         idx = table.get(digest)
                         if idx is None:
@@ -269,11 +286,13 @@ class HashedScanner:
     def _hash(self, field_type: str, canonical: str) -> bytes:
         return keyed_digest(self.key, field_type, canonical)
 
-    def _python_scan(self, text: str, deadline: float) -> HashedScan:
+    def _python_scan(self, text: str, deadline: float, wanted: frozenset[str] | None = None) -> HashedScan:
         table: dict[bytes, int] = {}
         rows: list[tuple[int, int]] = []
         remaining = max(0.0, deadline - time.monotonic())
         for cand in ex.extract_candidates(text, self._given_regions, deadline_s=remaining):
+            if wanted is not None and cand.field_type not in wanted:
+                continue
             digest = self._hash(cand.field_type, cand.canonical)
             idx = table.setdefault(digest, len(table))
             rows.append((idx, cand.line))
@@ -282,6 +301,16 @@ class HashedScanner:
         lines = text.count("\n") + 1 if text else 0
         pairs = np.array(rows, dtype=np.uint32).reshape(-1, 2)
         return HashedScan(digests, pairs, partial, deferred_lines=lines, python_lines=lines)
+
+
+def type_mask(types: Collection[str] | None) -> int:
+    """The native scanner's ``types`` bits for these field types (None: every type)."""
+    if types is None:
+        return (1 << len(FIELD_TYPES)) - 1
+    unknown = set(types) - set(FIELD_TYPES)
+    if unknown:
+        raise ValueError(f"unknown field types: {', '.join(sorted(unknown))}")
+    return sum(1 << FIELD_TYPES.index(t) for t in set(types))
 
 
 def _length_mask(region: str) -> int:

@@ -74,7 +74,7 @@ class MatchIndex:
         self._generation = -1
         self._directory: tuple[np.ndarray, int] | None = None
         self._bloom: bytes | None = None
-        self._meta_cache: tuple[tuple[int, int, int], dict[str, int]] | None = None
+        self._meta_cache: tuple[tuple[int, int, int], dict[str, Any]] | None = None
         #: The metadata file's name as a string: it is looked at before every posting's look-up (a
         #: `Path` join and its conversion back cost more than the stat itself).
         self._meta_name = os.fspath(directory / self.META)
@@ -83,12 +83,12 @@ class MatchIndex:
     def path(self) -> Path:
         return self.directory / self.FILE
 
-    def _meta(self) -> dict[str, int]:
+    def _meta(self) -> dict[str, Any]:
         """The published metadata; re-read only when the file changed (it is replaced on publish)."""
         try:
             st = os.stat(self._meta_name)
         except OSError:
-            return {"generation": -1, "count": 0, "max_id": -1, "rows": -1}
+            return {"generation": -1, "count": 0, "max_id": -1, "rows": -1, "types": None}
         stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
         if self._meta_cache is not None and self._meta_cache[0] == stamp:
             return dict(self._meta_cache[1])
@@ -96,17 +96,20 @@ class MatchIndex:
         self._meta_cache = (stamp, meta)
         return dict(meta)
 
-    def _read_meta(self) -> dict[str, int]:
+    def _read_meta(self) -> dict[str, Any]:
         try:
             data = json.loads((self.directory / self.META).read_text())
+            types = data.get("types")
             return {
                 "generation": int(data["generation"]),
                 "count": int(data["count"]),
                 "max_id": int(data.get("max_id", -1)),
                 "rows": int(data.get("rows", -1)),
+                # an index written before the types were kept: None (every type may be registered)
+                "types": sorted(map(str, types)) if isinstance(types, list) else None,
             }
-        except (OSError, ValueError, KeyError):
-            return {"generation": -1, "count": 0, "max_id": -1, "rows": -1}
+        except (OSError, ValueError, KeyError, TypeError):
+            return {"generation": -1, "count": 0, "max_id": -1, "rows": -1, "types": None}
 
     def exists(self) -> bool:
         return self.path.is_file() and self._meta()["generation"] >= 0
@@ -129,6 +132,14 @@ class MatchIndex:
         """The published generation this process reads (a new one after every change)."""
         self.load()
         return self._generation
+
+    def field_types(self) -> frozenset[str] | None:
+        """The field types of the registered values the index holds, as of its last ``sync``; None when
+        not known (an index written by ``merge``, or before the types were kept): any type may be.
+
+        Why: a caller that keeps no candidate hashes (``scan`` without ``--store``) hashes only these."""
+        types = self._meta()["types"]
+        return None if types is None else frozenset(types)
 
     def __len__(self) -> int:
         return int(self.load().shape[0])
@@ -161,7 +172,9 @@ class MatchIndex:
             self._directory = (directory, shift)
         return self._directory
 
-    def _publish(self, values: np.ndarray, *, max_id: int = -1, rows: int = -1) -> None:
+    def _publish(
+        self, values: np.ndarray, *, max_id: int = -1, rows: int = -1, types: Iterable[str] | None = None
+    ) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
         generation = self._meta()["generation"] + 1
         tmp = self.directory / f".{self.FILE}.{os.getpid()}.tmp"
@@ -170,7 +183,13 @@ class MatchIndex:
         meta_tmp = self.directory / f".{self.META}.{os.getpid()}.tmp"
         meta_tmp.write_text(
             json.dumps(
-                {"generation": generation, "count": int(values.shape[0]), "max_id": max_id, "rows": rows}
+                {
+                    "generation": generation,
+                    "count": int(values.shape[0]),
+                    "max_id": max_id,
+                    "rows": rows,
+                    "types": None if types is None else sorted(set(types)),
+                }
             )
         )
         os.replace(meta_tmp, self.directory / self.META)
@@ -191,28 +210,40 @@ class MatchIndex:
             max_id = int(sess.scalar(select(func.max(RecordHash.id))) or 0)
             rows = int(sess.scalar(select(func.count()).select_from(RecordHash)) or 0)
         meta = self._meta()
-        if self.exists() and meta["max_id"] == max_id and meta["rows"] == rows:
-            return meta["count"]
-        if not self.exists() or meta["max_id"] < 0 or rows < meta["rows"] or meta["max_id"] > max_id:
+        if self.exists() and meta["max_id"] == max_id and meta["rows"] == rows and meta["types"] is not None:
+            return int(meta["count"])
+        if (
+            not self.exists()
+            or meta["max_id"] < 0
+            or rows < meta["rows"]
+            or meta["max_id"] > max_id
+            or meta["types"] is None  # written before the types were kept: read once whole
+        ):
             return self._rebuild(db, max_id, rows, batch)
-        new = self._read(db, RecordHash.id > meta["max_id"], batch)
+        new, types = self._read(db, RecordHash.id > meta["max_id"], batch)
         with _lock:
             merged = sorted_unique(np.array(self.load()), new)
-            self._publish(merged, max_id=max_id, rows=rows)
+            self._publish(merged, max_id=max_id, rows=rows, types=types | set(meta["types"]))
         return int(merged.shape[0])
 
-    def _read(self, db: Database, where: Any, batch: int) -> np.ndarray:
+    def _read(self, db: Database, where: Any, batch: int) -> tuple[np.ndarray, set[str]]:
+        """The rows' prefixes, and their field types."""
         chunks: list[np.ndarray] = []
+        types: set[str] = set()
         with db.session() as sess:
-            result = sess.execute(select(RecordHash.hash).where(where).execution_options(yield_per=batch))
-            for part in result.scalars().partitions(batch):
-                chunks.append(prefixes_of(part))
-        return sorted_unique(*chunks)
+            result = sess.execute(
+                select(RecordHash.hash, RecordHash.field_type).where(where).execution_options(yield_per=batch)
+            )
+            for part in result.partitions(batch):
+                hashes, kinds = zip(*part, strict=True)
+                chunks.append(prefixes_of(list(hashes)))
+                types.update(kinds)
+        return sorted_unique(*chunks), types
 
     def _rebuild(self, db: Database, max_id: int, rows: int, batch: int) -> int:
-        values = self._read(db, RecordHash.id <= max_id, batch)
+        values, types = self._read(db, RecordHash.id <= max_id, batch)
         with _lock:
-            self._publish(values, max_id=max_id, rows=rows)
+            self._publish(values, max_id=max_id, rows=rows, types=types)
         return int(values.shape[0])
 
     def filter(self, hex_hashes: Sequence[str]) -> list[str]:

@@ -34,7 +34,7 @@ from typing import Any
 
 import ahocorasick
 
-from pipelines.detection.lines import Deadline, LineIndex, native_switched_on
+from pipelines.detection.lines import Deadline, LineIndex, lower_text, native_switched_on
 
 _native: Any
 try:  # the C extension: one pass over the text for the whole hosts that may be variants
@@ -356,7 +356,7 @@ class LookalikeMatcher:
         ``lowered``: ``text.lower()`` when the caller has it already."""
         if not self._needles or not text:
             return []
-        lowered = text.lower() if lowered is None else lowered
+        lowered = lower_text(text) if lowered is None else lowered
         if not self.native():
             return self._hits(lowered, self._reference_matches(lowered), deadline)
         return self._hits(lowered, self._native_matches(lowered), deadline)

@@ -84,10 +84,10 @@ def test_a_posting_whose_detection_fails_fails_alone(
     pipeline, sizes, _ = _pipeline(tmp_path, detect_batch=3, detect_batch_wait_s=30.0)
     real = pipeline.detector.detect
 
-    def detect(text: str, deadline: Any = None) -> Any:
+    def detect(text: str, deadline: Any = None, **options: Any) -> Any:
         if "posting 1\n" in text:
             raise ValueError("a detector bug")
-        return real(text, deadline)
+        return real(text, deadline, **options)
 
     monkeypatch.setattr(pipeline.detector, "detect", detect)
     out = asyncio.run(_through(pipeline, [_draft(0), _draft(1), _draft(2)]))
@@ -103,8 +103,8 @@ def test_closing_detects_what_still_waits_and_partial_scans_are_counted(
     pipeline, sizes, _ = _pipeline(tmp_path, detect_batch=10, detect_batch_wait_s=60.0)
     real = pipeline.detector.detect
 
-    def partial(text: str, deadline: Any = None) -> Any:
-        result = real(text, deadline)
+    def partial(text: str, deadline: Any = None, **options: Any) -> Any:
+        result = real(text, deadline, **options)
         result.partial = True
         return result
 

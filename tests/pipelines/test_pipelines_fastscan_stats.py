@@ -89,10 +89,12 @@ class _HandsEverythingBack:
     def __init__(self, real: Any) -> None:
         self.real = real
 
-    def scan(self, text: str, prepared: bool = False, deadline: float = 0.0, *rest: Any) -> Any:
+    def scan(
+        self, text: str, prepared: bool = False, deadline: float = 0.0, *rest: Any, **options: Any
+    ) -> Any:
         if rest:  # listing given lines: pass through
-            return self.real.scan(text, prepared, deadline, *rest)
-        _digests, _pairs, _deferred, partial, starts = self.real.scan(text, prepared, deadline)
+            return self.real.scan(text, prepared, deadline, *rest, **options)
+        _digests, _pairs, _deferred, partial, starts = self.real.scan(text, prepared, deadline, **options)
         return b"", b"", list(range(text.count("\n") + 1)), partial, starts
 
 

@@ -15,8 +15,9 @@
  *       fingerprint (keyed BLAKE2b of the raw value, 63 bits) and the raw value.
  *   first_lines(folded, k, raws) -> {raw: (first k-gram index, 1-based line)}
  *       Where each raw hash first occurs, and on which line of `folded` its first letter stands.
- *   content_fold, host_hash / host_spans, clean_text: one-pass helpers of fingerprint.content_hash,
- *       the look-alike hosts (lookalikes.py) and normalize_text (normalize.py); each described below.
+ *   content_fold, host_hash / host_spans, clean_text, lower: one-pass helpers of fingerprint.content_hash,
+ *       the look-alike hosts (lookalikes.py), normalize_text (normalize.py) and str.lower (the detector's
+ *       lowered posting); each described below.
  *
  * Speed (issue 12; every value unchanged, the hashes are stored): each loop over a str is compiled once
  * per PyUnicode kind (LS_INLINE functions instantiated by a switch), with branch-free paths for ASCII;
@@ -1609,6 +1610,66 @@ static PyObject *clean_text(PyObject *self, PyObject *arg) {
     return out;
 }
 
+/* ------------------------------------------------------------------------------------------ lower */
+
+/* lower(text) -> text.lower(), equal for every str (tests/pipelines/test_pipelines_lower_native.py checks
+ * every code point), in one pass. Why: str.lower of a text holding any character past Latin-1 (a Chinese
+ * posting) maps each character through CPython's full case mapping into a UCS4 buffer, about 6 ns a
+ * character; the watched domains, look-alikes and secret owners read the lowered posting. Here ASCII
+ * goes through a table, CJK ideographs and Hangul syllables (caseless) stay, and any other character
+ * through Py_UNICODE_TOLOWER, the simple mapping: the full one for every character but U+0130 (two
+ * characters). A text holding U+0130, or U+03A3 (whose lower case depends on its neighbours), or a
+ * character whose lower case would not fit the text's kind, is left to str.lower. */
+static Py_UCS1 LOWER_ASCII[128];
+
+LS_INLINE int lower_k(int kind, const void *src, void *dst, Py_ssize_t n) {
+    const Py_UCS4 limit = kind == PyUnicode_1BYTE_KIND ? 0xFF : kind == PyUnicode_2BYTE_KIND ? 0xFFFF : 0x10FFFF;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_UCS4 c = PyUnicode_READ(kind, src, i), l;
+        if (c < 128) {
+            l = LOWER_ASCII[c];
+        } else if ((c >= 0x3400 && c <= 0x9FFF) || (c >= 0xAC00 && c <= 0xD7A3)) {
+            l = c;
+        } else {
+            if (c == 0x130 || c == 0x3A3) return 1;
+            l = Py_UNICODE_TOLOWER(c);
+            if (l > limit) return 1;
+        }
+        PyUnicode_WRITE(kind, dst, i, l);
+    }
+    return 0;
+}
+
+static PyObject *lower(PyObject *self, PyObject *arg) {
+    (void)self;
+    if (!PyUnicode_Check(arg)) {
+        PyErr_Format(PyExc_TypeError, "lower() takes a str, not %.100s", Py_TYPE(arg)->tp_name);
+        return NULL;
+    }
+    Py_ssize_t n = PyUnicode_GET_LENGTH(arg);
+    int kind = PyUnicode_KIND(arg);
+    if (PyUnicode_IS_ASCII(arg) || n == 0) return PyObject_CallMethod(arg, "lower", NULL); /* its own fast path */
+    void *buf = PyMem_Malloc((size_t)n * (size_t)kind);
+    if (!buf) return PyErr_NoMemory();
+    const void *data = PyUnicode_DATA(arg);
+    int other;
+    switch (kind) {
+    case PyUnicode_1BYTE_KIND:
+        other = lower_k(PyUnicode_1BYTE_KIND, data, buf, n);
+        break;
+    case PyUnicode_2BYTE_KIND:
+        other = lower_k(PyUnicode_2BYTE_KIND, data, buf, n);
+        break;
+    default:
+        other = lower_k(PyUnicode_4BYTE_KIND, data, buf, n);
+        break;
+    }
+    /* FromKindAndData picks the smallest kind that holds the result (lower case can narrow it) */
+    PyObject *out = other ? PyObject_CallMethod(arg, "lower", NULL) : PyUnicode_FromKindAndData(kind, buf, n);
+    PyMem_Free(buf);
+    return out;
+}
+
 static PyMethodDef methods[] = {
     {"content_fold", content_fold, METH_O,
      "content_fold(text) -> UTF-8 of ' '.join(text.split()).casefold(), or None on a lone surrogate"},
@@ -1625,6 +1686,7 @@ static PyMethodDef methods[] = {
     {"clean_text", clean_text, METH_O,
      "clean_text(text) -> line ends unified and stray control characters as spaces (normalize_text before NFC)"},
     {"host_hash", host_hash, METH_O, "host_hash(needle) -> the hash host_spans looks needles up by"},
+    {"lower", lower, METH_O, "lower(text) -> text.lower(), in one pass (see the comment above lower_k)"},
     {"host_spans", host_spans, METH_VARARGS,
      "host_spans(text, hashes, maxlen, need_dot) -> [(start, end)] of whole hosts whose hash is in hashes"},
     {NULL, NULL, 0, NULL},
@@ -1636,6 +1698,7 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_fingerprint", "Nati
 PyMODINIT_FUNC PyInit__fingerprint(void) {
     fill_tables();
     fill_host_class();
+    for (int c = 0; c < 128; c++) LOWER_ASCII[c] = (Py_UCS1)(c >= 'A' && c <= 'Z' ? c + 32 : c);
     b2_detect();
     return PyModule_Create(&module);
 }

@@ -37,6 +37,7 @@ static const char *TYPE_NAMES[T_COUNT] = {"email", "phone", "card", "iban", "cn_
                                           "api_key", "name", "dob", "text", "passport", "ip"};
 static const char TYPE_NAMES16[T_COUNT][16] = {"email", "phone", "card", "iban", "cn_id", "ssn", "username",
                                                 "api_key", "name", "dob", "text", "passport", "ip"};
+#define ALL_TYPES ((1u << T_COUNT) - 1)
 static const uint8_t TYPE_LEN[T_COUNT] = {6, 6, 5, 5, 6, 4, 9, 8, 5, 4, 5, 9, 3}; /* strlen + 1 (the NUL) */
 static int is_typed(int t) {
     return t == T_EMAIL || t == T_PHONE || t == T_CARD || t == T_IBAN || t == T_CN_ID || t == T_SSN ||
@@ -394,6 +395,11 @@ typedef struct {
     PyObject *email_cb;       /* raw -> str|None, for addresses with non-ASCII domains */
     /* per scan: type+canonical -> entry (its index is its digest's); v3 = last line it stood on */
     strset digests;
+    /* per scan: the types whose candidates are hashed (bit 1 << T_*); a listing takes every type */
+    uint32_t types;
+    /* per scan: candidates of the typed types not hashed, kept only so that their raws keep the generic
+       types off a value once per (type, canonical) on a line, exactly as when they are hashed */
+    strset skipped;
     strset phones;      /* region+raw -> libphonenumber's answer (vals: offset+1 in phone_store, v2: length) */
     lsbuf phone_store;
     /* per scan */
@@ -476,6 +482,8 @@ static MUST_CHECK int emit(Scanner *sc, int type, const cp_t *canon, size_t n, c
 }
 
 static int emit_candidate(Scanner *sc, int type, const cp_t *canon, size_t n, const cp_t *raw, size_t rn) {
+    const int hashed = (sc->types >> type) & 1;
+    if (!hashed && !is_typed(type)) return 0; /* not hashed, and no other candidate depends on it */
     /* The same canonical text often comes as text, username and name in a row: its key body and hash
        are reused, only the tag differs (the hash mixes the tag in afterwards). */
     uint64_t body;
@@ -491,16 +499,19 @@ static int emit_candidate(Scanner *sc, int type, const cp_t *canon, size_t n, co
     }
     uint64_t h = body ^ ((uint64_t)(type + 1) * 0x9E3779B97F4A7C15ULL);
     int added;
-    long e = set_add_h(&sc->digests, sc->ekey.p, sc->ekey.len, h, &added);
+    strset *set = hashed ? &sc->digests : &sc->skipped;
+    long e = set_add_h(set, sc->ekey.p, sc->ekey.len, h, &added);
     if (e < 0) return -1;
-    entry_t *en = &sc->digests.entries[e];
+    entry_t *en = &set->entries[e];
     if (added) {
         en->v3 = UINT32_MAX; /* its keyed hash is computed at the end of the scan (two at a time) */
     } else if (en->v3 == sc->line_index) {
         return 0; /* once per (type, canonical) on a line */
     }
     en->v3 = sc->line_index;
-    if (sc->collect) {
+    if (!hashed) {
+        /* typed (the test above): its raw is recorded below, nothing is hashed */
+    } else if (sc->collect) {
         const char *name = TYPE_NAMES[type];
         uint8_t digest[32];
         sc->msg.len = 0;
@@ -616,6 +627,7 @@ static int flush_entries(Scanner *sc) {
     }
     sc->digest_base = (uint32_t)(base + count);
     set_clear(&sc->digests);
+    set_clear(&sc->skipped); /* at a line's end: its once-per-line rule holds across the clear */
     return 0;
 }
 
@@ -2047,14 +2059,15 @@ static unsigned generic(Scanner *sc, const cp_t *v, size_t n, int whole) {
        alone (and not at its ends: field() strips those) its own text form */
     int plain = !has_space;
     int single = !tabs_or_runs && n && v[0] != ' ' && v[n - 1] != ' ';
-    if (whole && (digit || (words <= TEXT_MAX_WORDS && maxrun < 25))) {
+    const uint32_t want = sc->types;
+    if (whole && (want & (1u << T_TEXT)) && (digit || (words <= TEXT_MAX_WORDS && maxrun < 25))) {
         if (plain || single) {
             if (emit(sc, T_TEXT, folded, nf, v, n) < 0) return orf;
         } else if (canon_text(folded, nf, &c) && add(sc, T_TEXT, &c, v, n) < 0) {
             return orf;
         }
     }
-    if (n >= 3 && n <= 64) {
+    if (n >= 3 && n <= 64 && (want & (1u << T_USERNAME))) {
         if (plain) {
             if (nf >= 3 && nf <= 64 && emit(sc, T_USERNAME, folded, nf, v, n) < 0) return orf;
         } else if (canon_username(folded, nf, &c) && add(sc, T_USERNAME, &c, v, n) < 0) {
@@ -2062,20 +2075,20 @@ static unsigned generic(Scanner *sc, const cp_t *v, size_t n, int whole) {
         }
     }
     if (!digit && words <= NAME_MAX_WORDS && maxrun < 9 && !notname) {
-        if (canon_name(folded, nf, &c) && add(sc, T_NAME, &c, v, n) < 0) return orf;
+        if ((want & (1u << T_NAME)) && canon_name(folded, nf, &c) && add(sc, T_NAME, &c, v, n) < 0) return orf;
     } else {
-        if (n >= 16 && n <= 512 && token && letter && digit) {
+        if (n >= 16 && n <= 512 && token && letter && digit && (want & (1u << T_API_KEY))) {
             memcpy(c.c, v, n * sizeof(cp_t));
             c.n = n;
             if (add(sc, T_API_KEY, &c, v, n) < 0) return orf;
         }
-        if (n >= 6 && n <= 12 && digit && alnum) {
+        if (n >= 6 && n <= 12 && digit && alnum && (want & (1u << T_PASSPORT))) {
             for (size_t i = 0; i < n; i++) c.c[i] = is_lower(v[i]) ? v[i] - 32 : v[i];
             c.n = n;
             if (add(sc, T_PASSPORT, &c, v, n) < 0) return orf;
         }
     }
-    if (n >= 6 && n <= 40 && dob_hint(v, n))
+    if (n >= 6 && n <= 40 && (want & (1u << T_DOB)) && dob_hint(v, n))
         for (int k = 0; k < sc->ndob; k++)
             if (canon_dob(v, n, sc->dob_mdy[k], &c) && add(sc, T_DOB, &c, v, n) < 0) return orf;
     return orf;
@@ -2558,13 +2571,20 @@ static double now_s(void) {
 
 /* ------------------------------------------------------------------ Python interface */
 static PyObject *Scanner_scan(Scanner *sc, PyObject *args, PyObject *kw) {
-    static char *kwlist[] = {"text", "prepared", "deadline", "lines", "starts", NULL};
+    static char *kwlist[] = {"text", "prepared", "deadline", "lines", "starts", "types", NULL};
     PyObject *text, *wanted = NULL;
     Py_buffer starts = {0};
     int prepared = 0;
     double deadline = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "U|pdOy*", kwlist, &text, &prepared, &deadline, &wanted, &starts))
+    unsigned int types = ALL_TYPES;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "U|pdOy*I", kwlist, &text, &prepared, &deadline, &wanted, &starts,
+                                     &types))
         return NULL;
+    if (types & ~ALL_TYPES) {
+        if (starts.buf) PyBuffer_Release(&starts);
+        PyErr_SetString(PyExc_ValueError, "types: a mask of bits 1 << i, i an index in TYPES");
+        return NULL;
+    }
     /* `starts` (from an earlier scan of the same text) lets a listing jump to its lines */
     const uint32_t *line_starts = starts.buf;
     size_t nstarts = starts.buf ? (size_t)starts.len / 4 : 0;
@@ -2578,6 +2598,7 @@ static PyObject *Scanner_scan(Scanner *sc, PyObject *args, PyObject *kw) {
             return NULL;
         }
         wlen = PySequence_Fast_GET_SIZE(wseq);
+        types = ALL_TYPES; /* a listing reads every type */
         sc->collect = PyList_New(0);
         if (!sc->collect) {
             Py_DECREF(wseq);
@@ -2589,6 +2610,8 @@ static PyObject *Scanner_scan(Scanner *sc, PyObject *args, PyObject *kw) {
     int kind = PyUnicode_KIND(text);
     const void *data = PyUnicode_DATA(text);
     set_clear(&sc->digests);
+    set_clear(&sc->skipped);
+    sc->types = types;
     sc->digest_base = 0;
     sc->prev_ok = 0;
     if (sc->phones.count > PHONE_CACHE_MAX) {
@@ -2680,6 +2703,7 @@ static PyObject *Scanner_scan(Scanner *sc, PyObject *args, PyObject *kw) {
             sc->error = 1;
             break;
         }
+        if (sc->skipped.count >= DIGEST_CHUNK) set_clear(&sc->skipped); /* between lines: as flush_entries */
         if (r == 1) {
             PyObject *k = PyLong_FromUnsignedLong(index);
             if (!k || PyList_Append(deferred, k)) {
@@ -2761,7 +2785,8 @@ static int Scanner_init(Scanner *sc, PyObject *args, PyObject *kw) {
     Py_XSETREF(sc->phone_cb, Py_NewRef(phone_cb));
     Py_XSETREF(sc->email_cb, Py_NewRef(email_cb));
     if (!sc->digests.slots) {
-        if (set_init(&sc->digests, 1 << 14) || set_init(&sc->phones, 1 << 12) || set_init(&sc->seen_fields.big, 1 << 10) ||
+        if (set_init(&sc->digests, 1 << 14) || set_init(&sc->skipped, 1 << 10) || set_init(&sc->phones, 1 << 12) ||
+            set_init(&sc->seen_fields.big, 1 << 10) ||
             set_init(&sc->typed_raws.big, 1 << 8)) {
             PyErr_NoMemory();
             goto done;
@@ -2779,6 +2804,7 @@ static void Scanner_dealloc(Scanner *sc) {
     Py_XDECREF(sc->email_cb);
     for (int i = 0; i < 32; i++) Py_XDECREF(sc->regions[i].a.keep);
     set_free(&sc->digests);
+    set_free(&sc->skipped);
     set_free(&sc->phones);
     buf_free(&sc->phone_store);
     set_free(&sc->seen_fields.big);
@@ -2864,7 +2890,9 @@ static PyObject *Scanner_stats(Scanner *sc, PyObject *Py_UNUSED(ignored)) {
 
 static PyMethodDef Scanner_methods[] = {
     {"scan", (PyCFunction)(void (*)(void))Scanner_scan, METH_VARARGS | METH_KEYWORDS,
-     "scan(text, prepared=False, deadline=0.0) -> (digests, pairs, deferred line indexes, partial)"},
+     "scan(text, prepared=False, deadline=0.0, lines=None, starts=b'', types=all) -> (digests, pairs, deferred "
+     "line indexes, partial, line starts); `types`, a mask of bits 1 << TYPES.index(name): only those types are "
+     "hashed (a listing, with `lines`, lists every type)"},
     {"hmac", (PyCFunction)Scanner_hmac, METH_O, "hmac(message) -> the 32-byte HMAC-SHA256 with the key"},
     {"set_automata", (PyCFunction)Scanner_set_automata, METH_VARARGS,
      "set_automata([(cc, types, accept, npfp, accept, idd, accept) | None per region], valid_cc_flags)"},
@@ -3145,5 +3173,24 @@ PyMODINIT_FUNC PyInit__scanner(void) {
         return NULL;
     }
     PyModule_AddStringConstant(m, "SCHEME", "hmac-sha256-v1");
+    PyObject *names = PyTuple_New(T_COUNT); /* the order of scan()'s `types` bits */
+    if (!names) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    for (int t = 0; t < T_COUNT; t++) {
+        PyObject *name = PyUnicode_FromString(TYPE_NAMES[t]);
+        if (!name) {
+            Py_DECREF(names);
+            Py_DECREF(m);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(names, t, name);
+    }
+    if (PyModule_AddObject(m, "TYPES", names) < 0) {
+        Py_DECREF(names);
+        Py_DECREF(m);
+        return NULL;
+    }
     return m;
 }

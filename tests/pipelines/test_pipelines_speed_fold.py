@@ -63,7 +63,7 @@ def test_fold_uses_the_extension_when_built(fold_path: str) -> None:
     if fold_path == "native":
         from core.search import _tokens
 
-        assert canonical._native_round is _tokens.fold
+        assert canonical._native_round is _tokens.fold_checked
 
 
 def _text(rng: random.Random, pieces: int) -> str:
@@ -157,3 +157,43 @@ def test_characters_that_need_a_second_round_fold_to_the_reference() -> None:
     for char in _TWO_ROUNDS:
         for text in (char, f"x{char}y", f"\u0301{char}\u0308", f"张伟 {char * 3}\n" * 400):
             assert fold(text) == fold_reference(text), hex(ord(char))
+
+
+@pytest.mark.parametrize(
+    "context", ["a", "é", "中", "\U00020000", "\u0301"], ids=["ascii", "latin1", "ucs2", "ucs4", "mark"]
+)
+def test_fold_checked_is_one_round_and_its_stable_claim_holds_for_every_code_point(
+    fold_path: str, context: str
+) -> None:
+    """fold_checked's fold is the round's, whatever the text's kind, and when it says stable the fold is
+    its own NFKC: a wrong claim would let `fold` return a text that is not yet folded."""
+    if fold_path != "native":
+        pytest.skip("the extension's function")
+    from core.search import _tokens
+
+    wrong, claims = [], 0
+    for code in range(sys.maxunicode + 1):
+        text = f"X{chr(code)}{context}"
+        folded, stable = _tokens.fold_checked(text)
+        if folded != _tokens.fold(text):
+            wrong.append(("fold", hex(code)))
+        if stable:
+            claims += 1
+            if not unicodedata.is_normalized("NFKC", folded):
+                wrong.append(("stable", hex(code)))
+    assert wrong == []
+    assert claims > 100_000 or context == "\u0301"  # the claim is made for most characters
+
+
+def test_fold_checked_on_chinese_text_is_stable_and_narrow(fold_path: str) -> None:
+    if fold_path != "native":
+        pytest.skip("the extension's function")
+    from core.search import _tokens
+
+    folded, stable = _tokens.fold_checked("姓名：张伟，ＡＣＭＥ Corp 电话：１３８")
+    assert stable and folded == "姓名:张伟,acme corp 电话:138"
+    assert _tokens.fold_checked("ÀB") == ("àb", True)  # a 1-byte text stays one
+    assert _tokens.fold_checked("e\u0301")[1] is False  # folded by unicodedata: not known
+    assert _tokens.fold_checked("") == ("", True)
+    with pytest.raises(TypeError):
+        _tokens.fold_checked(b"x")

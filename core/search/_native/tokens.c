@@ -47,6 +47,7 @@ enum { C_SEP = 0, C_WORD = 1, C_CJK = 2 };
 #define F_CLASS 3u    /* class of the folded character (single-character folds) */
 #define F_BOUNDARY 4u /* a piece starts here */
 #define F_MULTI 8u    /* the fold is several characters: map is an offset into the pool */
+#define F_STABLE 16u  /* every character of the fold is a boundary character that is its own NFKC */
 
 typedef struct {
     uint8_t flags[256];
@@ -162,10 +163,10 @@ static int pool_append(PyObject *s, uint32_t *off) {
     return 0;
 }
 
-/* One code point's entry: boundary or not; for a boundary character its fold. */
-static int fill_one(Py_UCS4 c, uint8_t *flags, uint32_t *map) {
-    *flags = 0;
-    *map = 0;
+/* 1 when c is a boundary character (see the top of this file), 0 when not, -1 on error. */
+static int boundary_of(Py_UCS4 c) {
+    if (c < 128)
+        return 1;
     long ccc = combining_of(c);
     if (ccc < 0)
         return -1;
@@ -175,23 +176,64 @@ static int fill_one(Py_UCS4 c, uint8_t *flags, uint32_t *map) {
     if (s == NULL)
         return -1;
     PyObject *d = call2(normalize_fn, str_nfkd, s);
+    Py_DECREF(s);
     if (d == NULL)
-        goto fail;
+        return -1;
     Py_UCS4 first = PyUnicode_GET_LENGTH(d) ? PyUnicode_READ_CHAR(d, 0) : c;
     Py_DECREF(d);
-    if (first != c) {
-        long fccc = combining_of(first);
-        if (fccc < 0)
-            goto fail;
-        if (fccc != 0 || is_second(first)) {
-            Py_DECREF(s);
+    if (first == c)
+        return 1;
+    long fccc = combining_of(first);
+    if (fccc < 0)
+        return -1;
+    return fccc == 0 && !is_second(first);
+}
+
+/* 1 when every character of f is a boundary character that is its own NFKC: then NFKC of any text made
+ * of such characters is the text itself (each starts a piece, and each piece is its own NFKC), so a fold
+ * made only of them needs no unicodedata.is_normalized check. 0 when not, -1 on error. */
+static int stable_fold(PyObject *f) {
+    for (Py_ssize_t i = 0; i < PyUnicode_GET_LENGTH(f); i++) {
+        Py_UCS4 ch = PyUnicode_READ_CHAR(f, i);
+        if (ch < 128)
+            continue;
+        int b = boundary_of(ch);
+        if (b <= 0)
+            return b;
+        PyObject *one = PyUnicode_FromOrdinal((int)ch);
+        if (one == NULL)
+            return -1;
+        PyObject *n = call2(normalize_fn, str_nfkc, one);
+        Py_DECREF(one);
+        if (n == NULL)
+            return -1;
+        int same = PyUnicode_GET_LENGTH(n) == 1 && PyUnicode_READ_CHAR(n, 0) == ch;
+        Py_DECREF(n);
+        if (!same)
             return 0;
-        }
     }
+    return 1;
+}
+
+/* One code point's entry: boundary or not; for a boundary character its fold. */
+static int fill_one(Py_UCS4 c, uint8_t *flags, uint32_t *map) {
+    *flags = 0;
+    *map = 0;
+    int b = boundary_of(c);
+    if (b <= 0)
+        return b;
+    PyObject *s = PyUnicode_FromOrdinal((int)c);
+    if (s == NULL)
+        return -1;
     PyObject *f = fold_str(s);
     Py_DECREF(s);
     if (f == NULL)
         return -1;
+    int stable = stable_fold(f);
+    if (stable < 0) {
+        Py_DECREF(f);
+        return -1;
+    }
     if (PyUnicode_GET_LENGTH(f) == 1) {
         Py_UCS4 m = PyUnicode_READ_CHAR(f, 0);
         *map = m;
@@ -203,11 +245,10 @@ static int fill_one(Py_UCS4 c, uint8_t *flags, uint32_t *map) {
         }
         *flags = F_BOUNDARY | F_MULTI;
     }
+    if (stable)
+        *flags |= F_STABLE;
     Py_DECREF(f);
     return 0;
-fail:
-    Py_DECREF(s);
-    return -1;
 }
 
 static Block *fill_block(Py_UCS4 hi) {
@@ -481,6 +522,107 @@ PyDoc_STRVAR(fold_doc, "fold(text, /)\n--\n\n"
 
 static PyObject *py_fold(PyObject *Py_UNUSED(m), PyObject *text) { return transform(text, 1); }
 
+/* fold_checked's loop over one str kind, when every character is a boundary character: the folds written
+ * into a buffer of the same kind. Returns 0 done, 1 when the text needs the general path (a non-boundary
+ * character, or a fold that does not fit the kind), -1 on error; *stable is cleared by a fold that is not
+ * F_STABLE. */
+static inline __attribute__((always_inline)) int fold_k(int kind, const void *data, Py_ssize_t n, void **buf,
+                                                         Py_ssize_t *len, Py_ssize_t *cap, int *stable) {
+    const Py_UCS4 limit = kind == PyUnicode_1BYTE_KIND ? 0xFF : kind == PyUnicode_2BYTE_KIND ? 0xFFFF : 0x10FFFF;
+    Py_ssize_t o = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, i);
+        if (o + 4 > *cap) {
+            Py_ssize_t grown = *cap * 2 + 16;
+            void *p = PyMem_Realloc(*buf, (size_t)grown * (size_t)kind);
+            if (p == NULL) {
+                PyErr_NoMemory();
+                return -1;
+            }
+            *buf = p;
+            *cap = grown;
+        }
+        if (c < 128) {
+            PyUnicode_WRITE(kind, *buf, o++, ascii_lower[c]);
+            continue;
+        }
+        uint8_t flags;
+        uint32_t map;
+        if (lookup(c, &flags, &map) < 0)
+            return -1;
+        if (!(flags & F_BOUNDARY))
+            return 1;
+        /* a boundary character followed by a non-boundary one folds with it: the loop above returns at
+           that one, so a character folded alone here is always followed by a boundary character */
+        if (!(flags & F_STABLE))
+            *stable = 0;
+        if (!(flags & F_MULTI)) {
+            if (map > limit)
+                return 1;
+            PyUnicode_WRITE(kind, *buf, o++, map);
+            continue;
+        }
+        Py_ssize_t m = pool[map];
+        if (o + m + 4 > *cap) {
+            Py_ssize_t grown = (o + m + 4) * 2;
+            void *p = PyMem_Realloc(*buf, (size_t)grown * (size_t)kind);
+            if (p == NULL) {
+                PyErr_NoMemory();
+                return -1;
+            }
+            *buf = p;
+            *cap = grown;
+        }
+        for (Py_ssize_t k = 1; k <= m; k++) {
+            Py_UCS4 ch = pool[map + k];
+            if (ch > limit)
+                return 1;
+            PyUnicode_WRITE(kind, *buf, o++, ch);
+        }
+    }
+    *len = o;
+    return 0;
+}
+
+PyDoc_STRVAR(fold_checked_doc, "fold_checked(text, /)\n--\n\n"
+                               "(fold(text), stable): stable is True when the fold is certainly its own NFKC\n"
+                               "(every character of it a boundary character that is its own NFKC), so no\n"
+                               "unicodedata.is_normalized check is needed; False means: not known.");
+
+static PyObject *py_fold_checked(PyObject *Py_UNUSED(m), PyObject *text) {
+    if (!PyUnicode_Check(text)) {
+        PyErr_Format(PyExc_TypeError, "expected str, not %.100s", Py_TYPE(text)->tp_name);
+        return NULL;
+    }
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text);
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    Py_ssize_t cap = n + n / 8 + 16, len = 0;
+    void *buf = PyMem_Malloc((size_t)cap * (size_t)kind);
+    if (buf == NULL)
+        return PyErr_NoMemory();
+    int stable = 1, rc;
+    if (kind == PyUnicode_1BYTE_KIND)
+        rc = fold_k(PyUnicode_1BYTE_KIND, data, n, &buf, &len, &cap, &stable);
+    else if (kind == PyUnicode_2BYTE_KIND)
+        rc = fold_k(PyUnicode_2BYTE_KIND, data, n, &buf, &len, &cap, &stable);
+    else
+        rc = fold_k(PyUnicode_4BYTE_KIND, data, n, &buf, &len, &cap, &stable);
+    PyObject *folded;
+    if (rc < 0) {
+        folded = NULL;
+    } else if (rc == 1) { /* the general path: pieces folded by unicodedata, stability not known */
+        stable = 0;
+        folded = transform(text, 1);
+    } else { /* FromKindAndData picks the smallest kind that holds the fold */
+        folded = PyUnicode_FromKindAndData(kind, buf, len);
+    }
+    PyMem_Free(buf);
+    if (folded == NULL)
+        return NULL;
+    return Py_BuildValue("(NO)", folded, stable ? Py_True : Py_False);
+}
+
 PyDoc_STRVAR(classes_doc, "classes(text, /)\n--\n\n"
                           "bytes: the class of each character, 0 separator, 1 word, 2 CJK (no folding).");
 
@@ -558,6 +700,7 @@ static PyObject *py_seconds(PyObject *Py_UNUSED(m), PyObject *Py_UNUSED(arg)) {
 static PyMethodDef methods[] = {
     {"token_string", py_token_string, METH_O, token_string_doc},
     {"fold", py_fold, METH_O, fold_doc},
+    {"fold_checked", py_fold_checked, METH_O, fold_checked_doc},
     {"classes", py_classes, METH_O, classes_doc},
     {"char_info", py_char_info, METH_O, char_info_doc},
     {"composition_seconds", py_seconds, METH_NOARGS, seconds_doc},

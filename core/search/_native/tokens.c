@@ -192,12 +192,12 @@ static int boundary_of(Py_UCS4 c) {
 /* 1 when every character of f is a boundary character that is its own NFKC: then NFKC of any text made
  * of such characters is the text itself (each starts a piece, and each piece is its own NFKC), so a fold
  * made only of them needs no unicodedata.is_normalized check. 0 when not, -1 on error. */
-static int stable_fold(PyObject *f) {
+static int stable_fold(PyObject *f, Py_UCS4 boundary) {
     for (Py_ssize_t i = 0; i < PyUnicode_GET_LENGTH(f); i++) {
         Py_UCS4 ch = PyUnicode_READ_CHAR(f, i);
         if (ch < 128)
             continue;
-        int b = boundary_of(ch);
+        int b = ch == boundary ? 1 : boundary_of(ch); /* `boundary`: known to be one (most folds: itself) */
         if (b <= 0)
             return b;
         PyObject *one = PyUnicode_FromOrdinal((int)ch);
@@ -229,7 +229,7 @@ static int fill_one(Py_UCS4 c, uint8_t *flags, uint32_t *map) {
     Py_DECREF(s);
     if (f == NULL)
         return -1;
-    int stable = stable_fold(f);
+    int stable = stable_fold(f, c);
     if (stable < 0) {
         Py_DECREF(f);
         return -1;

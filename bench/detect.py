@@ -1086,6 +1086,7 @@ _STAGES = (
     ("watched domains", "pipelines.detection.engine", "Detector", "_domain_candidates"),
     ("look-alikes", "pipelines.detection.engine", "Detector", "_lookalikes"),
     ("secrets", "pipelines.detection.engine", "Detector", "_secrets"),
+    ("regex + secret Set pass", "pipelines.detection.engine", None, "block_matches"),
     ("fold for keywords + documents", "pipelines.detection.engine", None, "fold"),
     ("keywords", "pipelines.detection.keywords", "KeywordMatcher", "find"),
     ("regexes", "pipelines.detection.regexes", "RegexMatcher", "find"),

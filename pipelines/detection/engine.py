@@ -36,7 +36,17 @@ from pipelines.detection.keywords import MAX_TEXT_CHARS as KEYWORD_CHARS
 from pipelines.detection.keywords import KeywordMatcher
 from pipelines.detection.lines import Deadline, LineReader, lower_text
 from pipelines.detection.lookalikes import LookalikeMatcher
-from pipelines.detection.regexes import RegexMatcher, encode_text
+from pipelines.detection.regexes import (
+    SET_MAX_MEM,
+    BlockMatch,
+    RegexMatcher,
+    block_matches,
+    build_sets,
+    encode_text,
+    split_block_matches,
+    text_options,
+)
+from pipelines.detection.secrets import TEXT_PATTERNS as SECRET_PATTERNS
 from pipelines.detection.secrets import find_secrets
 from pipelines.detection.severity import record_severity
 from pipelines.detection.yara_watch import YaraMatcher
@@ -300,6 +310,13 @@ class Detector:
         if snapshot.yara_rules is None and snapshot.yara:
             snapshot.yara_rules = YaraMatcher(snapshot.yara)
         self._hasher: HashedScanner | None = None
+        #: The secret detectors' patterns and the regex watches' whole-text ones in one Set: a posting
+        #: both stages read (it names a watched domain) is read by one Set pass, not two.
+        self._shared_sets = (
+            build_sets([*SECRET_PATTERNS, *self.regexes.whole_patterns], text_options(SET_MAX_MEM))
+            if self.regexes is not None and self.regexes.whole_patterns and snapshot.domains
+            else None
+        )
         #: Running totals of every `detect` call of this detector.
         self.stats = ScanStats()
 
@@ -342,10 +359,17 @@ class Detector:
             self._domain_candidates(text, listing_s, lowered, first, scan.line_starts), text
         )
         findings += self._lookalikes(text, deadline, lowered)
-        # the UTF-8 the regex watches read, encoded once: the secret detectors read the same
+        # the UTF-8 the regex watches read, encoded once: the secret detectors read the same, and when
+        # both read it, one Set pass finds the blocks each stage reads again
         encoded = encode_text(text) if self.regexes is not None else None
-        findings += self._watches(text, deadline, encoded)
-        findings += self._secrets(text, deadline, lowered, encoded, first)
+        watch_blocks: list[BlockMatch] | None = None
+        secret_blocks: list[BlockMatch] | None = None
+        if self._shared_sets is not None and encoded is not None and self._secret_owners(lowered, first):
+            secret_blocks, watch_blocks = split_block_matches(
+                block_matches(encoded, deadline, self._shared_sets), len(SECRET_PATTERNS)
+            )
+        findings += self._watches(text, deadline, encoded, watch_blocks)
+        findings += self._secrets(text, deadline, lowered, encoded, first, secret_blocks)
         result = DetectionResult(
             findings=findings,
             candidate_hashes=scan.digests if candidates else b"",
@@ -604,8 +628,16 @@ class Detector:
             masked=masked,
         )
 
-    def _watches(self, text: str, deadline: Deadline, encoded: bytes | None = None) -> list[Finding]:
-        """Keyword, regex, YARA and document watches: each its own kind, independent of records."""
+    def _watches(
+        self,
+        text: str,
+        deadline: Deadline,
+        encoded: bytes | None = None,
+        matched: list[BlockMatch] | None = None,
+    ) -> list[Finding]:
+        """Keyword, regex, YARA and document watches: each its own kind, independent of records.
+
+        ``matched``: the blocks of `encoded` where the regex watches' Set matched (a shared pass)."""
         out: list[Finding] = []
         # the document watches fold the whole text: the keyword watches then read the same folded text
         folded = fold(text[:FOLD_CHARS]) if self.documents is not None and not deadline.expired() else None
@@ -615,7 +647,7 @@ class Detector:
             for k in self.keywords.find(text, deadline, folded=folded, folded_here=shared):
                 out.append(self._watch_finding("keyword", k.tenant_id, k.keyword, k.watch_id, k.line))
         if self.regexes is not None:
-            for r in self.regexes.find(text, deadline, encoded=encoded):
+            for r in self.regexes.find(text, deadline, encoded=encoded, matched=matched):
                 out.append(
                     self._watch_finding(
                         "regex", r.tenant_id, r.pattern, r.watch_id, r.line, masked=mask("text", r.matched)
@@ -640,6 +672,16 @@ class Detector:
                 )
         return out
 
+    def _secret_owners(self, lowered: str, first: dict[str, int] | None = None) -> set[int]:
+        """The tenants whose watched domains the posting names (`first`: the domains' first offsets in
+        `lowered` when the domain candidates looked already)."""
+        first = first or {}
+        return {
+            tid
+            for tid, domain, _ in self.snapshot.domains
+            if (first[domain] >= 0 if domain in first else domain in lowered)
+        }
+
     def _secrets(
         self,
         text: str,
@@ -647,23 +689,20 @@ class Detector:
         lowered: str | None = None,
         encoded: bytes | None = None,
         first: dict[str, int] | None = None,
+        matched: list[BlockMatch] | None = None,
     ) -> list[Finding]:
         """Built-in secret detectors; a secret is reported to the tenants whose domains the posting names.
 
-        ``first``: the domains' first offsets in `lowered` when the domain candidates looked already."""
+        ``first``: the domains' first offsets in `lowered` when the domain candidates looked already;
+        ``matched``: the blocks of `encoded` where the detectors' patterns matched (a shared pass)."""
         if not self.snapshot.domains:
             return []
         lowered = lower_text(text) if lowered is None else lowered
-        first = first or {}
-        owners = {
-            tid
-            for tid, domain, _ in self.snapshot.domains
-            if (first[domain] >= 0 if domain in first else domain in lowered)
-        }
+        owners = self._secret_owners(lowered, first)
         if not owners:
             return []
         out: list[Finding] = []
-        for hit in find_secrets(text, deadline, encoded=encoded):
+        for hit in find_secrets(text, deadline, encoded=encoded, matched=matched):
             for tenant_id in sorted(owners):
                 out.append(
                     Finding(

@@ -211,6 +211,40 @@ def text_blocks(buf: bytes, deadline: Deadline | None) -> Iterator[tuple[int, by
         yield line, previous
 
 
+#: A block of `text_blocks` with the patterns matching in it: (1-based line of its start, its offset in
+#: the buffer, the block, the matching patterns' indexes).
+BlockMatch = tuple[int, int, bytes, list[int]]
+
+
+def block_matches(buf: bytes, deadline: Deadline | None, shards: list[tuple[int, Any]]) -> list[BlockMatch]:
+    """Every block of `text_blocks` in which some pattern of `shards` matches: one Set pass over the
+    buffer that several stages split between them (the regex watches and the secret detectors read the
+    same buffer: one pass costs what each of two did)."""
+    out: list[BlockMatch] = []
+    line, start = 1, 0
+    for line, block in text_blocks(buf, deadline):
+        found = set_matches(shards, block)
+        if found:
+            out.append((line, start, block, found))
+        start += len(block)
+    return out
+
+
+def split_block_matches(blocks: list[BlockMatch], first: int) -> tuple[list[BlockMatch], list[BlockMatch]]:
+    """The blocks of patterns below `first`, and those of the rest (renumbered from 0): the two stages'
+    shares of one `block_matches` pass over their patterns concatenated."""
+    low: list[BlockMatch] = []
+    high: list[BlockMatch] = []
+    for line, start, block, found in blocks:
+        below = [i for i in found if i < first]
+        above = [i - first for i in found if i >= first]
+        if below:
+            low.append((line, start, block, below))
+        if above:
+            high.append((line, start, block, above))
+    return low, high
+
+
 def _text(value: bytes) -> str:
     return value.decode("utf-8", "replace")
 
@@ -248,26 +282,43 @@ class RegexMatcher:
                 self._text_compiled[index] = re2.compile(text_pattern.encode("utf-8"), options)
         self._per_line = [i for i in range(len(self._patterns)) if i not in self._text_compiled]
         self._shards = build_sets(whole_patterns, text_options(SET_MAX_MEM)) if whole_patterns else []
+        #: The whole-text patterns, in the order `find`'s ``matched`` numbers them.
+        self.whole_patterns = tuple(whole_patterns)
 
     def __len__(self) -> int:
         """Number of distinct patterns."""
         return len(self._patterns)
 
     def find(
-        self, text: str, deadline: Deadline | None = None, *, encoded: bytes | None = None
+        self,
+        text: str,
+        deadline: Deadline | None = None,
+        *,
+        encoded: bytes | None = None,
+        matched: list[BlockMatch] | None = None,
     ) -> list[RegexHit]:
         """One hit per (tenant, watch): the first line its pattern matches, with the matched text.
 
         ``encoded``: ``encode_text(text)`` when the caller has it already (the secret detectors read it too).
-        Past `deadline` the rest of the text is not read (the deadline then says ``exceeded``)."""
+        ``matched``: the blocks of ``encoded`` where `whole_patterns` match (`block_matches`), when a
+        shared pass found them already. Past `deadline` the rest of the text is not read (the deadline
+        then says ``exceeded``)."""
         if not self._patterns or not text:
             return []
         first: dict[int, tuple[int, str]] = {}  # pattern index -> (line, matched text)
         if self._whole:
             pending = set(self._whole)
             buf = encode_text(text) if encoded is None else encoded
-            for line, block in text_blocks(buf, deadline):
-                for index in sorted(self._whole[i] for i in set_matches(self._shards, block)):
+            blocks: Iterable[tuple[int, bytes, list[int]]] = (
+                ((line, block, found) for line, _start, block, found in matched)
+                if matched is not None
+                else (
+                    (line, block, set_matches(self._shards, block))
+                    for line, block in text_blocks(buf, deadline)
+                )
+            )
+            for line, block, found in blocks:
+                for index in sorted(self._whole[i] for i in found):
                     if index not in pending:
                         continue
                     match = self._text_compiled[index].search(block)

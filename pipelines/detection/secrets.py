@@ -36,10 +36,10 @@ import re2
 from pipelines.detection.lines import Deadline
 from pipelines.detection.regexes import (
     MAX_MATCHED_CHARS,
+    BlockMatch,
+    block_matches,
     build_sets,
     encode_text,
-    set_matches,
-    text_blocks,
     text_options,
     whole_text_pattern,
 )
@@ -495,15 +495,24 @@ def _block_hits(index: int, line: int, block: bytes) -> Iterator[tuple[int, int,
 _PRIVATE_KEY = next(i for i, d in enumerate(DETECTORS) if d.name == "private_key")
 
 
+#: The detectors' whole-text patterns, in DETECTORS' order (a shared `block_matches` pass numbers them so).
+TEXT_PATTERNS = tuple(_TEXT_PATTERNS)
+
+
 def find_secrets(
-    text: str, deadline: Deadline | None = None, *, encoded: bytes | None = None
+    text: str,
+    deadline: Deadline | None = None,
+    *,
+    encoded: bytes | None = None,
+    matched: list[BlockMatch] | None = None,
 ) -> list[SecretHit]:
     """One hit per (detector, value), at the first line the value appears on, in line order.
 
     A labelled value that a provider detector also recognises (``OPENAI_API_KEY=sk-...``) is reported
     once, by the provider detector, not again as a generic password or key. A private-key header whose
     block has a dummy body is not reported. Past `deadline` the rest of the text is not read (the
-    deadline then says ``exceeded``). ``encoded``: ``encode_text(text)`` when the caller has it already.
+    deadline then says ``exceeded``). ``encoded``: ``encode_text(text)`` when the caller has it already;
+    ``matched``: the blocks of it where `TEXT_PATTERNS` match, when a shared pass found them already.
     """
     if not text:
         return []
@@ -511,9 +520,9 @@ def find_secrets(
     seen: set[tuple[str, str]] = set()
     buf = encode_text(text) if encoded is None else encoded
     keys = _KeyBlocks(buf)
-    base = 0  # offset of the block in buf
-    for line, block in text_blocks(buf, deadline):
-        for index in sorted(set_matches(_SETS, block)):
+    blocks = block_matches(buf, deadline, _SETS) if matched is None else matched
+    for line, base, block, indexes in blocks:  # base: the block's offset in buf
+        for index in sorted(indexes):
             for number, offset, hit in _block_hits(index, line, block):
                 if (hit.detector, hit.matched) in seen:
                     continue
@@ -521,7 +530,6 @@ def find_secrets(
                     continue
                 seen.add((hit.detector, hit.matched))
                 found.append((number, index, offset, hit))
-        base += len(block)
     hits = [hit for *_, hit in sorted(found, key=lambda item: item[:3])]
     specific = {h.matched for h in hits if h.detector not in _GENERIC}
     return [h for h in hits if h.detector not in _GENERIC or h.matched not in specific]

@@ -20,7 +20,6 @@ from hypothesis import strategies as st
 from core.canonical import fold
 from pipelines.detection import keywords as kw
 from pipelines.detection import regexes as rx
-from pipelines.detection import secrets as sc
 from pipelines.detection.keywords import KeywordHit, KeywordMatcher
 from pipelines.detection.lines import BLOCK_CHARS, Deadline, LineIndex, line_blocks
 from pipelines.detection.regexes import RegexHit, RegexMatcher
@@ -315,8 +314,9 @@ def test_twenty_mb_of_newlines_is_read_in_blocks(
     posting = tmp_path / "newlines.txt"
     posting.write_text(_leak_in_newlines(20_000_000), encoding="utf-8")
     folds = _counting(monkeypatch, kw, "fold")
-    regex_sets = _counting(monkeypatch, rx, "set_matches")
-    secret_sets = _counting(monkeypatch, sc, "set_matches")
+    # the regex watches and the secret detectors share one Set pass (both read this posting): one call
+    # per block for the two
+    sets = _counting(monkeypatch, rx, "set_matches")
     result = cli("scan", str(posting), "--json")
     assert result.code == 0, result.err
     assert "time limit" not in result.err
@@ -330,8 +330,7 @@ def test_twenty_mb_of_newlines_is_read_in_blocks(
     }
     blocks = 20_000_000 // BLOCK_CHARS + 2
     assert 0 < folds[0] <= blocks
-    assert 0 < regex_sets[0] <= blocks
-    assert 0 < secret_sets[0] <= blocks
+    assert 0 < sets[0] <= blocks
 
 
 # --------------------------------------------------------------------------- the deadline
@@ -357,8 +356,7 @@ def test_each_stage_given_an_expired_deadline_reads_nothing(monkeypatch: pytest.
     keywords = KeywordMatcher([(1, 1, "project falcon")])
     regexes = RegexMatcher([(1, 1, r"ACME-\d{6}"), (1, 2, r"\Apassword")])
     folds = _counting(monkeypatch, kw, "fold")
-    regex_sets = _counting(monkeypatch, rx, "set_matches")
-    secret_sets = _counting(monkeypatch, sc, "set_matches")
+    sets = _counting(monkeypatch, rx, "set_matches")  # the regex watches' and the secret detectors'
     for run in (
         lambda d: keywords.find(text, d),
         lambda d: regexes.find(text, d),
@@ -367,7 +365,7 @@ def test_each_stage_given_an_expired_deadline_reads_nothing(monkeypatch: pytest.
         deadline = _expired()
         assert run(deadline) == []
         assert deadline.exceeded
-    assert folds[0] == regex_sets[0] == secret_sets[0] == 0
+    assert folds[0] == sets[0] == 0
     # with time left, the same calls find everything (the deadline is what stopped them)
     assert keywords.find(text, Deadline.after(60)) and find_secrets(text, Deadline.after(60))
     assert [h.watch_id for h in regexes.find(text, Deadline.after(60))] == [1, 2]
@@ -406,9 +404,74 @@ def test_detector_with_an_expired_deadline_is_partial(
     full = detector.detect(text)
     assert not full.partial and {f.kind for f in full.findings} >= {"keyword", "regex", "secret", "domain"}
     folds = _counting(monkeypatch, kw, "fold")
-    regex_sets = _counting(monkeypatch, rx, "set_matches")
-    secret_sets = _counting(monkeypatch, sc, "set_matches")
+    sets = _counting(monkeypatch, rx, "set_matches")
     cut = detector.detect(text, deadline=_expired())
     assert cut.partial
     assert not {f.kind for f in cut.findings} & {"keyword", "regex", "secret"}
-    assert folds[0] == regex_sets[0] == secret_sets[0] == 0
+    assert folds[0] == sets[0] == 0
+
+
+# --------------------------------------------------------------------------- one Set pass for two stages
+
+
+class _NoRecords:
+    def lookup(self, hashes: Any) -> list[Any]:
+        return []
+
+
+def _detector(patterns: list[str]) -> Any:
+    from pipelines.detection.engine import Detector, WatchSnapshot
+
+    snapshot = WatchSnapshot(
+        tenants={1: "acme", 2: "globex"},
+        domains=[(1, "acme.example", 100), (2, "globex.example", 101)],
+        regexes=[(1 + i % 2, 10 + i, p) for i, p in enumerate(patterns)],
+    )
+    return Detector(b"k" * 32, _NoRecords(), snapshot)
+
+
+def test_split_block_matches_numbers_each_stage_from_zero() -> None:
+    blocks = [(1, 0, b"a\n", [0, 3, 5]), (2, 2, b"b\n", [4]), (3, 4, b"c", [1])]
+    low, high = rx.split_block_matches(blocks, 4)
+    assert low == [(1, 0, b"a\n", [0, 3]), (3, 4, b"c", [1])]
+    assert high == [(1, 0, b"a\n", [1]), (2, 2, b"b\n", [0])]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    text=_texts,
+    chosen=st.lists(st.sampled_from(_PATTERNS), min_size=1, max_size=6, unique=True),
+    block=_block_sizes,
+)
+def test_one_set_pass_for_regexes_and_secrets_finds_what_two_passes_find(
+    text: str, chosen: list[str], block: int
+) -> None:
+    """The detector reads a posting naming a watched domain with one Set of the secret detectors'
+    patterns and the regex watches': the same findings as each stage's own pass."""
+    text = "mail ops@acme.example\n" + text
+    chosen = list(dict.fromkeys([r"x\s*y", *chosen]))  # one whole-text pattern at least: a shared Set
+    shared = _detector(chosen)
+    alone = _detector(chosen)
+    assert shared._shared_sets is not None
+    alone._shared_sets = None
+    with mock.patch.object(rx, "BLOCK_CHARS", block):
+        passes = [0]
+        real = rx.block_matches
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            passes[0] += 1
+            return real(*args, **kwargs)
+
+        with mock.patch("pipelines.detection.engine.block_matches", counted):
+            got = shared.detect(text).findings
+        assert passes[0] == 1
+        assert got == alone.detect(text).findings
+
+
+def test_the_shared_pass_finds_both_stages_findings() -> None:
+    text = "ops@acme.example\nticket ACME-123456 and GITHUB_TOKEN=ghp_aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3zA5\n"
+    found = _detector([r"ACME-\d{6}"]).detect(text).findings
+    assert {(f.kind, f.line) for f in found if f.kind in {"regex", "secret"}} == {("regex", 2), ("secret", 2)}
+    # without a watched domain named, the secrets are not read, and the regex watch reads alone
+    alone = _detector([r"ACME-\d{6}"]).detect(text.replace("acme.example", "other.example")).findings
+    assert {f.kind for f in alone} == {"regex"}

@@ -331,10 +331,8 @@ class RegexMatcher:
         if self._per_line:
             first.update(self._find_per_line(text, deadline))
         hits: list[RegexHit] = []
-        for index, (line, matched) in sorted(first.items(), key=lambda item: (item[1][0], item[0])):
-            hits.extend(
-                RegexHit(w.tenant_id, w.watch_id, w.pattern, line, matched) for w in self._watches[index]
-            )
+        for index, (line, value) in sorted(first.items(), key=lambda item: (item[1][0], item[0])):
+            hits.extend(RegexHit(w.tenant_id, w.watch_id, w.pattern, line, value) for w in self._watches[index])
         return hits
 
     def _find_per_line(self, text: str, deadline: Deadline | None) -> dict[int, tuple[int, str]]:

@@ -332,7 +332,9 @@ class RegexMatcher:
             first.update(self._find_per_line(text, deadline))
         hits: list[RegexHit] = []
         for index, (line, value) in sorted(first.items(), key=lambda item: (item[1][0], item[0])):
-            hits.extend(RegexHit(w.tenant_id, w.watch_id, w.pattern, line, value) for w in self._watches[index])
+            hits.extend(
+                RegexHit(w.tenant_id, w.watch_id, w.pattern, line, value) for w in self._watches[index]
+            )
         return hits
 
     def _find_per_line(self, text: str, deadline: Deadline | None) -> dict[int, tuple[int, str]]:

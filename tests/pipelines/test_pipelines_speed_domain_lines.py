@@ -20,6 +20,7 @@ from pipelines.detection.engine import (
     Hit,
     WatchSnapshot,
     _unicode_host_line_numbers,
+    _unicode_host_line_numbers_py,
     _unicode_host_lines,
 )
 from pipelines.detection.lines import LineIndex
@@ -50,7 +51,33 @@ def _reference(text: str) -> list[int]:
 @given(st.lists(st.one_of(st.sampled_from(PIECES), st.text(max_size=10)), max_size=30))
 def test_line_numbers_are_those_of_the_lines_yielded(pieces: list[str]) -> None:
     text = "\n".join(pieces)
-    assert _unicode_host_line_numbers(text, Deadline.after(30)) == _reference(text)
+    expected = _reference(text)
+    assert _unicode_host_line_numbers(text, Deadline.after(30)) == expected  # native when built
+    assert _unicode_host_line_numbers_py(text, Deadline.after(30)) == expected
+
+
+_AT_SIGNS = st.text(alphabet="@\uff20\ufe6b\\.-_aZ09 :/é中\n\U00020000", max_size=40)
+
+
+@settings(max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_AT_SIGNS)
+def test_at_signs_host_characters_and_backslashes_in_any_order(text: str) -> None:
+    """The characters the native pass tells apart, densely mixed (every kind of str)."""
+    expected = _reference(text)
+    assert _unicode_host_line_numbers(text, Deadline.after(30)) == expected
+    assert _unicode_host_line_numbers_py(text, Deadline.after(30)) == expected
+
+
+def test_the_native_pass_is_used_when_built() -> None:
+    """A silent fall back to the Python path would pass every equality test above."""
+    from pipelines.detection import engine
+
+    if engine._native is None:
+        import pytest
+
+        pytest.skip("the extension is not built")
+    text = "备注 x@ｑｑ.com\nplain\n中 a@b.example \\"
+    assert engine._native.unicode_host_lines(text) == [1, 3] == _reference(text)
 
 
 def test_line_numbers_on_a_long_dump() -> None:

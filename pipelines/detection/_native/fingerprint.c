@@ -1679,14 +1679,20 @@ static PyObject *lower(PyObject *self, PyObject *arg) {
  * (@, U+FF20, U+FE6B) followed by host characters (ASCII letters, digits, '.', '-', '_', or any non-ASCII
  * character) of which one is non-ASCII. Why: the regex search it replaces tries every '@' of a dump's
  * addresses in Python's re engine, about 25 ms per 20 MB; this reads each character once. */
-static uint8_t HOST_ASCII[128];
+/* per character: the flags the pass reads (HL_*), for ASCII from a table, for the rest computed */
+enum { HL_NL = 1, HL_AT = 2, HL_WIDE = 4, HL_HOST = 8, HL_RUN = 16, HL_BACKSLASH = 32 };
+static uint8_t HOST_ASCII[128]; /* HL_* of each ASCII character; HL_RUN: an at sign starts a host run */
 
 LS_INLINE int host_lines_k(int kind, const void *data, Py_ssize_t n, PyObject *out) {
     long line = 1;
-    int at = 0, wide = 0, hit = 0, in_host = 0;
-    for (Py_ssize_t i = 0; i <= n; i++) {
-        Py_UCS4 c = i < n ? PyUnicode_READ(kind, data, i) : '\n';
-        if (c == '\n') {
+    unsigned at = 0, wide = 0, hit = 0, in_host = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, i);
+        /* branch-free for the usual mix of ASCII and CJK: a non-ASCII character is a wide host character,
+           and U+FF20 / U+FE6B also start a run */
+        unsigned f = c < 0x80 ? HOST_ASCII[c & 0x7F]
+                              : HL_WIDE | HL_HOST | ((c == 0xFF20) | (c == 0xFE6B) ? HL_RUN : 0u);
+        if (f & HL_NL) {
             if (at && wide && hit) {
                 PyObject *v = PyLong_FromLong(line);
                 if (v == NULL || PyList_Append(out, v) < 0) {
@@ -1697,21 +1703,20 @@ LS_INLINE int host_lines_k(int kind, const void *data, Py_ssize_t n, PyObject *o
             }
             line++;
             at = wide = hit = in_host = 0;
-        } else if (c >= 0x80) {
-            wide = 1;
-            hit |= in_host; /* a non-ASCII host character after an at sign */
-            /* a non-ASCII character is a host character: a run after an at sign goes on; U+FF20 and
-               U+FE6B are at signs themselves, so a run starts at them */
-            in_host |= c == 0xFF20 || c == 0xFE6B;
-        } else if (c == '@') {
-            at = 1;
-            in_host = 1;
-        } else if (c == '\\') {
-            hit = 1;
-            in_host = 0;
-        } else if (!HOST_ASCII[c]) {
-            in_host = 0;
+            continue;
         }
+        wide |= f & HL_WIDE;
+        at |= f & HL_AT;
+        hit |= (in_host & (f >> 2)) | (f & HL_BACKSLASH); /* a wide host character in a run, a backslash */
+        in_host = ((in_host & (f >> 3)) | (f >> 4)) & 1;  /* the run goes on through host characters */
+    }
+    if (at && wide && hit) { /* the last line (no "\n" after it) */
+        PyObject *v = PyLong_FromLong(line);
+        if (v == NULL || PyList_Append(out, v) < 0) {
+            Py_XDECREF(v);
+            return -1;
+        }
+        Py_DECREF(v);
     }
     return 0;
 }
@@ -1776,9 +1781,12 @@ PyMODINIT_FUNC PyInit__fingerprint(void) {
     fill_tables();
     fill_host_class();
     for (int c = 0; c < 128; c++) LOWER_ASCII[c] = (Py_UCS1)(c >= 'A' && c <= 'Z' ? c + 32 : c);
-    for (int c = 0; c < 128; c++)
-        HOST_ASCII[c] = (uint8_t)((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                                  c == '.' || c == '-' || c == '_');
+    for (int c = 0; c < 128; c++) {
+        int host = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+                   c == '-' || c == '_';
+        HOST_ASCII[c] = (uint8_t)((host ? HL_HOST : 0) | (c == '\n' ? HL_NL : 0) | (c == '@' ? HL_AT | HL_RUN : 0) |
+                                  (c == '\\' ? HL_BACKSLASH : 0));
+    }
     b2_detect();
     return PyModule_Create(&module);
 }

@@ -1,5 +1,5 @@
 """``python -m leaksentinel``."""
 
-from leaksentinel.cli.main import entry
+from leaksentinel.cli.boot import entry
 
 entry()

@@ -73,3 +73,26 @@ def test_lower_text_without_the_extension(monkeypatch: pytest.MonkeyPatch) -> No
 def test_generated_texts(text: str) -> None:
     assert lower(text) == text.lower()
     assert lower_text(text) == text.lower()
+
+
+@pytest.mark.parametrize(
+    "block",
+    ["中文中文中文中{}", "{}ABCDEFG", "AbC中{}文Z中", "{}{}{}{}{}{}{}{}"],
+    ids=["after-cjk", "before-ascii", "mixed", "alone"],
+)
+def test_every_code_point_in_a_block_of_eight(block: str) -> None:
+    """2-byte texts are lowered 8 characters at a time where a block is all ASCII or CJK ideographs:
+    each code point in such a block, at each place, lowers as str.lower."""
+    bad = []
+    for code in range(0x10000):
+        text = block.format(*[chr(code)] * block.count("{}")) * 3 + "\u4e00A"
+        if lower(text) != text.lower():
+            bad.append(hex(code))
+    assert bad == []
+
+
+def test_blocks_of_ascii_and_ideographs_lower_the_ascii_letters() -> None:
+    text = "ABCDEFGH中文中文中文中文ZYXWVUTSabc@ACME中" * 50
+    assert lower(text) == text.lower()
+    edge = "@[`{AZaz" + "\u33ff\u3400\u9fff\ua000" + "\u3400" * 4  # the ranges' edges in one block each
+    assert lower(edge * 4) == (edge * 4).lower()

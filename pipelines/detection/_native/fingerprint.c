@@ -35,6 +35,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h> /* lower and unicode_host_lines read a 2-byte text 8 characters at a time */
+#endif
 
 /* ------------------------------------------------------------------------------------------ BLAKE2b */
 
@@ -1641,6 +1644,30 @@ LS_INLINE int lower_k(int kind, const void *src, void *dst, Py_ssize_t n) {
     return 0;
 }
 
+/* lower_k over a 2-byte text, 8 characters at a time where all 8 are ASCII (the upper-case letters get
+ * 32 added) or CJK ideographs U+3400..U+9FFF (kept): a Chinese posting is mostly such blocks. */
+static int lower_ucs2(const Py_UCS2 *s, Py_UCS2 *d, Py_ssize_t n) {
+    Py_ssize_t i = 0;
+#if defined(__SSE2__)
+    const __m128i not_ascii = _mm_set1_epi16((short)0xFF80), zero = _mm_setzero_si128();
+    const __m128i below_a = _mm_set1_epi16('A' - 1), above_z = _mm_set1_epi16('Z' + 1), k32 = _mm_set1_epi16(32);
+    const __m128i cjk_first = _mm_set1_epi16(0x3400), cjk_span = _mm_set1_epi16(0x9FFF - 0x3400);
+    for (; i + 8 <= n; i += 8) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(s + i));
+        __m128i ascii = _mm_cmpeq_epi16(_mm_and_si128(v, not_ascii), zero);
+        /* v - 0x3400, read unsigned, at most the span: saturating subtraction leaves 0 */
+        __m128i cjk = _mm_cmpeq_epi16(_mm_subs_epu16(_mm_sub_epi16(v, cjk_first), cjk_span), zero);
+        if (_mm_movemask_epi8(_mm_or_si128(ascii, cjk)) != 0xFFFF) {
+            if (lower_k(PyUnicode_2BYTE_KIND, s + i, d + i, 8)) return 1;
+            continue;
+        }
+        __m128i upper = _mm_and_si128(_mm_and_si128(_mm_cmpgt_epi16(v, below_a), _mm_cmplt_epi16(v, above_z)), ascii);
+        _mm_storeu_si128((__m128i *)(d + i), _mm_add_epi16(v, _mm_and_si128(upper, k32)));
+    }
+#endif
+    return lower_k(PyUnicode_2BYTE_KIND, s + i, d + i, n - i);
+}
+
 static PyObject *lower(PyObject *self, PyObject *arg) {
     (void)self;
     if (!PyUnicode_Check(arg)) {
@@ -1659,7 +1686,7 @@ static PyObject *lower(PyObject *self, PyObject *arg) {
         other = lower_k(PyUnicode_1BYTE_KIND, data, buf, n);
         break;
     case PyUnicode_2BYTE_KIND:
-        other = lower_k(PyUnicode_2BYTE_KIND, data, buf, n);
+        other = lower_ucs2(data, buf, n);
         break;
     default:
         other = lower_k(PyUnicode_4BYTE_KIND, data, buf, n);
@@ -1683,42 +1710,67 @@ static PyObject *lower(PyObject *self, PyObject *arg) {
 enum { HL_NL = 1, HL_AT = 2, HL_WIDE = 4, HL_HOST = 8, HL_RUN = 16, HL_BACKSLASH = 32 };
 static uint8_t HOST_ASCII[128]; /* HL_* of each ASCII character; HL_RUN: an at sign starts a host run */
 
-LS_INLINE int host_lines_k(int kind, const void *data, Py_ssize_t n, PyObject *out) {
-    long line = 1;
-    unsigned at = 0, wide = 0, hit = 0, in_host = 0;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        Py_UCS4 c = PyUnicode_READ(kind, data, i);
-        /* branch-free for the usual mix of ASCII and CJK: a non-ASCII character is a wide host character,
-           and U+FF20 / U+FE6B also start a run */
-        unsigned f = c < 0x80 ? HOST_ASCII[c & 0x7F]
-                              : HL_WIDE | HL_HOST | ((c == 0xFF20) | (c == 0xFE6B) ? HL_RUN : 0u);
-        if (f & HL_NL) {
-            if (at && wide && hit) {
-                PyObject *v = PyLong_FromLong(line);
-                if (v == NULL || PyList_Append(out, v) < 0) {
-                    Py_XDECREF(v);
-                    return -1;
-                }
-                Py_DECREF(v);
+typedef struct {
+    long line;
+    unsigned at, wide, hit, in_host;
+} host_lines_state;
+
+/* One character of unicode_host_lines; at a line end, the line is listed when it qualifies. */
+LS_INLINE int host_lines_step(host_lines_state *st, Py_UCS4 c, PyObject *out) {
+    /* branch-free for the usual mix of ASCII and CJK: a non-ASCII character is a wide host character,
+       and U+FF20 / U+FE6B also start a run */
+    unsigned f = c < 0x80 ? HOST_ASCII[c & 0x7F] : HL_WIDE | HL_HOST | ((c == 0xFF20) | (c == 0xFE6B) ? HL_RUN : 0u);
+    if (f & HL_NL) {
+        if (st->at && st->wide && st->hit) {
+            PyObject *v = PyLong_FromLong(st->line);
+            if (v == NULL || PyList_Append(out, v) < 0) {
+                Py_XDECREF(v);
+                return -1;
             }
-            line++;
-            at = wide = hit = in_host = 0;
-            continue;
+            Py_DECREF(v);
         }
-        wide |= f & HL_WIDE;
-        at |= f & HL_AT;
-        hit |= (in_host & (f >> 2)) | (f & HL_BACKSLASH); /* a wide host character in a run, a backslash */
-        in_host = ((in_host & (f >> 3)) | (f >> 4)) & 1;  /* the run goes on through host characters */
+        st->line++;
+        st->at = st->wide = st->hit = st->in_host = 0;
+        return 0;
     }
-    if (at && wide && hit) { /* the last line (no "\n" after it) */
-        PyObject *v = PyLong_FromLong(line);
-        if (v == NULL || PyList_Append(out, v) < 0) {
-            Py_XDECREF(v);
-            return -1;
-        }
-        Py_DECREF(v);
-    }
+    st->wide |= f & HL_WIDE;
+    st->at |= f & HL_AT;
+    st->hit |= (st->in_host & (f >> 2)) | (f & HL_BACKSLASH); /* a wide host character in a run, a backslash */
+    st->in_host = ((st->in_host & (f >> 3)) | (f >> 4)) & 1;  /* the run goes on through host characters */
     return 0;
+}
+
+LS_INLINE int host_lines_k(int kind, const void *data, Py_ssize_t n, PyObject *out) {
+    host_lines_state st = {1, 0, 0, 0, 0};
+    Py_ssize_t i = 0;
+#if defined(__SSE2__)
+    if (kind == PyUnicode_2BYTE_KIND) {
+        /* 8 characters at a time: outside a host run, a block with no line end, '@', backslash or wide at
+           sign changes nothing but `wide` (whether it holds a non-ASCII character) */
+        const Py_UCS2 *s = data;
+        const __m128i nl = _mm_set1_epi16('\n'), at = _mm_set1_epi16('@'), bs = _mm_set1_epi16('\\');
+        const __m128i wat1 = _mm_set1_epi16((short)0xFF20), wat2 = _mm_set1_epi16((short)0xFE6B);
+        const __m128i not_ascii = _mm_set1_epi16((short)0xFF80), zero = _mm_setzero_si128();
+        for (; i + 8 <= n; i += 8) {
+            __m128i v = _mm_loadu_si128((const __m128i *)(s + i));
+            if (!st.in_host) {
+                __m128i special = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi16(v, nl), _mm_cmpeq_epi16(v, at)),
+                                               _mm_or_si128(_mm_cmpeq_epi16(v, bs),
+                                                            _mm_or_si128(_mm_cmpeq_epi16(v, wat1),
+                                                                         _mm_cmpeq_epi16(v, wat2))));
+                if (_mm_movemask_epi8(special) == 0) {
+                    st.wide |= _mm_movemask_epi8(_mm_cmpeq_epi16(_mm_and_si128(v, not_ascii), zero)) != 0xFFFF;
+                    continue;
+                }
+            }
+            for (int j = 0; j < 8; j++)
+                if (host_lines_step(&st, s[i + j], out) < 0) return -1;
+        }
+    }
+#endif
+    for (; i < n; i++)
+        if (host_lines_step(&st, PyUnicode_READ(kind, data, i), out) < 0) return -1;
+    return host_lines_step(&st, '\n', out); /* the last line (no "\n" after it) */
 }
 
 static PyObject *unicode_host_lines(PyObject *self, PyObject *arg) {

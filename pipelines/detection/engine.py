@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import heapq
-import importlib
 import itertools
 import json
 import re
@@ -35,7 +34,7 @@ from pipelines.detection.fastscan import HashedScan, HashedScanner
 from pipelines.detection.index import MatchIndex
 from pipelines.detection.keywords import MAX_TEXT_CHARS as KEYWORD_CHARS
 from pipelines.detection.keywords import KeywordMatcher
-from pipelines.detection.lines import Deadline, LineReader, lower_text, native_switched_on
+from pipelines.detection.lines import Deadline, LineReader, lower_text, native_switched_on, native_text
 from pipelines.detection.lookalikes import LookalikeMatcher
 from pipelines.detection.regexes import (
     SET_MAX_MEM,
@@ -52,12 +51,6 @@ from pipelines.detection.secrets import find_secrets
 from pipelines.detection.severity import record_severity
 from pipelines.detection.yara_watch import YaraMatcher
 from pipelines.fastsql import Prepared
-
-_native: Any
-try:  # the C extension's one-pass helpers (optional build)
-    _native = importlib.import_module("pipelines.detection._fingerprint")
-except ImportError:  # pragma: no cover - no C compiler at install
-    _native = None
 
 __all__ = [
     "DbHashLookup",
@@ -776,8 +769,8 @@ def _unicode_host_line_numbers(text: str, deadline: Deadline) -> list[int]:
     """The 1-based numbers of the lines `_unicode_host_lines` yields, sorted, without repeats: in one
     native pass over the text (one read of each character, no search per '@' of a dump's addresses),
     else through `_unicode_host_line_numbers_py`."""
-    if _native is not None and native_switched_on():
-        numbers: list[int] = _native.unicode_host_lines(text)
+    if native_text is not None and native_switched_on():
+        numbers: list[int] = native_text.unicode_host_lines(text)
         return numbers
     return _unicode_host_line_numbers_py(text, deadline)
 

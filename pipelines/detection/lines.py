@@ -28,11 +28,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-_native_text: Any
-try:  # the C extension's one-pass str.lower (optional build)
-    _native_text = importlib.import_module("pipelines.detection._fingerprint")
+#: The C extension's one-pass text helpers (lower, unicode_host_lines, ...), or None (an optional build).
+native_text: Any
+try:
+    native_text = importlib.import_module("pipelines.detection._fingerprint")
 except ImportError:  # pragma: no cover - no C compiler at install
-    _native_text = None
+    native_text = None
 
 __all__ = [
     "BLOCK_CHARS",
@@ -42,6 +43,7 @@ __all__ = [
     "line_blocks",
     "lower_text",
     "native_switched_on",
+    "native_text",
 ]
 
 #: ``LEAKSENTINEL_NATIVE_SCAN=0`` switches every native path off (for comparison and diagnosis).
@@ -57,9 +59,9 @@ def native_switched_on() -> bool:
 def lower_text(text: str) -> str:
     """``text.lower()``, the same str: natively for a text past ASCII, where CPython's full case mapping
     costs about 3-6 ns a character (a Chinese posting), against under 1 here."""
-    if _native_text is None or text.isascii() or not native_switched_on():
+    if native_text is None or text.isascii() or not native_switched_on():
         return text.lower()
-    result: str = _native_text.lower(text)
+    result: str = native_text.lower(text)
     return result
 
 

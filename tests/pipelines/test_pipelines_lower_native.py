@@ -63,7 +63,7 @@ def test_bad_input_is_a_clear_error() -> None:
 def test_lower_text_without_the_extension(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(lines.NATIVE_SWITCH, "0")
     assert lower_text("ÀB中") == "àb中"
-    monkeypatch.setattr(lines, "_native_text", None)
+    monkeypatch.setattr(lines, "native_text", None)
     monkeypatch.delenv(lines.NATIVE_SWITCH)
     assert lower_text("ÀB中") == "àb中"
 

@@ -163,6 +163,16 @@ static int pool_append(PyObject *s, uint32_t *off) {
     return 0;
 }
 
+/* unicodedata.normalize(form, chr(c)), or NULL on error */
+static PyObject *normalize_char(PyObject *form, Py_UCS4 c) {
+    PyObject *s = PyUnicode_FromOrdinal((int)c);
+    if (s == NULL)
+        return NULL;
+    PyObject *n = call2(normalize_fn, form, s);
+    Py_DECREF(s);
+    return n;
+}
+
 /* 1 when c is a boundary character (see the top of this file), 0 when not, -1 on error. */
 static int boundary_of(Py_UCS4 c) {
     if (c < 128)
@@ -172,11 +182,7 @@ static int boundary_of(Py_UCS4 c) {
         return -1;
     if (ccc != 0 || is_second(c))
         return 0;
-    PyObject *s = PyUnicode_FromOrdinal((int)c);
-    if (s == NULL)
-        return -1;
-    PyObject *d = call2(normalize_fn, str_nfkd, s);
-    Py_DECREF(s);
+    PyObject *d = normalize_char(str_nfkd, c);
     if (d == NULL)
         return -1;
     Py_UCS4 first = PyUnicode_GET_LENGTH(d) ? PyUnicode_READ_CHAR(d, 0) : c;
@@ -200,11 +206,7 @@ static int stable_fold(PyObject *f, Py_UCS4 boundary) {
         int b = ch == boundary ? 1 : boundary_of(ch); /* `boundary`: known to be one (most folds: itself) */
         if (b <= 0)
             return b;
-        PyObject *one = PyUnicode_FromOrdinal((int)ch);
-        if (one == NULL)
-            return -1;
-        PyObject *n = call2(normalize_fn, str_nfkc, one);
-        Py_DECREF(one);
+        PyObject *n = normalize_char(str_nfkc, ch);
         if (n == NULL)
             return -1;
         int same = PyUnicode_GET_LENGTH(n) == 1 && PyUnicode_READ_CHAR(n, 0) == ch;
@@ -522,6 +524,21 @@ PyDoc_STRVAR(fold_doc, "fold(text, /)\n--\n\n"
 
 static PyObject *py_fold(PyObject *Py_UNUSED(m), PyObject *text) { return transform(text, 1); }
 
+/* Room for `need` characters of `kind` in *buf (of *cap): 0, or -1 with MemoryError set. */
+static int fold_room(void **buf, Py_ssize_t *cap, Py_ssize_t need, int kind) {
+    if (need <= *cap)
+        return 0;
+    Py_ssize_t grown = need * 2;
+    void *p = PyMem_Realloc(*buf, (size_t)grown * (size_t)kind);
+    if (p == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    *buf = p;
+    *cap = grown;
+    return 0;
+}
+
 /* fold_checked's loop over one str kind, when every character is a boundary character: the folds written
  * into a buffer of the same kind. Returns 0 done, 1 when the text needs the general path (a non-boundary
  * character, or a fold that does not fit the kind), -1 on error; *stable is cleared by a fold that is not
@@ -532,16 +549,8 @@ static inline __attribute__((always_inline)) int fold_k(int kind, const void *da
     Py_ssize_t o = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
         Py_UCS4 c = PyUnicode_READ(kind, data, i);
-        if (o + 4 > *cap) {
-            Py_ssize_t grown = *cap * 2 + 16;
-            void *p = PyMem_Realloc(*buf, (size_t)grown * (size_t)kind);
-            if (p == NULL) {
-                PyErr_NoMemory();
-                return -1;
-            }
-            *buf = p;
-            *cap = grown;
-        }
+        if (fold_room(buf, cap, o + 4, kind) < 0)
+            return -1;
         if (c < 128) {
             PyUnicode_WRITE(kind, *buf, o++, ascii_lower[c]);
             continue;
@@ -563,16 +572,8 @@ static inline __attribute__((always_inline)) int fold_k(int kind, const void *da
             continue;
         }
         Py_ssize_t m = pool[map];
-        if (o + m + 4 > *cap) {
-            Py_ssize_t grown = (o + m + 4) * 2;
-            void *p = PyMem_Realloc(*buf, (size_t)grown * (size_t)kind);
-            if (p == NULL) {
-                PyErr_NoMemory();
-                return -1;
-            }
-            *buf = p;
-            *cap = grown;
-        }
+        if (fold_room(buf, cap, o + m + 4, kind) < 0)
+            return -1;
         for (Py_ssize_t k = 1; k <= m; k++) {
             Py_UCS4 ch = pool[map + k];
             if (ch > limit)

@@ -16,10 +16,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _imported(args: list[str]) -> set[str]:
-    """The modules ``python -m leaksentinel <args>`` imported (from ``-X importtime``)."""
+def _python(*args: str) -> subprocess.CompletedProcess[str]:
+    """A fresh interpreter with these arguments, in the project's root; it must succeed."""
     proc = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "leaksentinel", *args],
+        [sys.executable, *args],
         cwd=ROOT,
         env=dict(os.environ),
         capture_output=True,
@@ -28,6 +28,12 @@ def _imported(args: list[str]) -> set[str]:
         check=False,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc
+
+
+def _imported(args: list[str]) -> set[str]:
+    """The modules ``python -m leaksentinel <args>`` imported (from ``-X importtime``)."""
+    proc = _python("-X", "importtime", "-m", "leaksentinel", *args)
     return set(re.findall(r"^import time:\s+\d+ \|\s+\d+ \|\s+(\S+)$", proc.stderr, re.MULTILINE))
 
 
@@ -52,16 +58,7 @@ print(loading, gc.isenabled(), gc.get_freeze_count())
 
 
 def _collections_while_loading(load: str) -> tuple[int, bool, int]:
-    proc = subprocess.run(
-        [sys.executable, "-c", _COUNT_COLLECTIONS.format(load=load)],
-        cwd=ROOT,
-        env=dict(os.environ),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    count, enabled, frozen = proc.stdout.split()
+    count, enabled, frozen = _python("-c", _COUNT_COLLECTIONS.format(load=load)).stdout.split()
     return int(count), enabled == "True", int(frozen)
 
 

@@ -7,7 +7,10 @@ find, and ``--store`` must raise alerts exactly as a crawl would, so it calls th
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import functools
 import gc
+import platform
 import sys
 import time
 from collections.abc import Iterator
@@ -34,6 +37,34 @@ def _read(path: str, limit: int) -> bytes:
         return fh.read(limit)
 
 
+#: glibc's mallopt parameters (malloc.h) and the values `scan` sets: blocks up to 32 MB come from the heap
+#: (a posting's largest buffer is a few MB; a 50 MB posting's are still mapped), and up to 256 MB of freed
+#: heap stays in the process.
+_M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3
+_ALLOCATOR = ((_M_MMAP_THRESHOLD, 32 << 20), (_M_TRIM_THRESHOLD, 256 << 20), (_M_TOP_PAD, 64 << 20))
+
+
+@functools.lru_cache(maxsize=1)
+def tune_allocator() -> bool:
+    """Keep freed memory for the next file instead of handing it back to the system (glibc only; True
+    when every setting took).
+
+    Why: each posting's buffers (its text, lowered, folded, UTF-8, the scanner's and winnowing's
+    arrays) are a few MB. By default glibc maps the largest anew for each posting and trims the heap
+    after them, so a fresh `scan` process faulted in fresh pages file after file: its detection ran about
+    10-20% slower than a process's second scan, and these settings took back about 5% of a 20 MB scan's
+    CPU (median of 9 paired fresh runs). `scan` is a short-lived process; the service does not set them."""
+    if platform.libc_ver()[0] != "glibc":
+        return False
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
+    mallopt.restype = ctypes.c_int
+    return all(mallopt(option, value) == 1 for option, value in _ALLOCATOR)
+
+
 @contextlib.contextmanager
 def _frozen_heap() -> Iterator[None]:
     """The objects made so far (the detector's matchers, the database's mappings) out of the cyclic
@@ -57,6 +88,7 @@ def scan_paths(
     for path in paths:  # every path is checked before any is scanned
         if not Path(path).is_file():
             _read(path, 0)
+    tune_allocator()
     with Ingest(settings, open_database(settings)) as ingest, _frozen_heap():
         size = 0
         cpu = 0.0

@@ -6,18 +6,16 @@ anew and trims the heap after them): about 5% of a 20 MB scan's CPU.
 
 from __future__ import annotations
 
-import os
 import platform
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from test_cli_startup import (
+    _python,  # a fresh interpreter in the project's root (tests/leaksentinel is on the path)
+)
 
 import leaksentinel.scanning as scanning
 from core.settings import load_settings
-
-ROOT = Path(__file__).resolve().parents[2]
 
 _MAPPED_AFTER_A_BLOCK = """
 import ctypes, sys
@@ -35,16 +33,7 @@ print(libc.mallinfo2().hblkhd >> 20)  # MB mapped apart from the heap
 
 
 def _mapped_mb(mode: str) -> int:
-    proc = subprocess.run(
-        [sys.executable, "-c", _MAPPED_AFTER_A_BLOCK, mode],
-        cwd=ROOT,
-        env=dict(os.environ),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    return int(proc.stdout.strip())
+    return int(_python("-c", _MAPPED_AFTER_A_BLOCK, mode).stdout.strip())
 
 
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")

@@ -36,6 +36,7 @@ from typing import Any
 import phonenumbers
 
 from core.errors import BadInput
+from core.phone_national import UNDECIDED, national_e164
 
 __all__ = [
     "CORROBORATING",
@@ -291,6 +292,10 @@ def _phone(value: str, region: str | None) -> str | None:
         return None
     if not text.startswith("+") and not region:
         return None
+    if region:  # a plain national number: read from the metadata (~5 µs instead of ~70)
+        known = national_e164(text, region.upper())
+        if known != UNDECIDED:
+            return known
     try:
         number = phonenumbers.parse(text, region.upper() if region else None)
     except phonenumbers.NumberParseException:

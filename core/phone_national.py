@@ -78,7 +78,7 @@ def _desc(desc: object) -> _Desc | None:
 @functools.lru_cache(maxsize=512)
 def _region(region: str) -> _Region | None:
     meta = PhoneMetadata.metadata_for_region(region)
-    if meta is None or meta.general_desc is None:
+    if meta is None or meta.general_desc is None or meta.country_code is None:
         return None
     regions = phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(meta.country_code, ())
     if tuple(regions) != (region,):  # shared codes (+1, +7, +44...): validity picks the region by pattern

@@ -34,7 +34,14 @@ from pipelines.detection.fastscan import HashedScan, HashedScanner
 from pipelines.detection.index import MatchIndex
 from pipelines.detection.keywords import MAX_TEXT_CHARS as KEYWORD_CHARS
 from pipelines.detection.keywords import KeywordMatcher
-from pipelines.detection.lines import Deadline, LineReader, lower_text, native_switched_on, native_text
+from pipelines.detection.lines import (
+    Deadline,
+    LineReader,
+    find_text,
+    lower_text,
+    native_switched_on,
+    native_text,
+)
 from pipelines.detection.lookalikes import LookalikeMatcher
 from pipelines.detection.regexes import (
     SET_MAX_MEM,
@@ -448,7 +455,7 @@ class Detector:
             needles = []
             for needle in _sorted_needles(domain):
                 if needle not in first:
-                    first[needle] = lowered.find(needle)
+                    first[needle] = find_text(lowered, needle)
                 if first[needle] >= 0:  # an absent needle names no line
                     needles.append(_needle_lines(lowered, needle, first[needle]))
             if unicode_hosts:
@@ -805,7 +812,7 @@ def _needle_lines(lowered: str, needle: str, first: int | None = None) -> Iterat
     `first`: ``lowered.find(needle)`` when known. Each line's number is counted on from the last one
     (``lower()`` keeps every "\n": the numbers are the text's), so the cost follows the text up to the
     last line read, never the whole text."""
-    pos = lowered.find(needle) if first is None else first
+    pos = find_text(lowered, needle) if first is None else first
     number, counted = 1, 0
     while pos >= 0:
         number += lowered.count("\n", counted, pos)
@@ -814,7 +821,7 @@ def _needle_lines(lowered: str, needle: str, first: int | None = None) -> Iterat
         end = lowered.find("\n", pos)
         if end < 0:
             return
-        pos = lowered.find(needle, end)
+        pos = find_text(lowered, needle, end)
 
 
 def _distinct(numbers: Iterator[int]) -> Iterator[int]:

@@ -24,7 +24,7 @@ import ahocorasick
 
 from core.canonical import fold
 from core.errors import BadInput
-from pipelines.detection.lines import BLOCK_CHARS, Deadline, LineIndex, line_blocks
+from pipelines.detection.lines import BLOCK_CHARS, Deadline, LineIndex, find_text, line_blocks
 
 __all__ = [
     "EXCERPT_CHARS",
@@ -248,7 +248,7 @@ class KeywordMatcher:
         for keyword, bucket in self._few:
             if keyword in done:
                 continue
-            start = folded.find(keyword)
+            start = find_text(folded, keyword)
             while start >= 0:
                 end = start + len(keyword)
                 if folded_lines is None:
@@ -260,7 +260,7 @@ class KeywordMatcher:
                 ):
                     found.append((end, -len(keyword), start, number, keyword, bucket))
                     break
-                start = folded.find(keyword, start + 1)
+                start = find_text(folded, keyword, start + 1)
         found.sort(key=lambda item: (item[0], item[1]))
         for _end, _, start, number, keyword, bucket in found:
             assert folded_lines is not None

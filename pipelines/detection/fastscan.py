@@ -33,7 +33,7 @@ from core.canonical import FIELD_TYPES
 from core.hashing import keyed_digest
 from pipelines.detection import extract as ex
 from pipelines.detection import phone_dfa
-from pipelines.detection.lines import LineReader, native_switched_on
+from pipelines.detection.lines import LineReader, native_switched_on, utf8_size
 
 try:  # the extension is optional (no C compiler at install time): extract.py alone then
     from pipelines.detection import _scanner
@@ -163,7 +163,8 @@ class HashedScanner:
         the full scan's candidates of those types: a caller that stores no candidate hashes (``scan``
         without ``--store``) need not hash the types no tenant registered."""
         deadline = time.monotonic() + deadline_s
-        if not (text.isascii() and len(text) <= max_bytes):  # isascii is a flag: no pass over the text
+        size = len(text) if text.isascii() else utf8_size(text)  # isascii is a flag: no pass over the text
+        if size is None or size > max_bytes:  # too long, or a lone surrogate: _bounded replaces it
             text = ex._bounded(text, max_bytes)
         wanted = None if types is None or set(FIELD_TYPES) <= set(types) else frozenset(types)
         if self._native is None:

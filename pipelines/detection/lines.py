@@ -45,6 +45,7 @@ __all__ = [
     "lower_text",
     "native_switched_on",
     "native_text",
+    "utf8_size",
 ]
 
 #: ``LEAKSENTINEL_NATIVE_SCAN=0`` switches every native path off (for comparison and diagnosis).
@@ -78,6 +79,17 @@ def find_text(text: str, needle: str, start: int = 0) -> int:
         return text.find(needle, start)
     found: int = native_text.find(text, needle, start)
     return found
+
+
+def utf8_size(text: str) -> int | None:
+    """``len(text.encode("utf-8"))`` without encoding it; None when the text holds a lone surrogate
+    (it cannot be encoded) or the native helpers are not built."""
+    if text.isascii():
+        return len(text)
+    if native_text is None or not native_switched_on():
+        return None
+    size: int = native_text.utf8_size(text)
+    return None if size < 0 else size
 
 
 #: Blocks the whole-text stages read between two looks at the clock.

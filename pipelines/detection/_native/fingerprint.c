@@ -1698,6 +1698,60 @@ static PyObject *lower(PyObject *self, PyObject *arg) {
     return out;
 }
 
+/* ------------------------------------------------------------------------------ utf8_size */
+
+/* utf8_size(text) -> len(text.encode("utf-8")), or -1 when the text holds a lone surrogate (which UTF-8
+ * cannot encode). Why: the scanner bounds a posting by its UTF-8 size and replaces such surrogates first;
+ * encoding a Chinese posting only to learn its size cost about 0.6 ms a MB. Plain loops: -O3 vectorises
+ * them. */
+static long long utf8_size_ucs2(const Py_UCS2 *t, Py_ssize_t n, int *surrogate) {
+    long long extra = 0;
+    unsigned bad = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        unsigned c = t[i];
+        extra += (c >= 0x80) + (c >= 0x800);
+        bad |= (c & 0xF800u) == 0xD800u;
+    }
+    *surrogate = bad != 0;
+    return (long long)n + extra;
+}
+
+static long long utf8_size_ucs4(const Py_UCS4 *t, Py_ssize_t n, int *surrogate) {
+    long long extra = 0;
+    unsigned bad = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_UCS4 c = t[i];
+        extra += (c >= 0x80) + (c >= 0x800) + (c >= 0x10000);
+        bad |= (c & 0xFFFFF800u) == 0xD800u;
+    }
+    *surrogate = bad != 0;
+    return (long long)n + extra;
+}
+
+static PyObject *utf8_size(PyObject *self, PyObject *arg) {
+    (void)self;
+    if (!PyUnicode_Check(arg)) {
+        PyErr_Format(PyExc_TypeError, "utf8_size() takes a str, not %.100s", Py_TYPE(arg)->tp_name);
+        return NULL;
+    }
+    Py_ssize_t n = PyUnicode_GET_LENGTH(arg);
+    int surrogate = 0;
+    long long size;
+    if (PyUnicode_IS_ASCII(arg)) {
+        size = n;
+    } else if (PyUnicode_KIND(arg) == PyUnicode_1BYTE_KIND) {
+        const Py_UCS1 *t = PyUnicode_1BYTE_DATA(arg);
+        long long extra = 0;
+        for (Py_ssize_t i = 0; i < n; i++) extra += t[i] >> 7;
+        size = n + extra;
+    } else if (PyUnicode_KIND(arg) == PyUnicode_2BYTE_KIND) {
+        size = utf8_size_ucs2(PyUnicode_2BYTE_DATA(arg), n, &surrogate);
+    } else {
+        size = utf8_size_ucs4(PyUnicode_4BYTE_DATA(arg), n, &surrogate);
+    }
+    return PyLong_FromLongLong(surrogate ? -1 : size);
+}
+
 /* ------------------------------------------------------------------------------ find */
 
 /* find(text, needle, start) -> text.find(needle, start), for a 1- or 2-byte text and a needle of at least
@@ -1927,6 +1981,7 @@ static PyMethodDef methods[] = {
     {"unicode_host_lines", unicode_host_lines, METH_O,
      "unicode_host_lines(text) -> the 1-based lines an address with a non-ASCII domain may stand on"},
     {"lower", lower, METH_O, "lower(text) -> text.lower(), in one pass (see the comment above lower_k)"},
+    {"utf8_size", utf8_size, METH_O, "utf8_size(text) -> its UTF-8 size, or -1 if it holds a lone surrogate"},
     {"find", find, METH_VARARGS, "find(text, needle, start=0) -> text.find(needle, start) (see the comment above)"},
     {"host_spans", host_spans, METH_VARARGS,
      "host_spans(text, hashes, maxlen, need_dot) -> [(start, end)] of whole hosts whose hash is in hashes"},

@@ -91,7 +91,8 @@ SANITIZE_TESTS ?= tests/pipelines/test_pipelines_fastscan.py tests/pipelines/tes
 	tests/core/test_core_search_rare_tokens.py tests/pipelines/test_pipelines_fastscan_types.py \
 	tests/pipelines/test_pipelines_lower_native.py tests/pipelines/test_pipelines_speed_domain_lines.py \
 	tests/pipelines/test_pipelines_speed_fold.py tests/pipelines/test_pipelines_scan_newlines.py \
-	tests/pipelines/test_pipelines_find_native.py tests/pipelines/test_pipelines_utf8_size.py
+	tests/pipelines/test_pipelines_find_native.py tests/pipelines/test_pipelines_utf8_size.py \
+	tests/pipelines/test_pipelines_nfc_stable.py
 #: The C sources: each builds the module `_<name>` in the directory above its `_native/` (setup.py's NATIVE).
 SANITIZE_NATIVE := pipelines/detection/_native/scanner.c pipelines/detection/_native/fingerprint.c \
 	core/search/_native/selectors.c core/search/_native/tokens.c

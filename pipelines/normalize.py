@@ -23,7 +23,7 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _native: Any
 try:  # the C extension: line ends and control characters in one pass (three passes below)
     _native = importlib.import_module("pipelines.detection._fingerprint")
-    if not hasattr(_native, "clean_text"):  # an extension built before clean_text
+    if not hasattr(_native, "nfc_stable"):  # an extension built before clean_text and nfc_stable
         _native = None
 except ImportError:  # no C compiler at install
     _native = None
@@ -36,7 +36,10 @@ def normalize_text(text: str, max_chars: int) -> str:
         return normalize_text_py(text, max_chars)
     if len(text) > max_chars:
         text = text[:max_chars]
-    return unicodedata.normalize("NFC", _native.clean_text(text))
+    cleaned: str = _native.clean_text(text)
+    if _native.nfc_stable(cleaned):  # characters NFC keeps and never composes: its own NFC, unchecked
+        return cleaned
+    return unicodedata.normalize("NFC", cleaned)
 
 
 def normalize_text_py(text: str, max_chars: int) -> str:

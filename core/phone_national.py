@@ -23,7 +23,7 @@ from typing import Final
 import phonenumbers
 from phonenumbers import PhoneMetadata
 
-__all__ = ["UNDECIDED", "national_e164"]
+__all__ = ["NUMBER_TYPES", "UNDECIDED", "national_e164"]
 
 #: What `national_e164` returns when it cannot answer (the caller parses the number).
 UNDECIDED: Final = "undecided"
@@ -33,8 +33,8 @@ _PLAIN = re.compile(r"[1-9][0-9]*(?:[ .\-][0-9]+)*")
 _SEPARATORS = str.maketrans("", "", " .-")
 #: libphonenumber's bounds on a national significant number's length (parse refuses the others).
 _MIN_NSN, _MAX_NSN = 2, 17
-#: The number types `_number_type_helper` tries; any one of them makes the number valid.
-_TYPES = (
+#: The number types libphonenumber's `_number_type_helper` tries; any one of them makes a number valid.
+NUMBER_TYPES = (
     "premium_rate",
     "toll_free",
     "shared_cost",
@@ -89,7 +89,7 @@ def _region(region: str) -> _Region | None:
     rewrites = tuple(
         re.compile(p) for p in (meta.international_prefix, meta.national_prefix_for_parsing) if p
     )
-    types = tuple(d for d in (_desc(getattr(meta, name, None)) for name in _TYPES) if d is not None)
+    types = tuple(d for d in (_desc(getattr(meta, name, None)) for name in NUMBER_TYPES) if d is not None)
     return _Region(str(meta.country_code), rewrites, general, types)
 
 

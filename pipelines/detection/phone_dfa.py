@@ -24,23 +24,13 @@ from typing import Any
 import phonenumbers
 from phonenumbers import PhoneMetadata
 
+from core.phone_national import NUMBER_TYPES
+
 __all__ = ["Dfa", "RegionAutomata", "compile_patterns", "region_automata"]
 
 MAX_UNROLL = 20  # digit strings are at most 17 long: unbounded repeats are cut here
 MAX_STATES = 60_000
 _DIGITS = frozenset(range(48, 58))
-_TYPES = (
-    "premium_rate",
-    "toll_free",
-    "shared_cost",
-    "voip",
-    "personal_number",
-    "pager",
-    "uan",
-    "voicemail",
-    "fixed_line",
-    "mobile",
-)
 
 
 class Unsupported(Exception):
@@ -231,7 +221,7 @@ def region_automata(region: str) -> RegionAutomata | None:
         m = PhoneMetadata.metadata_for_region(member)
         if m is None:
             return None
-        for kind in _TYPES:
+        for kind in NUMBER_TYPES:
             desc = getattr(m, kind, None)
             if desc is not None and desc.national_number_pattern:
                 patterns.append(desc.national_number_pattern)

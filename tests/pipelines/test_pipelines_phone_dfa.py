@@ -10,6 +10,7 @@ import phonenumbers
 import pytest
 from phonenumbers import PhoneMetadata
 
+from core.phone_national import NUMBER_TYPES
 from pipelines.detection import extract as ex
 from pipelines.detection import fastscan, phone_dfa
 
@@ -27,7 +28,7 @@ def test_type_automaton_equals_the_patterns(region: str) -> None:
     patterns = [
         re.compile(d.national_number_pattern)
         for member in phonenumbers.COUNTRY_CODE_TO_REGION_CODE[meta.country_code]
-        for kind in phone_dfa._TYPES
+        for kind in NUMBER_TYPES
         if (d := getattr(PhoneMetadata.metadata_for_region(member), kind, None)) is not None
         and d.national_number_pattern
     ]

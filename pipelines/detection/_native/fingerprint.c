@@ -1814,18 +1814,26 @@ static PyObject *utf8_size(PyObject *self, PyObject *arg) {
  * a needle the text's kind cannot hold) is CPython's search too. */
 #define FIND_MISS_BUDGET(n) ((n) / 16 + 1024)
 
-static Py_ssize_t find_ucs1(const Py_UCS1 *t, Py_ssize_t n, const Py_UCS1 *p, Py_ssize_t m, Py_ssize_t i,
-                            Py_ssize_t *stopped) {
+/* The search over a text of `w`-byte characters (1 or 2), from i; -2 with *stopped set when the budget
+ * of failed candidates ran out. Inlined into each call with a constant `w`: one copy a kind. */
+LS_INLINE Py_ssize_t find_kind(const char *t, int w, Py_ssize_t n, const char *p, Py_ssize_t m, Py_ssize_t i,
+                               Py_ssize_t *stopped) {
     Py_ssize_t misses = 0, budget = FIND_MISS_BUDGET(n - i);
+    const size_t middle = (size_t)(m - 2) * (size_t)w; /* the characters between the first and the last */
 #if defined(__SSE2__)
-    const __m128i first = _mm_set1_epi8((char)p[0]), last = _mm_set1_epi8((char)p[m - 1]);
-    for (; i + m - 1 + 16 <= n; i += 16) {
-        __m128i a = _mm_loadu_si128((const __m128i *)(t + i));
-        __m128i b = _mm_loadu_si128((const __m128i *)(t + i + m - 1));
-        unsigned mask = (unsigned)_mm_movemask_epi8(_mm_and_si128(_mm_cmpeq_epi8(a, first), _mm_cmpeq_epi8(b, last)));
+    const Py_ssize_t step = 16 / w;
+    const Py_UCS2 *p2 = (const Py_UCS2 *)p;
+    const __m128i first = w == 1 ? _mm_set1_epi8(p[0]) : _mm_set1_epi16((short)p2[0]);
+    const __m128i last = w == 1 ? _mm_set1_epi8(p[m - 1]) : _mm_set1_epi16((short)p2[m - 1]);
+    for (; i + m - 1 + step <= n; i += step) {
+        __m128i a = _mm_loadu_si128((const __m128i *)(t + i * w));
+        __m128i b = _mm_loadu_si128((const __m128i *)(t + (i + m - 1) * w));
+        __m128i eq = w == 1 ? _mm_and_si128(_mm_cmpeq_epi8(a, first), _mm_cmpeq_epi8(b, last))
+                            : _mm_and_si128(_mm_cmpeq_epi16(a, first), _mm_cmpeq_epi16(b, last));
+        unsigned mask = (unsigned)_mm_movemask_epi8(eq) & (w == 1 ? 0xFFFFu : 0x5555u); /* a bit a character */
         while (mask) {
-            Py_ssize_t at = i + __builtin_ctz(mask);
-            if (memcmp(t + at + 1, p + 1, (size_t)(m - 2)) == 0) return at;
+            Py_ssize_t at = i + __builtin_ctz(mask) / w;
+            if (memcmp(t + (at + 1) * w, p + w, middle) == 0) return at;
             if (++misses > budget) {
                 *stopped = i;
                 return -2;
@@ -1835,40 +1843,8 @@ static Py_ssize_t find_ucs1(const Py_UCS1 *t, Py_ssize_t n, const Py_UCS1 *p, Py
     }
 #endif
     for (; i + m <= n; i++) {
-        if (t[i] != p[0] || t[i + m - 1] != p[m - 1]) continue;
-        if (memcmp(t + i + 1, p + 1, (size_t)(m - 2)) == 0) return i;
-        if (++misses > budget) {
-            *stopped = i;
-            return -2;
-        }
-    }
-    return -1;
-}
-
-static Py_ssize_t find_ucs2(const Py_UCS2 *t, Py_ssize_t n, const Py_UCS2 *p, Py_ssize_t m, Py_ssize_t i,
-                            Py_ssize_t *stopped) {
-    Py_ssize_t misses = 0, budget = FIND_MISS_BUDGET(n - i);
-#if defined(__SSE2__)
-    const __m128i first = _mm_set1_epi16((short)p[0]), last = _mm_set1_epi16((short)p[m - 1]);
-    for (; i + m - 1 + 8 <= n; i += 8) {
-        __m128i a = _mm_loadu_si128((const __m128i *)(t + i));
-        __m128i b = _mm_loadu_si128((const __m128i *)(t + i + m - 1));
-        unsigned mask = (unsigned)_mm_movemask_epi8(_mm_and_si128(_mm_cmpeq_epi16(a, first), _mm_cmpeq_epi16(b, last)));
-        mask &= 0x5555u; /* one bit a character */
-        while (mask) {
-            Py_ssize_t at = i + __builtin_ctz(mask) / 2;
-            if (memcmp(t + at + 1, p + 1, (size_t)(m - 2) * 2) == 0) return at;
-            if (++misses > budget) {
-                *stopped = i;
-                return -2;
-            }
-            mask &= mask - 1;
-        }
-    }
-#endif
-    for (; i + m <= n; i++) {
-        if (t[i] != p[0] || t[i + m - 1] != p[m - 1]) continue;
-        if (memcmp(t + i + 1, p + 1, (size_t)(m - 2) * 2) == 0) return i;
+        if (memcmp(t + i * w, p, (size_t)w) || memcmp(t + (i + m - 1) * w, p + (m - 1) * w, (size_t)w)) continue;
+        if (memcmp(t + (i + 1) * w, p + w, middle) == 0) return i;
         if (++misses > budget) {
             *stopped = i;
             return -2;
@@ -1890,7 +1866,8 @@ static PyObject *find(PyObject *self, PyObject *args) {
         return PyLong_FromSsize_t(-1); /* a character the text cannot hold */
     Py_ssize_t at, stopped = start;
     if (kind == PyUnicode_1BYTE_KIND) {
-        at = find_ucs1(PyUnicode_1BYTE_DATA(text), n, PyUnicode_1BYTE_DATA(needle), m, start, &stopped);
+        at = find_kind((const char *)PyUnicode_1BYTE_DATA(text), 1, n, (const char *)PyUnicode_1BYTE_DATA(needle), m,
+                       start, &stopped);
     } else {
         Py_UCS2 small[64], *p = small;
         if (nkind == PyUnicode_1BYTE_KIND) { /* widened to the text's kind */
@@ -1900,7 +1877,7 @@ static PyObject *find(PyObject *self, PyObject *args) {
         } else {
             p = PyUnicode_2BYTE_DATA(needle);
         }
-        at = find_ucs2(PyUnicode_2BYTE_DATA(text), n, p, m, start, &stopped);
+        at = find_kind((const char *)PyUnicode_2BYTE_DATA(text), 2, n, (const char *)p, m, start, &stopped);
         if (p != small && nkind == PyUnicode_1BYTE_KIND) PyMem_Free(p);
     }
     if (at == -2) /* past the budget: CPython's linear-time search from where this one stopped */

@@ -292,7 +292,7 @@ def _phone(value: str, region: str | None) -> str | None:
         return None
     if not text.startswith("+") and not region:
         return None
-    if region:  # a plain national number: read from the metadata (~5 µs instead of ~70)
+    if region:  # a plain national number: read from the metadata (~7 µs instead of ~70)
         known = national_e164(text, region.upper())
         if known != UNDECIDED:
             return known

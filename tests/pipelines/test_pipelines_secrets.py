@@ -603,3 +603,34 @@ def test_huge_single_line_and_binary_junk() -> None:
     find_secrets("password=" * 2_000_000)
     find_secrets("-----BEGIN PRIVATE KEY-----\n" * 200_000)
     assert time.monotonic() - started < 60
+
+
+_LAZY_COMPILE = """
+import sys
+import pipelines.detection.secrets as s
+print(s._compiled.cache_info().currsize, s._sets.cache_info().currsize)
+hits = s.find_secrets("key = AKIAIOSFODNN7EXAMPLF\\nnothing else\\n")
+print(s._compiled.cache_info().currsize, s._sets.cache_info().currsize, len(hits))
+"""
+
+
+def test_the_detectors_compile_when_a_posting_needs_them_not_at_import() -> None:
+    """Every command that loads detection imports this module; compiling the 33 patterns and their Sets
+    there cost ~30 ms of each one's start-up, also when the engine's shared Set reads them instead."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.run(
+        [sys.executable, "-c", _LAZY_COMPILE],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    at_import, after = proc.stdout.split("\n")[:2]
+    assert at_import.split() == ["0", "0"]
+    compiled, sets, _hits = map(int, after.split())
+    assert sets == 1 and 1 <= compiled < len(DETECTORS)  # only the patterns the Sets said matched

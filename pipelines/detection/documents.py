@@ -320,14 +320,15 @@ def _first_positions(hashes: Any, wanted: set[int]) -> dict[int, int]:
     return found
 
 
-def _low_bits_filter(known: Any) -> Any:
+def _low_bits_filter(known: Sequence[int]) -> bytearray:
     """Flags indexed by a fingerprint's low bits, set for those of `known`: a power of two of flags, about
     16 per known fingerprint (2^16 to 2^24), so a fingerprint not known passes rarely."""
     size = 1 << 16
     while size < 16 * len(known) and size < 1 << 24:
         size <<= 1
-    flags = _np.zeros(size, dtype=bool)
-    flags[(known & _np.uint64(size - 1)).view(_np.int64)] = True
+    flags = bytearray(size)
+    for fp in known:
+        flags[fp & (size - 1)] = 1
     return flags
 
 
@@ -338,8 +339,8 @@ class DocumentMatcher:
     def __init__(self, items: Iterable[tuple[int, int, str, set[int]]]) -> None:
         self._docs: list[_Doc] = []
         self._index: dict[int, list[int]] = {}
-        self._known: Any = None  # the fingerprints of `_index` as a numpy array, built on first use
-        self._filter: Any = None  # flags by the low bits of a fingerprint: may be in `_known`
+        self._known: array[int] | None = None  # the fingerprints of `_index`, sorted, built on first use
+        self._filter = bytearray()  # flags by the low bits of a fingerprint: may be in `_known`
         for tenant_id, watch_id, name, fps in items:
             if not fps:
                 continue
@@ -399,24 +400,10 @@ class DocumentMatcher:
         is present (for its first line); the same hits as the Python path."""
         if folded is None:
             folded = fold(text[:MAX_TEXT_CHARS])
-        keyed_bytes, raw_bytes = _native.winnow(folded, DEFAULT_K, DEFAULT_WINDOW, key)
-        keyed, raws = array("Q", keyed_bytes), array("Q", raw_bytes)
-        if _np is not None and len(keyed) > 64:
-            if self._known is None:  # sorted: a binary search per posting fingerprint (isin sorts both)
-                self._known = _np.sort(_np.fromiter(self._index, dtype=_np.uint64, count=len(self._index)))
-                self._filter = _low_bits_filter(self._known)
-            values = _np.frombuffer(keyed_bytes, dtype=_np.uint64)
-            # the fingerprints are keyed hashes: their low bits alone rule out nearly every one, so
-            # only the few left take a binary search
-            maybe = _np.flatnonzero(
-                self._filter[(values & _np.uint64(len(self._filter) - 1)).view(_np.int64)]
-            )
-            values = values[maybe]
-            at = _np.minimum(_np.searchsorted(self._known, values), len(self._known) - 1)
-            found_at = maybe[self._known[at] == values]
-            present = [(keyed[i], raws[i]) for i in found_at.tolist()]
-        else:
-            present = [(fp, raw) for fp, raw in zip(keyed, raws, strict=True) if fp in self._index]
+        if self._known is None:  # sorted, for the extension's binary search
+            self._known = array("Q", sorted(self._index))
+            self._filter = _low_bits_filter(self._known)
+        present = _native.winnow_present(folded, DEFAULT_K, DEFAULT_WINDOW, key, self._known, self._filter)
         counts: Counter[int] = Counter()
         raws_of: dict[int, set[int]] = {}
         for fp, raw in present:

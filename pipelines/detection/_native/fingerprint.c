@@ -868,48 +868,28 @@ static int w_deque_add(wdeque *q, const uint64_t *hashes, size_t nh, size_t base
     return 0;
 }
 
-static PyObject *winnow(PyObject *self, PyObject *args) {
-    (void)self;
-    PyObject *folded, *keyobj;
-    unsigned long k, window;
-    if (!PyArg_ParseTuple(args, "OkkO", &folded, &k, &window, &keyobj)) return NULL;
-    if (parse_kw(folded, k, window) < 0) return NULL;
-    const uint8_t *key = NULL;
-    Py_ssize_t keylen = 0;
-    if (keyobj != Py_None) {
-        if (!PyBytes_Check(keyobj)) {
-            PyErr_SetString(PyExc_TypeError, "key must be bytes or None");
-            return NULL;
-        }
-        key = (const uint8_t *)PyBytes_AS_STRING(keyobj);
-        keylen = PyBytes_GET_SIZE(keyobj);
-        if (keylen > 64) {
-            PyErr_SetString(PyExc_ValueError, "maximum key length is 64 bytes");
-            return NULL;
-        }
-    }
-    int kind = PyUnicode_KIND(folded);
-    const void *data = PyUnicode_DATA(folded);
-    Py_ssize_t n = PyUnicode_GET_LENGTH(folded);
+/* The window minima of a folded str into *picked as uint64 (a minimum repeats when the text does). 0, or
+ * -1 out of memory (no exception set). */
+static int winnow_picked(int kind, const void *data, Py_ssize_t n, unsigned long k, unsigned long window,
+                         fbuf *picked) {
     size_t (*letters_of)(const void *, Py_ssize_t, Py_ssize_t, uint32_t *, size_t, size_t) =
         kind == PyUnicode_1BYTE_KIND ? w_letters_1 : kind == PyUnicode_2BYTE_KIND ? w_letters_2 : w_letters_4;
-
     const int small = window <= W_SMALL_WINDOW;
     size_t lcap = 1, hcap = W_CHUNK + (small ? window : 0);
     while (lcap < W_CHUNK + (size_t)k + 1) lcap *= 2; /* this step's letters and the k before them */
+    int rc = -1;
     uint32_t *ring = malloc(sizeof(uint32_t) * lcap);
     uint64_t *hb = malloc(sizeof(uint64_t) * hcap);
     uint64_t *ma = small ? malloc(sizeof(uint64_t) * hcap) : NULL, *mb = small ? malloc(sizeof(uint64_t) * hcap) : NULL;
     wdeque q = {NULL, NULL, 0, 0, 0, SIZE_MAX};
-    fbuf picked = {0}; /* uint64 minima, possibly repeated */
-    if (!ring || !hb || (small && (!ma || !mb))) goto nomem;
+    if (!ring || !hb || (small && (!ma || !mb))) goto done;
     if (!small) {
         size_t qcap = 1;
         while (qcap < (size_t)window + 1) qcap *= 2;
         q.mask = qcap - 1;
         q.qi = malloc(sizeof(size_t) * qcap);
         q.qh = malloc(sizeof(uint64_t) * qcap);
-        if (!q.qi || !q.qh) goto nomem;
+        if (!q.qi || !q.qh) goto done;
     }
     const uint64_t base_k = upow(W_BASE, k);
     size_t letters = 0, hlen = 0, hashes = 0;
@@ -923,7 +903,7 @@ static PyObject *winnow(PyObject *self, PyObject *args) {
         w_mix(hb + hlen, nh);
         if (!small) {
             for (size_t i = 0; i < nh; i++) overall = hb[i] < overall ? hb[i] : overall;
-            if (w_deque_add(&q, hb, nh, hashes, window, &picked)) goto nomem;
+            if (w_deque_add(&q, hb, nh, hashes, window, picked)) goto done;
             hashes += nh;
             continue;
         }
@@ -933,8 +913,8 @@ static PyObject *winnow(PyObject *self, PyObject *args) {
         if (hlen < window) continue;
         size_t nwin = hlen - window + 1;
         const uint64_t *mins = w_minima(hb, hlen, window, ma, mb);
-        if (fbuf_reserve(&picked, 8 * nwin)) goto nomem;
-        uint64_t *out = (uint64_t *)(picked.p + picked.len);
+        if (fbuf_reserve(picked, 8 * nwin)) goto done;
+        uint64_t *out = (uint64_t *)(picked->p + picked->len);
         size_t np = 0;
         if (was < window) last = ~mins[0]; /* the first window: always a new minimum */
         for (size_t s = 0; s < nwin; s++) { /* a run of windows with one minimum gives it once */
@@ -943,17 +923,83 @@ static PyObject *winnow(PyObject *self, PyObject *args) {
             np += v != last;
             last = v;
         }
-        picked.len += 8 * np;
+        picked->len += 8 * np;
         memmove(hb, hb + nwin, sizeof(uint64_t) * (window - 1)); /* the next window starts here */
         hlen = window - 1;
     }
     if (hashes && hashes < window) { /* shorter than one window: its minimum */
         if (small)
             for (size_t i = 0; i < hlen; i++) overall = hb[i] < overall ? hb[i] : overall;
-        if (fbuf_reserve(&picked, 8)) goto nomem;
-        memcpy(picked.p + picked.len, &overall, 8);
-        picked.len += 8;
+        if (fbuf_reserve(picked, 8)) goto done;
+        memcpy(picked->p + picked->len, &overall, 8);
+        picked->len += 8;
     }
+    rc = 0;
+done:
+    free(ring);
+    free(hb);
+    free(ma);
+    free(mb);
+    free(q.qi);
+    free(q.qh);
+    return rc;
+}
+
+/* The key argument: bytes of at most 64 (*key NULL for None). 0, or -1 with an exception. */
+static int winnow_key(PyObject *keyobj, const uint8_t **key, Py_ssize_t *keylen) {
+    *key = NULL;
+    *keylen = 0;
+    if (keyobj == Py_None) return 0;
+    if (!PyBytes_Check(keyobj)) {
+        PyErr_SetString(PyExc_TypeError, "key must be bytes or None");
+        return -1;
+    }
+    *key = (const uint8_t *)PyBytes_AS_STRING(keyobj);
+    *keylen = PyBytes_GET_SIZE(keyobj);
+    if (*keylen > 64) {
+        PyErr_SetString(PyExc_ValueError, "maximum key length is 64 bytes");
+        return -1;
+    }
+    return 0;
+}
+
+/* The stored fingerprints of raw[0..m) into keyed[0..m): keyed BLAKE2b-8 of each big-endian value, eight
+ * lanes at a time; plain BLAKE2b-8 under an empty key; the value itself without a key. 63 bits each. */
+static void winnow_keyed(const uint64_t *raw, size_t m, const uint8_t *key, Py_ssize_t keylen, uint64_t *keyed) {
+    if (key && keylen) {
+        uint64_t state[8], mw[16][8] __attribute__((aligned(64))), t136[8], out8[8];
+        b2_keyed_init(state, key, (size_t)keylen);
+        memset(mw, 0, sizeof mw); /* words 1..15 of each lane's block stay zero: 8-byte messages */
+        for (int l = 0; l < 8; l++) t136[l] = 136;
+        for (size_t j = 0; j < m; j += 8) {
+            size_t lanes = m - j < 8 ? m - j : 8;
+            for (size_t l = 0; l < 8; l++) mw[0][l] = l < lanes ? __builtin_bswap64(raw[j + l]) : 0; /* to_bytes(8, "big") */
+            b2_batch8(state, mw, t136, out8, 1);
+            for (size_t l = 0; l < lanes; l++) keyed[j + l] = out8[l] & W_MASK63;
+        }
+    } else if (key) { /* an empty key: plain BLAKE2b */
+        for (size_t j = 0; j < m; j++) {
+            uint8_t be[8];
+            for (int b = 0; b < 8; b++) be[b] = (uint8_t)(raw[j] >> (56 - 8 * b));
+            keyed[j] = blake2b_8(NULL, 0, be, 8) & W_MASK63;
+        }
+    } else {
+        for (size_t j = 0; j < m; j++) keyed[j] = raw[j] & W_MASK63;
+    }
+}
+
+static PyObject *winnow(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *folded, *keyobj;
+    unsigned long k, window;
+    const uint8_t *key;
+    Py_ssize_t keylen;
+    if (!PyArg_ParseTuple(args, "OkkO", &folded, &k, &window, &keyobj)) return NULL;
+    if (parse_kw(folded, k, window) < 0 || winnow_key(keyobj, &key, &keylen) < 0) return NULL;
+    fbuf picked = {0}; /* uint64 minima, possibly repeated */
+    if (winnow_picked(PyUnicode_KIND(folded), PyUnicode_DATA(folded), PyUnicode_GET_LENGTH(folded), k, window,
+                      &picked) < 0)
+        goto nomem;
     size_t m = picked.len / 8, distinct = 0;
     uint64_t *raw = (uint64_t *)picked.p;
     if (m) {
@@ -970,48 +1016,106 @@ static PyObject *winnow(PyObject *self, PyObject *args) {
     if (!keyed_b || !raw_b) {
         Py_XDECREF(keyed_b);
         Py_XDECREF(raw_b);
-        goto fail;
+        free(picked.p);
+        return NULL;
     }
-    uint64_t *keyed = (uint64_t *)PyBytes_AS_STRING(keyed_b);
-    if (key && keylen) {
-        uint64_t state[8], mw[16][8] __attribute__((aligned(64))), t136[8], out8[8];
-        b2_keyed_init(state, key, (size_t)keylen);
-        memset(mw, 0, sizeof mw); /* words 1..15 of each lane's block stay zero: 8-byte messages */
-        for (int l = 0; l < 8; l++) t136[l] = 136;
-        for (size_t j = 0; j < distinct; j += 8) {
-            size_t lanes = distinct - j < 8 ? distinct - j : 8;
-            for (size_t l = 0; l < 8; l++) mw[0][l] = l < lanes ? __builtin_bswap64(raw[j + l]) : 0; /* to_bytes(8, "big") */
-            b2_batch8(state, mw, t136, out8, 1);
-            for (size_t l = 0; l < lanes; l++) keyed[j + l] = out8[l] & W_MASK63;
-        }
-    } else if (key) { /* an empty key: plain BLAKE2b */
-        for (size_t j = 0; j < distinct; j++) {
-            uint8_t be[8];
-            for (int b = 0; b < 8; b++) be[b] = (uint8_t)(raw[j] >> (56 - 8 * b));
-            keyed[j] = blake2b_8(NULL, 0, be, 8) & W_MASK63;
-        }
-    } else {
-        for (size_t j = 0; j < distinct; j++) keyed[j] = raw[j] & W_MASK63;
-    }
-    free(ring);
-    free(hb);
-    free(ma);
-    free(mb);
-    free(q.qi);
-    free(q.qh);
+    winnow_keyed(raw, distinct, key, keylen, (uint64_t *)PyBytes_AS_STRING(keyed_b));
     free(picked.p);
     return Py_BuildValue("(NN)", keyed_b, raw_b);
 nomem:
-    PyErr_NoMemory();
-fail:
-    free(ring);
-    free(hb);
-    free(ma);
-    free(mb);
-    free(q.qi);
-    free(q.qh);
     free(picked.p);
-    return NULL;
+    return PyErr_NoMemory();
+}
+
+/* raw[0..m) without repeats, in place, in first-seen order; returns how many are left (SIZE_MAX out of
+ * memory). An open-addressing set of the values (window minima of mixed hashes: their low bits are
+ * random), which a posting's tens of thousands of minima fill in one pass where a sort takes six. */
+static size_t distinct_in_place(uint64_t *raw, size_t m) {
+    size_t cap = 16;
+    while (cap < 2 * m) cap *= 2;
+    uint64_t *slots = calloc(cap, sizeof(uint64_t)); /* 0 is an empty slot; the value 0 is kept apart */
+    if (!slots) return SIZE_MAX;
+    size_t mask = cap - 1, out = 0;
+    int zero_seen = 0;
+    for (size_t j = 0; j < m; j++) {
+        uint64_t v = raw[j];
+        if (v == 0) {
+            if (!zero_seen) raw[out++] = 0;
+            zero_seen = 1;
+            continue;
+        }
+        size_t i = (size_t)(v ^ (v >> 32)) & mask;
+        while (slots[i] && slots[i] != v) i = (i + 1) & mask;
+        if (slots[i]) continue;
+        slots[i] = v;
+        raw[out++] = v;
+    }
+    free(slots);
+    return out;
+}
+
+/* winnow_present(folded, k, window, key, known, flags) -> [(fingerprint, raw minimum)], the posting's
+ * fingerprints found in `known` (the registered ones, sorted native uint64), each once. `flags` (a power
+ * of two of bytes) is nonzero at index fp & (len - 1) for every known fp: most posting fingerprints are
+ * ruled out by that one load, the rest take a binary search. What a scan needs of `winnow` without the
+ * two arrays of every fingerprint, which a posting of tens of thousands would copy for a few matches. */
+static PyObject *winnow_present(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *folded, *keyobj;
+    unsigned long k, window;
+    Py_buffer known = {0}, flags = {0};
+    const uint8_t *key;
+    Py_ssize_t keylen;
+    if (!PyArg_ParseTuple(args, "OkkOy*y*", &folded, &k, &window, &keyobj, &known, &flags)) return NULL;
+    PyObject *out = NULL;
+    fbuf picked = {0};
+    uint64_t *keyed = NULL;
+    if (parse_kw(folded, k, window) < 0 || winnow_key(keyobj, &key, &keylen) < 0) goto done;
+    size_t nflags = (size_t)flags.len, nknown = (size_t)known.len / 8;
+    if (known.len % 8 || nflags == 0 || (nflags & (nflags - 1))) {
+        PyErr_SetString(PyExc_ValueError, "known: uint64 values; flags: a power of two of bytes");
+        goto done;
+    }
+    if (winnow_picked(PyUnicode_KIND(folded), PyUnicode_DATA(folded), PyUnicode_GET_LENGTH(folded), k, window,
+                      &picked) < 0)
+        goto nomem;
+    uint64_t *raw = (uint64_t *)picked.p;
+    size_t m = picked.len / 8 ? distinct_in_place(raw, picked.len / 8) : 0;
+    if (m == SIZE_MAX) goto nomem;
+    keyed = malloc((m ? m : 1) * sizeof(uint64_t));
+    if (!keyed) goto nomem;
+    winnow_keyed(raw, m, key, keylen, keyed);
+    out = PyList_New(0);
+    if (!out) goto done;
+    const uint8_t *flag = flags.buf;
+    const uint64_t *kn = known.buf;
+    for (size_t j = 0; j < m; j++) {
+        uint64_t fp = keyed[j];
+        if (!flag[fp & (nflags - 1)]) continue;
+        size_t lo = 0, hi = nknown; /* the first known value >= fp */
+        while (lo < hi) {
+            size_t mid = lo + (hi - lo) / 2;
+            if (kn[mid] < fp) lo = mid + 1;
+            else hi = mid;
+        }
+        if (lo == nknown || kn[lo] != fp) continue;
+        PyObject *pair = Py_BuildValue("(KK)", (unsigned long long)fp, (unsigned long long)raw[j]);
+        if (!pair || PyList_Append(out, pair) < 0) {
+            Py_XDECREF(pair);
+            Py_CLEAR(out);
+            goto done;
+        }
+        Py_DECREF(pair);
+    }
+    goto done;
+nomem:
+    PyErr_NoMemory();
+done:
+    free(picked.p);
+    free(keyed);
+    PyBuffer_Release(&known);
+    PyBuffer_Release(&flags);
+    return out;
 }
 
 /* Where each wanted raw hash first occurs: per kind (the caller's switch). A 4096-bit filter of the top
@@ -1995,6 +2099,8 @@ static PyMethodDef methods[] = {
     {"simhash", simhash, METH_O, "simhash(text) -> the signed 64-bit SimHash, or None below 12 tokens"},
     {"winnow", winnow, METH_VARARGS,
      "winnow(folded, k, window, key) -> (keyed, raw): distinct window minima as native uint64 bytes"},
+    {"winnow_present", winnow_present, METH_VARARGS,
+     "winnow_present(folded, k, window, key, known, flags) -> [(fingerprint, raw)] of those in known"},
     {"first_lines", first_lines, METH_VARARGS,
      "first_lines(folded, k, raws) -> {raw: (first k-gram index, line)}"},
     {"blake2b8", blake2b8, METH_VARARGS, "blake2b8(msg, key=b'') -> the 8-byte BLAKE2b digest, big-endian int"},

@@ -766,7 +766,8 @@ def run(scale: float, workdir: Path, corpus_mb: float | None = None) -> list[Row
             "",
             f"{'native' if hasher.native else 'pure Python'} scanner ({fastscan.sha_implementation()} SHA-256), "
             f"{n_pairs / (size / MB):,.0f} (hash, line) pairs per MB; phone numbers ruled out by the automata "
-            f"{stats.get('phones_ruled_out', 0):,}, asked to libphonenumber {stats.get('phones_asked', 0):,}",
+            f"{stats.get('phones_ruled_out', 0):,}, decided by them {stats.get('phones_decided', 0):,}, asked to "
+            f"libphonenumber {stats.get('phones_asked', 0):,}",
         )
     )
     rows.append(

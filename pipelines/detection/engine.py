@@ -491,7 +491,7 @@ class Detector:
             index = int(ids[start])
             digest = scan.digests[index * DIGEST_BYTES : (index + 1) * DIGEST_BYTES].hex()
             # a digest can stand twice in `digests` (the scanner hashes in chunks): its lines merge
-            out[digest] = np.union1d(out[digest], lines[start:end]) if digest in out else lines[start:end]
+            out[digest] = _union(out[digest], lines[start:end]) if digest in out else lines[start:end]
             start = end
         return out
 
@@ -856,13 +856,20 @@ def _domain_needles(domains: Iterable[str]) -> set[str]:
     return {d for d in out if d}
 
 
+def _union(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """`np.union1d(a, b)` (sorted, each value once) without `np.unique`, whose first call imports
+    numpy.ma (~10 ms of a fresh `scan`'s first posting, for a masked-array check)."""
+    both = np.sort(np.concatenate((a, b)))
+    return both[np.concatenate(([True], both[1:] != both[:-1]))]
+
+
 #: Up to this many hit rows, `_hit_lines` groups them in Python (numpy's per-call costs dominate).
 _FEW_ROWS = 256
 
 
 def _few_hit_lines(digests: bytes, rows: np.ndarray) -> dict[str, np.ndarray]:
     """`Detector._hit_lines` of a few (digest index, line) rows: the same groups, in the same order,
-    of the same arrays (each digest's lines sorted; a digest standing twice merges as `np.union1d`)."""
+    of the same arrays (each digest's lines sorted; a digest standing twice merges as `np.union1d`, by `_union`)."""
     grouped: dict[int, list[int]] = {}
     for index, line in sorted(rows.tolist()):
         grouped.setdefault(index, []).append(line)
@@ -870,7 +877,7 @@ def _few_hit_lines(digests: bytes, rows: np.ndarray) -> dict[str, np.ndarray]:
     for index, lines in grouped.items():
         digest = digests[index * DIGEST_BYTES : (index + 1) * DIGEST_BYTES].hex()
         found = np.array(lines, dtype=rows.dtype)
-        out[digest] = np.union1d(out[digest], found) if digest in out else found
+        out[digest] = _union(out[digest], found) if digest in out else found
     return out
 
 

@@ -99,7 +99,7 @@ def _automata(region: str) -> tuple[object, ...] | None:
     auto = phone_dfa.region_automata(region)
     if auto is None:
         return None
-    npfp, idd = auto.national_prefix, auto.idd
+    npfp, idd, national = auto.national_prefix, auto.idd, auto.national
     return (
         auto.country_code,
         auto.types.table,
@@ -108,6 +108,9 @@ def _automata(region: str) -> tuple[object, ...] | None:
         npfp.accept if npfp else None,
         idd.table if idd else None,
         idd.accept if idd else None,
+        (auto.types.masks, national.length_masks, national.general_bit, national.type_bits)
+        if national
+        else None,
     )
 
 

@@ -24,9 +24,9 @@ from typing import Any
 import phonenumbers
 from phonenumbers import PhoneMetadata
 
-from core.phone_national import NUMBER_TYPES
+from core.phone_national import MAX_NSN, NUMBER_TYPES, NationalRules, national_rules
 
-__all__ = ["Dfa", "RegionAutomata", "compile_patterns", "region_automata"]
+__all__ = ["Dfa", "National", "RegionAutomata", "compile_patterns", "national_tables", "region_automata"]
 
 MAX_UNROLL = 20  # digit strings are at most 17 long: unbounded repeats are cut here
 MAX_STATES = 60_000
@@ -39,10 +39,12 @@ class Unsupported(Exception):
 
 @dataclass(frozen=True)
 class Dfa:
-    """Transitions as rows of 10 uint32 (state 0 is dead), accepting states as bytes."""
+    """Transitions as rows of 10 uint32 (state 0 is dead), accepting states as bytes, and (when asked
+    for) per state a uint16 of which patterns fully match there (bit i: the i-th pattern compiled)."""
 
     table: bytes
     accept: bytes
+    masks: bytes = b""
 
     @property
     def states(self) -> int:
@@ -148,14 +150,25 @@ def _charset(items: list[tuple[Any, Any]]) -> frozenset[int]:
     return frozenset(_DIGITS - out) if negate else frozenset(out & _DIGITS)
 
 
-def compile_patterns(patterns: list[str]) -> Dfa:
-    """One automaton accepting the digit strings any of `patterns` fully matches."""
+def compile_patterns(patterns: list[str], extra: tuple[str, ...] = (), *, marks: bool = False) -> Dfa:
+    """One automaton accepting the digit strings any of `patterns` fully matches. `extra` patterns are
+    compiled beside them without making a state accepting; `marks` records in `masks` which of all of
+    them (patterns first) match at each state (16 at most)."""
+    everything = [*patterns, *extra]
+    if marks and len(everything) > 16:
+        raise Unsupported("more than 16 marked patterns")
+    if extra and not marks:
+        raise ValueError("extra patterns show only in the marks")
     nfa = _Nfa()
-    start, accept = nfa.state(), nfa.state()
-    for pattern in patterns:
+    start = nfa.state()
+    shared = None if marks else nfa.state()  # unmarked: one accepting state (fewer distinct subsets)
+    ends: dict[int, int] = {}  # an accepting NFA state -> its pattern's bit (0 for the shared one)
+    for index, pattern in enumerate(everything):
         s = nfa.state()
+        end = shared if shared is not None else nfa.state()
         nfa.eps[start].append(s)
-        nfa.eps[nfa.build(list(sre_p.parse(pattern)), s)].append(accept)
+        nfa.eps[nfa.build(list(sre_p.parse(pattern)), s)].append(end)
+        ends[end] = index if marks else 0
 
     def closure(states: frozenset[int]) -> frozenset[int]:
         stack, seen = list(states), set(states)
@@ -166,13 +179,17 @@ def compile_patterns(patterns: list[str]) -> Dfa:
                     stack.append(t)
         return frozenset(seen)
 
+    def mask(states: frozenset[int]) -> int:
+        return sum(1 << ends[s] for s in states if s in ends)
+
+    accepting_bits = (1 << len(patterns)) - 1 if marks else 1
     ids: dict[frozenset[int], int] = {frozenset(): 0}
     rows: list[list[int]] = [[0] * 10]
-    accepting = [0]
+    masks = [0]
     todo = [closure(frozenset({start}))]
     ids[todo[0]] = 1
     rows.append([0] * 10)
-    accepting.append(int(accept in todo[0]))
+    masks.append(mask(todo[0]))
     while todo:
         current = todo.pop()
         row = rows[ids[current]]
@@ -184,11 +201,36 @@ def compile_patterns(patterns: list[str]) -> Dfa:
                     raise Unsupported("too many states")
                 ids[target] = len(rows)
                 rows.append([0] * 10)
-                accepting.append(int(accept in target))
+                masks.append(mask(target))
                 todo.append(target)
             row[d] = ids[target]
     table = b"".join(v.to_bytes(4, "little") for row in rows for v in row)
-    return Dfa(table, bytes(accepting))
+    accept = bytes(int(m & accepting_bits != 0) for m in masks)
+    return Dfa(table, accept, b"".join(m.to_bytes(2, "little") for m in masks) if marks else b"")
+
+
+@dataclass(frozen=True)
+class National:
+    """The scanner's exact test of a plain national number (core.phone_national's, as automata): the
+    region's `types` automaton marks each number type's pattern (bits 0..n-1) and the general
+    description's (`general_bit`); `length_masks[L]` (uint16, L = 0..MAX_NSN) has the bit of every
+    description whose possible lengths admit L (or list none). Valid: the general bit and a type bit
+    both survive the length mask of the digits' count."""
+
+    country_code: str
+    general_bit: int
+    type_bits: int
+    length_masks: bytes
+
+
+def national_tables(rules: NationalRules, type_count: int) -> National:
+    """`rules`' lengths as the scanner reads them; the types are bits 0..type_count-1, general next."""
+    descriptions = [*rules.types, rules.general]
+    out = bytearray()
+    for length in range(MAX_NSN + 1):
+        bits = sum(1 << i for i, (lengths, _) in enumerate(descriptions) if not lengths or length in lengths)
+        out += bits.to_bytes(2, "little")
+    return National(rules.country_code, 1 << type_count, (1 << type_count) - 1, bytes(out))
 
 
 @dataclass(frozen=True)
@@ -199,6 +241,7 @@ class RegionAutomata:
     types: Dfa  # every number-type pattern of every region sharing the calling code
     national_prefix: Dfa | None  # national_prefix_for_parsing (prefix matches), of the main region
     idd: Dfa | None  # the region's international prefix (a national number starting so is not ruled out)
+    national: National | None = None  # the exact test, for a region with a calling code of its own
 
 
 def _main_metadata(country_code: int) -> PhoneMetadata | None:
@@ -216,6 +259,7 @@ def region_automata(region: str) -> RegionAutomata | None:
     main = _main_metadata(code)
     if main is None:
         return None
+    rules = national_rules(region)
     patterns: list[str] = []
     for member in phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(code, ()):
         m = PhoneMetadata.metadata_for_region(member)
@@ -226,7 +270,12 @@ def region_automata(region: str) -> RegionAutomata | None:
             if desc is not None and desc.national_number_pattern:
                 patterns.append(desc.national_number_pattern)
     try:
-        types = compile_patterns(patterns) if patterns else compile_patterns(["(?!)x"])
+        if rules is not None and [p for _, p in rules.types] != patterns:
+            rules = None  # (never so today: the region's own types are the calling code's)
+        if rules is not None:  # the same type patterns, the general one marked beside them
+            types = compile_patterns(patterns, (rules.general[1],), marks=True)
+        else:
+            types = compile_patterns(patterns) if patterns else compile_patterns(["(?!)x"])
         for m in {id(meta): meta, id(main): main}.values():
             if m.national_prefix_transform_rule:
                 return None
@@ -237,4 +286,5 @@ def region_automata(region: str) -> RegionAutomata | None:
         idd = compile_patterns([meta.international_prefix]) if meta.international_prefix else None
     except (Unsupported, RecursionError, re.error):
         return None
-    return RegionAutomata(code, types, national_prefix, idd)
+    national = national_tables(rules, len(patterns)) if rules is not None else None
+    return RegionAutomata(code, types, national_prefix, idd, national)

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from core import canonical
 from core.canonical import canonicalize
-from core.phone_national import UNDECIDED, national_e164
+from core.phone_national import UNDECIDED, NationalRules, national_e164
 
 #: Regions whose country code is theirs alone (the shortcut's domain), and a few it must leave alone.
 SOLE_REGIONS = sorted(
@@ -143,19 +143,21 @@ def canonical_reference(text: str, region: str) -> str | None:
         canonical.national_e164 = original
 
 
+#: A region the metadata does not have, whose descriptions tell libphonenumber's rules apart.
+MADE_UP = NationalRules(
+    "99",
+    (),
+    (frozenset({7, 8}), r"[2-9]\d{5,8}"),
+    ((frozenset({8}), r"[2-5]\d{5,8}"), (frozenset(), r"[19]\d{6}")),
+)
+
+
 def test_validity_reads_lengths_then_patterns_general_first() -> None:
     """libphonenumber's rules on descriptions that today's metadata never tells apart (its type
     patterns imply their lengths and the general pattern), pinned on a made-up region."""
-    import re
+    from core.phone_national import _compile
 
-    from core.phone_national import _Region
-
-    rules = _Region(
-        "99",
-        (),
-        (frozenset({7, 8}), re.compile(r"[2-9]\d{5,8}")),
-        ((frozenset({8}), re.compile(r"[2-5]\d{5,8}")), (frozenset(), re.compile(r"[19]\d{6}"))),
-    )
+    rules = _compile(MADE_UP)
     assert rules.valid("23456789")  # type 1, 8 digits
     assert not rules.valid("2345678")  # type 1's pattern, but not its length
     assert rules.valid("9123456")  # type 2 lists no lengths: the general ones hold

@@ -150,6 +150,49 @@ def test_hit_lines_of_a_few_rows_equal_numpy_grouping(monkeypatch: pytest.Monkey
         assert few[digest].tolist() == many[digest].tolist()
 
 
+@pytest.mark.parametrize("seed", range(30))
+def test_union_is_numpy_union1d(seed: int) -> None:
+    import numpy as np
+
+    from pipelines.detection import engine
+
+    rng = random.Random(seed)
+    for dtype in (np.uint32, np.int64):
+        a = np.array(sorted(rng.randint(0, 40) for _ in range(rng.randint(1, 30))), dtype=dtype)
+        b = np.array([rng.randint(0, 40) for _ in range(rng.randint(1, 30))], dtype=dtype)
+        got = engine._union(a, b)
+        assert got.dtype == np.union1d(a, b).dtype and got.tolist() == np.union1d(a, b).tolist()
+
+
+_NO_MASKED_ARRAYS = """
+import sys
+import numpy as np
+from pipelines.detection import engine
+from pipelines.detection.fastscan import HashedScan
+digest = bytes(range(16))
+pairs = np.array([(0, 3), (1, 2), (0, 1), (1, 3)] * 10, dtype=np.uint32)
+for few in (256, -1):
+    engine._FEW_ROWS = few
+    out = engine.Detector._hit_lines(HashedScan(digest * 2, pairs), np.array([True, True]))
+    assert out[digest.hex()].tolist() == [1, 2, 3], out
+print("numpy.ma" in sys.modules)
+"""
+
+
+def test_grouping_hit_lines_imports_no_masked_arrays() -> None:
+    """`np.union1d` imported numpy.ma on its first call: ~10 ms of every fresh `scan`'s first posting."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.run(
+        [sys.executable, "-c", _NO_MASKED_ARRAYS], cwd=root, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["False"]
+
+
 def test_each_unicode_host_search_starts_with_the_character_checked_first() -> None:
     import re
 

@@ -380,11 +380,17 @@ typedef struct {
 } dfa_t;
 
 /* phone_dfa.RegionAutomata: rules numbers out without libphonenumber (see phone_dfa.py) */
+#define NSN_MIN 2  /* core.phone_national.MIN_NSN, MAX_NSN: a national significant number's length */
+#define NSN_MAX 17
 typedef struct {
     int present;
     dfa_t types, npfp, idd;
     int has_npfp, has_idd;
     char cc[4];
+    /* phone_dfa.National: the exact test of a plain national number (a region with its own code) */
+    int has_national;
+    const uint8_t *masks; /* per state of `types`, a little-endian uint16: the patterns matching there */
+    uint16_t lenmask[NSN_MAX + 1], general_bit, type_bits;
     PyObject *keep; /* the bytes objects the tables live in */
 } automata_t;
 
@@ -406,6 +412,7 @@ typedef struct {
     uint8_t valid_cc[1000];   /* calling codes libphonenumber knows */
     int have_cc;
     long ruled_out, asked;    /* statistics: numbers ruled out by the automata, numbers asked to Python */
+    long decided;             /* statistics: plain national numbers the automata answered exactly */
     PyObject *email_cb;       /* raw -> str|None, for addresses with non-ASCII domains */
     /* per scan: type+canonical -> entry (its index is its digest's); v3 = last line it stood on */
     strset digests;
@@ -1173,8 +1180,59 @@ static int maybe_valid(Scanner *sc, const cp_t *raw, size_t n, const char *regio
     return 1;
 }
 
-/* extract._phone: Chinese mobiles by shape, the rest through libphonenumber (Python) */
-static int phone_of(Scanner *sc, const cp_t *raw, size_t n, const char *region, cbuf *o) {
+/* Does the automaton accept some prefix of s, the empty one included (Python's re.match)? A corrupt
+ * table claims one (the caller then leaves the number to libphonenumber). */
+static int dfa_any_prefix(const dfa_t *d, const char *s, size_t n) {
+    uint32_t st = 1;
+    if (d->accept[st]) return 1;
+    for (size_t i = 0; i < n; i++) {
+        st = d->next[st * 10 + (uint32_t)(s[i] - '0')];
+        if (st >= d->states) return 1;
+        if (!st) return 0;
+        if (d->accept[st]) return 1;
+    }
+    return 0;
+}
+
+/* core.phone_national.national_e164 without the callback: 1 valid (its E.164 in o), 0 invalid, -1 when
+ * it does not answer (parse decides). Only digit groups with one space, dot or hyphen between them, the
+ * first digit not 0, 4..40 characters (canonical._phone's _PHONE_CHARS bound; nothing there rewrites
+ * such a text), whose digits do not start with the country code, the IDD or the national prefix. */
+static int national_exact(const automata_t *a, const cp_t *raw, size_t n, cbuf *o) {
+    if (!a->present || !a->has_national || n < 4 || n > 40 || raw[0] < '1' || raw[0] > '9') return -1;
+    char d[NSN_MAX];
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        cp_t c = raw[i];
+        if (is_digit(c)) {
+            if (m == NSN_MAX) return -1;
+            d[m++] = (char)c;
+        } else if (!((c == ' ' || c == '.' || c == '-') && i + 1 < n && is_digit(raw[i + 1]))) {
+            return -1; /* (a separator always follows a digit: the first is one, and one follows each) */
+        }
+    }
+    size_t cl = strlen(a->cc);
+    if (m < NSN_MIN || (m >= cl && memcmp(d, a->cc, cl) == 0)) return -1;
+    if ((a->has_idd && dfa_any_prefix(&a->idd, d, m)) || (a->has_npfp && dfa_any_prefix(&a->npfp, d, m))) return -1;
+    uint32_t st = 1;
+    for (size_t i = 0; i < m && st; i++) {
+        st = a->types.next[st * 10 + (uint32_t)(d[i] - '0')];
+        if (st >= a->types.states) return -1;
+    }
+    unsigned mask = st ? (unsigned)a->masks[2 * (size_t)st] | (unsigned)a->masks[2 * (size_t)st + 1] << 8 : 0;
+    mask &= a->lenmask[m];
+    if (!(mask & a->general_bit) || !(mask & a->type_bits)) return 0;
+    o->c[0] = '+';
+    for (size_t i = 0; i < cl; i++) o->c[1 + i] = (cp_t)a->cc[i];
+    for (size_t i = 0; i < m; i++) o->c[1 + cl + i] = (cp_t)d[i];
+    o->n = 1 + cl + m;
+    return 1;
+}
+
+/* extract._phone: Chinese mobiles by shape, plain national numbers by the automata, the rest through
+ * libphonenumber (Python). `k`: the region's index, -1 for an international number. */
+static int phone_of(Scanner *sc, const cp_t *raw, size_t n, int k, cbuf *o) {
+    const char *region = k >= 0 ? sc->regions[k].code : NULL;
     if (region == NULL || strcmp(region, "CN") == 0) {
         cp_t nat[11];
         int prefixed;
@@ -1188,6 +1246,13 @@ static int phone_of(Scanner *sc, const cp_t *raw, size_t n, const char *region, 
                 o->n = 14;
                 return 1;
             }
+        }
+    }
+    if (k >= 0) {
+        int exact = national_exact(&sc->regions[k].a, raw, n, o);
+        if (exact >= 0) {
+            sc->decided++;
+            return exact;
         }
     }
     sc->tmp.len = 0;
@@ -1279,12 +1344,12 @@ static int first_phone(Scanner *sc, const cp_t *raw, size_t n, cbuf *o, int *tri
     *tried = 0;
     if (international) {
         (*tried)++;
-        return phone_of(sc, raw, n, NULL, o);
+        return phone_of(sc, raw, n, -1, o);
     }
     for (int k = 0; k < sc->nregions; k++) {
         if (!region_possible(&sc->regions[k], digits)) continue;
         (*tried)++;
-        if (phone_of(sc, raw, n, sc->regions[k].code, o)) return 1;
+        if (phone_of(sc, raw, n, k, o)) return 1;
         if (sc->error) return 0;
     }
     return 0;
@@ -2864,9 +2929,9 @@ static PyObject *Scanner_set_automata(Scanner *sc, PyObject *args) {
         a->present = 0;
         PyObject *it = PySequence_Fast_GET_ITEM(seq, i);
         if (it == Py_None) continue;
-        PyObject *tt, *ta, *nt, *na, *it_, *ia;
+        PyObject *tt, *ta, *nt, *na, *it_, *ia, *national = Py_None;
         int cc;
-        if (!PyArg_ParseTuple(it, "iOOOOOO", &cc, &tt, &ta, &nt, &na, &it_, &ia)) {
+        if (!PyArg_ParseTuple(it, "iOOOOOO|O", &cc, &tt, &ta, &nt, &na, &it_, &ia, &national)) {
             Py_DECREF(seq);
             return NULL;
         }
@@ -2876,6 +2941,27 @@ static PyObject *Scanner_set_automata(Scanner *sc, PyObject *args) {
         a->has_idd = it_ != Py_None;
         if (a->has_idd && dfa_from(it_, ia, &a->idd)) goto bad;
         snprintf(a->cc, sizeof a->cc, "%u", (unsigned)cc % 1000u);
+        a->has_national = national != Py_None;
+        if (a->has_national) { /* (masks, length_masks, general_bit, type_bits) */
+            PyObject *masks, *lengths;
+            unsigned int general_bit, type_bits;
+            if (!PyTuple_Check(national) ||
+                !PyArg_ParseTuple(national, "OOII", &masks, &lengths, &general_bit, &type_bits)) {
+                PyErr_Clear();
+                goto bad;
+            }
+            if (!PyBytes_Check(masks) || (size_t)PyBytes_GET_SIZE(masks) != 2 * a->types.states ||
+                !PyBytes_Check(lengths) || PyBytes_GET_SIZE(lengths) != 2 * (NSN_MAX + 1) || general_bit > 0xFFFF ||
+                type_bits > 0xFFFF)
+                goto bad;
+            a->masks = (const uint8_t *)PyBytes_AS_STRING(masks);
+            memcpy(a->lenmask, PyBytes_AS_STRING(lengths), sizeof a->lenmask);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+            for (int j = 0; j <= NSN_MAX; j++) a->lenmask[j] = __builtin_bswap16(a->lenmask[j]);
+#endif
+            a->general_bit = (uint16_t)general_bit;
+            a->type_bits = (uint16_t)type_bits;
+        }
         a->keep = Py_NewRef(it);
         a->present = 1;
         continue;
@@ -2897,7 +2983,8 @@ static PyObject *Scanner_fail_emits(Scanner *sc, PyObject *arg) {
 }
 
 static PyObject *Scanner_stats(Scanner *sc, PyObject *Py_UNUSED(ignored)) {
-    return Py_BuildValue("{slsl}", "phones_ruled_out", sc->ruled_out, "phones_asked", sc->asked);
+    return Py_BuildValue("{slslsl}", "phones_ruled_out", sc->ruled_out, "phones_asked", sc->asked, "phones_decided",
+                         sc->decided);
 }
 
 static PyMethodDef Scanner_methods[] = {
@@ -2907,7 +2994,8 @@ static PyMethodDef Scanner_methods[] = {
      "hashed (a listing, with `lines`, lists every type)"},
     {"hmac", (PyCFunction)Scanner_hmac, METH_O, "hmac(message) -> the 32-byte HMAC-SHA256 with the key"},
     {"set_automata", (PyCFunction)Scanner_set_automata, METH_VARARGS,
-     "set_automata([(cc, types, accept, npfp, accept, idd, accept) | None per region], valid_cc_flags)"},
+     "set_automata([(cc, types, accept, npfp, accept, idd, accept[, (masks, length_masks, general_bit, type_bits)]) "
+     "| None per region], valid_cc_flags)"},
     {"stats", (PyCFunction)Scanner_stats, METH_NOARGS, "counters of the phone shortcut"},
     {"_fail_emits", (PyCFunction)Scanner_fail_emits, METH_O,
      "_fail_emits(n): tests only, the n-th next candidate fails as an allocation would (MemoryError)"},

@@ -92,7 +92,8 @@ SANITIZE_TESTS ?= tests/pipelines/test_pipelines_fastscan.py tests/pipelines/tes
 	tests/pipelines/test_pipelines_lower_native.py tests/pipelines/test_pipelines_speed_domain_lines.py \
 	tests/pipelines/test_pipelines_speed_fold.py tests/pipelines/test_pipelines_scan_newlines.py \
 	tests/pipelines/test_pipelines_find_native.py tests/pipelines/test_pipelines_utf8_size.py \
-	tests/pipelines/test_pipelines_nfc_stable.py
+	tests/pipelines/test_pipelines_nfc_stable.py tests/pipelines/test_pipelines_phone_exact.py \
+	tests/pipelines/test_pipelines_speed_documents.py
 #: The C sources: each builds the module `_<name>` in the directory above its `_native/` (setup.py's NATIVE).
 SANITIZE_NATIVE := pipelines/detection/_native/scanner.c pipelines/detection/_native/fingerprint.c \
 	core/search/_native/selectors.c core/search/_native/tokens.c

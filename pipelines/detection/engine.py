@@ -375,7 +375,7 @@ class Detector:
             secret_blocks, watch_blocks = split_block_matches(
                 block_matches(encoded, deadline, self._shared_sets), len(SECRET_PATTERNS)
             )
-        findings += self._watches(text, deadline, encoded, watch_blocks)
+        findings += self._watches(text, deadline, encoded, watch_blocks, lowered)
         findings += self._secrets(text, deadline, lowered, encoded, first, secret_blocks)
         result = DetectionResult(
             findings=findings,
@@ -641,13 +641,20 @@ class Detector:
         deadline: Deadline,
         encoded: bytes | None = None,
         matched: list[BlockMatch] | None = None,
+        lowered: str = "",
     ) -> list[Finding]:
         """Keyword, regex, YARA and document watches: each its own kind, independent of records.
 
-        ``matched``: the blocks of `encoded` where the regex watches' Set matched (a shared pass)."""
+        ``matched``: the blocks of `encoded` where the regex watches' Set matched (a shared pass).
+        ``lowered``: ``text.lower()`` when the caller made it ("" otherwise): an ASCII text's fold."""
         out: list[Finding] = []
         # the document watches fold the whole text: the keyword watches then read the same folded text
-        folded = fold(text[:FOLD_CHARS]) if self.documents is not None and not deadline.expired() else None
+        folded = None
+        if self.documents is not None and not deadline.expired():
+            if lowered and len(text) <= FOLD_CHARS and text.isascii():
+                folded = lowered  # fold(text) of an ASCII text is text.lower()
+            else:
+                folded = fold(text[:FOLD_CHARS])
         if self.keywords is not None:
             # `folded` is fold(text[:FOLD_CHARS]), and FOLD_CHARS is the keyword stage's limit too
             shared = folded is not None and FOLD_CHARS == KEYWORD_CHARS

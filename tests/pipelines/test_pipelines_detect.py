@@ -147,3 +147,28 @@ def test_a_crawl_process_reads_look_alikes_that_an_earlier_one_computed(
         found == [(f.kind, f.watch) for f in first.detect(text).findings]
         and ("lookalike", "acme-bannk.com") in found
     )
+
+
+def test_an_ascii_posting_in_capitals_finds_its_document_and_keyword(tmp_path: Path) -> None:
+    """With watched domains the engine lowers the posting once; the document and keyword watches then
+    read that lowered text as the posting's fold (an ASCII text's fold is its lower case)."""
+    import json
+
+    from leaksentinel.actions.tenants import add_tenant
+    from leaksentinel.actions.watches import add_document_watch, add_keyword_watch
+    from pipelines.detection.documents import document_fingerprint
+
+    settings = load_settings()
+    db = open_database(settings)
+    key = load_or_create_key(settings.key_path)
+    add_tenant(db, "acme", ["acme.example"], ["CN"])
+    plan = " ".join(f"clause{i} of the northern network acquisition plan" for i in range(40))
+    document = tmp_path / "plan.json"
+    document.write_text(json.dumps(document_fingerprint(plan, name="plan", key=key)))
+    add_document_watch(db, "acme", document, "plan")
+    add_keyword_watch(db, "acme", "Project Falcon")
+    detector = Detector.from_database(db, key, settings.index_dir)
+    posting = f"ops@acme.example\nPROJECT FALCON STATUS\n{plan.upper()}\n"
+    assert posting.isascii()
+    kinds = sorted(f.kind for f in detector.detect(posting).findings)
+    assert "document" in kinds and "keyword" in kinds, kinds

@@ -32,7 +32,7 @@ import phonenumbers
 from core.canonical import FIELD_TYPES
 from core.hashing import keyed_digest
 from pipelines.detection import extract as ex
-from pipelines.detection import phone_dfa
+from pipelines.detection import phone_dfa, phone_lengths
 from pipelines.detection.lines import LineReader, native_switched_on, utf8_size
 
 try:  # the extension is optional (no C compiler at install time): extract.py alone then
@@ -146,7 +146,9 @@ class HashedScanner:
                 ex._parsed_phone,
                 _email_canonical,
             )
-            self._native.set_automata([_automata(r) for r in self.regions], _calling_codes())
+            self._native.set_automata(
+                [_automata(r) for r in self.regions], _calling_codes(), phone_lengths.min_nsn()
+            )
 
     @property
     def native(self) -> bool:

@@ -219,3 +219,73 @@ def test_malformed_national_tables_are_refused() -> None:
     ):
         with pytest.raises(ValueError, match="malformed"):
             scanner.set_automata([(*base, bad)], flags)
+
+
+def test_the_length_table_is_this_releases_metadata() -> None:
+    """Made again when phonenumbers moves (the table is for one release; another gets no bounds)."""
+    from pipelines.detection import phone_lengths
+    from pipelines.detection.phone_lengths_table import MIN_NSN, PHONENUMBERS_VERSION
+
+    assert phonenumbers.__version__ == PHONENUMBERS_VERSION, "run python -m pipelines.detection.phone_lengths"
+    assert phone_lengths.compute() == MIN_NSN
+    table = phone_lengths.min_nsn()
+    assert table[86] == MIN_NSN[86] > 0 and table[1] == MIN_NSN[1] > 0
+
+
+def test_another_release_gets_no_lengths(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipelines.detection import phone_lengths
+
+    monkeypatch.setattr(phone_lengths.phonenumbers, "__version__", "0.0.0")
+    phone_lengths.min_nsn.cache_clear()
+    try:
+        assert phone_lengths.min_nsn() == bytes(1000)
+    finally:
+        monkeypatch.undo()
+        phone_lengths.min_nsn.cache_clear()
+
+
+def _international(rng: random.Random) -> str:
+    code = rng.choice([1, 7, 20, 31, 33, 39, 44, 49, 55, 61, 81, 86, 91, 93, 236, 355, 800, 882, 979])
+    digits = "".join(rng.choice("0123456789") for _ in range(rng.randint(2, 13)))
+    return _plain(rng, f"{code}{digits}")
+
+
+def test_short_international_numbers_are_ruled_out_as_libphonenumber_finds_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`+` and a few digits (code, logs) never reach libphonenumber; every number reads as before."""
+    asked: list[str] = []
+    parsed = ex._parsed_phone
+
+    def recording(raw: str, region: str | None) -> str | None:
+        asked.append(raw)
+        return parsed(raw, region)
+
+    monkeypatch.setattr(ex, "_parsed_phone", recording)
+    rng = random.Random(11)
+    numbers = [_international(rng) for _ in range(1500)]
+    numbers += ["+318113", "+14 1023", "+93 0159", "+1 800 FLOWERS", "+1-800-356-9377"]
+    # each beside another number: a field with fewer than 7 digits in all is never read as a phone
+    lines = [
+        f"id {rng.randrange(10**6, 10**7)} tel {n if n.startswith('+') else rng.choice(['+', '00']) + n}"
+        for n in numbers
+    ]
+    text = "\n".join(lines)
+    found, _ = _digests(text, ("CN", "DE"))
+    written = [line.rsplit(" ", 1)[1] for line in lines]
+    assert sum(map(_too_short, written)) > 200  # the rule has work here
+    assert [n for n in asked if _too_short(n)] == []
+    assert found == _reference(text, ("CN", "DE"))
+
+
+def _too_short(raw: str) -> bool:
+    """An international number with fewer digits after its calling code than the table's bound."""
+    from pipelines.detection.phone_lengths_table import MIN_NSN
+
+    if not raw.startswith(("+", "00")) or any(c.isalpha() for c in raw):
+        return False
+    digits = "".join(c for c in raw if c.isdigit())[0 if raw.startswith("+") else 2 :]
+    for size in (1, 2, 3):
+        if int(digits[:size] or 0) in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
+            return len(digits) - size < MIN_NSN[int(digits[:size])]
+    return False

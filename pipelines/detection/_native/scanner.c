@@ -411,6 +411,7 @@ typedef struct {
     PyObject *phone_cb;       /* (raw, region|None) -> str|None, libphonenumber (cached in Python) */
     uint8_t valid_cc[1000];   /* calling codes libphonenumber knows */
     int have_cc;
+    uint8_t min_nsn[1000]; /* per calling code: fewest digits of a valid national number (0: unknown) */
     long ruled_out, asked;    /* statistics: numbers ruled out by the automata, numbers asked to Python */
     long decided;             /* statistics: plain national numbers the automata answered exactly */
     PyObject *email_cb;       /* raw -> str|None, for addresses with non-ASCII domains */
@@ -1135,8 +1136,10 @@ static int maybe_nsn(const automata_t *a, const char *s, size_t n, int levels) {
 static int maybe_valid(Scanner *sc, const cp_t *raw, size_t n, const char *region) {
     char d[64];
     size_t m = 0;
+    int letters = 0; /* libphonenumber reads letters as digits (1-800-FLOWERS): the digit count is then short */
     for (size_t i = 0; i < n; i++) {
         if (raw[i] == 'X' || raw[i] == 'x') return 1; /* an extension marker to libphonenumber */
+        letters |= is_alpha_ascii(raw[i]);
         if (is_digit(raw[i])) {
             if (m == sizeof d) return 1;
             d[m++] = (char)raw[i];
@@ -1160,6 +1163,9 @@ static int maybe_valid(Scanner *sc, const cp_t *raw, size_t n, const char *regio
             }
         }
         if (cc < 0) return 0;
+        /* parse only strips digits from what follows the calling code (a national prefix); the codes
+         * whose regions may rewrite a number longer have no length here (phone_lengths.py) */
+        if (!letters && len - cl < sc->min_nsn[cc]) return 0;
         for (int k = 0; k < sc->nregions; k++) {
             const automata_t *a = &sc->regions[k].a;
             if (a->present && atoi(a->cc) == cc) return maybe_nsn(a, s + cl, len - cl, 2);
@@ -2911,14 +2917,20 @@ static int dfa_from(PyObject *table, PyObject *accept, dfa_t *d) {
 
 static PyObject *Scanner_set_automata(Scanner *sc, PyObject *args) {
     PyObject *items;
-    Py_buffer ccs;
-    if (!PyArg_ParseTuple(args, "Oy*", &items, &ccs)) return NULL;
-    if (ccs.len != 1000) {
+    Py_buffer ccs, min_nsn = {0};
+    if (!PyArg_ParseTuple(args, "Oy*|y*", &items, &ccs, &min_nsn)) return NULL;
+    if (ccs.len != 1000 || (min_nsn.buf && min_nsn.len != 1000)) {
         PyBuffer_Release(&ccs);
-        PyErr_SetString(PyExc_ValueError, "1000 calling-code flags expected");
+        if (min_nsn.buf) PyBuffer_Release(&min_nsn);
+        PyErr_SetString(PyExc_ValueError, "1000 calling-code flags (and lengths) expected");
         return NULL;
     }
     memcpy(sc->valid_cc, ccs.buf, 1000);
+    memset(sc->min_nsn, 0, sizeof sc->min_nsn);
+    if (min_nsn.buf) {
+        memcpy(sc->min_nsn, min_nsn.buf, 1000);
+        PyBuffer_Release(&min_nsn);
+    }
     sc->have_cc = 1;
     PyBuffer_Release(&ccs);
     PyObject *seq = PySequence_Fast(items, "a sequence per region");
@@ -2995,7 +3007,7 @@ static PyMethodDef Scanner_methods[] = {
     {"hmac", (PyCFunction)Scanner_hmac, METH_O, "hmac(message) -> the 32-byte HMAC-SHA256 with the key"},
     {"set_automata", (PyCFunction)Scanner_set_automata, METH_VARARGS,
      "set_automata([(cc, types, accept, npfp, accept, idd, accept[, (masks, length_masks, general_bit, type_bits)]) "
-     "| None per region], valid_cc_flags)"},
+     "| None per region], valid_cc_flags, min_nsn_lengths=zeros)"},
     {"stats", (PyCFunction)Scanner_stats, METH_NOARGS, "counters of the phone shortcut"},
     {"_fail_emits", (PyCFunction)Scanner_fail_emits, METH_O,
      "_fail_emits(n): tests only, the n-th next candidate fails as an allocation would (MemoryError)"},

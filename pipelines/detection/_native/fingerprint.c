@@ -449,6 +449,16 @@ LS_INLINE void fold_put(fbuf *b, Py_UCS4 c) {
     for (int j = 0; j < n; j++) put_utf8(b, folded[j]);
 }
 
+/* 0 when `arg` is a str (made ready), else -1 with a TypeError naming the function: every function
+ * below that takes one text starts so. */
+static int need_str(PyObject *arg, const char *function) {
+    if (!PyUnicode_Check(arg)) {
+        PyErr_Format(PyExc_TypeError, "%s() takes a str, not %.100s", function, Py_TYPE(arg)->tp_name);
+        return -1;
+    }
+    return PyUnicode_READY(arg);
+}
+
 /* ------------------------------------------------------------------------------------------ SimHash */
 
 #define SIM_MAX_CHARS 2000000
@@ -567,11 +577,7 @@ static Py_ssize_t sim_tokens_ascii(const uint8_t *text, Py_ssize_t n, fbuf *b, u
 
 static PyObject *simhash(PyObject *self, PyObject *arg) {
     (void)self;
-    if (!PyUnicode_Check(arg)) {
-        PyErr_SetString(PyExc_TypeError, "simhash() takes a str");
-        return NULL;
-    }
-    if (PyUnicode_READY(arg) < 0) return NULL;
+    if (need_str(arg, "simhash") < 0) return NULL;
     int kind = PyUnicode_KIND(arg);
     const void *data = PyUnicode_DATA(arg);
     Py_ssize_t n = PyUnicode_GET_LENGTH(arg);
@@ -1367,11 +1373,7 @@ LS_INLINE int content_fold_k(int kind, const void *data, Py_ssize_t n, int ascii
 
 static PyObject *content_fold(PyObject *self, PyObject *arg) {
     (void)self;
-    if (!PyUnicode_Check(arg)) {
-        PyErr_SetString(PyExc_TypeError, "content_fold() takes a str");
-        return NULL;
-    }
-    if (PyUnicode_READY(arg) < 0) return NULL;
+    if (need_str(arg, "content_fold") < 0) return NULL;
     const void *data = PyUnicode_DATA(arg);
     Py_ssize_t n = PyUnicode_GET_LENGTH(arg);
     fbuf out = {0};
@@ -1428,11 +1430,7 @@ LS_INLINE int host_class(int kind, Py_UCS4 c) {
 /* The hash of a needle, computed the same way forwards (host_hash) and backwards (host_spans). */
 static PyObject *host_hash(PyObject *self, PyObject *arg) {
     (void)self;
-    if (!PyUnicode_Check(arg)) {
-        PyErr_SetString(PyExc_TypeError, "host_hash() takes a str");
-        return NULL;
-    }
-    if (PyUnicode_READY(arg) < 0) return NULL;
+    if (need_str(arg, "host_hash") < 0) return NULL;
     int kind = PyUnicode_KIND(arg);
     const void *data = PyUnicode_DATA(arg);
     uint64_t h = 0;
@@ -1677,11 +1675,7 @@ LS_INLINE void clean_copy(int kind, const void *data, Py_ssize_t n, int okind, v
 
 static PyObject *clean_text(PyObject *self, PyObject *arg) {
     (void)self;
-    if (!PyUnicode_Check(arg)) {
-        PyErr_SetString(PyExc_TypeError, "clean_text() takes a str");
-        return NULL;
-    }
-    if (PyUnicode_READY(arg) < 0) return NULL;
+    if (need_str(arg, "clean_text") < 0) return NULL;
     int kind = PyUnicode_KIND(arg);
     const void *data = PyUnicode_DATA(arg);
     Py_ssize_t n = PyUnicode_GET_LENGTH(arg), first, dropped = 0;
@@ -1774,10 +1768,7 @@ static int lower_ucs2(const Py_UCS2 *s, Py_UCS2 *d, Py_ssize_t n) {
 
 static PyObject *lower(PyObject *self, PyObject *arg) {
     (void)self;
-    if (!PyUnicode_Check(arg)) {
-        PyErr_Format(PyExc_TypeError, "lower() takes a str, not %.100s", Py_TYPE(arg)->tp_name);
-        return NULL;
-    }
+    if (need_str(arg, "lower") < 0) return NULL;
     Py_ssize_t n = PyUnicode_GET_LENGTH(arg);
     int kind = PyUnicode_KIND(arg);
     if (PyUnicode_IS_ASCII(arg) || n == 0) return PyObject_CallMethod(arg, "lower", NULL); /* its own fast path */
@@ -1838,10 +1829,7 @@ static int nfc_stable_ucs2(const Py_UCS2 *t, Py_ssize_t n) {
 
 static PyObject *nfc_stable(PyObject *self, PyObject *arg) {
     (void)self;
-    if (!PyUnicode_Check(arg)) {
-        PyErr_Format(PyExc_TypeError, "nfc_stable() takes a str, not %.100s", Py_TYPE(arg)->tp_name);
-        return NULL;
-    }
+    if (need_str(arg, "nfc_stable") < 0) return NULL;
     switch (PyUnicode_KIND(arg)) {
     case PyUnicode_1BYTE_KIND:
         Py_RETURN_TRUE;
@@ -1884,10 +1872,7 @@ static long long utf8_size_ucs4(const Py_UCS4 *t, Py_ssize_t n, int *surrogate) 
 
 static PyObject *utf8_size(PyObject *self, PyObject *arg) {
     (void)self;
-    if (!PyUnicode_Check(arg)) {
-        PyErr_Format(PyExc_TypeError, "utf8_size() takes a str, not %.100s", Py_TYPE(arg)->tp_name);
-        return NULL;
-    }
+    if (need_str(arg, "utf8_size") < 0) return NULL;
     Py_ssize_t n = PyUnicode_GET_LENGTH(arg);
     int surrogate = 0;
     long long size;
@@ -2066,10 +2051,7 @@ LS_INLINE int host_lines_k(int kind, const void *data, Py_ssize_t n, PyObject *o
 
 static PyObject *unicode_host_lines(PyObject *self, PyObject *arg) {
     (void)self;
-    if (!PyUnicode_Check(arg)) {
-        PyErr_Format(PyExc_TypeError, "unicode_host_lines() takes a str, not %.100s", Py_TYPE(arg)->tp_name);
-        return NULL;
-    }
+    if (need_str(arg, "unicode_host_lines") < 0) return NULL;
     PyObject *out = PyList_New(0);
     if (out == NULL) return NULL;
     Py_ssize_t n = PyUnicode_GET_LENGTH(arg);

@@ -49,12 +49,28 @@ def _reference(text: str, regions: tuple[str, ...]) -> set[tuple[bytes, int]]:
 
 
 def _plain(rng: random.Random, digits: str) -> str:
-    out = [digits[0]]
-    for d in digits[1:]:
-        if rng.random() < 0.25:
-            out.append(rng.choice(" .-"))
-        out.append(d)
-    return "".join(out)
+    """The digits as people write them: groups of 2-4, one separator throughout (or none)."""
+    separator = rng.choice(["", " ", "-", "."])
+    groups, at = [], 0
+    while at < len(digits):
+        size = rng.randint(2, 4)
+        groups.append(digits[at : at + size])
+        at += size
+    return separator.join(groups)
+
+
+@pytest.fixture
+def asked(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The numbers the scanners built after it ask libphonenumber about (through extract.py)."""
+    calls: list[str] = []
+    parsed = ex._parsed_phone
+
+    def recording(raw: str, region: str | None) -> str | None:
+        calls.append(raw)
+        return parsed(raw, region)
+
+    monkeypatch.setattr(ex, "_parsed_phone", recording)
+    return calls
 
 
 def _numbers(region: str, rng: random.Random, count: int) -> list[str]:
@@ -98,17 +114,9 @@ def test_every_region_answers_as_the_reference(region: str) -> None:
     assert stats["phones_decided"] >= len(eligible) // 2, (stats, len(eligible))  # not left to Python
 
 
-def test_a_chinese_dump_asks_python_about_no_plain_number(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_chinese_dump_asks_python_about_no_plain_number(asked: list[str]) -> None:
     """Log timestamps and Chinese fixed lines, the shapes a 20 MB scan met ~800 times: only the numbers
     parse could rewrite (a trunk 0, the country code 86) reach libphonenumber."""
-    asked: list[str] = []
-    parsed = ex._parsed_phone
-
-    def recording(raw: str, region: str | None) -> str | None:
-        asked.append(raw)
-        return parsed(raw, region)
-
-    monkeypatch.setattr(ex, "_parsed_phone", recording)
     rng = random.Random(5)
     lines = [
         f"{rng.randrange(2000, 2030)}-{rng.randrange(1, 13):02d}-{rng.randrange(1, 29):02d} {rng.randrange(24):02d}"
@@ -250,18 +258,8 @@ def _international(rng: random.Random) -> str:
     return _plain(rng, f"{code}{digits}")
 
 
-def test_short_international_numbers_are_ruled_out_as_libphonenumber_finds_them(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_short_international_numbers_are_ruled_out_as_libphonenumber_finds_them(asked: list[str]) -> None:
     """`+` and a few digits (code, logs) never reach libphonenumber; every number reads as before."""
-    asked: list[str] = []
-    parsed = ex._parsed_phone
-
-    def recording(raw: str, region: str | None) -> str | None:
-        asked.append(raw)
-        return parsed(raw, region)
-
-    monkeypatch.setattr(ex, "_parsed_phone", recording)
     rng = random.Random(11)
     numbers = [_international(rng) for _ in range(1500)]
     numbers += ["+318113", "+14 1023", "+93 0159", "+1 800 FLOWERS", "+1-800-356-9377"]

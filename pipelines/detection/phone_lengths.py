@@ -26,12 +26,6 @@ from pipelines.detection.phone_lengths_table import MIN_NSN, PHONENUMBERS_VERSIO
 __all__ = ["compute", "min_nsn"]
 
 
-def _metadata(code: int, region: str) -> PhoneMetadata | None:
-    if region == phonenumbers.REGION_CODE_FOR_NON_GEO_ENTITY:
-        return PhoneMetadata.metadata_for_nongeo_region(code)
-    return PhoneMetadata.metadata_for_region(region)
-
-
 def _general_minimum(meta: PhoneMetadata | None) -> int:
     lengths = (
         [n for n in (meta.general_desc.possible_length or ()) if n > 0] if meta and meta.general_desc else []
@@ -46,11 +40,14 @@ def compute() -> dict[int, int]:
     (Madagascar's prepends its area code 20)."""
     out: dict[int, int] = {}
     for code, regions in phonenumbers.COUNTRY_CODE_TO_REGION_CODE.items():
-        main = _metadata(code, regions[0])
+        main = PhoneMetadata.metadata_for_region_or_calling_code(code, regions[0])
         if main is None or main.national_prefix_transform_rule:
             out[code] = 0
             continue
-        out[code] = min(_general_minimum(_metadata(code, region)) for region in regions)
+        out[code] = min(
+            _general_minimum(PhoneMetadata.metadata_for_region_or_calling_code(code, region))
+            for region in regions
+        )
     return out
 
 
